@@ -1,0 +1,216 @@
+// Package backends finds the ALB ip target groups a pod sits behind: the
+// Services selecting it that a TargetGroupBinding or an ALB Ingress exposes.
+// It reads only from a cache-backed client, so admission costs no API calls.
+package backends
+
+import (
+	"context"
+	"fmt"
+	"slices"
+
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/albdrain/albdrain/webhook/elbv2api"
+	"github.com/albdrain/albdrain/webhook/inject"
+)
+
+// Annotations and names of the AWS Load Balancer Controller's Ingress API.
+const (
+	// ALBController is the IngressClass controller name of the AWS Load Balancer Controller.
+	ALBController = "ingress.k8s.aws/alb"
+	// LegacyClassAnnotation selects an ingress class before spec.ingressClassName existed.
+	LegacyClassAnnotation = "kubernetes.io/ingress.class"
+	// TargetTypeAnnotation chooses ip or instance targets, on the Ingress or the Service.
+	TargetTypeAnnotation = "alb.ingress.kubernetes.io/target-type"
+	// DefaultClassAnnotation marks the IngressClass used by Ingresses that name none.
+	DefaultClassAnnotation = "ingressclass.kubernetes.io/is-default-class"
+)
+
+// Finder looks up a pod's ALB backends.
+type Finder struct {
+	// Reader is the manager's cached client.
+	Reader client.Reader
+	// TargetGroupBindings is false when the cluster has no TargetGroupBinding
+	// CRD; then only Ingresses are consulted.
+	TargetGroupBindings bool
+}
+
+// Result is what Find learned about a pod.
+type Result struct {
+	// Targets are the ip-mode backends the pod serves.
+	Targets []inject.Target
+	// Skipped says, per backend, why one that is not ip-mode was left alone.
+	Skipped []string
+}
+
+// Find returns the ALB backends of a pod in namespace ns (a pod being created
+// may not carry its namespace yet).
+func (f *Finder) Find(ctx context.Context, ns string, pod *corev1.Pod) (Result, error) {
+	var res Result
+	var svcs corev1.ServiceList
+	if err := f.Reader.List(ctx, &svcs, client.InNamespace(ns)); err != nil {
+		return res, fmt.Errorf("list services: %w", err)
+	}
+	podLabels := labels.Set(pod.Labels)
+	var selecting []*corev1.Service
+	for i := range svcs.Items {
+		s := &svcs.Items[i]
+		if len(s.Spec.Selector) > 0 && labels.SelectorFromValidatedSet(s.Spec.Selector).Matches(podLabels) {
+			selecting = append(selecting, s)
+		}
+	}
+	if len(selecting) == 0 {
+		return res, nil
+	}
+	if f.TargetGroupBindings {
+		if err := f.fromBindings(ctx, ns, selecting, &res); err != nil {
+			return res, err
+		}
+	}
+	if err := f.fromIngresses(ctx, ns, selecting, &res); err != nil {
+		return res, err
+	}
+	return res, nil
+}
+
+func (f *Finder) fromBindings(ctx context.Context, ns string, svcs []*corev1.Service, res *Result) error {
+	var tgbs elbv2api.TargetGroupBindingList
+	if err := f.Reader.List(ctx, &tgbs, client.InNamespace(ns)); err != nil {
+		return fmt.Errorf("list targetgroupbindings: %w", err)
+	}
+	for _, tgb := range tgbs.Items {
+		svc := findService(svcs, tgb.Spec.ServiceRef.Name)
+		if svc == nil {
+			continue
+		}
+		tp, ok := targetPort(svc, tgb.Spec.ServiceRef.Port)
+		if !ok {
+			continue
+		}
+		switch tt := tgb.Spec.TargetType; {
+		case tt != nil && *tt == elbv2api.TargetTypeIP:
+			res.Targets = append(res.Targets, inject.Target{Service: svc.Name, TargetPort: tp, TargetGroupBinding: tgb.Name})
+		case tt == nil:
+			res.Skipped = append(res.Skipped, fmt.Sprintf("TargetGroupBinding %s has no targetType", tgb.Name))
+		default:
+			res.Skipped = append(res.Skipped, fmt.Sprintf("TargetGroupBinding %s targets %s", tgb.Name, *tt))
+		}
+	}
+	return nil
+}
+
+func (f *Finder) fromIngresses(ctx context.Context, ns string, svcs []*corev1.Service, res *Result) error {
+	var ings networkingv1.IngressList
+	if err := f.Reader.List(ctx, &ings, client.InNamespace(ns)); err != nil {
+		return fmt.Errorf("list ingresses: %w", err)
+	}
+	if len(ings.Items) == 0 {
+		return nil
+	}
+	classes, err := f.albClasses(ctx)
+	if err != nil {
+		return err
+	}
+	for i := range ings.Items {
+		ing := &ings.Items[i]
+		if !classes.isALB(ing) {
+			continue
+		}
+		for _, b := range ingressBackends(ing) {
+			svc := findService(svcs, b.Name)
+			if svc == nil {
+				continue
+			}
+			tp, ok := targetPort(svc, servicePortRef(b.Port))
+			if !ok {
+				continue
+			}
+			if mode := targetType(ing, svc); mode != string(elbv2api.TargetTypeIP) {
+				res.Skipped = appendNew(res.Skipped, fmt.Sprintf("Ingress %s targets Service %s as %s", ing.Name, svc.Name, mode))
+				continue
+			}
+			t := inject.Target{Service: svc.Name, TargetPort: tp, Ingress: ing.Name}
+			if !slices.Contains(res.Targets, t) {
+				res.Targets = append(res.Targets, t)
+			}
+		}
+	}
+	return nil
+}
+
+// targetType follows the load balancer controller: the Service's annotation
+// wins over the Ingress's, and instance is the default.
+func targetType(ing *networkingv1.Ingress, svc *corev1.Service) string {
+	if v, ok := svc.Annotations[TargetTypeAnnotation]; ok {
+		return v
+	}
+	if v, ok := ing.Annotations[TargetTypeAnnotation]; ok {
+		return v
+	}
+	return string(elbv2api.TargetTypeInstance)
+}
+
+func ingressBackends(ing *networkingv1.Ingress) []networkingv1.IngressServiceBackend {
+	var out []networkingv1.IngressServiceBackend
+	if b := ing.Spec.DefaultBackend; b != nil && b.Service != nil {
+		out = append(out, *b.Service)
+	}
+	for _, r := range ing.Spec.Rules {
+		if r.HTTP == nil {
+			continue
+		}
+		for _, p := range r.HTTP.Paths {
+			if p.Backend.Service != nil {
+				out = append(out, *p.Backend.Service)
+			}
+		}
+	}
+	return out
+}
+
+func servicePortRef(p networkingv1.ServiceBackendPort) intstr.IntOrString {
+	if p.Name != "" {
+		return intstr.FromString(p.Name)
+	}
+	return intstr.FromInt32(p.Number)
+}
+
+// targetPort resolves a reference to one of svc's ports (its number or name)
+// to that port's targetPort, which defaults to the port number.
+func targetPort(svc *corev1.Service, ref intstr.IntOrString) (intstr.IntOrString, bool) {
+	for _, p := range svc.Spec.Ports {
+		if p.Protocol != "" && p.Protocol != corev1.ProtocolTCP {
+			continue
+		}
+		if (ref.Type == intstr.String && p.Name == ref.StrVal) || (ref.Type == intstr.Int && p.Port == ref.IntVal) {
+			if p.TargetPort.Type == intstr.String && p.TargetPort.StrVal != "" {
+				return p.TargetPort, true
+			}
+			if p.TargetPort.Type == intstr.Int && p.TargetPort.IntVal != 0 {
+				return p.TargetPort, true
+			}
+			return intstr.FromInt32(p.Port), true
+		}
+	}
+	return intstr.IntOrString{}, false
+}
+
+func findService(svcs []*corev1.Service, name string) *corev1.Service {
+	for _, s := range svcs {
+		if s.Name == name {
+			return s
+		}
+	}
+	return nil
+}
+
+func appendNew(s []string, v string) []string {
+	if slices.Contains(s, v) {
+		return s
+	}
+	return append(s, v)
+}

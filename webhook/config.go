@@ -1,0 +1,95 @@
+// Package webhook is albdrain's mutating admission webhook for pods: a thin
+// adapter from admission requests to the backends lookup and the inject logic.
+package webhook
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+
+	"github.com/albdrain/albdrain/drain/holdspec"
+	"github.com/albdrain/albdrain/webhook/inject"
+)
+
+// Path is where the pod mutation is served.
+const Path = "/mutate-v1-pod"
+
+// Config is the webhook's part of the manager's command line.
+type Config struct {
+	// Port and CertDir configure the webhook's TLS server.
+	Port    int
+	CertDir string
+	// Mode is the default hold mode ("wait" or "sleep").
+	Mode string
+	// MaxHold, Sleep, Fallback, QuietPeriod and ShutdownBudget are inject.Options' durations.
+	MaxHold, Sleep, Fallback, QuietPeriod, ShutdownBudget time.Duration
+	// HelperImage and HelperImagePath locate the helper binary to copy into pods.
+	HelperImage, HelperImagePath string
+	// WatcherURL is the hold endpoint pods call; WatcherCAFile the PEM bundle they trust for it.
+	WatcherURL, WatcherCAFile string
+}
+
+// BindFlags registers the webhook's flags with their defaults.
+func (c *Config) BindFlags(fs *flag.FlagSet) {
+	fs.IntVar(&c.Port, "webhook-port", 9443, "port of the admission webhook's TLS server")
+	fs.StringVar(&c.CertDir, "webhook-cert-dir", "/tmp/k8s-webhook-server/serving-certs", "directory holding the webhook's tls.crt and tls.key")
+	fs.StringVar(&c.Mode, "hold-mode", string(holdspec.ModeWait), "default preStop hold: wait (until the ALB is done, via the watcher) or sleep (fixed, native sleep)")
+	fs.DurationVar(&c.MaxHold, "max-hold", 330*time.Second, "longest wait-mode hold; default covers AWS's 300s deregistration delay plus margin")
+	fs.DurationVar(&c.Sleep, "sleep-duration", 30*time.Second, "length of a sleep-mode hold")
+	fs.DurationVar(&c.Fallback, "fallback-sleep", 30*time.Second, "sleep of the in-pod helper when the watcher cannot answer (bounded by the max hold)")
+	fs.DurationVar(&c.QuietPeriod, "quiet-period", 3*time.Second, "time without a new connection to the pod before a hold is released")
+	fs.DurationVar(&c.ShutdownBudget, "shutdown-budget", 30*time.Second, "time the application gets after the hold; added to the grace period")
+	fs.StringVar(&c.HelperImage, "helper-image", "", "image holding the albdrain-hold helper (normally albdrain's own image)")
+	fs.StringVar(&c.HelperImagePath, "helper-image-path", "/albdrain-hold", "path of the helper binary inside --helper-image")
+	fs.StringVar(&c.WatcherURL, "watcher-url", "", "hold endpoint URL the in-pod helper calls, e.g. https://albdrain.albdrain.svc:8443")
+	fs.StringVar(&c.WatcherCAFile, "watcher-ca-file", "", "PEM bundle the helper trusts for an https --watcher-url (defaults to the system roots)")
+}
+
+// Validate checks the flags and returns the mutation options they describe.
+func (c *Config) Validate() error {
+	_, err := c.Options()
+	return err
+}
+
+// Options turns the flags into inject.Options, reading the CA file.
+func (c *Config) Options() (inject.Options, error) {
+	var errs []error
+	if c.Port <= 0 || c.Port > 65535 {
+		errs = append(errs, fmt.Errorf("--webhook-port %d: want 1-65535", c.Port))
+	}
+	if c.WatcherURL != "" && !strings.HasPrefix(c.WatcherURL, "https://") && !strings.HasPrefix(c.WatcherURL, "http://") {
+		errs = append(errs, fmt.Errorf("--watcher-url %q: want an http or https URL", c.WatcherURL))
+	}
+	o := inject.Options{
+		Mode:            holdspec.Mode(c.Mode),
+		MaxHold:         c.MaxHold,
+		Sleep:           c.Sleep,
+		Fallback:        c.Fallback,
+		QuietPeriod:     c.QuietPeriod,
+		ShutdownBudget:  c.ShutdownBudget,
+		HelperImage:     c.HelperImage,
+		HelperImagePath: c.HelperImagePath,
+		WatcherURL:      c.WatcherURL,
+		InitResources: corev1.ResourceRequirements{
+			Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("10m"), corev1.ResourceMemory: resource.MustParse("16Mi")},
+			Limits:   corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("32Mi")},
+		},
+	}
+	if c.WatcherCAFile != "" {
+		pem, err := os.ReadFile(c.WatcherCAFile)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("--watcher-ca-file: %w", err))
+		}
+		o.WatcherCA = string(pem)
+	}
+	if err := o.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	return o, errors.Join(errs...)
+}

@@ -1,0 +1,253 @@
+package inject
+
+import (
+	"slices"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/utils/ptr"
+
+	"github.com/albdrain/albdrain/drain/holdspec"
+)
+
+// ReadinessGatePrefix is the condition type prefix the AWS Load Balancer
+// Controller sets from target health; a gate of any other name would never
+// turn true and would block registration.
+const ReadinessGatePrefix = "target-health.elbv2.k8s.aws/"
+
+// defaultGracePeriod is Kubernetes' grace period when a pod sets none.
+const defaultGracePeriod = 30 * time.Second
+
+// Apply mutates pod in place to hold its termination while the load balancer
+// drains it, and reports what it did. Applying it again to its own result
+// changes nothing. It returns injected=false, and leaves the pod untouched,
+// when no container serves any of the targets. An error means the pod's own
+// annotations are invalid; the pod is then left as it was.
+func Apply(pod *corev1.Pod, targets []Target, o Options) (rec Record, injected bool, err error) {
+	ov, err := readOverrides(pod.Annotations, o)
+	if err != nil {
+		return Record{}, false, err
+	}
+	plan := planHolds(&pod.Spec, targets)
+	if len(plan.containers) == 0 {
+		return Record{}, false, nil
+	}
+	done := map[string]bool{}
+	if prev := readRecord(pod.Annotations, holdspec.InjectedKey); prev != nil {
+		for _, c := range prev.Containers {
+			done[c] = true
+		}
+	}
+	needHelper := false
+	userSleep := time.Duration(0)
+	for i := range pod.Spec.Containers {
+		c := &pod.Spec.Containers[i]
+		if !slices.Contains(plan.containers, c.Name) {
+			continue
+		}
+		if d := userSleepOf(c, done[c.Name]); d > userSleep {
+			userSleep = d
+		}
+		if isHelperHook(c) {
+			needHelper = true
+			continue
+		}
+		if done[c.Name] {
+			continue
+		}
+		if holdContainer(c, ov, o, plan.ports) {
+			needHelper = true
+		}
+	}
+	if needHelper {
+		addHelper(&pod.Spec, o)
+	}
+	for _, t := range plan.matched {
+		if t.TargetGroupBinding != "" {
+			addReadinessGate(&pod.Spec, corev1.PodConditionType(ReadinessGatePrefix+t.TargetGroupBinding))
+		}
+	}
+	raiseGracePeriod(&pod.Spec, ov.maxHold+userSleep+o.ShutdownBudget)
+	rec = newRecord(ov, plan)
+	if pod.Annotations == nil {
+		pod.Annotations = map[string]string{}
+	}
+	pod.Annotations[holdspec.InjectedKey] = rec.marshal()
+	if pod.Labels == nil {
+		pod.Labels = map[string]string{}
+	}
+	pod.Labels[holdspec.ManagedLabel] = "true"
+	return rec, true, nil
+}
+
+// holdContainer puts the hold in front of c's own preStop and reports whether
+// the hold needs the helper binary in the pod. Sleep mode uses Kubernetes'
+// native sleep action unless the container's own hook must run after it,
+// which only the helper can sequence.
+func holdContainer(c *corev1.Container, ov overrides, o Options, ports []int32) bool {
+	var own *corev1.LifecycleHandler
+	if c.Lifecycle != nil && c.Lifecycle.PreStop != nil {
+		own = c.Lifecycle.PreStop.DeepCopy()
+	}
+	if c.Lifecycle == nil {
+		c.Lifecycle = &corev1.Lifecycle{}
+	}
+	if ov.mode == holdspec.ModeSleep && (own == nil || own.Sleep != nil) {
+		secs := int64(ov.maxHold / time.Second)
+		if own != nil {
+			secs += own.Sleep.Seconds
+		}
+		c.Lifecycle.PreStop = &corev1.LifecycleHandler{Sleep: &corev1.SleepAction{Seconds: secs}}
+		return false
+	}
+	if own != nil && own.HTTPGet != nil {
+		resolveNamedPort(own.HTTPGet, c.Ports)
+	}
+	spec := holdspec.Spec{
+		Mode:        ov.mode,
+		MaxHold:     ov.maxHold,
+		Fallback:    min(o.Fallback, ov.maxHold),
+		QuietPeriod: min(o.QuietPeriod, ov.maxHold/2),
+		Ports:       ports,
+		Then:        own,
+	}
+	c.Lifecycle.PreStop = &corev1.LifecycleHandler{Exec: &corev1.ExecAction{Command: spec.Command(holdspec.HelperPath)}}
+	addMount(c)
+	addEnv(c, o)
+	return true
+}
+
+// resolveNamedPort turns a named httpGet port into its number, since the
+// helper runs the request itself and cannot see the container's port names.
+func resolveNamedPort(h *corev1.HTTPGetAction, ports []corev1.ContainerPort) {
+	if h.Port.Type != intstr.String {
+		return
+	}
+	for _, p := range ports {
+		if p.Name == h.Port.StrVal {
+			h.Port = intstr.FromInt32(p.ContainerPort)
+			return
+		}
+	}
+}
+
+func isHelperHook(c *corev1.Container) bool {
+	if c.Lifecycle == nil || c.Lifecycle.PreStop == nil || c.Lifecycle.PreStop.Exec == nil {
+		return false
+	}
+	cmd := c.Lifecycle.PreStop.Exec.Command
+	return len(cmd) > 0 && cmd[0] == holdspec.HelperPath
+}
+
+// userSleepOf is how long the container's own preStop sleeps after our hold,
+// which the grace period must also cover. Once held in sleep mode, the
+// container's sleep is ours and its own, already counted by the earlier pass.
+func userSleepOf(c *corev1.Container, held bool) time.Duration {
+	if c.Lifecycle == nil || c.Lifecycle.PreStop == nil {
+		return 0
+	}
+	h := c.Lifecycle.PreStop
+	if h.Sleep != nil && !held {
+		return time.Duration(h.Sleep.Seconds) * time.Second
+	}
+	if isHelperHook(c) {
+		if s, err := holdspec.Parse(h.Exec.Command[1:]); err == nil && s.Then != nil && s.Then.Sleep != nil {
+			return time.Duration(s.Then.Sleep.Seconds) * time.Second
+		}
+	}
+	return 0
+}
+
+func addMount(c *corev1.Container) {
+	for _, m := range c.VolumeMounts {
+		if m.Name == holdspec.VolumeName {
+			return
+		}
+	}
+	c.VolumeMounts = append(c.VolumeMounts, corev1.VolumeMount{Name: holdspec.VolumeName, MountPath: holdspec.MountPath, ReadOnly: true})
+}
+
+func addEnv(c *corev1.Container, o Options) {
+	field := func(path string) *corev1.EnvVarSource {
+		return &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: path}}
+	}
+	want := []corev1.EnvVar{
+		{Name: holdspec.EnvPodName, ValueFrom: field("metadata.name")},
+		{Name: holdspec.EnvPodNamespace, ValueFrom: field("metadata.namespace")},
+		{Name: holdspec.EnvPodUID, ValueFrom: field("metadata.uid")},
+		{Name: holdspec.EnvPodIP, ValueFrom: field("status.podIP")},
+		{Name: holdspec.EnvWatcherURL, Value: o.WatcherURL},
+	}
+	if o.WatcherCA != "" {
+		want = append(want, corev1.EnvVar{Name: holdspec.EnvWatcherCA, Value: o.WatcherCA})
+	}
+	for _, e := range want {
+		if !slices.ContainsFunc(c.Env, func(have corev1.EnvVar) bool { return have.Name == e.Name }) {
+			c.Env = append(c.Env, e)
+		}
+	}
+}
+
+// addHelper adds the volume and the init container that copies the helper
+// into it. The init container goes first so that it has run before any native
+// sidecar starts.
+func addHelper(spec *corev1.PodSpec, o Options) {
+	if !slices.ContainsFunc(spec.Volumes, func(v corev1.Volume) bool { return v.Name == holdspec.VolumeName }) {
+		spec.Volumes = append(spec.Volumes, corev1.Volume{
+			Name: holdspec.VolumeName,
+			VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{
+				SizeLimit: ptr.To(helperVolumeSize),
+			}},
+		})
+	}
+	if slices.ContainsFunc(spec.InitContainers, func(c corev1.Container) bool { return c.Name == holdspec.InitContainerName }) {
+		return
+	}
+	init := corev1.Container{
+		Name:    holdspec.InitContainerName,
+		Image:   o.HelperImage,
+		Command: []string{o.HelperImagePath, holdspec.CmdInstall, holdspec.HelperPath},
+		VolumeMounts: []corev1.VolumeMount{
+			{Name: holdspec.VolumeName, MountPath: holdspec.MountPath},
+		},
+		Resources:                o.InitResources,
+		TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
+		SecurityContext:          restrictedSecurityContext(),
+	}
+	spec.InitContainers = append([]corev1.Container{init}, spec.InitContainers...)
+}
+
+// restrictedSecurityContext satisfies the restricted Pod Security Standard
+// whatever the pod's own settings; 65532 is the distroless nonroot user.
+func restrictedSecurityContext() *corev1.SecurityContext {
+	return &corev1.SecurityContext{
+		RunAsNonRoot:             ptr.To(true),
+		RunAsUser:                ptr.To[int64](65532),
+		RunAsGroup:               ptr.To[int64](65532),
+		AllowPrivilegeEscalation: ptr.To(false),
+		ReadOnlyRootFilesystem:   ptr.To(true),
+		Privileged:               ptr.To(false),
+		Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
+		SeccompProfile:           &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+	}
+}
+
+func addReadinessGate(spec *corev1.PodSpec, t corev1.PodConditionType) {
+	if slices.ContainsFunc(spec.ReadinessGates, func(g corev1.PodReadinessGate) bool { return g.ConditionType == t }) {
+		return
+	}
+	spec.ReadinessGates = append(spec.ReadinessGates, corev1.PodReadinessGate{ConditionType: t})
+}
+
+// raiseGracePeriod makes the grace period cover need, never lowering it.
+func raiseGracePeriod(spec *corev1.PodSpec, need time.Duration) {
+	have := defaultGracePeriod
+	if spec.TerminationGracePeriodSeconds != nil {
+		have = time.Duration(*spec.TerminationGracePeriodSeconds) * time.Second
+	}
+	if need > have || spec.TerminationGracePeriodSeconds == nil {
+		secs := int64(max(need, have) / time.Second)
+		spec.TerminationGracePeriodSeconds = &secs
+	}
+}

@@ -1,0 +1,120 @@
+// Package inject is albdrain's pod mutation as a plain function: given a pod
+// and the load balancer targets it serves, add the preStop hold, readiness
+// gates and grace period. It knows nothing of admission or the apiserver, so
+// every case can be table-tested.
+package inject
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+
+	"github.com/albdrain/albdrain/drain/holdspec"
+)
+
+// MaxHoldLimit caps any hold: the longest deregistration delay AWS allows
+// (3600 s) plus a margin for propagation.
+const MaxHoldLimit = 3900 * time.Second
+
+// helperVolumeSize bounds the emptyDir holding the helper binary.
+var helperVolumeSize = resource.MustParse("32Mi")
+
+// Options are the cluster-wide defaults of a mutation.
+type Options struct {
+	// Mode is the hold mode for pods that do not override it.
+	Mode holdspec.Mode
+	// MaxHold bounds a wait-mode hold.
+	MaxHold time.Duration
+	// Sleep is the length of a sleep-mode hold.
+	Sleep time.Duration
+	// Fallback is the helper's sleep when the watcher cannot answer.
+	Fallback time.Duration
+	// QuietPeriod is how long the pod must see no new connection before release.
+	QuietPeriod time.Duration
+	// ShutdownBudget is the time the application gets after the hold, on top of it in the grace period.
+	ShutdownBudget time.Duration
+	// HelperImage is the albdrain image the init container copies the helper from.
+	HelperImage string
+	// HelperImagePath is the helper binary's path inside HelperImage.
+	HelperImagePath string
+	// WatcherURL is where the helper asks for holds.
+	WatcherURL string
+	// WatcherCA is the PEM bundle the helper trusts for an https WatcherURL; empty for the system roots.
+	WatcherCA string
+	// InitResources are the injected init container's requests and limits.
+	InitResources corev1.ResourceRequirements
+}
+
+// Validate reports options that would produce a broken pod.
+func (o Options) Validate() error {
+	var errs []error
+	if _, err := holdspec.ParseMode(string(o.Mode)); err != nil {
+		errs = append(errs, err)
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"max hold", o.MaxHold}, {"sleep", o.Sleep}} {
+		if d.v <= 0 || d.v > MaxHoldLimit || d.v%time.Second != 0 {
+			errs = append(errs, fmt.Errorf("%s %v: want whole seconds in (0, %v]", d.name, d.v, MaxHoldLimit))
+		}
+	}
+	if o.Fallback < 0 || o.Fallback > o.MaxHold {
+		errs = append(errs, fmt.Errorf("fallback %v: want 0 to max hold (%v)", o.Fallback, o.MaxHold))
+	}
+	if o.QuietPeriod < 0 || o.QuietPeriod >= o.MaxHold {
+		errs = append(errs, fmt.Errorf("quiet period %v: want 0 to below max hold (%v)", o.QuietPeriod, o.MaxHold))
+	}
+	if o.ShutdownBudget < 0 || o.ShutdownBudget%time.Second != 0 {
+		errs = append(errs, fmt.Errorf("shutdown budget %v: want whole non-negative seconds", o.ShutdownBudget))
+	}
+	if o.HelperImage == "" || o.HelperImagePath == "" {
+		errs = append(errs, errors.New("helper image and its helper path are required"))
+	}
+	// Required whatever the default mode: a pod may choose wait mode itself.
+	if o.WatcherURL == "" {
+		errs = append(errs, errors.New("watcher URL is required"))
+	}
+	return errors.Join(errs...)
+}
+
+// overrides are a pod's own choices, read from its annotations.
+type overrides struct {
+	mode    holdspec.Mode
+	maxHold time.Duration
+}
+
+// readOverrides applies the pod's annotations to the defaults; a malformed
+// value is an error so a typo is refused at admission instead of silently ignored.
+func readOverrides(ann map[string]string, o Options) (overrides, error) {
+	ov := overrides{mode: o.Mode, maxHold: o.MaxHold}
+	if o.Mode == holdspec.ModeSleep {
+		ov.maxHold = o.Sleep
+	}
+	if v, ok := ann[holdspec.ModeKey]; ok {
+		m, err := holdspec.ParseMode(strings.TrimSpace(v))
+		if err != nil {
+			return ov, fmt.Errorf("annotation %s: %w", holdspec.ModeKey, err)
+		}
+		ov.mode = m
+		if m == holdspec.ModeSleep && o.Mode != holdspec.ModeSleep {
+			ov.maxHold = o.Sleep
+		}
+		if m == holdspec.ModeWait && o.Mode != holdspec.ModeWait {
+			ov.maxHold = o.MaxHold
+		}
+	}
+	if v, ok := ann[holdspec.MaxHoldKey]; ok {
+		n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+		if err != nil || n <= 0 || time.Duration(n)*time.Second > MaxHoldLimit {
+			return ov, fmt.Errorf("annotation %s=%q: want a whole number of seconds from 1 to %d", holdspec.MaxHoldKey, v, int64(MaxHoldLimit/time.Second))
+		}
+		ov.maxHold = time.Duration(n) * time.Second
+	}
+	return ov, nil
+}

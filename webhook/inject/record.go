@@ -1,0 +1,64 @@
+package inject
+
+import (
+	"encoding/json"
+	"slices"
+)
+
+// Record is what the webhook wrote into a pod and why, stored as JSON in the
+// pod's holdspec.InjectedKey annotation for people and for the next pass.
+type Record struct {
+	Mode                string   `json:"mode"`
+	MaxHoldSeconds      int64    `json:"maxHoldSeconds"`
+	Containers          []string `json:"containers"`
+	Ports               []int32  `json:"ports"`
+	Services            []string `json:"services"`
+	TargetGroupBindings []string `json:"targetGroupBindings,omitempty"`
+	Ingresses           []string `json:"ingresses,omitempty"`
+}
+
+// readRecord returns the record of an earlier pass, or nil when there was
+// none or it is unreadable (then the pass starts afresh: every step checks
+// the pod itself before adding).
+func readRecord(ann map[string]string, key string) *Record {
+	v, ok := ann[key]
+	if !ok {
+		return nil
+	}
+	var r Record
+	if json.Unmarshal([]byte(v), &r) != nil {
+		return nil
+	}
+	return &r
+}
+
+func (r Record) marshal() string {
+	b, _ := json.Marshal(r)
+	return string(b)
+}
+
+func newRecord(ov overrides, plan holdPlan) Record {
+	r := Record{
+		Mode:           string(ov.mode),
+		MaxHoldSeconds: int64(ov.maxHold.Seconds()),
+		Containers:     plan.containers,
+		Ports:          plan.ports,
+	}
+	for _, t := range plan.matched {
+		r.Services = appendNew(r.Services, t.Service)
+		if t.TargetGroupBinding != "" {
+			r.TargetGroupBindings = appendNew(r.TargetGroupBindings, t.TargetGroupBinding)
+		}
+		if t.Ingress != "" {
+			r.Ingresses = appendNew(r.Ingresses, t.Ingress)
+		}
+	}
+	return r
+}
+
+func appendNew(s []string, v string) []string {
+	if slices.Contains(s, v) {
+		return s
+	}
+	return append(s, v)
+}

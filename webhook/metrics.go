@@ -1,0 +1,38 @@
+package webhook
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// Results and reasons of a mutation, the label values of the mutations counter.
+const (
+	ResultInjected = "injected"
+	ResultSkipped  = "skipped"
+	ResultDenied   = "denied"
+	ResultError    = "error"
+
+	ReasonBehindALB       = "behind_alb"
+	ReasonOptedOut        = "opted_out"
+	ReasonSystemNamespace = "system_namespace"
+	ReasonNoBackend       = "no_alb_backend"
+	ReasonNotIPTarget     = "not_ip_target"
+	ReasonNoServingPort   = "no_serving_container"
+	ReasonInvalidOverride = "invalid_override"
+	ReasonLookupFailed    = "lookup_failed"
+)
+
+// Metrics counts the webhook's decisions, by a bounded set of label values.
+type Metrics struct {
+	Mutations *prometheus.CounterVec
+}
+
+// NewMetrics creates the webhook's metrics and registers them with reg
+// (controller-runtime's metrics.Registry in the manager).
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		Mutations: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "albdrain_webhook_mutations_total",
+			Help: "Pod admissions seen by the albdrain webhook, by result and reason.",
+		}, []string{"result", "reason"}),
+	}
+	reg.MustRegister(m.Mutations)
+	return m
+}
