@@ -25,14 +25,19 @@ type Metrics struct {
 }
 
 // NewMetrics creates the webhook's metrics and registers them with reg
-// (controller-runtime's metrics.Registry in the manager).
+// (controller-runtime's metrics.Registry in the manager). A second manager in
+// the same process shares the counters already registered.
 func NewMetrics(reg prometheus.Registerer) *Metrics {
-	m := &Metrics{
-		Mutations: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "albdrain_webhook_mutations_total",
-			Help: "Pod admissions seen by the albdrain webhook, by result and reason.",
-		}, []string{"result", "reason"}),
+	mutations := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "albdrain_webhook_mutations_total",
+		Help: "Pod admissions seen by the albdrain webhook, by result and reason.",
+	}, []string{"result", "reason"})
+	if err := reg.Register(mutations); err != nil {
+		are, ok := err.(prometheus.AlreadyRegisteredError)
+		if !ok {
+			panic(err)
+		}
+		mutations = are.ExistingCollector.(*prometheus.CounterVec)
 	}
-	reg.MustRegister(m.Mutations)
-	return m
+	return &Metrics{Mutations: mutations}
 }

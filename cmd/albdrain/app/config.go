@@ -1,0 +1,40 @@
+// Package app wires albdrain's manager: one controller-runtime manager that
+// serves the admission webhook and runs the drain watcher. main only parses
+// flags and calls Run, so tests can start the very same manager.
+package app
+
+import (
+	"errors"
+	"flag"
+
+	"github.com/albdrain/albdrain/webhook"
+)
+
+// Config is the manager's whole command line.
+type Config struct {
+	// MetricsAddr serves Prometheus metrics; "0" disables.
+	MetricsAddr string
+	// ProbeAddr serves /healthz and /readyz.
+	ProbeAddr string
+	// Webhook configures the admission webhook.
+	Webhook webhook.Config
+}
+
+// BindFlags registers every flag of the manager.
+func (c *Config) BindFlags(fs *flag.FlagSet) {
+	fs.StringVar(&c.MetricsAddr, "metrics-bind-address", ":8080", "address of the Prometheus metrics endpoint; 0 disables it")
+	fs.StringVar(&c.ProbeAddr, "health-probe-bind-address", ":8081", "address of the /healthz and /readyz probes")
+	c.Webhook.BindFlags(fs)
+}
+
+// Validate reports every invalid flag at once.
+func (c *Config) Validate() error {
+	var errs []error
+	if c.ProbeAddr == "" {
+		errs = append(errs, errors.New("--health-probe-bind-address is required"))
+	}
+	if err := c.Webhook.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,66 @@
+package app
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	crwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
+
+	"github.com/albdrain/albdrain/drain/holdspec"
+	"github.com/albdrain/albdrain/webhook"
+	"github.com/albdrain/albdrain/webhook/elbv2api"
+)
+
+// NewManager builds the manager with albdrain's webhook and watcher added.
+func NewManager(ctx context.Context, rc *rest.Config, cfg Config) (ctrl.Manager, error) {
+	scheme := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(scheme); err != nil {
+		return nil, err
+	}
+	if err := elbv2api.AddToScheme(scheme); err != nil {
+		return nil, err
+	}
+	minTLS12 := func(c *tls.Config) { c.MinVersion = tls.VersionTLS12 }
+	mgr, err := ctrl.NewManager(rc, ctrl.Options{
+		Scheme:                 scheme,
+		Metrics:                metricsserver.Options{BindAddress: cfg.MetricsAddr},
+		HealthProbeBindAddress: cfg.ProbeAddr,
+		WebhookServer: crwebhook.NewServer(crwebhook.Options{
+			Port:    cfg.Webhook.Port,
+			CertDir: cfg.Webhook.CertDir,
+			TLSOpts: []func(*tls.Config){minTLS12},
+		}),
+		Cache: cache.Options{
+			// The watcher needs only the pods the webhook marked; caching
+			// every pod of a large cluster would cost memory for nothing.
+			ByObject: map[client.Object]cache.ByObject{
+				&corev1.Pod{}: {Label: labels.SelectorFromSet(labels.Set{holdspec.ManagedLabel: "true"})},
+			},
+			DefaultTransform: cache.TransformStripManagedFields(),
+		},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("create manager: %w", err)
+	}
+	if err := webhook.Setup(ctx, mgr, cfg.Webhook); err != nil {
+		return nil, fmt.Errorf("set up webhook: %w", err)
+	}
+	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
+		return nil, err
+	}
+	if err := mgr.AddReadyzCheck("webhook", mgr.GetWebhookServer().StartedChecker()); err != nil {
+		return nil, err
+	}
+	return mgr, nil
+}

@@ -1,0 +1,201 @@
+package webhook
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	jsonpatch "github.com/evanphx/json-patch/v5"
+	"github.com/google/go-cmp/cmp"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	admissionv1 "k8s.io/api/admission/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	"github.com/albdrain/albdrain/drain/holdspec"
+	"github.com/albdrain/albdrain/webhook/backends"
+	"github.com/albdrain/albdrain/webhook/elbv2api"
+	"github.com/albdrain/albdrain/webhook/inject"
+)
+
+type handlerFixture struct {
+	handler admission.Handler
+	metrics *Metrics
+}
+
+func newHandler(t *testing.T) handlerFixture {
+	t.Helper()
+	s := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(s); err != nil {
+		t.Fatal(err)
+	}
+	if err := elbv2api.AddToScheme(s); err != nil {
+		t.Fatal(err)
+	}
+	svc := &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "shop"},
+		Spec:       corev1.ServiceSpec{Selector: map[string]string{"app": "web"}, Ports: []corev1.ServicePort{{Port: 80, TargetPort: intstr.FromInt32(8080)}}},
+	}
+	tgb := &elbv2api.TargetGroupBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: "tgb-web", Namespace: "shop"},
+		Spec: elbv2api.TargetGroupBindingSpec{TargetGroupARN: "arn:tg", TargetType: ptr.To(elbv2api.TargetTypeIP),
+			ServiceRef: elbv2api.ServiceReference{Name: "web", Port: intstr.FromInt32(80)}},
+	}
+	m := NewMetrics(prometheus.NewRegistry())
+	d := &PodDefaulter{
+		Finder: &backends.Finder{Reader: fake.NewClientBuilder().WithScheme(s).WithObjects(svc, tgb).Build(), TargetGroupBindings: true},
+		Options: inject.Options{Mode: holdspec.ModeWait, MaxHold: 60 * time.Second, Sleep: 20 * time.Second, Fallback: 10 * time.Second,
+			QuietPeriod: time.Second, ShutdownBudget: 10 * time.Second, HelperImage: "albdrain:test", HelperImagePath: "/albdrain-hold",
+			WatcherURL: "http://albdrain:8443"},
+		Metrics: m,
+	}
+	return handlerFixture{handler: admission.WithDefaulter[*corev1.Pod](s, d), metrics: m}
+}
+
+func request(ns string, raw string) admission.Request {
+	return admission.Request{AdmissionRequest: admissionv1.AdmissionRequest{
+		UID:       "req-1",
+		Kind:      metav1.GroupVersionKind{Version: "v1", Kind: "Pod"},
+		Resource:  metav1.GroupVersionResource{Version: "v1", Resource: "pods"},
+		Namespace: ns,
+		Operation: admissionv1.Create,
+		Object:    runtime.RawExtension{Raw: []byte(raw)},
+	}}
+}
+
+// A pod as the apiserver sends it: no namespace yet, generateName only, and a
+// field this k8s.io/api version does not know.
+const podJSON = `{"apiVersion":"v1","kind":"Pod","metadata":{"generateName":"web-","labels":{"app":"web"}%s},
+"spec":{"futureField":{"x":1},"containers":[{"name":"app","image":"app:1","ports":[{"containerPort":8080}]}]}}`
+
+func podRaw(annotations string) string {
+	if annotations != "" {
+		annotations = `,"annotations":` + annotations
+	}
+	return strings.Replace(podJSON, "%s", annotations, 1)
+}
+
+func TestHandlerInjectsAndKeepsUnknownFields(t *testing.T) {
+	f := newHandler(t)
+	resp := f.handler.Handle(context.Background(), request("shop", podRaw("")))
+	if !resp.Allowed {
+		t.Fatalf("denied: %v", resp.Result)
+	}
+	paths := map[string]string{}
+	for _, p := range resp.Patches {
+		paths[p.Path] = p.Operation
+	}
+	for _, want := range []string{"/spec/initContainers", "/spec/volumes", "/spec/readinessGates", "/spec/terminationGracePeriodSeconds",
+		"/spec/containers/0/lifecycle", "/spec/containers/0/env", "/spec/containers/0/volumeMounts", "/metadata/annotations", "/metadata/labels/albdrain.io~1managed"} {
+		if paths[want] != "add" {
+			t.Errorf("no add patch for %s; patches: %v", want, paths)
+		}
+	}
+	for p, op := range paths {
+		if op == "remove" || strings.Contains(p, "futureField") {
+			t.Errorf("patch %s %s touches a field albdrain does not own", op, p)
+		}
+	}
+	if got := testutil.ToFloat64(f.metrics.Mutations.WithLabelValues(ResultInjected, ReasonBehindALB)); got != 1 {
+		t.Errorf("injected counter = %v, want 1", got)
+	}
+}
+
+func TestHandlerDecisions(t *testing.T) {
+	tests := []struct {
+		name        string
+		ns, raw     string
+		wantAllowed bool
+		wantCode    int32
+		wantPatches bool
+		wantMsg     string
+		result      string
+		reason      string
+	}{
+		{name: "opted out", ns: "shop", raw: podRaw(`{"albdrain.io/inject":"disabled"}`), wantAllowed: true, result: ResultSkipped, reason: ReasonOptedOut},
+		{name: "kube-system", ns: "kube-system", raw: podRaw(""), wantAllowed: true, result: ResultSkipped, reason: ReasonSystemNamespace},
+		{name: "no backend in namespace", ns: "other", raw: podRaw(""), wantAllowed: true, result: ResultSkipped, reason: ReasonNoBackend},
+		{name: "invalid max hold", ns: "shop", raw: podRaw(`{"albdrain.io/max-hold-seconds":"soon"}`), wantCode: http.StatusForbidden,
+			wantMsg: "albdrain.io/max-hold-seconds", result: ResultDenied, reason: ReasonInvalidOverride},
+		{name: "invalid mode", ns: "shop", raw: podRaw(`{"albdrain.io/mode":"forever"}`), wantCode: http.StatusForbidden,
+			wantMsg: "albdrain.io/mode", result: ResultDenied, reason: ReasonInvalidOverride},
+		{name: "malformed object", ns: "shop", raw: `{"spec":`, wantCode: http.StatusBadRequest},
+		{name: "wrong type in a known field", ns: "shop", raw: `{"apiVersion":"v1","kind":"Pod","spec":{"containers":"nope"}}`, wantCode: http.StatusBadRequest},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newHandler(t)
+			resp := f.handler.Handle(context.Background(), request(tc.ns, tc.raw))
+			if resp.Allowed != tc.wantAllowed {
+				t.Fatalf("allowed = %v, want %v (%v)", resp.Allowed, tc.wantAllowed, resp.Result)
+			}
+			if got := len(resp.Patches) > 0; got != tc.wantPatches {
+				t.Errorf("patches = %v", resp.Patches)
+			}
+			if !tc.wantAllowed {
+				if resp.Result == nil || resp.Result.Code != tc.wantCode || !strings.Contains(resp.Result.Message, tc.wantMsg) {
+					t.Errorf("result = %+v, want code %d mentioning %q", resp.Result, tc.wantCode, tc.wantMsg)
+				}
+			}
+			if tc.result != "" {
+				if got := testutil.ToFloat64(f.metrics.Mutations.WithLabelValues(tc.result, tc.reason)); got != 1 {
+					t.Errorf("counter %s/%s = %v, want 1", tc.result, tc.reason, got)
+				}
+			}
+		})
+	}
+}
+
+// TestHandlerSecondPassIsANoop feeds the mutated pod back, as the apiserver
+// does under reinvocationPolicy IfNeeded.
+func TestHandlerSecondPassIsANoop(t *testing.T) {
+	f := newHandler(t)
+	first := f.handler.Handle(context.Background(), request("shop", podRaw("")))
+	patched := applyPatches(t, podRaw(""), first)
+	second := f.handler.Handle(context.Background(), request("shop", patched))
+	if !second.Allowed || len(second.Patches) != 0 {
+		t.Errorf("second pass: allowed=%v patches=%v", second.Allowed, second.Patches)
+	}
+	var after corev1.Pod
+	if err := json.Unmarshal([]byte(patched), &after); err != nil {
+		t.Fatal(err)
+	}
+	if d := cmp.Diff([]string{holdspec.InitContainerName}, names(after.Spec.InitContainers)); d != "" {
+		t.Errorf("init containers: %s", d)
+	}
+}
+
+func applyPatches(t *testing.T, raw string, resp admission.Response) string {
+	t.Helper()
+	ops, err := json.Marshal(resp.Patches)
+	if err != nil {
+		t.Fatal(err)
+	}
+	patch, err := jsonpatch.DecodePatch(ops)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := patch.Apply([]byte(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(out)
+}
+
+func names(cs []corev1.Container) []string {
+	var out []string
+	for _, c := range cs {
+		out = append(out, c.Name)
+	}
+	return out
+}
