@@ -1,0 +1,77 @@
+package albemu
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"net/netip"
+	"time"
+)
+
+// errNotLoopback refuses any connection off this machine: the emulator must
+// never send traffic anywhere but loopback, whatever was registered.
+var errNotLoopback = errors.New("albemu: refusing to connect to a non-loopback address")
+
+// dialLoopback dials only loopback addresses, within the connect timeout.
+func (e *Emulator) dialLoopback(ctx context.Context, network, addr string) (net.Conn, error) {
+	ap, err := netip.ParseAddrPort(addr)
+	if err != nil || !ap.Addr().IsLoopback() {
+		return nil, &net.OpError{Op: "dial", Net: network, Err: errNotLoopback}
+	}
+	d := net.Dialer{Timeout: e.opts.ConnectTimeout}
+	return d.DialContext(ctx, network, addr)
+}
+
+// newTargetTransport is the data plane's connection pool to targets. Like
+// the ALB it keeps connections alive, and it gives up on a connection that
+// carries no data for the idle timeout.
+func (e *Emulator) newTargetTransport() *http.Transport {
+	return &http.Transport{
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			c, err := e.dialLoopback(ctx, network, addr)
+			if err != nil {
+				return nil, err
+			}
+			return &idleConn{Conn: c, idle: e.opts.IdleTimeout}, nil
+		},
+		MaxIdleConnsPerHost: 16,
+		IdleConnTimeout:     e.opts.IdleTimeout,
+	}
+}
+
+// newProbeClient is the health checker's client: a fresh connection per
+// check, so a check says something about the target's listener right now.
+func (e *Emulator) newProbeClient() *http.Client {
+	return &http.Client{
+		Transport: &http.Transport{DialContext: e.dialLoopback, DisableKeepAlives: true},
+		CheckRedirect: func(*http.Request, []*http.Request) error {
+			return http.ErrUseLastResponse // a 3xx is a result, as for the ALB
+		},
+	}
+}
+
+// idleConn fails a read once the connection has been silent for idle, which
+// is how the ALB's idle timeout surfaces (as 504) while waiting on a target.
+type idleConn struct {
+	net.Conn
+	idle time.Duration
+}
+
+func (c *idleConn) Read(p []byte) (int, error) {
+	if err := c.Conn.SetReadDeadline(time.Now().Add(c.idle)); err != nil {
+		return 0, err
+	}
+	return c.Conn.Read(p)
+}
+
+// Write counts as activity too: the transport's reader may have been
+// parked on this connection since it went idle, and a new request on it
+// must get a full idle period to be answered.
+func (c *idleConn) Write(p []byte) (int, error) {
+	deadline := time.Now().Add(c.idle)
+	if err := c.Conn.SetDeadline(deadline); err != nil {
+		return 0, err
+	}
+	return c.Conn.Write(p)
+}

@@ -1,0 +1,62 @@
+// Package albemu is a local emulator of an AWS Application Load Balancer
+// (ELBv2, ip target groups) for tests and demos.
+//
+// It has two halves that share one state:
+//
+//   - A control plane speaking the AWS Query protocol (Version 2015-12-01) so
+//     the unmodified AWS SDK for Go v2 can drive it: point the
+//     elasticloadbalancingv2 client's BaseEndpoint at [Emulator.URL]. It
+//     implements CreateTargetGroup, DescribeTargetGroups, ModifyTargetGroup,
+//     DescribeTags, DescribeTargetGroupAttributes,
+//     ModifyTargetGroupAttributes, RegisterTargets, DeregisterTargets and
+//     DescribeTargetHealth with AWS's states, reasons and error codes. The
+//     same operations exist as Go methods for test setup.
+//   - A data plane: each [Listener] is a real HTTP listener that proxies to a
+//     target group's targets like an ALB does, with active health checks,
+//     round robin over healthy targets, fail-open when all are unhealthy,
+//     propagation lag, draining with the deregistration delay, and the ALB's
+//     status codes (502, 503, 504).
+//
+// Propagation lag is the point of the emulator: after RegisterTargets or
+// DeregisterTargets the control plane answers at once, but the data plane's
+// routing set changes only after [Options.PropagationLag]. A deregistered
+// target, already reported "draining", keeps receiving new requests until
+// the lag has passed, which is how real pods get 502s when they stop too
+// early. [Emulator.RoutingTargets] shows the data plane's view.
+//
+// Safety: the emulator only ever connects to loopback addresses. Registering
+// a non-loopback IP fails with InvalidTarget unless
+// [Options.AllowNonLoopbackTargets] is set, and even then such targets are
+// never contacted.
+//
+// Faults (throttling, a token-bucket rate limit, 5xx errors, latency, outage)
+// can be changed at run time with [Emulator.SetFaults] and
+// [Emulator.SetActionFaults], or over HTTP under <URL>/_emu/ (see
+// [FaultsDoc]). Every API call is logged ([Emulator.Calls],
+// [Emulator.CallCount]) and so is every proxied request
+// ([Emulator.Requests]). [Emulator.Wait] blocks until a condition on any of
+// this holds, re-checking on every change, so tests need no sleeps.
+//
+// Typical test use:
+//
+//	emu := albemu.NewForTest(t, albemu.Options{PropagationLag: 200 * time.Millisecond})
+//	arn, err := emu.CreateTargetGroup(albemu.TargetGroupSpec{
+//		Name:                "web",
+//		Port:                8080,
+//		Tags:                map[string]string{"elbv2.k8s.aws/cluster": "demo"},
+//		DeregistrationDelay: 2 * time.Second,
+//		HealthCheck:         albemu.HealthCheck{Interval: 100 * time.Millisecond, Timeout: 50 * time.Millisecond},
+//	})
+//	client := elasticloadbalancingv2.NewFromConfig(cfg, func(o *elasticloadbalancingv2.Options) {
+//		o.BaseEndpoint = aws.String(emu.URL())
+//	})
+//	ln, err := emu.AddListener(arn, "") // clients use ln.URL()
+//	pod := albemu.Target{ID: "127.0.0.2", Port: 8080}
+//	err = emu.RegisterTargets(arn, pod)
+//	err = emu.WaitTargetState(ctx, arn, pod, albemu.StateHealthy)
+//	n := emu.CallCount("DescribeTargetHealth")
+//
+// Durations given through the Go API may be sub-second; the API reports
+// them in whole seconds, rounded up. The API itself accepts only AWS's
+// ranges (for example a health-check interval of 5-300 seconds).
+package albemu

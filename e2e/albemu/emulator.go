@@ -1,0 +1,263 @@
+package albemu
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+)
+
+// Options configure an Emulator. The zero value is usable.
+type Options struct {
+	// APIAddr is the control-plane listen address; default "127.0.0.1:0".
+	APIAddr string
+	// Region and AccountID appear in ARNs; defaults "us-east-1" and
+	// "123456789012".
+	Region, AccountID string
+	// PropagationLag is how long after RegisterTargets/DeregisterTargets the
+	// data plane's routing set changes. Zero means at once. A lag longer
+	// than the deregistration delay is allowed: the target then reads
+	// "unused" while it still gets requests, as has been seen in AWS.
+	PropagationLag time.Duration
+	// ConnectTimeout bounds dialing a target (ALB: 10s, the default); when it
+	// expires the client gets 504.
+	ConnectTimeout time.Duration
+	// IdleTimeout is how long a connection may carry no data before the ALB
+	// gives up (ALB default 60s); a request to a silent target gets 504.
+	IdleTimeout time.Duration
+	// DefaultHealthCheck fills in the health-check settings a target group is
+	// created without; its zero fields take AWS's defaults.
+	DefaultHealthCheck HealthCheck
+	// DefaultDeregistrationDelay is used for target groups created without
+	// one; zero means AWS's 300s, Immediate means none.
+	DefaultDeregistrationDelay time.Duration
+	// MaxTargetsPerGroup caps registrations (TooManyTargets); default 1000.
+	MaxTargetsPerGroup int
+	// AllowNonLoopbackTargets lets RegisterTargets accept any IPv4 address,
+	// for control-plane-only tests with pod-like IPs. Such targets are never
+	// contacted: their health checks pass without traffic and requests routed
+	// to them fail with 502.
+	AllowNonLoopbackTargets bool
+}
+
+// Immediate is the deregistration delay for none at all: draining ends at
+// once. It exists because a zero delay means "use the default".
+const Immediate time.Duration = -1
+
+const (
+	defaultRegion          = "us-east-1"
+	defaultAccountID       = "123456789012"
+	defaultConnectTimeout  = 10 * time.Second
+	defaultIdleTimeout     = 60 * time.Second
+	defaultDeregDelay      = 300 * time.Second
+	defaultMaxTargets      = 1000
+	defaultListenAddr      = "127.0.0.1:0"
+	maxDeregistrationDelay = 3600 * time.Second
+)
+
+func (o Options) withDefaults() Options {
+	if o.APIAddr == "" {
+		o.APIAddr = defaultListenAddr
+	}
+	if o.Region == "" {
+		o.Region = defaultRegion
+	}
+	if o.AccountID == "" {
+		o.AccountID = defaultAccountID
+	}
+	if o.ConnectTimeout <= 0 {
+		o.ConnectTimeout = defaultConnectTimeout
+	}
+	if o.IdleTimeout <= 0 {
+		o.IdleTimeout = defaultIdleTimeout
+	}
+	if o.DefaultDeregistrationDelay == 0 {
+		o.DefaultDeregistrationDelay = defaultDeregDelay
+	}
+	if o.MaxTargetsPerGroup <= 0 {
+		o.MaxTargetsPerGroup = defaultMaxTargets
+	}
+	o.DefaultHealthCheck = o.DefaultHealthCheck.withDefaults(awsHealthCheckDefaults)
+	return o
+}
+
+// Emulator is one emulated ELBv2 region: a control-plane API server plus any
+// number of data-plane listeners. Its methods are safe for concurrent use.
+type Emulator struct {
+	opts Options
+
+	apiListener net.Listener
+	apiServer   *http.Server
+	transport   *http.Transport // data plane to targets
+	probes      *http.Client    // health checks
+
+	// ctx ends on Close; every goroutine the emulator starts watches it.
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	// mu guards everything below. One lock keeps the control plane, timers,
+	// health checks and data plane consistent with each other; the emulator
+	// is far from any throughput where that would matter.
+	mu        sync.Mutex
+	closed    bool
+	changed   chan struct{} // closed and replaced on every state change
+	lag       time.Duration
+	groups    map[string]*targetGroup // by ARN
+	order     []*targetGroup          // creation order, for paging
+	listeners map[*Listener]struct{}
+	calls     []Call
+	requests  []RequestRecord
+	faults    faultConfig
+}
+
+// New starts an emulator's API server.
+func New(opts Options) (*Emulator, error) {
+	opts = opts.withDefaults()
+	if err := opts.DefaultHealthCheck.validate(); err != nil {
+		return nil, fmt.Errorf("albemu: default health check: %w", err)
+	}
+	ln, err := net.Listen("tcp", opts.APIAddr)
+	if err != nil {
+		return nil, fmt.Errorf("albemu: listen API: %w", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	e := &Emulator{
+		opts:        opts,
+		apiListener: ln,
+		ctx:         ctx,
+		cancel:      cancel,
+		changed:     make(chan struct{}),
+		lag:         opts.PropagationLag,
+		groups:      map[string]*targetGroup{},
+		listeners:   map[*Listener]struct{}{},
+	}
+	e.transport = e.newTargetTransport()
+	e.probes = e.newProbeClient()
+	e.apiServer = &http.Server{Handler: http.HandlerFunc(e.serveHTTP), ReadHeaderTimeout: 10 * time.Second}
+	e.wg.Add(1)
+	go func() {
+		defer e.wg.Done()
+		_ = e.apiServer.Serve(ln) // returns when Close closes the server
+	}()
+	return e, nil
+}
+
+// NewForTest starts an emulator, fails tb if that fails, and closes it in
+// tb.Cleanup.
+func NewForTest(tb testing.TB, opts Options) *Emulator {
+	tb.Helper()
+	e, err := New(opts)
+	if err != nil {
+		tb.Fatalf("albemu: %v", err)
+	}
+	tb.Cleanup(func() { _ = e.Close() })
+	return e
+}
+
+// URL is the API endpoint, for the SDK's BaseEndpoint.
+func (e *Emulator) URL() string { return "http://" + e.apiListener.Addr().String() }
+
+// Close stops the API server, all listeners, timers and health checks. It is
+// safe to call more than once.
+func (e *Emulator) Close() error {
+	e.mu.Lock()
+	if e.closed {
+		e.mu.Unlock()
+		return nil
+	}
+	e.closed = true
+	listeners := make([]*Listener, 0, len(e.listeners))
+	for l := range e.listeners {
+		listeners = append(listeners, l)
+	}
+	e.mu.Unlock()
+
+	e.cancel()
+	err := e.apiServer.Close()
+	for _, l := range listeners {
+		err = errors.Join(err, l.Close())
+	}
+	e.wg.Wait()
+	e.transport.CloseIdleConnections()
+	return err
+}
+
+// SetPropagationLag changes the propagation lag for later registrations and
+// deregistrations.
+func (e *Emulator) SetPropagationLag(d time.Duration) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.lag = d
+}
+
+// Wait blocks until cond returns true, re-evaluating it whenever the
+// emulator's state changes (registrations, health results, lag and drain
+// timers, requests, calls), or until ctx ends. cond runs without the
+// emulator's lock, so it may call any Emulator method.
+func (e *Emulator) Wait(ctx context.Context, cond func() bool) error {
+	for {
+		e.mu.Lock()
+		changed := e.changed
+		e.mu.Unlock()
+		// Taking the channel before evaluating cond means a change racing
+		// with the evaluation still wakes us.
+		if cond() {
+			return nil
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return fmt.Errorf("albemu: wait: %w", context.Cause(ctx))
+		}
+	}
+}
+
+// notifyLocked wakes every Wait. Callers hold e.mu.
+func (e *Emulator) notifyLocked() {
+	close(e.changed)
+	e.changed = make(chan struct{})
+}
+
+// afterLocked runs f under the lock once d has passed, unless the emulator
+// is closed first. Callers hold e.mu, which keeps wg.Add ordered before
+// Close's wg.Wait.
+func (e *Emulator) afterLocked(d time.Duration, f func()) {
+	if e.closed {
+		return
+	}
+	e.wg.Add(1)
+	go func() {
+		defer e.wg.Done()
+		t := time.NewTimer(d)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-e.ctx.Done():
+			return
+		}
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		if e.closed {
+			return
+		}
+		f()
+		e.notifyLocked()
+	}()
+}
+
+// goLocked starts a tracked goroutine. Callers hold e.mu.
+func (e *Emulator) goLocked(f func()) {
+	if e.closed {
+		return
+	}
+	e.wg.Add(1)
+	go func() {
+		defer e.wg.Done()
+		f()
+	}()
+}
