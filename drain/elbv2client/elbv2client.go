@@ -1,0 +1,84 @@
+// Package elbv2client builds the watcher's ELBv2 client: the unmodified AWS
+// SDK with its standard retryer, a client-side token bucket in front of
+// every request attempt, and metrics for each attempt.
+//
+// The buckets sit inside the SDK's retry loop, so retries spend budget like
+// first attempts do: the account's ELBv2 limits are shared with the load
+// balancer controller, and a watcher retrying a throttle at full speed would
+// starve it.
+package elbv2client
+
+import (
+	"context"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	"github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
+	"github.com/aws/smithy-go/middleware"
+	"golang.org/x/time/rate"
+
+	"github.com/albdrain/albdrain/drain/metrics"
+)
+
+// Options configure New.
+type Options struct {
+	// Endpoint overrides the ELBv2 endpoint (a VPC endpoint, or an emulator).
+	Endpoint string
+	// Describe limits Describe* attempts; nil means no client-side limit.
+	Describe *rate.Limiter
+	// Change limits every other operation (RegisterTargets, DeregisterTargets).
+	Change *rate.Limiter
+	// Metrics receives one observation per attempt; nil records nothing.
+	Metrics *metrics.Metrics
+}
+
+// New returns an ELBv2 client for cfg (credentials, region and retryer as
+// the SDK resolved them) with the limits and metrics of o.
+func New(cfg aws.Config, o Options) *elasticloadbalancingv2.Client {
+	return elasticloadbalancingv2.NewFromConfig(cfg, func(opts *elasticloadbalancingv2.Options) {
+		if o.Endpoint != "" {
+			opts.BaseEndpoint = aws.String(o.Endpoint)
+		}
+		opts.APIOptions = append(opts.APIOptions, func(s *middleware.Stack) error {
+			// Inserted after "Retry" in the finalize step, so it runs once per attempt.
+			return s.Finalize.Insert(attemptMiddleware{o}, "Retry", middleware.After)
+		})
+	})
+}
+
+type attemptMiddleware struct{ o Options }
+
+func (attemptMiddleware) ID() string { return "albdrainAttempt" }
+
+func (m attemptMiddleware) HandleFinalize(ctx context.Context, in middleware.FinalizeInput, next middleware.FinalizeHandler) (middleware.FinalizeOutput, middleware.Metadata, error) {
+	op := awsmiddleware.GetOperationName(ctx)
+	lim := m.o.Change
+	if strings.HasPrefix(op, "Describe") {
+		lim = m.o.Describe
+	}
+	if lim != nil {
+		if err := lim.Wait(ctx); err != nil {
+			return middleware.FinalizeOutput{}, middleware.Metadata{}, err
+		}
+	}
+	start := time.Now()
+	out, md, err := next.HandleFinalize(ctx, in)
+	if m.o.Metrics != nil {
+		m.o.Metrics.ObserveELBv2(op, result(err), time.Since(start))
+	}
+	return out, md, err
+}
+
+func result(err error) string {
+	switch {
+	case err == nil:
+		return metrics.ResultSuccess
+	case retry.IsErrorThrottles(retry.DefaultThrottles).IsErrorThrottle(err) == aws.TrueTernary:
+		return metrics.ResultThrottled
+	default:
+		return metrics.ResultError
+	}
+}

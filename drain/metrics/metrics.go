@@ -1,0 +1,121 @@
+// Package metrics defines the watcher's Prometheus metrics. Every label has a
+// closed set of values (outcomes, ELBv2 operation names, request results);
+// nothing is labelled by pod or target group, so cardinality stays fixed no
+// matter how many pods drain.
+package metrics
+
+import (
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
+
+	"github.com/albdrain/albdrain/drain/holdspec"
+)
+
+// Results of one ELBv2 request attempt.
+const (
+	ResultSuccess   = "success"
+	ResultThrottled = "throttled"
+	ResultError     = "error"
+)
+
+// Metrics are the watcher's collectors. Create them with New; a zero
+// Metrics is not usable.
+type Metrics struct {
+	HoldDuration        *prometheus.HistogramVec
+	HoldsInFlight       prometheus.Gauge
+	Holds               *prometheus.CounterVec
+	ELBv2Requests       *prometheus.CounterVec
+	ELBv2Latency        *prometheus.HistogramVec
+	ELBv2Throttles      *prometheus.CounterVec
+	TargetGroupsWatched prometheus.Gauge
+}
+
+// New creates unregistered collectors.
+func New() *Metrics {
+	m := &Metrics{
+		HoldDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "albdrain_hold_duration_seconds",
+			Help: "How long the watcher held terminating pods, by outcome.",
+			// Holds span from an immediate release to the deregistration delay (up to an hour).
+			Buckets: []float64{0.1, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300, 600, 1800, 3600},
+		}, []string{"outcome"}),
+		HoldsInFlight: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "albdrain_holds_in_flight",
+			Help: "Holds this replica is serving now.",
+		}),
+		Holds: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "albdrain_holds_total",
+			Help: "Holds ended, by outcome: deregistered, draining_settled, not_registered, timeout or fallback.",
+		}, []string{"outcome"}),
+		ELBv2Requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "albdrain_elbv2_requests_total",
+			Help: "ELBv2 API request attempts (retries included), by operation and result: success, throttled or error.",
+		}, []string{"operation", "result"}),
+		ELBv2Latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "albdrain_elbv2_request_duration_seconds",
+			Help:    "Latency of ELBv2 API request attempts, by operation.",
+			Buckets: prometheus.DefBuckets,
+		}, []string{"operation"}),
+		ELBv2Throttles: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "albdrain_elbv2_throttles_total",
+			Help: "ELBv2 API request attempts AWS throttled, by operation.",
+		}, []string{"operation"}),
+		TargetGroupsWatched: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "albdrain_target_groups_watched",
+			Help: "Target groups this replica is polling because holds wait on them.",
+		}),
+	}
+	for _, o := range holdspec.Outcomes {
+		m.Holds.WithLabelValues(string(o))
+	}
+	return m
+}
+
+func (m *Metrics) collectors() []prometheus.Collector {
+	return []prometheus.Collector{m.HoldDuration, m.HoldsInFlight, m.Holds, m.ELBv2Requests, m.ELBv2Latency, m.ELBv2Throttles, m.TargetGroupsWatched}
+}
+
+// Register adds every collector to r.
+func (m *Metrics) Register(r prometheus.Registerer) error {
+	var errs []error
+	for _, c := range m.collectors() {
+		errs = append(errs, r.Register(c))
+	}
+	return errors.Join(errs...)
+}
+
+// ObserveHold records an ended hold.
+func (m *Metrics) ObserveHold(o holdspec.Outcome, d time.Duration) {
+	m.Holds.WithLabelValues(string(o)).Inc()
+	m.HoldDuration.WithLabelValues(string(o)).Observe(d.Seconds())
+}
+
+// ObserveELBv2 records one ELBv2 request attempt.
+func (m *Metrics) ObserveELBv2(operation, result string, d time.Duration) {
+	m.ELBv2Requests.WithLabelValues(operation, result).Inc()
+	m.ELBv2Latency.WithLabelValues(operation).Observe(d.Seconds())
+	if result == ResultThrottled {
+		m.ELBv2Throttles.WithLabelValues(operation).Inc()
+	}
+}
+
+var (
+	defaultOnce    sync.Once
+	defaultMetrics *Metrics
+)
+
+// Default returns the process's collectors, registered on controller-runtime's
+// registry (served by the manager's metrics endpoint) the first time it is
+// called. Registration happens once so a process may set the watcher up
+// more than once, as tests that restart it do.
+func Default() *Metrics {
+	defaultOnce.Do(func() {
+		defaultMetrics = New()
+		ctrlmetrics.Registry.MustRegister(defaultMetrics.collectors()...)
+	})
+	return defaultMetrics
+}

@@ -1,0 +1,72 @@
+package metrics
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/albdrain/albdrain/drain/holdspec"
+)
+
+func TestObserveHold(t *testing.T) {
+	m := New()
+	reg := prometheus.NewPedanticRegistry()
+	if err := m.Register(reg); err != nil {
+		t.Fatal(err)
+	}
+	m.ObserveHold(holdspec.OutcomeDeregistered, 3*time.Second)
+	m.ObserveHold(holdspec.OutcomeDeregistered, 4*time.Second)
+	m.ObserveHold(holdspec.OutcomeFallback, time.Second)
+
+	want := `
+# HELP albdrain_holds_total Holds ended, by outcome: deregistered, draining_settled, not_registered, timeout or fallback.
+# TYPE albdrain_holds_total counter
+albdrain_holds_total{outcome="deregistered"} 2
+albdrain_holds_total{outcome="draining_settled"} 0
+albdrain_holds_total{outcome="fallback"} 1
+albdrain_holds_total{outcome="not_registered"} 0
+albdrain_holds_total{outcome="timeout"} 0
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "albdrain_holds_total"); err != nil {
+		t.Error(err)
+	}
+	if got := testutil.CollectAndCount(m.HoldDuration); got != 2 {
+		t.Errorf("hold duration series = %d, want one per observed outcome (2)", got)
+	}
+}
+
+func TestObserveELBv2(t *testing.T) {
+	m := New()
+	m.ObserveELBv2("DescribeTargetHealth", ResultSuccess, 10*time.Millisecond)
+	m.ObserveELBv2("DescribeTargetHealth", ResultThrottled, 10*time.Millisecond)
+	m.ObserveELBv2("DescribeTargetHealth", ResultThrottled, 10*time.Millisecond)
+	m.ObserveELBv2("DescribeTargetGroupAttributes", ResultError, 10*time.Millisecond)
+
+	for _, c := range []struct {
+		name string
+		got  float64
+		want float64
+	}{
+		{"success", testutil.ToFloat64(m.ELBv2Requests.WithLabelValues("DescribeTargetHealth", ResultSuccess)), 1},
+		{"throttled", testutil.ToFloat64(m.ELBv2Requests.WithLabelValues("DescribeTargetHealth", ResultThrottled)), 2},
+		{"throttles", testutil.ToFloat64(m.ELBv2Throttles.WithLabelValues("DescribeTargetHealth")), 2},
+		{"errors", testutil.ToFloat64(m.ELBv2Requests.WithLabelValues("DescribeTargetGroupAttributes", ResultError)), 1},
+		{"errors are not throttles", testutil.ToFloat64(m.ELBv2Throttles.WithLabelValues("DescribeTargetGroupAttributes")), 0},
+	} {
+		if c.got != c.want {
+			t.Errorf("%s = %v, want %v", c.name, c.got, c.want)
+		}
+	}
+	if got := testutil.CollectAndCount(m.ELBv2Latency); got != 2 {
+		t.Errorf("latency series = %d, want 2 (one per operation)", got)
+	}
+}
+
+func TestDefaultRegistersOnce(t *testing.T) {
+	if Default() != Default() {
+		t.Error("Default returned different collectors")
+	}
+}

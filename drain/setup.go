@@ -1,0 +1,186 @@
+package drain
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	elbv2 "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
+	"golang.org/x/time/rate"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/albdrain/albdrain/drain/discovery"
+	"github.com/albdrain/albdrain/drain/elbv2client"
+	"github.com/albdrain/albdrain/drain/holder"
+	"github.com/albdrain/albdrain/drain/holdserver"
+	"github.com/albdrain/albdrain/drain/holdspec"
+	"github.com/albdrain/albdrain/drain/metrics"
+	"github.com/albdrain/albdrain/drain/poller"
+	"github.com/albdrain/albdrain/webhook/elbv2api"
+)
+
+// EventSource is the reporting controller of the events the watcher records on pods.
+const EventSource = "albdrain-watcher"
+
+// Limits for DeregisterTargets (early deregistration): well under the load
+// balancer controller's 4/s, burst 20, which the account shares.
+const (
+	changeRate  = 1
+	changeBurst = 5
+)
+
+// minTagRelist is how soon target-group tags may be listed again for a pod
+// that matched none, in case its target group is new.
+const minTagRelist = 30 * time.Second
+
+// Option changes how Setup builds the watcher; for tests and embedding.
+type Option func(*options)
+
+type options struct {
+	awsConfig *aws.Config
+	metrics   *metrics.Metrics
+}
+
+// WithAWSConfig uses cfg instead of the SDK's default configuration chain
+// (environment, IRSA, EKS Pod Identity, instance metadata).
+func WithAWSConfig(cfg aws.Config) Option { return func(o *options) { o.awsConfig = &cfg } }
+
+// WithMetrics records into m instead of the collectors registered on
+// controller-runtime's registry.
+func WithMetrics(m *metrics.Metrics) Option { return func(o *options) { o.metrics = m } }
+
+// PodCacheSelector selects the pods the watcher reads: those the webhook
+// marked as managed. The manager's cache must hold no others.
+func PodCacheSelector() labels.Selector {
+	return labels.SelectorFromSet(labels.Set{holdspec.ManagedLabel: "true"})
+}
+
+// PodCacheByObject is the manager cache setting for Pods the watcher relies
+// on: only managed pods, without managedFields, so the cache stays small on
+// large clusters. Put it in cache.Options.ByObject under &corev1.Pod{}.
+func PodCacheByObject() cache.ByObject {
+	return cache.ByObject{Label: PodCacheSelector(), Transform: cache.TransformStripManagedFields()}
+}
+
+// Setup adds the watcher to mgr: the hold endpoint (served by every
+// replica, no leader election), its readiness check, and the informers it
+// reads. It registers TargetGroupBinding with the manager's scheme. Call it
+// before mgr.Start.
+func Setup(mgr ctrl.Manager, cfg Config, opts ...Option) error {
+	if err := cfg.Validate(); err != nil {
+		return fmt.Errorf("drain config: %w", err)
+	}
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
+	m := o.metrics
+	if m == nil {
+		m = metrics.Default()
+	}
+	if err := elbv2api.AddToScheme(mgr.GetScheme()); err != nil {
+		return err
+	}
+
+	awsCfg, err := loadAWSConfig(o.awsConfig, cfg.AWSRegion)
+	if err != nil {
+		return err
+	}
+	api := elbv2client.New(awsCfg, elbv2client.Options{
+		Endpoint: cfg.AWSEndpointURL,
+		Describe: rate.NewLimiter(rate.Limit(cfg.APIRate), cfg.APIBurst),
+		Change:   rate.NewLimiter(changeRate, changeBurst),
+		Metrics:  m,
+	})
+
+	resolver, watched, err := newResolver(mgr, cfg, api)
+	if err != nil {
+		return err
+	}
+	for _, obj := range watched {
+		// Registered now so they start, and sync, with the manager's cache:
+		// the hold server starts only after that, and never reads a cold cache.
+		if _, err := mgr.GetCache().GetInformer(context.Background(), obj, cache.BlockUntilSynced(false)); err != nil {
+			return fmt.Errorf("informer for %T: %w", obj, err)
+		}
+	}
+
+	h := &holder.Holder{
+		Resolver:      resolver,
+		Delays:        &discovery.Delays{API: api, MaxAge: cfg.DiscoveryRefresh},
+		Poller:        poller.New(api, cfg.PollInterval, m),
+		Recorder:      mgr.GetEventRecorder(EventSource),
+		Metrics:       m,
+		Policy:        cfg.ReleasePolicy,
+		Settle:        cfg.SettleTime,
+		FallbackAfter: cfg.FallbackAfter,
+		Margin:        cfg.HoldMargin,
+	}
+	if cfg.EarlyDeregister {
+		h.EarlyDeregister = api
+	}
+	srv := holdserver.New(holdserver.Options{
+		Addr:          cfg.HoldAddr,
+		CertDir:       cfg.CertDir,
+		Pods:          mgr.GetClient(),
+		Holder:        h,
+		MaxConcurrent: cfg.MaxConcurrentHolds,
+		Log:           mgr.GetLogger(),
+	})
+	if err := mgr.Add(srv); err != nil {
+		return err
+	}
+	return mgr.AddReadyzCheck("albdrain-hold-server", srv.ReadyCheck)
+}
+
+func loadAWSConfig(given *aws.Config, region string) (aws.Config, error) {
+	var cfg aws.Config
+	if given != nil {
+		cfg = given.Copy()
+	} else {
+		var err error
+		if cfg, err = awsconfig.LoadDefaultConfig(context.Background()); err != nil {
+			return aws.Config{}, fmt.Errorf("AWS configuration: %w", err)
+		}
+	}
+	if region != "" {
+		cfg.Region = region
+	}
+	return cfg, nil
+}
+
+// newResolver picks discovery through TargetGroupBindings when the cluster
+// has the CRD, and through target-group tags otherwise. It returns the
+// object types the resolver and the hold server read through the cache.
+func newResolver(mgr ctrl.Manager, cfg Config, api *elbv2.Client) (discovery.Resolver, []client.Object, error) {
+	watched := []client.Object{&corev1.Pod{}, &corev1.Service{}}
+	tgb := schema.GroupKind{Group: elbv2api.GroupVersion.Group, Kind: "TargetGroupBinding"}
+	_, err := mgr.GetRESTMapper().RESTMapping(tgb, elbv2api.GroupVersion.Version)
+	switch {
+	case err == nil:
+		mgr.GetLogger().Info("discovering target groups through TargetGroupBindings")
+		return discovery.Bindings{Client: mgr.GetClient()}, append(watched, &elbv2api.TargetGroupBinding{}), nil
+	case meta.IsNoMatchError(err):
+		if cfg.ClusterName == "" {
+			mgr.GetLogger().Info("no TargetGroupBinding CRD and no --cluster-name: only the v1 ingress controller's target-group tags can be matched")
+		}
+		mgr.GetLogger().Info("discovering target groups through their tags")
+		return &discovery.Tags{
+			API:     api,
+			Client:  mgr.GetClient(),
+			Cluster: cfg.ClusterName,
+			MaxAge:  cfg.DiscoveryRefresh,
+			MinAge:  min(cfg.DiscoveryRefresh, minTagRelist),
+		}, watched, nil
+	default:
+		return nil, nil, fmt.Errorf("checking for the TargetGroupBinding CRD: %w", err)
+	}
+}
