@@ -9,6 +9,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
+	"github.com/albdrain/albdrain/webhook/backends"
 	"github.com/albdrain/albdrain/webhook/elbv2api"
 )
 
@@ -40,10 +41,10 @@ func (b Bindings) Targets(ctx context.Context, pod *corev1.Pod) ([]Target, error
 		if err != nil {
 			return nil, fmt.Errorf("get Service %s of TargetGroupBinding %s: %w", tgb.Spec.ServiceRef.Name, tgb.Name, err)
 		}
-		if !selects(&svc, pod) {
+		if !backends.Selects(&svc, pod) {
 			continue
 		}
-		sp, ok := servicePort(&svc, tgb.Spec.ServiceRef.Port)
+		sp, ok := backends.ServicePort(&svc, tgb.Spec.ServiceRef.Port)
 		if !ok {
 			log.FromContext(ctx).Info("TargetGroupBinding names a port its Service lacks", "targetGroupBinding", tgb.Name, "port", tgb.Spec.ServiceRef.Port.String())
 			continue

@@ -9,7 +9,6 @@ import (
 	"context"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/intstr"
 )
 
@@ -22,13 +21,6 @@ type Target struct {
 // Resolver finds a pod's targets.
 type Resolver interface {
 	Targets(ctx context.Context, pod *corev1.Pod) ([]Target, error)
-}
-
-// selects reports whether svc's selector picks pod. A Service without a
-// selector has hand-made endpoints that cannot be tied to a pod.
-func selects(svc *corev1.Service, pod *corev1.Pod) bool {
-	return len(svc.Spec.Selector) > 0 &&
-		labels.SelectorFromSet(svc.Spec.Selector).Matches(labels.Set(pod.Labels))
 }
 
 // podPort is the pod port a Service port sends to, as the load balancer
@@ -58,14 +50,4 @@ func podPort(pod *corev1.Pod, sp corev1.ServicePort) (int32, bool) {
 		}
 	}
 	return 0, false
-}
-
-// servicePort finds the port of svc a reference names, by number or by name.
-func servicePort(svc *corev1.Service, ref intstr.IntOrString) (corev1.ServicePort, bool) {
-	for _, sp := range svc.Spec.Ports {
-		if (ref.Type == intstr.Int && sp.Port == ref.IntVal) || (ref.Type == intstr.String && sp.Name == ref.StrVal) {
-			return sp, true
-		}
-	}
-	return corev1.ServicePort{}, false
 }

@@ -1,6 +1,8 @@
 package discovery
 
 import (
+	"github.com/albdrain/albdrain/webhook/backends"
+
 	"context"
 	"fmt"
 	"strconv"
@@ -92,7 +94,7 @@ func (t *Tags) Targets(ctx context.Context, pod *corev1.Pod) ([]Target, error) {
 	}
 	var selecting []*corev1.Service
 	for i := range svcs.Items {
-		if selects(&svcs.Items[i], pod) {
+		if backends.Selects(&svcs.Items[i], pod) {
 			selecting = append(selecting, &svcs.Items[i])
 		}
 	}

@@ -55,12 +55,10 @@ func (f *Finder) Find(ctx context.Context, ns string, pod *corev1.Pod) (Result, 
 	if err := f.Reader.List(ctx, &svcs, client.InNamespace(ns)); err != nil {
 		return res, fmt.Errorf("list services: %w", err)
 	}
-	podLabels := labels.Set(pod.Labels)
 	var selecting []*corev1.Service
 	for i := range svcs.Items {
-		s := &svcs.Items[i]
-		if len(s.Spec.Selector) > 0 && labels.SelectorFromValidatedSet(s.Spec.Selector).Matches(podLabels) {
-			selecting = append(selecting, s)
+		if Selects(&svcs.Items[i], pod) {
+			selecting = append(selecting, &svcs.Items[i])
 		}
 	}
 	if len(selecting) == 0 {
@@ -179,24 +177,40 @@ func servicePortRef(p networkingv1.ServiceBackendPort) intstr.IntOrString {
 	return intstr.FromInt32(p.Number)
 }
 
-// targetPort resolves a reference to one of svc's ports (its number or name)
-// to that port's targetPort, which defaults to the port number.
-func targetPort(svc *corev1.Service, ref intstr.IntOrString) (intstr.IntOrString, bool) {
+// Selects reports whether svc's selector picks pod. A Service without a
+// selector has hand-made endpoints that cannot be tied to a pod.
+func Selects(svc *corev1.Service, pod *corev1.Pod) bool {
+	return len(svc.Spec.Selector) > 0 &&
+		labels.SelectorFromValidatedSet(svc.Spec.Selector).Matches(labels.Set(pod.Labels))
+}
+
+// ServicePort finds the TCP port of svc that ref names, by number or name:
+// an ALB forwards TCP only.
+func ServicePort(svc *corev1.Service, ref intstr.IntOrString) (corev1.ServicePort, bool) {
 	for _, p := range svc.Spec.Ports {
 		if p.Protocol != "" && p.Protocol != corev1.ProtocolTCP {
 			continue
 		}
 		if (ref.Type == intstr.String && p.Name == ref.StrVal) || (ref.Type == intstr.Int && p.Port == ref.IntVal) {
-			if p.TargetPort.Type == intstr.String && p.TargetPort.StrVal != "" {
-				return p.TargetPort, true
-			}
-			if p.TargetPort.Type == intstr.Int && p.TargetPort.IntVal != 0 {
-				return p.TargetPort, true
-			}
-			return intstr.FromInt32(p.Port), true
+			return p, true
 		}
 	}
-	return intstr.IntOrString{}, false
+	return corev1.ServicePort{}, false
+}
+
+// targetPort resolves a reference to one of svc's ports to that port's
+// targetPort, which defaults to the port number.
+func targetPort(svc *corev1.Service, ref intstr.IntOrString) (intstr.IntOrString, bool) {
+	p, ok := ServicePort(svc, ref)
+	switch {
+	case !ok:
+		return intstr.IntOrString{}, false
+	case p.TargetPort.Type == intstr.String && p.TargetPort.StrVal != "",
+		p.TargetPort.Type == intstr.Int && p.TargetPort.IntVal != 0:
+		return p.TargetPort, true
+	default:
+		return intstr.FromInt32(p.Port), true
+	}
 }
 
 func findService(svcs []*corev1.Service, name string) *corev1.Service {
