@@ -1,8 +1,6 @@
 package discovery
 
 import (
-	"github.com/albdrain/albdrain/webhook/backends"
-
 	"context"
 	"fmt"
 	"strconv"
@@ -16,6 +14,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log"
+
+	"github.com/albdrain/albdrain/webhook/backends"
 )
 
 // Tags the load balancer controllers put on the target groups they create.
