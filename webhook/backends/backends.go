@@ -30,7 +30,9 @@ const (
 	DefaultClassAnnotation = "ingressclass.kubernetes.io/is-default-class"
 )
 
-// Finder looks up a pod's ALB backends.
+// Finder looks up a pod's ALB backends. It lists from the cache without
+// deep copies, since admission latency matters and it only reads; nothing it
+// returns points into the listed objects.
 type Finder struct {
 	// Reader is the manager's cached client.
 	Reader client.Reader
@@ -52,7 +54,7 @@ type Result struct {
 func (f *Finder) Find(ctx context.Context, ns string, pod *corev1.Pod) (Result, error) {
 	var res Result
 	var svcs corev1.ServiceList
-	if err := f.Reader.List(ctx, &svcs, client.InNamespace(ns)); err != nil {
+	if err := f.Reader.List(ctx, &svcs, client.InNamespace(ns), client.UnsafeDisableDeepCopy); err != nil {
 		return res, fmt.Errorf("list services: %w", err)
 	}
 	var selecting []*corev1.Service
@@ -77,7 +79,7 @@ func (f *Finder) Find(ctx context.Context, ns string, pod *corev1.Pod) (Result, 
 
 func (f *Finder) fromBindings(ctx context.Context, ns string, svcs []*corev1.Service, res *Result) error {
 	var tgbs elbv2api.TargetGroupBindingList
-	if err := f.Reader.List(ctx, &tgbs, client.InNamespace(ns)); err != nil {
+	if err := f.Reader.List(ctx, &tgbs, client.InNamespace(ns), client.UnsafeDisableDeepCopy); err != nil {
 		return fmt.Errorf("list targetgroupbindings: %w", err)
 	}
 	for _, tgb := range tgbs.Items {
@@ -103,7 +105,7 @@ func (f *Finder) fromBindings(ctx context.Context, ns string, svcs []*corev1.Ser
 
 func (f *Finder) fromIngresses(ctx context.Context, ns string, svcs []*corev1.Service, res *Result) error {
 	var ings networkingv1.IngressList
-	if err := f.Reader.List(ctx, &ings, client.InNamespace(ns)); err != nil {
+	if err := f.Reader.List(ctx, &ings, client.InNamespace(ns), client.UnsafeDisableDeepCopy); err != nil {
 		return fmt.Errorf("list ingresses: %w", err)
 	}
 	if len(ings.Items) == 0 {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	networkingv1 "k8s.io/api/networking/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
 // albClassSet is which IngressClasses belong to the load balancer controller.
@@ -16,7 +17,7 @@ type albClassSet struct {
 
 func (f *Finder) albClasses(ctx context.Context) (albClassSet, error) {
 	var list networkingv1.IngressClassList
-	if err := f.Reader.List(ctx, &list); err != nil {
+	if err := f.Reader.List(ctx, &list, client.UnsafeDisableDeepCopy); err != nil {
 		return albClassSet{}, fmt.Errorf("list ingressclasses: %w", err)
 	}
 	set := albClassSet{names: map[string]bool{}}
