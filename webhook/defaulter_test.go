@@ -19,11 +19,11 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/utils/ptr"
-	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/albdrain/albdrain/drain/holdspec"
 	"github.com/albdrain/albdrain/webhook/backends"
+	"github.com/albdrain/albdrain/webhook/backends/backendstest"
 	"github.com/albdrain/albdrain/webhook/elbv2api"
 	"github.com/albdrain/albdrain/webhook/inject"
 )
@@ -53,7 +53,7 @@ func newHandler(t *testing.T) handlerFixture {
 	}
 	m := NewMetrics(prometheus.NewRegistry())
 	d := &PodDefaulter{
-		Finder: &backends.Finder{Reader: fake.NewClientBuilder().WithScheme(s).WithObjects(svc, tgb).Build(), TargetGroupBindings: true},
+		Finder: &backends.Finder{Reader: backendstest.IndexedFakeClient(s, svc, tgb), TargetGroupBindings: true},
 		Options: inject.Options{Mode: holdspec.ModeWait, MaxHold: 60 * time.Second, Sleep: 20 * time.Second, Fallback: 10 * time.Second,
 			QuietPeriod: time.Second, ShutdownBudget: 10 * time.Second, HelperImage: "albdrain:test", HelperImagePath: "/albdrain-hold",
 			WatcherURL: "http://albdrain:8443"},

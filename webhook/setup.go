@@ -33,6 +33,9 @@ func Setup(ctx context.Context, mgr ctrl.Manager, cfg Config) error {
 	if tgb {
 		objs = append(objs, &elbv2api.TargetGroupBinding{})
 	}
+	if err := backends.RegisterIndexes(ctx, mgr.GetFieldIndexer(), tgb); err != nil {
+		return err
+	}
 	for _, o := range objs {
 		if _, err := mgr.GetCache().GetInformer(ctx, o); err != nil {
 			return fmt.Errorf("informer for %T: %w", o, err)

@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
@@ -30,11 +31,11 @@ const (
 	DefaultClassAnnotation = "ingressclass.kubernetes.io/is-default-class"
 )
 
-// Finder looks up a pod's ALB backends. It lists from the cache without
-// deep copies, since admission latency matters and it only reads; nothing it
-// returns points into the listed objects.
+// Finder looks up a pod's ALB backends. It lists from the cache through the
+// indexes of RegisterIndexes and without deep copies, since admission latency
+// matters and it only reads; nothing it returns points into the listed objects.
 type Finder struct {
-	// Reader is the manager's cached client.
+	// Reader is the manager's cached client, with the indexes registered.
 	Reader client.Reader
 	// TargetGroupBindings is false when the cluster has no TargetGroupBinding
 	// CRD; then only Ingresses are consulted.
@@ -53,15 +54,9 @@ type Result struct {
 // may not carry its namespace yet).
 func (f *Finder) Find(ctx context.Context, ns string, pod *corev1.Pod) (Result, error) {
 	var res Result
-	var svcs corev1.ServiceList
-	if err := f.Reader.List(ctx, &svcs, client.InNamespace(ns), client.UnsafeDisableDeepCopy); err != nil {
-		return res, fmt.Errorf("list services: %w", err)
-	}
-	var selecting []*corev1.Service
-	for i := range svcs.Items {
-		if Selects(&svcs.Items[i], pod) {
-			selecting = append(selecting, &svcs.Items[i])
-		}
+	selecting, err := f.selecting(ctx, ns, pod)
+	if err != nil {
+		return res, err
 	}
 	if len(selecting) == 0 {
 		return res, nil
@@ -77,16 +72,45 @@ func (f *Finder) Find(ctx context.Context, ns string, pod *corev1.Pod) (Result, 
 	return res, nil
 }
 
+// selecting returns the Services of ns whose selector picks pod, looking only
+// at those that share at least one label with it.
+func (f *Finder) selecting(ctx context.Context, ns string, pod *corev1.Pod) ([]*corev1.Service, error) {
+	var out []*corev1.Service
+	for k, v := range pod.Labels {
+		var svcs corev1.ServiceList
+		if err := f.Reader.List(ctx, &svcs, client.InNamespace(ns), client.MatchingFields{IndexSelector: k + "=" + v},
+			client.UnsafeDisableDeepCopy); err != nil {
+			return nil, fmt.Errorf("list services: %w", err)
+		}
+		for i := range svcs.Items {
+			s := &svcs.Items[i]
+			if Selects(s, pod) && findService(out, s.Name) == nil {
+				out = append(out, s)
+			}
+		}
+	}
+	// Map order would otherwise leak into the injected record.
+	slices.SortFunc(out, func(a, b *corev1.Service) int { return strings.Compare(a.Name, b.Name) })
+	return out, nil
+}
+
 func (f *Finder) fromBindings(ctx context.Context, ns string, svcs []*corev1.Service, res *Result) error {
+	for _, svc := range svcs {
+		if err := f.bindingsOf(ctx, ns, svc, res); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (f *Finder) bindingsOf(ctx context.Context, ns string, svc *corev1.Service, res *Result) error {
 	var tgbs elbv2api.TargetGroupBindingList
-	if err := f.Reader.List(ctx, &tgbs, client.InNamespace(ns), client.UnsafeDisableDeepCopy); err != nil {
+	if err := f.Reader.List(ctx, &tgbs, client.InNamespace(ns), client.MatchingFields{IndexServiceRef: svc.Name},
+		client.UnsafeDisableDeepCopy); err != nil {
 		return fmt.Errorf("list targetgroupbindings: %w", err)
 	}
+	slices.SortFunc(tgbs.Items, func(a, b elbv2api.TargetGroupBinding) int { return strings.Compare(a.Name, b.Name) })
 	for _, tgb := range tgbs.Items {
-		svc := findService(svcs, tgb.Spec.ServiceRef.Name)
-		if svc == nil {
-			continue
-		}
 		tp, ok := targetPort(svc, tgb.Spec.ServiceRef.Port)
 		if !ok {
 			continue
@@ -104,19 +128,28 @@ func (f *Finder) fromBindings(ctx context.Context, ns string, svcs []*corev1.Ser
 }
 
 func (f *Finder) fromIngresses(ctx context.Context, ns string, svcs []*corev1.Service, res *Result) error {
-	var ings networkingv1.IngressList
-	if err := f.Reader.List(ctx, &ings, client.InNamespace(ns), client.UnsafeDisableDeepCopy); err != nil {
-		return fmt.Errorf("list ingresses: %w", err)
+	var ings []*networkingv1.Ingress
+	for _, svc := range svcs {
+		var list networkingv1.IngressList
+		if err := f.Reader.List(ctx, &list, client.InNamespace(ns), client.MatchingFields{IndexBackend: svc.Name},
+			client.UnsafeDisableDeepCopy); err != nil {
+			return fmt.Errorf("list ingresses: %w", err)
+		}
+		for i := range list.Items {
+			if !slices.ContainsFunc(ings, func(have *networkingv1.Ingress) bool { return have.Name == list.Items[i].Name }) {
+				ings = append(ings, &list.Items[i])
+			}
+		}
 	}
-	if len(ings.Items) == 0 {
+	if len(ings) == 0 {
 		return nil
 	}
+	slices.SortFunc(ings, func(a, b *networkingv1.Ingress) int { return strings.Compare(a.Name, b.Name) })
 	classes, err := f.albClasses(ctx)
 	if err != nil {
 		return err
 	}
-	for i := range ings.Items {
-		ing := &ings.Items[i]
+	for _, ing := range ings {
 		if !classes.isALB(ing) {
 			continue
 		}

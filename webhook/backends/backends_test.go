@@ -1,4 +1,4 @@
-package backends
+package backends_test
 
 import (
 	"context"
@@ -14,8 +14,9 @@ import (
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
+	"github.com/albdrain/albdrain/webhook/backends"
+	"github.com/albdrain/albdrain/webhook/backends/backendstest"
 	"github.com/albdrain/albdrain/webhook/elbv2api"
 	"github.com/albdrain/albdrain/webhook/inject"
 )
@@ -62,36 +63,36 @@ func backend(svc string, port networkingv1.ServiceBackendPort) networkingv1.Ingr
 func ingressClass(name, controller string, isDefault bool) *networkingv1.IngressClass {
 	c := &networkingv1.IngressClass{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: networkingv1.IngressClassSpec{Controller: controller}}
 	if isDefault {
-		c.Annotations = map[string]string{DefaultClassAnnotation: "true"}
+		c.Annotations = map[string]string{backends.DefaultClassAnnotation: "true"}
 	}
 	return c
 }
 
 func TestFind(t *testing.T) {
 	ip, instance := ptr.To(elbv2api.TargetTypeIP), ptr.To(elbv2api.TargetTypeInstance)
-	ipAnn := map[string]string{TargetTypeAnnotation: "ip"}
+	ipAnn := map[string]string{backends.TargetTypeAnnotation: "ip"}
 	web := service("web", nil, svcPort("http", 80, intstr.FromString("http")))
-	albClass := ingressClass("alb", ALBController, false)
+	albClass := ingressClass("alb", backends.ALBController, false)
 	tests := []struct {
 		name     string
 		objs     []client.Object
 		noTGBCRD bool
-		want     Result
+		want     backends.Result
 	}{
 		{
 			name: "ip binding by service port name resolves the named targetPort",
 			objs: []client.Object{web, binding("tgb-web", "web", intstr.FromString("http"), ip)},
-			want: Result{Targets: []inject.Target{{Service: "web", TargetPort: intstr.FromString("http"), TargetGroupBinding: "tgb-web"}}},
+			want: backends.Result{Targets: []inject.Target{{Service: "web", TargetPort: intstr.FromString("http"), TargetGroupBinding: "tgb-web"}}},
 		},
 		{
 			name: "binding by port number, targetPort defaults to the port",
 			objs: []client.Object{service("web", nil, corev1.ServicePort{Port: 8080}), binding("tgb-web", "web", intstr.FromInt32(8080), ip)},
-			want: Result{Targets: []inject.Target{{Service: "web", TargetPort: intstr.FromInt32(8080), TargetGroupBinding: "tgb-web"}}},
+			want: backends.Result{Targets: []inject.Target{{Service: "web", TargetPort: intstr.FromInt32(8080), TargetGroupBinding: "tgb-web"}}},
 		},
 		{
 			name: "instance binding is skipped with its reason",
 			objs: []client.Object{web, binding("tgb-web", "web", intstr.FromInt32(80), instance)},
-			want: Result{Skipped: []string{"TargetGroupBinding tgb-web targets instance"}},
+			want: backends.Result{Skipped: []string{"TargetGroupBinding tgb-web targets instance"}},
 		},
 		{
 			name: "binding of another service or an unknown port does not match",
@@ -114,7 +115,7 @@ func TestFind(t *testing.T) {
 		{
 			name: "ALB ingress by class name, ip on the ingress",
 			objs: []client.Object{web, albClass, ingress("shop", ptr.To("alb"), ipAnn, backend("web", networkingv1.ServiceBackendPort{Number: 80}))},
-			want: Result{Targets: []inject.Target{{Service: "web", TargetPort: intstr.FromString("http"), Ingress: "shop"}}},
+			want: backends.Result{Targets: []inject.Target{{Service: "web", TargetPort: intstr.FromString("http"), Ingress: "shop"}}},
 		},
 		{
 			name: "ingress of another controller is ignored",
@@ -124,34 +125,34 @@ func TestFind(t *testing.T) {
 		{
 			name: "legacy class annotation, ip on the service, backend by port name",
 			objs: []client.Object{service("web", ipAnn, svcPort("http", 80, intstr.FromInt32(8080))),
-				ingress("shop", nil, map[string]string{LegacyClassAnnotation: "alb"}, backend("web", networkingv1.ServiceBackendPort{Name: "http"}))},
-			want: Result{Targets: []inject.Target{{Service: "web", TargetPort: intstr.FromInt32(8080), Ingress: "shop"}}},
+				ingress("shop", nil, map[string]string{backends.LegacyClassAnnotation: "alb"}, backend("web", networkingv1.ServiceBackendPort{Name: "http"}))},
+			want: backends.Result{Targets: []inject.Target{{Service: "web", TargetPort: intstr.FromInt32(8080), Ingress: "shop"}}},
 		},
 		{
 			name: "default backend of the default ALB class",
-			objs: []client.Object{web, ingressClass("alb", ALBController, true), &networkingv1.Ingress{
+			objs: []client.Object{web, ingressClass("alb", backends.ALBController, true), &networkingv1.Ingress{
 				ObjectMeta: metav1.ObjectMeta{Name: "shop", Namespace: ns, Annotations: ipAnn},
 				Spec: networkingv1.IngressSpec{DefaultBackend: &networkingv1.IngressBackend{Service: &networkingv1.IngressServiceBackend{
 					Name: "web", Port: networkingv1.ServiceBackendPort{Number: 80}}}},
 			}},
-			want: Result{Targets: []inject.Target{{Service: "web", TargetPort: intstr.FromString("http"), Ingress: "shop"}}},
+			want: backends.Result{Targets: []inject.Target{{Service: "web", TargetPort: intstr.FromString("http"), Ingress: "shop"}}},
 		},
 		{
 			name: "ALB ingress without target-type is instance mode",
 			objs: []client.Object{web, albClass, ingress("shop", ptr.To("alb"), nil, backend("web", networkingv1.ServiceBackendPort{Number: 80}))},
-			want: Result{Skipped: []string{"Ingress shop targets Service web as instance"}},
+			want: backends.Result{Skipped: []string{"Ingress shop targets Service web as instance"}},
 		},
 		{
 			name: "service's instance annotation wins over the ingress's ip",
-			objs: []client.Object{service("web", map[string]string{TargetTypeAnnotation: "instance"}, svcPort("http", 80, intstr.FromString("http"))),
+			objs: []client.Object{service("web", map[string]string{backends.TargetTypeAnnotation: "instance"}, svcPort("http", 80, intstr.FromString("http"))),
 				albClass, ingress("shop", ptr.To("alb"), ipAnn, backend("web", networkingv1.ServiceBackendPort{Number: 80}))},
-			want: Result{Skipped: []string{"Ingress shop targets Service web as instance"}},
+			want: backends.Result{Skipped: []string{"Ingress shop targets Service web as instance"}},
 		},
 		{
 			name: "binding and ingress of the same service both recorded",
 			objs: []client.Object{web, albClass, binding("tgb-web", "web", intstr.FromInt32(80), ip),
 				ingress("shop", ptr.To("alb"), ipAnn, backend("web", networkingv1.ServiceBackendPort{Number: 80}), backend("web", networkingv1.ServiceBackendPort{Name: "http"}))},
-			want: Result{Targets: []inject.Target{
+			want: backends.Result{Targets: []inject.Target{
 				{Service: "web", TargetPort: intstr.FromString("http"), TargetGroupBinding: "tgb-web"},
 				{Service: "web", TargetPort: intstr.FromString("http"), Ingress: "shop"},
 			}},
@@ -159,7 +160,7 @@ func TestFind(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			f := &Finder{Reader: fake.NewClientBuilder().WithScheme(testScheme(t)).WithObjects(tc.objs...).Build(), TargetGroupBindings: !tc.noTGBCRD}
+			f := &backends.Finder{Reader: backendstest.IndexedFakeClient(testScheme(t), tc.objs...), TargetGroupBindings: !tc.noTGBCRD}
 			pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": "web", "pod-template-hash": "x"}}}
 			got, err := f.Find(context.Background(), ns, pod)
 			if err != nil {
