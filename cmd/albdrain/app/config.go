@@ -7,6 +7,8 @@ import (
 	"errors"
 	"flag"
 
+	"github.com/albdrain/albdrain/certs"
+	"github.com/albdrain/albdrain/drain"
 	"github.com/albdrain/albdrain/webhook"
 )
 
@@ -18,6 +20,10 @@ type Config struct {
 	ProbeAddr string
 	// Webhook configures the admission webhook.
 	Webhook webhook.Config
+	// Drain configures the watcher and its hold endpoint.
+	Drain drain.Config
+	// Certs configures the serving certificate of the webhook and hold endpoint.
+	Certs certs.Config
 }
 
 // BindFlags registers every flag of the manager.
@@ -25,6 +31,8 @@ func (c *Config) BindFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.MetricsAddr, "metrics-bind-address", ":8080", "address of the Prometheus metrics endpoint; 0 disables it")
 	fs.StringVar(&c.ProbeAddr, "health-probe-bind-address", ":8081", "address of the /healthz and /readyz probes")
 	c.Webhook.BindFlags(fs)
+	c.Drain.BindFlags(fs)
+	c.Certs.BindFlags(fs)
 }
 
 // Validate reports every invalid flag at once.
@@ -34,6 +42,12 @@ func (c *Config) Validate() error {
 		errs = append(errs, errors.New("--health-probe-bind-address is required"))
 	}
 	if err := c.Webhook.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.Drain.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.Certs.Validate(); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)

@@ -6,7 +6,6 @@ import (
 	"fmt"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
@@ -17,13 +16,14 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	crwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
 
-	"github.com/albdrain/albdrain/drain/holdspec"
+	"github.com/albdrain/albdrain/drain"
 	"github.com/albdrain/albdrain/webhook"
 	"github.com/albdrain/albdrain/webhook/elbv2api"
 )
 
 // NewManager builds the manager with albdrain's webhook and watcher added.
-func NewManager(ctx context.Context, rc *rest.Config, cfg Config) (ctrl.Manager, error) {
+// drainOpts let tests hand the watcher an AWS configuration of their own.
+func NewManager(ctx context.Context, rc *rest.Config, cfg Config, drainOpts ...drain.Option) (ctrl.Manager, error) {
 	scheme := runtime.NewScheme()
 	if err := clientgoscheme.AddToScheme(scheme); err != nil {
 		return nil, err
@@ -44,17 +44,21 @@ func NewManager(ctx context.Context, rc *rest.Config, cfg Config) (ctrl.Manager,
 		Cache: cache.Options{
 			// The watcher needs only the pods the webhook marked; caching
 			// every pod of a large cluster would cost memory for nothing.
-			ByObject: map[client.Object]cache.ByObject{
-				&corev1.Pod{}: {Label: labels.SelectorFromSet(labels.Set{holdspec.ManagedLabel: "true"})},
-			},
+			ByObject:         map[client.Object]cache.ByObject{&corev1.Pod{}: drain.PodCacheByObject()},
 			DefaultTransform: cache.TransformStripManagedFields(),
 		},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("create manager: %w", err)
 	}
+	if err := setupCerts(ctx, mgr, &cfg); err != nil {
+		return nil, fmt.Errorf("set up certificates: %w", err)
+	}
 	if err := webhook.Setup(ctx, mgr, cfg.Webhook); err != nil {
 		return nil, fmt.Errorf("set up webhook: %w", err)
+	}
+	if err := drain.Setup(mgr, cfg.Drain, drainOpts...); err != nil {
+		return nil, fmt.Errorf("set up drain watcher: %w", err)
 	}
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
 		return nil, err

@@ -3,6 +3,8 @@ package app
 import (
 	"context"
 	"errors"
+	"flag"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -111,18 +113,12 @@ func startCluster(t *testing.T, withTGB bool, namespaces map[string]map[string]s
 		})
 	}
 	wio := env.Environment.WebhookInstallOptions
-	var cfg Config
-	cfg.MetricsAddr = "0"
-	cfg.ProbeAddr = "127.0.0.1:0"
-	cfg.Webhook = webhook.Config{
-		Port: wio.LocalServingPort, CertDir: wio.LocalServingCertDir, Mode: "wait",
-		MaxHold: 120 * time.Second, Sleep: 20 * time.Second, Fallback: 20 * time.Second, QuietPeriod: 2 * time.Second,
-		ShutdownBudget: 15 * time.Second, HelperImage: "albdrain:test", HelperImagePath: "/albdrain-hold",
-		WatcherURL: "https://albdrain.albdrain.svc:8443",
-	}
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
+	cfg := parseFlags(t,
+		"--metrics-bind-address=0", "--health-probe-bind-address=127.0.0.1:0",
+		fmt.Sprintf("--webhook-port=%d", wio.LocalServingPort), "--webhook-cert-dir="+wio.LocalServingCertDir,
+		"--hold-bind-address=127.0.0.1:0", "--hold-cert-dir="+wio.LocalServingCertDir, "--aws-region=eu-west-1",
+		"--max-hold=2m", "--sleep-duration=20s", "--fallback-sleep=20s", "--quiet-period=2s", "--shutdown-budget=15s",
+		"--helper-image=albdrain:test", "--watcher-url=https://albdrain.albdrain.svc:8443")
 	mctx, cancel := context.WithCancel(ctrl.LoggerInto(ctx, ctrl.Log))
 	mgr, err := NewManager(mctx, env.Config, cfg)
 	if err != nil {
@@ -146,6 +142,21 @@ func startCluster(t *testing.T, withTGB bool, namespaces map[string]map[string]s
 	}
 	waitFor(t, "webhook server to start", func() bool { return mgr.GetWebhookServer().StartedChecker()(nil) == nil })
 	return &cluster{env: env, stop: stop}
+}
+
+// parseFlags builds the manager's configuration the way main does.
+func parseFlags(t *testing.T, args ...string) Config {
+	t.Helper()
+	var cfg Config
+	fs := flag.NewFlagSet("albdrain", flag.ContinueOnError)
+	cfg.BindFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	return cfg
 }
 
 func mustCreate(t *testing.T, c client.Client, obj client.Object) {
