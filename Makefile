@@ -13,10 +13,11 @@ KUBE_LDFLAGS  := -s -w -X k8s.io/component-base/version.gitVersion=$(KUBE_VERSIO
 ETCD_LDFLAGS  := -s -w
 GO            ?= go
 BIN           := bin
+IMAGE         ?= ghcr.io/albdrain/albdrain:dev
 
 export KUBEBUILDER_ASSETS := $(ASSETS)
 
-.PHONY: all build test lint demo assets clean
+.PHONY: all build test lint demo image assets clean
 
 all: build
 
@@ -32,11 +33,16 @@ lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "not gofmt-formatted:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 
-# demo runs the local demo: the 502/504 reproduced on a local control plane
-# and ALB, then shown gone with albdrain.
+# demo runs the local demo: a rolling restart under load behind the local
+# ALB, with no protection, a fixed preStop sleep, and albdrain.
 demo: assets
-	@echo "The demo lands with the end-to-end harness (issue 5); for now run: make test"
-	@exit 1
+	@echo ">> compiling the demo (the first time takes a minute or two)"
+	$(GO) build -o $(BIN)/albdrain-demo ./e2e/cmd/demo
+	$(BIN)/albdrain-demo -go=$(GO)
+
+# image builds the manager and the in-pod helper into one image (needs a Docker engine).
+image:
+	docker build -t $(IMAGE) .
 
 assets: $(ASSETS)/kube-apiserver $(ASSETS)/kube-controller-manager $(ASSETS)/etcd
 

@@ -3,18 +3,14 @@
 package kubetest
 
 import (
-	"os"
-	"path/filepath"
 	"testing"
 
 	admissionv1 "k8s.io/api/admissionregistration/v1"
-	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
-	"sigs.k8s.io/yaml"
 
 	"github.com/albdrain/albdrain/webhook/elbv2api"
 )
@@ -67,42 +63,14 @@ func NewScheme() *runtime.Scheme {
 // without them cannot pass by testing nothing.
 func Start(t testing.TB, opts ...Option) *Env {
 	t.Helper()
-	var o options
-	for _, opt := range opts {
-		opt(&o)
-	}
-	assets := os.Getenv("KUBEBUILDER_ASSETS")
-	if assets == "" {
-		t.Fatal("KUBEBUILDER_ASSETS is not set: run the tests through `make test` (it builds the control plane with `make assets`)")
-	}
-	if _, err := os.Stat(filepath.Join(assets, "kube-apiserver")); err != nil {
-		t.Fatalf("no kube-apiserver in KUBEBUILDER_ASSETS=%s: run `make assets`", assets)
-	}
-	scheme := NewScheme()
-	env := &envtest.Environment{
-		Scheme:                scheme,
-		BinaryAssetsDirectory: assets,
-		WebhookInstallOptions: envtest.WebhookInstallOptions{MutatingWebhooks: o.webhooks},
-	}
-	if o.tgbCRD {
-		var crd apiextensionsv1.CustomResourceDefinition
-		if err := yaml.UnmarshalStrict(elbv2api.CRDYAML, &crd); err != nil {
-			t.Fatalf("decode TargetGroupBinding CRD: %v", err)
-		}
-		env.CRDInstallOptions.CRDs = []*apiextensionsv1.CustomResourceDefinition{&crd}
-	}
-	cfg, err := env.Start()
+	env, stop, err := Run(opts...)
 	if err != nil {
-		t.Fatalf("start kube-apiserver and etcd: %v", err)
+		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		if err := env.Stop(); err != nil {
+		if err := stop(); err != nil {
 			t.Logf("stop control plane: %v", err)
 		}
 	})
-	c, err := client.New(cfg, client.Options{Scheme: scheme})
-	if err != nil {
-		t.Fatalf("client: %v", err)
-	}
-	return &Env{Environment: env, Config: cfg, Client: c, Scheme: scheme}
+	return env
 }

@@ -1,0 +1,54 @@
+package kubetest
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	"sigs.k8s.io/yaml"
+
+	"github.com/albdrain/albdrain/webhook/elbv2api"
+)
+
+// Run starts a control plane outside a test, for a TestMain that shares one
+// control plane across a package's tests or for the demo program. Call stop
+// when done; it stops the apiserver and etcd.
+func Run(opts ...Option) (env *Env, stop func() error, err error) {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
+	assets := os.Getenv("KUBEBUILDER_ASSETS")
+	if assets == "" {
+		return nil, nil, errors.New("KUBEBUILDER_ASSETS is not set: run through make (its assets target builds the control plane)")
+	}
+	if _, err := os.Stat(filepath.Join(assets, "kube-apiserver")); err != nil {
+		return nil, nil, fmt.Errorf("no kube-apiserver in KUBEBUILDER_ASSETS=%s: run `make assets`", assets)
+	}
+	scheme := NewScheme()
+	te := &envtest.Environment{
+		Scheme:                scheme,
+		BinaryAssetsDirectory: assets,
+		WebhookInstallOptions: envtest.WebhookInstallOptions{MutatingWebhooks: o.webhooks},
+	}
+	if o.tgbCRD {
+		var crd apiextensionsv1.CustomResourceDefinition
+		if err := yaml.UnmarshalStrict(elbv2api.CRDYAML, &crd); err != nil {
+			return nil, nil, fmt.Errorf("decode TargetGroupBinding CRD: %w", err)
+		}
+		te.CRDInstallOptions.CRDs = []*apiextensionsv1.CustomResourceDefinition{&crd}
+	}
+	cfg, err := te.Start()
+	if err != nil {
+		return nil, nil, fmt.Errorf("start kube-apiserver and etcd: %w", err)
+	}
+	c, err := client.New(cfg, client.Options{Scheme: scheme})
+	if err != nil {
+		return nil, nil, errors.Join(fmt.Errorf("client: %w", err), te.Stop())
+	}
+	return &Env{Environment: te, Config: cfg, Client: c, Scheme: scheme}, te.Stop, nil
+}

@@ -1,0 +1,74 @@
+package load
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+func TestRunIsBoundedAndCountsFailures(t *testing.T) {
+	var n atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if n.Add(1)%5 == 0 {
+			w.WriteHeader(http.StatusBadGateway)
+		}
+	}))
+	defer srv.Close()
+
+	run, err := Start(context.Background(), Options{
+		URL: srv.URL, Workers: 3, Interval: time.Millisecond, MaxRequests: 50, MaxDuration: time.Minute, Timeout: 5 * time.Second,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitDone(t, run)
+	results := run.Stop()
+	s := Summarize(results)
+	if s.Requests != 50 || s.Errors != 10 || s.ByStatus[http.StatusBadGateway] != 10 {
+		t.Errorf("summary = %+v, want 50 requests of which 10 failed with 502", s)
+	}
+	for i := 1; i < len(results); i++ {
+		if results[i].Start.Before(results[i-1].Start) {
+			t.Fatal("results not in start order")
+		}
+	}
+}
+
+func TestUnreachableTargetIsAFailure(t *testing.T) {
+	srv := httptest.NewServer(http.NotFoundHandler())
+	url := srv.URL
+	srv.Close()
+	run, err := Start(context.Background(), Options{
+		URL: url, Workers: 1, Interval: time.Millisecond, MaxRequests: 1, MaxDuration: time.Minute, Timeout: 5 * time.Second,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitDone(t, run)
+	results := run.Stop()
+	if len(results) != 1 || !results[0].Failed() || results[0].FailureCode() != 0 || results[0].Err == "" {
+		t.Errorf("results = %+v, want one failure without a response", results)
+	}
+}
+
+// waitDone waits for a run to use up its request budget.
+func waitDone(t *testing.T, run *Run) {
+	t.Helper()
+	select {
+	case <-run.Done():
+	case <-time.After(30 * time.Second):
+		t.Fatal("the run did not end after its last request")
+	}
+}
+
+func TestOnlyLoopback(t *testing.T) {
+	_, err := Start(context.Background(), Options{
+		URL: "http://192.0.2.1/", Workers: 1, Interval: time.Millisecond, MaxRequests: 1, MaxDuration: time.Second, Timeout: time.Second,
+	})
+	if err == nil {
+		t.Fatal("a non-loopback target was accepted")
+	}
+}

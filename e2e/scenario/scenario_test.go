@@ -1,0 +1,134 @@
+package scenario_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/albdrain/albdrain/drain/holder"
+	"github.com/albdrain/albdrain/drain/holdspec"
+	"github.com/albdrain/albdrain/e2e/kubelet"
+	"github.com/albdrain/albdrain/e2e/scenario"
+)
+
+func TestRollingRestart(t *testing.T) {
+	t.Run("baseline", func(t *testing.T) { expectFailures(t, run(t, scenario.Baseline, scenario.RollingRestart)) })
+	t.Run("fixed-sleep", func(t *testing.T) {
+		res := runSpec(t, scenario.Spec{Protection: scenario.FixedSleep, Action: scenario.RollingRestart, FixedSleep: 3 * time.Second})
+		expectTerminations(t, res, 3)
+		for _, term := range res.Terminations {
+			// A sleep cut short by the grace period would have failed.
+			if len(term.Hooks) != 1 || term.Hooks[0].Action != kubelet.ActionSleep || term.Hooks[0].Err != "" || term.Killed {
+				t.Errorf("pod %s: termination %+v: want a completed native sleep", term.Name, term)
+			}
+		}
+		t.Logf("a fixed 3s sleep: %d of %d requests failed", res.Summary.Errors, res.Summary.Requests)
+	})
+	t.Run("albdrain", func(t *testing.T) { expectClean(t, run(t, scenario.Albdrain, scenario.RollingRestart), 3) })
+}
+
+func TestScaleDown(t *testing.T) {
+	t.Run("baseline", func(t *testing.T) { expectFailures(t, run(t, scenario.Baseline, scenario.ScaleDown)) })
+	t.Run("albdrain", func(t *testing.T) { expectClean(t, run(t, scenario.Albdrain, scenario.ScaleDown), 2) })
+}
+
+func TestEvictionWithDisruptionBudget(t *testing.T) {
+	t.Run("baseline", func(t *testing.T) { expectFailures(t, run(t, scenario.Baseline, scenario.Evict)) })
+	t.Run("albdrain", func(t *testing.T) { expectClean(t, run(t, scenario.Albdrain, scenario.Evict), 3) })
+}
+
+func TestWatcherRestartMidRollout(t *testing.T) {
+	t.Run("baseline", func(t *testing.T) { expectFailures(t, run(t, scenario.Baseline, scenario.WatcherRestart)) })
+	t.Run("albdrain", func(t *testing.T) {
+		res := run(t, scenario.Albdrain, scenario.WatcherRestart)
+		expectClean(t, res, 3)
+		if res.TerminatingAtRestart < 1 {
+			t.Errorf("no pod was terminating when the watcher restarted")
+		}
+		// The dropped hold was taken up again by the new manager: one more
+		// HoldStarted than there were pods.
+		if started := res.Albdrain.Events[holder.ReasonHoldStarted]; started <= len(res.Terminations) {
+			t.Errorf("%d HoldStarted events for %d pods: no hold was resumed after the restart", started, len(res.Terminations))
+		}
+	})
+}
+
+func run(t *testing.T, p scenario.Protection, a scenario.Action) *scenario.Result {
+	return runSpec(t, scenario.Spec{Protection: p, Action: a})
+}
+
+func runSpec(t *testing.T, spec scenario.Spec) *scenario.Result {
+	t.Helper()
+	spec.Progress = func(line string) { t.Log(line) }
+	res, err := scenario.Run(context.Background(), shared, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%d requests, %d failed %v; %d pods terminated, holds %v; %d ELBv2 calls (%d by the load balancer controller)",
+		res.Summary.Requests, res.Summary.Errors, res.Summary.ByStatus, len(res.Terminations), res.Holds(), len(res.Calls), res.LBCCalls())
+	return res
+}
+
+// expectFailures is the baseline's claim: without protection, pods stop
+// while the ALB still routes to them, and clients see errors.
+func expectFailures(t *testing.T, res *scenario.Result) {
+	t.Helper()
+	if len(res.Terminations) == 0 {
+		t.Fatal("no pod was terminated")
+	}
+	if res.Summary.Errors == 0 {
+		t.Errorf("no failed request out of %d: the harness did not reproduce the ALB race", res.Summary.Requests)
+	}
+}
+
+func expectTerminations(t *testing.T, res *scenario.Result, n int) {
+	t.Helper()
+	if len(res.Terminations) != n {
+		t.Fatalf("%d pods terminated, want %d", len(res.Terminations), n)
+	}
+}
+
+// expectClean is albdrain's claim: no failed request, every pod held by the
+// injected helper until the watcher released it, within the hold's bound,
+// and albdrain's metrics and events saying so.
+func expectClean(t *testing.T, res *scenario.Result, terminated int) {
+	t.Helper()
+	if res.Summary.Errors > 0 {
+		for _, r := range res.Requests {
+			if r.Failed() {
+				t.Logf("failed request at %s: status %d %s", r.Start.Format("15:04:05.000"), r.Status, r.Err)
+			}
+		}
+		t.Errorf("%d of %d requests failed %v", res.Summary.Errors, res.Summary.Requests, res.Summary.ByStatus)
+	}
+	expectTerminations(t, res, terminated)
+	for _, term := range res.Terminations {
+		if len(term.Hooks) != 1 || term.Hooks[0].Action != kubelet.ActionExec || term.Hooks[0].Command[0] != holdspec.HelperPath {
+			t.Errorf("pod %s: hooks %+v: want the injected helper", term.Name, term.Hooks)
+			continue
+		}
+		h := term.Hooks[0]
+		spec, err := holdspec.Parse(h.Command[1:])
+		if err != nil {
+			t.Errorf("pod %s: helper command %q: %v", term.Name, h.Command, err)
+			continue
+		}
+		if h.Err != "" || term.Killed || h.Duration() > spec.MaxHold {
+			t.Errorf("pod %s: hold %s (bound %s), error %q, killed %v; helper output:\n%s",
+				term.Name, h.Duration(), spec.MaxHold, h.Err, term.Killed, h.Output)
+		}
+	}
+	rec := res.Albdrain
+	if rec == nil {
+		t.Fatal("albdrain recorded nothing")
+	}
+	if got := rec.Holds[string(holdspec.OutcomeDeregistered)]; got != float64(terminated) || len(rec.Holds) != 1 {
+		t.Errorf("albdrain_holds_total grew by %v, want %d holds ended %q", rec.Holds, terminated, holdspec.OutcomeDeregistered)
+	}
+	if rec.Injected < float64(res.Spec.Replicas) {
+		t.Errorf("albdrain_webhook_mutations_total{result=injected} grew by %v, want at least %d", rec.Injected, res.Spec.Replicas)
+	}
+	if rec.Events[holder.ReasonHoldStarted] < terminated || rec.Events[holder.ReasonHoldReleased] != terminated {
+		t.Errorf("events %v: want a HoldStarted and a HoldReleased per terminated pod (%d)", rec.Events, terminated)
+	}
+}
