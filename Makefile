@@ -17,6 +17,13 @@ IMAGE         ?= ghcr.io/albdrain/albdrain:dev
 
 export KUBEBUILDER_ASSETS := $(ASSETS)
 
+# bash with pipefail, so a build piped into its progress counter still fails the target.
+SHELL         := bash
+.SHELLFLAGS   := -o pipefail -ec
+# progress counts the package paths `go build -v` lists, printing a line every 100 so a long
+# first build shows it is alive, and passes anything else (errors) through.
+progress      := awk '/[: ]/ { print; next } { if (++n % 100 == 0) { print "   ... " n " packages compiled"; fflush() } }'
+
 .PHONY: all build test lint demo image assets clean
 
 all: build
@@ -49,15 +56,15 @@ assets: $(ASSETS)/kube-apiserver $(ASSETS)/kube-controller-manager $(ASSETS)/etc
 $(ASSETS)/kube-apiserver $(ASSETS)/kube-controller-manager:
 	@mkdir -p $(ASSETS)
 	@echo ">> building $(@F) $(KUBE_VERSION) from the Go module proxy (first time only, ~10 min)"
-	cd e2e/tools/kube && CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(KUBE_LDFLAGS)" \
-		-o $@.tmp k8s.io/kubernetes/cmd/$(@F)
+	cd e2e/tools/kube && CGO_ENABLED=0 $(GO) build -v -trimpath -ldflags "$(KUBE_LDFLAGS)" \
+		-o $@.tmp k8s.io/kubernetes/cmd/$(@F) 2>&1 | $(progress)
 	mv $@.tmp $@
 
 $(ASSETS)/etcd:
 	@mkdir -p $(ASSETS)
 	@echo ">> building etcd $(ETCD_VERSION) from the Go module proxy (first time only)"
-	cd e2e/tools/etcd && CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(ETCD_LDFLAGS)" \
-		-o $@.tmp go.etcd.io/etcd/server/v3
+	cd e2e/tools/etcd && CGO_ENABLED=0 $(GO) build -v -trimpath -ldflags "$(ETCD_LDFLAGS)" \
+		-o $@.tmp go.etcd.io/etcd/server/v3 2>&1 | $(progress)
 	mv $@.tmp $@
 
 clean:

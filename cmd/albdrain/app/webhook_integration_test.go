@@ -1,4 +1,4 @@
-package app
+package app_test
 
 import (
 	"context"
@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	admissionv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -19,40 +18,13 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/albdrain/albdrain/cmd/albdrain/app"
 	"github.com/albdrain/albdrain/drain/holdspec"
+	"github.com/albdrain/albdrain/e2e/cluster"
 	"github.com/albdrain/albdrain/e2e/kubetest"
-	"github.com/albdrain/albdrain/webhook"
 	"github.com/albdrain/albdrain/webhook/backends"
 	"github.com/albdrain/albdrain/webhook/elbv2api"
 )
-
-// webhookConfiguration is the registration the chart installs: opted-in
-// namespaces only, never albdrain's own pods, and pods are never blocked by
-// albdrain being down.
-func webhookConfiguration() *admissionv1.MutatingWebhookConfiguration {
-	return &admissionv1.MutatingWebhookConfiguration{
-		ObjectMeta: metav1.ObjectMeta{Name: "albdrain"},
-		Webhooks: []admissionv1.MutatingWebhook{{
-			Name: "pods.albdrain.io",
-			ClientConfig: admissionv1.WebhookClientConfig{Service: &admissionv1.ServiceReference{
-				Namespace: "albdrain", Name: "albdrain", Path: ptr.To(strings.TrimPrefix(webhook.Path, "/")),
-			}},
-			Rules: []admissionv1.RuleWithOperations{{
-				Operations: []admissionv1.OperationType{admissionv1.Create},
-				Rule:       admissionv1.Rule{APIGroups: []string{""}, APIVersions: []string{"v1"}, Resources: []string{"pods"}},
-			}},
-			FailurePolicy:           ptr.To(admissionv1.Ignore),
-			SideEffects:             ptr.To(admissionv1.SideEffectClassNone),
-			ReinvocationPolicy:      ptr.To(admissionv1.IfNeededReinvocationPolicy),
-			AdmissionReviewVersions: []string{"v1"},
-			TimeoutSeconds:          ptr.To[int32](10),
-			NamespaceSelector:       &metav1.LabelSelector{MatchLabels: map[string]string{holdspec.InjectKey: "enabled"}},
-			ObjectSelector: &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{
-				Key: "app.kubernetes.io/name", Operator: metav1.LabelSelectorOpNotIn, Values: []string{"albdrain"},
-			}}},
-		}},
-	}
-}
 
 // restrictedPod is a pod that passes the restricted Pod Security Standard on its own.
 func restrictedPod(ns, name string) *corev1.Pod {
@@ -71,7 +43,7 @@ func restrictedPod(ns, name string) *corev1.Pod {
 	}
 }
 
-type cluster struct {
+type testCluster struct {
 	env  *kubetest.Env
 	stop func()
 }
@@ -79,9 +51,9 @@ type cluster struct {
 // startCluster runs a real apiserver with the webhook registered over TLS and
 // albdrain's manager serving it, with an ALB-backed Service in each namespace given.
 // Without the CRD, the Service is an ip backend of an ALB Ingress instead.
-func startCluster(t *testing.T, withTGB bool, namespaces map[string]map[string]string) *cluster {
+func startCluster(t *testing.T, withTGB bool, namespaces map[string]map[string]string) *testCluster {
 	t.Helper()
-	opts := []kubetest.Option{kubetest.WithMutatingWebhooks(webhookConfiguration())}
+	opts := []kubetest.Option{kubetest.WithMutatingWebhooks(cluster.WebhookConfiguration())}
 	if withTGB {
 		opts = append(opts, kubetest.WithTargetGroupBindingCRD())
 	}
@@ -120,7 +92,7 @@ func startCluster(t *testing.T, withTGB bool, namespaces map[string]map[string]s
 		"--max-hold=2m", "--sleep-duration=20s", "--fallback-sleep=20s", "--quiet-period=2s", "--shutdown-budget=15s",
 		"--helper-image=albdrain:test", "--watcher-url=https://albdrain.albdrain.svc:8443")
 	mctx, cancel := context.WithCancel(ctrl.LoggerInto(ctx, ctrl.Log))
-	mgr, err := NewManager(mctx, env.Config, cfg)
+	mgr, err := app.NewManager(mctx, env.Config, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -141,13 +113,13 @@ func startCluster(t *testing.T, withTGB bool, namespaces map[string]map[string]s
 		t.Fatal("cache did not sync")
 	}
 	waitFor(t, "webhook server to start", func() bool { return mgr.GetWebhookServer().StartedChecker()(nil) == nil })
-	return &cluster{env: env, stop: stop}
+	return &testCluster{env: env, stop: stop}
 }
 
 // parseFlags builds the manager's configuration the way main does.
-func parseFlags(t *testing.T, args ...string) Config {
+func parseFlags(t *testing.T, args ...string) app.Config {
 	t.Helper()
-	var cfg Config
+	var cfg app.Config
 	fs := flag.NewFlagSet("albdrain", flag.ContinueOnError)
 	cfg.BindFlags(fs)
 	if err := fs.Parse(args); err != nil {
