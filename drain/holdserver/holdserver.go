@@ -30,12 +30,18 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
+	"github.com/albdrain/albdrain/certs/tlspolicy"
 	"github.com/albdrain/albdrain/drain/holdspec"
 )
 
 // bodyTimeout bounds reading a hold request, so a client sending slowly
-// cannot keep a hold slot.
+// cannot keep a connection and its handler for long.
 const bodyTimeout = 10 * time.Second
+
+// maxHeaderBytes bounds a request's headers: the helper sends a few hundred
+// bytes, and net/http's default (1 MiB) per connection would let any caller
+// make the watcher hold a lot of memory.
+const maxHeaderBytes = 16 << 10
 
 // Holder decides when a pod may stop.
 type Holder interface {
@@ -105,12 +111,15 @@ func (s *Server) Start(ctx context.Context) error {
 				logger.Error(err, "certificate watcher stopped")
 			}
 		}()
-		ln = tls.NewListener(ln, &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: cw.GetCertificate})
+		cfg := &tls.Config{GetCertificate: cw.GetCertificate}
+		tlspolicy.Apply(cfg)
+		ln = tls.NewListener(ln, cfg)
 	}
 	s.stopping = ctx
 	srv := &http.Server{
 		Handler:           s,
 		ReadHeaderTimeout: 10 * time.Second,
+		MaxHeaderBytes:    maxHeaderBytes,
 		IdleTimeout:       2 * time.Minute,
 		// No write timeout: a response is written when the hold ends.
 		BaseContext: func(net.Listener) context.Context { return log.IntoContext(context.WithoutCancel(ctx), logger) },
@@ -147,13 +156,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "use POST", http.StatusMethodNotAllowed)
 		return
 	}
-	select {
-	case s.slots <- struct{}{}:
-		defer func() { <-s.slots }()
-	default:
-		http.Error(w, "too many holds in progress", http.StatusServiceUnavailable)
-		return
-	}
+	// The request is read and checked before a hold slot is taken: any
+	// caller can open a connection and trickle a body, but only a pod's own
+	// hold may occupy one of the bounded slots.
 	req, status, err := readRequest(w, r)
 	if err != nil {
 		http.Error(w, "bad hold request: "+err.Error(), status)
@@ -183,6 +188,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	select {
+	case s.slots <- struct{}{}:
+		defer func() { <-s.slots }()
+	default:
+		http.Error(w, "too many holds in progress", http.StatusServiceUnavailable)
+		return
+	}
 	ctx, cancel := context.WithCancel(log.IntoContext(r.Context(), logger))
 	defer cancel()
 	defer context.AfterFunc(s.stopping, cancel)()
@@ -208,11 +220,18 @@ func readRequest(w http.ResponseWriter, r *http.Request) (holdspec.HoldRequest, 
 	defer func() { _ = rc.SetReadDeadline(time.Time{}) }()
 	var req holdspec.HoldRequest
 	body := http.MaxBytesReader(w, r.Body, holdspec.MaxHoldRequestBytes)
-	err := json.NewDecoder(body).Decode(&req)
+	dec := json.NewDecoder(body)
+	err := dec.Decode(&req)
 	if err == nil {
 		// Reading to the end lets the server watch the connection, so a
-		// helper that goes away cancels its hold.
-		_, err = io.Copy(io.Discard, body)
+		// helper that goes away cancels its hold. Anything but white space
+		// after the request is refused rather than ignored.
+		if _, terr := dec.Token(); terr != io.EOF {
+			err = errors.New("unexpected data after the request")
+			if _, ok := errors.AsType[*http.MaxBytesError](terr); ok {
+				err = terr
+			}
+		}
 	}
 	if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
 		return req, http.StatusRequestEntityTooLarge, err
@@ -222,6 +241,11 @@ func readRequest(w http.ResponseWriter, r *http.Request) (holdspec.HoldRequest, 
 	}
 	if req.Namespace == "" || req.Name == "" || req.TimeoutMillis <= 0 {
 		return req, http.StatusBadRequest, errors.New("namespace, name and a positive timeoutMillis are required")
+	}
+	// Bounded before it becomes a deadline: a larger value would keep a hold
+	// slot for longer than any hold can last, or overflow into the past.
+	if req.TimeoutMillis > holdspec.MaxHoldTimeout.Milliseconds() {
+		return req, http.StatusBadRequest, fmt.Errorf("timeoutMillis %d is above the longest hold, %d", req.TimeoutMillis, holdspec.MaxHoldTimeout.Milliseconds())
 	}
 	return req, 0, nil
 }

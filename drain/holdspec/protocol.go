@@ -1,5 +1,7 @@
 package holdspec
 
+import "time"
+
 // The hold protocol between the helper and the watcher. EnvWatcherURL is the
 // watcher's base URL (scheme, host and port, e.g.
 // https://albdrain.albdrain-system.svc:9443); the helper POSTs a HoldRequest
@@ -15,6 +17,11 @@ const HoldPath = "/v1/hold"
 
 // MaxHoldRequestBytes bounds a HoldRequest body; the watcher rejects larger ones.
 const MaxHoldRequestBytes = 4 << 10
+
+// MaxHoldTimeout is the longest hold there can be: AWS's longest
+// deregistration delay (3600 s) plus a margin for propagation. The webhook
+// caps max-hold at it, and the watcher refuses a HoldRequest asking for more.
+const MaxHoldTimeout = 3900 * time.Second
 
 // HoldRequest asks the watcher to hold the calling pod.
 type HoldRequest struct {

@@ -241,13 +241,15 @@ func addReadinessGate(spec *corev1.PodSpec, t corev1.PodConditionType) {
 }
 
 // raiseGracePeriod makes the grace period cover need, never lowering it.
+// It compares whole seconds: a grace period of more than about 292 years
+// (valid, if odd) would overflow a time.Duration and look short.
 func raiseGracePeriod(spec *corev1.PodSpec, need time.Duration) {
-	have := defaultGracePeriod
+	have := int64(defaultGracePeriod / time.Second)
 	if spec.TerminationGracePeriodSeconds != nil {
-		have = time.Duration(*spec.TerminationGracePeriodSeconds) * time.Second
+		have = *spec.TerminationGracePeriodSeconds
 	}
-	if need > have || spec.TerminationGracePeriodSeconds == nil {
-		secs := int64(max(need, have) / time.Second)
+	if needSecs := int64(need / time.Second); needSecs > have || spec.TerminationGracePeriodSeconds == nil {
+		secs := max(needSecs, have)
 		spec.TerminationGracePeriodSeconds = &secs
 	}
 }

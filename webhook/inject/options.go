@@ -19,7 +19,7 @@ import (
 
 // MaxHoldLimit caps any hold: the longest deregistration delay AWS allows
 // (3600 s) plus a margin for propagation.
-const MaxHoldLimit = 3900 * time.Second
+const MaxHoldLimit = holdspec.MaxHoldTimeout
 
 // helperVolumeSize bounds the emptyDir holding the helper binary.
 var helperVolumeSize = resource.MustParse("32Mi")
@@ -111,7 +111,9 @@ func readOverrides(ann map[string]string, o Options) (overrides, error) {
 	}
 	if v, ok := ann[holdspec.MaxHoldKey]; ok {
 		n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
-		if err != nil || n <= 0 || time.Duration(n)*time.Second > MaxHoldLimit {
+		// Compared in seconds: converting first would let a huge value
+		// overflow into an accepted, negative or tiny, duration.
+		if err != nil || n <= 0 || n > int64(MaxHoldLimit/time.Second) {
 			return ov, fmt.Errorf("annotation %s=%q: want a whole number of seconds from 1 to %d", holdspec.MaxHoldKey, v, int64(MaxHoldLimit/time.Second))
 		}
 		ov.maxHold = time.Duration(n) * time.Second

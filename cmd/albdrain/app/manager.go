@@ -16,6 +16,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	crwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
 
+	"github.com/albdrain/albdrain/certs/tlspolicy"
 	"github.com/albdrain/albdrain/drain"
 	"github.com/albdrain/albdrain/webhook"
 	"github.com/albdrain/albdrain/webhook/elbv2api"
@@ -31,7 +32,6 @@ func NewManager(ctx context.Context, rc *rest.Config, cfg Config, drainOpts ...d
 	if err := elbv2api.AddToScheme(scheme); err != nil {
 		return nil, err
 	}
-	minTLS12 := func(c *tls.Config) { c.MinVersion = tls.VersionTLS12 }
 	mgr, err := ctrl.NewManager(rc, ctrl.Options{
 		Scheme:                 scheme,
 		Metrics:                metricsserver.Options{BindAddress: cfg.MetricsAddr},
@@ -39,7 +39,7 @@ func NewManager(ctx context.Context, rc *rest.Config, cfg Config, drainOpts ...d
 		WebhookServer: crwebhook.NewServer(crwebhook.Options{
 			Port:    cfg.Webhook.Port,
 			CertDir: cfg.Webhook.CertDir,
-			TLSOpts: []func(*tls.Config){minTLS12},
+			TLSOpts: []func(*tls.Config){tlspolicy.Apply},
 		}),
 		Cache: cache.Options{
 			// The watcher needs only the pods the webhook marked; caching
