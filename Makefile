@@ -24,7 +24,7 @@ SHELL         := bash
 # first build shows it is alive, and passes anything else (errors) through.
 progress      := awk '/[: ]/ { print; next } { if (++n % 100 == 0) { print "   ... " n " packages compiled"; fflush() } }'
 
-.PHONY: all build test lint demo image assets clean
+.PHONY: all build test lint fuzz demo image assets clean
 
 all: build
 
@@ -35,6 +35,24 @@ build:
 # etcd (built first if missing), and end to end.
 test: assets lint
 	$(GO) test -count=1 -timeout 25m ./...
+
+# fuzz runs each fuzz target for FUZZTIME beyond its committed seeds (which
+# every `go test` already runs); minimising a new input is capped so that it
+# does not take the whole budget of a short run.
+FUZZTIME ?= 10s
+FUZZ_TARGETS := \
+	./drain/procnet:FuzzParse \
+	./drain/holdspec:FuzzParse \
+	./drain/holdserver:FuzzHoldRequest \
+	./webhook/inject:FuzzApply \
+	./webhook/inject:FuzzOverrides
+
+fuzz:
+	@for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; fn=$${t##*:}; \
+		echo ">> fuzzing $$fn in $$pkg for $(FUZZTIME)"; \
+		$(GO) test -run='^$$' -fuzz="^$$fn\$$" -fuzztime=$(FUZZTIME) -fuzzminimizetime=5s $$pkg; \
+	done
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "not gofmt-formatted:"; echo "$$out"; exit 1; fi
