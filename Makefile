@@ -24,7 +24,7 @@ SHELL         := bash
 # first build shows it is alive, and passes anything else (errors) through.
 progress      := awk '/[: ]/ { print; next } { if (++n % 100 == 0) { print "   ... " n " packages compiled"; fflush() } }'
 
-.PHONY: all build test lint fuzz demo image assets clean
+.PHONY: all build test lint fuzz demo bench image assets clean
 
 all: build
 
@@ -64,6 +64,14 @@ demo: assets
 	@echo ">> compiling the demo (the first time takes a minute or two)"
 	$(GO) build -o $(BIN)/albdrain-demo ./e2e/cmd/demo
 	$(BIN)/albdrain-demo -go=$(GO)
+
+# bench measures albdrain's costs, each beside a baseline from the same run:
+# admission latency, hold precision, the ELBv2 call budget and memory at
+# scale (about 5 minutes on 2 cores once the control plane is built).
+# BENCH_JSON=file also writes the figures there as JSON.
+bench: assets
+	$(GO) build -o $(BIN)/albdrain-bench ./e2e/cmd/bench
+	BENCH_JSON=$(BENCH_JSON) $(BIN)/albdrain-bench -go=$(GO)
 
 # image builds the manager and the in-pod helper into one image (needs a Docker engine).
 image:

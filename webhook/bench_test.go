@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -14,6 +15,7 @@ import (
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -30,6 +32,9 @@ import (
 // TargetGroupBindings in the pod's namespace, against a baseline of the same
 // review in an empty namespace, measured in the same run.
 func BenchmarkAdmission(b *testing.B) {
+	// The handler logs through controller-runtime, which without a logger
+	// prints a warning and a stack trace in the middle of the results.
+	ctrllog.SetLogger(logr.Discard())
 	env := kubetest.Start(b, kubetest.WithTargetGroupBindingCRD())
 	ctx := context.Background()
 	populate(b, env.Client, "crowded", 1000, 200, 200)
@@ -64,9 +69,15 @@ func BenchmarkAdmission(b *testing.B) {
 		Metrics: NewMetrics(prometheus.NewRegistry()),
 	}
 	h := admission.WithDefaulter[*corev1.Pod](env.Scheme, d)
-	// The pod matches the 500th Service, which one binding and one Ingress expose.
-	raw := `{"apiVersion":"v1","kind":"Pod","metadata":{"generateName":"web-","labels":{"app":"svc-500"}},` +
-		`"spec":{"containers":[{"name":"app","image":"app:1","ports":[{"name":"http","containerPort":8080}]}]}}`
+	// The pod matches the 500th Service, which one binding and one Ingress
+	// expose. It is as the apiserver sends it: defaulted, from a Deployment,
+	// with the usual environment, resources and probe.
+	raw := pod(`"labels":{"app":"svc-500","pod-template-hash":"5d8f7c9b6"},"ownerReferences":[{"apiVersion":"apps/v1",`+
+		`"kind":"ReplicaSet","name":"web-5d8f7c9b6","uid":"6f1c1f8e-0000-4000-8000-000000000001","controller":true,"blockOwnerDeletion":true}]`,
+		`"containers":[`+app("app", `,"env":[{"name":"LOG_LEVEL","value":"info"},{"name":"DB_HOST","value":"db.example.internal"},`+
+			`{"name":"POD_NAME","valueFrom":{"fieldRef":{"apiVersion":"v1","fieldPath":"metadata.name"}}}],`+
+			`"readinessProbe":{"httpGet":{"path":"/healthz","port":"http","scheme":"HTTP"},"periodSeconds":10,"timeoutSeconds":1,`+
+			`"successThreshold":1,"failureThreshold":3}`)+`]`)
 	// Everything was created before the cache synced, so the first review must inject.
 	if r := h.Handle(ctx, request("crowded", raw)); len(r.Patches) == 0 {
 		b.Fatalf("no injection in the crowded namespace: %+v", r.Result)

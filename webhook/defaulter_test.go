@@ -199,3 +199,37 @@ func names(cs []corev1.Container) []string {
 	}
 	return out
 }
+
+// TestHandlerKeepsUnknownFieldsOfInitContainers guards the diff the
+// framework computes: adding albdrain's init container must not move a field
+// this k8s.io/api version does not know from the pod's own init container.
+func TestHandlerKeepsUnknownFieldsOfInitContainers(t *testing.T) {
+	f := newHandler(t)
+	sidecar := strings.Replace(app("proxy", `,"restartPolicy":"Always"`), `"containerPort":8080`, `"containerPort":9000`, 1)
+	raw := pod(`"labels":{"app":"web"}`, `"initContainers":[`+sidecar+`],"containers":[`+app("app", "")+`]`)
+	resp := f.handler.Handle(context.Background(), request("shop", raw))
+	if !resp.Allowed || len(resp.Patches) == 0 {
+		t.Fatalf("allowed=%v patches=%v", resp.Allowed, resp.Patches)
+	}
+	var out struct {
+		Spec struct {
+			FutureField    json.RawMessage `json:"futureField"`
+			InitContainers []map[string]any `json:"initContainers"`
+		} `json:"spec"`
+	}
+	if err := json.Unmarshal([]byte(applyPatches(t, raw, resp)), &out); err != nil {
+		t.Fatal(err)
+	}
+	if len(out.Spec.FutureField) == 0 {
+		t.Error("the pod's unknown spec field was dropped")
+	}
+	for _, c := range out.Spec.InitContainers {
+		_, has := c["futureContainerField"]
+		if want := c["name"] == "proxy"; has != want {
+			t.Errorf("init container %v: has the unknown field = %v, want %v", c["name"], has, want)
+		}
+	}
+	if n := len(out.Spec.InitContainers); n != 2 {
+		t.Errorf("%d init containers, want the sidecar and albdrain's", n)
+	}
+}

@@ -190,8 +190,10 @@ func addEnv(c *corev1.Container, o Options) {
 }
 
 // addHelper adds the volume and the init container that copies the helper
-// into it. The init container goes first so that it has run before any native
-// sidecar starts.
+// into it. The init container is appended: only app containers run the
+// helper, and they start after every init container, while prepending would
+// shift the indexes of the pod's own init containers and so move fields this
+// k8s.io/api version does not know from one container to another in the diff.
 func addHelper(spec *corev1.PodSpec, o Options) {
 	if !slices.ContainsFunc(spec.Volumes, func(v corev1.Volume) bool { return v.Name == holdspec.VolumeName }) {
 		spec.Volumes = append(spec.Volumes, corev1.Volume{
@@ -215,7 +217,7 @@ func addHelper(spec *corev1.PodSpec, o Options) {
 		TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
 		SecurityContext:          restrictedSecurityContext(),
 	}
-	spec.InitContainers = append([]corev1.Container{init}, spec.InitContainers...)
+	spec.InitContainers = append(spec.InitContainers, init)
 }
 
 // restrictedSecurityContext satisfies the restricted Pod Security Standard

@@ -186,7 +186,7 @@ func TestApply(t *testing.T) {
 				return p
 			}(),
 			targets: []Target{{Service: "web", TargetPort: intstr.FromString("proxy"), TargetGroupBinding: "k8s-default-web-abc"}},
-			want: view{Injected: true, Managed: true, Inits: []string{"albdrain-init", "envoy"}, Gates: []string{gate}, Grace: ptr.To[int64](360),
+			want: view{Injected: true, Managed: true, Inits: []string{"envoy", "albdrain-init"}, Gates: []string{gate}, Grace: ptr.To[int64](360),
 				PreStops: map[string]*corev1.LifecycleHandler{"app": execHold(append(waitArgs, "--port=9000")...)}},
 		},
 		{

@@ -1,0 +1,116 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os/exec"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// The Go benchmarks, in their packages' tests: they need the packages'
+// internals, and `go test -bench` is how allocations get counted.
+const (
+	handlerBenchmarkPkg  = "github.com/albdrain/albdrain/webhook"
+	handlerBenchmarkName = "BenchmarkAdmission"
+	pollBenchmarkPkg     = "github.com/albdrain/albdrain/drain/poller"
+	pollBenchmarkName    = "BenchmarkPollRound"
+)
+
+// HandlerTargetMicros is the issue's bound on one review's p99.
+const HandlerTargetMicros = 1000
+
+// MeasureHandler runs BenchmarkAdmission with the go command goCmd and
+// reports its figures: one review through the real handler over a cache of
+// 1,000 Services, 200 Ingresses and 200 TargetGroupBindings, against the
+// same review in an empty namespace.
+func MeasureHandler(ctx context.Context, goCmd string, benchtime string) (*Section, error) {
+	m, err := runBenchmark(ctx, goCmd, handlerBenchmarkPkg, handlerBenchmarkName, benchtime, "p99-us", "baseline-p99-us")
+	if err != nil {
+		return nil, err
+	}
+	s := &Section{Name: "webhook", Notes: []string{
+		"handler: `go test -bench " + handlerBenchmarkName + " -benchmem`, one review through the real handler over a real informer cache",
+		"with 1,000 Services, 200 Ingresses and 200 TargetGroupBindings in the pod's namespace; baseline: the same review in an empty namespace",
+	}}
+	s.Add("handler_p99_us", m["p99-us"])
+	s.Add("handler_baseline_p99_us", m["baseline-p99-us"])
+	s.Add("handler_mean_us", m["ns/op"]/1000)
+	s.Add("handler_bytes_per_op", m["B/op"])
+	s.Add("handler_allocs_per_op", m["allocs/op"])
+	s.Compare(Comparison{
+		What: "admission handler p99 (µs)", Value: m["p99-us"],
+		Baseline: m["baseline-p99-us"], BaselineWhat: "empty namespace",
+		Target: fmt.Sprintf("< %d µs", HandlerTargetMicros), Met: m["p99-us"] < HandlerTargetMicros,
+	})
+	return s, nil
+}
+
+// runBenchmark runs one Go benchmark of pkg with allocations counted and
+// returns its figures by unit; the units listed must be among them.
+func runBenchmark(ctx context.Context, goCmd, pkg, name, benchtime string, units ...string) (map[string]float64, error) {
+	goBin, err := exec.LookPath(goCmd)
+	if err != nil {
+		return nil, fmt.Errorf("the Go benchmarks need the go command: %w", err)
+	}
+	cmd := exec.CommandContext(ctx, goBin, "test", "-run", "^$", "-bench", "^"+name+"$",
+		"-benchmem", "-count", "1", "-benchtime", benchtime, pkg)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		return nil, fmt.Errorf("go test -bench %s: %w\n%s%s", name, err, stdout.Bytes(), stderr.Bytes())
+	}
+	return parseBenchmark(stdout.String(), name, units...)
+}
+
+// parseBenchmark reads the metrics of one benchmark's result, e.g.
+// "BenchmarkX-2  100  118208 ns/op  552.0 p99-us  50136 B/op", by unit.
+// What the benchmark prints on stderr, which go test merges in, can split
+// the name from the figures, so the result is the line that has "ns/op",
+// read from the iteration count before it.
+func parseBenchmark(out, name string, units ...string) (map[string]float64, error) {
+	if !strings.Contains(out, name) {
+		return nil, fmt.Errorf("no result for %s in:\n%s", name, out)
+	}
+	for line := range strings.Lines(out) {
+		fields := strings.Fields(line)
+		at := slices.Index(fields, "ns/op")
+		if at < 2 {
+			continue
+		}
+		m := map[string]float64{}
+		for i := at - 1; i+1 < len(fields); i += 2 {
+			v, err := strconv.ParseFloat(fields[i], 64)
+			if err != nil {
+				return nil, fmt.Errorf("benchmark line %q: %w", strings.TrimSpace(line), err)
+			}
+			m[fields[i+1]] = v
+		}
+		for _, unit := range append([]string{"ns/op", "B/op", "allocs/op"}, units...) {
+			if _, ok := m[unit]; !ok {
+				return nil, fmt.Errorf("benchmark line %q has no %s", strings.TrimSpace(line), unit)
+			}
+		}
+		return m, nil
+	}
+	return nil, fmt.Errorf("no result line for %s in:\n%s", name, out)
+}
+
+// MeasurePollRound runs BenchmarkPollRound: the watcher's work in one poll
+// interval with 1,000 held pods across 50 target groups.
+func MeasurePollRound(ctx context.Context, goCmd string, benchtime string) (*Section, error) {
+	m, err := runBenchmark(ctx, goCmd, pollBenchmarkPkg, pollBenchmarkName, benchtime, "calls/round")
+	if err != nil {
+		return nil, err
+	}
+	s := &Section{Name: "elbv2", Notes: []string{
+		"poll round: `go test -bench " + pollBenchmarkName + " -benchmem`, one poll interval's work for 1,000 held pods across 50",
+		"target groups against an ELBv2 stand-in that answers at once: the requests built, answers handed to each hold",
+	}}
+	s.Add("poll_round_us", m["ns/op"]/1000)
+	s.Add("poll_round_allocs", m["allocs/op"])
+	s.Add("poll_round_calls", m["calls/round"])
+	return s, nil
+}

@@ -1,0 +1,85 @@
+package bench
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strconv"
+
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
+	"github.com/albdrain/albdrain/e2e/kubetest"
+)
+
+// managerSetup runs albdrain's manager binary against a test apiserver as
+// its Deployment would run it: webhook over TLS, hold endpoint, metrics and
+// probes, on loopback ports.
+type managerSetup struct {
+	bin, dir   string
+	kubeconfig string
+	// certDir and webhookPort serve the webhook: envtest's, where the
+	// apiserver calls it, or a self-signed certificate on a free port.
+	certDir     string
+	webhookPort int
+}
+
+// newManagerSetup provisions an administrator's kubeconfig for the binary
+// bin in dir, and the webhook's serving certificate: envtest's when env has
+// albdrain's webhook registered, else a self-signed one nobody calls.
+func newManagerSetup(env *kubetest.Env, bin, dir string) (*managerSetup, error) {
+	user, err := env.Environment.AddUser(envtest.User{Name: "albdrain", Groups: []string{"system:masters"}}, nil)
+	if err != nil {
+		return nil, err
+	}
+	kubeconfig, err := user.KubeConfig()
+	if err != nil {
+		return nil, err
+	}
+	m := &managerSetup{bin: bin, dir: dir, kubeconfig: filepath.Join(dir, "albdrain.kubeconfig")}
+	if err := os.WriteFile(m.kubeconfig, kubeconfig, 0o600); err != nil {
+		return nil, err
+	}
+	if wio := env.Environment.WebhookInstallOptions; len(wio.MutatingWebhooks) > 0 {
+		m.certDir, m.webhookPort = wio.LocalServingCertDir, wio.LocalServingPort
+		return m, nil
+	}
+	m.certDir = filepath.Join(dir, "albdrain-certs")
+	if m.webhookPort, err = freePort(); err != nil {
+		return nil, err
+	}
+	return m, writeServingCert(m.certDir)
+}
+
+// start runs the manager, logging to a file named after name, and returns
+// once it is ready.
+func (m *managerSetup) start(ctx context.Context, name string) (*managerProcess, error) {
+	ports := make([]string, 3)
+	for i := range ports {
+		p, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		ports[i] = strconv.Itoa(p)
+	}
+	probe, metrics, hold := "127.0.0.1:"+ports[0], "127.0.0.1:"+ports[1], "127.0.0.1:"+ports[2]
+	args := []string{
+		"--health-probe-bind-address=" + probe,
+		"--metrics-bind-address=" + metrics,
+		"--webhook-port=" + strconv.Itoa(m.webhookPort),
+		"--webhook-cert-dir=" + m.certDir,
+		"--hold-bind-address=" + hold,
+		"--hold-cert-dir=",
+		"--watcher-url=http://" + hold,
+		"--helper-image=albdrain:bench",
+		"--aws-region=us-east-1",
+		// Never contacted: no pod is held.
+		"--aws-endpoint-url=http://127.0.0.1:9",
+	}
+	env := []string{
+		"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"), "KUBECONFIG=" + m.kubeconfig,
+		// The credentials keep the SDK from looking further for any (instance
+		// metadata is off loopback).
+		"AWS_ACCESS_KEY_ID=AKIDBENCH", "AWS_SECRET_ACCESS_KEY=bench", "AWS_EC2_METADATA_DISABLED=true",
+	}
+	return startManager(ctx, m.bin, args, env, filepath.Join(m.dir, "albdrain-"+name+".log"), probe, metrics)
+}

@@ -1,0 +1,97 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/client-go/rest"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	"github.com/albdrain/albdrain/drain"
+	"github.com/albdrain/albdrain/drain/metrics"
+	"github.com/albdrain/albdrain/e2e/kubetest"
+)
+
+// watcher is albdrain's drain watcher alone, in this process, with its own
+// metrics: what the manager binary runs besides the webhook.
+type watcher struct {
+	holdURL string
+	cancel  context.CancelFunc
+	done    chan error
+}
+
+// startWatcher runs the watcher with cfg, its hold endpoint on a free
+// loopback port over plain HTTP, and returns once the endpoint listens,
+// which is after the manager's cache has synced.
+func startWatcher(ctx context.Context, rc *rest.Config, cfg drain.Config, awsCfg aws.Config) (*watcher, error) {
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	cfg.HoldAddr, cfg.CertDir = net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), ""
+	rc = rest.CopyConfig(rc)
+	// What the manager binary gets from ctrl.GetConfig.
+	rc.QPS, rc.Burst = 20, 30
+	mgr, err := ctrl.NewManager(rc, ctrl.Options{
+		Scheme:                 kubetest.NewScheme(),
+		Metrics:                metricsserver.Options{BindAddress: "0"},
+		HealthProbeBindAddress: "0",
+		Cache: cache.Options{
+			ByObject:         map[client.Object]cache.ByObject{&corev1.Pod{}: drain.PodCacheByObject()},
+			DefaultTransform: cache.TransformStripManagedFields(),
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := drain.Setup(mgr, cfg, drain.WithAWSConfig(awsCfg), drain.WithMetrics(metrics.New())); err != nil {
+		return nil, err
+	}
+	mctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	w := &watcher{holdURL: "http://" + cfg.HoldAddr, cancel: cancel, done: make(chan error, 1)}
+	go func() { w.done <- mgr.Start(mctx) }()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		conn, err := net.DialTimeout("tcp", cfg.HoldAddr, time.Second)
+		if err == nil {
+			conn.Close()
+			return w, nil
+		}
+		select {
+		case err := <-w.done:
+			cancel()
+			return nil, fmt.Errorf("watcher exited: %w", err)
+		case <-time.After(50 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			return nil, errors.Join(errors.New("watcher's hold endpoint did not listen within 60s"), w.stop())
+		}
+	}
+}
+
+func (w *watcher) stop() error {
+	w.cancel()
+	if err := <-w.done; err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	return nil
+}
+
+// freePort is a loopback TCP port free a moment ago.
+func freePort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}

@@ -1,0 +1,36 @@
+package cluster
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"slices"
+
+	"github.com/albdrain/albdrain/cmd/albdrain/app"
+)
+
+// RestartWith restarts albdrain's manager with extra command-line flags
+// after its own, as editing the Deployment's arguments would: a later flag
+// wins, so a benchmark can run the same cluster under another release
+// policy. Webhook and hold endpoint stay on their addresses. The flags are
+// checked before the running manager is stopped, so a bad flag leaves it
+// running.
+func (a *Albdrain) RestartWith(ctx context.Context, extraArgs ...string) error {
+	args := append(slices.Clone(a.args), extraArgs...)
+	var cfg app.Config
+	fs := flag.NewFlagSet("albdrain", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	cfg.BindFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		return fmt.Errorf("albdrain flags: %w", err)
+	}
+	if err := cfg.Validate(); err != nil {
+		return fmt.Errorf("albdrain flags: %w", err)
+	}
+	if err := a.Stop(); err != nil {
+		return err
+	}
+	a.args, a.config = args, cfg
+	return a.Start(ctx)
+}
