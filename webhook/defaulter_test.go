@@ -213,7 +213,7 @@ func TestHandlerKeepsUnknownFieldsOfInitContainers(t *testing.T) {
 	}
 	var out struct {
 		Spec struct {
-			FutureField    json.RawMessage `json:"futureField"`
+			FutureField    json.RawMessage  `json:"futureField"`
 			InitContainers []map[string]any `json:"initContainers"`
 		} `json:"spec"`
 	}
