@@ -194,8 +194,10 @@ func TestOddPods(t *testing.T) {
 			return p
 		}, func(t *testing.T, p *corev1.Pod) {
 			wantHeld(t, p, []string{"app"}, []int32{8080})
-			if p.Spec.InitContainers[0].Name != holdspec.InitContainerName || p.Spec.InitContainers[1].Name != "proxy" {
-				t.Errorf("init containers %v: albdrain's must run before the sidecar", p.Spec.InitContainers)
+			// Appended: only app containers run the helper, and they start
+			// after every init container; the sidecar keeps its index.
+			if len(p.Spec.InitContainers) != 2 || p.Spec.InitContainers[0].Name != "proxy" || p.Spec.InitContainers[1].Name != holdspec.InitContainerName {
+				t.Errorf("init containers %v: want the sidecar, then albdrain's", p.Spec.InitContainers)
 			}
 		}},
 		{"zero grace period", func() *corev1.Pod {
