@@ -24,11 +24,8 @@ import (
 	"github.com/albdrain/albdrain/drain/metrics"
 	"github.com/albdrain/albdrain/drain/poller"
 	"github.com/albdrain/albdrain/drain/release"
+	"github.com/albdrain/albdrain/webhook/inject"
 )
-
-// readinessGatePrefix starts the condition types the load balancer
-// controller sets True once the pod's target is healthy.
-const readinessGatePrefix = "target-health.elbv2.k8s.aws/"
 
 // Event reasons on the pod.
 const (
@@ -230,7 +227,7 @@ func (h *Holder) deregister(ctx context.Context, ip string, targets []discovery.
 // one never registered when the hold starts after the target left.
 func passedReadinessGate(pod *corev1.Pod) bool {
 	for _, c := range pod.Status.Conditions {
-		if strings.HasPrefix(string(c.Type), readinessGatePrefix) && c.Status == corev1.ConditionTrue {
+		if strings.HasPrefix(string(c.Type), inject.ReadinessGatePrefix) && c.Status == corev1.ConditionTrue {
 			return true
 		}
 	}

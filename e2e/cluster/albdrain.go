@@ -5,9 +5,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
-	"flag"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -106,15 +104,9 @@ func newAlbdrain(env *kubetest.Env, dir string, t Timings, awsCfg aws.Config, el
 		"--aws-region=" + awsCfg.Region,
 		"--aws-endpoint-url=" + elbv2URL,
 	}
-	var cfg app.Config
-	fs := flag.NewFlagSet("albdrain", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	cfg.BindFlags(fs)
-	if err := fs.Parse(args); err != nil {
-		return nil, fmt.Errorf("albdrain flags: %w", err)
-	}
-	if err := cfg.Validate(); err != nil {
-		return nil, fmt.Errorf("albdrain flags: %w", err)
+	cfg, err := parseConfig(args)
+	if err != nil {
+		return nil, err
 	}
 	return &Albdrain{env: env, args: args, config: cfg, aws: awsCfg}, nil
 }

@@ -2,12 +2,7 @@ package cluster
 
 import (
 	"context"
-	"flag"
-	"fmt"
-	"io"
 	"slices"
-
-	"github.com/albdrain/albdrain/cmd/albdrain/app"
 )
 
 // RestartWith restarts albdrain's manager with extra command-line flags
@@ -18,15 +13,9 @@ import (
 // running.
 func (a *Albdrain) RestartWith(ctx context.Context, extraArgs ...string) error {
 	args := append(slices.Clone(a.args), extraArgs...)
-	var cfg app.Config
-	fs := flag.NewFlagSet("albdrain", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	cfg.BindFlags(fs)
-	if err := fs.Parse(args); err != nil {
-		return fmt.Errorf("albdrain flags: %w", err)
-	}
-	if err := cfg.Validate(); err != nil {
-		return fmt.Errorf("albdrain flags: %w", err)
+	cfg, err := parseConfig(args)
+	if err != nil {
+		return err
 	}
 	if err := a.Stop(); err != nil {
 		return err

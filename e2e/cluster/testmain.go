@@ -3,14 +3,9 @@ package cluster
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"testing"
-
-	"github.com/go-logr/logr"
-	"k8s.io/klog/v2"
-	ctrl "sigs.k8s.io/controller-runtime"
 )
 
 // RunTests is a TestMain body for a package whose tests share one local
@@ -23,15 +18,12 @@ func RunTests(m *testing.M, prefix string, timings Timings, use func(*Cluster)) 
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	logFile, err := os.Create(filepath.Join(dir, "cluster.log"))
+	log, logFile, err := LogToFile(filepath.Join(dir, "cluster.log"))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
 	defer logFile.Close()
-	log := slog.New(slog.NewTextHandler(logFile, nil))
-	ctrl.SetLogger(logr.FromSlogHandler(log.Handler()))
-	klog.SetSlogLogger(log)
 
 	code := func() int {
 		ctx := context.Background()

@@ -25,10 +25,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/go-logr/logr"
-	"k8s.io/klog/v2"
-	ctrl "sigs.k8s.io/controller-runtime"
-
 	"github.com/albdrain/albdrain/e2e/bench"
 	"github.com/albdrain/albdrain/e2e/cluster"
 )
@@ -95,14 +91,11 @@ func run(ctx context.Context, out io.Writer, o options) (err error) {
 		}
 		os.RemoveAll(dir)
 	}()
-	logFile, err := os.Create(filepath.Join(dir, "bench.log"))
+	log, logFile, err := cluster.LogToFile(filepath.Join(dir, "bench.log"))
 	if err != nil {
 		return err
 	}
 	defer logFile.Close()
-	log := slog.New(slog.NewTextHandler(logFile, nil))
-	ctrl.SetLogger(logr.FromSlogHandler(log.Handler()))
-	klog.SetSlogLogger(log)
 
 	progress := func(f string, args ...any) { say("  "+f, args...) }
 	report := &bench.Report{Machine: bench.DescribeMachine()}

@@ -16,16 +16,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"syscall"
 	"time"
-
-	"github.com/go-logr/logr"
-	"k8s.io/klog/v2"
-	ctrl "sigs.k8s.io/controller-runtime"
 
 	"github.com/albdrain/albdrain/e2e/cluster"
 	"github.com/albdrain/albdrain/e2e/scenario"
@@ -66,14 +61,11 @@ func run(ctx context.Context, out io.Writer, goCmd, outDir string, fixedSleep ti
 		}
 		os.RemoveAll(dir)
 	}()
-	logFile, err := os.Create(filepath.Join(dir, "cluster.log"))
+	log, logFile, err := cluster.LogToFile(filepath.Join(dir, "cluster.log"))
 	if err != nil {
 		return err
 	}
 	defer logFile.Close()
-	log := slog.New(slog.NewTextHandler(logFile, nil))
-	ctrl.SetLogger(logr.FromSlogHandler(log.Handler()))
-	klog.SetSlogLogger(log)
 
 	t := cluster.DefaultTimings()
 	fmt.Fprintf(out, `albdrain demo: a Deployment of 3 pods behind an emulated ALB (ip targets), steady
