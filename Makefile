@@ -31,10 +31,12 @@ all: build
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/ ./cmd/...
 
-# test runs every test: unit, integration against the real kube-apiserver and
-# etcd (built first if missing), and end to end.
+# test runs every test: albdrain's own unit tests, then the harness module's
+# integration and end-to-end tests against the real kube-apiserver and etcd
+# (built first if missing).
 test: assets lint
-	$(GO) test -count=1 -timeout 25m ./...
+	$(GO) test -count=1 -timeout 10m ./...
+	cd e2e && $(GO) test -count=1 -timeout 25m ./...
 
 # fuzz runs each fuzz target for FUZZTIME beyond its committed seeds (which
 # every `go test` already runs); minimising a new input is capped so that it
@@ -42,8 +44,8 @@ test: assets lint
 FUZZTIME ?= 10s
 FUZZ_TARGETS := \
 	./drain/procnet:FuzzParse \
-	./drain/holdspec:FuzzParse \
-	./drain/holdserver:FuzzHoldRequest \
+	./internal/contract:FuzzParse \
+	./drain/endpoint:FuzzHoldRequest \
 	./webhook/inject:FuzzApply \
 	./webhook/inject:FuzzOverrides
 
@@ -54,15 +56,22 @@ fuzz:
 		$(GO) test -run='^$$' -fuzz="^$$fn\$$" -fuzztime=$(FUZZTIME) -fuzzminimizetime=5s $$pkg; \
 	done
 
+# lint checks formatting, vet and tidiness of both modules, and the layout:
+# the in-pod helper carries no Kubernetes or AWS code.
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "not gofmt-formatted:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	cd e2e && $(GO) vet ./...
+	$(GO) mod tidy -diff
+	cd e2e && $(GO) mod tidy -diff
+	@heavy=$$($(GO) list -deps ./cmd/albdrain-hold | grep -E '^(k8s.io|sigs.k8s.io|github.com/aws)/' || true); \
+		if [ -n "$$heavy" ]; then echo "the in-pod helper depends on:"; echo "$$heavy"; exit 1; fi
 
 # demo runs the local demo: a rolling restart under load behind the local
 # ALB, with no protection, a fixed preStop sleep, and albdrain.
 demo: assets
 	@echo ">> compiling the demo (the first time takes a minute or two)"
-	$(GO) build -o $(BIN)/albdrain-demo ./e2e/cmd/demo
+	cd e2e && $(GO) build -o ../$(BIN)/albdrain-demo ./cmd/demo
 	$(BIN)/albdrain-demo -go=$(GO)
 
 # bench measures albdrain's costs, each beside a baseline from the same run:
@@ -70,7 +79,7 @@ demo: assets
 # scale (about 5 minutes on 2 cores once the control plane is built).
 # BENCH_JSON=file also writes the figures there as JSON.
 bench: assets
-	$(GO) build -o $(BIN)/albdrain-bench ./e2e/cmd/bench
+	cd e2e && $(GO) build -o ../$(BIN)/albdrain-bench ./cmd/bench
 	BENCH_JSON=$(BENCH_JSON) $(BIN)/albdrain-bench -go=$(GO)
 
 # image builds the manager and the in-pod helper into one image (needs a Docker engine).

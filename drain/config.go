@@ -1,7 +1,7 @@
 // Package drain is the watcher side of albdrain: it holds each terminating
 // pod's preStop until ELBv2 reports the pod's target out of service in every
 // target group it belongs to. Setup adds it to a controller-runtime manager;
-// the in-pod side lives in drain/helper.
+// the in-pod side lives in drain/prestop.
 package drain
 
 import (

@@ -10,21 +10,18 @@ import (
 	elbv2 "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
 	"golang.org/x/time/rate"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/albdrain/albdrain/drain/discovery"
 	"github.com/albdrain/albdrain/drain/elbv2client"
-	"github.com/albdrain/albdrain/drain/holder"
-	"github.com/albdrain/albdrain/drain/holdserver"
-	"github.com/albdrain/albdrain/drain/holdspec"
+	"github.com/albdrain/albdrain/drain/endpoint"
+	"github.com/albdrain/albdrain/drain/hold"
 	"github.com/albdrain/albdrain/drain/metrics"
 	"github.com/albdrain/albdrain/drain/poller"
-	"github.com/albdrain/albdrain/webhook/elbv2api"
+	"github.com/albdrain/albdrain/drain/targetgroups"
+	"github.com/albdrain/albdrain/internal/contract"
+	"github.com/albdrain/albdrain/internal/lbc"
 )
 
 // EventSource is the reporting controller of the events the watcher records on pods.
@@ -60,7 +57,7 @@ func WithMetrics(m *metrics.Metrics) Option { return func(o *options) { o.metric
 // PodCacheSelector selects the pods the watcher reads: those the webhook
 // marked as managed. The manager's cache must hold no others.
 func PodCacheSelector() labels.Selector {
-	return labels.SelectorFromSet(labels.Set{holdspec.ManagedLabel: "true"})
+	return labels.SelectorFromSet(labels.Set{contract.ManagedLabel: "true"})
 }
 
 // PodCacheByObject is the manager cache setting for Pods the watcher relies
@@ -72,9 +69,9 @@ func PodCacheByObject() cache.ByObject {
 
 // Setup adds the watcher to mgr: the hold endpoint (served by every
 // replica, no leader election), its readiness check, and the informers it
-// reads. It registers TargetGroupBinding with the manager's scheme. Call it
+// reads. finder is the manager's lbc.Finder, shared with the webhook. Call it
 // before mgr.Start.
-func Setup(mgr ctrl.Manager, cfg Config, opts ...Option) error {
+func Setup(mgr ctrl.Manager, cfg Config, finder *lbc.Finder, opts ...Option) error {
 	if err := cfg.Validate(); err != nil {
 		return fmt.Errorf("drain config: %w", err)
 	}
@@ -86,10 +83,6 @@ func Setup(mgr ctrl.Manager, cfg Config, opts ...Option) error {
 	if m == nil {
 		m = metrics.Default()
 	}
-	if err := elbv2api.AddToScheme(mgr.GetScheme()); err != nil {
-		return err
-	}
-
 	awsCfg, err := loadAWSConfig(o.awsConfig, cfg.AWSRegion)
 	if err != nil {
 		return err
@@ -101,21 +94,17 @@ func Setup(mgr ctrl.Manager, cfg Config, opts ...Option) error {
 		Metrics:  m,
 	})
 
-	resolver, watched, err := newResolver(mgr, cfg, api)
-	if err != nil {
-		return err
-	}
-	for _, obj := range watched {
-		// Registered now so they start, and sync, with the manager's cache:
-		// the hold server starts only after that, and never reads a cold cache.
-		if _, err := mgr.GetCache().GetInformer(context.Background(), obj, cache.BlockUntilSynced(false)); err != nil {
-			return fmt.Errorf("informer for %T: %w", obj, err)
-		}
+	resolver := newResolver(mgr, cfg, finder, api)
+	// The pod informer is registered now so that it starts, and syncs, with
+	// the manager's cache: the hold server starts only after that, and never
+	// reads a cold cache.
+	if _, err := mgr.GetCache().GetInformer(context.Background(), &corev1.Pod{}, cache.BlockUntilSynced(false)); err != nil {
+		return fmt.Errorf("pod informer: %w", err)
 	}
 
-	h := &holder.Holder{
+	h := &hold.Holder{
 		Resolver:      resolver,
-		Delays:        &discovery.Delays{API: api, MaxAge: cfg.DiscoveryRefresh},
+		Delays:        &targetgroups.Delays{API: api, MaxAge: cfg.DiscoveryRefresh},
 		Poller:        poller.New(api, cfg.PollInterval, m),
 		Recorder:      mgr.GetEventRecorder(EventSource),
 		Metrics:       m,
@@ -127,7 +116,7 @@ func Setup(mgr ctrl.Manager, cfg Config, opts ...Option) error {
 	if cfg.EarlyDeregister {
 		h.EarlyDeregister = api
 	}
-	srv := holdserver.New(holdserver.Options{
+	srv := endpoint.New(endpoint.Options{
 		Addr:          cfg.HoldAddr,
 		CertDir:       cfg.CertDir,
 		Pods:          mgr.GetClient(),
@@ -158,29 +147,21 @@ func loadAWSConfig(given *aws.Config, region string) (aws.Config, error) {
 }
 
 // newResolver picks discovery through TargetGroupBindings when the cluster
-// has the CRD, and through target-group tags otherwise. It returns the
-// object types the resolver and the hold server read through the cache.
-func newResolver(mgr ctrl.Manager, cfg Config, api *elbv2.Client) (discovery.Resolver, []client.Object, error) {
-	watched := []client.Object{&corev1.Pod{}, &corev1.Service{}}
-	tgb := schema.GroupKind{Group: elbv2api.GroupVersion.Group, Kind: "TargetGroupBinding"}
-	_, err := mgr.GetRESTMapper().RESTMapping(tgb, elbv2api.GroupVersion.Version)
-	switch {
-	case err == nil:
+// has the CRD, and through target-group tags otherwise.
+func newResolver(mgr ctrl.Manager, cfg Config, finder *lbc.Finder, api *elbv2.Client) targetgroups.Resolver {
+	if finder.TargetGroupBindings {
 		mgr.GetLogger().Info("discovering target groups through TargetGroupBindings")
-		return discovery.Bindings{Client: mgr.GetClient()}, append(watched, &elbv2api.TargetGroupBinding{}), nil
-	case meta.IsNoMatchError(err):
-		if cfg.ClusterName == "" {
-			mgr.GetLogger().Info("no TargetGroupBinding CRD and no --cluster-name: only the v1 ingress controller's target-group tags can be matched")
-		}
-		mgr.GetLogger().Info("discovering target groups through their tags")
-		return &discovery.Tags{
-			API:     api,
-			Client:  mgr.GetClient(),
-			Cluster: cfg.ClusterName,
-			MaxAge:  cfg.DiscoveryRefresh,
-			MinAge:  min(cfg.DiscoveryRefresh, minTagRelist),
-		}, watched, nil
-	default:
-		return nil, nil, fmt.Errorf("checking for the TargetGroupBinding CRD: %w", err)
+		return targetgroups.Bindings{Finder: finder}
+	}
+	if cfg.ClusterName == "" {
+		mgr.GetLogger().Info("no TargetGroupBinding CRD and no --cluster-name: only the v1 ingress controller's target-group tags can be matched")
+	}
+	mgr.GetLogger().Info("discovering target groups through their tags")
+	return &targetgroups.Tags{
+		API:     api,
+		Finder:  finder,
+		Cluster: cfg.ClusterName,
+		MaxAge:  cfg.DiscoveryRefresh,
+		MinAge:  min(cfg.DiscoveryRefresh, minTagRelist),
 	}
 }

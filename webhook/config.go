@@ -13,7 +13,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 
-	"github.com/albdrain/albdrain/drain/holdspec"
+	"github.com/albdrain/albdrain/internal/contract"
 	"github.com/albdrain/albdrain/webhook/inject"
 )
 
@@ -39,7 +39,7 @@ type Config struct {
 func (c *Config) BindFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.Port, "webhook-port", 9443, "port of the admission webhook's TLS server")
 	fs.StringVar(&c.CertDir, "webhook-cert-dir", "/tmp/k8s-webhook-server/serving-certs", "directory holding the webhook's tls.crt and tls.key")
-	fs.StringVar(&c.Mode, "hold-mode", string(holdspec.ModeWait), "default preStop hold: wait (until the ALB is done, via the watcher) or sleep (fixed, native sleep)")
+	fs.StringVar(&c.Mode, "hold-mode", string(contract.ModeWait), "default preStop hold: wait (until the ALB is done, via the watcher) or sleep (fixed, native sleep)")
 	fs.DurationVar(&c.MaxHold, "max-hold", 330*time.Second, "longest wait-mode hold; default covers AWS's 300s deregistration delay plus margin")
 	fs.DurationVar(&c.Sleep, "sleep-duration", 30*time.Second, "length of a sleep-mode hold")
 	fs.DurationVar(&c.Fallback, "fallback-sleep", 30*time.Second, "sleep of the in-pod helper when the watcher cannot answer (bounded by the max hold)")
@@ -67,7 +67,7 @@ func (c *Config) Options() (inject.Options, error) {
 		errs = append(errs, fmt.Errorf("--watcher-url %q: want an http or https URL", c.WatcherURL))
 	}
 	o := inject.Options{
-		Mode:            holdspec.Mode(c.Mode),
+		Mode:            contract.Mode(c.Mode),
 		MaxHold:         c.MaxHold,
 		Sleep:           c.Sleep,
 		Fallback:        c.Fallback,

@@ -9,8 +9,8 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
-	"github.com/albdrain/albdrain/drain/holdspec"
-	"github.com/albdrain/albdrain/webhook/backends"
+	"github.com/albdrain/albdrain/internal/contract"
+	"github.com/albdrain/albdrain/internal/lbc"
 	"github.com/albdrain/albdrain/webhook/inject"
 )
 
@@ -19,7 +19,7 @@ import (
 // error lets the pod through unmutated; only the pod's own invalid
 // annotations deny it.
 type PodDefaulter struct {
-	Finder  *backends.Finder
+	Finder  *lbc.Finder
 	Options inject.Options
 	Metrics *Metrics
 }
@@ -33,7 +33,7 @@ func (d *PodDefaulter) Default(ctx context.Context, pod *corev1.Pod) error {
 	if req, err := admission.RequestFromContext(ctx); err == nil && req.Namespace != "" {
 		ns = req.Namespace
 	}
-	if strings.EqualFold(pod.Annotations[holdspec.InjectKey], "disabled") {
+	if strings.EqualFold(pod.Annotations[contract.InjectKey], "disabled") {
 		d.count(ResultSkipped, ReasonOptedOut)
 		return nil
 	}
@@ -49,17 +49,17 @@ func (d *PodDefaulter) Default(ctx context.Context, pod *corev1.Pod) error {
 		d.count(ResultError, ReasonLookupFailed)
 		return nil
 	}
-	if len(found.Targets) == 0 {
+	if len(found.Backends) == 0 {
 		reason := ReasonNoBackend
 		if len(found.Skipped) > 0 {
 			reason = ReasonNotIPTarget
-			setAnnotation(pod, holdspec.SkippedKey, strings.Join(found.Skipped, "; "))
+			setAnnotation(pod, contract.SkippedKey, strings.Join(found.Skipped, "; "))
 			log.V(1).Info("pod is behind a load balancer but not as an ip target", "namespace", ns, "reasons", found.Skipped)
 		}
 		d.count(ResultSkipped, reason)
 		return nil
 	}
-	rec, injected, err := inject.Apply(pod, found.Targets, d.Options)
+	rec, injected, err := inject.Apply(pod, found.Backends, d.Options)
 	if err != nil {
 		d.count(ResultDenied, ReasonInvalidOverride)
 		return fmt.Errorf("albdrain: %w", err)

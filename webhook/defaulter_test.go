@@ -12,7 +12,6 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
-	admissionv1 "k8s.io/api/admission/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -21,11 +20,11 @@ import (
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
-	"github.com/albdrain/albdrain/drain/holdspec"
-	"github.com/albdrain/albdrain/webhook/backends"
-	"github.com/albdrain/albdrain/webhook/backends/backendstest"
-	"github.com/albdrain/albdrain/webhook/elbv2api"
+	"github.com/albdrain/albdrain/internal/contract"
+	"github.com/albdrain/albdrain/internal/lbc"
+	"github.com/albdrain/albdrain/internal/lbc/lbctest"
 	"github.com/albdrain/albdrain/webhook/inject"
+	"github.com/albdrain/albdrain/webhook/webhooktest"
 )
 
 type handlerFixture struct {
@@ -39,38 +38,27 @@ func newHandler(t *testing.T) handlerFixture {
 	if err := clientgoscheme.AddToScheme(s); err != nil {
 		t.Fatal(err)
 	}
-	if err := elbv2api.AddToScheme(s); err != nil {
+	if err := lbc.AddToScheme(s); err != nil {
 		t.Fatal(err)
 	}
 	svc := &corev1.Service{
 		ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "shop"},
 		Spec:       corev1.ServiceSpec{Selector: map[string]string{"app": "web"}, Ports: []corev1.ServicePort{{Port: 80, TargetPort: intstr.FromInt32(8080)}}},
 	}
-	tgb := &elbv2api.TargetGroupBinding{
+	tgb := &lbc.TargetGroupBinding{
 		ObjectMeta: metav1.ObjectMeta{Name: "tgb-web", Namespace: "shop"},
-		Spec: elbv2api.TargetGroupBindingSpec{TargetGroupARN: "arn:tg", TargetType: ptr.To(elbv2api.TargetTypeIP),
-			ServiceRef: elbv2api.ServiceReference{Name: "web", Port: intstr.FromInt32(80)}},
+		Spec: lbc.TargetGroupBindingSpec{TargetGroupARN: "arn:tg", TargetType: ptr.To(lbc.TargetTypeIP),
+			ServiceRef: lbc.ServiceReference{Name: "web", Port: intstr.FromInt32(80)}},
 	}
 	m := NewMetrics(prometheus.NewRegistry())
 	d := &PodDefaulter{
-		Finder: &backends.Finder{Reader: backendstest.IndexedFakeClient(s, svc, tgb), TargetGroupBindings: true},
-		Options: inject.Options{Mode: holdspec.ModeWait, MaxHold: 60 * time.Second, Sleep: 20 * time.Second, Fallback: 10 * time.Second,
+		Finder: &lbc.Finder{Reader: lbctest.IndexedFakeClient(s, svc, tgb), TargetGroupBindings: true},
+		Options: inject.Options{Mode: contract.ModeWait, MaxHold: 60 * time.Second, Sleep: 20 * time.Second, Fallback: 10 * time.Second,
 			QuietPeriod: time.Second, ShutdownBudget: 10 * time.Second, HelperImage: "albdrain:test", HelperImagePath: "/albdrain-hold",
 			WatcherURL: "http://albdrain:8443"},
 		Metrics: m,
 	}
 	return handlerFixture{handler: admission.WithDefaulter[*corev1.Pod](s, d), metrics: m}
-}
-
-func request(ns string, raw string) admission.Request {
-	return admission.Request{AdmissionRequest: admissionv1.AdmissionRequest{
-		UID:       "req-1",
-		Kind:      metav1.GroupVersionKind{Version: "v1", Kind: "Pod"},
-		Resource:  metav1.GroupVersionResource{Version: "v1", Resource: "pods"},
-		Namespace: ns,
-		Operation: admissionv1.Create,
-		Object:    runtime.RawExtension{Raw: []byte(raw)},
-	}}
 }
 
 // A pod as the apiserver sends it: no namespace yet, generateName only, and a
@@ -87,7 +75,7 @@ func podRaw(annotations string) string {
 
 func TestHandlerInjectsAndKeepsUnknownFields(t *testing.T) {
 	f := newHandler(t)
-	resp := f.handler.Handle(context.Background(), request("shop", podRaw("")))
+	resp := f.handler.Handle(context.Background(), webhooktest.Request("shop", podRaw("")))
 	if !resp.Allowed {
 		t.Fatalf("denied: %v", resp.Result)
 	}
@@ -135,7 +123,7 @@ func TestHandlerDecisions(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newHandler(t)
-			resp := f.handler.Handle(context.Background(), request(tc.ns, tc.raw))
+			resp := f.handler.Handle(context.Background(), webhooktest.Request(tc.ns, tc.raw))
 			if resp.Allowed != tc.wantAllowed {
 				t.Fatalf("allowed = %v, want %v (%v)", resp.Allowed, tc.wantAllowed, resp.Result)
 			}
@@ -160,9 +148,9 @@ func TestHandlerDecisions(t *testing.T) {
 // does under reinvocationPolicy IfNeeded.
 func TestHandlerSecondPassIsANoop(t *testing.T) {
 	f := newHandler(t)
-	first := f.handler.Handle(context.Background(), request("shop", podRaw("")))
+	first := f.handler.Handle(context.Background(), webhooktest.Request("shop", podRaw("")))
 	patched := applyPatches(t, podRaw(""), first)
-	second := f.handler.Handle(context.Background(), request("shop", patched))
+	second := f.handler.Handle(context.Background(), webhooktest.Request("shop", patched))
 	if !second.Allowed || len(second.Patches) != 0 {
 		t.Errorf("second pass: allowed=%v patches=%v", second.Allowed, second.Patches)
 	}
@@ -170,7 +158,7 @@ func TestHandlerSecondPassIsANoop(t *testing.T) {
 	if err := json.Unmarshal([]byte(patched), &after); err != nil {
 		t.Fatal(err)
 	}
-	if d := cmp.Diff([]string{holdspec.InitContainerName}, names(after.Spec.InitContainers)); d != "" {
+	if d := cmp.Diff([]string{contract.InitContainerName}, names(after.Spec.InitContainers)); d != "" {
 		t.Errorf("init containers: %s", d)
 	}
 }
@@ -205,9 +193,9 @@ func names(cs []corev1.Container) []string {
 // this k8s.io/api version does not know from the pod's own init container.
 func TestHandlerKeepsUnknownFieldsOfInitContainers(t *testing.T) {
 	f := newHandler(t)
-	sidecar := strings.Replace(app("proxy", `,"restartPolicy":"Always"`), `"containerPort":8080`, `"containerPort":9000`, 1)
-	raw := pod(`"labels":{"app":"web"}`, `"initContainers":[`+sidecar+`],"containers":[`+app("app", "")+`]`)
-	resp := f.handler.Handle(context.Background(), request("shop", raw))
+	sidecar := strings.Replace(webhooktest.App("proxy", `,"restartPolicy":"Always"`), `"containerPort":8080`, `"containerPort":9000`, 1)
+	raw := webhooktest.Pod(`"labels":{"app":"web"}`, `"initContainers":[`+sidecar+`],"containers":[`+webhooktest.App("app", "")+`]`)
+	resp := f.handler.Handle(context.Background(), webhooktest.Request("shop", raw))
 	if !resp.Allowed || len(resp.Patches) == 0 {
 		t.Fatalf("allowed=%v patches=%v", resp.Allowed, resp.Patches)
 	}

@@ -14,8 +14,8 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/albdrain/albdrain/drain/helper"
-	"github.com/albdrain/albdrain/drain/holdspec"
+	"github.com/albdrain/albdrain/drain/prestop"
+	"github.com/albdrain/albdrain/internal/contract"
 )
 
 func main() {
@@ -23,25 +23,25 @@ func main() {
 }
 
 func run(args []string) int {
-	if len(args) > 0 && args[0] == holdspec.CmdInstall {
+	if len(args) > 0 && args[0] == contract.CmdInstall {
 		if len(args) != 2 {
 			fmt.Fprintln(os.Stderr, "usage: albdrain-hold install DEST")
 			return 2
 		}
-		if err := helper.Install(args[1]); err != nil {
+		if err := prestop.Install(args[1]); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			return 1
 		}
 		return 0
 	}
-	spec, err := holdspec.Parse(args)
+	spec, err := contract.Parse(args)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "albdrain-hold:", err)
 		return 2
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if _, err := helper.Run(ctx, spec, helper.EnvFromOS(), helper.Options{}); err != nil {
+	if _, err := prestop.Run(ctx, spec, prestop.EnvFromOS(), prestop.Options{}); err != nil {
 		fmt.Fprintln(os.Stderr, "albdrain-hold:", err)
 		return 1
 	}

@@ -12,7 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
-	"github.com/albdrain/albdrain/drain/holdspec"
+	"github.com/albdrain/albdrain/internal/contract"
 )
 
 // Results of one ELBv2 request attempt.
@@ -69,7 +69,7 @@ func New() *Metrics {
 			Help: "Target groups this replica is polling because holds wait on them.",
 		}),
 	}
-	for _, o := range holdspec.Outcomes {
+	for _, o := range contract.Outcomes {
 		m.Holds.WithLabelValues(string(o))
 	}
 	return m
@@ -89,7 +89,7 @@ func (m *Metrics) Register(r prometheus.Registerer) error {
 }
 
 // ObserveHold records an ended hold.
-func (m *Metrics) ObserveHold(o holdspec.Outcome, d time.Duration) {
+func (m *Metrics) ObserveHold(o contract.Outcome, d time.Duration) {
 	m.Holds.WithLabelValues(string(o)).Inc()
 	m.HoldDuration.WithLabelValues(string(o)).Observe(d.Seconds())
 }

@@ -8,7 +8,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
-	"github.com/albdrain/albdrain/drain/holdspec"
+	"github.com/albdrain/albdrain/internal/contract"
 )
 
 func TestObserveHold(t *testing.T) {
@@ -17,9 +17,9 @@ func TestObserveHold(t *testing.T) {
 	if err := m.Register(reg); err != nil {
 		t.Fatal(err)
 	}
-	m.ObserveHold(holdspec.OutcomeDeregistered, 3*time.Second)
-	m.ObserveHold(holdspec.OutcomeDeregistered, 4*time.Second)
-	m.ObserveHold(holdspec.OutcomeFallback, time.Second)
+	m.ObserveHold(contract.OutcomeDeregistered, 3*time.Second)
+	m.ObserveHold(contract.OutcomeDeregistered, 4*time.Second)
+	m.ObserveHold(contract.OutcomeFallback, time.Second)
 
 	want := `
 # HELP albdrain_holds_total Holds ended, by outcome: deregistered, draining_settled, not_registered, timeout or fallback.

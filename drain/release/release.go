@@ -8,7 +8,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/albdrain/albdrain/drain/holdspec"
+	"github.com/albdrain/albdrain/internal/contract"
 )
 
 // Policy is when a target counts as out of service.
@@ -106,7 +106,7 @@ type Input struct {
 type Decision struct {
 	Release bool
 	// Outcome is set when Release is.
-	Outcome holdspec.Outcome
+	Outcome contract.Outcome
 }
 
 // Decide applies the policy. The pod is released when the target is out of
@@ -116,7 +116,7 @@ type Decision struct {
 func Decide(in Input) Decision {
 	for _, o := range in.Targets {
 		if in.FallbackAfter > 0 && o.Failures >= in.FallbackAfter {
-			return Decision{Release: true, Outcome: holdspec.OutcomeFallback}
+			return Decision{Release: true, Outcome: contract.OutcomeFallback}
 		}
 	}
 	settled := false
@@ -133,11 +133,11 @@ func Decide(in Input) Decision {
 	}
 	switch {
 	case settled:
-		return Decision{Release: true, Outcome: holdspec.OutcomeDrainingSettled}
+		return Decision{Release: true, Outcome: contract.OutcomeDrainingSettled}
 	case in.WasRegistered:
-		return Decision{Release: true, Outcome: holdspec.OutcomeDeregistered}
+		return Decision{Release: true, Outcome: contract.OutcomeDeregistered}
 	default:
-		return Decision{Release: true, Outcome: holdspec.OutcomeNotRegistered}
+		return Decision{Release: true, Outcome: contract.OutcomeNotRegistered}
 	}
 }
 

@@ -6,7 +6,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/albdrain/albdrain/drain/holdspec"
+	"github.com/albdrain/albdrain/internal/contract"
 )
 
 var t0 = time.Date(2025, 1, 1, 12, 0, 0, 0, time.UTC)
@@ -19,7 +19,7 @@ func drainingFor(d time.Duration) Observation {
 
 func TestDecide(t *testing.T) {
 	hold := Decision{}
-	release := func(o holdspec.Outcome) Decision { return Decision{Release: true, Outcome: o} }
+	release := func(o contract.Outcome) Decision { return Decision{Release: true, Outcome: o} }
 	tests := []struct {
 		name          string
 		policy        Policy
@@ -27,29 +27,29 @@ func TestDecide(t *testing.T) {
 		targets       []Observation
 		want          Decision
 	}{
-		{"no target groups: never registered", PolicyDeregistered, false, nil, release(holdspec.OutcomeNotRegistered)},
+		{"no target groups: never registered", PolicyDeregistered, false, nil, release(contract.OutcomeNotRegistered)},
 		{"not yet polled", PolicyDeregistered, true, []Observation{{}}, hold},
 		{"healthy holds", PolicyDeregistered, true, []Observation{seen("healthy")}, hold},
 		{"initial holds", PolicyDeregistered, true, []Observation{seen("initial")}, hold},
 		{"unhealthy holds", PolicyDeregistered, true, []Observation{seen("unhealthy")}, hold},
 		{"unavailable holds", PolicyDeregistered, true, []Observation{seen("unavailable")}, hold},
 		{"draining holds under deregistered", PolicyDeregistered, true, []Observation{drainingFor(time.Hour)}, hold},
-		{"absent releases", PolicyDeregistered, true, []Observation{seen("")}, release(holdspec.OutcomeDeregistered)},
-		{"unused releases", PolicyDeregistered, true, []Observation{seen(StateUnused)}, release(holdspec.OutcomeDeregistered)},
-		{"unused and never registered", PolicyDeregistered, false, []Observation{seen(StateUnused)}, release(holdspec.OutcomeNotRegistered)},
-		{"deleted target group releases", PolicyDeregistered, true, []Observation{{Seen: true, GroupGone: true}}, release(holdspec.OutcomeDeregistered)},
+		{"absent releases", PolicyDeregistered, true, []Observation{seen("")}, release(contract.OutcomeDeregistered)},
+		{"unused releases", PolicyDeregistered, true, []Observation{seen(StateUnused)}, release(contract.OutcomeDeregistered)},
+		{"unused and never registered", PolicyDeregistered, false, []Observation{seen(StateUnused)}, release(contract.OutcomeNotRegistered)},
+		{"deleted target group releases", PolicyDeregistered, true, []Observation{{Seen: true, GroupGone: true}}, release(contract.OutcomeDeregistered)},
 		{"one group still healthy holds", PolicyDeregistered, true, []Observation{seen(StateUnused), seen("healthy")}, hold},
 		{"one group not yet polled holds", PolicyDeregistered, true, []Observation{seen(StateUnused), {}}, hold},
-		{"every group out releases", PolicyDeregistered, true, []Observation{seen(StateUnused), seen("")}, release(holdspec.OutcomeDeregistered)},
+		{"every group out releases", PolicyDeregistered, true, []Observation{seen(StateUnused), seen("")}, release(contract.OutcomeDeregistered)},
 		{"draining short of settle holds", PolicyDraining, true, []Observation{drainingFor(9 * time.Second)}, hold},
-		{"draining for settle releases", PolicyDraining, true, []Observation{drainingFor(10 * time.Second)}, release(holdspec.OutcomeDrainingSettled)},
-		{"unhealthy.draining settles too", PolicyDraining, true, []Observation{{Seen: true, State: StateUnhealthyDraining, DrainingSince: t0.Add(-time.Minute)}}, release(holdspec.OutcomeDrainingSettled)},
-		{"settled plus out is settled", PolicyDraining, true, []Observation{drainingFor(time.Minute), seen(StateUnused)}, release(holdspec.OutcomeDrainingSettled)},
+		{"draining for settle releases", PolicyDraining, true, []Observation{drainingFor(10 * time.Second)}, release(contract.OutcomeDrainingSettled)},
+		{"unhealthy.draining settles too", PolicyDraining, true, []Observation{{Seen: true, State: StateUnhealthyDraining, DrainingSince: t0.Add(-time.Minute)}}, release(contract.OutcomeDrainingSettled)},
+		{"settled plus out is settled", PolicyDraining, true, []Observation{drainingFor(time.Minute), seen(StateUnused)}, release(contract.OutcomeDrainingSettled)},
 		{"settled plus healthy holds", PolicyDraining, true, []Observation{drainingFor(time.Minute), seen("healthy")}, hold},
-		{"out under draining policy is deregistered", PolicyDraining, true, []Observation{seen("")}, release(holdspec.OutcomeDeregistered)},
+		{"out under draining policy is deregistered", PolicyDraining, true, []Observation{seen("")}, release(contract.OutcomeDeregistered)},
 		{"failures below threshold keep last state", PolicyDeregistered, true, []Observation{{Seen: true, State: "healthy", Failures: 2}}, hold},
-		{"failures at threshold fall back", PolicyDeregistered, true, []Observation{{Seen: true, State: "healthy", Failures: 3}}, release(holdspec.OutcomeFallback)},
-		{"failing group falls back even if another is unpolled", PolicyDeregistered, true, []Observation{{}, {Failures: 3}}, release(holdspec.OutcomeFallback)},
+		{"failures at threshold fall back", PolicyDeregistered, true, []Observation{{Seen: true, State: "healthy", Failures: 3}}, release(contract.OutcomeFallback)},
+		{"failing group falls back even if another is unpolled", PolicyDeregistered, true, []Observation{{}, {Failures: 3}}, release(contract.OutcomeFallback)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -12,9 +12,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 
 	"github.com/albdrain/albdrain/drain"
-	"github.com/albdrain/albdrain/drain/holdspec"
 	"github.com/albdrain/albdrain/e2e/albemu"
 	"github.com/albdrain/albdrain/e2e/kubetest"
+	"github.com/albdrain/albdrain/internal/contract"
 )
 
 // BudgetOptions shape the ELBv2 budget measurement.
@@ -85,7 +85,7 @@ func MeasureBudget(ctx context.Context, o BudgetOptions) (_ *Section, err error)
 	runs, peakHeld := fleet.terminateAll(ctx, w.holdURL, o)
 	end := time.Now()
 
-	outcomes := map[holdspec.Outcome]int{}
+	outcomes := map[contract.Outcome]int{}
 	var holdSecs float64
 	var releaseDelays []float64
 	for _, r := range runs {
@@ -140,8 +140,8 @@ func MeasureBudget(ctx context.Context, o BudgetOptions) (_ *Section, err error)
 	s.Add("describe_calls_total", float64(len(dth)))
 	s.Add("describe_attributes_calls_total", float64(attrs))
 	s.Add("naive_calls_total", naiveTotal)
-	s.Add("holds_deregistered", float64(outcomes[holdspec.OutcomeDeregistered]))
-	s.Add("holds_other_outcome", float64(len(runs)-outcomes[holdspec.OutcomeDeregistered]))
+	s.Add("holds_deregistered", float64(outcomes[contract.OutcomeDeregistered]))
+	s.Add("holds_other_outcome", float64(len(runs)-outcomes[contract.OutcomeDeregistered]))
 	s.Add("release_after_gone_p50_s", percentile(releaseDelays, 50))
 	s.Add("release_after_gone_p99_s", percentile(releaseDelays, 99))
 	s.Compare(Comparison{

@@ -8,9 +8,9 @@ import (
 
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/albdrain/albdrain/drain/holdspec"
 	"github.com/albdrain/albdrain/e2e/cluster"
 	"github.com/albdrain/albdrain/e2e/kubetest"
+	"github.com/albdrain/albdrain/internal/contract"
 	"github.com/albdrain/albdrain/webhook"
 )
 
@@ -70,7 +70,7 @@ func MeasureCreate(ctx context.Context, o CreateOptions) (_ *Section, err error)
 	o.Progress("creating %d Services, %d Ingresses and a TargetGroupBinding in each of %s and %s", crowdServices, crowdIngresses, withNS, withoutNS)
 	objs := []client.Object{
 		albIngressClass(),
-		namespace(withNS, map[string]string{holdspec.InjectKey: "enabled"}),
+		namespace(withNS, map[string]string{contract.InjectKey: "enabled"}),
 		namespace(withoutNS, nil),
 	}
 	if err := createAll(ctx, cl, objs); err != nil {
@@ -164,7 +164,7 @@ func timeCreate(ctx context.Context, cl client.Client, ns, name string, wantMuta
 	if err != nil {
 		return 0, fmt.Errorf("create pod %s/%s: %w", ns, name, err)
 	}
-	if mutated := pod.Annotations[holdspec.InjectedKey] != ""; mutated != wantMutated {
+	if mutated := pod.Annotations[contract.InjectedKey] != ""; mutated != wantMutated {
 		return 0, fmt.Errorf("pod %s/%s: mutated %v, want %v", ns, name, mutated, wantMutated)
 	}
 	return d, nil
@@ -179,7 +179,7 @@ func waitMutated(ctx context.Context, cl client.Client, ns string) error {
 		if err := cl.Create(ctx, pod); err != nil {
 			return fmt.Errorf("create probe pod: %w", err)
 		}
-		if pod.Annotations[holdspec.InjectedKey] != "" {
+		if pod.Annotations[contract.InjectedKey] != "" {
 			return nil
 		}
 		select {

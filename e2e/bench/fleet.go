@@ -16,10 +16,10 @@ import (
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/albdrain/albdrain/drain/holdspec"
 	"github.com/albdrain/albdrain/e2e/albemu"
 	"github.com/albdrain/albdrain/e2e/kubetest"
-	"github.com/albdrain/albdrain/webhook/inject"
+	"github.com/albdrain/albdrain/internal/contract"
+	"github.com/albdrain/albdrain/internal/lbc"
 )
 
 // fleetNamespace holds the budget measurement's pods.
@@ -49,7 +49,7 @@ func newFleet(ctx context.Context, env *kubetest.Env, emu *albemu.Emulator, o Bu
 	f := &fleet{cl: cl, emu: emu}
 	o.Progress("creating %d target groups, their Services and TargetGroupBindings, and %d pods", o.TargetGroups, o.Pods)
 	groups := make([]string, o.TargetGroups)
-	objs := []client.Object{namespace(fleetNamespace, map[string]string{holdspec.InjectKey: "enabled"})}
+	objs := []client.Object{namespace(fleetNamespace, map[string]string{contract.InjectKey: "enabled"})}
 	for g := range groups {
 		name := fmt.Sprintf("g-%d", g)
 		if groups[g], err = emu.CreateTargetGroup(albemu.TargetGroupSpec{Name: "bench-" + name, Port: appPort}); err != nil {
@@ -63,8 +63,8 @@ func newFleet(ctx context.Context, env *kubetest.Env, emu *albemu.Emulator, o Bu
 	for i := range o.Pods {
 		g := i % o.TargetGroups
 		pod := appPod(fleetNamespace, fmt.Sprintf("p-%d", i), fmt.Sprintf("g-%d", g), "bench-node")
-		pod.Labels[holdspec.ManagedLabel] = "true"
-		pod.Spec.ReadinessGates = []corev1.PodReadinessGate{{ConditionType: corev1.PodConditionType(inject.ReadinessGatePrefix + pod.Labels["app"])}}
+		pod.Labels[contract.ManagedLabel] = "true"
+		pod.Spec.ReadinessGates = []corev1.PodReadinessGate{{ConditionType: corev1.PodConditionType(lbc.ReadinessGatePrefix + pod.Labels["app"])}}
 		// Long enough that the hold, not the grace period, ends each wait.
 		pod.Spec.TerminationGracePeriodSeconds = ptr.To[int64](600)
 		f.pods = append(f.pods, pod)
@@ -91,7 +91,7 @@ func newFleet(ctx context.Context, env *kubetest.Env, emu *albemu.Emulator, o Bu
 // holdRun is one pod's termination.
 type holdRun struct {
 	start, deregistered, end time.Time
-	outcome                  holdspec.Outcome
+	outcome                  contract.Outcome
 	err                      error
 }
 
@@ -155,16 +155,16 @@ func (f *fleet) terminate(ctx context.Context, i int, holdURL string, lag time.D
 
 // askHold is the in-pod helper's request: from the pod's IP, one
 // connection, answered when the pod may stop.
-func askHold(ctx context.Context, url string, from netip.Addr, pod *corev1.Pod) (holdspec.HoldResponse, error) {
-	var resp holdspec.HoldResponse
+func askHold(ctx context.Context, url string, from netip.Addr, pod *corev1.Pod) (contract.HoldResponse, error) {
+	var resp contract.HoldResponse
 	const maxHold = 5 * time.Minute
-	body, err := json.Marshal(holdspec.HoldRequest{Namespace: pod.Namespace, Name: pod.Name, UID: string(pod.UID), TimeoutMillis: maxHold.Milliseconds()})
+	body, err := json.Marshal(contract.HoldRequest{Namespace: pod.Namespace, Name: pod.Name, UID: string(pod.UID), TimeoutMillis: maxHold.Milliseconds()})
 	if err != nil {
 		return resp, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, maxHold+time.Minute)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url+holdspec.HoldPath, bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url+contract.HoldPath, bytes.NewReader(body))
 	if err != nil {
 		return resp, err
 	}

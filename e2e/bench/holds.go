@@ -6,11 +6,11 @@ import (
 	"math"
 	"time"
 
-	"github.com/albdrain/albdrain/drain/holdspec"
 	"github.com/albdrain/albdrain/e2e/albemu"
 	"github.com/albdrain/albdrain/e2e/cluster"
 	"github.com/albdrain/albdrain/e2e/kubelet"
 	"github.com/albdrain/albdrain/e2e/scenario"
+	"github.com/albdrain/albdrain/internal/contract"
 )
 
 // scenarioPodPort is the port the scenarios' pods serve and are registered on.
@@ -112,8 +112,8 @@ func MeasureHolds(ctx context.Context, c *cluster.Cluster, t cluster.Timings, o 
 	s.Add("hold_p99_s", percentile(holds, 99))
 	s.Add("hold_max_s", maximum(holds))
 	s.Add("held_pods", float64(len(pods)))
-	s.Add("holds_draining_settled", outcomes[string(holdspec.OutcomeDrainingSettled)])
-	s.Add("holds_other_outcome", float64(len(pods))-outcomes[string(holdspec.OutcomeDrainingSettled)])
+	s.Add("holds_draining_settled", outcomes[string(contract.OutcomeDrainingSettled)])
+	s.Add("holds_other_outcome", float64(len(pods))-outcomes[string(contract.OutcomeDrainingSettled)])
 	s.Add("errors_albdrain", float64(failed))
 	s.Add("requests_albdrain", float64(requests))
 	s.Add("errors_baseline", float64(base.Summary.Errors))

@@ -9,8 +9,9 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/albdrain/albdrain/drain/holdspec"
 	"github.com/albdrain/albdrain/e2e/kubetest"
+	"github.com/albdrain/albdrain/internal/contract"
+	"github.com/albdrain/albdrain/internal/lbc"
 	"github.com/albdrain/albdrain/webhook/inject"
 )
 
@@ -149,17 +150,17 @@ func createManaged(ctx context.Context, cl client.Client, n int) error {
 	for k := range managedSpread {
 		ns := fmt.Sprintf("bench-held-%d", k)
 		arn := fmt.Sprintf("arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/bench-held-%d/0123456789abcdef", k)
-		objs = append(objs, namespace(ns, map[string]string{holdspec.InjectKey: "enabled"}), service(ns, "web"), binding(ns, "web", arn))
+		objs = append(objs, namespace(ns, map[string]string{contract.InjectKey: "enabled"}), service(ns, "web"), binding(ns, "web", arn))
 	}
 	if err := createAll(ctx, cl, objs); err != nil {
 		return err
 	}
 	opts := inject.Options{
-		Mode: holdspec.ModeWait, MaxHold: 330 * time.Second, Sleep: 30 * time.Second, Fallback: 30 * time.Second,
+		Mode: contract.ModeWait, MaxHold: 330 * time.Second, Sleep: 30 * time.Second, Fallback: 30 * time.Second,
 		QuietPeriod: 3 * time.Second, ShutdownBudget: 30 * time.Second, HelperImage: "registry.example/albdrain:1.0.0",
 		HelperImagePath: "/albdrain-hold", WatcherURL: "https://albdrain.albdrain.svc:8443",
 	}
-	targets := []inject.Target{{Service: "web", TargetPort: intstr.FromString(appPortName), TargetGroupBinding: "web"}}
+	targets := []lbc.Backend{{Service: "web", TargetPort: intstr.FromString(appPortName), TargetGroupBinding: "web"}}
 	return parallel(ctx, n, func(ctx context.Context, i int) error {
 		pod := appPod(fmt.Sprintf("bench-held-%d", i%managedSpread), fmt.Sprintf("web-%d", i), "web", fmt.Sprintf("node-%d", i%100))
 		if _, injected, err := inject.Apply(pod, targets, opts); err != nil || !injected {

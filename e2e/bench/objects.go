@@ -18,8 +18,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/albdrain/albdrain/e2e/kubetest"
-	"github.com/albdrain/albdrain/webhook/backends"
-	"github.com/albdrain/albdrain/webhook/elbv2api"
+	"github.com/albdrain/albdrain/internal/lbc"
 )
 
 // The application every measurement's pods belong to: a container serving
@@ -102,13 +101,13 @@ func service(ns, name string) *corev1.Service {
 }
 
 // binding registers a Service's pods as ip targets of the target group arn.
-func binding(ns, svc, arn string) *elbv2api.TargetGroupBinding {
-	return &elbv2api.TargetGroupBinding{
+func binding(ns, svc, arn string) *lbc.TargetGroupBinding {
+	return &lbc.TargetGroupBinding{
 		ObjectMeta: metav1.ObjectMeta{Name: svc, Namespace: ns},
-		Spec: elbv2api.TargetGroupBindingSpec{
+		Spec: lbc.TargetGroupBindingSpec{
 			TargetGroupARN: arn,
-			TargetType:     ptr.To(elbv2api.TargetTypeIP),
-			ServiceRef:     elbv2api.ServiceReference{Name: svc, Port: intstr.FromInt32(80)},
+			TargetType:     ptr.To(lbc.TargetTypeIP),
+			ServiceRef:     lbc.ServiceReference{Name: svc, Port: intstr.FromInt32(80)},
 		},
 	}
 }
@@ -117,14 +116,14 @@ func binding(ns, svc, arn string) *elbv2api.TargetGroupBinding {
 func albIngressClass() *networkingv1.IngressClass {
 	return &networkingv1.IngressClass{
 		ObjectMeta: metav1.ObjectMeta{Name: "alb"},
-		Spec:       networkingv1.IngressClassSpec{Controller: backends.ALBController},
+		Spec:       networkingv1.IngressClassSpec{Controller: lbc.ALBController},
 	}
 }
 
 // ingress routes to a Service as ip targets of an ALB.
 func ingress(ns, svc string) *networkingv1.Ingress {
 	return &networkingv1.Ingress{
-		ObjectMeta: metav1.ObjectMeta{Name: svc, Namespace: ns, Annotations: map[string]string{backends.TargetTypeAnnotation: "ip"}},
+		ObjectMeta: metav1.ObjectMeta{Name: svc, Namespace: ns, Annotations: map[string]string{lbc.TargetTypeAnnotation: "ip"}},
 		Spec: networkingv1.IngressSpec{IngressClassName: ptr.To("alb"), DefaultBackend: &networkingv1.IngressBackend{
 			Service: &networkingv1.IngressServiceBackend{Name: svc, Port: networkingv1.ServiceBackendPort{Number: 80}}}},
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/albdrain/albdrain/drain"
 	"github.com/albdrain/albdrain/drain/metrics"
 	"github.com/albdrain/albdrain/e2e/kubetest"
+	"github.com/albdrain/albdrain/internal/lbc"
 )
 
 // watcher is albdrain's drain watcher alone, in this process, with its own
@@ -53,7 +54,11 @@ func startWatcher(ctx context.Context, rc *rest.Config, cfg drain.Config, awsCfg
 	if err != nil {
 		return nil, err
 	}
-	if err := drain.Setup(mgr, cfg, drain.WithAWSConfig(awsCfg), drain.WithMetrics(metrics.New())); err != nil {
+	finder, err := lbc.NewFinder(ctx, mgr)
+	if err != nil {
+		return nil, err
+	}
+	if err := drain.Setup(mgr, cfg, finder, drain.WithAWSConfig(awsCfg), drain.WithMetrics(metrics.New())); err != nil {
 		return nil, err
 	}
 	mctx, cancel := context.WithCancel(context.WithoutCancel(ctx))

@@ -22,8 +22,8 @@ import (
 
 	"github.com/albdrain/albdrain/cmd/albdrain/app"
 	"github.com/albdrain/albdrain/drain"
-	"github.com/albdrain/albdrain/drain/holdspec"
 	"github.com/albdrain/albdrain/e2e/kubetest"
+	"github.com/albdrain/albdrain/internal/contract"
 	"github.com/albdrain/albdrain/webhook"
 )
 
@@ -47,7 +47,7 @@ func WebhookConfiguration() *admissionv1.MutatingWebhookConfiguration {
 			ReinvocationPolicy:      ptr.To(admissionv1.IfNeededReinvocationPolicy),
 			AdmissionReviewVersions: []string{"v1"},
 			TimeoutSeconds:          ptr.To[int32](10),
-			NamespaceSelector:       &metav1.LabelSelector{MatchLabels: map[string]string{holdspec.InjectKey: "enabled"}},
+			NamespaceSelector:       &metav1.LabelSelector{MatchLabels: map[string]string{contract.InjectKey: "enabled"}},
 			ObjectSelector: &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{
 				Key: "app.kubernetes.io/name", Operator: metav1.LabelSelectorOpNotIn, Values: []string{"albdrain"},
 			}}},

@@ -18,11 +18,11 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	elbv2 "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
 
-	"github.com/albdrain/albdrain/drain/holdspec"
 	"github.com/albdrain/albdrain/e2e/albemu"
+	"github.com/albdrain/albdrain/e2e/fakelbc"
 	"github.com/albdrain/albdrain/e2e/kubelet"
 	"github.com/albdrain/albdrain/e2e/kubetest"
-	"github.com/albdrain/albdrain/e2e/lbc"
+	"github.com/albdrain/albdrain/internal/contract"
 )
 
 // Application IDs the two ELBv2 clients put in their User-Agent, so the
@@ -91,7 +91,7 @@ type Options struct {
 	// Dir receives the components' kubeconfigs, certificates and logs.
 	Dir string
 	// HelperBinary is the built albdrain-hold; the kubelet runs it where
-	// pods' preStop hooks name holdspec.HelperPath.
+	// pods' preStop hooks name contract.HelperPath.
 	HelperBinary string
 	Timings      Timings
 	// Log receives the stand-ins' logs; default discards.
@@ -149,7 +149,7 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 	c.stops = append(c.stops, c.Emulator.Close)
 
 	if c.Kubelet, err = kubelet.Start(ctx, env.Config, kubelet.Options{
-		Executables: map[string]string{holdspec.HelperPath: opts.HelperBinary},
+		Executables: map[string]string{contract.HelperPath: opts.HelperBinary},
 		ServeTime:   t.ServeTime,
 		Log:         opts.Log.With("component", "kubelet"),
 	}); err != nil {
@@ -157,7 +157,7 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 	}
 	c.stops = append(c.stops, func() error { c.Kubelet.Stop(); return nil })
 
-	lbcCtl, err := lbc.Start(ctx, env.Config, lbc.Options{
+	lbcCtl, err := fakelbc.Start(ctx, env.Config, fakelbc.Options{
 		ELBv2:      c.elbv2Client(LBCAppID),
 		MinLag:     t.LBCMinLag,
 		MaxLag:     t.LBCMaxLag,

@@ -12,12 +12,12 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
-	"github.com/albdrain/albdrain/drain/holder"
-	"github.com/albdrain/albdrain/drain/holdspec"
+	"github.com/albdrain/albdrain/drain/hold"
 	"github.com/albdrain/albdrain/drain/metrics"
 	"github.com/albdrain/albdrain/e2e/cluster"
 	"github.com/albdrain/albdrain/e2e/kubelet"
 	"github.com/albdrain/albdrain/e2e/scenario"
+	"github.com/albdrain/albdrain/internal/contract"
 )
 
 // runCustom runs a scripted scenario, logs what it saw and checks what every
@@ -111,12 +111,12 @@ func checkBounded(t *testing.T, res *scenario.Result, terminated int) []kubelet.
 		if term.Killed {
 			t.Errorf("pod %s was killed at the end of its grace period %s", term.Name, term.Grace)
 		}
-		if len(term.Hooks) != 1 || term.Hooks[0].Action != kubelet.ActionExec || term.Hooks[0].Command[0] != holdspec.HelperPath {
+		if len(term.Hooks) != 1 || term.Hooks[0].Action != kubelet.ActionExec || term.Hooks[0].Command[0] != contract.HelperPath {
 			t.Errorf("pod %s: hooks %+v: want the injected helper", term.Name, term.Hooks)
 			continue
 		}
 		h := term.Hooks[0]
-		spec, err := holdspec.Parse(h.Command[1:])
+		spec, err := contract.Parse(h.Command[1:])
 		if err != nil {
 			t.Errorf("pod %s: helper command %q: %v", term.Name, h.Command, err)
 			continue
@@ -132,31 +132,31 @@ func checkBounded(t *testing.T, res *scenario.Result, terminated int) []kubelet.
 // checkOutcomes checks that the watcher ended and counted each hold once,
 // with one of the allowed outcomes, and that its events agree with its
 // metrics.
-func checkOutcomes(t *testing.T, res *scenario.Result, allowed ...holdspec.Outcome) {
+func checkOutcomes(t *testing.T, res *scenario.Result, allowed ...contract.Outcome) {
 	t.Helper()
 	rec := res.Albdrain
 	total := 0.0
 	for o, n := range rec.Holds {
 		total += n
-		if !slices.Contains(allowed, holdspec.Outcome(o)) {
+		if !slices.Contains(allowed, contract.Outcome(o)) {
 			t.Errorf("%v holds ended %s; allowed outcomes are %v", n, o, allowed)
 		}
 	}
 	if int(total) != len(res.Terminations) {
 		t.Errorf("albdrain_holds_total grew by %v for %d pods terminated", total, len(res.Terminations))
 	}
-	released := rec.Holds[string(holdspec.OutcomeDeregistered)] + rec.Holds[string(holdspec.OutcomeNotRegistered)] + rec.Holds[string(holdspec.OutcomeDrainingSettled)]
+	released := rec.Holds[string(contract.OutcomeDeregistered)] + rec.Holds[string(contract.OutcomeNotRegistered)] + rec.Holds[string(contract.OutcomeDrainingSettled)]
 	for reason, want := range map[string]float64{
-		holder.ReasonHoldReleased: released,
-		holder.ReasonHoldTimedOut: rec.Holds[string(holdspec.OutcomeTimeout)],
-		holder.ReasonHoldFellBack: rec.Holds[string(holdspec.OutcomeFallback)],
+		hold.ReasonHoldReleased: released,
+		hold.ReasonHoldTimedOut: rec.Holds[string(contract.OutcomeTimeout)],
+		hold.ReasonHoldFellBack: rec.Holds[string(contract.OutcomeFallback)],
 	} {
 		if float64(rec.Events[reason]) != want {
 			t.Errorf("%d %s events, but the metrics count %v such holds (%v)", rec.Events[reason], reason, want, rec.Holds)
 		}
 	}
-	if rec.Events[holder.ReasonHoldStarted] < len(res.Terminations) {
-		t.Errorf("%d HoldStarted events for %d pods", rec.Events[holder.ReasonHoldStarted], len(res.Terminations))
+	if rec.Events[hold.ReasonHoldStarted] < len(res.Terminations) {
+		t.Errorf("%d HoldStarted events for %d pods", rec.Events[hold.ReasonHoldStarted], len(res.Terminations))
 	}
 }
 

@@ -8,11 +8,11 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 
-	"github.com/albdrain/albdrain/drain/holder"
-	"github.com/albdrain/albdrain/drain/holdspec"
+	"github.com/albdrain/albdrain/drain/hold"
 	"github.com/albdrain/albdrain/e2e/albemu"
 	"github.com/albdrain/albdrain/e2e/cluster"
 	"github.com/albdrain/albdrain/e2e/scenario"
+	"github.com/albdrain/albdrain/internal/contract"
 )
 
 // The faults hit the whole emulated ELBv2 API, so the load balancer
@@ -39,7 +39,7 @@ func TestELBv2Throttled(t *testing.T) {
 	attempts := delta(elbv2Attempts(), before)
 	t.Logf("albdrain's DescribeTargetHealth attempts: %v", attempts)
 	checkBounded(t, res, 3)
-	checkOutcomes(t, res, holdspec.OutcomeDeregistered, holdspec.OutcomeTimeout, holdspec.OutcomeFallback)
+	checkOutcomes(t, res, contract.OutcomeDeregistered, contract.OutcomeTimeout, contract.OutcomeFallback)
 	if attempts["throttled"] == 0 {
 		t.Error("no DescribeTargetHealth attempt of albdrain's was throttled: the fault missed the watcher")
 	}
@@ -67,15 +67,15 @@ func TestELBv2Outage(t *testing.T) {
 			defer shared.Emulator.ClearFaults()
 			return s.Poll(ctx, "the hold under the outage to end by timeout or fallback", func(ctx context.Context) (bool, error) {
 				ev, err := s.Events(ctx)
-				return ev[holder.ReasonHoldTimedOut]+ev[holder.ReasonHoldFellBack] > 0, err
+				return ev[hold.ReasonHoldTimedOut]+ev[hold.ReasonHoldFellBack] > 0, err
 			})
 		},
 	})
 	attempts := delta(elbv2Attempts(), before)
 	t.Logf("albdrain's DescribeTargetHealth attempts: %v", attempts)
 	checkBounded(t, res, 3)
-	checkOutcomes(t, res, holdspec.OutcomeDeregistered, holdspec.OutcomeTimeout, holdspec.OutcomeFallback)
-	if n := res.Albdrain.Holds[string(holdspec.OutcomeTimeout)] + res.Albdrain.Holds[string(holdspec.OutcomeFallback)]; n < 1 {
+	checkOutcomes(t, res, contract.OutcomeDeregistered, contract.OutcomeTimeout, contract.OutcomeFallback)
+	if n := res.Albdrain.Holds[string(contract.OutcomeTimeout)] + res.Albdrain.Holds[string(contract.OutcomeFallback)]; n < 1 {
 		t.Errorf("no hold ended by timeout or fallback: %v", res.Albdrain.Holds)
 	}
 	if attempts["error"] == 0 {
@@ -111,7 +111,7 @@ func TestELBv2Latency(t *testing.T) {
 		},
 	})
 	checkBounded(t, res, 2)
-	checkOutcomes(t, res, holdspec.OutcomeDeregistered, holdspec.OutcomeTimeout)
+	checkOutcomes(t, res, contract.OutcomeDeregistered, contract.OutcomeTimeout)
 	slowed := 0
 	for _, c := range res.Calls {
 		if !cluster.IsLBCCall(c) && c.Time.After(from) && c.Time.Before(to) {

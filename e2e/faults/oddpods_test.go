@@ -18,10 +18,10 @@ import (
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/albdrain/albdrain/drain/holdspec"
 	"github.com/albdrain/albdrain/e2e/albemu"
 	"github.com/albdrain/albdrain/e2e/kubelet"
-	"github.com/albdrain/albdrain/webhook/elbv2api"
+	"github.com/albdrain/albdrain/internal/contract"
+	"github.com/albdrain/albdrain/internal/lbc"
 )
 
 // oddNamespace is an opted-in namespace with two ALB ip backends: Service
@@ -35,7 +35,7 @@ func newOddNamespace(t *testing.T) *oddNamespace {
 	t.Helper()
 	ctx := context.Background()
 	o := &oddNamespace{ns: fmt.Sprintf("odd-pods-%d", oddSeq.Add(1))}
-	objs := []client.Object{&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: o.ns, Labels: map[string]string{holdspec.InjectKey: "enabled"}}}}
+	objs := []client.Object{&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: o.ns, Labels: map[string]string{contract.InjectKey: "enabled"}}}}
 	for name, tp := range map[string]intstr.IntOrString{"web": intstr.FromString("http"), "num": intstr.FromInt32(8080)} {
 		arn, err := shared.Emulator.CreateTargetGroup(albemu.TargetGroupSpec{Name: o.ns + "-" + name, Port: 8080})
 		if err != nil {
@@ -47,10 +47,10 @@ func newOddNamespace(t *testing.T) *oddNamespace {
 				Spec: corev1.ServiceSpec{Selector: map[string]string{"app": name},
 					Ports: []corev1.ServicePort{{Port: 80, TargetPort: tp}}},
 			},
-			&elbv2api.TargetGroupBinding{
+			&lbc.TargetGroupBinding{
 				ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: o.ns},
-				Spec: elbv2api.TargetGroupBindingSpec{TargetGroupARN: arn, TargetType: ptr.To(elbv2api.TargetTypeIP),
-					ServiceRef: elbv2api.ServiceReference{Name: name, Port: intstr.FromInt32(80)}},
+				Spec: lbc.TargetGroupBindingSpec{TargetGroupARN: arn, TargetType: ptr.To(lbc.TargetTypeIP),
+					ServiceRef: lbc.ServiceReference{Name: name, Port: intstr.FromInt32(80)}},
 			})
 	}
 	for _, obj := range objs {
@@ -80,18 +80,18 @@ func withPreStop(c corev1.Container, h corev1.LifecycleHandler) corev1.Container
 }
 
 // holds returns, by container name, the helper hold each container got.
-func holds(t *testing.T, pod *corev1.Pod) map[string]holdspec.Spec {
+func holds(t *testing.T, pod *corev1.Pod) map[string]contract.Spec {
 	t.Helper()
-	out := map[string]holdspec.Spec{}
+	out := map[string]contract.Spec{}
 	for _, c := range append(slices.Clone(pod.Spec.InitContainers), pod.Spec.Containers...) {
 		if c.Lifecycle == nil || c.Lifecycle.PreStop == nil || c.Lifecycle.PreStop.Exec == nil {
 			continue
 		}
 		cmd := c.Lifecycle.PreStop.Exec.Command
-		if len(cmd) == 0 || cmd[0] != holdspec.HelperPath {
+		if len(cmd) == 0 || cmd[0] != contract.HelperPath {
 			continue
 		}
-		s, err := holdspec.Parse(cmd[1:])
+		s, err := contract.Parse(cmd[1:])
 		if err != nil {
 			t.Fatalf("container %s: hold %q: %v", c.Name, cmd, err)
 		}
@@ -113,22 +113,22 @@ func TestOddPods(t *testing.T) {
 			t.Errorf("grace period %ds, want at least %s", g, atLeast)
 		}
 	}
-	wantHeld := func(t *testing.T, p *corev1.Pod, containers []string, ports []int32) map[string]holdspec.Spec {
+	wantHeld := func(t *testing.T, p *corev1.Pod, containers []string, ports []int32) map[string]contract.Spec {
 		t.Helper()
 		h := holds(t, p)
 		if got := slices.Sorted(maps.Keys(h)); !slices.Equal(got, containers) {
 			t.Errorf("held containers %v, want %v", got, containers)
 		}
 		for name, s := range h {
-			if !slices.Equal(s.Ports, ports) || s.Mode != holdspec.ModeWait || s.MaxHold != maxHold {
+			if !slices.Equal(s.Ports, ports) || s.Mode != contract.ModeWait || s.MaxHold != maxHold {
 				t.Errorf("container %s: hold %+v, want wait mode for %s on ports %v", name, s, maxHold, ports)
 			}
 		}
-		if p.Labels[holdspec.ManagedLabel] != "true" {
+		if p.Labels[contract.ManagedLabel] != "true" {
 			t.Errorf("pod not labelled managed")
 		}
-		if n := len(slices.DeleteFunc(slices.Clone(p.Spec.InitContainers), func(c corev1.Container) bool { return c.Name != holdspec.InitContainerName })); n != 1 {
-			t.Errorf("%d %s init containers", n, holdspec.InitContainerName)
+		if n := len(slices.DeleteFunc(slices.Clone(p.Spec.InitContainers), func(c corev1.Container) bool { return c.Name != contract.InitContainerName })); n != 1 {
+			t.Errorf("%d %s init containers", n, contract.InitContainerName)
 		}
 		wantGrace(t, p, maxHold+timings.ShutdownBudget)
 		return h
@@ -160,7 +160,7 @@ func TestOddPods(t *testing.T) {
 			}
 		}},
 		{"no ports, named target port", func() *corev1.Pod { return o.pod("web", bare("app")) }, func(t *testing.T, p *corev1.Pod) {
-			if len(holds(t, p)) != 0 || p.Labels[holdspec.ManagedLabel] != "" || len(p.Spec.InitContainers) != 0 {
+			if len(holds(t, p)) != 0 || p.Labels[contract.ManagedLabel] != "" || len(p.Spec.InitContainers) != 0 {
 				t.Errorf("pod serving no named port was mutated: %+v", p.Spec)
 			}
 		}},
@@ -196,7 +196,7 @@ func TestOddPods(t *testing.T) {
 			wantHeld(t, p, []string{"app"}, []int32{8080})
 			// Appended: only app containers run the helper, and they start
 			// after every init container; the sidecar keeps its index.
-			if len(p.Spec.InitContainers) != 2 || p.Spec.InitContainers[0].Name != "proxy" || p.Spec.InitContainers[1].Name != holdspec.InitContainerName {
+			if len(p.Spec.InitContainers) != 2 || p.Spec.InitContainers[0].Name != "proxy" || p.Spec.InitContainers[1].Name != contract.InitContainerName {
 				t.Errorf("init containers %v: want the sidecar, then albdrain's", p.Spec.InitContainers)
 			}
 		}},
@@ -245,7 +245,7 @@ func TestOddPods(t *testing.T) {
 		}},
 		{"sleep mode with an own sleep", func() *corev1.Pod {
 			p := o.pod("web", withPreStop(serving("app", 8080), corev1.LifecycleHandler{Sleep: &corev1.SleepAction{Seconds: 5}}))
-			p.Annotations = map[string]string{holdspec.ModeKey: "sleep", holdspec.MaxHoldKey: "20"}
+			p.Annotations = map[string]string{contract.ModeKey: "sleep", contract.MaxHoldKey: "20"}
 			return p
 		}, func(t *testing.T, p *corev1.Pod) {
 			pre := p.Spec.Containers[0].Lifecycle.PreStop
@@ -256,11 +256,11 @@ func TestOddPods(t *testing.T) {
 		}},
 		{"sleep mode with an own exec", func() *corev1.Pod {
 			p := o.pod("web", withPreStop(serving("app", 8080), exec))
-			p.Annotations = map[string]string{holdspec.ModeKey: "sleep", holdspec.MaxHoldKey: "20"}
+			p.Annotations = map[string]string{contract.ModeKey: "sleep", contract.MaxHoldKey: "20"}
 			return p
 		}, func(t *testing.T, p *corev1.Pod) {
 			s := holds(t, p)["app"]
-			if s.Mode != holdspec.ModeSleep || s.MaxHold != 20*time.Second {
+			if s.Mode != contract.ModeSleep || s.MaxHold != 20*time.Second {
 				t.Errorf("hold %+v, want the helper sleeping 20s", s)
 			}
 			wantThen(t, p, "app", exec)
@@ -311,7 +311,7 @@ func TestEphemeralContainerOnAHeldPod(t *testing.T) {
 	if err := c.Get(ctx, key, &got); err != nil {
 		t.Fatal(err)
 	}
-	if len(got.Spec.EphemeralContainers) != 1 || len(holds(t, &got)) != 1 || got.Labels[holdspec.ManagedLabel] != "true" {
+	if len(got.Spec.EphemeralContainers) != 1 || len(holds(t, &got)) != 1 || got.Labels[contract.ManagedLabel] != "true" {
 		t.Fatalf("after adding an ephemeral container: ephemeral %v, holds %v, labels %v", got.Spec.EphemeralContainers, holds(t, &got), got.Labels)
 	}
 
@@ -331,7 +331,7 @@ func TestEphemeralContainerOnAHeldPod(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the pod never terminated: %v", err)
 	}
-	if len(term.Hooks) != 1 || term.Hooks[0].Err != "" || term.Killed || !strings.Contains(term.Hooks[0].Output, "outcome="+string(holdspec.OutcomeDeregistered)) {
+	if len(term.Hooks) != 1 || term.Hooks[0].Err != "" || term.Killed || !strings.Contains(term.Hooks[0].Output, "outcome="+string(contract.OutcomeDeregistered)) {
 		t.Errorf("termination %+v: want the hold released on deregistration", term)
 	}
 }

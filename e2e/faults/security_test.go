@@ -23,7 +23,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/albdrain/albdrain/certs/tlspolicy"
-	"github.com/albdrain/albdrain/drain/holdspec"
+	"github.com/albdrain/albdrain/internal/contract"
 	"github.com/albdrain/albdrain/webhook"
 )
 
@@ -106,7 +106,7 @@ func TestHoldEndpointAnswersOnlyAboutTheCallersPod(t *testing.T) {
 		pods = append(pods, p)
 	}
 	a, b := pods[0], pods[1]
-	ask := func(from string, req holdspec.HoldRequest) (int, string) {
+	ask := func(from string, req contract.HoldRequest) (int, string) {
 		t.Helper()
 		body, _ := json.Marshal(req)
 		d := &net.Dialer{Timeout: 5 * time.Second, LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}}
@@ -114,7 +114,7 @@ func TestHoldEndpointAnswersOnlyAboutTheCallersPod(t *testing.T) {
 			DialContext: d.DialContext, DisableKeepAlives: true,
 			TLSClientConfig: &tls.Config{RootCAs: servingCAs()},
 		}}
-		resp, err := c.Post("https://"+shared.Albdrain.HoldAddr()+holdspec.HoldPath, "application/json", bytes.NewReader(body))
+		resp, err := c.Post("https://"+shared.Albdrain.HoldAddr()+contract.HoldPath, "application/json", bytes.NewReader(body))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -122,8 +122,8 @@ func TestHoldEndpointAnswersOnlyAboutTheCallersPod(t *testing.T) {
 		text, _ := io.ReadAll(resp.Body)
 		return resp.StatusCode, string(text)
 	}
-	hold := func(p *corev1.Pod, uid bool) holdspec.HoldRequest {
-		r := holdspec.HoldRequest{Namespace: p.Namespace, Name: p.Name, TimeoutMillis: 1}
+	hold := func(p *corev1.Pod, uid bool) contract.HoldRequest {
+		r := contract.HoldRequest{Namespace: p.Namespace, Name: p.Name, TimeoutMillis: 1}
 		if uid {
 			r.UID = string(p.UID)
 		}
@@ -132,13 +132,13 @@ func TestHoldEndpointAnswersOnlyAboutTheCallersPod(t *testing.T) {
 	var refusals []string
 	for what, tc := range map[string]struct {
 		from string
-		req  holdspec.HoldRequest
+		req  contract.HoldRequest
 	}{
 		"another pod, from a pod's IP":           {a.Status.PodIP, hold(b, false)},
 		"another pod with its UID":               {a.Status.PodIP, hold(b, true)},
 		"a pod, from an address no pod has":      {"127.254.0.1", hold(a, true)},
-		"a pod that does not exist":              {a.Status.PodIP, holdspec.HoldRequest{Namespace: o.ns, Name: "nobody", TimeoutMillis: 1}},
-		"the caller's name in another namespace": {a.Status.PodIP, holdspec.HoldRequest{Namespace: "default", Name: a.Name, TimeoutMillis: 1}},
+		"a pod that does not exist":              {a.Status.PodIP, contract.HoldRequest{Namespace: o.ns, Name: "nobody", TimeoutMillis: 1}},
+		"the caller's name in another namespace": {a.Status.PodIP, contract.HoldRequest{Namespace: "default", Name: a.Name, TimeoutMillis: 1}},
 	} {
 		code, body := ask(tc.from, tc.req)
 		if code != http.StatusForbidden {
@@ -231,7 +231,7 @@ func TestMalformedAdmissionReviews(t *testing.T) {
 		t.Errorf("well-formed review: %+v, %v; want allowed with a patch", ar.Response, err)
 	}
 	p := o.pod("web", serving("app", 8080))
-	if err := shared.Env.Client.Create(context.Background(), p, client.DryRunAll); err != nil || p.Labels[holdspec.ManagedLabel] != "true" {
+	if err := shared.Env.Client.Create(context.Background(), p, client.DryRunAll); err != nil || p.Labels[contract.ManagedLabel] != "true" {
 		t.Errorf("pod through the apiserver afterwards: %v, labels %v; want it mutated", err, p.Labels)
 	}
 }

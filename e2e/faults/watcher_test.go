@@ -19,11 +19,11 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/albdrain/albdrain/drain/holder"
-	"github.com/albdrain/albdrain/drain/holdspec"
+	"github.com/albdrain/albdrain/drain/hold"
 	"github.com/albdrain/albdrain/e2e/cluster"
 	"github.com/albdrain/albdrain/e2e/kubelet"
 	"github.com/albdrain/albdrain/e2e/scenario"
+	"github.com/albdrain/albdrain/internal/contract"
 )
 
 // Every replica of the watcher (and with it the webhook) killed while a pod
@@ -69,7 +69,7 @@ func TestWatcherDown(t *testing.T) {
 	}
 	unmutated := 0
 	for _, p := range pods.Items {
-		if p.Labels[holdspec.ManagedLabel] != "true" {
+		if p.Labels[contract.ManagedLabel] != "true" {
 			unmutated++
 		}
 	}
@@ -111,7 +111,7 @@ func TestHoldEndpointUnreachable(t *testing.T) {
 	hooks := checkBounded(t, res, 3)
 	checkFellBackThenOwnPreStop(t, hooks, rec)
 	checkNoFailures(t, res)
-	if n := res.Albdrain.Events[holder.ReasonHoldStarted]; n != 0 {
+	if n := res.Albdrain.Events[hold.ReasonHoldStarted]; n != 0 {
 		t.Errorf("%d holds reached the watcher through a cut network", n)
 	}
 	if reps.Hold.Refused() == 0 {
@@ -122,7 +122,7 @@ func TestHoldEndpointUnreachable(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, p := range pods {
-		if p.Labels[holdspec.ManagedLabel] != "true" {
+		if p.Labels[contract.ManagedLabel] != "true" {
 			t.Errorf("pod %s admitted unmutated while the webhook was up", p.Name)
 		}
 	}
@@ -163,9 +163,9 @@ func TestOneOfTwoReplicasKilled(t *testing.T) {
 		},
 	})
 	checkBounded(t, res, 3)
-	checkOutcomes(t, res, holdspec.OutcomeDeregistered)
+	checkOutcomes(t, res, contract.OutcomeDeregistered)
 	checkNoFailures(t, res)
-	if started := res.Albdrain.Events[holder.ReasonHoldStarted]; started <= len(res.Terminations) {
+	if started := res.Albdrain.Events[hold.ReasonHoldStarted]; started <= len(res.Terminations) {
 		t.Errorf("%d HoldStarted events for %d pods: no hold was taken up by the surviving replica", started, len(res.Terminations))
 	}
 	if n := reps.Hold.Active(reps.HoldBackend(killed)); n != 0 {
@@ -221,13 +221,13 @@ func TestAPIServerCutOffFromWatcher(t *testing.T) {
 		},
 	})
 	checkBounded(t, res, 4)
-	checkOutcomes(t, res, holdspec.OutcomeDeregistered)
+	checkOutcomes(t, res, contract.OutcomeDeregistered)
 	checkNoFailures(t, res)
 	i := slices.IndexFunc(res.Terminations, func(term kubelet.Termination) bool { return term.UID == duringCut.UID })
 	if i < 0 {
 		t.Fatalf("pod %s, created during the cut, did not terminate", duringCut.Name)
 	}
-	if out := res.Terminations[i].Hooks[0].Output; !strings.Contains(out, "outcome="+string(holdspec.OutcomeDeregistered)) {
+	if out := res.Terminations[i].Hooks[0].Output; !strings.Contains(out, "outcome="+string(contract.OutcomeDeregistered)) {
 		t.Errorf("pod %s, created during the cut: the watcher did not release it on deregistration; helper output:\n%s", duringCut.Name, out)
 	}
 }

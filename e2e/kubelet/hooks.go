@@ -75,7 +75,7 @@ func (p *podRuntime) runPreStop(ctx context.Context, c corev1.Container) HookRun
 // execHook runs the command as a real process with the container's resolved
 // environment. Its program is looked up in the executables table, the
 // stand-in for the container's filesystem: there the albdrain-init
-// container's install has put the helper at holdspec.HelperPath.
+// container's install has put the helper at contract.HelperPath.
 func (p *podRuntime) execHook(ctx context.Context, c corev1.Container, command []string) (string, error) {
 	if len(command) == 0 {
 		return "", errors.New("exec hook without a command")

@@ -11,7 +11,7 @@
 //
 // There are no images. A container is always the same small HTTP
 // application, and the files an exec hook may run come from
-// Options.Executables: mapping holdspec.HelperPath to a built albdrain-hold
+// Options.Executables: mapping contract.HelperPath to a built albdrain-hold
 // stands in for what albdrain's init container installs.
 package kubelet
 

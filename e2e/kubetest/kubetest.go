@@ -12,7 +12,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
-	"github.com/albdrain/albdrain/webhook/elbv2api"
+	"github.com/albdrain/albdrain/internal/lbc"
 )
 
 // Env is a running control plane and a client for it.
@@ -52,7 +52,7 @@ func NewScheme() *runtime.Scheme {
 	if err := clientgoscheme.AddToScheme(s); err != nil {
 		panic(err)
 	}
-	if err := elbv2api.AddToScheme(s); err != nil {
+	if err := lbc.AddToScheme(s); err != nil {
 		panic(err)
 	}
 	return s

@@ -11,7 +11,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/yaml"
 
-	"github.com/albdrain/albdrain/webhook/elbv2api"
+	"github.com/albdrain/albdrain/internal/lbc"
 )
 
 // Run starts a control plane outside a test, for a TestMain that shares one
@@ -37,7 +37,7 @@ func Run(opts ...Option) (env *Env, stop func() error, err error) {
 	}
 	if o.tgbCRD {
 		var crd apiextensionsv1.CustomResourceDefinition
-		if err := yaml.UnmarshalStrict(elbv2api.CRDYAML, &crd); err != nil {
+		if err := yaml.UnmarshalStrict(lbc.CRDYAML, &crd); err != nil {
 			return nil, nil, fmt.Errorf("decode TargetGroupBinding CRD: %w", err)
 		}
 		te.CRDInstallOptions.CRDs = []*apiextensionsv1.CustomResourceDefinition{&crd}

@@ -14,7 +14,7 @@ import (
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/albdrain/albdrain/drain/holder"
+	"github.com/albdrain/albdrain/drain/hold"
 )
 
 // disrupt causes the scenario's disruption and returns once it has been
@@ -144,7 +144,7 @@ func (r *runner) terminating(ctx context.Context) (int, error) {
 // in the namespace.
 func (r *runner) holdStarted(ctx context.Context) (bool, error) {
 	events, err := r.events(ctx)
-	return events[holder.ReasonHoldStarted] > 0, err
+	return events[hold.ReasonHoldStarted] > 0, err
 }
 
 // events counts the events on the namespace's pods by reason.

@@ -5,10 +5,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/albdrain/albdrain/drain/holder"
-	"github.com/albdrain/albdrain/drain/holdspec"
+	"github.com/albdrain/albdrain/drain/hold"
 	"github.com/albdrain/albdrain/e2e/kubelet"
 	"github.com/albdrain/albdrain/e2e/scenario"
+	"github.com/albdrain/albdrain/internal/contract"
 )
 
 func TestRollingRestart(t *testing.T) {
@@ -47,7 +47,7 @@ func TestWatcherRestartMidRollout(t *testing.T) {
 		}
 		// The dropped hold was taken up again by the new manager: one more
 		// HoldStarted than there were pods.
-		if started := res.Albdrain.Events[holder.ReasonHoldStarted]; started <= len(res.Terminations) {
+		if started := res.Albdrain.Events[hold.ReasonHoldStarted]; started <= len(res.Terminations) {
 			t.Errorf("%d HoldStarted events for %d pods: no hold was resumed after the restart", started, len(res.Terminations))
 		}
 	})
@@ -103,12 +103,12 @@ func expectClean(t *testing.T, res *scenario.Result, terminated int) {
 	}
 	expectTerminations(t, res, terminated)
 	for _, term := range res.Terminations {
-		if len(term.Hooks) != 1 || term.Hooks[0].Action != kubelet.ActionExec || term.Hooks[0].Command[0] != holdspec.HelperPath {
+		if len(term.Hooks) != 1 || term.Hooks[0].Action != kubelet.ActionExec || term.Hooks[0].Command[0] != contract.HelperPath {
 			t.Errorf("pod %s: hooks %+v: want the injected helper", term.Name, term.Hooks)
 			continue
 		}
 		h := term.Hooks[0]
-		spec, err := holdspec.Parse(h.Command[1:])
+		spec, err := contract.Parse(h.Command[1:])
 		if err != nil {
 			t.Errorf("pod %s: helper command %q: %v", term.Name, h.Command, err)
 			continue
@@ -122,13 +122,13 @@ func expectClean(t *testing.T, res *scenario.Result, terminated int) {
 	if rec == nil {
 		t.Fatal("albdrain recorded nothing")
 	}
-	if got := rec.Holds[string(holdspec.OutcomeDeregistered)]; got != float64(terminated) || len(rec.Holds) != 1 {
-		t.Errorf("albdrain_holds_total grew by %v, want %d holds ended %q", rec.Holds, terminated, holdspec.OutcomeDeregistered)
+	if got := rec.Holds[string(contract.OutcomeDeregistered)]; got != float64(terminated) || len(rec.Holds) != 1 {
+		t.Errorf("albdrain_holds_total grew by %v, want %d holds ended %q", rec.Holds, terminated, contract.OutcomeDeregistered)
 	}
 	if rec.Injected < float64(res.Spec.Replicas) {
 		t.Errorf("albdrain_webhook_mutations_total{result=injected} grew by %v, want at least %d", rec.Injected, res.Spec.Replicas)
 	}
-	if rec.Events[holder.ReasonHoldStarted] < terminated || rec.Events[holder.ReasonHoldReleased] != terminated {
+	if rec.Events[hold.ReasonHoldStarted] < terminated || rec.Events[hold.ReasonHoldReleased] != terminated {
 		t.Errorf("events %v: want a HoldStarted and a HoldReleased per terminated pod (%d)", rec.Events, terminated)
 	}
 }

@@ -8,9 +8,8 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
 
-	"github.com/albdrain/albdrain/drain/holdspec"
-	"github.com/albdrain/albdrain/e2e/lbc"
-	"github.com/albdrain/albdrain/webhook/elbv2api"
+	"github.com/albdrain/albdrain/internal/contract"
+	"github.com/albdrain/albdrain/internal/lbc"
 )
 
 // The workload every scenario runs: a Deployment "web" behind a Service
@@ -28,7 +27,7 @@ var appLabels = map[string]string{"app": appName}
 func namespace(name string, p Protection) *corev1.Namespace {
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}
 	if p == Albdrain {
-		ns.Labels = map[string]string{holdspec.InjectKey: "enabled"}
+		ns.Labels = map[string]string{contract.InjectKey: "enabled"}
 	}
 	return ns
 }
@@ -43,13 +42,13 @@ func service(ns string) *corev1.Service {
 	}
 }
 
-func binding(ns, arn string) *elbv2api.TargetGroupBinding {
-	return &elbv2api.TargetGroupBinding{
+func binding(ns, arn string) *lbc.TargetGroupBinding {
+	return &lbc.TargetGroupBinding{
 		ObjectMeta: metav1.ObjectMeta{Name: bindingName, Namespace: ns},
-		Spec: elbv2api.TargetGroupBindingSpec{
+		Spec: lbc.TargetGroupBindingSpec{
 			TargetGroupARN: arn,
-			TargetType:     ptr.To(elbv2api.TargetTypeIP),
-			ServiceRef:     elbv2api.ServiceReference{Name: appName, Port: intstr.FromInt32(80)},
+			TargetType:     ptr.To(lbc.TargetTypeIP),
+			ServiceRef:     lbc.ServiceReference{Name: appName, Port: intstr.FromInt32(80)},
 		},
 	}
 }
@@ -67,7 +66,7 @@ func deployment(ns string, replicas int32, p Protection, fixedSleepSeconds int64
 		}},
 	}
 	if p != Albdrain {
-		pod.ReadinessGates = []corev1.PodReadinessGate{{ConditionType: lbc.GatePrefix + bindingName}}
+		pod.ReadinessGates = []corev1.PodReadinessGate{{ConditionType: lbc.ReadinessGatePrefix + bindingName}}
 	}
 	if p == FixedSleep {
 		pod.Containers[0].Lifecycle = &corev1.Lifecycle{PreStop: &corev1.LifecycleHandler{

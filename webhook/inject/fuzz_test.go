@@ -8,7 +8,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 
-	"github.com/albdrain/albdrain/drain/holdspec"
+	"github.com/albdrain/albdrain/internal/contract"
+	"github.com/albdrain/albdrain/internal/lbc"
 )
 
 // FuzzApply feeds arbitrary pods and target ports to the mutation: it must
@@ -36,7 +37,7 @@ func FuzzApply(f *testing.F) {
 		if named {
 			tp = intstr.FromString(portName)
 		}
-		targets := []Target{{Service: "web", TargetPort: tp, TargetGroupBinding: "tgb"}}
+		targets := []lbc.Backend{{Service: "web", TargetPort: tp, TargetGroupBinding: "tgb"}}
 		before := pod.DeepCopy()
 		_, injected, err := Apply(&pod, targets, testOptions())
 		if err != nil || !injected {
@@ -48,10 +49,10 @@ func FuzzApply(f *testing.F) {
 		if g := pod.Spec.TerminationGracePeriodSeconds; before.Spec.TerminationGracePeriodSeconds != nil && (g == nil || *g < *before.Spec.TerminationGracePeriodSeconds) {
 			t.Fatalf("grace period lowered from %d to %v", *before.Spec.TerminationGracePeriodSeconds, g)
 		}
-		checkNoneAdded(t, holdspec.InitContainerName, namesOf(before.Spec.InitContainers), namesOf(pod.Spec.InitContainers))
-		checkNoneAdded(t, holdspec.VolumeName, volumeNames(before.Spec.Volumes), volumeNames(pod.Spec.Volumes))
+		checkNoneAdded(t, contract.InitContainerName, namesOf(before.Spec.InitContainers), namesOf(pod.Spec.InitContainers))
+		checkNoneAdded(t, contract.VolumeName, volumeNames(before.Spec.Volumes), volumeNames(pod.Spec.Volumes))
 		for i, c := range pod.Spec.Containers {
-			for _, e := range []string{holdspec.EnvPodName, holdspec.EnvPodIP, holdspec.EnvWatcherURL} {
+			for _, e := range []string{contract.EnvPodName, contract.EnvPodIP, contract.EnvWatcherURL} {
 				checkNoneAdded(t, e, envNames(before.Spec.Containers[i].Env), envNames(c.Env))
 			}
 		}

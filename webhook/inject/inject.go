@@ -1,6 +1,7 @@
 package inject
 
 import (
+	"encoding/json"
 	"slices"
 	"time"
 
@@ -8,13 +9,9 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
 
-	"github.com/albdrain/albdrain/drain/holdspec"
+	"github.com/albdrain/albdrain/internal/contract"
+	"github.com/albdrain/albdrain/internal/lbc"
 )
-
-// ReadinessGatePrefix is the condition type prefix the AWS Load Balancer
-// Controller sets from target health; a gate of any other name would never
-// turn true and would block registration.
-const ReadinessGatePrefix = "target-health.elbv2.k8s.aws/"
 
 // defaultGracePeriod is Kubernetes' grace period when a pod sets none.
 const defaultGracePeriod = 30 * time.Second
@@ -24,17 +21,17 @@ const defaultGracePeriod = 30 * time.Second
 // changes nothing. It returns injected=false, and leaves the pod untouched,
 // when no container serves any of the targets. An error means the pod's own
 // annotations are invalid; the pod is then left as it was.
-func Apply(pod *corev1.Pod, targets []Target, o Options) (rec Record, injected bool, err error) {
+func Apply(pod *corev1.Pod, backends []lbc.Backend, o Options) (rec Record, injected bool, err error) {
 	ov, err := readOverrides(pod.Annotations, o)
 	if err != nil {
 		return Record{}, false, err
 	}
-	plan := planHolds(&pod.Spec, targets)
+	plan := planHolds(&pod.Spec, backends)
 	if len(plan.containers) == 0 {
 		return Record{}, false, nil
 	}
 	done := map[string]bool{}
-	if prev := readRecord(pod.Annotations, holdspec.InjectedKey); prev != nil {
+	if prev := readRecord(pod.Annotations, contract.InjectedKey); prev != nil {
 		for _, c := range prev.Containers {
 			done[c] = true
 		}
@@ -65,7 +62,7 @@ func Apply(pod *corev1.Pod, targets []Target, o Options) (rec Record, injected b
 	}
 	for _, t := range plan.matched {
 		if t.TargetGroupBinding != "" {
-			addReadinessGate(&pod.Spec, corev1.PodConditionType(ReadinessGatePrefix+t.TargetGroupBinding))
+			addReadinessGate(&pod.Spec, corev1.PodConditionType(lbc.ReadinessGatePrefix+t.TargetGroupBinding))
 		}
 	}
 	raiseGracePeriod(&pod.Spec, ov.maxHold+userSleep+o.ShutdownBudget)
@@ -73,11 +70,11 @@ func Apply(pod *corev1.Pod, targets []Target, o Options) (rec Record, injected b
 	if pod.Annotations == nil {
 		pod.Annotations = map[string]string{}
 	}
-	pod.Annotations[holdspec.InjectedKey] = rec.marshal()
+	pod.Annotations[contract.InjectedKey] = rec.marshal()
 	if pod.Labels == nil {
 		pod.Labels = map[string]string{}
 	}
-	pod.Labels[holdspec.ManagedLabel] = "true"
+	pod.Labels[contract.ManagedLabel] = "true"
 	return rec, true, nil
 }
 
@@ -93,7 +90,7 @@ func holdContainer(c *corev1.Container, ov overrides, o Options, ports []int32) 
 	if c.Lifecycle == nil {
 		c.Lifecycle = &corev1.Lifecycle{}
 	}
-	if ov.mode == holdspec.ModeSleep && (own == nil || own.Sleep != nil) {
+	if ov.mode == contract.ModeSleep && (own == nil || own.Sleep != nil) {
 		secs := int64(ov.maxHold / time.Second)
 		if own != nil {
 			secs += own.Sleep.Seconds
@@ -104,15 +101,15 @@ func holdContainer(c *corev1.Container, ov overrides, o Options, ports []int32) 
 	if own != nil && own.HTTPGet != nil {
 		resolveNamedPort(own.HTTPGet, c.Ports)
 	}
-	spec := holdspec.Spec{
+	spec := contract.Spec{
 		Mode:        ov.mode,
 		MaxHold:     ov.maxHold,
 		Fallback:    min(o.Fallback, ov.maxHold),
 		QuietPeriod: min(o.QuietPeriod, ov.maxHold/2),
 		Ports:       ports,
-		Then:        own,
+		Then:        toHandler(own),
 	}
-	c.Lifecycle.PreStop = &corev1.LifecycleHandler{Exec: &corev1.ExecAction{Command: spec.Command(holdspec.HelperPath)}}
+	c.Lifecycle.PreStop = &corev1.LifecycleHandler{Exec: &corev1.ExecAction{Command: spec.Command(contract.HelperPath)}}
 	addMount(c)
 	addEnv(c, o)
 	return true
@@ -132,12 +129,25 @@ func resolveNamedPort(h *corev1.HTTPGetAction, ports []corev1.ContainerPort) {
 	}
 }
 
+// toHandler copies a preStop into the helper's own form of it. Both have the
+// same JSON, and neither can fail to encode or decode it: they hold only
+// strings and numbers, and the port of either form reads the other's.
+func toHandler(h *corev1.LifecycleHandler) *contract.Handler {
+	if h == nil {
+		return nil
+	}
+	b, _ := json.Marshal(h)
+	var out contract.Handler
+	_ = json.Unmarshal(b, &out)
+	return &out
+}
+
 func isHelperHook(c *corev1.Container) bool {
 	if c.Lifecycle == nil || c.Lifecycle.PreStop == nil || c.Lifecycle.PreStop.Exec == nil {
 		return false
 	}
 	cmd := c.Lifecycle.PreStop.Exec.Command
-	return len(cmd) > 0 && cmd[0] == holdspec.HelperPath
+	return len(cmd) > 0 && cmd[0] == contract.HelperPath
 }
 
 // userSleepOf is how long the container's own preStop sleeps after our hold,
@@ -152,7 +162,7 @@ func userSleepOf(c *corev1.Container, held bool) time.Duration {
 		return time.Duration(h.Sleep.Seconds) * time.Second
 	}
 	if isHelperHook(c) {
-		if s, err := holdspec.Parse(h.Exec.Command[1:]); err == nil && s.Then != nil && s.Then.Sleep != nil {
+		if s, err := contract.Parse(h.Exec.Command[1:]); err == nil && s.Then != nil && s.Then.Sleep != nil {
 			return time.Duration(s.Then.Sleep.Seconds) * time.Second
 		}
 	}
@@ -161,11 +171,11 @@ func userSleepOf(c *corev1.Container, held bool) time.Duration {
 
 func addMount(c *corev1.Container) {
 	for _, m := range c.VolumeMounts {
-		if m.Name == holdspec.VolumeName {
+		if m.Name == contract.VolumeName {
 			return
 		}
 	}
-	c.VolumeMounts = append(c.VolumeMounts, corev1.VolumeMount{Name: holdspec.VolumeName, MountPath: holdspec.MountPath, ReadOnly: true})
+	c.VolumeMounts = append(c.VolumeMounts, corev1.VolumeMount{Name: contract.VolumeName, MountPath: contract.MountPath, ReadOnly: true})
 }
 
 func addEnv(c *corev1.Container, o Options) {
@@ -173,14 +183,14 @@ func addEnv(c *corev1.Container, o Options) {
 		return &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: path}}
 	}
 	want := []corev1.EnvVar{
-		{Name: holdspec.EnvPodName, ValueFrom: field("metadata.name")},
-		{Name: holdspec.EnvPodNamespace, ValueFrom: field("metadata.namespace")},
-		{Name: holdspec.EnvPodUID, ValueFrom: field("metadata.uid")},
-		{Name: holdspec.EnvPodIP, ValueFrom: field("status.podIP")},
-		{Name: holdspec.EnvWatcherURL, Value: o.WatcherURL},
+		{Name: contract.EnvPodName, ValueFrom: field("metadata.name")},
+		{Name: contract.EnvPodNamespace, ValueFrom: field("metadata.namespace")},
+		{Name: contract.EnvPodUID, ValueFrom: field("metadata.uid")},
+		{Name: contract.EnvPodIP, ValueFrom: field("status.podIP")},
+		{Name: contract.EnvWatcherURL, Value: o.WatcherURL},
 	}
 	if o.WatcherCA != "" {
-		want = append(want, corev1.EnvVar{Name: holdspec.EnvWatcherCA, Value: o.WatcherCA})
+		want = append(want, corev1.EnvVar{Name: contract.EnvWatcherCA, Value: o.WatcherCA})
 	}
 	for _, e := range want {
 		if !slices.ContainsFunc(c.Env, func(have corev1.EnvVar) bool { return have.Name == e.Name }) {
@@ -195,23 +205,23 @@ func addEnv(c *corev1.Container, o Options) {
 // shift the indexes of the pod's own init containers and so move fields this
 // k8s.io/api version does not know from one container to another in the diff.
 func addHelper(spec *corev1.PodSpec, o Options) {
-	if !slices.ContainsFunc(spec.Volumes, func(v corev1.Volume) bool { return v.Name == holdspec.VolumeName }) {
+	if !slices.ContainsFunc(spec.Volumes, func(v corev1.Volume) bool { return v.Name == contract.VolumeName }) {
 		spec.Volumes = append(spec.Volumes, corev1.Volume{
-			Name: holdspec.VolumeName,
+			Name: contract.VolumeName,
 			VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{
 				SizeLimit: ptr.To(helperVolumeSize),
 			}},
 		})
 	}
-	if slices.ContainsFunc(spec.InitContainers, func(c corev1.Container) bool { return c.Name == holdspec.InitContainerName }) {
+	if slices.ContainsFunc(spec.InitContainers, func(c corev1.Container) bool { return c.Name == contract.InitContainerName }) {
 		return
 	}
 	init := corev1.Container{
-		Name:    holdspec.InitContainerName,
+		Name:    contract.InitContainerName,
 		Image:   o.HelperImage,
-		Command: []string{o.HelperImagePath, holdspec.CmdInstall, holdspec.HelperPath},
+		Command: []string{o.HelperImagePath, contract.CmdInstall, contract.HelperPath},
 		VolumeMounts: []corev1.VolumeMount{
-			{Name: holdspec.VolumeName, MountPath: holdspec.MountPath},
+			{Name: contract.VolumeName, MountPath: contract.MountPath},
 		},
 		Resources:                o.InitResources,
 		TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,

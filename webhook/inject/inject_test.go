@@ -12,12 +12,13 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
 
-	"github.com/albdrain/albdrain/drain/holdspec"
+	"github.com/albdrain/albdrain/internal/contract"
+	"github.com/albdrain/albdrain/internal/lbc"
 )
 
 func testOptions() Options {
 	return Options{
-		Mode:            holdspec.ModeWait,
+		Mode:            contract.ModeWait,
 		MaxHold:         330 * time.Second,
 		Sleep:           30 * time.Second,
 		Fallback:        30 * time.Second,
@@ -44,13 +45,13 @@ func podWith(cs ...corev1.Container) *corev1.Pod {
 	}
 }
 
-var tgbTarget = Target{Service: "web", TargetPort: intstr.FromInt32(8080), TargetGroupBinding: "k8s-default-web-abc"}
+var tgbTarget = lbc.Backend{Service: "web", TargetPort: intstr.FromInt32(8080), TargetGroupBinding: "k8s-default-web-abc"}
 
 // TestApplyWaitModeFull spells out the whole mutation once, so every field the
 // webhook adds is pinned.
 func TestApplyWaitModeFull(t *testing.T) {
 	pod := podWith(container("app", port("http", 8080)))
-	rec, injected, err := Apply(pod, []Target{tgbTarget}, testOptions())
+	rec, injected, err := Apply(pod, []lbc.Backend{tgbTarget}, testOptions())
 	if err != nil || !injected {
 		t.Fatalf("Apply = %v, %v", injected, err)
 	}
@@ -60,16 +61,16 @@ func TestApplyWaitModeFull(t *testing.T) {
 	want := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{
 			Name:   "web-1",
-			Labels: map[string]string{"app": "web", holdspec.ManagedLabel: "true"},
-			Annotations: map[string]string{holdspec.InjectedKey: `{"mode":"wait","maxHoldSeconds":330,"containers":["app"],` +
+			Labels: map[string]string{"app": "web", contract.ManagedLabel: "true"},
+			Annotations: map[string]string{contract.InjectedKey: `{"mode":"wait","maxHoldSeconds":330,"containers":["app"],` +
 				`"ports":[8080],"services":["web"],"targetGroupBindings":["k8s-default-web-abc"]}`},
 		},
 		Spec: corev1.PodSpec{
 			InitContainers: []corev1.Container{{
-				Name:                     holdspec.InitContainerName,
+				Name:                     contract.InitContainerName,
 				Image:                    "albdrain:test",
 				Command:                  []string{"/albdrain-hold", "install", "/opt/albdrain/albdrain-hold"},
-				VolumeMounts:             []corev1.VolumeMount{{Name: holdspec.VolumeName, MountPath: holdspec.MountPath}},
+				VolumeMounts:             []corev1.VolumeMount{{Name: contract.VolumeName, MountPath: contract.MountPath}},
 				TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
 				SecurityContext: &corev1.SecurityContext{
 					RunAsNonRoot: ptr.To(true), RunAsUser: ptr.To[int64](65532), RunAsGroup: ptr.To[int64](65532),
@@ -83,16 +84,16 @@ func TestApplyWaitModeFull(t *testing.T) {
 				Lifecycle: &corev1.Lifecycle{PreStop: &corev1.LifecycleHandler{Exec: &corev1.ExecAction{Command: []string{
 					"/opt/albdrain/albdrain-hold", "wait", "--max-hold=5m30s", "--fallback=30s", "--quiet-period=3s", "--port=8080",
 				}}}},
-				VolumeMounts: []corev1.VolumeMount{{Name: holdspec.VolumeName, MountPath: holdspec.MountPath, ReadOnly: true}},
+				VolumeMounts: []corev1.VolumeMount{{Name: contract.VolumeName, MountPath: contract.MountPath, ReadOnly: true}},
 				Env: []corev1.EnvVar{
-					{Name: holdspec.EnvPodName, ValueFrom: field("metadata.name")},
-					{Name: holdspec.EnvPodNamespace, ValueFrom: field("metadata.namespace")},
-					{Name: holdspec.EnvPodUID, ValueFrom: field("metadata.uid")},
-					{Name: holdspec.EnvPodIP, ValueFrom: field("status.podIP")},
-					{Name: holdspec.EnvWatcherURL, Value: "https://albdrain.albdrain.svc:8443"},
+					{Name: contract.EnvPodName, ValueFrom: field("metadata.name")},
+					{Name: contract.EnvPodNamespace, ValueFrom: field("metadata.namespace")},
+					{Name: contract.EnvPodUID, ValueFrom: field("metadata.uid")},
+					{Name: contract.EnvPodIP, ValueFrom: field("status.podIP")},
+					{Name: contract.EnvWatcherURL, Value: "https://albdrain.albdrain.svc:8443"},
 				},
 			}},
-			Volumes: []corev1.Volume{{Name: holdspec.VolumeName, VolumeSource: corev1.VolumeSource{
+			Volumes: []corev1.Volume{{Name: contract.VolumeName, VolumeSource: corev1.VolumeSource{
 				EmptyDir: &corev1.EmptyDirVolumeSource{SizeLimit: ptr.To(resource.MustParse("32Mi"))},
 			}}},
 			ReadinessGates:                []corev1.PodReadinessGate{{ConditionType: "target-health.elbv2.k8s.aws/k8s-default-web-abc"}},
@@ -119,7 +120,7 @@ type view struct {
 
 func viewOf(pod *corev1.Pod, injected bool) view {
 	v := view{Injected: injected, PreStops: map[string]*corev1.LifecycleHandler{}, Grace: pod.Spec.TerminationGracePeriodSeconds,
-		Managed: pod.Labels[holdspec.ManagedLabel] == "true"}
+		Managed: pod.Labels[contract.ManagedLabel] == "true"}
 	for _, c := range append(append([]corev1.Container{}, pod.Spec.InitContainers...), pod.Spec.Containers...) {
 		if c.Lifecycle != nil && c.Lifecycle.PreStop != nil {
 			v.PreStops[c.Name] = c.Lifecycle.PreStop
@@ -135,7 +136,7 @@ func viewOf(pod *corev1.Pod, injected bool) view {
 }
 
 func execHold(args ...string) *corev1.LifecycleHandler {
-	return &corev1.LifecycleHandler{Exec: &corev1.ExecAction{Command: append([]string{holdspec.HelperPath}, args...)}}
+	return &corev1.LifecycleHandler{Exec: &corev1.ExecAction{Command: append([]string{contract.HelperPath}, args...)}}
 }
 
 const gate = "target-health.elbv2.k8s.aws/k8s-default-web-abc"
@@ -151,21 +152,21 @@ func TestApply(t *testing.T) {
 	tests := []struct {
 		name    string
 		pod     *corev1.Pod
-		targets []Target
+		targets []lbc.Backend
 		opts    func(*Options)
 		want    view
 	}{
 		{
 			name:    "named target port holds only the container declaring it",
 			pod:     podWith(container("app", port("http", 8080)), container("metrics", port("metrics", 9090))),
-			targets: []Target{{Service: "web", TargetPort: intstr.FromString("http"), Ingress: "web"}},
+			targets: []lbc.Backend{{Service: "web", TargetPort: intstr.FromString("http"), Ingress: "web"}},
 			want: view{Injected: true, Managed: true, Inits: []string{"albdrain-init"}, Grace: ptr.To[int64](360),
 				PreStops: map[string]*corev1.LifecycleHandler{"app": execHold(append(waitArgs, "--port=8080")...)}},
 		},
 		{
 			name:    "undeclared numeric port holds every app container",
 			pod:     podWith(container("app"), container("worker")),
-			targets: []Target{tgbTarget},
+			targets: []lbc.Backend{tgbTarget},
 			want: view{Injected: true, Managed: true, Inits: []string{"albdrain-init"}, Gates: []string{gate}, Grace: ptr.To[int64](360),
 				PreStops: map[string]*corev1.LifecycleHandler{
 					"app":    execHold(append(waitArgs, "--port=8080")...),
@@ -175,7 +176,7 @@ func TestApply(t *testing.T) {
 		{
 			name:    "named port nobody declares is not served: pod untouched",
 			pod:     podWith(container("app", port("http", 8080))),
-			targets: []Target{{Service: "web", TargetPort: intstr.FromString("grpc"), Ingress: "web"}},
+			targets: []lbc.Backend{{Service: "web", TargetPort: intstr.FromString("grpc"), Ingress: "web"}},
 			want:    view{PreStops: map[string]*corev1.LifecycleHandler{}},
 		},
 		{
@@ -185,14 +186,14 @@ func TestApply(t *testing.T) {
 				p.Spec.InitContainers = []corev1.Container{sidecar}
 				return p
 			}(),
-			targets: []Target{{Service: "web", TargetPort: intstr.FromString("proxy"), TargetGroupBinding: "k8s-default-web-abc"}},
+			targets: []lbc.Backend{{Service: "web", TargetPort: intstr.FromString("proxy"), TargetGroupBinding: "k8s-default-web-abc"}},
 			want: view{Injected: true, Managed: true, Inits: []string{"envoy", "albdrain-init"}, Gates: []string{gate}, Grace: ptr.To[int64](360),
 				PreStops: map[string]*corev1.LifecycleHandler{"app": execHold(append(waitArgs, "--port=9000")...)}},
 		},
 		{
 			name:    "existing exec preStop runs after the hold",
 			pod:     podWith(withPreStop(container("app", port("http", 8080)), &corev1.LifecycleHandler{Exec: &corev1.ExecAction{Command: []string{"/bin/drain", "--now"}}})),
-			targets: []Target{tgbTarget},
+			targets: []lbc.Backend{tgbTarget},
 			want: view{Injected: true, Managed: true, Inits: []string{"albdrain-init"}, Gates: []string{gate}, Grace: ptr.To[int64](360),
 				PreStops: map[string]*corev1.LifecycleHandler{"app": execHold(append(waitArgs, "--port=8080", `--then={"exec":{"command":["/bin/drain","--now"]}}`)...)}},
 		},
@@ -200,38 +201,38 @@ func TestApply(t *testing.T) {
 			name: "existing httpGet preStop runs after the hold, named port resolved",
 			pod: podWith(withPreStop(container("app", port("http", 8080)), &corev1.LifecycleHandler{HTTPGet: &corev1.HTTPGetAction{
 				Path: "/shutdown", Port: intstr.FromString("http")}})),
-			targets: []Target{tgbTarget},
+			targets: []lbc.Backend{tgbTarget},
 			want: view{Injected: true, Managed: true, Inits: []string{"albdrain-init"}, Gates: []string{gate}, Grace: ptr.To[int64](360),
 				PreStops: map[string]*corev1.LifecycleHandler{"app": execHold(append(waitArgs, "--port=8080", `--then={"httpGet":{"path":"/shutdown","port":8080}}`)...)}},
 		},
 		{
 			name:    "existing sleep preStop runs after the hold and extends the grace period",
 			pod:     podWith(withPreStop(container("app", port("http", 8080)), &corev1.LifecycleHandler{Sleep: &corev1.SleepAction{Seconds: 10}})),
-			targets: []Target{tgbTarget},
+			targets: []lbc.Backend{tgbTarget},
 			want: view{Injected: true, Managed: true, Inits: []string{"albdrain-init"}, Gates: []string{gate}, Grace: ptr.To[int64](370),
 				PreStops: map[string]*corev1.LifecycleHandler{"app": execHold(append(waitArgs, "--port=8080", `--then={"sleep":{"seconds":10}}`)...)}},
 		},
 		{
 			name:    "sleep mode uses the native sleep action and no helper",
 			pod:     podWith(container("app", port("http", 8080))),
-			targets: []Target{tgbTarget},
-			opts:    func(o *Options) { o.Mode = holdspec.ModeSleep },
+			targets: []lbc.Backend{tgbTarget},
+			opts:    func(o *Options) { o.Mode = contract.ModeSleep },
 			want: view{Injected: true, Managed: true, Gates: []string{gate}, Grace: ptr.To[int64](60),
 				PreStops: map[string]*corev1.LifecycleHandler{"app": {Sleep: &corev1.SleepAction{Seconds: 30}}}},
 		},
 		{
 			name:    "sleep mode adds the pod's own sleep to ours",
 			pod:     podWith(withPreStop(container("app", port("http", 8080)), &corev1.LifecycleHandler{Sleep: &corev1.SleepAction{Seconds: 5}})),
-			targets: []Target{tgbTarget},
-			opts:    func(o *Options) { o.Mode = holdspec.ModeSleep },
+			targets: []lbc.Backend{tgbTarget},
+			opts:    func(o *Options) { o.Mode = contract.ModeSleep },
 			want: view{Injected: true, Managed: true, Gates: []string{gate}, Grace: ptr.To[int64](65),
 				PreStops: map[string]*corev1.LifecycleHandler{"app": {Sleep: &corev1.SleepAction{Seconds: 35}}}},
 		},
 		{
 			name:    "sleep mode with an exec preStop sequences both through the helper",
 			pod:     podWith(withPreStop(container("app", port("http", 8080)), &corev1.LifecycleHandler{Exec: &corev1.ExecAction{Command: []string{"/bin/stop"}}})),
-			targets: []Target{tgbTarget},
-			opts:    func(o *Options) { o.Mode = holdspec.ModeSleep },
+			targets: []lbc.Backend{tgbTarget},
+			opts:    func(o *Options) { o.Mode = contract.ModeSleep },
 			want: view{Injected: true, Managed: true, Inits: []string{"albdrain-init"}, Gates: []string{gate}, Grace: ptr.To[int64](60),
 				PreStops: map[string]*corev1.LifecycleHandler{"app": execHold("sleep", "--max-hold=30s", `--then={"exec":{"command":["/bin/stop"]}}`)}},
 		},
@@ -239,10 +240,10 @@ func TestApply(t *testing.T) {
 			name: "pod annotations override mode and hold",
 			pod: func() *corev1.Pod {
 				p := podWith(container("app", port("http", 8080)))
-				p.Annotations = map[string]string{holdspec.ModeKey: "sleep", holdspec.MaxHoldKey: "45"}
+				p.Annotations = map[string]string{contract.ModeKey: "sleep", contract.MaxHoldKey: "45"}
 				return p
 			}(),
-			targets: []Target{tgbTarget},
+			targets: []lbc.Backend{tgbTarget},
 			want: view{Injected: true, Managed: true, Gates: []string{gate}, Grace: ptr.To[int64](75),
 				PreStops: map[string]*corev1.LifecycleHandler{"app": {Sleep: &corev1.SleepAction{Seconds: 45}}}},
 		},
@@ -253,8 +254,8 @@ func TestApply(t *testing.T) {
 				p.Spec.TerminationGracePeriodSeconds = ptr.To[int64](3600)
 				return p
 			}(),
-			targets: []Target{tgbTarget},
-			opts:    func(o *Options) { o.Mode = holdspec.ModeSleep },
+			targets: []lbc.Backend{tgbTarget},
+			opts:    func(o *Options) { o.Mode = contract.ModeSleep },
 			want: view{Injected: true, Managed: true, Gates: []string{gate}, Grace: ptr.To[int64](3600),
 				PreStops: map[string]*corev1.LifecycleHandler{"app": {Sleep: &corev1.SleepAction{Seconds: 30}}}},
 		},
@@ -265,8 +266,8 @@ func TestApply(t *testing.T) {
 				p.Spec.ReadinessGates = []corev1.PodReadinessGate{{ConditionType: gate}}
 				return p
 			}(),
-			targets: []Target{tgbTarget, {Service: "web-admin", TargetPort: intstr.FromInt32(8080), TargetGroupBinding: "admin"}},
-			opts:    func(o *Options) { o.Mode = holdspec.ModeSleep },
+			targets: []lbc.Backend{tgbTarget, {Service: "web-admin", TargetPort: intstr.FromInt32(8080), TargetGroupBinding: "admin"}},
+			opts:    func(o *Options) { o.Mode = contract.ModeSleep },
 			want: view{Injected: true, Managed: true, Gates: []string{gate, "target-health.elbv2.k8s.aws/admin"}, Grace: ptr.To[int64](60),
 				PreStops: map[string]*corev1.LifecycleHandler{"app": {Sleep: &corev1.SleepAction{Seconds: 30}}}},
 		},
@@ -298,17 +299,17 @@ func TestApply(t *testing.T) {
 
 func TestApplyRejectsInvalidOverrides(t *testing.T) {
 	for _, ann := range []map[string]string{
-		{holdspec.ModeKey: "forever"},
-		{holdspec.MaxHoldKey: "abc"},
-		{holdspec.MaxHoldKey: "0"},
-		{holdspec.MaxHoldKey: "-5"},
-		{holdspec.MaxHoldKey: "99999"},
-		{holdspec.MaxHoldKey: "30s"},
+		{contract.ModeKey: "forever"},
+		{contract.MaxHoldKey: "abc"},
+		{contract.MaxHoldKey: "0"},
+		{contract.MaxHoldKey: "-5"},
+		{contract.MaxHoldKey: "99999"},
+		{contract.MaxHoldKey: "30s"},
 	} {
 		pod := podWith(container("app", port("http", 8080)))
 		pod.Annotations = ann
 		before := pod.DeepCopy()
-		_, injected, err := Apply(pod, []Target{tgbTarget}, testOptions())
+		_, injected, err := Apply(pod, []lbc.Backend{tgbTarget}, testOptions())
 		if err == nil || injected {
 			t.Errorf("%v: Apply = %v, %v; want an error", ann, injected, err)
 			continue

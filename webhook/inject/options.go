@@ -14,12 +14,12 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 
-	"github.com/albdrain/albdrain/drain/holdspec"
+	"github.com/albdrain/albdrain/internal/contract"
 )
 
 // MaxHoldLimit caps any hold: the longest deregistration delay AWS allows
 // (3600 s) plus a margin for propagation.
-const MaxHoldLimit = holdspec.MaxHoldTimeout
+const MaxHoldLimit = contract.MaxHoldTimeout
 
 // helperVolumeSize bounds the emptyDir holding the helper binary.
 var helperVolumeSize = resource.MustParse("32Mi")
@@ -27,7 +27,7 @@ var helperVolumeSize = resource.MustParse("32Mi")
 // Options are the cluster-wide defaults of a mutation.
 type Options struct {
 	// Mode is the hold mode for pods that do not override it.
-	Mode holdspec.Mode
+	Mode contract.Mode
 	// MaxHold bounds a wait-mode hold.
 	MaxHold time.Duration
 	// Sleep is the length of a sleep-mode hold.
@@ -53,7 +53,7 @@ type Options struct {
 // Validate reports options that would produce a broken pod.
 func (o Options) Validate() error {
 	var errs []error
-	if _, err := holdspec.ParseMode(string(o.Mode)); err != nil {
+	if _, err := contract.ParseMode(string(o.Mode)); err != nil {
 		errs = append(errs, err)
 	}
 	for _, d := range []struct {
@@ -85,7 +85,7 @@ func (o Options) Validate() error {
 
 // overrides are a pod's own choices, read from its annotations.
 type overrides struct {
-	mode    holdspec.Mode
+	mode    contract.Mode
 	maxHold time.Duration
 }
 
@@ -93,28 +93,28 @@ type overrides struct {
 // value is an error so a typo is refused at admission instead of silently ignored.
 func readOverrides(ann map[string]string, o Options) (overrides, error) {
 	ov := overrides{mode: o.Mode, maxHold: o.MaxHold}
-	if o.Mode == holdspec.ModeSleep {
+	if o.Mode == contract.ModeSleep {
 		ov.maxHold = o.Sleep
 	}
-	if v, ok := ann[holdspec.ModeKey]; ok {
-		m, err := holdspec.ParseMode(strings.TrimSpace(v))
+	if v, ok := ann[contract.ModeKey]; ok {
+		m, err := contract.ParseMode(strings.TrimSpace(v))
 		if err != nil {
-			return ov, fmt.Errorf("annotation %s: %w", holdspec.ModeKey, err)
+			return ov, fmt.Errorf("annotation %s: %w", contract.ModeKey, err)
 		}
 		ov.mode = m
-		if m == holdspec.ModeSleep && o.Mode != holdspec.ModeSleep {
+		if m == contract.ModeSleep && o.Mode != contract.ModeSleep {
 			ov.maxHold = o.Sleep
 		}
-		if m == holdspec.ModeWait && o.Mode != holdspec.ModeWait {
+		if m == contract.ModeWait && o.Mode != contract.ModeWait {
 			ov.maxHold = o.MaxHold
 		}
 	}
-	if v, ok := ann[holdspec.MaxHoldKey]; ok {
+	if v, ok := ann[contract.MaxHoldKey]; ok {
 		n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
 		// Compared in seconds: converting first would let a huge value
 		// overflow into an accepted, negative or tiny, duration.
 		if err != nil || n <= 0 || n > int64(MaxHoldLimit/time.Second) {
-			return ov, fmt.Errorf("annotation %s=%q: want a whole number of seconds from 1 to %d", holdspec.MaxHoldKey, v, int64(MaxHoldLimit/time.Second))
+			return ov, fmt.Errorf("annotation %s=%q: want a whole number of seconds from 1 to %d", contract.MaxHoldKey, v, int64(MaxHoldLimit/time.Second))
 		}
 		ov.maxHold = time.Duration(n) * time.Second
 	}

@@ -9,7 +9,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/albdrain/albdrain/drain/holdspec"
+	"github.com/albdrain/albdrain/internal/contract"
+	"github.com/albdrain/albdrain/internal/lbc"
 )
 
 // FuzzOverrides feeds arbitrary values of the per-pod annotations, and
@@ -46,7 +47,7 @@ func FuzzOverrides(f *testing.F) {
 	f.Fuzz(func(t *testing.T, mode, maxHold string, setMode, setMax, defaultSleepMode bool, grace int64) {
 		o := testOptions()
 		if defaultSleepMode {
-			o.Mode = holdspec.ModeSleep
+			o.Mode = contract.ModeSleep
 		}
 		pod := podWith(container("app", port("http", 8080)))
 		// A negative value stands for none set.
@@ -55,25 +56,25 @@ func FuzzOverrides(f *testing.F) {
 		}
 		pod.Annotations = map[string]string{}
 		if setMode {
-			pod.Annotations[holdspec.ModeKey] = mode
+			pod.Annotations[contract.ModeKey] = mode
 		}
 		if setMax {
-			pod.Annotations[holdspec.MaxHoldKey] = maxHold
+			pod.Annotations[contract.MaxHoldKey] = maxHold
 		}
 		before := pod.DeepCopy()
 
 		// The oracle, written apart from readOverrides.
 		wantMode, modeOK := o.Mode, true
 		if setMode {
-			switch m := holdspec.Mode(strings.TrimSpace(mode)); m {
-			case holdspec.ModeWait, holdspec.ModeSleep:
+			switch m := contract.Mode(strings.TrimSpace(mode)); m {
+			case contract.ModeWait, contract.ModeSleep:
 				wantMode = m
 			default:
 				modeOK = false
 			}
 		}
 		wantHold := o.MaxHold
-		if wantMode == holdspec.ModeSleep {
+		if wantMode == contract.ModeSleep {
 			wantHold = o.Sleep
 		}
 		maxOK := true
@@ -83,14 +84,14 @@ func FuzzOverrides(f *testing.F) {
 			wantHold = time.Duration(n) * time.Second
 		}
 
-		_, injected, err := Apply(pod, []Target{tgbTarget}, o)
+		_, injected, err := Apply(pod, []lbc.Backend{tgbTarget}, o)
 		if !modeOK || !maxOK {
 			if err == nil {
 				t.Fatalf("annotations %q accepted, want a refusal", before.Annotations)
 			}
-			key := holdspec.MaxHoldKey
+			key := contract.MaxHoldKey
 			if !modeOK {
-				key = holdspec.ModeKey
+				key = contract.ModeKey
 			}
 			if !strings.Contains(err.Error(), key) {
 				t.Errorf("refusal %q does not name %s", err, key)
@@ -106,10 +107,10 @@ func FuzzOverrides(f *testing.F) {
 		pre := pod.Spec.Containers[0].Lifecycle.PreStop
 		var got time.Duration
 		switch {
-		case wantMode == holdspec.ModeSleep && pre.Sleep != nil:
+		case wantMode == contract.ModeSleep && pre.Sleep != nil:
 			got = time.Duration(pre.Sleep.Seconds) * time.Second
 		case pre.Exec != nil:
-			spec, err := holdspec.Parse(pre.Exec.Command[1:])
+			spec, err := contract.Parse(pre.Exec.Command[1:])
 			if err != nil {
 				t.Fatalf("rendered hold %q does not parse: %v", pre.Exec.Command, err)
 			}

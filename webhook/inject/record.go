@@ -6,7 +6,7 @@ import (
 )
 
 // Record is what the webhook wrote into a pod and why, stored as JSON in the
-// pod's holdspec.InjectedKey annotation for people and for the next pass.
+// pod's contract.InjectedKey annotation for people and for the next pass.
 type Record struct {
 	Mode                string   `json:"mode"`
 	MaxHoldSeconds      int64    `json:"maxHoldSeconds"`

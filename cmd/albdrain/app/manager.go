@@ -18,8 +18,8 @@ import (
 
 	"github.com/albdrain/albdrain/certs/tlspolicy"
 	"github.com/albdrain/albdrain/drain"
+	"github.com/albdrain/albdrain/internal/lbc"
 	"github.com/albdrain/albdrain/webhook"
-	"github.com/albdrain/albdrain/webhook/elbv2api"
 )
 
 // NewManager builds the manager with albdrain's webhook and watcher added.
@@ -27,9 +27,6 @@ import (
 func NewManager(ctx context.Context, rc *rest.Config, cfg Config, drainOpts ...drain.Option) (ctrl.Manager, error) {
 	scheme := runtime.NewScheme()
 	if err := clientgoscheme.AddToScheme(scheme); err != nil {
-		return nil, err
-	}
-	if err := elbv2api.AddToScheme(scheme); err != nil {
 		return nil, err
 	}
 	mgr, err := ctrl.NewManager(rc, ctrl.Options{
@@ -54,10 +51,16 @@ func NewManager(ctx context.Context, rc *rest.Config, cfg Config, drainOpts ...d
 	if err := setupCerts(ctx, mgr, &cfg); err != nil {
 		return nil, fmt.Errorf("set up certificates: %w", err)
 	}
-	if err := webhook.Setup(ctx, mgr, cfg.Webhook); err != nil {
+	// One Finder, its indexes and informers, answers both the webhook and the
+	// watcher: which ip target groups serve a pod.
+	finder, err := lbc.NewFinder(ctx, mgr)
+	if err != nil {
+		return nil, fmt.Errorf("set up load balancer controller lookups: %w", err)
+	}
+	if err := webhook.Setup(ctx, mgr, cfg.Webhook, finder); err != nil {
 		return nil, fmt.Errorf("set up webhook: %w", err)
 	}
-	if err := drain.Setup(mgr, cfg.Drain, drainOpts...); err != nil {
+	if err := drain.Setup(mgr, cfg.Drain, finder, drainOpts...); err != nil {
 		return nil, fmt.Errorf("set up drain watcher: %w", err)
 	}
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {

@@ -8,7 +8,7 @@
 //
 // It needs KUBEBUILDER_ASSETS to name the built kube-apiserver, etcd and
 // kube-controller-manager (`make demo` sees to that), and the go command to
-// build albdrain's in-pod helper. Run it from albdrain's module.
+// build albdrain's in-pod prestop. Run it from albdrain's module.
 package main
 
 import (

@@ -1,0 +1,270 @@
+// Package holdserver is the watcher's HTTP endpoint for holds. The in-pod
+// helper POSTs a hold for its own pod and the response comes back when the
+// pod may stop. Every replica serves it (no leader election): a hold needs no
+// state but the pod and ELBv2, so a dropped hold can be retried anywhere.
+//
+// A caller can hold, and learn about, only its own pod: the request's source
+// IP must be one of the pod's IPs. Concurrent holds and request bodies are
+// bounded so a misbehaving client cannot exhaust the watcher.
+package endpoint
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"path/filepath"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-logr/logr"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/certwatcher"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+
+	"github.com/albdrain/albdrain/certs/tlspolicy"
+	"github.com/albdrain/albdrain/internal/contract"
+)
+
+// bodyTimeout bounds reading a hold request, so a client sending slowly
+// cannot keep a connection and its handler for long.
+const bodyTimeout = 10 * time.Second
+
+// maxHeaderBytes bounds a request's headers: the helper sends a few hundred
+// bytes, and net/http's default (1 MiB) per connection would let any caller
+// make the watcher hold a lot of memory.
+const maxHeaderBytes = 16 << 10
+
+// Holder decides when a pod may stop.
+type Holder interface {
+	// Hold returns when pod may stop or requested has come; false means ctx
+	// ended first and nothing was decided.
+	Hold(ctx context.Context, pod *corev1.Pod, requested time.Time) (contract.HoldResponse, bool)
+}
+
+// Options configure a Server.
+type Options struct {
+	// Addr is the listen address, e.g. ":9443".
+	Addr string
+	// CertDir holds tls.crt and tls.key; empty serves plain HTTP. The files
+	// are reloaded when they change, as cert-manager rotates them.
+	CertDir string
+	// Pods reads pods, normally from the manager's cache of managed pods.
+	Pods client.Reader
+	// Holder runs the holds.
+	Holder Holder
+	// MaxConcurrent bounds holds in progress; more are answered 503.
+	MaxConcurrent int
+	// Log is the base of every hold's logger, which holds find in their
+	// context; normally the manager's logger.
+	Log logr.Logger
+}
+
+// Server serves holds. It is a controller-runtime Runnable.
+type Server struct {
+	opts      Options
+	slots     chan struct{}
+	stopping  context.Context
+	listening atomic.Bool
+}
+
+// New returns a Server; Start runs it.
+func New(opts Options) *Server {
+	return &Server{opts: opts, slots: make(chan struct{}, opts.MaxConcurrent), stopping: context.Background()}
+}
+
+// NeedLeaderElection is false: every replica serves holds.
+func (s *Server) NeedLeaderElection() bool { return false }
+
+// ReadyCheck fails until the server listens, for the manager's readyz.
+func (s *Server) ReadyCheck(*http.Request) error {
+	if !s.listening.Load() {
+		return errors.New("hold server not listening")
+	}
+	return nil
+}
+
+// Start listens and serves until ctx ends. Holds in progress are then
+// answered 503, so helpers retry against another replica at once.
+func (s *Server) Start(ctx context.Context) error {
+	logger := s.opts.Log.WithName("hold-server")
+	ln, err := net.Listen("tcp", s.opts.Addr)
+	if err != nil {
+		return fmt.Errorf("hold server: %w", err)
+	}
+	if s.opts.CertDir != "" {
+		cw, err := certwatcher.New(filepath.Join(s.opts.CertDir, "tls.crt"), filepath.Join(s.opts.CertDir, "tls.key"))
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("hold server certificate: %w", err)
+		}
+		go func() {
+			if err := cw.Start(ctx); err != nil {
+				logger.Error(err, "certificate watcher stopped")
+			}
+		}()
+		cfg := &tls.Config{GetCertificate: cw.GetCertificate}
+		tlspolicy.Apply(cfg)
+		ln = tls.NewListener(ln, cfg)
+	}
+	s.stopping = ctx
+	srv := &http.Server{
+		Handler:           s,
+		ReadHeaderTimeout: 10 * time.Second,
+		MaxHeaderBytes:    maxHeaderBytes,
+		IdleTimeout:       2 * time.Minute,
+		// No write timeout: a response is written when the hold ends.
+		BaseContext: func(net.Listener) context.Context { return log.IntoContext(context.WithoutCancel(ctx), logger) },
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ln) }()
+	s.listening.Store(true)
+	logger.Info("serving holds", "addr", ln.Addr().String(), "tls", s.opts.CertDir != "")
+	select {
+	case err := <-done:
+		s.listening.Store(false)
+		return fmt.Errorf("hold server: %w", err)
+	case <-ctx.Done():
+	}
+	s.listening.Store(false)
+	// Holds see ctx end and answer 503 at once; the timeout covers a client
+	// that stopped reading.
+	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		srv.Close()
+	}
+	return nil
+}
+
+// ServeHTTP handles one hold.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path != contract.HoldPath {
+		http.NotFound(w, r)
+		return
+	}
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		http.Error(w, "use POST", http.StatusMethodNotAllowed)
+		return
+	}
+	// The request is read and checked before a hold slot is taken: any
+	// caller can open a connection and trickle a body, but only a pod's own
+	// hold may occupy one of the bounded slots.
+	req, status, err := readRequest(w, r)
+	if err != nil {
+		http.Error(w, "bad hold request: "+err.Error(), status)
+		return
+	}
+	requested := time.Now().Add(time.Duration(req.TimeoutMillis) * time.Millisecond)
+	key := types.NamespacedName{Namespace: req.Namespace, Name: req.Name}
+	logger := log.FromContext(r.Context()).WithValues("remote", r.RemoteAddr)
+
+	var pod corev1.Pod
+	err = s.opts.Pods.Get(r.Context(), key, &pod)
+	if err != nil && !apierrors.IsNotFound(err) {
+		logger.Error(err, "reading pod", "pod", key)
+		http.Error(w, "cannot read the pod", http.StatusServiceUnavailable)
+		return
+	}
+	// Unknown pods and other pods' callers get the same answer, so a caller
+	// learns nothing about pods that are not its own.
+	if err != nil || !fromPod(r.RemoteAddr, &pod) {
+		logger.Info("refused hold: no managed pod of that name has the caller's IP", "pod", key, "found", err == nil)
+		http.Error(w, "no managed pod of that name has the caller's IP", http.StatusForbidden)
+		return
+	}
+	if req.UID != "" && string(pod.UID) != req.UID {
+		logger.Info("refused hold: pod UID differs", "pod", key, "uid", req.UID)
+		http.Error(w, "the pod of that name is a different pod", http.StatusConflict)
+		return
+	}
+
+	select {
+	case s.slots <- struct{}{}:
+		defer func() { <-s.slots }()
+	default:
+		http.Error(w, "too many holds in progress", http.StatusServiceUnavailable)
+		return
+	}
+	ctx, cancel := context.WithCancel(log.IntoContext(r.Context(), logger))
+	defer cancel()
+	defer context.AfterFunc(s.stopping, cancel)()
+	resp, ok := s.opts.Holder.Hold(ctx, &pod, requested)
+	if !ok {
+		// The caller left (nobody reads this) or this replica is stopping.
+		http.Error(w, "watcher stopping; retry", http.StatusServiceUnavailable)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if err := json.NewEncoder(w).Encode(resp); err != nil {
+		logger.Info("could not answer hold", "err", err)
+	}
+}
+
+// readRequest decodes and checks a hold request, or says which status
+// refuses it.
+func readRequest(w http.ResponseWriter, r *http.Request) (contract.HoldRequest, int, error) {
+	// The body must arrive promptly; the deadline is lifted afterwards, since
+	// a read deadline expiring during the hold would cancel its context.
+	rc := http.NewResponseController(w)
+	_ = rc.SetReadDeadline(time.Now().Add(bodyTimeout))
+	defer func() { _ = rc.SetReadDeadline(time.Time{}) }()
+	var req contract.HoldRequest
+	body := http.MaxBytesReader(w, r.Body, contract.MaxHoldRequestBytes)
+	dec := json.NewDecoder(body)
+	err := dec.Decode(&req)
+	if err == nil {
+		// Reading to the end lets the server watch the connection, so a
+		// helper that goes away cancels its hold. Anything but white space
+		// after the request is refused rather than ignored.
+		if _, terr := dec.Token(); terr != io.EOF {
+			err = errors.New("unexpected data after the request")
+			if _, ok := errors.AsType[*http.MaxBytesError](terr); ok {
+				err = terr
+			}
+		}
+	}
+	if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+		return req, http.StatusRequestEntityTooLarge, err
+	}
+	if err != nil {
+		return req, http.StatusBadRequest, err
+	}
+	if req.Namespace == "" || req.Name == "" || req.TimeoutMillis <= 0 {
+		return req, http.StatusBadRequest, errors.New("namespace, name and a positive timeoutMillis are required")
+	}
+	// Bounded before it becomes a deadline: a larger value would keep a hold
+	// slot for longer than any hold can last, or overflow into the past.
+	if req.TimeoutMillis > contract.MaxHoldTimeout.Milliseconds() {
+		return req, http.StatusBadRequest, fmt.Errorf("timeoutMillis %d is above the longest hold, %d", req.TimeoutMillis, contract.MaxHoldTimeout.Milliseconds())
+	}
+	return req, 0, nil
+}
+
+// fromPod reports whether remoteAddr's IP is one of pod's IPs.
+func fromPod(remoteAddr string, pod *corev1.Pod) bool {
+	ap, err := netip.ParseAddrPort(remoteAddr)
+	if err != nil {
+		return false
+	}
+	caller := ap.Addr().Unmap()
+	ips := pod.Status.PodIPs
+	if len(ips) == 0 && pod.Status.PodIP != "" {
+		ips = []corev1.PodIP{{IP: pod.Status.PodIP}}
+	}
+	for _, ip := range ips {
+		if a, err := netip.ParseAddr(ip.IP); err == nil && a.Unmap() == caller {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,346 @@
+package endpoint
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/json"
+	"encoding/pem"
+	"io"
+	"math/big"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+
+	"github.com/albdrain/albdrain/internal/contract"
+)
+
+const podIP = "127.0.4.1"
+
+// fakeHolder answers with resp, or blocks until release is closed or ctx ends.
+type fakeHolder struct {
+	resp      contract.HoldResponse
+	release   chan struct{}
+	calls     chan time.Time // requested deadlines
+	abandoned chan struct{}  // a hold's context ended
+}
+
+func (f *fakeHolder) Hold(ctx context.Context, _ *corev1.Pod, requested time.Time) (contract.HoldResponse, bool) {
+	f.calls <- requested
+	if f.release != nil {
+		select {
+		case <-f.release:
+		case <-ctx.Done():
+			f.abandoned <- struct{}{}
+			return contract.HoldResponse{}, false
+		}
+	}
+	return f.resp, true
+}
+
+func newHolder() *fakeHolder {
+	return &fakeHolder{
+		resp:      contract.HoldResponse{Outcome: contract.OutcomeDeregistered},
+		calls:     make(chan time.Time, 10),
+		abandoned: make(chan struct{}, 10),
+	}
+}
+
+func pod() *corev1.Pod {
+	return &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "web-1", UID: "uid-1"},
+		Status:     corev1.PodStatus{PodIP: podIP, PodIPs: []corev1.PodIP{{IP: podIP}}},
+	}
+}
+
+func newServer(t *testing.T, h Holder, maxConcurrent int) *Server {
+	t.Helper()
+	s := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(s); err != nil {
+		t.Fatal(err)
+	}
+	return New(Options{Pods: fake.NewClientBuilder().WithScheme(s).WithObjects(pod()).Build(), Holder: h, MaxConcurrent: maxConcurrent})
+}
+
+// clientFrom dials from ip, as the helper dials from its pod's IP.
+func clientFrom(ip string) *http.Client {
+	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}}
+	return &http.Client{Transport: &http.Transport{DialContext: d.DialContext, DisableKeepAlives: true}}
+}
+
+func post(t *testing.T, c *http.Client, url string, body any) (*http.Response, string) {
+	t.Helper()
+	b, ok := body.([]byte)
+	if !ok {
+		var err error
+		if b, err = json.Marshal(body); err != nil {
+			t.Fatal(err)
+		}
+	}
+	resp, err := c.Post(url+contract.HoldPath, "application/json", bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	text, _ := io.ReadAll(resp.Body)
+	return resp, string(text)
+}
+
+// statusOf posts a hold and returns the status, or -1 if the request
+// failed; for goroutines, which must not call t.Fatal.
+func statusOf(c *http.Client, url string, req contract.HoldRequest) int {
+	b, _ := json.Marshal(req)
+	resp, err := c.Post(url+contract.HoldPath, "application/json", bytes.NewReader(b))
+	if err != nil {
+		return -1
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+func request() contract.HoldRequest {
+	return contract.HoldRequest{Namespace: "shop", Name: "web-1", UID: "uid-1", TimeoutMillis: 60_000}
+}
+
+func TestOwnPodIsHeld(t *testing.T) {
+	h := newHolder()
+	srv := httptest.NewServer(newServer(t, h, 10))
+	defer srv.Close()
+
+	before := time.Now()
+	resp, body := post(t, clientFrom(podIP), srv.URL, request())
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("status %s: %s", resp.Status, body)
+	}
+	var got contract.HoldResponse
+	if err := json.Unmarshal([]byte(body), &got); err != nil || got.Outcome != contract.OutcomeDeregistered {
+		t.Errorf("response %q (%v), want outcome deregistered", body, err)
+	}
+	requested := <-h.calls
+	if requested.Before(before.Add(60*time.Second)) || requested.After(time.Now().Add(60*time.Second)) {
+		t.Errorf("requested deadline %v is not 60s after the request", requested)
+	}
+}
+
+func TestRefusals(t *testing.T) {
+	h := newHolder()
+	srv := httptest.NewServer(newServer(t, h, 10))
+	defer srv.Close()
+	other := request()
+	other.Name = "web-2"
+	wrongUID := request()
+	wrongUID.UID = "uid-0"
+	noTimeout := request()
+	noTimeout.TimeoutMillis = 0
+	tests := []struct {
+		name string
+		from string
+		body any
+		want int
+	}{
+		{"another pod's IP", "127.0.4.2", request(), http.StatusForbidden},
+		{"unknown pod", podIP, other, http.StatusForbidden},
+		{"successor with the same name", podIP, wrongUID, http.StatusConflict},
+		{"no timeout", podIP, noTimeout, http.StatusBadRequest},
+		{"not JSON", podIP, []byte("hold me"), http.StatusBadRequest},
+		{"too large", podIP, []byte(`{"namespace":"` + strings.Repeat("x", contract.MaxHoldRequestBytes) + `"}`), http.StatusRequestEntityTooLarge},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			resp, body := post(t, clientFrom(tt.from), srv.URL, tt.body)
+			if resp.StatusCode != tt.want {
+				t.Errorf("status %s (%s), want %d", resp.Status, body, tt.want)
+			}
+		})
+	}
+	if len(h.calls) != 0 {
+		t.Errorf("%d refused requests reached the holder", len(h.calls))
+	}
+
+	resp, err := clientFrom(podIP).Get(srv.URL + contract.HoldPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusMethodNotAllowed {
+		t.Errorf("GET status %s, want 405", resp.Status)
+	}
+	resp, err = clientFrom(podIP).Post(srv.URL+"/other", "application/json", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound {
+		t.Errorf("unknown path status %s, want 404", resp.Status)
+	}
+}
+
+func TestConcurrentHoldsAreBounded(t *testing.T) {
+	h := newHolder()
+	h.release = make(chan struct{})
+	srv := httptest.NewServer(newServer(t, h, 1))
+	defer srv.Close()
+
+	first := make(chan int)
+	go func() { first <- statusOf(clientFrom(podIP), srv.URL, request()) }()
+	<-h.calls // the first hold is in progress
+	resp, body := post(t, clientFrom(podIP), srv.URL, request())
+	if resp.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("second hold: status %s (%s), want 503", resp.Status, body)
+	}
+	close(h.release)
+	if code := <-first; code != http.StatusOK {
+		t.Errorf("first hold: status %d, want 200", code)
+	}
+}
+
+func TestHelperGoingAwayEndsItsHold(t *testing.T) {
+	h := newHolder()
+	h.release = make(chan struct{}) // never released
+	srv := httptest.NewServer(newServer(t, h, 10))
+	defer srv.Close()
+
+	ctx, cancel := context.WithCancel(context.Background())
+	b, _ := json.Marshal(request())
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, srv.URL+contract.HoldPath, bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		if resp, err := clientFrom(podIP).Do(req); err == nil {
+			resp.Body.Close()
+		}
+	}()
+	<-h.calls
+	cancel() // the helper is killed mid-hold
+	select {
+	case <-h.abandoned:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the hold went on after its helper went away")
+	}
+}
+
+func TestStoppingAsksHelpersToRetry(t *testing.T) {
+	h := newHolder()
+	h.release = make(chan struct{}) // never released
+	s := newServer(t, h, 10)
+	ctx, cancel := context.WithCancel(context.Background())
+	addr := startServer(t, ctx, s)
+
+	if s.NeedLeaderElection() {
+		t.Error("hold server needs leader election; every replica must serve")
+	}
+	got := make(chan int)
+	go func() { got <- statusOf(clientFrom(podIP), "http://"+addr, request()) }()
+	<-h.calls
+	cancel()
+	if code := <-got; code != http.StatusServiceUnavailable {
+		t.Errorf("status of a hold cut by shutdown = %d, want 503 so the helper retries", code)
+	}
+}
+
+// startServer runs s until ctx ends and returns its address once it listens.
+func startServer(t *testing.T, ctx context.Context, s *Server) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	s.opts.Addr = addr
+	done := make(chan error, 1)
+	go func() { done <- s.Start(ctx) }()
+	t.Cleanup(func() {
+		if err := <-done; err != nil {
+			t.Errorf("Start: %v", err)
+		}
+	})
+	deadline := time.Now().Add(10 * time.Second)
+	for s.ReadyCheck(nil) != nil {
+		if time.Now().After(deadline) {
+			t.Fatal("server never became ready")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return addr
+}
+
+func TestTLS(t *testing.T) {
+	dir := t.TempDir()
+	caPEM := writeCert(t, dir)
+	h := newHolder()
+	s := newServer(t, h, 10)
+	s.opts.CertDir = dir
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	addr := startServer(t, ctx, s)
+
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(caPEM)
+	c := clientFrom(podIP)
+	c.Transport.(*http.Transport).TLSClientConfig = &tls.Config{RootCAs: pool}
+	resp, body := post(t, c, "https://"+addr, request())
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("status %s (%s), want 200 over TLS", resp.Status, body)
+	}
+
+	c.Transport.(*http.Transport).TLSClientConfig = &tls.Config{RootCAs: pool, MaxVersion: tls.VersionTLS11}
+	if resp, err := c.Post("https://"+addr+contract.HoldPath, "application/json", nil); err == nil {
+		resp.Body.Close()
+		t.Error("TLS 1.1 handshake succeeded, want TLS 1.2 at least")
+	}
+}
+
+// writeCert writes a self-signed tls.crt and tls.key for 127.0.0.1 into dir.
+func writeCert(t *testing.T, dir string) []byte {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		Subject:      pkix.Name{CommonName: "albdrain-test"},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+		IPAddresses:  []net.IP{net.ParseIP("127.0.0.1")},
+		KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		IsCA:         true,
+
+		BasicConstraintsValid: true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+	if err := os.WriteFile(filepath.Join(dir, "tls.crt"), certPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "tls.key"), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return certPEM
+}

@@ -1,0 +1,263 @@
+// Package holder runs one hold: it finds the pod's target groups, bounds the
+// hold, watches the pod's targets through the shared poller and applies the
+// release policy, recording events, metrics and logs. A hold keeps no state
+// outside the call, so a retried hold on a restarted or different replica
+// recomputes everything from Kubernetes and ELBv2.
+package hold
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	elbv2 "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
+	"github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2/types"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/client-go/tools/events"
+	"k8s.io/klog/v2"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+
+	"github.com/albdrain/albdrain/drain/metrics"
+	"github.com/albdrain/albdrain/drain/poller"
+	"github.com/albdrain/albdrain/drain/release"
+	"github.com/albdrain/albdrain/drain/targetgroups"
+	"github.com/albdrain/albdrain/internal/contract"
+	"github.com/albdrain/albdrain/internal/lbc"
+)
+
+// Event reasons on the pod.
+const (
+	ReasonHoldStarted  = "HoldStarted"
+	ReasonHoldReleased = "HoldReleased"
+	ReasonHoldTimedOut = "HoldTimedOut"
+	ReasonHoldFellBack = "HoldFellBack"
+)
+
+// DelaySource tells a target group's deregistration delay.
+type DelaySource interface {
+	DeregistrationDelay(ctx context.Context, arn string) (time.Duration, error)
+}
+
+// Deregisterer removes targets, for early deregistration.
+type Deregisterer interface {
+	DeregisterTargets(ctx context.Context, in *elbv2.DeregisterTargetsInput, optFns ...func(*elbv2.Options)) (*elbv2.DeregisterTargetsOutput, error)
+}
+
+// Holder holds pods. Its fields are set once before use.
+type Holder struct {
+	Resolver targetgroups.Resolver
+	Delays   DelaySource
+	Poller   *poller.Poller
+	Recorder events.EventRecorder
+	Metrics  *metrics.Metrics
+
+	Policy release.Policy
+	// Settle is how long a target must drain under release.PolicyDraining.
+	Settle time.Duration
+	// FallbackAfter is how many consecutive failed polls end a hold in fallback.
+	FallbackAfter int
+	// Margin is added to the deregistration delay when bounding a hold.
+	Margin time.Duration
+	// EarlyDeregister, when non-nil, deregisters a terminating pod's targets
+	// at the start of its hold instead of waiting for the load balancer
+	// controller to notice.
+	EarlyDeregister Deregisterer
+}
+
+// Hold holds pod until it may stop or until requested, whichever is first,
+// and says why it ended. It returns false if ctx ended first: the caller
+// went away or the server is stopping, and a retry will decide.
+func (h *Holder) Hold(ctx context.Context, pod *corev1.Pod, requested time.Time) (contract.HoldResponse, bool) {
+	start := time.Now()
+	ctx = log.IntoContext(ctx, log.FromContext(ctx).WithValues("pod", klog.KObj(pod)))
+	h.Metrics.HoldsInFlight.Inc()
+	defer h.Metrics.HoldsInFlight.Dec()
+
+	outcome, msg, ok := h.hold(ctx, pod, start, requested)
+	if !ok {
+		log.FromContext(ctx).V(1).Info("hold abandoned", "cause", context.Cause(ctx))
+		return contract.HoldResponse{}, false
+	}
+	took := time.Since(start)
+	h.Metrics.ObserveHold(outcome, took)
+	log.FromContext(ctx).Info("hold ended", "outcome", outcome, "after", took.Round(time.Millisecond).String(), "why", msg)
+	switch outcome {
+	case contract.OutcomeTimeout:
+		h.Recorder.Eventf(pod, nil, corev1.EventTypeWarning, ReasonHoldTimedOut, "Hold", "Hold timed out after %s: %s", took.Round(time.Second), msg)
+	case contract.OutcomeFallback:
+		h.Recorder.Eventf(pod, nil, corev1.EventTypeWarning, ReasonHoldFellBack, "Hold", "Hold fell back to a fixed sleep after %s: %s", took.Round(time.Second), msg)
+	default:
+		h.Recorder.Eventf(pod, nil, corev1.EventTypeNormal, ReasonHoldReleased, "Release", "Released after %s (%s): %s", took.Round(time.Second), outcome, msg)
+	}
+	return contract.HoldResponse{Outcome: outcome, Message: msg}, true
+}
+
+// hold decides the outcome; ok is false when ctx ended first.
+func (h *Holder) hold(ctx context.Context, pod *corev1.Pod, start, requested time.Time) (outcome contract.Outcome, msg string, ok bool) {
+	targets, err := h.Resolver.Targets(ctx, pod)
+	switch {
+	case ctx.Err() != nil:
+		return "", "", false
+	case err != nil:
+		return contract.OutcomeFallback, fmt.Sprintf("finding the pod's target groups: %v", err), true
+	case len(targets) == 0 || pod.Status.PodIP == "":
+		return contract.OutcomeNotRegistered, "the pod is in no ip target group", true
+	}
+	ip := pod.Status.PodIP
+
+	deadline := release.Deadline(h.bounds(ctx, pod, targets, start, requested))
+	h.Recorder.Eventf(pod, nil, corev1.EventTypeNormal, ReasonHoldStarted, "Hold",
+		"Holding until the target %s leaves service in %d target group(s), at most %s", ip, len(targets), deadline.Sub(start).Round(time.Second))
+	log.FromContext(ctx).Info("hold started", "targetGroups", len(targets), "deadline", deadline)
+	if h.EarlyDeregister != nil && pod.DeletionTimestamp != nil {
+		h.deregister(ctx, ip, targets)
+	}
+
+	watchCtx, stopWatching := context.WithCancel(ctx)
+	defer stopWatching()
+	updates := h.watch(watchCtx, ip, targets)
+	obs := make([]release.Observation, len(targets))
+	wasRegistered := passedReadinessGate(pod)
+	timer := time.NewTimer(time.Until(deadline))
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return "", "", false
+		case <-timer.C:
+			return contract.OutcomeTimeout, "target still in service: " + describe(targets, obs), true
+		case u := <-updates:
+			if u.Err != nil {
+				obs[u.i] = release.Failed(obs[u.i])
+				log.FromContext(ctx).Info("polling target health failed", "targetGroup", targets[u.i].TargetGroupARN, "failures", obs[u.i].Failures, "err", u.Err)
+			} else {
+				obs[u.i] = release.Observe(obs[u.i], u.State, u.GroupGone, time.Now())
+				wasRegistered = wasRegistered || !release.IsOut(obs[u.i])
+			}
+			d := release.Decide(release.Input{
+				Policy:        h.Policy,
+				Settle:        h.Settle,
+				FallbackAfter: h.FallbackAfter,
+				Now:           time.Now(),
+				WasRegistered: wasRegistered,
+				Targets:       obs,
+			})
+			switch {
+			case !d.Release:
+			case d.Outcome == contract.OutcomeFallback:
+				return d.Outcome, fmt.Sprintf("ELBv2 failed %d polls in a row: %v", h.FallbackAfter, u.Err), true
+			default:
+				return d.Outcome, describe(targets, obs), true
+			}
+		}
+	}
+}
+
+// update is a poller report about the target in targets[i].
+type update struct {
+	i int
+	poller.Report
+}
+
+// watch subscribes to the pod's target in each of its target groups and
+// merges the reports into one channel until ctx ends.
+func (h *Holder) watch(ctx context.Context, ip string, targets []targetgroups.Target) <-chan update {
+	updates := make(chan update)
+	for i, t := range targets {
+		reports, stop := h.Poller.Watch(t.TargetGroupARN, poller.Target{ID: ip, Port: t.Port})
+		go func() {
+			defer stop()
+			for {
+				select {
+				case r := <-reports:
+					select {
+					case updates <- update{i, r}:
+					case <-ctx.Done():
+						return
+					}
+				case <-ctx.Done():
+					return
+				}
+			}
+		}()
+	}
+	return updates
+}
+
+// bounds collects the limits of a hold. A target group whose delay cannot be
+// read leaves the hold bounded by the request and the grace period only.
+func (h *Holder) bounds(ctx context.Context, pod *corev1.Pod, targets []targetgroups.Target, start, requested time.Time) release.Bounds {
+	b := release.Bounds{Requested: requested, Margin: h.Margin, TerminationStart: start}
+	if dt := pod.DeletionTimestamp; dt != nil {
+		b.Grace = dt.Time
+		if g := pod.DeletionGracePeriodSeconds; g != nil {
+			// The delays count from when deletion began, which a restarted
+			// replica can still work out.
+			b.TerminationStart = dt.Add(-time.Duration(*g) * time.Second)
+		}
+	}
+	for _, t := range targets {
+		d, err := h.Delays.DeregistrationDelay(ctx, t.TargetGroupARN)
+		if err != nil {
+			log.FromContext(ctx).Info("deregistration delay unknown; bounding the hold by the request and grace period", "err", err)
+			b.MaxDeregistrationDelay = -1
+			break
+		}
+		b.MaxDeregistrationDelay = max(b.MaxDeregistrationDelay, d)
+	}
+	return b
+}
+
+func (h *Holder) deregister(ctx context.Context, ip string, targets []targetgroups.Target) {
+	for _, t := range targets {
+		_, err := h.EarlyDeregister.DeregisterTargets(ctx, &elbv2.DeregisterTargetsInput{
+			TargetGroupArn: aws.String(t.TargetGroupARN),
+			Targets:        []types.TargetDescription{{Id: aws.String(ip), Port: aws.Int32(t.Port)}},
+		})
+		if err != nil {
+			log.FromContext(ctx).Info("early deregistration failed; waiting for the load balancer controller", "targetGroup", t.TargetGroupARN, "err", err)
+		}
+	}
+}
+
+// passedReadinessGate reports whether the load balancer controller ever
+// marked the pod's target healthy, which tells a deregistered target from
+// one never registered when the hold starts after the target left.
+func passedReadinessGate(pod *corev1.Pod) bool {
+	for _, c := range pod.Status.Conditions {
+		if strings.HasPrefix(string(c.Type), lbc.ReadinessGatePrefix) && c.Status == corev1.ConditionTrue {
+			return true
+		}
+	}
+	return false
+}
+
+// describe summarises target states for messages.
+func describe(targets []targetgroups.Target, obs []release.Observation) string {
+	parts := make([]string, len(targets))
+	for i, t := range targets {
+		state := obs[i].State
+		switch {
+		case !obs[i].Seen:
+			state = "not yet known"
+		case obs[i].GroupGone:
+			state = "target group deleted"
+		case state == "":
+			state = "not registered"
+		}
+		parts[i] = fmt.Sprintf("%s port %d: %s", targetGroupName(t.TargetGroupARN), t.Port, state)
+	}
+	return strings.Join(parts, "; ")
+}
+
+// targetGroupName shortens an ARN to the target group's name for messages.
+func targetGroupName(arn string) string {
+	// arn:aws:elasticloadbalancing:region:account:targetgroup/name/id
+	if _, rest, ok := strings.Cut(arn, ":targetgroup/"); ok {
+		name, _, _ := strings.Cut(rest, "/")
+		return name
+	}
+	return arn
+}

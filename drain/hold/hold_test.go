@@ -1,0 +1,332 @@
+package hold
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	elbv2 "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
+	"github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2/types"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/events"
+
+	"github.com/albdrain/albdrain/drain/metrics"
+	"github.com/albdrain/albdrain/drain/poller"
+	"github.com/albdrain/albdrain/drain/release"
+	"github.com/albdrain/albdrain/drain/targetgroups"
+	"github.com/albdrain/albdrain/internal/contract"
+)
+
+const arn = "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/web/0123456789abcdef"
+
+// fakeELB serves DescribeTargetHealth from a state the test sets, counting
+// polls so the test can wait for the holder to have seen a state.
+type fakeELB struct {
+	mu     sync.Mutex
+	state  types.TargetHealthStateEnum // "" lists nothing
+	err    error
+	polls  int
+	polled chan struct{} // closed and replaced after every poll
+	dereg  []string
+}
+
+func newFakeELB(state types.TargetHealthStateEnum) *fakeELB {
+	return &fakeELB{state: state, polled: make(chan struct{})}
+}
+
+func (f *fakeELB) DescribeTargetHealth(_ context.Context, in *elbv2.DescribeTargetHealthInput, _ ...func(*elbv2.Options)) (*elbv2.DescribeTargetHealthOutput, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.polls++
+	close(f.polled)
+	f.polled = make(chan struct{})
+	if f.err != nil {
+		return nil, f.err
+	}
+	out := &elbv2.DescribeTargetHealthOutput{}
+	if f.state != "" {
+		for _, t := range in.Targets {
+			out.TargetHealthDescriptions = append(out.TargetHealthDescriptions, types.TargetHealthDescription{
+				Target: &types.TargetDescription{Id: t.Id, Port: t.Port}, TargetHealth: &types.TargetHealth{State: f.state},
+			})
+		}
+	}
+	return out, nil
+}
+
+func (f *fakeELB) DeregisterTargets(_ context.Context, in *elbv2.DeregisterTargetsInput, _ ...func(*elbv2.Options)) (*elbv2.DeregisterTargetsOutput, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, t := range in.Targets {
+		f.dereg = append(f.dereg, aws.ToString(t.Id))
+	}
+	return &elbv2.DeregisterTargetsOutput{}, nil
+}
+
+func (f *fakeELB) set(state types.TargetHealthStateEnum) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.state = state
+}
+
+// waitPolls returns after n more polls.
+func (f *fakeELB) waitPolls(t *testing.T, n int) {
+	t.Helper()
+	for range n {
+		f.mu.Lock()
+		ch := f.polled
+		f.mu.Unlock()
+		select {
+		case <-ch:
+		case <-time.After(10 * time.Second):
+			t.Fatal("no poll")
+		}
+	}
+}
+
+type resolver struct {
+	targets []targetgroups.Target
+	err     error
+}
+
+func (r resolver) Targets(context.Context, *corev1.Pod) ([]targetgroups.Target, error) {
+	return r.targets, r.err
+}
+
+type delays map[string]time.Duration
+
+func (d delays) DeregistrationDelay(_ context.Context, arn string) (time.Duration, error) {
+	if v, ok := d[arn]; ok {
+		return v, nil
+	}
+	return 0, errors.New("unknown target group")
+}
+
+type fixture struct {
+	h   *Holder
+	elb *fakeELB
+	rec *events.FakeRecorder
+	m   *metrics.Metrics
+}
+
+func newFixture(state types.TargetHealthStateEnum) *fixture {
+	elb := newFakeELB(state)
+	m := metrics.New()
+	rec := events.NewFakeRecorder(10)
+	return &fixture{
+		elb: elb, rec: rec, m: m,
+		h: &Holder{
+			Resolver:      resolver{targets: []targetgroups.Target{{TargetGroupARN: arn, Port: 8080}}},
+			Delays:        delays{arn: time.Hour},
+			Poller:        poller.New(elb, time.Millisecond, m),
+			Recorder:      rec,
+			Metrics:       m,
+			Policy:        release.PolicyDeregistered,
+			FallbackAfter: 3,
+			Margin:        time.Minute,
+		},
+	}
+}
+
+func terminatingPod() *corev1.Pod {
+	now := metav1.Now()
+	grace := int64(3600)
+	deadline := metav1.NewTime(now.Add(time.Hour))
+	return &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "web-1", DeletionTimestamp: &deadline, DeletionGracePeriodSeconds: &grace},
+		Status:     corev1.PodStatus{PodIP: "10.0.0.7"},
+	}
+}
+
+type held struct {
+	resp contract.HoldResponse
+	ok   bool
+}
+
+func (f *fixture) hold(ctx context.Context, pod *corev1.Pod, requested time.Time) chan held {
+	ch := make(chan held, 1)
+	go func() {
+		resp, ok := f.h.Hold(ctx, pod, requested)
+		ch <- held{resp, ok}
+	}()
+	return ch
+}
+
+func (f *fixture) events() []string {
+	var out []string
+	for {
+		select {
+		case e := <-f.rec.Events:
+			out = append(out, e)
+		default:
+			return out
+		}
+	}
+}
+
+func (f *fixture) wantEvents(t *testing.T, reasons ...string) {
+	t.Helper()
+	got := f.events()
+	if len(got) != len(reasons) {
+		t.Fatalf("events %q, want reasons %q", got, reasons)
+	}
+	for i, r := range reasons {
+		if !strings.Contains(got[i], " "+r+" ") {
+			t.Errorf("event %d = %q, want reason %s", i, got[i], r)
+		}
+	}
+}
+
+func TestHeldUntilTheTargetLeaves(t *testing.T) {
+	f := newFixture(types.TargetHealthStateEnumHealthy)
+	done := f.hold(context.Background(), terminatingPod(), time.Now().Add(time.Hour))
+
+	f.elb.waitPolls(t, 2)
+	f.elb.set(types.TargetHealthStateEnumDraining)
+	f.elb.waitPolls(t, 2)
+	select {
+	case r := <-done:
+		t.Fatalf("released while the target was still in service: %+v", r)
+	default:
+	}
+	if got := testutil.ToFloat64(f.m.HoldsInFlight); got != 1 {
+		t.Errorf("holds in flight = %v, want 1", got)
+	}
+	f.elb.set(types.TargetHealthStateEnumUnused)
+	r := <-done
+	if !r.ok || r.resp.Outcome != contract.OutcomeDeregistered {
+		t.Fatalf("hold = %+v, want deregistered", r)
+	}
+	f.wantEvents(t, ReasonHoldStarted, ReasonHoldReleased)
+	if got := testutil.ToFloat64(f.m.Holds.WithLabelValues("deregistered")); got != 1 {
+		t.Errorf("deregistered holds = %v, want 1", got)
+	}
+	if got := testutil.ToFloat64(f.m.HoldsInFlight); got != 0 {
+		t.Errorf("holds in flight = %v, want 0", got)
+	}
+}
+
+func TestDrainingPolicySettles(t *testing.T) {
+	f := newFixture(types.TargetHealthStateEnumDraining)
+	f.h.Policy = release.PolicyDraining
+	f.h.Settle = time.Millisecond
+	r := <-f.hold(context.Background(), terminatingPod(), time.Now().Add(time.Hour))
+	if r.resp.Outcome != contract.OutcomeDrainingSettled {
+		t.Errorf("outcome %q, want draining_settled", r.resp.Outcome)
+	}
+}
+
+func TestNeverRegistered(t *testing.T) {
+	f := newFixture("")
+	r := <-f.hold(context.Background(), terminatingPod(), time.Now().Add(time.Hour))
+	if r.resp.Outcome != contract.OutcomeNotRegistered {
+		t.Errorf("outcome %q, want not_registered", r.resp.Outcome)
+	}
+
+	// The load balancer controller's readiness gate shows a target gone
+	// before the hold began was once registered.
+	pod := terminatingPod()
+	pod.Status.Conditions = []corev1.PodCondition{{Type: "target-health.elbv2.k8s.aws/k8s-shop-web", Status: corev1.ConditionTrue}}
+	r = <-f.hold(context.Background(), pod, time.Now().Add(time.Hour))
+	if r.resp.Outcome != contract.OutcomeDeregistered {
+		t.Errorf("outcome with a passed readiness gate %q, want deregistered", r.resp.Outcome)
+	}
+
+	f.h.Resolver = resolver{}
+	r = <-f.hold(context.Background(), pod, time.Now().Add(time.Hour))
+	if r.resp.Outcome != contract.OutcomeNotRegistered {
+		t.Errorf("outcome for a pod in no target group %q, want not_registered", r.resp.Outcome)
+	}
+}
+
+func TestPersistentErrorsFallBack(t *testing.T) {
+	f := newFixture(types.TargetHealthStateEnumHealthy)
+	f.elb.err = errors.New("Throttling: Rate exceeded")
+	r := <-f.hold(context.Background(), terminatingPod(), time.Now().Add(time.Hour))
+	if r.resp.Outcome != contract.OutcomeFallback {
+		t.Fatalf("outcome %q, want fallback", r.resp.Outcome)
+	}
+	f.elb.mu.Lock()
+	polls := f.elb.polls
+	f.elb.mu.Unlock()
+	if polls < 3 {
+		t.Errorf("fell back after %d polls, want 3", polls)
+	}
+	f.wantEvents(t, ReasonHoldStarted, ReasonHoldFellBack)
+}
+
+func TestDiscoveryErrorFallsBack(t *testing.T) {
+	f := newFixture(types.TargetHealthStateEnumHealthy)
+	f.h.Resolver = resolver{err: errors.New("no cache")}
+	r := <-f.hold(context.Background(), terminatingPod(), time.Now().Add(time.Hour))
+	if r.resp.Outcome != contract.OutcomeFallback {
+		t.Errorf("outcome %q, want fallback", r.resp.Outcome)
+	}
+}
+
+func TestBounds(t *testing.T) {
+	t.Run("requested", func(t *testing.T) {
+		f := newFixture(types.TargetHealthStateEnumHealthy)
+		r := <-f.hold(context.Background(), terminatingPod(), time.Now().Add(20*time.Millisecond))
+		if r.resp.Outcome != contract.OutcomeTimeout {
+			t.Fatalf("outcome %q, want timeout", r.resp.Outcome)
+		}
+		f.wantEvents(t, ReasonHoldStarted, ReasonHoldTimedOut)
+		if got := testutil.ToFloat64(f.m.Holds.WithLabelValues("timeout")); got != 1 {
+			t.Errorf("timeout holds = %v, want 1", got)
+		}
+	})
+	t.Run("deregistration delay from deletion start", func(t *testing.T) {
+		f := newFixture(types.TargetHealthStateEnumHealthy)
+		f.h.Delays = delays{arn: 10 * time.Second}
+		f.h.Margin = 0
+		pod := terminatingPod()
+		grace := int64(3600 + 10) // deletion began 10s ago
+		pod.DeletionGracePeriodSeconds = &grace
+		r := <-f.hold(context.Background(), pod, time.Now().Add(time.Hour))
+		if r.resp.Outcome != contract.OutcomeTimeout {
+			t.Errorf("outcome %q, want timeout: the delay since deletion began is over", r.resp.Outcome)
+		}
+	})
+	t.Run("grace period", func(t *testing.T) {
+		f := newFixture(types.TargetHealthStateEnumHealthy)
+		pod := terminatingPod()
+		past := metav1.NewTime(time.Now().Add(-time.Second))
+		pod.DeletionTimestamp = &past
+		r := <-f.hold(context.Background(), pod, time.Now().Add(time.Hour))
+		if r.resp.Outcome != contract.OutcomeTimeout {
+			t.Errorf("outcome %q, want timeout at the grace period", r.resp.Outcome)
+		}
+	})
+}
+
+func TestAbandonedHoldRecordsNothing(t *testing.T) {
+	f := newFixture(types.TargetHealthStateEnumHealthy)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := f.hold(ctx, terminatingPod(), time.Now().Add(time.Hour))
+	f.elb.waitPolls(t, 1)
+	cancel()
+	if r := <-done; r.ok {
+		t.Errorf("abandoned hold answered %+v", r.resp)
+	}
+	for _, o := range contract.Outcomes {
+		if got := testutil.ToFloat64(f.m.Holds.WithLabelValues(string(o))); got != 0 {
+			t.Errorf("%s holds = %v, want 0", o, got)
+		}
+	}
+}
+
+func TestEarlyDeregister(t *testing.T) {
+	f := newFixture("")
+	f.h.EarlyDeregister = f.elb
+	<-f.hold(context.Background(), terminatingPod(), time.Now().Add(time.Hour))
+	if len(f.elb.dereg) != 1 || f.elb.dereg[0] != "10.0.0.7" {
+		t.Errorf("deregistered %v, want the pod IP once", f.elb.dereg)
+	}
+}

@@ -1,0 +1,156 @@
+// Package helper is the in-pod side of a hold, run as a container's preStop
+// by the albdrain-hold binary. In wait mode it asks the watcher to hold the
+// pod until the load balancer is done with it, falls back to a fixed sleep
+// when the watcher cannot tell, then waits until the pod has accepted no new
+// connection for a quiet period; in sleep mode it just sleeps. Either way it
+// then runs the container's own preStop. Every wait is bounded by max-hold.
+package prestop
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/netip"
+	"os"
+	"time"
+
+	"github.com/albdrain/albdrain/internal/contract"
+)
+
+// Env is what the pod tells the helper through the downward API.
+type Env struct {
+	PodName, PodNamespace, PodUID string
+	// PodIP is the pod's IP; the helper dials the watcher from it (the
+	// watcher checks it) and the quiet period watches connections to it.
+	PodIP netip.Addr
+	// WatcherURL is the watcher's base URL; empty means no watcher.
+	WatcherURL string
+	// WatcherCA is a PEM bundle to trust for an https WatcherURL; empty
+	// means the system roots.
+	WatcherCA string
+}
+
+// EnvFromOS reads Env from the process environment. An unparsable pod IP is
+// left unset: the helper then dials from any address and watches every
+// local address, which is still correct, just less precise.
+func EnvFromOS() Env {
+	ip, _ := netip.ParseAddr(os.Getenv(contract.EnvPodIP))
+	return Env{
+		PodName:      os.Getenv(contract.EnvPodName),
+		PodNamespace: os.Getenv(contract.EnvPodNamespace),
+		PodUID:       os.Getenv(contract.EnvPodUID),
+		PodIP:        ip.Unmap(),
+		WatcherURL:   os.Getenv(contract.EnvWatcherURL),
+		WatcherCA:    os.Getenv(contract.EnvWatcherCA),
+	}
+}
+
+// Options tune the helper; the zero value is the production behaviour.
+type Options struct {
+	// ProcRoot is where proc is mounted; default "/proc".
+	ProcRoot string
+	// Log receives progress; default text to stderr.
+	Log *slog.Logger
+	// Stdout and Stderr are given to an exec then-hook; default the process's.
+	Stdout, Stderr io.Writer
+	// SampleInterval is how often the socket tables are read; default 200ms.
+	SampleInterval time.Duration
+	// RetryBackoff is the first pause between attempts to reach the watcher,
+	// doubling up to MaxBackoff; defaults 200ms and 2s.
+	RetryBackoff, MaxBackoff time.Duration
+	// MaxFailures is how many attempts in a row may fail before the helper
+	// gives up on the watcher and falls back; default 6 (about 5s).
+	MaxFailures int
+	// EstablishedAfter is how long an attempt must have lasted to count as
+	// an established hold whose loss (a replica going away) starts the
+	// failure count afresh; default 5s.
+	EstablishedAfter time.Duration
+}
+
+func (o Options) withDefaults() Options {
+	if o.ProcRoot == "" {
+		o.ProcRoot = "/proc"
+	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
+	if o.Stdout == nil {
+		o.Stdout = os.Stdout
+	}
+	if o.Stderr == nil {
+		o.Stderr = os.Stderr
+	}
+	if o.SampleInterval <= 0 {
+		o.SampleInterval = 200 * time.Millisecond
+	}
+	if o.RetryBackoff <= 0 {
+		o.RetryBackoff = 200 * time.Millisecond
+	}
+	if o.MaxBackoff <= 0 {
+		o.MaxBackoff = 2 * time.Second
+	}
+	if o.MaxFailures <= 0 {
+		o.MaxFailures = 6
+	}
+	if o.EstablishedAfter <= 0 {
+		o.EstablishedAfter = 5 * time.Second
+	}
+	return o
+}
+
+// Result is how a wait-mode hold ended, for the log and for tests; it is
+// zero in sleep mode.
+type Result struct {
+	// Outcome is the watcher's answer; OutcomeFallback if it could not
+	// answer, OutcomeTimeout if max-hold came first.
+	Outcome contract.Outcome
+	// Quiet is false when max-hold cut the quiet period short.
+	Quiet bool
+}
+
+// Run executes spec: the hold its mode asks for, then the then-hook. The
+// returned error is the then-hook's; the hold itself always ends, by
+// max-hold at the latest.
+func Run(ctx context.Context, spec contract.Spec, env Env, opts Options) (Result, error) {
+	opts = opts.withDefaults()
+	var res Result
+	if spec.Mode == contract.ModeSleep {
+		opts.Log.Info("sleeping", "for", spec.MaxHold)
+		sleep(ctx, spec.MaxHold)
+	} else {
+		res = wait(ctx, spec, env, opts)
+	}
+	if spec.Then == nil {
+		return res, nil
+	}
+	return res, runThen(ctx, spec.Then, env.PodIP, opts)
+}
+
+// wait is the wait-mode hold.
+func wait(ctx context.Context, spec contract.Spec, env Env, opts Options) Result {
+	ctx, cancel := context.WithTimeout(ctx, spec.MaxHold)
+	defer cancel()
+	conns := watchConns(ctx, opts, env.PodIP, spec.Ports)
+
+	resp := askWatcher(ctx, env, opts)
+	opts.Log.Info("watcher answered", "outcome", resp.Outcome, "message", resp.Message)
+	if resp.Outcome == contract.OutcomeFallback {
+		opts.Log.Info("falling back to a fixed sleep", "for", spec.Fallback)
+		sleep(ctx, spec.Fallback)
+	}
+	quiet := conns.waitQuiet(ctx, spec.QuietPeriod)
+	if !quiet {
+		opts.Log.Info("max-hold reached before a quiet period without new connections", "quietPeriod", spec.QuietPeriod)
+	}
+	return Result{Outcome: resp.Outcome, Quiet: quiet}
+}
+
+// sleep waits for d or until ctx ends.
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
+}

@@ -1,0 +1,23 @@
+// Package targetgroups finds the ELBv2 target groups a pod is registered in,
+// the port it is registered on, and the target groups' deregistration
+// delays. It runs once per hold, from caches: Kubernetes objects come from
+// the manager's informers through the shared lbc.Finder, and AWS facts from
+// caches refreshed on their own schedule, so polling never repeats it.
+package targetgroups
+
+import (
+	"context"
+
+	corev1 "k8s.io/api/core/v1"
+)
+
+// Target is one target group the pod is in and the port it is registered on.
+type Target struct {
+	TargetGroupARN string
+	Port           int32
+}
+
+// Resolver finds a pod's targets.
+type Resolver interface {
+	Targets(ctx context.Context, pod *corev1.Pod) ([]Target, error)
+}

@@ -1,0 +1,232 @@
+package chart
+
+import (
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"helm.sh/helm/v3/pkg/action"
+	"helm.sh/helm/v3/pkg/chart/loader"
+	"helm.sh/helm/v3/pkg/chartutil"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"sigs.k8s.io/yaml"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata")
+
+const (
+	chartDir    = "../../charts/albdrain"
+	releaseName = "albdrain"
+	// A namespace other than the chart name, so a template that hard-codes
+	// either shows up in the golden files and the install test.
+	releaseNamespace = "albdrain-system"
+)
+
+// kubeVersion is the cluster version the chart is rendered and linted for:
+// the control plane the tests run.
+var kubeVersion = &chartutil.KubeVersion{Version: "v1.37.2", Major: "1", Minor: "37"}
+
+// valueSets are the configurations rendered to golden files and linted.
+var valueSets = []struct{ name, values string }{
+	{"default", ``},
+	{"cert-manager", `
+certificates:
+  provider: cert-manager
+`},
+	{"cert-manager-issuer", `
+certificates:
+  provider: cert-manager
+  secretName: albdrain-tls
+  certManager:
+    issuerRef: {name: corp-ca, kind: ClusterIssuer, group: cert-manager.io}
+`},
+	{"sleep-mode", `
+hold:
+  mode: sleep
+  sleepDuration: 45s
+`},
+	{"namespace-selector", `
+webhook:
+  failurePolicy: Fail
+  timeoutSeconds: 5
+  namespaceSelector:
+    matchLabels:
+      team: shop
+    matchExpressions:
+      - {key: environment, operator: In, values: [staging, production]}
+`},
+	{"monitoring", `
+metrics:
+  serviceMonitor: {enabled: true, labels: {release: prometheus}}
+  prometheusRule: {enabled: true, labels: {release: prometheus}}
+  dashboard: {enabled: true, annotations: {grafana_folder: AWS}}
+`},
+	{"aws", `
+image:
+  digest: sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef
+serviceAccount:
+  annotations:
+    eks.amazonaws.com/role-arn: arn:aws:iam::111122223333:role/albdrain
+aws:
+  region: eu-west-1
+  endpointURL: https://elasticloadbalancing.eu-west-1.amazonaws.com
+  apiQPS: 2.5
+  apiBurst: 5
+watcher:
+  earlyDeregister: true
+  clusterName: prod-eu
+  releasePolicy: draining
+  settleTime: 20s
+extraArgs: [--zap-stacktrace-level=panic]
+`},
+}
+
+func parseValues(t *testing.T, s string) map[string]any {
+	t.Helper()
+	vals := map[string]any{}
+	if err := yaml.Unmarshal([]byte(s), &vals); err != nil {
+		t.Fatalf("values: %v", err)
+	}
+	return vals
+}
+
+// render is `helm template`: the chart rendered client-side, values checked
+// against the schema.
+func render(t *testing.T, vals map[string]any) (string, error) {
+	t.Helper()
+	chrt, err := loader.Load(chartDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inst := action.NewInstall(&action.Configuration{Log: func(string, ...any) {}})
+	inst.DryRun, inst.ClientOnly, inst.Replace = true, true, true
+	inst.ReleaseName, inst.Namespace = releaseName, releaseNamespace
+	inst.KubeVersion = kubeVersion
+	rel, err := inst.Run(chrt, vals)
+	if err != nil {
+		return "", err
+	}
+	return rel.Manifest, nil
+}
+
+func mustRender(t *testing.T, values string) string {
+	t.Helper()
+	m, err := render(t, parseValues(t, values))
+	if err != nil {
+		t.Fatalf("render: %v", err)
+	}
+	return m
+}
+
+// objects decodes a rendered manifest, in Helm's install order, with
+// numbers as int64 the way the apiserver's clients see them.
+func objects(t *testing.T, manifest string) []*unstructured.Unstructured {
+	t.Helper()
+	dec := utilyaml.NewYAMLOrJSONDecoder(strings.NewReader(manifest), 4096)
+	var objs []*unstructured.Unstructured
+	for {
+		var raw json.RawMessage
+		err := dec.Decode(&raw)
+		if errors.Is(err, io.EOF) {
+			return objs
+		}
+		if err != nil {
+			t.Fatalf("decode rendered manifest: %v", err)
+		}
+		if len(raw) == 0 || string(raw) == "null" {
+			continue
+		}
+		u := &unstructured.Unstructured{}
+		if err := u.UnmarshalJSON(raw); err != nil {
+			t.Fatalf("decode rendered object: %v", err)
+		}
+		objs = append(objs, u)
+	}
+}
+
+func find(t *testing.T, objs []*unstructured.Unstructured, kind, name string) *unstructured.Unstructured {
+	t.Helper()
+	for _, o := range objs {
+		if o.GetKind() == kind && o.GetName() == name {
+			return o
+		}
+	}
+	t.Fatalf("the chart renders no %s %s", kind, name)
+	return nil
+}
+
+// managerArgs returns the manager container's command line as rendered.
+func managerArgs(t *testing.T, objs []*unstructured.Unstructured) []string {
+	t.Helper()
+	containers, _, _ := unstructured.NestedSlice(find(t, objs, "Deployment", releaseName).Object, "spec", "template", "spec", "containers")
+	if len(containers) != 1 {
+		t.Fatalf("%d containers in the Deployment, want the manager only", len(containers))
+	}
+	args, _, err := unstructured.NestedStringSlice(containers[0].(map[string]any), "args")
+	if err != nil || len(args) == 0 {
+		t.Fatalf("manager args: %v %v", args, err)
+	}
+	return args
+}
+
+func TestLintStrict(t *testing.T) {
+	for _, vs := range valueSets {
+		t.Run(vs.name, func(t *testing.T) {
+			l := action.NewLint()
+			l.Strict, l.Namespace, l.KubeVersion = true, releaseNamespace, kubeVersion
+			res := l.Run([]string{chartDir}, parseValues(t, vs.values))
+			for _, msg := range res.Messages {
+				t.Log(msg)
+			}
+			if len(res.Errors) > 0 {
+				t.Fatalf("lint: %v", errors.Join(res.Errors...))
+			}
+		})
+	}
+}
+
+func TestGolden(t *testing.T) {
+	for _, vs := range valueSets {
+		t.Run(vs.name, func(t *testing.T) {
+			got := mustRender(t, vs.values)
+			path := filepath.Join("testdata", vs.name+".yaml")
+			if *update {
+				if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatalf("%v (run with -update to create it)", err)
+			}
+			if got != string(want) {
+				t.Errorf("rendering differs from %s (run with -update if intended):\n%s", path, lineDiff(string(want), got))
+			}
+		})
+	}
+}
+
+// lineDiff shows the first differing lines, enough to find the change.
+func lineDiff(want, got string) string {
+	w, g := strings.Split(want, "\n"), strings.Split(got, "\n")
+	for i := 0; i < max(len(w), len(g)); i++ {
+		var wl, gl string
+		if i < len(w) {
+			wl = w[i]
+		}
+		if i < len(g) {
+			gl = g[i]
+		}
+		if wl != gl {
+			return fmt.Sprintf("line %d:\n- %s\n+ %s", i+1, wl, gl)
+		}
+	}
+	return "(no line differs)"
+}

@@ -1,0 +1,52 @@
+package chart
+
+import (
+	"strings"
+	"testing"
+)
+
+// The schema is what stops a typo'd key from being silently ignored.
+func TestSchemaRejects(t *testing.T) {
+	for _, tc := range []struct {
+		name, values string
+		want         []string // all in the error
+	}{
+		{"typo'd top-level key", "replicas: 3", []string{"replicas"}},
+		{"typo'd nested key", "hold:\n  maxhold: 2m", []string{"/hold", "maxhold"}},
+		{"typo'd key in the namespace selector", "webhook:\n  namespaceSelector:\n    matchLabel: {team: shop}", []string{"matchLabel"}},
+		{"string for an integer", "replicaCount: two", []string{"/replicaCount"}},
+		{"boolean as a string", "watcher:\n  earlyDeregister: \"yes\"", []string{"/watcher/earlyDeregister"}},
+		{"duration without a unit", "hold:\n  maxHold: 330", []string{"/hold/maxHold"}},
+		{"duration in words", "hold:\n  quietPeriod: 3 seconds", []string{"/hold/quietPeriod"}},
+		{"unknown hold mode", "hold:\n  mode: forever", []string{"/hold/mode"}},
+		{"webhook timeout above the apiserver's 30 s", "webhook:\n  timeoutSeconds: 60", []string{"/webhook/timeoutSeconds"}},
+		{"unknown certificate provider", "certificates:\n  provider: vault", []string{"/certificates/provider"}},
+		{"issuer without a name", "certificates:\n  certManager:\n    issuerRef: {kind: ClusterIssuer}", []string{"/certificates/certManager/issuerRef"}},
+		{"extra argument that is not a flag", "extraArgs: [debug]", []string{"/extraArgs/0"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := render(t, parseValues(t, tc.values))
+			if err == nil {
+				t.Fatal("rendered without error")
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error does not mention %q:\n%v", w, err)
+				}
+			}
+		})
+	}
+}
+
+// Every value set rendered in the other tests is one the schema accepts;
+// this pins the edge that lenient patterns could break: a value set using
+// each free-form field.
+func TestSchemaAcceptsTheDocumentedForms(t *testing.T) {
+	mustRender(t, `
+logging: {level: 3, encoder: console}
+podDisruptionBudget: {maxUnavailable: 50%}
+resources: {requests: {cpu: 0.1, memory: 100Mi}, limits: {memory: 1Gi}}
+hold: {maxHold: 1h5m, quietPeriod: 500ms}
+certificates: {certManager: {issuerRef: {}}}
+`)
+}

@@ -1,0 +1,152 @@
+package integration
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr"
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/albdrain/albdrain/e2e/kubetest"
+	"github.com/albdrain/albdrain/internal/contract"
+	"github.com/albdrain/albdrain/internal/lbc"
+	"github.com/albdrain/albdrain/webhook"
+	"github.com/albdrain/albdrain/webhook/inject"
+	"github.com/albdrain/albdrain/webhook/webhooktest"
+)
+
+// BenchmarkAdmission measures one pod review through the real handler over
+// a real informer cache holding 1,000 Services, 200 Ingresses and 200
+// TargetGroupBindings in the pod's namespace, against a baseline of the same
+// review in an empty namespace, measured in the same run.
+func BenchmarkAdmission(b *testing.B) {
+	// The handler logs through controller-runtime, which without a logger
+	// prints a warning and a stack trace in the middle of the results.
+	ctrllog.SetLogger(logr.Discard())
+	env := kubetest.Start(b, kubetest.WithTargetGroupBindingCRD())
+	ctx := context.Background()
+	populate(b, env.Client, "crowded", 1000, 200, 200)
+	for _, ns := range []string{"empty"} {
+		if err := env.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	c, err := cache.New(env.Config, cache.Options{Scheme: env.Scheme, DefaultTransform: cache.TransformStripManagedFields()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if err := lbc.RegisterIndexes(cctx, c, true); err != nil {
+		b.Fatal(err)
+	}
+	for _, o := range []client.Object{&corev1.Service{}, &networkingv1.Ingress{}, &networkingv1.IngressClass{}, &lbc.TargetGroupBinding{}} {
+		if _, err := c.GetInformer(cctx, o); err != nil {
+			b.Fatal(err)
+		}
+	}
+	go func() { _ = c.Start(cctx) }()
+	if !c.WaitForCacheSync(cctx) {
+		b.Fatal("cache did not sync")
+	}
+	d := &webhook.PodDefaulter{
+		Finder: &lbc.Finder{Reader: c, TargetGroupBindings: true},
+		Options: inject.Options{Mode: contract.ModeWait, MaxHold: 330 * time.Second, Sleep: 30 * time.Second, Fallback: 30 * time.Second,
+			QuietPeriod: 3 * time.Second, ShutdownBudget: 30 * time.Second, HelperImage: "albdrain:bench", HelperImagePath: "/albdrain-hold",
+			WatcherURL: "https://albdrain.albdrain.svc:8443"},
+		Metrics: webhook.NewMetrics(prometheus.NewRegistry()),
+	}
+	h := admission.WithDefaulter[*corev1.Pod](env.Scheme, d)
+	// The pod matches the 500th Service, which one binding and one Ingress
+	// expose. It is as the apiserver sends it: defaulted, from a Deployment,
+	// with the usual environment, resources and probe.
+	raw := webhooktest.Pod(`"labels":{"app":"svc-500","pod-template-hash":"5d8f7c9b6"},"ownerReferences":[{"apiVersion":"apps/v1",`+
+		`"kind":"ReplicaSet","name":"web-5d8f7c9b6","uid":"6f1c1f8e-0000-4000-8000-000000000001","controller":true,"blockOwnerDeletion":true}]`,
+		`"containers":[`+webhooktest.App("app", `,"env":[{"name":"LOG_LEVEL","value":"info"},{"name":"DB_HOST","value":"db.example.internal"},`+
+			`{"name":"POD_NAME","valueFrom":{"fieldRef":{"apiVersion":"v1","fieldPath":"metadata.name"}}}],`+
+			`"readinessProbe":{"httpGet":{"path":"/healthz","port":"http","scheme":"HTTP"},"periodSeconds":10,"timeoutSeconds":1,`+
+			`"successThreshold":1,"failureThreshold":3}`)+`]`)
+	// Everything was created before the cache synced, so the first review must inject.
+	if r := h.Handle(ctx, webhooktest.Request("crowded", raw)); len(r.Patches) == 0 {
+		b.Fatalf("no injection in the crowded namespace: %+v", r.Result)
+	}
+
+	base := measure(b, h, webhooktest.Request("empty", raw), false)
+	crowd := measure(b, h, webhooktest.Request("crowded", raw), true)
+	b.ReportMetric(float64(crowd.Microseconds()), "p99-us")
+	b.ReportMetric(float64(base.Microseconds()), "baseline-p99-us")
+	b.ReportMetric(float64(crowd)/float64(max(base, time.Nanosecond)), "p99-ratio")
+}
+
+// measure runs the review b.N times (the timed loop when timed is true) and
+// returns the 99th percentile of one review.
+func measure(b *testing.B, h admission.Handler, req admission.Request, timed bool) time.Duration {
+	n := max(b.N, 200)
+	durs := make([]time.Duration, 0, n)
+	if timed {
+		b.ReportAllocs()
+		b.ResetTimer()
+	}
+	for range n {
+		start := time.Now()
+		r := h.Handle(context.Background(), req)
+		durs = append(durs, time.Since(start))
+		if !r.Allowed {
+			b.Fatalf("denied: %v", r.Result)
+		}
+	}
+	if timed {
+		b.StopTimer()
+	}
+	slices.Sort(durs)
+	return durs[len(durs)*99/100]
+}
+
+func populate(b *testing.B, cl client.Client, ns string, services, ingresses, bindings int) {
+	ctx := context.Background()
+	must := func(o client.Object) {
+		if err := cl.Create(ctx, o); err != nil {
+			b.Fatalf("create %s: %v", o.GetName(), err)
+		}
+	}
+	must(&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})
+	must(&networkingv1.IngressClass{ObjectMeta: metav1.ObjectMeta{Name: "alb"}, Spec: networkingv1.IngressClassSpec{Controller: lbc.ALBController}})
+	name := func(i int) string { return fmt.Sprintf("svc-%d", i) }
+	for i := range services {
+		// Headless: the test apiserver's service IP range holds only a few hundred.
+		must(&corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: name(i), Namespace: ns}, Spec: corev1.ServiceSpec{
+			ClusterIP: corev1.ClusterIPNone,
+			Selector:  map[string]string{"app": name(i)},
+			Ports:     []corev1.ServicePort{{Name: "http", Port: 80, TargetPort: intstr.FromString("http")}},
+		}})
+	}
+	// Spread the bindings and Ingresses over the Services, so one lands on svc-500.
+	for i := range bindings {
+		svc := name(i * services / bindings)
+		must(&lbc.TargetGroupBinding{ObjectMeta: metav1.ObjectMeta{Name: "tgb-" + svc, Namespace: ns}, Spec: lbc.TargetGroupBindingSpec{
+			TargetGroupARN: "arn:aws:elasticloadbalancing:eu-west-1:1:targetgroup/" + svc + "/1",
+			TargetType:     ptr.To(lbc.TargetTypeIP), ServiceRef: lbc.ServiceReference{Name: svc, Port: intstr.FromInt32(80)},
+		}})
+	}
+	for i := range ingresses {
+		svc := name(i * services / ingresses)
+		must(&networkingv1.Ingress{
+			ObjectMeta: metav1.ObjectMeta{Name: "ing-" + svc, Namespace: ns, Annotations: map[string]string{lbc.TargetTypeAnnotation: "ip"}},
+			Spec: networkingv1.IngressSpec{IngressClassName: ptr.To("alb"), DefaultBackend: &networkingv1.IngressBackend{
+				Service: &networkingv1.IngressServiceBackend{Name: svc, Port: networkingv1.ServiceBackendPort{Number: 80}}}},
+		})
+	}
+}

@@ -1,0 +1,172 @@
+// Package contract is what the three parts of albdrain agree on: the
+// admission webhook writes a pod's preStop hold, the in-pod helper runs it,
+// and the watcher answers the helper's hold request. It holds the helper's
+// command line, the downward-API environment, the pod label and annotation
+// keys, and the hold request and answer. Keeping every side on one type
+// means a field cannot be written by one and misread by another.
+//
+// It imports no Kubernetes or AWS code, since the helper, which is copied
+// into every managed pod, depends on it.
+package contract
+
+import (
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Keys albdrain reads or writes on pods and namespaces.
+const (
+	// InjectKey is the namespace label that opts a namespace in (value
+	// "enabled") and the pod annotation that opts a pod out (value "disabled").
+	InjectKey = "albdrain.io/inject"
+	// ModeKey is the pod annotation overriding the hold mode.
+	ModeKey = "albdrain.io/mode"
+	// MaxHoldKey is the pod annotation overriding the maximum hold, in seconds.
+	MaxHoldKey = "albdrain.io/max-hold-seconds"
+	// ManagedLabel marks pods the webhook mutated so the watcher caches only those.
+	ManagedLabel = "albdrain.io/managed"
+	// InjectedKey is the annotation recording what was injected and why.
+	InjectedKey = "albdrain.io/injected"
+	// SkippedKey is the annotation recording why a pod behind a load balancer was left alone.
+	SkippedKey = "albdrain.io/skipped"
+)
+
+// Names of the objects the webhook adds to a pod.
+const (
+	InitContainerName = "albdrain-init"
+	VolumeName        = "albdrain-bin"
+	MountPath         = "/opt/albdrain"
+	HelperPath        = MountPath + "/albdrain-hold"
+)
+
+// Environment variables the helper reads; the webhook fills them from the downward API.
+const (
+	EnvPodName      = "ALBDRAIN_POD_NAME"
+	EnvPodNamespace = "ALBDRAIN_POD_NAMESPACE"
+	EnvPodUID       = "ALBDRAIN_POD_UID"
+	EnvPodIP        = "ALBDRAIN_POD_IP"
+	EnvWatcherURL   = "ALBDRAIN_WATCHER_URL"
+	// EnvWatcherCA optionally holds the PEM bundle the helper trusts for an https watcher URL.
+	EnvWatcherCA = "ALBDRAIN_WATCHER_CA"
+)
+
+// Mode is how a pod's preStop holds.
+type Mode string
+
+const (
+	// ModeWait holds until the watcher reports the pod out of service.
+	ModeWait Mode = "wait"
+	// ModeSleep holds for a fixed time, without the watcher.
+	ModeSleep Mode = "sleep"
+)
+
+// ParseMode accepts the mode names a user may write in an annotation or flag.
+func ParseMode(s string) (Mode, error) {
+	switch m := Mode(s); m {
+	case ModeWait, ModeSleep:
+		return m, nil
+	}
+	return "", fmt.Errorf("mode %q: must be %q or %q", s, ModeWait, ModeSleep)
+}
+
+// Subcommands of the helper binary.
+const (
+	CmdInstall = "install"
+	CmdWait    = "wait"
+	CmdSleep   = "sleep"
+)
+
+// Spec is one container's preStop hold as the helper runs it.
+type Spec struct {
+	// Mode selects waiting for the watcher or sleeping.
+	Mode Mode
+	// MaxHold bounds the whole hold (wait mode) or is the sleep (sleep mode).
+	MaxHold time.Duration
+	// Fallback is how long to sleep when the watcher cannot answer; never past MaxHold.
+	Fallback time.Duration
+	// QuietPeriod is how long the pod must accept no new connection on Ports before release.
+	QuietPeriod time.Duration
+	// Ports are the container ports the load balancer targets.
+	Ports []int32
+	// Then is the container's own preStop, run after the hold; nil when it had none.
+	Then *Handler
+}
+
+// Command renders the preStop exec command for the helper at path.
+func (s Spec) Command(path string) []string {
+	sub := CmdWait
+	if s.Mode == ModeSleep {
+		sub = CmdSleep
+	}
+	cmd := []string{path, sub, "--max-hold=" + s.MaxHold.String()}
+	if s.Mode == ModeWait {
+		cmd = append(cmd, "--fallback="+s.Fallback.String(), "--quiet-period="+s.QuietPeriod.String())
+		for _, p := range s.Ports {
+			cmd = append(cmd, "--port="+strconv.Itoa(int(p)))
+		}
+	}
+	if s.Then != nil {
+		// Marshalling a Handler cannot fail: it holds only strings and numbers.
+		b, _ := json.Marshal(s.Then)
+		cmd = append(cmd, "--then="+string(b))
+	}
+	return cmd
+}
+
+// Parse reads a helper command line (without the program name) back into a Spec.
+func Parse(args []string) (Spec, error) {
+	if len(args) == 0 {
+		return Spec{}, errors.New("missing subcommand: want wait or sleep")
+	}
+	var s Spec
+	switch args[0] {
+	case CmdWait:
+		s.Mode = ModeWait
+	case CmdSleep:
+		s.Mode = ModeSleep
+	default:
+		return Spec{}, fmt.Errorf("unknown subcommand %q: want wait or sleep", args[0])
+	}
+	fs := flag.NewFlagSet(args[0], flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.DurationVar(&s.MaxHold, "max-hold", 0, "")
+	fs.DurationVar(&s.Fallback, "fallback", 0, "")
+	fs.DurationVar(&s.QuietPeriod, "quiet-period", 0, "")
+	fs.Func("port", "", func(v string) error {
+		p, err := strconv.ParseUint(v, 10, 16)
+		if err != nil || p == 0 {
+			return fmt.Errorf("port %q: want 1-65535", v)
+		}
+		s.Ports = append(s.Ports, int32(p))
+		return nil
+	})
+	fs.Func("then", "", func(v string) error {
+		var h Handler
+		dec := json.NewDecoder(strings.NewReader(v))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&h); err != nil {
+			return fmt.Errorf("then: %w", err)
+		}
+		s.Then = &h
+		return nil
+	})
+	if err := fs.Parse(args[1:]); err != nil {
+		return Spec{}, err
+	}
+	if fs.NArg() > 0 {
+		return Spec{}, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	if s.MaxHold <= 0 {
+		return Spec{}, errors.New("max-hold must be positive")
+	}
+	if s.Fallback < 0 || s.QuietPeriod < 0 {
+		return Spec{}, errors.New("fallback and quiet-period must not be negative")
+	}
+	return s, nil
+}

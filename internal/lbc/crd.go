@@ -1,0 +1,12 @@
+package lbc
+
+import (
+	_ "embed"
+)
+
+// CRDYAML is a CustomResourceDefinition for TargetGroupBinding with the fields
+// albdrain reads, for test clusters that have no load balancer controller. In a
+// real cluster the controller installs its own, complete definition.
+//
+//go:embed crd.yaml
+var CRDYAML []byte

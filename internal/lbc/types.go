@@ -1,0 +1,110 @@
+// Package elbv2api holds the part of the AWS Load Balancer Controller's
+// elbv2.k8s.aws/v1beta1 API that albdrain reads: TargetGroupBinding. It is
+// written out here rather than imported so albdrain does not pull in the
+// controller's whole dependency tree for three fields.
+package lbc
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/intstr"
+)
+
+// GroupVersion is the API group and version of TargetGroupBinding.
+var GroupVersion = schema.GroupVersion{Group: "elbv2.k8s.aws", Version: "v1beta1"}
+
+// AddToScheme registers TargetGroupBinding with a scheme.
+func AddToScheme(s *runtime.Scheme) error {
+	s.AddKnownTypes(GroupVersion, &TargetGroupBinding{}, &TargetGroupBindingList{})
+	metav1.AddToGroupVersion(s, GroupVersion)
+	return nil
+}
+
+// TargetType is how a target group addresses its targets.
+type TargetType string
+
+const (
+	// TargetTypeIP registers pod IPs directly: the mode albdrain protects.
+	TargetTypeIP TargetType = "ip"
+	// TargetTypeInstance registers nodes; the pod's own termination is not what the ALB sees.
+	TargetTypeInstance TargetType = "instance"
+)
+
+// ServiceReference names the Service whose endpoints a binding registers.
+type ServiceReference struct {
+	Name string             `json:"name"`
+	Port intstr.IntOrString `json:"port"`
+}
+
+// TargetGroupBindingSpec is the subset of the binding's spec albdrain uses.
+type TargetGroupBindingSpec struct {
+	TargetGroupARN string           `json:"targetGroupARN,omitempty"`
+	TargetType     *TargetType      `json:"targetType,omitempty"`
+	ServiceRef     ServiceReference `json:"serviceRef"`
+}
+
+// TargetGroupBinding ties a Service port to an ELBv2 target group.
+type TargetGroupBinding struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	Spec TargetGroupBindingSpec `json:"spec"`
+}
+
+// TargetGroupBindingList is a list of TargetGroupBindings.
+type TargetGroupBindingList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+
+	Items []TargetGroupBinding `json:"items"`
+}
+
+// DeepCopyInto copies the binding into out.
+func (in *TargetGroupBinding) DeepCopyInto(out *TargetGroupBinding) {
+	*out = *in
+	out.TypeMeta = in.TypeMeta
+	in.ObjectMeta.DeepCopyInto(&out.ObjectMeta)
+	if in.Spec.TargetType != nil {
+		t := *in.Spec.TargetType
+		out.Spec.TargetType = &t
+	}
+}
+
+// DeepCopy returns a copy of the binding.
+func (in *TargetGroupBinding) DeepCopy() *TargetGroupBinding {
+	if in == nil {
+		return nil
+	}
+	out := new(TargetGroupBinding)
+	in.DeepCopyInto(out)
+	return out
+}
+
+// DeepCopyObject implements runtime.Object.
+func (in *TargetGroupBinding) DeepCopyObject() runtime.Object { return in.DeepCopy() }
+
+// DeepCopyInto copies the list into out.
+func (in *TargetGroupBindingList) DeepCopyInto(out *TargetGroupBindingList) {
+	*out = *in
+	in.ListMeta.DeepCopyInto(&out.ListMeta)
+	if in.Items != nil {
+		out.Items = make([]TargetGroupBinding, len(in.Items))
+		for i := range in.Items {
+			in.Items[i].DeepCopyInto(&out.Items[i])
+		}
+	}
+}
+
+// DeepCopy returns a copy of the list.
+func (in *TargetGroupBindingList) DeepCopy() *TargetGroupBindingList {
+	if in == nil {
+		return nil
+	}
+	out := new(TargetGroupBindingList)
+	in.DeepCopyInto(out)
+	return out
+}
+
+// DeepCopyObject implements runtime.Object.
+func (in *TargetGroupBindingList) DeepCopyObject() runtime.Object { return in.DeepCopy() }
