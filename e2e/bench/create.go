@@ -56,7 +56,7 @@ func MeasureCreate(ctx context.Context, o CreateOptions) (_ *Section, err error)
 		return nil, err
 	}
 	defer func() { err = errors.Join(err, stopEnv()) }()
-	m, err := newManagerSetup(env, o.Manager, o.Dir)
+	m, err := newManagerSetup(ctx, env, o.Manager, o.Dir)
 	if err != nil {
 		return nil, err
 	}

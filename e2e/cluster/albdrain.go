@@ -14,9 +14,6 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	admissionv1 "k8s.io/api/admissionregistration/v1"
-	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -84,7 +81,7 @@ func newAlbdrain(ctx context.Context, env *kubetest.Env, dir string, t Timings, 
 	if err != nil {
 		return nil, err
 	}
-	if err := installRBAC(ctx, env, m); err != nil {
+	if err := m.InstallRBAC(ctx, env.Client, Namespace); err != nil {
 		return nil, err
 	}
 	wio := env.Environment.WebhookInstallOptions
@@ -122,21 +119,6 @@ func newAlbdrain(ctx context.Context, env *kubetest.Env, dir string, t Timings, 
 		return nil, err
 	}
 	return &Albdrain{env: env, user: helmchart.ServiceAccountUser(Namespace), args: args, config: cfg, aws: awsCfg}, nil
-}
-
-// installRBAC creates the chart's namespace, ServiceAccount and RBAC, so
-// the manager runs with exactly the permissions a user's install grants.
-func installRBAC(ctx context.Context, env *kubetest.Env, m *helmchart.Manifest) error {
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: Namespace}}
-	if err := env.Client.Create(ctx, ns); err != nil && !apierrors.IsAlreadyExists(err) {
-		return err
-	}
-	for _, o := range m.RBAC() {
-		if err := env.Client.Create(ctx, o.DeepCopy()); err != nil {
-			return fmt.Errorf("install %s %s: %w", o.GetKind(), o.GetName(), err)
-		}
-	}
-	return nil
 }
 
 // Start runs the manager and returns once its webhook and hold endpoint

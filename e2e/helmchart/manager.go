@@ -1,12 +1,17 @@
 package helmchart
 
 import (
+	"context"
 	"fmt"
 	"strings"
 
 	admissionv1 "k8s.io/api/admissionregistration/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
 // ManagerArgs is the manager container's command line as rendered.
@@ -78,4 +83,20 @@ func (m *Manifest) RBAC() []*unstructured.Unstructured {
 // ServiceAccountUser is the identity of the manager's pods.
 func ServiceAccountUser(namespace string) string {
 	return "system:serviceaccount:" + namespace + ":" + ReleaseName
+}
+
+// InstallRBAC creates namespace, the chart's ServiceAccount and its RBAC,
+// so that a manager acting as ServiceAccountUser(namespace) has exactly the
+// permissions a user's install grants it.
+func (m *Manifest) InstallRBAC(ctx context.Context, c client.Client, namespace string) error {
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: namespace}}
+	if err := c.Create(ctx, ns); err != nil && !apierrors.IsAlreadyExists(err) {
+		return err
+	}
+	for _, o := range m.RBAC() {
+		if err := c.Create(ctx, o.DeepCopy()); err != nil {
+			return fmt.Errorf("install %s %s: %w", o.GetKind(), o.GetName(), err)
+		}
+	}
+	return nil
 }
