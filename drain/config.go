@@ -66,8 +66,8 @@ func NewConfig() Config {
 func (c *Config) BindFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.HoldAddr, "hold-bind-address", ":8443", "address the hold endpoint listens on")
 	fs.StringVar(&c.CertDir, "hold-cert-dir", "/tmp/k8s-webhook-server/serving-certs", "directory with the hold endpoint's tls.crt and tls.key (reloaded on change), by default the webhook's; empty serves plain HTTP, for local tests only")
-	c.ReleasePolicy = release.PolicyDeregistered
-	fs.Func("release-policy", `when a target counts as out of service: "deregistered" (absent or unused) or "draining" (draining for --settle-time) (default "deregistered")`, func(s string) error {
+	c.ReleasePolicy = release.PolicyQuiet
+	fs.Func("release-policy", `when a pod is released: "quiet" (its target draining, unused or absent in every target group, then no load-balancer traffic for the pod's quiet period), "deregistered" (absent or unused) or "draining" (draining for --settle-time) (default "quiet")`, func(s string) error {
 		p, err := release.ParsePolicy(s)
 		c.ReleasePolicy = p
 		return err
