@@ -83,7 +83,7 @@ func (c *Config) BindFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.HoldMargin, "hold-margin", 30*time.Second, "added to a target group's deregistration delay to bound a hold")
 	fs.IntVar(&c.FallbackAfter, "fallback-after-failures", 3, "consecutive failed polls of a target group (after the SDK's own retries) that end a hold with the fixed-sleep fallback")
 	fs.StringVar(&c.ClusterName, "cluster-name", "", "value of the elbv2.k8s.aws/cluster tag on this cluster's target groups, for discovery by tags when the TargetGroupBinding CRD is absent")
-	fs.DurationVar(&c.DiscoveryRefresh, "discovery-refresh", 5*time.Minute, "how long target-group tags and deregistration delays are cached")
+	fs.DurationVar(&c.DiscoveryRefresh, "discovery-refresh", 5*time.Minute, "how long target-group tags, deregistration delays and settings (protocol, health check) are cached")
 }
 
 // Validate reports every invalid setting.
