@@ -36,8 +36,8 @@ albdrain_holds_total{outcome="timeout"} 0
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "albdrain_holds_total"); err != nil {
 		t.Error(err)
 	}
-	if got := testutil.CollectAndCount(m.HoldDuration); got != 2 {
-		t.Errorf("hold duration series = %d, want one per observed outcome (2)", got)
+	if got := testutil.CollectAndCount(m.HoldDuration); got != 3 {
+		t.Errorf("hold duration series = %d, want one per observed outcome (3)", got)
 	}
 }
 
