@@ -67,6 +67,7 @@ func toSocket(r *netlink.InetDiagTCPInfoResp) Socket {
 		s.Info = &Info{
 			LastDataRecv:  time.Duration(ti.Last_data_recv) * time.Millisecond,
 			BytesReceived: ti.Bytes_received,
+			DataSegsIn:    ti.Data_segs_in,
 			// Every connected socket has received a segment (the kernel
 			// starts an accepted socket's count at 1), so a zero count
 			// means the kernel's tcp_info ended before these fields.

@@ -20,12 +20,22 @@ import (
 
 // pod serves HTTP on ip, as a pod would.
 func pod(t *testing.T, ip string) (port uint16) {
+	return gatedPod(t, ip, nil, nil)
+}
+
+// gatedPod is a pod whose /gated requests say on entered that they
+// arrived and wait for proceed before answering.
+func gatedPod(t *testing.T, ip string, entered, proceed chan struct{}) (port uint16) {
 	ln, err := net.Listen("tcp", ip+":0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.Copy(io.Discard, r.Body)
+		if r.URL.Path == "/gated" {
+			entered <- struct{}{}
+			<-proceed
+		}
 		_, _ = io.WriteString(w, "ok")
 	}))
 	srv.Listener = ln
@@ -196,17 +206,33 @@ func TestNLBCountsNewFlowsOnly(t *testing.T) {
 
 func TestHealthChecksAreNotTraffic(t *testing.T) {
 	const ip, lb = "127.0.25.1", "127.0.25.2"
-	port := pod(t, ip)
+	entered, proceed := make(chan struct{}), make(chan struct{})
+	port := gatedPod(t, ip, entered, proceed)
 	hints := Hints{HealthChecks: []HealthCheck{{Port: port, MaxBytes: 1024 + 8, Interval: time.Hour}}}
 	tr := NewTracker(Filter{PodIP: netip.MustParseAddr(ip), Ports: []uint16{port}})
 	first := sample(t, tr)
 	checker := client(t, lb, false)
 	for range 3 {
-		get(t, checker, ip, port, "/healthz")
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			resp, err := checker.Get("http://" + net.JoinHostPort(ip, strconv.Itoa(int(port))) + "/gated")
+			if err == nil {
+				resp.Body.Close()
+			}
+		}()
+		// Sampled while the check is being answered: a new connection
+		// that may yet turn out to be a request.
+		<-entered
 		sample(t, tr)
+		if n := pending(tr, hints); n != 1 {
+			t.Errorf("%d pending connections during a check, want 1", n)
+		}
+		proceed <- struct{}{}
+		<-done
 	}
-	// The server closes each check's connection after answering; until it
-	// has, a check may still turn out to be a request.
+	// The check's connection closes after the answer; until it has, it is
+	// pending.
 	for open := true; open; {
 		sample(t, tr)
 		open = false
@@ -218,6 +244,9 @@ func TestHealthChecksAreNotTraffic(t *testing.T) {
 		t.Errorf("health checks moved last traffic to %v", last)
 	}
 	if n, _ := tr.arrivals(Hints{}, time.Now()); n != 3 {
+		for k, c := range tr.conns {
+			t.Logf("%v %+v", k, c)
+		}
 		t.Errorf("without health-check hints %d arrivals, want the 3 checks", n)
 	}
 	if n, _ := tr.arrivals(hints, time.Now()); n != 0 {
@@ -233,4 +262,14 @@ func TestHealthChecksAreNotTraffic(t *testing.T) {
 	if last := tr.LastTraffic(hints, time.Now()); last.Before(sent.Add(-kernelSlack)) {
 		t.Errorf("a request on a new kept-alive connection at %v left last traffic at %v", sent, last)
 	}
+}
+
+func pending(tr *Tracker, h Hints) int {
+	n := 0
+	for k, c := range tr.conns {
+		if h.classify(k, c, time.Now()) == kindPending {
+			n++
+		}
+	}
+	return n
 }

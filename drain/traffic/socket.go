@@ -34,6 +34,9 @@ type Info struct {
 	// library then leaves it zero, indistinguishable from no data.
 	BytesReceived uint64
 	Counters      bool
+	// DataSegsIn counts the segments that carried data (Linux 4.6 and
+	// later; zero before).
+	DataSegsIn uint32
 }
 
 // Source reads the socket table.

@@ -94,10 +94,11 @@ type conn struct {
 	firstSeen, start time.Time
 	// lastData is when it last received data; zero when unknown.
 	lastData time.Time
-	// arrivals counts the samples in which it showed new data (or, fresh,
-	// appeared).
+	// arrivals counts the requests it carried: the data segments received
+	// (at least one per sample showing new data), or one for appearing.
 	arrivals int
 	bytes    uint64
+	segs     uint32
 	counters bool
 	open     bool
 }
@@ -146,14 +147,16 @@ func (t *Tracker) Observe(now time.Time, socks []Socket) {
 				c.arrivals = 1
 			}
 			t.conns[k] = c
-		} else if s.Info != nil && newData(c, now, s.Info) {
-			c.arrivals++
+		} else if s.Info != nil && newData(c, now, s.Info, open) {
+			// A request mostly fits in a segment; larger ones count more
+			// than once, which only shortens the quiet period to its minimum.
+			c.arrivals += max(1, int(s.Info.DataSegsIn)-int(c.segs))
 			// The data came after the previous sample, whatever the
 			// kernel's coarse age says.
 			c.lastData = later(now.Add(-s.Info.LastDataRecv), t.last)
 		}
 		if s.Info != nil {
-			c.bytes, c.counters = s.Info.BytesReceived, s.Info.Counters
+			c.bytes, c.segs, c.counters = s.Info.BytesReceived, s.Info.DataSegsIn, s.Info.Counters
 		}
 		c.open = open
 	}
@@ -175,11 +178,18 @@ func later(a, b time.Time) time.Time {
 	return b
 }
 
-func newData(c *conn, now time.Time, in *Info) bool {
-	if in.Counters && c.counters {
-		return in.BytesReceived > c.bytes
+// newData reports whether a socket received data since the last sample.
+// The kernel counts a FIN as a byte received, so a peer closing its end is
+// told from data by the data-segment count or, without it, by the state.
+func newData(c *conn, now time.Time, in *Info, open bool) bool {
+	if !in.Counters || !c.counters {
+		return now.Add(-in.LastDataRecv).After(c.lastData.Add(dataTolerance))
 	}
-	return now.Add(-in.LastDataRecv).After(c.lastData.Add(dataTolerance))
+	if in.DataSegsIn != c.segs || in.DataSegsIn > 0 {
+		return in.DataSegsIn > c.segs
+	}
+	grew := in.BytesReceived - c.bytes
+	return in.BytesReceived > c.bytes && (grew > 1 || open)
 }
 
 // fold drops every closed connection, keeping what a verdict needs of them
@@ -258,8 +268,8 @@ func (t *Tracker) LastTraffic(h Hints, now time.Time) time.Time {
 }
 
 // MeanGap estimates the mean time between the load balancer's arrivals
-// since the first sample: requests (samples showing new data on a
-// connection) for an ALB, new flows for an NLB. Without any arrival it is
+// since the first sample: requests (data segments received) for an ALB,
+// new flows for an NLB. Without any arrival it is
 // the whole silence observed, back to the latest data received before the
 // first sample.
 func (t *Tracker) MeanGap(h Hints, now time.Time) time.Duration {

@@ -89,6 +89,22 @@ func TestTrackerVerdicts(t *testing.T) {
 		now:  400,
 		want: verdict{Last: at(170), Gap: 200 * time.Millisecond},
 	}, {
+		name: "every data segment is a request",
+		samples: map[int][]Socket{
+			0:   {sock(pod, lb+"1", stateEstablished, &Info{LastDataRecv: time.Second, BytesReceived: 1000, Counters: true, DataSegsIn: 10})},
+			100: {sock(pod, lb+"1", stateEstablished, &Info{LastDataRecv: 0, BytesReceived: 2000, Counters: true, DataSegsIn: 19})},
+		},
+		now:  100,
+		want: verdict{Last: at(100), Gap: 100 * time.Millisecond / 9},
+	}, {
+		name: "a peer's FIN is not data",
+		samples: map[int][]Socket{
+			0:   {sock(pod, lb+"1", stateEstablished, &Info{LastDataRecv: time.Second, BytesReceived: 1000, Counters: true, DataSegsIn: 5}), sock(pod, lb+"2", stateEstablished, data(1000, 500))},
+			100: {sock(pod, lb+"1", 8, &Info{LastDataRecv: time.Second, BytesReceived: 1001, Counters: true, DataSegsIn: 5}), sock(pod, lb+"2", 8, data(1100, 501))},
+		},
+		now:  200,
+		want: verdict{Last: at(0), Gap: 1200 * time.Millisecond},
+	}, {
 		name: "an idle connection: the silence before the hold counts",
 		samples: map[int][]Socket{
 			0:   {sock(pod, lb+"1", stateEstablished, data(5000, 1000))},

@@ -371,7 +371,7 @@ func TestOptionsValidate(t *testing.T) {
 		"negative gaps":        func(o *Options) { o.QuietGaps = -1 },
 		"too many gaps":        func(o *Options) { o.QuietGaps = MaxQuietGaps + 1 },
 		"max below min":        func(o *Options) { o.QuietPeriodMax = time.Second },
-		"max past the hold":    func(o *Options) { o.QuietPeriodMax = time.Hour },
+		"max past the limit":   func(o *Options) { o.QuietPeriodMax = 2 * time.Hour },
 	} {
 		o := testOptions()
 		mod(&o)

@@ -79,8 +79,10 @@ func (o Options) Validate() error {
 	if o.QuietGaps < 0 || o.QuietGaps > MaxQuietGaps {
 		errs = append(errs, fmt.Errorf("quiet gaps %d: want 0 to %d", o.QuietGaps, MaxQuietGaps))
 	}
-	if o.QuietPeriodMax != 0 && (o.QuietPeriodMax < o.QuietPeriod || o.QuietPeriodMax >= o.MaxHold) {
-		errs = append(errs, fmt.Errorf("longest quiet period %v: want from the quiet period (%v) to below max hold (%v)", o.QuietPeriodMax, o.QuietPeriod, o.MaxHold))
+	// A longest quiet period above half a pod's hold is capped to it when
+	// injected, as the quiet period is.
+	if o.QuietPeriodMax != 0 && (o.QuietPeriodMax < o.QuietPeriod || o.QuietPeriodMax > MaxHoldLimit) {
+		errs = append(errs, fmt.Errorf("longest quiet period %v: want from the quiet period (%v) to %v", o.QuietPeriodMax, o.QuietPeriod, MaxHoldLimit))
 	}
 	if o.ShutdownBudget < 0 || o.ShutdownBudget%time.Second != 0 {
 		errs = append(errs, fmt.Errorf("shutdown budget %v: want whole non-negative seconds", o.ShutdownBudget))
