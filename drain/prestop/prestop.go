@@ -168,12 +168,14 @@ func wait(parent context.Context, spec contract.Spec, env Env, opts Options) Res
 	}
 	res := Result{Outcome: resp.Outcome, QuietPeriod: q, Signal: w.Signal()}
 	res.Quiet = w.WaitQuiet(quietCtx, hints, q)
-	opts.Log.Info("quiet period over", "quiet", res.Quiet, "quietPeriod", q, "signal", res.Signal)
 	if resp.Outcome == contract.OutcomeDeregistering {
 		res.Outcome = contract.OutcomeBound
 		if res.Quiet {
 			res.Outcome = contract.OutcomeQuiet
 		}
+	}
+	opts.Log.Info("hold ended", "outcome", res.Outcome, "quiet", res.Quiet, "quietPeriod", q, "signal", res.Signal, "after", time.Since(start))
+	if resp.Outcome == contract.OutcomeDeregistering {
 		reportEnd(parent, env, opts, contract.HoldEnd{
 			Outcome:     res.Outcome,
 			HeldMillis:  time.Since(start).Milliseconds(),
