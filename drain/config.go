@@ -66,8 +66,8 @@ func NewConfig() Config {
 func (c *Config) BindFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.HoldAddr, "hold-bind-address", ":8443", "address the hold endpoint listens on")
 	fs.StringVar(&c.CertDir, "hold-cert-dir", "/tmp/k8s-webhook-server/serving-certs", "directory with the hold endpoint's tls.crt and tls.key (reloaded on change), by default the webhook's; empty serves plain HTTP, for local tests only")
-	c.ReleasePolicy = release.PolicyDeregistered
-	fs.Func("release-policy", `when a target counts as out of service: "deregistered" (absent or unused) or "draining" (draining for --settle-time) (default "deregistered")`, func(s string) error {
+	c.ReleasePolicy = release.PolicyQuiet
+	fs.Func("release-policy", `when a pod is released: "quiet" (its target draining, unused or absent in every target group, then no load-balancer traffic for the pod's quiet period), "deregistered" (absent or unused) or "draining" (draining for --settle-time) (default "quiet")`, func(s string) error {
 		p, err := release.ParsePolicy(s)
 		c.ReleasePolicy = p
 		return err
@@ -83,7 +83,7 @@ func (c *Config) BindFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.HoldMargin, "hold-margin", 30*time.Second, "added to a target group's deregistration delay to bound a hold")
 	fs.IntVar(&c.FallbackAfter, "fallback-after-failures", 3, "consecutive failed polls of a target group (after the SDK's own retries) that end a hold with the fixed-sleep fallback")
 	fs.StringVar(&c.ClusterName, "cluster-name", "", "value of the elbv2.k8s.aws/cluster tag on this cluster's target groups, for discovery by tags when the TargetGroupBinding CRD is absent")
-	fs.DurationVar(&c.DiscoveryRefresh, "discovery-refresh", 5*time.Minute, "how long target-group tags and deregistration delays are cached")
+	fs.DurationVar(&c.DiscoveryRefresh, "discovery-refresh", 5*time.Minute, "how long target-group tags, deregistration delays and settings (protocol, health check) are cached")
 }
 
 // Validate reports every invalid setting.

@@ -16,7 +16,7 @@ func TestDefaults(t *testing.T) {
 	want := Config{
 		HoldAddr:           ":8443",
 		CertDir:            "/tmp/k8s-webhook-server/serving-certs",
-		ReleasePolicy:      release.PolicyDeregistered,
+		ReleasePolicy:      release.PolicyQuiet,
 		SettleTime:         30 * time.Second,
 		PollInterval:       5 * time.Second,
 		APIRate:            5,

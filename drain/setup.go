@@ -105,6 +105,7 @@ func Setup(mgr ctrl.Manager, cfg Config, finder *lbc.Finder, opts ...Option) err
 	h := &hold.Holder{
 		Resolver:      resolver,
 		Delays:        &targetgroups.Delays{API: api, MaxAge: cfg.DiscoveryRefresh},
+		Settings:      &targetgroups.Settings{API: api, MaxAge: cfg.DiscoveryRefresh},
 		Poller:        poller.New(api, cfg.PollInterval, m),
 		Recorder:      mgr.GetEventRecorder(EventSource),
 		Metrics:       m,

@@ -27,8 +27,10 @@ type Config struct {
 	CertDir string
 	// Mode is the default hold mode ("wait" or "sleep").
 	Mode string
-	// MaxHold, Sleep, Fallback, QuietPeriod and ShutdownBudget are inject.Options' durations.
-	MaxHold, Sleep, Fallback, QuietPeriod, ShutdownBudget time.Duration
+	// MaxHold, Sleep, Fallback, QuietPeriod, QuietPeriodMax and ShutdownBudget are inject.Options' durations.
+	MaxHold, Sleep, Fallback, QuietPeriod, QuietPeriodMax, ShutdownBudget time.Duration
+	// QuietGaps is inject.Options' QuietGaps.
+	QuietGaps int
 	// HelperImage and HelperImagePath locate the helper binary to copy into pods.
 	HelperImage, HelperImagePath string
 	// WatcherURL is the hold endpoint pods call; WatcherCAFile the PEM bundle they trust for it.
@@ -43,7 +45,9 @@ func (c *Config) BindFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.MaxHold, "max-hold", 330*time.Second, "longest wait-mode hold; default covers AWS's 300s deregistration delay plus margin")
 	fs.DurationVar(&c.Sleep, "sleep-duration", 30*time.Second, "length of a sleep-mode hold")
 	fs.DurationVar(&c.Fallback, "fallback-sleep", 30*time.Second, "sleep of the in-pod helper when the watcher cannot answer (bounded by the max hold)")
-	fs.DurationVar(&c.QuietPeriod, "quiet-period", 3*time.Second, "time without a new connection to the pod before a hold is released")
+	fs.DurationVar(&c.QuietPeriod, "quiet-period", time.Second, "shortest time without load-balancer traffic to the pod before a hold is released")
+	fs.IntVar(&c.QuietGaps, "quiet-gaps", 15, "k: the quiet period is k mean gaps between the load balancer's requests (new flows for an NLB) seen at the start of the hold, within --quiet-period and --quiet-period-max; 0 makes it --quiet-period")
+	fs.DurationVar(&c.QuietPeriodMax, "quiet-period-max", 30*time.Second, "longest quiet period, for pods with sparse traffic")
 	fs.DurationVar(&c.ShutdownBudget, "shutdown-budget", 30*time.Second, "time the application gets after the hold; added to the grace period")
 	fs.StringVar(&c.HelperImage, "helper-image", "", "image holding the albdrain-hold helper (normally albdrain's own image)")
 	fs.StringVar(&c.HelperImagePath, "helper-image-path", "/albdrain-hold", "path of the helper binary inside --helper-image")
@@ -72,6 +76,8 @@ func (c *Config) Options() (inject.Options, error) {
 		Sleep:           c.Sleep,
 		Fallback:        c.Fallback,
 		QuietPeriod:     c.QuietPeriod,
+		QuietGaps:       c.QuietGaps,
+		QuietPeriodMax:  c.QuietPeriodMax,
 		ShutdownBudget:  c.ShutdownBudget,
 		HelperImage:     c.HelperImage,
 		HelperImagePath: c.HelperImagePath,

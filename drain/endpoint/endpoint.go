@@ -48,6 +48,8 @@ type Holder interface {
 	// Hold returns when pod may stop or requested has come; false means ctx
 	// ended first and nothing was decided.
 	Hold(ctx context.Context, pod *corev1.Pod, requested time.Time) (contract.HoldResponse, bool)
+	// End records the helper's report of how a hold ended.
+	End(ctx context.Context, pod *corev1.Pod, end contract.HoldEnd)
 }
 
 // Options configure a Server.
@@ -145,15 +147,19 @@ func (s *Server) Start(ctx context.Context) error {
 	return nil
 }
 
-// ServeHTTP handles one hold.
+// ServeHTTP handles one hold, or the report of its end.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if r.URL.Path != contract.HoldPath {
+	if r.URL.Path != contract.HoldPath && r.URL.Path != contract.HoldEndPath {
 		http.NotFound(w, r)
 		return
 	}
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
 		http.Error(w, "use POST", http.StatusMethodNotAllowed)
+		return
+	}
+	if r.URL.Path == contract.HoldEndPath {
+		s.serveEnd(w, r)
 		return
 	}
 	// The request is read and checked before a hold slot is taken: any
@@ -165,26 +171,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	requested := time.Now().Add(time.Duration(req.TimeoutMillis) * time.Millisecond)
-	key := types.NamespacedName{Namespace: req.Namespace, Name: req.Name}
-	logger := log.FromContext(r.Context()).WithValues("remote", r.RemoteAddr)
-
-	var pod corev1.Pod
-	err = s.opts.Pods.Get(r.Context(), key, &pod)
-	if err != nil && !apierrors.IsNotFound(err) {
-		logger.Error(err, "reading pod", "pod", key)
-		http.Error(w, "cannot read the pod", http.StatusServiceUnavailable)
-		return
-	}
-	// Unknown pods and other pods' callers get the same answer, so a caller
-	// learns nothing about pods that are not its own.
-	if err != nil || !fromPod(r.RemoteAddr, &pod) {
-		logger.Info("refused hold: no managed pod of that name has the caller's IP", "pod", key, "found", err == nil)
-		http.Error(w, "no managed pod of that name has the caller's IP", http.StatusForbidden)
-		return
-	}
-	if req.UID != "" && string(pod.UID) != req.UID {
-		logger.Info("refused hold: pod UID differs", "pod", key, "uid", req.UID)
-		http.Error(w, "the pod of that name is a different pod", http.StatusConflict)
+	pod, logger, ok := s.callersPod(w, r, req.Namespace, req.Name, req.UID)
+	if !ok {
 		return
 	}
 
@@ -198,7 +186,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithCancel(log.IntoContext(r.Context(), logger))
 	defer cancel()
 	defer context.AfterFunc(s.stopping, cancel)()
-	resp, ok := s.opts.Holder.Hold(ctx, &pod, requested)
+	resp, ok := s.opts.Holder.Hold(ctx, pod, requested)
 	if !ok {
 		// The caller left (nobody reads this) or this replica is stopping.
 		http.Error(w, "watcher stopping; retry", http.StatusServiceUnavailable)
@@ -210,18 +198,62 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// callersPod reads the pod a request names and checks that the caller is
+// that pod; if not, it answers the request and ok is false.
+func (s *Server) callersPod(w http.ResponseWriter, r *http.Request, namespace, name, uid string) (pod *corev1.Pod, logger logr.Logger, ok bool) {
+	key := types.NamespacedName{Namespace: namespace, Name: name}
+	logger = log.FromContext(r.Context()).WithValues("remote", r.RemoteAddr)
+	pod = &corev1.Pod{}
+	err := s.opts.Pods.Get(r.Context(), key, pod)
+	if err != nil && !apierrors.IsNotFound(err) {
+		logger.Error(err, "reading pod", "pod", key)
+		http.Error(w, "cannot read the pod", http.StatusServiceUnavailable)
+		return nil, logger, false
+	}
+	// Unknown pods and other pods' callers get the same answer, so a caller
+	// learns nothing about pods that are not its own.
+	if err != nil || !fromPod(r.RemoteAddr, pod) {
+		logger.Info("refused: no managed pod of that name has the caller's IP", "path", r.URL.Path, "pod", key, "found", err == nil)
+		http.Error(w, "no managed pod of that name has the caller's IP", http.StatusForbidden)
+		return nil, logger, false
+	}
+	if uid != "" && string(pod.UID) != uid {
+		logger.Info("refused: pod UID differs", "path", r.URL.Path, "pod", key, "uid", uid)
+		http.Error(w, "the pod of that name is a different pod", http.StatusConflict)
+		return nil, logger, false
+	}
+	return pod, logger, true
+}
+
 // readRequest decodes and checks a hold request, or says which status
 // refuses it.
 func readRequest(w http.ResponseWriter, r *http.Request) (contract.HoldRequest, int, error) {
+	var req contract.HoldRequest
+	if status, err := readBody(w, r, &req); err != nil {
+		return req, status, err
+	}
+	if req.Namespace == "" || req.Name == "" || req.TimeoutMillis <= 0 {
+		return req, http.StatusBadRequest, errors.New("namespace, name and a positive timeoutMillis are required")
+	}
+	// Bounded before it becomes a deadline: a larger value would keep a hold
+	// slot for longer than any hold can last, or overflow into the past.
+	if req.TimeoutMillis > contract.MaxHoldTimeout.Milliseconds() {
+		return req, http.StatusBadRequest, fmt.Errorf("timeoutMillis %d is above the longest hold, %d", req.TimeoutMillis, contract.MaxHoldTimeout.Milliseconds())
+	}
+	return req, 0, nil
+}
+
+// readBody decodes one JSON value of at most contract.MaxHoldRequestBytes,
+// or says which status refuses it.
+func readBody(w http.ResponseWriter, r *http.Request, v any) (int, error) {
 	// The body must arrive promptly; the deadline is lifted afterwards, since
 	// a read deadline expiring during the hold would cancel its context.
 	rc := http.NewResponseController(w)
 	_ = rc.SetReadDeadline(time.Now().Add(bodyTimeout))
 	defer func() { _ = rc.SetReadDeadline(time.Time{}) }()
-	var req contract.HoldRequest
 	body := http.MaxBytesReader(w, r.Body, contract.MaxHoldRequestBytes)
 	dec := json.NewDecoder(body)
-	err := dec.Decode(&req)
+	err := dec.Decode(v)
 	if err == nil {
 		// Reading to the end lets the server watch the connection, so a
 		// helper that goes away cancels its hold. Anything but white space
@@ -234,20 +266,12 @@ func readRequest(w http.ResponseWriter, r *http.Request) (contract.HoldRequest, 
 		}
 	}
 	if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
-		return req, http.StatusRequestEntityTooLarge, err
+		return http.StatusRequestEntityTooLarge, err
 	}
 	if err != nil {
-		return req, http.StatusBadRequest, err
+		return http.StatusBadRequest, err
 	}
-	if req.Namespace == "" || req.Name == "" || req.TimeoutMillis <= 0 {
-		return req, http.StatusBadRequest, errors.New("namespace, name and a positive timeoutMillis are required")
-	}
-	// Bounded before it becomes a deadline: a larger value would keep a hold
-	// slot for longer than any hold can last, or overflow into the past.
-	if req.TimeoutMillis > contract.MaxHoldTimeout.Milliseconds() {
-		return req, http.StatusBadRequest, fmt.Errorf("timeoutMillis %d is above the longest hold, %d", req.TimeoutMillis, contract.MaxHoldTimeout.Milliseconds())
-	}
-	return req, 0, nil
+	return 0, nil
 }
 
 // fromPod reports whether remoteAddr's IP is one of pod's IPs.

@@ -22,6 +22,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -39,6 +40,11 @@ type fakeHolder struct {
 	release   chan struct{}
 	calls     chan time.Time // requested deadlines
 	abandoned chan struct{}  // a hold's context ended
+	ends      chan contract.HoldEnd
+}
+
+func (f *fakeHolder) End(_ context.Context, _ *corev1.Pod, end contract.HoldEnd) {
+	f.ends <- end
 }
 
 func (f *fakeHolder) Hold(ctx context.Context, _ *corev1.Pod, requested time.Time) (contract.HoldResponse, bool) {
@@ -59,6 +65,7 @@ func newHolder() *fakeHolder {
 		resp:      contract.HoldResponse{Outcome: contract.OutcomeDeregistered},
 		calls:     make(chan time.Time, 10),
 		abandoned: make(chan struct{}, 10),
+		ends:      make(chan contract.HoldEnd, 10),
 	}
 }
 
@@ -86,6 +93,11 @@ func clientFrom(ip string) *http.Client {
 
 func post(t *testing.T, c *http.Client, url string, body any) (*http.Response, string) {
 	t.Helper()
+	return postTo(t, c, url+contract.HoldPath, body)
+}
+
+func postTo(t *testing.T, c *http.Client, url string, body any) (*http.Response, string) {
+	t.Helper()
 	b, ok := body.([]byte)
 	if !ok {
 		var err error
@@ -93,7 +105,7 @@ func post(t *testing.T, c *http.Client, url string, body any) (*http.Response, s
 			t.Fatal(err)
 		}
 	}
-	resp, err := c.Post(url+contract.HoldPath, "application/json", bytes.NewReader(b))
+	resp, err := c.Post(url, "application/json", bytes.NewReader(b))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -188,6 +200,54 @@ func TestRefusals(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusNotFound {
 		t.Errorf("unknown path status %s, want 404", resp.Status)
+	}
+}
+
+func TestHoldEnds(t *testing.T) {
+	h := newHolder()
+	srv := httptest.NewServer(newServer(t, h, 1))
+	defer srv.Close()
+	end := contract.HoldEnd{Namespace: "shop", Name: "web-1", UID: "uid-1", Outcome: contract.OutcomeQuiet, HeldMillis: 4000, QuietMillis: 1000, Signal: contract.SignalSockDiag}
+	with := func(f func(*contract.HoldEnd)) contract.HoldEnd {
+		e := end
+		f(&e)
+		return e
+	}
+	tests := []struct {
+		name string
+		from string
+		body any
+		want int
+	}{
+		{"quiet", podIP, end, http.StatusNoContent},
+		{"bound", podIP, with(func(e *contract.HoldEnd) { e.Outcome = contract.OutcomeBound; e.Signal = contract.SignalProcNet }), http.StatusNoContent},
+		{"another pod's IP", "127.0.4.2", end, http.StatusForbidden},
+		{"successor with the same name", podIP, with(func(e *contract.HoldEnd) { e.UID = "uid-0" }), http.StatusConflict},
+		{"not an end outcome", podIP, with(func(e *contract.HoldEnd) { e.Outcome = contract.OutcomeDeregistered }), http.StatusBadRequest},
+		{"unknown signal", podIP, with(func(e *contract.HoldEnd) { e.Signal = "ebpf" }), http.StatusBadRequest},
+		{"negative hold", podIP, with(func(e *contract.HoldEnd) { e.HeldMillis = -1 }), http.StatusBadRequest},
+		{"endless quiet", podIP, with(func(e *contract.HoldEnd) { e.QuietMillis = contract.MaxHoldTimeout.Milliseconds() + 1 }), http.StatusBadRequest},
+		{"no name", podIP, with(func(e *contract.HoldEnd) { e.Name = "" }), http.StatusBadRequest},
+	}
+	var want []contract.HoldEnd
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			resp, body := postTo(t, clientFrom(tt.from), srv.URL+contract.HoldEndPath, tt.body)
+			if resp.StatusCode != tt.want {
+				t.Errorf("status %s (%s), want %d", resp.Status, body, tt.want)
+			}
+		})
+		if tt.want == http.StatusNoContent {
+			want = append(want, tt.body.(contract.HoldEnd))
+		}
+	}
+	close(h.ends)
+	var got []contract.HoldEnd
+	for e := range h.ends {
+		got = append(got, e)
+	}
+	if d := cmp.Diff(want, got); d != "" {
+		t.Errorf("ends recorded (-want +got):\n%s", d)
 	}
 }
 

@@ -29,15 +29,25 @@ import (
 
 // Event reasons on the pod.
 const (
-	ReasonHoldStarted  = "HoldStarted"
-	ReasonHoldReleased = "HoldReleased"
-	ReasonHoldTimedOut = "HoldTimedOut"
-	ReasonHoldFellBack = "HoldFellBack"
+	ReasonHoldStarted = "HoldStarted"
+	// ReasonHoldDeregistering: under policy quiet, deregistration has
+	// begun everywhere and the helper waits for quiet.
+	ReasonHoldDeregistering = "HoldDeregistering"
+	ReasonHoldReleased      = "HoldReleased"
+	ReasonHoldTimedOut      = "HoldTimedOut"
+	ReasonHoldFellBack      = "HoldFellBack"
+	// ReasonHoldBounded: the pod's traffic did not stop before the hold's bound.
+	ReasonHoldBounded = "HoldBounded"
 )
 
 // DelaySource tells a target group's deregistration delay.
 type DelaySource interface {
 	DeregistrationDelay(ctx context.Context, arn string) (time.Duration, error)
+}
+
+// SettingSource tells a target group's protocol and health check.
+type SettingSource interface {
+	Setting(ctx context.Context, arn string) (targetgroups.Setting, error)
 }
 
 // Deregisterer removes targets, for early deregistration.
@@ -49,6 +59,7 @@ type Deregisterer interface {
 type Holder struct {
 	Resolver targetgroups.Resolver
 	Delays   DelaySource
+	Settings SettingSource
 	Poller   *poller.Poller
 	Recorder events.EventRecorder
 	Metrics  *metrics.Metrics
@@ -75,12 +86,20 @@ func (h *Holder) Hold(ctx context.Context, pod *corev1.Pod, requested time.Time)
 	h.Metrics.HoldsInFlight.Inc()
 	defer h.Metrics.HoldsInFlight.Dec()
 
-	outcome, msg, ok := h.hold(ctx, pod, start, requested)
+	resp, ok := h.hold(ctx, pod, start, requested)
 	if !ok {
 		log.FromContext(ctx).V(1).Info("hold abandoned", "cause", context.Cause(ctx))
 		return contract.HoldResponse{}, false
 	}
-	took := time.Since(start)
+	outcome, msg, took := resp.Outcome, resp.Message, time.Since(start)
+	if outcome == contract.OutcomeDeregistering {
+		// Not an end: the helper reports it (End).
+		bound := time.Duration(resp.Traffic.BoundMillis) * time.Millisecond
+		log.FromContext(ctx).Info("deregistration begun; the helper waits for quiet", "after", took.Round(time.Millisecond).String(), "bound", bound.String(), "why", msg)
+		h.Recorder.Eventf(pod, nil, corev1.EventTypeNormal, ReasonHoldDeregistering, "Hold",
+			"Deregistration begun in every target group after %s; releasing once no load-balancer traffic reaches the pod for its quiet period, at most %s: %s", took.Round(time.Second), bound.Round(time.Second), msg)
+		return resp, true
+	}
 	h.Metrics.ObserveHold(outcome, took)
 	log.FromContext(ctx).Info("hold ended", "outcome", outcome, "after", took.Round(time.Millisecond).String(), "why", msg)
 	switch outcome {
@@ -91,19 +110,22 @@ func (h *Holder) Hold(ctx context.Context, pod *corev1.Pod, requested time.Time)
 	default:
 		h.Recorder.Eventf(pod, nil, corev1.EventTypeNormal, ReasonHoldReleased, "Release", "Released after %s (%s): %s", took.Round(time.Second), outcome, msg)
 	}
-	return contract.HoldResponse{Outcome: outcome, Message: msg}, true
+	return resp, true
 }
 
-// hold decides the outcome; ok is false when ctx ended first.
-func (h *Holder) hold(ctx context.Context, pod *corev1.Pod, start, requested time.Time) (outcome contract.Outcome, msg string, ok bool) {
+// hold decides the answer; ok is false when ctx ended first.
+func (h *Holder) hold(ctx context.Context, pod *corev1.Pod, start, requested time.Time) (resp contract.HoldResponse, ok bool) {
+	answer := func(o contract.Outcome, msg string) (contract.HoldResponse, bool) {
+		return contract.HoldResponse{Outcome: o, Message: msg}, true
+	}
 	targets, err := h.Resolver.Targets(ctx, pod)
 	switch {
 	case ctx.Err() != nil:
-		return "", "", false
+		return resp, false
 	case err != nil:
-		return contract.OutcomeFallback, fmt.Sprintf("finding the pod's target groups: %v", err), true
+		return answer(contract.OutcomeFallback, fmt.Sprintf("finding the pod's target groups: %v", err))
 	case len(targets) == 0 || pod.Status.PodIP == "":
-		return contract.OutcomeNotRegistered, "the pod is in no ip target group", true
+		return answer(contract.OutcomeNotRegistered, "the pod is in no ip target group")
 	}
 	ip := pod.Status.PodIP
 
@@ -125,9 +147,9 @@ func (h *Holder) hold(ctx context.Context, pod *corev1.Pod, start, requested tim
 	for {
 		select {
 		case <-ctx.Done():
-			return "", "", false
+			return resp, false
 		case <-timer.C:
-			return contract.OutcomeTimeout, "target still in service: " + describe(targets, obs), true
+			return answer(contract.OutcomeTimeout, "target still in service: "+describe(targets, obs))
 		case u := <-updates:
 			if u.Err != nil {
 				obs[u.i] = release.Failed(obs[u.i])
@@ -147,9 +169,15 @@ func (h *Holder) hold(ctx context.Context, pod *corev1.Pod, start, requested tim
 			switch {
 			case !d.Release:
 			case d.Outcome == contract.OutcomeFallback:
-				return d.Outcome, fmt.Sprintf("ELBv2 failed %d polls in a row: %v", h.FallbackAfter, u.Err), true
+				return answer(d.Outcome, fmt.Sprintf("ELBv2 failed %d polls in a row: %v", h.FallbackAfter, u.Err))
+			case d.Outcome == contract.OutcomeNotRegistered:
+				return answer(d.Outcome, describe(targets, obs))
 			default:
-				return d.Outcome, describe(targets, obs), true
+				resp, _ = answer(d.Outcome, describe(targets, obs))
+				resp.Traffic = h.traffic(ctx, targets)
+				// At least a millisecond: the helper reads zero as no bound.
+				resp.Traffic.BoundMillis = max(time.Until(deadline).Milliseconds(), 1)
+				return resp, true
 			}
 		}
 	}
@@ -184,6 +212,21 @@ func (h *Holder) watch(ctx context.Context, ip string, targets []targetgroups.Ta
 		}()
 	}
 	return updates
+}
+
+// traffic describes the pod's traffic for the helper. A target group whose
+// settings cannot be read counts as an ALB's without health checks: its
+// checks then delay quiet rather than a request being missed.
+func (h *Holder) traffic(ctx context.Context, targets []targetgroups.Target) *contract.Traffic {
+	settings := make([]targetgroups.Setting, len(targets))
+	for i, t := range targets {
+		s, err := h.Settings.Setting(ctx, t.TargetGroupARN)
+		if err != nil {
+			log.FromContext(ctx).Info("target group settings unknown; its health checks will count as traffic", "err", err)
+		}
+		settings[i] = s
+	}
+	return targetgroups.Traffic(targets, settings)
 }
 
 // bounds collects the limits of a hold. A target group whose delay cannot be
@@ -232,32 +275,4 @@ func passedReadinessGate(pod *corev1.Pod) bool {
 		}
 	}
 	return false
-}
-
-// describe summarises target states for messages.
-func describe(targets []targetgroups.Target, obs []release.Observation) string {
-	parts := make([]string, len(targets))
-	for i, t := range targets {
-		state := obs[i].State
-		switch {
-		case !obs[i].Seen:
-			state = "not yet known"
-		case obs[i].GroupGone:
-			state = "target group deleted"
-		case state == "":
-			state = "not registered"
-		}
-		parts[i] = fmt.Sprintf("%s port %d: %s", targetGroupName(t.TargetGroupARN), t.Port, state)
-	}
-	return strings.Join(parts, "; ")
-}
-
-// targetGroupName shortens an ARN to the target group's name for messages.
-func targetGroupName(arn string) string {
-	// arn:aws:elasticloadbalancing:region:account:targetgroup/name/id
-	if _, rest, ok := strings.Cut(arn, ":targetgroup/"); ok {
-		name, _, _ := strings.Cut(rest, "/")
-		return name
-	}
-	return arn
 }

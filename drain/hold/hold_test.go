@@ -11,6 +11,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	elbv2 "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
 	"github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2/types"
+	"github.com/google/go-cmp/cmp"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -108,6 +109,17 @@ func (d delays) DeregistrationDelay(_ context.Context, arn string) (time.Duratio
 	return 0, errors.New("unknown target group")
 }
 
+type settings map[string]targetgroups.Setting
+
+func (s settings) Setting(_ context.Context, arn string) (targetgroups.Setting, error) {
+	if v, ok := s[arn]; ok {
+		return v, nil
+	}
+	return targetgroups.Setting{}, errors.New("unknown target group")
+}
+
+var albSetting = targetgroups.Setting{Protocol: "HTTP", HealthCheck: &targetgroups.HealthCheck{Protocol: "HTTP", Port: "traffic-port", Path: "/healthz", Interval: 5 * time.Second}}
+
 type fixture struct {
 	h   *Holder
 	elb *fakeELB
@@ -124,6 +136,7 @@ func newFixture(state types.TargetHealthStateEnum) *fixture {
 		h: &Holder{
 			Resolver:      resolver{targets: []targetgroups.Target{{TargetGroupARN: arn, Port: 8080}}},
 			Delays:        delays{arn: time.Hour},
+			Settings:      settings{arn: albSetting},
 			Poller:        poller.New(elb, time.Millisecond, m),
 			Recorder:      rec,
 			Metrics:       m,
@@ -328,5 +341,66 @@ func TestEarlyDeregister(t *testing.T) {
 	<-f.hold(context.Background(), terminatingPod(), time.Now().Add(time.Hour))
 	if len(f.elb.dereg) != 1 || f.elb.dereg[0] != "10.0.0.7" {
 		t.Errorf("deregistered %v, want the pod IP once", f.elb.dereg)
+	}
+}
+
+func TestQuietPolicyHandsTheHoldToTheHelper(t *testing.T) {
+	f := newFixture(types.TargetHealthStateEnumHealthy)
+	f.h.Policy = release.PolicyQuiet
+	done := f.hold(context.Background(), terminatingPod(), time.Now().Add(10*time.Minute))
+	f.elb.waitPolls(t, 2)
+	select {
+	case r := <-done:
+		t.Fatalf("answered while the target was healthy: %+v", r)
+	default:
+	}
+	f.elb.set(types.TargetHealthStateEnumDraining)
+	r := <-done
+	if !r.ok || r.resp.Outcome != contract.OutcomeDeregistering || r.resp.Traffic == nil {
+		t.Fatalf("hold = %+v, want deregistering with the traffic", r)
+	}
+	bound := time.Duration(r.resp.Traffic.BoundMillis) * time.Millisecond
+	if bound <= 9*time.Minute || bound > 10*time.Minute {
+		t.Errorf("bound %v, want what is left of the 10 minutes requested", bound)
+	}
+	r.resp.Traffic.BoundMillis = 0
+	want := &contract.Traffic{
+		Ports:        []contract.TrafficPort{{Port: 8080}},
+		HealthChecks: []contract.HealthCheck{{Port: 8080, Protocol: "HTTP", Path: "/healthz", IntervalMillis: 5000}},
+	}
+	if d := cmp.Diff(want, r.resp.Traffic); d != "" {
+		t.Errorf("traffic (-want +got):\n%s", d)
+	}
+	// Handing over is not an end: no outcome is counted until the helper reports it.
+	f.wantEvents(t, ReasonHoldStarted, ReasonHoldDeregistering)
+	for _, o := range contract.Outcomes {
+		if got := testutil.ToFloat64(f.m.Holds.WithLabelValues(string(o))); got != 0 {
+			t.Errorf("%s holds = %v, want 0", o, got)
+		}
+	}
+
+	pod := terminatingPod()
+	f.h.End(context.Background(), pod, contract.HoldEnd{Outcome: contract.OutcomeQuiet, HeldMillis: 4000, QuietMillis: 1000, Signal: contract.SignalSockDiag})
+	f.h.End(context.Background(), pod, contract.HoldEnd{Outcome: contract.OutcomeBound, HeldMillis: 60000, QuietMillis: 30000, Signal: contract.SignalProcNet})
+	f.wantEvents(t, ReasonHoldReleased, ReasonHoldBounded)
+	got := map[string]float64{}
+	for _, o := range []contract.Outcome{contract.OutcomeQuiet, contract.OutcomeBound} {
+		got[string(o)] = testutil.ToFloat64(f.m.Holds.WithLabelValues(string(o)))
+	}
+	if d := cmp.Diff(map[string]float64{"quiet": 1, "bound": 1}, got); d != "" {
+		t.Errorf("holds by outcome (-want +got):\n%s", d)
+	}
+	if n := testutil.CollectAndCount(f.m.HoldDuration); n != 2 {
+		t.Errorf("%d hold duration series, want quiet and bound", n)
+	}
+}
+
+func TestQuietPolicyWithoutSettingsStillAnswers(t *testing.T) {
+	f := newFixture(types.TargetHealthStateEnumDraining)
+	f.h.Policy = release.PolicyQuiet
+	f.h.Settings = settings{}
+	r := <-f.hold(context.Background(), terminatingPod(), time.Now().Add(time.Hour))
+	if r.resp.Outcome != contract.OutcomeDeregistering || len(r.resp.Traffic.HealthChecks) != 0 || len(r.resp.Traffic.Ports) != 1 {
+		t.Errorf("hold = %+v, want deregistering without health checks", r.resp)
 	}
 }

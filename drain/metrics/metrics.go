@@ -49,7 +49,7 @@ func New() *Metrics {
 		}),
 		Holds: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "albdrain_holds_total",
-			Help: "Holds ended, by outcome: deregistered, draining_settled, not_registered, timeout or fallback.",
+			Help: "Holds ended, by outcome: quiet (no load-balancer traffic for the quiet period), bound (traffic until the hold's bound), deregistered, draining_settled, not_registered, timeout or fallback.",
 		}, []string{"outcome"}),
 		ELBv2Requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "albdrain_elbv2_requests_total",

@@ -20,21 +20,24 @@ func TestObserveHold(t *testing.T) {
 	m.ObserveHold(contract.OutcomeDeregistered, 3*time.Second)
 	m.ObserveHold(contract.OutcomeDeregistered, 4*time.Second)
 	m.ObserveHold(contract.OutcomeFallback, time.Second)
+	m.ObserveHold(contract.OutcomeQuiet, 2*time.Second)
 
 	want := `
-# HELP albdrain_holds_total Holds ended, by outcome: deregistered, draining_settled, not_registered, timeout or fallback.
+# HELP albdrain_holds_total Holds ended, by outcome: quiet (no load-balancer traffic for the quiet period), bound (traffic until the hold's bound), deregistered, draining_settled, not_registered, timeout or fallback.
 # TYPE albdrain_holds_total counter
+albdrain_holds_total{outcome="bound"} 0
 albdrain_holds_total{outcome="deregistered"} 2
 albdrain_holds_total{outcome="draining_settled"} 0
 albdrain_holds_total{outcome="fallback"} 1
 albdrain_holds_total{outcome="not_registered"} 0
+albdrain_holds_total{outcome="quiet"} 1
 albdrain_holds_total{outcome="timeout"} 0
 `
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "albdrain_holds_total"); err != nil {
 		t.Error(err)
 	}
-	if got := testutil.CollectAndCount(m.HoldDuration); got != 2 {
-		t.Errorf("hold duration series = %d, want one per observed outcome (2)", got)
+	if got := testutil.CollectAndCount(m.HoldDuration); got != 3 {
+		t.Errorf("hold duration series = %d, want one per observed outcome (3)", got)
 	}
 }
 

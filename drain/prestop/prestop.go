@@ -1,9 +1,12 @@
 // Package prestop is the in-pod side of a hold, run as a container's preStop
-// by the albdrain-hold binary. In wait mode it asks the watcher to hold the
-// pod until the load balancer is done with it, falls back to a fixed sleep
-// when the watcher cannot tell, then waits until the pod has accepted no new
-// connection for a quiet period; in sleep mode it just sleeps. Either way it
-// then runs the container's own preStop. Every wait is bounded by max-hold.
+// by the albdrain-hold binary. In wait mode it watches the pod's load-balancer
+// traffic (drain/traffic) from the start, asks the watcher to hold the pod
+// until the load balancer is done with it or, under the "quiet" policy, has
+// begun deregistering it everywhere, falls back to a fixed sleep when the
+// watcher cannot tell, then waits until no load-balancer traffic has reached
+// the pod for a quiet period sized by its traffic; in sleep mode it just
+// sleeps. Either way it then runs the container's own preStop. Every wait is
+// bounded by max-hold.
 package prestop
 
 import (
@@ -14,6 +17,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/albdrain/albdrain/drain/traffic"
 	"github.com/albdrain/albdrain/internal/contract"
 )
 
@@ -23,6 +27,9 @@ type Env struct {
 	// PodIP is the pod's IP; the helper dials the watcher from it (the
 	// watcher checks it) and the quiet period watches connections to it.
 	PodIP netip.Addr
+	// HostIP is the node's IP, whose connections (the kubelet's probes) are
+	// not load-balancer traffic.
+	HostIP netip.Addr
 	// WatcherURL is the watcher's base URL; empty means no watcher.
 	WatcherURL string
 	// WatcherCA is a PEM bundle to trust for an https WatcherURL; empty
@@ -32,14 +39,18 @@ type Env struct {
 
 // EnvFromOS reads Env from the process environment. An unparsable pod IP is
 // left unset: the helper then dials from any address and watches every
-// local address, which is still correct, just less precise.
+// local address, which is still correct, just less precise. So is an
+// unparsable host IP (a pod injected before the helper read it): the
+// kubelet's probes then count as traffic.
 func EnvFromOS() Env {
 	ip, _ := netip.ParseAddr(os.Getenv(contract.EnvPodIP))
+	host, _ := netip.ParseAddr(os.Getenv(contract.EnvHostIP))
 	return Env{
 		PodName:      os.Getenv(contract.EnvPodName),
 		PodNamespace: os.Getenv(contract.EnvPodNamespace),
 		PodUID:       os.Getenv(contract.EnvPodUID),
 		PodIP:        ip.Unmap(),
+		HostIP:       host.Unmap(),
 		WatcherURL:   os.Getenv(contract.EnvWatcherURL),
 		WatcherCA:    os.Getenv(contract.EnvWatcherCA),
 	}
@@ -47,8 +58,12 @@ func EnvFromOS() Env {
 
 // Options tune the helper; the zero value is the production behaviour.
 type Options struct {
-	// ProcRoot is where proc is mounted; default "/proc".
+	// ProcRoot is where proc is mounted, for the /proc/net/tcp fallback;
+	// default "/proc".
 	ProcRoot string
+	// Source reads the socket table; default the best of sock_diag and
+	// ProcRoot's tables that works.
+	Source traffic.Source
 	// Log receives progress; default text to stderr.
 	Log *slog.Logger
 	// Stdout and Stderr are given to an exec then-hook; default the process's.
@@ -102,10 +117,15 @@ func (o Options) withDefaults() Options {
 // zero in sleep mode.
 type Result struct {
 	// Outcome is the watcher's answer; OutcomeFallback if it could not
-	// answer, OutcomeTimeout if max-hold came first.
+	// answer, OutcomeTimeout if max-hold came first; after
+	// OutcomeDeregistering, OutcomeQuiet or OutcomeBound.
 	Outcome contract.Outcome
-	// Quiet is false when max-hold cut the quiet period short.
+	// Quiet is false when a bound cut the quiet period short.
 	Quiet bool
+	// QuietPeriod is the quiet period the hold waited for.
+	QuietPeriod time.Duration
+	// Signal is how traffic was seen, one of the contract's Signal values.
+	Signal string
 }
 
 // Run executes spec: the hold its mode asks for, then the then-hook. The
@@ -127,22 +147,64 @@ func Run(ctx context.Context, spec contract.Spec, env Env, opts Options) (Result
 }
 
 // wait is the wait-mode hold.
-func wait(ctx context.Context, spec contract.Spec, env Env, opts Options) Result {
-	ctx, cancel := context.WithTimeout(ctx, spec.MaxHold)
+func wait(parent context.Context, spec contract.Spec, env Env, opts Options) Result {
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(parent, spec.MaxHold)
 	defer cancel()
-	conns := watchConns(ctx, opts, env.PodIP, spec.Ports)
-
+	w := watchTraffic(ctx, spec, env, opts)
 	resp := askWatcher(ctx, env, opts)
 	opts.Log.Info("watcher answered", "outcome", resp.Outcome, "message", resp.Message)
 	if resp.Outcome == contract.OutcomeFallback {
 		opts.Log.Info("falling back to a fixed sleep", "for", spec.Fallback)
 		sleep(ctx, spec.Fallback)
 	}
-	quiet := conns.waitQuiet(ctx, spec.QuietPeriod)
-	if !quiet {
-		opts.Log.Info("max-hold reached before a quiet period without new connections", "quietPeriod", spec.QuietPeriod)
+	hints := traffic.HintsFrom(resp.Traffic)
+	q := w.QuietPeriod(ctx, hints, traffic.Period{Gaps: spec.QuietGaps, Min: spec.QuietPeriod, Max: spec.QuietPeriodMax})
+	quietCtx := ctx
+	if resp.Outcome == contract.OutcomeDeregistering && resp.Traffic != nil {
+		var cancelBound context.CancelFunc
+		quietCtx, cancelBound = context.WithTimeout(ctx, time.Duration(resp.Traffic.BoundMillis)*time.Millisecond)
+		defer cancelBound()
 	}
-	return Result{Outcome: resp.Outcome, Quiet: quiet}
+	res := Result{Outcome: resp.Outcome, QuietPeriod: q, Signal: w.Signal()}
+	res.Quiet = w.WaitQuiet(quietCtx, hints, q)
+	if resp.Outcome == contract.OutcomeDeregistering {
+		res.Outcome = contract.OutcomeBound
+		if res.Quiet {
+			res.Outcome = contract.OutcomeQuiet
+		}
+	}
+	opts.Log.Info("hold ended", "outcome", res.Outcome, "quiet", res.Quiet, "quietPeriod", q, "signal", res.Signal, "after", time.Since(start))
+	if resp.Outcome == contract.OutcomeDeregistering {
+		reportEnd(parent, env, opts, contract.HoldEnd{
+			Outcome:     res.Outcome,
+			HeldMillis:  time.Since(start).Milliseconds(),
+			QuietMillis: q.Milliseconds(),
+			Signal:      res.Signal,
+		})
+	}
+	return res
+}
+
+// watchTraffic starts watching the pod's load-balancer traffic, saying in
+// the log how it is seen.
+func watchTraffic(ctx context.Context, spec contract.Spec, env Env, opts Options) *traffic.Watcher {
+	src := opts.Source
+	if src == nil {
+		var sdErr, procErr error
+		src, sdErr, procErr = traffic.Open(opts.ProcRoot)
+		switch {
+		case src == nil:
+			opts.Log.Info("cannot read the socket tables; skipping the quiet period", "sockDiagErr", sdErr, "procErr", procErr)
+		case sdErr != nil:
+			opts.Log.Info("sock_diag unavailable; sampling /proc/net/tcp, which sees new connections but not requests on kept-alive ones", "err", sdErr)
+		}
+	}
+	ports := make([]uint16, len(spec.Ports))
+	for i, p := range spec.Ports {
+		ports[i] = uint16(p)
+	}
+	return traffic.Watch(ctx, src, traffic.Filter{PodIP: env.PodIP, NodeIP: env.HostIP, Ports: ports}, opts.SampleInterval)
 }
 
 // sleep waits for d or until ctx ends.

@@ -16,10 +16,9 @@ import (
 	"github.com/albdrain/albdrain/internal/contract"
 )
 
-// quietOpts keeps tests fast: short backoff, no log noise, fixture proc root.
+// quietOpts keeps tests fast: short backoff and sampling, no log noise.
 func quietOpts(t *testing.T) Options {
 	return Options{
-		ProcRoot:       t.TempDir(), // no socket tables: the quiet period has nothing to watch
 		Log:            slog.New(slog.NewTextHandler(io.Discard, nil)),
 		SampleInterval: 5 * time.Millisecond,
 		RetryBackoff:   time.Millisecond,
@@ -29,7 +28,7 @@ func quietOpts(t *testing.T) Options {
 }
 
 func waitSpec(maxHold, fallback time.Duration) contract.Spec {
-	return contract.Spec{Mode: contract.ModeWait, MaxHold: maxHold, Fallback: fallback, QuietPeriod: time.Second, Ports: []int32{8080}}
+	return contract.Spec{Mode: contract.ModeWait, MaxHold: maxHold, Fallback: fallback, QuietPeriod: 10 * time.Millisecond, Ports: []int32{8080}}
 }
 
 // fakeWatcher answers hold requests through answer, recording them.
@@ -37,10 +36,23 @@ type fakeWatcher struct {
 	mu       sync.Mutex
 	requests []contract.HoldRequest
 	remotes  []string
+	ends     []contract.HoldEnd
 	answer   func(n int, w http.ResponseWriter, r *http.Request)
 }
 
 func (f *fakeWatcher) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path == contract.HoldEndPath {
+		var end contract.HoldEnd
+		if json.NewDecoder(r.Body).Decode(&end) != nil {
+			http.Error(w, "bad request", http.StatusBadRequest)
+			return
+		}
+		f.mu.Lock()
+		f.ends = append(f.ends, end)
+		f.mu.Unlock()
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
 	var req contract.HoldRequest
 	if r.URL.Path != contract.HoldPath || json.NewDecoder(r.Body).Decode(&req) != nil {
 		http.Error(w, "bad request", http.StatusBadRequest)
@@ -55,7 +67,11 @@ func (f *fakeWatcher) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func answerOutcome(w http.ResponseWriter, o contract.Outcome) {
-	_ = json.NewEncoder(w).Encode(contract.HoldResponse{Outcome: o, Message: "test"})
+	_ = jsonAnswer(w, contract.HoldResponse{Outcome: o, Message: "test"})
+}
+
+func jsonAnswer(w http.ResponseWriter, resp contract.HoldResponse) error {
+	return json.NewEncoder(w).Encode(resp)
 }
 
 func startWatcher(t *testing.T, answer func(n int, w http.ResponseWriter, r *http.Request)) (*fakeWatcher, string) {
@@ -143,8 +159,8 @@ func TestFallbackNeverPassesMaxHold(t *testing.T) {
 	_, url := startWatcher(t, func(_ int, w http.ResponseWriter, _ *http.Request) {
 		answerOutcome(w, contract.OutcomeFallback)
 	})
-	// A fallback of an hour must end with the 50ms max-hold.
-	res, _ := Run(context.Background(), waitSpec(50*time.Millisecond, time.Hour), podEnv(url), quietOpts(t))
+	// A fallback of an hour must end with the 500ms max-hold.
+	res, _ := Run(context.Background(), waitSpec(500*time.Millisecond, time.Hour), podEnv(url), quietOpts(t))
 	if res.Outcome != contract.OutcomeFallback {
 		t.Errorf("outcome %q, want fallback", res.Outcome)
 	}
@@ -193,7 +209,8 @@ func TestEnvFromOS(t *testing.T) {
 	t.Setenv(contract.EnvPodIP, "::ffff:10.0.0.7")
 	t.Setenv(contract.EnvWatcherURL, "https://albdrain:9443")
 	t.Setenv(contract.EnvWatcherCA, "PEM")
-	want := Env{PodName: "web-1", PodNamespace: "shop", PodUID: "uid-1", PodIP: netip.MustParseAddr("10.0.0.7"), WatcherURL: "https://albdrain:9443", WatcherCA: "PEM"}
+	t.Setenv(contract.EnvHostIP, "10.0.9.9")
+	want := Env{PodName: "web-1", PodNamespace: "shop", PodUID: "uid-1", PodIP: netip.MustParseAddr("10.0.0.7"), HostIP: netip.MustParseAddr("10.0.9.9"), WatcherURL: "https://albdrain:9443", WatcherCA: "PEM"}
 	if got := EnvFromOS(); got != want {
 		t.Errorf("EnvFromOS = %+v, want %+v", got, want)
 	}

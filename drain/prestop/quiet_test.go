@@ -2,126 +2,171 @@ package prestop
 
 import (
 	"context"
-	"fmt"
+	"io"
+	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/netip"
-	"os"
-	"path/filepath"
-	"strings"
+	"strconv"
+	"sync"
 	"testing"
 	"time"
 
-	"github.com/google/go-cmp/cmp"
-
+	"github.com/albdrain/albdrain/drain/traffic"
 	"github.com/albdrain/albdrain/internal/contract"
 )
 
-// procRoot is a fake proc mount whose socket table the test rewrites.
-type procRoot struct {
-	t    *testing.T
-	dir  string
-	rows []string
-}
-
-func newProcRoot(t *testing.T) *procRoot {
-	p := &procRoot{t: t, dir: t.TempDir()}
-	if err := os.Mkdir(filepath.Join(p.dir, "net"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	p.write()
-	return p
-}
-
-// hexAddr renders an IPv4 address:port the way a little-endian kernel does.
-func hexAddr(s string) string {
-	ap := netip.MustParseAddrPort(s)
-	b := ap.Addr().As4()
-	return fmt.Sprintf("%02X%02X%02X%02X:%04X", b[3], b[2], b[1], b[0], ap.Port())
-}
-
-// add appends a socket and rewrites the table atomically, as the kernel
-// presents it.
-func (p *procRoot) add(local, remote string, state int) {
-	p.rows = append(p.rows, fmt.Sprintf("%4d: %s %s %02X 00000000:00000000 00:00000000 00000000     0        0 0 1 0000000000000000",
-		len(p.rows), hexAddr(local), hexAddr(remote), state))
-	p.write()
-}
-
-func (p *procRoot) write() {
-	text := "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n" + strings.Join(p.rows, "\n") + "\n"
-	tmp := filepath.Join(p.dir, "net", "tcp.tmp")
-	if err := os.WriteFile(tmp, []byte(text), 0o644); err != nil {
-		p.t.Fatal(err)
-	}
-	if err := os.Rename(tmp, filepath.Join(p.dir, "net", "tcp")); err != nil {
-		p.t.Fatal(err)
-	}
-}
-
-func TestSampleKeepsConnectionsToServedPorts(t *testing.T) {
-	p := newProcRoot(t)
-	p.add("0.0.0.0:8080", "0.0.0.0:0", 0x0A)         // listener
-	p.add("127.0.5.1:8080", "127.0.0.1:40000", 0x01) // served
-	p.add("127.0.5.1:8080", "127.0.0.1:40001", 0x06) // served, TIME_WAIT
-	p.add("127.0.5.1:9090", "127.0.0.1:40002", 0x01) // another port
-	p.add("127.0.5.2:8080", "127.0.0.1:40003", 0x01) // another pod's IP
-	p.add("127.0.5.1:40004", "127.0.0.1:8080", 0x01) // outgoing to 8080
-	got, err := sample(p.dir, netip.MustParseAddr("127.0.5.1"), []int32{8080})
+// servePod serves HTTP on ip like a pod and returns its port.
+func servePod(t *testing.T, ip string) int32 {
+	ln, err := net.Listen("tcp", ip+":0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := map[fourTuple]struct{}{
-		{netip.MustParseAddrPort("127.0.5.1:8080"), netip.MustParseAddrPort("127.0.0.1:40000")}: {},
-		{netip.MustParseAddrPort("127.0.5.1:8080"), netip.MustParseAddrPort("127.0.0.1:40001")}: {},
-	}
-	if diff := cmp.Diff(want, got, cmp.Comparer(func(a, b netip.AddrPort) bool { return a == b })); diff != "" {
-		t.Errorf("sample (-want +got):\n%s", diff)
-	}
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = io.WriteString(w, "ok")
+	}))
+	srv.Listener = ln
+	srv.Start()
+	t.Cleanup(srv.Close)
+	return int32(ln.Addr().(*net.TCPAddr).Port)
+}
 
-	// Without a pod IP every local address counts.
-	got, err = sample(p.dir, netip.Addr{}, []int32{8080})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(got) != 3 {
-		t.Errorf("sample without a pod IP kept %d connections, want 3", len(got))
+// alb sends requests to the pod over one kept-alive connection from the
+// address from, until stop is closed, and records when its last request was sent.
+type alb struct {
+	mu       sync.Mutex
+	lastSent time.Time
+	done     chan struct{}
+}
+
+func startALB(t *testing.T, from, podIP string, port int32, stop <-chan struct{}) *alb {
+	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}}
+	tr := &http.Transport{DialContext: d.DialContext, MaxConnsPerHost: 1}
+	t.Cleanup(tr.CloseIdleConnections)
+	url := "http://" + net.JoinHostPort(podIP, strconv.Itoa(int(port))) + "/"
+	a := &alb{done: make(chan struct{})}
+	sent := make(chan struct{})
+	go func() {
+		defer close(a.done)
+		tick := time.NewTicker(10 * time.Millisecond)
+		defer tick.Stop()
+		for first := true; ; first = false {
+			a.mu.Lock()
+			a.lastSent = time.Now()
+			a.mu.Unlock()
+			if resp, err := (&http.Client{Transport: tr}).Get(url); err == nil {
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+			}
+			if first {
+				close(sent)
+			}
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	<-sent // the kept-alive connection exists before the hold
+	t.Cleanup(func() { <-a.done })
+	return a
+}
+
+func (a *alb) last() time.Time {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.lastSent
+}
+
+// deregistering answers like the watcher under the "quiet" policy, once
+// the load balancer lb (if any) has stopped sending.
+func deregistering(bound time.Duration, stop chan struct{}, lb **alb) func(int, http.ResponseWriter, *http.Request) {
+	var once sync.Once
+	return func(_ int, w http.ResponseWriter, _ *http.Request) {
+		once.Do(func() { close(stop) })
+		if *lb != nil {
+			<-(*lb).done
+		}
+		_ = jsonAnswer(w, contract.HoldResponse{
+			Outcome: contract.OutcomeDeregistering,
+			Traffic: &contract.Traffic{BoundMillis: bound.Milliseconds()},
+		})
 	}
 }
 
-func TestNewConnectionRestartsTheQuietPeriod(t *testing.T) {
-	p := newProcRoot(t)
-	p.add("127.0.5.1:8080", "127.0.0.1:40000", 0x01)
-	opts := quietOpts(t)
-	opts.ProcRoot = p.dir
+func TestQuietPolicyReleasesOnceRequestsStop(t *testing.T) {
+	const podIP, lbIP = "127.0.31.1", "127.0.31.2"
+	port := servePod(t, podIP)
+	stop := make(chan struct{})
+	lb := startALB(t, lbIP, podIP, port, stop)
+	// The load balancer sends until the watcher answers, as during the
+	// propagation lag, and stops before the answer.
+	f, url := startWatcher(t, deregistering(time.Minute, stop, &lb))
+	spec := waitSpec(time.Minute, time.Minute)
+	spec.Ports = []int32{port}
+	spec.QuietPeriod = 100 * time.Millisecond
+	env := podEnv(url)
+	env.PodIP = netip.MustParseAddr(podIP)
+
+	res, err := Run(context.Background(), spec, env, quietOpts(t))
+	released := time.Now()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Outcome != contract.OutcomeQuiet || !res.Quiet || res.Signal != contract.SignalSockDiag {
+		t.Fatalf("Run = %+v, want quiet through sock_diag", res)
+	}
+	if quiet := released.Sub(lb.last()); quiet < spec.QuietPeriod {
+		t.Errorf("released %v after the last request on the kept-alive connection, within the %v quiet period", quiet, spec.QuietPeriod)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.ends) != 1 || f.ends[0].Outcome != contract.OutcomeQuiet || f.ends[0].Name != "web-1" || f.ends[0].QuietMillis != 100 || f.ends[0].Signal != contract.SignalSockDiag {
+		t.Errorf("reported ends %+v, want one quiet end of web-1 after 100ms through sock_diag", f.ends)
+	}
+}
+
+func TestQuietPolicyBoundEndsABusyHold(t *testing.T) {
+	const podIP, lbIP = "127.0.32.1", "127.0.32.2"
+	port := servePod(t, podIP)
+	stop := make(chan struct{})
+	defer close(stop)
+	startALB(t, lbIP, podIP, port, stop)
+	var none *alb
+	f, url := startWatcher(t, deregistering(50*time.Millisecond, make(chan struct{}), &none))
+	spec := waitSpec(time.Minute, time.Minute)
+	spec.Ports = []int32{port}
+	spec.QuietPeriod = time.Hour // never quiet: the bound must end it
+	env := podEnv(url)
+	env.PodIP = netip.MustParseAddr(podIP)
+
+	res, _ := Run(context.Background(), spec, env, quietOpts(t))
+	if res.Outcome != contract.OutcomeBound || res.Quiet {
+		t.Errorf("Run = %+v, want bound", res)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.ends) != 1 || f.ends[0].Outcome != contract.OutcomeBound {
+		t.Errorf("reported ends %+v, want one bound end", f.ends)
+	}
+}
+
+func TestTheQuietPeriodIsSizedByTheTraffic(t *testing.T) {
+	const podIP, lbIP = "127.0.33.1", "127.0.33.2"
+	port := servePod(t, podIP)
+	stop := make(chan struct{})
+	defer close(stop)
+	startALB(t, lbIP, podIP, port, stop)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	w := watchConns(ctx, opts, netip.MustParseAddr("127.0.5.1"), []int32{8080})
-	<-w.ready
-	lastNew := func() time.Time {
-		w.mu.Lock()
-		defer w.mu.Unlock()
-		return w.lastNew
-	}
-	before := lastNew()
-
-	p.add("127.0.5.1:8080", "127.0.0.1:40001", 0x01)
-	deadline := time.Now().Add(10 * time.Second)
-	for !lastNew().After(before) {
-		if time.Now().After(deadline) {
-			t.Fatal("a new connection was never noticed")
-		}
-		time.Sleep(opts.SampleInterval)
-	}
-
-	// With the quiet period longer than what is left of the hold, the
-	// wait ends unquiet; with a short one it ends quiet.
-	short, cancelShort := context.WithTimeout(ctx, 20*time.Millisecond)
-	defer cancelShort()
-	if w.waitQuiet(short, time.Hour) {
-		t.Error("waitQuiet reported a quiet hour within 20ms")
-	}
-	if !w.waitQuiet(ctx, time.Millisecond) {
-		t.Error("waitQuiet(1ms) did not end quiet")
+	w := traffic.Watch(ctx, traffic.SockDiag{}, traffic.Filter{PodIP: netip.MustParseAddr(podIP), Ports: []uint16{uint16(port)}}, 5*time.Millisecond)
+	// Requests every 10ms or so, watched for 200s/100 = 2s: 100 gaps of
+	// that are far from both bounds.
+	p := traffic.Period{Gaps: 100, Min: time.Millisecond, Max: 200 * time.Second}
+	q := w.QuietPeriod(ctx, traffic.Hints{}, p)
+	if q <= p.Min || q >= p.Max {
+		t.Errorf("quiet period %v, want between the bounds for steady traffic", q)
 	}
 }
 
@@ -129,13 +174,22 @@ func TestMaxHoldCutsTheQuietPeriodShort(t *testing.T) {
 	_, url := startWatcher(t, func(_ int, w http.ResponseWriter, _ *http.Request) {
 		answerOutcome(w, contract.OutcomeDeregistered)
 	})
-	p := newProcRoot(t)
-	opts := quietOpts(t)
-	opts.ProcRoot = p.dir
-	spec := waitSpec(50*time.Millisecond, time.Hour)
+	spec := waitSpec(500*time.Millisecond, time.Hour)
 	spec.QuietPeriod = time.Hour
-	res, _ := Run(context.Background(), spec, podEnv(url), opts)
+	res, _ := Run(context.Background(), spec, podEnv(url), quietOpts(t))
 	if res.Outcome != contract.OutcomeDeregistered || res.Quiet {
 		t.Errorf("Run = %+v, want deregistered but not quiet", res)
+	}
+}
+
+func TestFallbackSourceIsReported(t *testing.T) {
+	_, url := startWatcher(t, func(_ int, w http.ResponseWriter, _ *http.Request) {
+		answerOutcome(w, contract.OutcomeDeregistered)
+	})
+	opts := quietOpts(t)
+	opts.Source = traffic.ProcNet{Root: "../procnet/testdata"}
+	res, _ := Run(context.Background(), waitSpec(time.Minute, time.Minute), podEnv(url), opts)
+	if res.Signal != contract.SignalProcNet || !res.Quiet {
+		t.Errorf("Run = %+v, want quiet seen through procnet", res)
 	}
 }

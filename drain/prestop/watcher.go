@@ -125,3 +125,48 @@ func newClient(env Env) (*http.Client, error) {
 	}
 	return &http.Client{Transport: tr}, nil
 }
+
+// reportTimeout bounds the report of a hold's end: it is made after the
+// release, on the pod's way out, and only feeds the watcher's events and
+// metrics.
+const reportTimeout = 2 * time.Second
+
+// reportEnd tells the watcher how a hold it answered with
+// OutcomeDeregistering ended. It is one attempt, bounded by reportTimeout;
+// a failure is only logged.
+func reportEnd(ctx context.Context, env Env, opts Options, end contract.HoldEnd) {
+	if env.WatcherURL == "" {
+		return
+	}
+	end.Namespace, end.Name, end.UID = env.PodNamespace, env.PodName, env.PodUID
+	err := func() error {
+		client, err := newClient(env)
+		if err != nil {
+			return err
+		}
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), reportTimeout)
+		defer cancel()
+		body, err := json.Marshal(end)
+		if err != nil {
+			return err
+		}
+		url := strings.TrimSuffix(env.WatcherURL, "/") + contract.HoldEndPath
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+		if err != nil {
+			return err
+		}
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := client.Do(req)
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != http.StatusNoContent && resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("watcher: %s: %s", resp.Status, readSnippet(resp.Body))
+		}
+		return nil
+	}()
+	if err != nil {
+		opts.Log.Info("could not report the end of the hold", "outcome", end.Outcome, "err", err)
+	}
+}

@@ -22,15 +22,21 @@ const (
 	// settle time, for target groups with long deregistration delays where
 	// waiting them out would hold pods for minutes.
 	PolicyDraining Policy = "draining"
+	// PolicyQuiet hands the hold to the in-pod helper once the target is
+	// draining, unused or absent everywhere (deregistration has begun in
+	// every target group): the helper then releases the pod once no
+	// load-balancer traffic has reached it for its quiet period, within
+	// the hold's bounds.
+	PolicyQuiet Policy = "quiet"
 )
 
 // ParsePolicy reads a policy name from a flag.
 func ParsePolicy(s string) (Policy, error) {
 	switch p := Policy(s); p {
-	case PolicyDeregistered, PolicyDraining:
+	case PolicyDeregistered, PolicyDraining, PolicyQuiet:
 		return p, nil
 	}
-	return "", fmt.Errorf("release policy %q: want %q or %q", s, PolicyDeregistered, PolicyDraining)
+	return "", fmt.Errorf("release policy %q: want %q, %q or %q", s, PolicyQuiet, PolicyDeregistered, PolicyDraining)
 }
 
 // The ELBv2 target states the policy singles out; every other state
@@ -112,14 +118,16 @@ type Decision struct {
 // Decide applies the policy. The pod is released when the target is out of
 // service in every target group; a target still initial, healthy,
 // unhealthy or unavailable is registered (the load balancer controller has
-// not deregistered it yet) and keeps the hold.
+// not deregistered it yet) and keeps the hold. Under PolicyQuiet a target
+// draining everywhere it is not out ends the watcher's part with
+// OutcomeDeregistering, and the helper's quiet period decides.
 func Decide(in Input) Decision {
 	for _, o := range in.Targets {
 		if in.FallbackAfter > 0 && o.Failures >= in.FallbackAfter {
 			return Decision{Release: true, Outcome: contract.OutcomeFallback}
 		}
 	}
-	settled := false
+	settled, draining := false, false
 	for _, o := range in.Targets {
 		switch {
 		case !o.Seen:
@@ -127,6 +135,8 @@ func Decide(in Input) Decision {
 		case IsOut(o):
 		case in.Policy == PolicyDraining && !o.DrainingSince.IsZero() && in.Now.Sub(o.DrainingSince) >= in.Settle:
 			settled = true
+		case in.Policy == PolicyQuiet && !o.DrainingSince.IsZero():
+			draining = true
 		default:
 			return Decision{}
 		}
@@ -134,6 +144,8 @@ func Decide(in Input) Decision {
 	switch {
 	case settled:
 		return Decision{Release: true, Outcome: contract.OutcomeDrainingSettled}
+	case draining:
+		return Decision{Release: true, Outcome: contract.OutcomeDeregistering}
 	case in.WasRegistered:
 		return Decision{Release: true, Outcome: contract.OutcomeDeregistered}
 	default:

@@ -47,6 +47,15 @@ func TestDecide(t *testing.T) {
 		{"settled plus out is settled", PolicyDraining, true, []Observation{drainingFor(time.Minute), seen(StateUnused)}, release(contract.OutcomeDrainingSettled)},
 		{"settled plus healthy holds", PolicyDraining, true, []Observation{drainingFor(time.Minute), seen("healthy")}, hold},
 		{"out under draining policy is deregistered", PolicyDraining, true, []Observation{seen("")}, release(contract.OutcomeDeregistered)},
+		{"draining releases to the helper under quiet", PolicyQuiet, true, []Observation{drainingFor(0)}, release(contract.OutcomeDeregistering)},
+		{"unhealthy.draining too", PolicyQuiet, true, []Observation{{Seen: true, State: StateUnhealthyDraining, DrainingSince: t0}}, release(contract.OutcomeDeregistering)},
+		{"draining plus out under quiet", PolicyQuiet, true, []Observation{drainingFor(time.Second), seen(""), {Seen: true, GroupGone: true}}, release(contract.OutcomeDeregistering)},
+		{"draining plus healthy holds under quiet", PolicyQuiet, true, []Observation{drainingFor(time.Hour), seen("healthy")}, hold},
+		{"draining plus unpolled holds under quiet", PolicyQuiet, true, []Observation{drainingFor(time.Hour), {}}, hold},
+		{"healthy holds under quiet", PolicyQuiet, true, []Observation{seen("healthy")}, hold},
+		{"out everywhere under quiet is deregistered", PolicyQuiet, true, []Observation{seen(StateUnused), seen("")}, release(contract.OutcomeDeregistered)},
+		{"never registered under quiet", PolicyQuiet, false, []Observation{seen("")}, release(contract.OutcomeNotRegistered)},
+		{"failing group falls back under quiet", PolicyQuiet, true, []Observation{drainingFor(0), {Seen: true, Failures: 3}}, release(contract.OutcomeFallback)},
 		{"failures below threshold keep last state", PolicyDeregistered, true, []Observation{{Seen: true, State: "healthy", Failures: 2}}, hold},
 		{"failures at threshold fall back", PolicyDeregistered, true, []Observation{{Seen: true, State: "healthy", Failures: 3}}, release(contract.OutcomeFallback)},
 		{"failing group falls back even if another is unpolled", PolicyDeregistered, true, []Observation{{}, {Failures: 3}}, release(contract.OutcomeFallback)},
@@ -135,7 +144,7 @@ func TestDeadline(t *testing.T) {
 }
 
 func TestParsePolicy(t *testing.T) {
-	for _, s := range []string{"deregistered", "draining"} {
+	for _, s := range []string{"deregistered", "draining", "quiet"} {
 		if p, err := ParsePolicy(s); err != nil || string(p) != s {
 			t.Errorf("ParsePolicy(%q) = %q, %v", s, p, err)
 		}

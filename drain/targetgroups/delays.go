@@ -4,12 +4,10 @@ import (
 	"context"
 	"fmt"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	elbv2 "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
-	"golang.org/x/sync/singleflight"
 )
 
 // AttrDeregistrationDelay is the target-group attribute holding the deregistration delay.
@@ -20,36 +18,21 @@ type AttributesAPI interface {
 	DescribeTargetGroupAttributes(ctx context.Context, in *elbv2.DescribeTargetGroupAttributesInput, optFns ...func(*elbv2.Options)) (*elbv2.DescribeTargetGroupAttributesOutput, error)
 }
 
-// Delays caches target groups' deregistration delays for MaxAge. Holds
-// asking about the same group at once share one request, as a rollout's
-// pods do.
+// Delays caches target groups' deregistration delays for MaxAge.
 type Delays struct {
 	API    AttributesAPI
 	MaxAge time.Duration
 
-	flight singleflight.Group
-	mu     sync.Mutex
-	cache  map[string]cachedDelay
-}
-
-type cachedDelay struct {
-	delay   time.Duration
-	fetched time.Time
+	cache ttlCache[time.Duration]
 }
 
 // DeregistrationDelay returns how long the target group keeps deregistered
 // targets draining.
 func (d *Delays) DeregistrationDelay(ctx context.Context, arn string) (time.Duration, error) {
-	d.mu.Lock()
-	c, ok := d.cache[arn]
-	d.mu.Unlock()
-	if ok && time.Since(c.fetched) < d.MaxAge {
-		return c.delay, nil
-	}
-	v, err, _ := d.flight.Do(arn, func() (any, error) {
+	delay, err := d.cache.get(arn, d.MaxAge, func() (time.Duration, error) {
 		out, err := d.API.DescribeTargetGroupAttributes(ctx, &elbv2.DescribeTargetGroupAttributesInput{TargetGroupArn: aws.String(arn)})
 		if err != nil {
-			return nil, err
+			return 0, err
 		}
 		for _, a := range out.Attributes {
 			if aws.ToString(a.Key) != AttrDeregistrationDelay {
@@ -57,21 +40,14 @@ func (d *Delays) DeregistrationDelay(ctx context.Context, arn string) (time.Dura
 			}
 			secs, err := strconv.Atoi(aws.ToString(a.Value))
 			if err != nil {
-				return nil, fmt.Errorf("%s=%q: %w", AttrDeregistrationDelay, aws.ToString(a.Value), err)
+				return 0, fmt.Errorf("%s=%q: %w", AttrDeregistrationDelay, aws.ToString(a.Value), err)
 			}
-			delay := time.Duration(secs) * time.Second
-			d.mu.Lock()
-			if d.cache == nil {
-				d.cache = map[string]cachedDelay{}
-			}
-			d.cache[arn] = cachedDelay{delay: delay, fetched: time.Now()}
-			d.mu.Unlock()
-			return delay, nil
+			return time.Duration(secs) * time.Second, nil
 		}
-		return nil, fmt.Errorf("target group %s has no %s attribute", arn, AttrDeregistrationDelay)
+		return 0, fmt.Errorf("target group %s has no %s attribute", arn, AttrDeregistrationDelay)
 	})
 	if err != nil {
 		return 0, fmt.Errorf("deregistration delay of %s: %w", arn, err)
 	}
-	return v.(time.Duration), nil
+	return delay, nil
 }

@@ -23,3 +23,6 @@ func (a *Albdrain) RestartWith(ctx context.Context, extraArgs ...string) error {
 	a.args, a.config = args, cfg
 	return a.Start(ctx)
 }
+
+// ReleasePolicy is the watcher's release policy now.
+func (a *Albdrain) ReleasePolicy() string { return string(a.config.Drain.ReleasePolicy) }

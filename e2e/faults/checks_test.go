@@ -145,9 +145,10 @@ func checkOutcomes(t *testing.T, res *scenario.Result, allowed ...contract.Outco
 	if int(total) != len(res.Terminations) {
 		t.Errorf("albdrain_holds_total grew by %v for %d pods terminated", total, len(res.Terminations))
 	}
-	released := rec.Holds[string(contract.OutcomeDeregistered)] + rec.Holds[string(contract.OutcomeNotRegistered)] + rec.Holds[string(contract.OutcomeDrainingSettled)]
+	released := rec.Holds[string(contract.OutcomeQuiet)] + rec.Holds[string(contract.OutcomeDeregistered)] + rec.Holds[string(contract.OutcomeNotRegistered)] + rec.Holds[string(contract.OutcomeDrainingSettled)]
 	for reason, want := range map[string]float64{
 		hold.ReasonHoldReleased: released,
+		hold.ReasonHoldBounded:  rec.Holds[string(contract.OutcomeBound)],
 		hold.ReasonHoldTimedOut: rec.Holds[string(contract.OutcomeTimeout)],
 		hold.ReasonHoldFellBack: rec.Holds[string(contract.OutcomeFallback)],
 	} {

@@ -39,7 +39,7 @@ func TestELBv2Throttled(t *testing.T) {
 	attempts := delta(elbv2Attempts(), before)
 	t.Logf("albdrain's DescribeTargetHealth attempts: %v", attempts)
 	checkBounded(t, res, 3)
-	checkOutcomes(t, res, contract.OutcomeDeregistered, contract.OutcomeTimeout, contract.OutcomeFallback)
+	checkOutcomes(t, res, contract.OutcomeQuiet, contract.OutcomeDeregistered, contract.OutcomeTimeout, contract.OutcomeFallback)
 	if attempts["throttled"] == 0 {
 		t.Error("no DescribeTargetHealth attempt of albdrain's was throttled: the fault missed the watcher")
 	}
@@ -74,7 +74,7 @@ func TestELBv2Outage(t *testing.T) {
 	attempts := delta(elbv2Attempts(), before)
 	t.Logf("albdrain's DescribeTargetHealth attempts: %v", attempts)
 	checkBounded(t, res, 3)
-	checkOutcomes(t, res, contract.OutcomeDeregistered, contract.OutcomeTimeout, contract.OutcomeFallback)
+	checkOutcomes(t, res, contract.OutcomeQuiet, contract.OutcomeDeregistered, contract.OutcomeTimeout, contract.OutcomeFallback)
 	if n := res.Albdrain.Holds[string(contract.OutcomeTimeout)] + res.Albdrain.Holds[string(contract.OutcomeFallback)]; n < 1 {
 		t.Errorf("no hold ended by timeout or fallback: %v", res.Albdrain.Holds)
 	}
@@ -111,7 +111,7 @@ func TestELBv2Latency(t *testing.T) {
 		},
 	})
 	checkBounded(t, res, 2)
-	checkOutcomes(t, res, contract.OutcomeDeregistered, contract.OutcomeTimeout)
+	checkOutcomes(t, res, contract.OutcomeQuiet, contract.OutcomeDeregistered, contract.OutcomeTimeout)
 	slowed := 0
 	for _, c := range res.Calls {
 		if !cluster.IsLBCCall(c) && c.Time.After(from) && c.Time.Before(to) {

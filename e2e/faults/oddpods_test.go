@@ -336,7 +336,15 @@ func TestEphemeralContainerOnAHeldPod(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the pod never terminated: %v", err)
 	}
-	if len(term.Hooks) != 1 || term.Hooks[0].Err != "" || term.Killed || !strings.Contains(term.Hooks[0].Output, "outcome="+string(contract.OutcomeDeregistered)) {
-		t.Errorf("termination %+v: want the hold released on deregistration", term)
+	// Without client traffic the pod's quiet period is its longest, which
+	// the deregistration delay's bound may cut short: either way the hold
+	// ended after deregistration began.
+	out := ""
+	if len(term.Hooks) == 1 {
+		out = term.Hooks[0].Output
+	}
+	released := strings.Contains(out, "outcome="+string(contract.OutcomeQuiet)) || strings.Contains(out, "outcome="+string(contract.OutcomeBound))
+	if len(term.Hooks) != 1 || term.Hooks[0].Err != "" || term.Killed || !released {
+		t.Errorf("termination %+v: want the hold released once deregistering, quiet or at its bound", term)
 	}
 }

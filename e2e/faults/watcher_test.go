@@ -163,7 +163,7 @@ func TestOneOfTwoReplicasKilled(t *testing.T) {
 		},
 	})
 	checkBounded(t, res, 3)
-	checkOutcomes(t, res, contract.OutcomeDeregistered)
+	checkOutcomes(t, res, contract.OutcomeQuiet)
 	checkNoFailures(t, res)
 	if started := res.Albdrain.Events[hold.ReasonHoldStarted]; started <= len(res.Terminations) {
 		t.Errorf("%d HoldStarted events for %d pods: no hold was taken up by the surviving replica", started, len(res.Terminations))
@@ -221,14 +221,14 @@ func TestAPIServerCutOffFromWatcher(t *testing.T) {
 		},
 	})
 	checkBounded(t, res, 4)
-	checkOutcomes(t, res, contract.OutcomeDeregistered)
+	checkOutcomes(t, res, contract.OutcomeQuiet)
 	checkNoFailures(t, res)
 	i := slices.IndexFunc(res.Terminations, func(term kubelet.Termination) bool { return term.UID == duringCut.UID })
 	if i < 0 {
 		t.Fatalf("pod %s, created during the cut, did not terminate", duringCut.Name)
 	}
-	if out := res.Terminations[i].Hooks[0].Output; !strings.Contains(out, "outcome="+string(contract.OutcomeDeregistered)) {
-		t.Errorf("pod %s, created during the cut: the watcher did not release it on deregistration; helper output:\n%s", duringCut.Name, out)
+	if out := res.Terminations[i].Hooks[0].Output; !strings.Contains(out, "outcome="+string(contract.OutcomeQuiet)) {
+		t.Errorf("pod %s, created during the cut: not released once deregistering and quiet; helper output:\n%s", duringCut.Name, out)
 	}
 }
 

@@ -34,6 +34,7 @@ import (
 	"github.com/albdrain/albdrain/drain/hold"
 	"github.com/albdrain/albdrain/drain/metrics"
 	"github.com/albdrain/albdrain/drain/prestop"
+	"github.com/albdrain/albdrain/drain/release"
 	"github.com/albdrain/albdrain/e2e/albemu"
 	"github.com/albdrain/albdrain/e2e/kubetest"
 	"github.com/albdrain/albdrain/internal/contract"
@@ -61,6 +62,7 @@ func TestWatcher(t *testing.T) {
 		"OutageFallsBack":                         testOutageFallsBack,
 		"RestartMidHold":                          testRestartMidHold,
 		"OnePollPerIntervalForManyPods":           testOnePollPerInterval,
+		"QuietOnceTheALBStopsSending":             testQuietOnceTheALBStopsSending,
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
@@ -294,13 +296,16 @@ type scenario struct {
 	api      *apiLog
 	metrics  *metrics.Metrics
 	holdAddr string
+	// policy is the watcher's release policy: deregistered unless a test
+	// is about another, so the other tests see the target leave service.
+	policy release.Policy
 }
 
 const clusterName = "albdrain-test"
 
 func newScenario(t *testing.T, env *kubetest.Env, bindings bool) *scenario {
 	t.Helper()
-	s := &scenario{t: t, env: env, emu: albemu.NewForTest(t, albemu.Options{}), api: &apiLog{}, metrics: metrics.New(), holdAddr: freeAddr(t)}
+	s := &scenario{t: t, env: env, emu: albemu.NewForTest(t, albemu.Options{}), api: &apiLog{}, metrics: metrics.New(), holdAddr: freeAddr(t), policy: release.PolicyDeregistered}
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "drain-"}}
 	s.create(ns)
 	s.ns = ns.Name
@@ -361,6 +366,7 @@ func (s *scenario) startWatcher(m *metrics.Metrics) (stop func()) {
 	cfg.HoldAddr = s.holdAddr
 	cfg.CertDir = "" // plain HTTP: the helper in these tests has no CA to trust
 	cfg.PollInterval = pollInterval
+	cfg.ReleasePolicy = s.policy
 	cfg.APIRate, cfg.APIBurst = 1000, 100
 	cfg.AWSEndpointURL = s.emu.URL()
 	cfg.ClusterName = clusterName

@@ -33,8 +33,11 @@ import (
 	"k8s.io/client-go/tools/cache"
 )
 
-// nodeIP is the node's address: the host's loopback.
-const nodeIP = "127.0.0.1"
+// nodeIP is the node's address: a loopback address of its own, not the
+// 127.0.0.1 the ALB emulator connects from, so that the helper, which
+// ignores the node's connections (the kubelet's probes), sees the
+// emulator's as load-balancer traffic, as pods on a real node would.
+const nodeIP = "127.0.0.2"
 
 // DefaultNodeName is the node's name when Options leave it empty.
 const DefaultNodeName = "local"

@@ -71,7 +71,7 @@ func (r *runner) albdrainRecord(ctx context.Context, before metricSnapshot, term
 	err := poll(ctx, "the watcher's events on every terminated pod", func(ctx context.Context) (bool, error) {
 		var err error
 		events, err = r.events(ctx)
-		ended := events[hold.ReasonHoldReleased] + events[hold.ReasonHoldTimedOut] + events[hold.ReasonHoldFellBack]
+		ended := events[hold.ReasonHoldReleased] + events[hold.ReasonHoldTimedOut] + events[hold.ReasonHoldFellBack] + events[hold.ReasonHoldBounded]
 		return ended >= terminated, err
 	})
 	if err != nil {

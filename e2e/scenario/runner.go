@@ -39,8 +39,19 @@ type plan struct {
 // run sets the workload up, runs traffic through the ALB while p's
 // disruption happens, waits for everything to settle and collects the
 // records.
-func (r *runner) run(ctx context.Context, p plan) (*Result, error) {
+func (r *runner) run(ctx context.Context, p plan) (_ *Result, err error) {
 	res := &Result{Spec: r.spec, Namespace: r.ns}
+	if p := r.spec.ReleasePolicy; p != "" && r.spec.Protection == Albdrain {
+		if was := r.c.Albdrain.ReleasePolicy(); was != p {
+			r.progress("restarting albdrain with --release-policy=%s", p)
+			if err := r.c.Albdrain.RestartWith(ctx, "--release-policy="+p); err != nil {
+				return res, err
+			}
+			defer func() {
+				err = errors.Join(err, r.c.Albdrain.RestartWith(context.WithoutCancel(ctx), "--release-policy="+was))
+			}()
+		}
+	}
 	// Taken before the pods exist, so their admissions count in the run.
 	before, err := snapshotMetrics()
 	if err != nil {

@@ -60,6 +60,10 @@ type Spec struct {
 	Replicas int32
 	// FixedSleep is the preStop sleep under the FixedSleep protection.
 	FixedSleep time.Duration
+	// ReleasePolicy, under the Albdrain protection, is the watcher's
+	// release policy for this run; empty keeps the running one. The
+	// manager is restarted with it before the run and after.
+	ReleasePolicy string
 	// Progress, when set, receives a line at each step and while traffic flows.
 	Progress func(string)
 	// Timeout bounds the run; default 3 minutes.

@@ -2,10 +2,12 @@ package scenario_test
 
 import (
 	"context"
+	"slices"
 	"testing"
 	"time"
 
 	"github.com/albdrain/albdrain/drain/hold"
+	"github.com/albdrain/albdrain/e2e/cluster"
 	"github.com/albdrain/albdrain/e2e/kubelet"
 	"github.com/albdrain/albdrain/e2e/scenario"
 	"github.com/albdrain/albdrain/internal/contract"
@@ -25,6 +27,26 @@ func TestRollingRestart(t *testing.T) {
 		t.Logf("a fixed 3s sleep: %d of %d requests failed", res.Summary.Errors, res.Summary.Requests)
 	})
 	t.Run("albdrain", func(t *testing.T) { expectClean(t, run(t, scenario.Albdrain, scenario.RollingRestart), 3) })
+}
+
+// TestQuietReleasesBeforeTheDeregistrationDelay compares the default policy,
+// quiet, with deregistered on the same rollout under keep-alive traffic:
+// both lose nothing, and every quiet hold is ended by the pod's traffic
+// stopping, not by the target leaving the target group. How much shorter
+// the holds are is measured by make bench, not asserted here.
+func TestQuietReleasesBeforeTheDeregistrationDelay(t *testing.T) {
+	quiet := runSpec(t, scenario.Spec{Protection: scenario.Albdrain, Action: scenario.RollingRestart, ReleasePolicy: "quiet"})
+	expectClean(t, quiet, 3)
+	deregistered := runSpec(t, scenario.Spec{Protection: scenario.Albdrain, Action: scenario.RollingRestart, ReleasePolicy: "deregistered"})
+	expectCleanWith(t, deregistered, 3, contract.OutcomeDeregistered)
+	q, d := median(quiet.Holds()), median(deregistered.Holds())
+	t.Logf("median hold: quiet %s, deregistered %s (deregistration delay %s)", q, d, cluster.DefaultTimings().DeregistrationDelay)
+}
+
+func median(ds []time.Duration) time.Duration {
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	return s[len(s)/2]
 }
 
 func TestScaleDown(t *testing.T) {
@@ -88,10 +110,17 @@ func expectTerminations(t *testing.T, res *scenario.Result, n int) {
 	}
 }
 
-// expectClean is albdrain's claim: no failed request, every pod held by the
-// injected helper until the watcher released it, within the hold's bound,
-// and albdrain's metrics and events saying so.
+// expectClean is albdrain's claim under its default policy, quiet: no
+// failed request, every pod held by the injected helper until it saw no
+// load-balancer traffic for its quiet period, within the hold's bound, and
+// albdrain's metrics and events saying so.
 func expectClean(t *testing.T, res *scenario.Result, terminated int) {
+	t.Helper()
+	expectCleanWith(t, res, terminated, contract.OutcomeQuiet)
+}
+
+// expectCleanWith is expectClean for holds that end with outcome.
+func expectCleanWith(t *testing.T, res *scenario.Result, terminated int, outcome contract.Outcome) {
 	t.Helper()
 	if res.Summary.Errors > 0 {
 		for _, r := range res.Requests {
@@ -122,8 +151,8 @@ func expectClean(t *testing.T, res *scenario.Result, terminated int) {
 	if rec == nil {
 		t.Fatal("albdrain recorded nothing")
 	}
-	if got := rec.Holds[string(contract.OutcomeDeregistered)]; got != float64(terminated) || len(rec.Holds) != 1 {
-		t.Errorf("albdrain_holds_total grew by %v, want %d holds ended %q", rec.Holds, terminated, contract.OutcomeDeregistered)
+	if got := rec.Holds[string(outcome)]; got != float64(terminated) || len(rec.Holds) != 1 {
+		t.Errorf("albdrain_holds_total grew by %v, want %d holds ended %q", rec.Holds, terminated, outcome)
 	}
 	if rec.Injected < float64(res.Spec.Replicas) {
 		t.Errorf("albdrain_webhook_mutations_total{result=injected} grew by %v, want at least %d", rec.Injected, res.Spec.Replicas)

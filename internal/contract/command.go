@@ -29,6 +29,13 @@ const (
 	ModeKey = "albdrain.io/mode"
 	// MaxHoldKey is the pod annotation overriding the maximum hold, in seconds.
 	MaxHoldKey = "albdrain.io/max-hold-seconds"
+	// QuietGapsKey is the pod annotation overriding k, the quiet period in
+	// mean gaps between the load balancer's requests to the pod.
+	QuietGapsKey = "albdrain.io/quiet-gaps"
+	// QuietPeriodKey is the pod annotation overriding the shortest quiet period, in seconds.
+	QuietPeriodKey = "albdrain.io/quiet-period-seconds"
+	// QuietPeriodMaxKey is the pod annotation overriding the longest quiet period, in seconds.
+	QuietPeriodMaxKey = "albdrain.io/quiet-period-max-seconds"
 	// ManagedLabel marks pods the webhook mutated so the watcher caches only those.
 	ManagedLabel = "albdrain.io/managed"
 	// InjectedKey is the annotation recording what was injected and why.
@@ -51,7 +58,10 @@ const (
 	EnvPodNamespace = "ALBDRAIN_POD_NAMESPACE"
 	EnvPodUID       = "ALBDRAIN_POD_UID"
 	EnvPodIP        = "ALBDRAIN_POD_IP"
-	EnvWatcherURL   = "ALBDRAIN_WATCHER_URL"
+	// EnvHostIP is the node's IP (status.hostIP): the kubelet's probes come
+	// from it, so the helper does not count them as load-balancer traffic.
+	EnvHostIP     = "ALBDRAIN_HOST_IP"
+	EnvWatcherURL = "ALBDRAIN_WATCHER_URL"
 	// EnvWatcherCA optionally holds the PEM bundle the helper trusts for an https watcher URL.
 	EnvWatcherCA = "ALBDRAIN_WATCHER_CA"
 )
@@ -90,8 +100,15 @@ type Spec struct {
 	MaxHold time.Duration
 	// Fallback is how long to sleep when the watcher cannot answer; never past MaxHold.
 	Fallback time.Duration
-	// QuietPeriod is how long the pod must accept no new connection on Ports before release.
+	// QuietPeriod is the shortest time the pod must receive no load-balancer
+	// traffic on Ports before release.
 	QuietPeriod time.Duration
+	// QuietGaps is k: the quiet period is k mean gaps between the load
+	// balancer's arrivals seen at the start of the hold, within QuietPeriod
+	// and QuietPeriodMax. Zero makes the quiet period QuietPeriod.
+	QuietGaps int
+	// QuietPeriodMax is the longest quiet period; zero means QuietPeriod.
+	QuietPeriodMax time.Duration
 	// Ports are the container ports the load balancer targets.
 	Ports []int32
 	// Then is the container's own preStop, run after the hold; nil when it had none.
@@ -107,6 +124,9 @@ func (s Spec) Command(path string) []string {
 	cmd := []string{path, sub, "--max-hold=" + s.MaxHold.String()}
 	if s.Mode == ModeWait {
 		cmd = append(cmd, "--fallback="+s.Fallback.String(), "--quiet-period="+s.QuietPeriod.String())
+		if s.QuietGaps > 0 {
+			cmd = append(cmd, "--quiet-gaps="+strconv.Itoa(s.QuietGaps), "--quiet-period-max="+s.QuietPeriodMax.String())
+		}
 		for _, p := range s.Ports {
 			cmd = append(cmd, "--port="+strconv.Itoa(int(p)))
 		}
@@ -138,6 +158,8 @@ func Parse(args []string) (Spec, error) {
 	fs.DurationVar(&s.MaxHold, "max-hold", 0, "")
 	fs.DurationVar(&s.Fallback, "fallback", 0, "")
 	fs.DurationVar(&s.QuietPeriod, "quiet-period", 0, "")
+	fs.IntVar(&s.QuietGaps, "quiet-gaps", 0, "")
+	fs.DurationVar(&s.QuietPeriodMax, "quiet-period-max", 0, "")
 	fs.Func("port", "", func(v string) error {
 		p, err := strconv.ParseUint(v, 10, 16)
 		if err != nil || p == 0 {
@@ -165,8 +187,11 @@ func Parse(args []string) (Spec, error) {
 	if s.MaxHold <= 0 {
 		return Spec{}, errors.New("max-hold must be positive")
 	}
-	if s.Fallback < 0 || s.QuietPeriod < 0 {
-		return Spec{}, errors.New("fallback and quiet-period must not be negative")
+	if s.Fallback < 0 || s.QuietPeriod < 0 || s.QuietGaps < 0 {
+		return Spec{}, errors.New("fallback, quiet-period and quiet-gaps must not be negative")
+	}
+	if s.QuietGaps > 0 && s.QuietPeriodMax < s.QuietPeriod {
+		return Spec{}, errors.New("quiet-period-max must be at least quiet-period")
 	}
 	return s, nil
 }

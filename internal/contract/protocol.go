@@ -36,12 +36,79 @@ type HoldRequest struct {
 	TimeoutMillis int64 `json:"timeoutMillis"`
 }
 
-// HoldResponse ends a hold.
+// HoldEndPath is the path, under EnvWatcherURL, where the helper reports
+// how a hold answered with OutcomeDeregistering ended, as a HoldEnd. The
+// report is best effort: one short request, whose answer is only logged.
+const HoldEndPath = "/v1/hold/end"
+
+// HoldResponse ends the watcher's part of a hold.
 type HoldResponse struct {
 	Outcome Outcome `json:"outcome"`
 	// Message says why, for the helper's log.
 	Message string `json:"message,omitempty"`
+	// Traffic describes the load balancer's traffic to the pod, when the
+	// watcher knows it; the helper's quiet period uses it.
+	Traffic *Traffic `json:"traffic,omitempty"`
 }
+
+// Traffic is what the watcher knows of how the load balancer reaches the
+// pod, from DescribeTargetGroups.
+type Traffic struct {
+	// BoundMillis is how long the helper may wait for quiet after
+	// OutcomeDeregistering: what is left until the watcher's bound (the
+	// deregistration delay plus margin, or the grace period).
+	BoundMillis int64 `json:"boundMillis,omitempty"`
+	// Ports are the pod's registered ports and their kind of traffic.
+	Ports []TrafficPort `json:"ports,omitempty"`
+	// HealthChecks are the target groups' health checks, whose connections
+	// are not traffic.
+	HealthChecks []HealthCheck `json:"healthChecks,omitempty"`
+}
+
+// TrafficPort is a port the load balancer sends to.
+type TrafficPort struct {
+	Port int32 `json:"port"`
+	// Flows is set for a network load balancer (TCP, TLS, UDP): established
+	// flows go on while draining, so only a new flow is traffic. Otherwise
+	// (HTTP, HTTPS, gRPC) any data received is.
+	Flows bool `json:"flows,omitempty"`
+}
+
+// HealthCheck is one target group's health check of the pod.
+type HealthCheck struct {
+	Port int32 `json:"port"`
+	// Protocol is HTTP, HTTPS or TCP.
+	Protocol       string `json:"protocol,omitempty"`
+	Path           string `json:"path,omitempty"`
+	IntervalMillis int64  `json:"intervalMillis,omitempty"`
+}
+
+// HoldEnd is the helper's report of how the quiet wait after
+// OutcomeDeregistering ended.
+type HoldEnd struct {
+	Namespace string `json:"namespace"`
+	Name      string `json:"name"`
+	UID       string `json:"uid,omitempty"`
+	// Outcome is OutcomeQuiet or OutcomeBound.
+	Outcome Outcome `json:"outcome"`
+	// HeldMillis is how long the whole hold lasted, as the helper saw it.
+	HeldMillis int64 `json:"heldMillis"`
+	// QuietMillis is the quiet period the helper waited for.
+	QuietMillis int64 `json:"quietMillis"`
+	// Signal is how the helper saw traffic: SignalSockDiag, SignalProcNet or SignalNone.
+	Signal string `json:"signal"`
+}
+
+// How the helper saw the pod's traffic.
+const (
+	// SignalSockDiag: NETLINK_SOCK_DIAG with tcp_info, so data received on
+	// kept-alive connections counts.
+	SignalSockDiag = "sock_diag"
+	// SignalProcNet: /proc/net/tcp sampling, which sees only new connections.
+	SignalProcNet = "procnet"
+	// SignalNone: no socket table could be read; the quiet period was skipped.
+	SignalNone = "none"
+)
 
 // Outcome is why a hold ended. The values are also metric label values, so
 // the set is closed.
@@ -59,7 +126,20 @@ const (
 	// OutcomeFallback: the watcher could not tell (AWS errors, throttling, an
 	// outage, or it was unreachable); the helper sleeps its fixed fallback.
 	OutcomeFallback Outcome = "fallback"
+	// OutcomeQuiet: deregistration had begun everywhere and no
+	// load-balancer traffic reached the pod for its quiet period (policy
+	// "quiet"); reported by the helper in a HoldEnd.
+	OutcomeQuiet Outcome = "quiet"
+	// OutcomeBound: deregistration had begun everywhere, but the pod's
+	// traffic did not stop before the hold's bound (the deregistration
+	// delay plus margin, max-hold or the grace period); reported in a HoldEnd.
+	OutcomeBound Outcome = "bound"
+	// OutcomeDeregistering is the watcher's answer under policy "quiet":
+	// every target group reports the target draining, unused or absent, and
+	// the helper now waits for quiet within Traffic.BoundMillis. It is not
+	// an end: the helper reports the end in a HoldEnd.
+	OutcomeDeregistering Outcome = "deregistering"
 )
 
-// Outcomes lists every outcome, for initialising metrics.
-var Outcomes = []Outcome{OutcomeDeregistered, OutcomeDrainingSettled, OutcomeNotRegistered, OutcomeTimeout, OutcomeFallback}
+// Outcomes lists every outcome that ends a hold, for initialising metrics.
+var Outcomes = []Outcome{OutcomeDeregistered, OutcomeDrainingSettled, OutcomeNotRegistered, OutcomeTimeout, OutcomeFallback, OutcomeQuiet, OutcomeBound}

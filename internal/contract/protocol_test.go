@@ -22,4 +22,22 @@ func TestHoldWireFormat(t *testing.T) {
 	if want := `{"outcome":"draining_settled","message":"m"}`; string(resp) != want {
 		t.Errorf("response = %s, want %s", resp, want)
 	}
+	resp, err = json.Marshal(HoldResponse{Outcome: OutcomeDeregistering, Traffic: &Traffic{
+		BoundMillis:  2000,
+		Ports:        []TrafficPort{{Port: 8080, Flows: true}},
+		HealthChecks: []HealthCheck{{Port: 8080, Protocol: "HTTP", Path: "/healthz", IntervalMillis: 5000}},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `{"outcome":"deregistering","traffic":{"boundMillis":2000,"ports":[{"port":8080,"flows":true}],"healthChecks":[{"port":8080,"protocol":"HTTP","path":"/healthz","intervalMillis":5000}]}}`; string(resp) != want {
+		t.Errorf("response = %s, want %s", resp, want)
+	}
+	end, err := json.Marshal(HoldEnd{Namespace: "shop", Name: "web-1", UID: "u", Outcome: OutcomeQuiet, HeldMillis: 4000, QuietMillis: 1000, Signal: SignalSockDiag})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `{"namespace":"shop","name":"web-1","uid":"u","outcome":"quiet","heldMillis":4000,"quietMillis":1000,"signal":"sock_diag"}`; string(end) != want {
+		t.Errorf("end = %s, want %s", end, want)
+	}
 }

@@ -102,12 +102,15 @@ func holdContainer(c *corev1.Container, ov overrides, o Options, ports []int32) 
 		resolveNamedPort(own.HTTPGet, c.Ports)
 	}
 	spec := contract.Spec{
-		Mode:        ov.mode,
-		MaxHold:     ov.maxHold,
-		Fallback:    min(o.Fallback, ov.maxHold),
-		QuietPeriod: min(o.QuietPeriod, ov.maxHold/2),
-		Ports:       ports,
-		Then:        toHandler(own),
+		Mode:     ov.mode,
+		MaxHold:  ov.maxHold,
+		Fallback: min(o.Fallback, ov.maxHold),
+		// The quiet period leaves at least half the hold to the rest.
+		QuietPeriod:    min(ov.quietMin, ov.maxHold/2),
+		QuietGaps:      ov.quietGaps,
+		QuietPeriodMax: min(ov.quietMax, ov.maxHold/2),
+		Ports:          ports,
+		Then:           toHandler(own),
 	}
 	c.Lifecycle.PreStop = &corev1.LifecycleHandler{Exec: &corev1.ExecAction{Command: spec.Command(contract.HelperPath)}}
 	addMount(c)
@@ -187,6 +190,7 @@ func addEnv(c *corev1.Container, o Options) {
 		{Name: contract.EnvPodNamespace, ValueFrom: field("metadata.namespace")},
 		{Name: contract.EnvPodUID, ValueFrom: field("metadata.uid")},
 		{Name: contract.EnvPodIP, ValueFrom: field("status.podIP")},
+		{Name: contract.EnvHostIP, ValueFrom: field("status.hostIP")},
 		{Name: contract.EnvWatcherURL, Value: o.WatcherURL},
 	}
 	if o.WatcherCA != "" {

@@ -23,6 +23,8 @@ func testOptions() Options {
 		Sleep:           30 * time.Second,
 		Fallback:        30 * time.Second,
 		QuietPeriod:     3 * time.Second,
+		QuietGaps:       15,
+		QuietPeriodMax:  30 * time.Second,
 		ShutdownBudget:  30 * time.Second,
 		HelperImage:     "albdrain:test",
 		HelperImagePath: "/albdrain-hold",
@@ -82,7 +84,7 @@ func TestApplyWaitModeFull(t *testing.T) {
 			Containers: []corev1.Container{{
 				Name: "app", Image: "app:1", Ports: []corev1.ContainerPort{port("http", 8080)},
 				Lifecycle: &corev1.Lifecycle{PreStop: &corev1.LifecycleHandler{Exec: &corev1.ExecAction{Command: []string{
-					"/opt/albdrain/albdrain-hold", "wait", "--max-hold=5m30s", "--fallback=30s", "--quiet-period=3s", "--port=8080",
+					"/opt/albdrain/albdrain-hold", "wait", "--max-hold=5m30s", "--fallback=30s", "--quiet-period=3s", "--quiet-gaps=15", "--quiet-period-max=30s", "--port=8080",
 				}}}},
 				VolumeMounts: []corev1.VolumeMount{{Name: contract.VolumeName, MountPath: contract.MountPath, ReadOnly: true}},
 				Env: []corev1.EnvVar{
@@ -90,6 +92,7 @@ func TestApplyWaitModeFull(t *testing.T) {
 					{Name: contract.EnvPodNamespace, ValueFrom: field("metadata.namespace")},
 					{Name: contract.EnvPodUID, ValueFrom: field("metadata.uid")},
 					{Name: contract.EnvPodIP, ValueFrom: field("status.podIP")},
+					{Name: contract.EnvHostIP, ValueFrom: field("status.hostIP")},
 					{Name: contract.EnvWatcherURL, Value: "https://albdrain.albdrain.svc:8443"},
 				},
 			}},
@@ -148,7 +151,7 @@ func TestApply(t *testing.T) {
 		c.Lifecycle = &corev1.Lifecycle{PreStop: h}
 		return c
 	}
-	waitArgs := []string{"wait", "--max-hold=5m30s", "--fallback=30s", "--quiet-period=3s"}
+	waitArgs := []string{"wait", "--max-hold=5m30s", "--fallback=30s", "--quiet-period=3s", "--quiet-gaps=15", "--quiet-period-max=30s"}
 	tests := []struct {
 		name    string
 		pod     *corev1.Pod
@@ -248,6 +251,29 @@ func TestApply(t *testing.T) {
 				PreStops: map[string]*corev1.LifecycleHandler{"app": {Sleep: &corev1.SleepAction{Seconds: 45}}}},
 		},
 		{
+			name: "pod annotations size the quiet period",
+			pod: func() *corev1.Pod {
+				p := podWith(container("app", port("http", 8080)))
+				p.Annotations = map[string]string{contract.QuietGapsKey: "20", contract.QuietPeriodKey: "2", contract.QuietPeriodMaxKey: " 60 "}
+				return p
+			}(),
+			targets: []lbc.Backend{tgbTarget},
+			want: view{Injected: true, Managed: true, Inits: []string{"albdrain-init"}, Gates: []string{gate}, Grace: ptr.To[int64](360),
+				PreStops: map[string]*corev1.LifecycleHandler{"app": execHold("wait", "--max-hold=5m30s", "--fallback=30s",
+					"--quiet-period=2s", "--quiet-gaps=20", "--quiet-period-max=1m0s", "--port=8080")}},
+		},
+		{
+			name: "a fixed quiet period, capped at half a short hold",
+			pod: func() *corev1.Pod {
+				p := podWith(container("app", port("http", 8080)))
+				p.Annotations = map[string]string{contract.QuietGapsKey: "0", contract.MaxHoldKey: "40"}
+				return p
+			}(),
+			targets: []lbc.Backend{tgbTarget},
+			want: view{Injected: true, Managed: true, Inits: []string{"albdrain-init"}, Gates: []string{gate}, Grace: ptr.To[int64](70),
+				PreStops: map[string]*corev1.LifecycleHandler{"app": execHold("wait", "--max-hold=40s", "--fallback=30s", "--quiet-period=3s", "--port=8080")}},
+		},
+		{
 			name: "a longer grace period is never lowered",
 			pod: func() *corev1.Pod {
 				p := podWith(container("app", port("http", 8080)))
@@ -305,6 +331,13 @@ func TestApplyRejectsInvalidOverrides(t *testing.T) {
 		{contract.MaxHoldKey: "-5"},
 		{contract.MaxHoldKey: "99999"},
 		{contract.MaxHoldKey: "30s"},
+		{contract.QuietGapsKey: "-1"},
+		{contract.QuietGapsKey: "1001"},
+		{contract.QuietGapsKey: "2.5"},
+		{contract.QuietPeriodKey: "1s"},
+		{contract.QuietPeriodMaxKey: "99999"},
+		{contract.QuietPeriodKey: "40", contract.QuietPeriodMaxKey: "20"},
+		{contract.QuietPeriodKey: "31"},
 	} {
 		pod := podWith(container("app", port("http", 8080)))
 		pod.Annotations = ann
@@ -335,6 +368,10 @@ func TestOptionsValidate(t *testing.T) {
 		"no helper image":      func(o *Options) { o.HelperImage = "" },
 		"no watcher":           func(o *Options) { o.WatcherURL = "" },
 		"hold past the limit":  func(o *Options) { o.MaxHold = 2 * time.Hour },
+		"negative gaps":        func(o *Options) { o.QuietGaps = -1 },
+		"too many gaps":        func(o *Options) { o.QuietGaps = MaxQuietGaps + 1 },
+		"max below min":        func(o *Options) { o.QuietPeriodMax = time.Second },
+		"max past the limit":   func(o *Options) { o.QuietPeriodMax = 2 * time.Hour },
 	} {
 		o := testOptions()
 		mod(&o)

@@ -34,8 +34,14 @@ type Options struct {
 	Sleep time.Duration
 	// Fallback is the helper's sleep when the watcher cannot answer.
 	Fallback time.Duration
-	// QuietPeriod is how long the pod must see no new connection before release.
+	// QuietPeriod is the shortest time the pod must receive no
+	// load-balancer traffic before release.
 	QuietPeriod time.Duration
+	// QuietGaps is k: the quiet period is k mean gaps between the load
+	// balancer's arrivals, within QuietPeriod and QuietPeriodMax.
+	QuietGaps int
+	// QuietPeriodMax is the longest quiet period; zero means QuietPeriod.
+	QuietPeriodMax time.Duration
 	// ShutdownBudget is the time the application gets after the hold, on top of it in the grace period.
 	ShutdownBudget time.Duration
 	// HelperImage is the albdrain image the init container copies the helper from.
@@ -70,6 +76,14 @@ func (o Options) Validate() error {
 	if o.QuietPeriod < 0 || o.QuietPeriod >= o.MaxHold {
 		errs = append(errs, fmt.Errorf("quiet period %v: want 0 to below max hold (%v)", o.QuietPeriod, o.MaxHold))
 	}
+	if o.QuietGaps < 0 || o.QuietGaps > MaxQuietGaps {
+		errs = append(errs, fmt.Errorf("quiet gaps %d: want 0 to %d", o.QuietGaps, MaxQuietGaps))
+	}
+	// A longest quiet period above half a pod's hold is capped to it when
+	// injected, as the quiet period is.
+	if o.QuietPeriodMax != 0 && (o.QuietPeriodMax < o.QuietPeriod || o.QuietPeriodMax > MaxHoldLimit) {
+		errs = append(errs, fmt.Errorf("longest quiet period %v: want from the quiet period (%v) to %v", o.QuietPeriodMax, o.QuietPeriod, MaxHoldLimit))
+	}
 	if o.ShutdownBudget < 0 || o.ShutdownBudget%time.Second != 0 {
 		errs = append(errs, fmt.Errorf("shutdown budget %v: want whole non-negative seconds", o.ShutdownBudget))
 	}
@@ -83,16 +97,23 @@ func (o Options) Validate() error {
 	return errors.Join(errs...)
 }
 
+// MaxQuietGaps caps k: beyond it the quiet period is the maximum for any
+// traffic the helper can observe.
+const MaxQuietGaps = 1000
+
 // overrides are a pod's own choices, read from its annotations.
 type overrides struct {
 	mode    contract.Mode
 	maxHold time.Duration
+	// quietGaps, quietMin and quietMax size the quiet period.
+	quietGaps          int
+	quietMin, quietMax time.Duration
 }
 
 // readOverrides applies the pod's annotations to the defaults; a malformed
 // value is an error so a typo is refused at admission instead of silently ignored.
 func readOverrides(ann map[string]string, o Options) (overrides, error) {
-	ov := overrides{mode: o.Mode, maxHold: o.MaxHold}
+	ov := overrides{mode: o.Mode, maxHold: o.MaxHold, quietGaps: o.QuietGaps, quietMin: o.QuietPeriod, quietMax: max(o.QuietPeriodMax, o.QuietPeriod)}
 	if o.Mode == contract.ModeSleep {
 		ov.maxHold = o.Sleep
 	}
@@ -118,5 +139,33 @@ func readOverrides(ann map[string]string, o Options) (overrides, error) {
 		}
 		ov.maxHold = time.Duration(n) * time.Second
 	}
-	return ov, nil
+	return ov, readQuietOverrides(ann, &ov)
+}
+
+// readQuietOverrides applies the pod's quiet-period annotations.
+func readQuietOverrides(ann map[string]string, ov *overrides) error {
+	limit := int64(MaxHoldLimit / time.Second)
+	for _, a := range []struct {
+		key    string
+		lo, hi int64
+		set    func(int64)
+	}{
+		{contract.QuietGapsKey, 0, MaxQuietGaps, func(n int64) { ov.quietGaps = int(n) }},
+		{contract.QuietPeriodKey, 0, limit, func(n int64) { ov.quietMin = time.Duration(n) * time.Second }},
+		{contract.QuietPeriodMaxKey, 0, limit, func(n int64) { ov.quietMax = time.Duration(n) * time.Second }},
+	} {
+		v, ok := ann[a.key]
+		if !ok {
+			continue
+		}
+		n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+		if err != nil || n < a.lo || n > a.hi {
+			return fmt.Errorf("annotation %s=%q: want a whole number from %d to %d", a.key, v, a.lo, a.hi)
+		}
+		a.set(n)
+	}
+	if ov.quietMin > ov.quietMax {
+		return fmt.Errorf("quiet period %v (%s) above the longest quiet period %v (%s)", ov.quietMin, contract.QuietPeriodKey, ov.quietMax, contract.QuietPeriodMaxKey)
+	}
+	return nil
 }

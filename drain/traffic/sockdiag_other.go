@@ -1,0 +1,18 @@
+//go:build !linux
+
+package traffic
+
+import (
+	"errors"
+
+	"github.com/albdrain/albdrain/internal/contract"
+)
+
+// SockDiag is Linux's NETLINK_SOCK_DIAG, absent here.
+type SockDiag struct{}
+
+// Signal implements Source.
+func (SockDiag) Signal() string { return contract.SignalSockDiag }
+
+// Sockets implements Source.
+func (SockDiag) Sockets() ([]Socket, error) { return nil, errors.New("sock_diag: Linux only") }

@@ -1,0 +1,224 @@
+package traffic
+
+import (
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+var t0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+
+func at(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
+
+func sock(local, remote string, state uint8, info *Info) Socket {
+	return Socket{Local: netip.MustParseAddrPort(local), Remote: netip.MustParseAddrPort(remote), State: state, Info: info}
+}
+
+func data(agoMs int, bytes uint64) *Info {
+	return &Info{LastDataRecv: time.Duration(agoMs) * time.Millisecond, BytesReceived: bytes, Counters: true}
+}
+
+func TestFilter(t *testing.T) {
+	f := Filter{PodIP: netip.MustParseAddr("10.0.0.5"), NodeIP: netip.MustParseAddr("10.0.9.9"), Ports: []uint16{8080}}
+	got := map[string]bool{}
+	for name, s := range map[string]Socket{
+		"load balancer":      sock("10.0.0.5:8080", "10.0.1.1:40000", stateEstablished, nil),
+		"listener":           sock("10.0.0.5:8080", "0.0.0.0:0", stateListen, nil),
+		"other port":         sock("10.0.0.5:9090", "10.0.1.1:40000", stateEstablished, nil),
+		"outbound":           sock("10.0.0.5:40000", "10.0.1.1:8080", stateEstablished, nil),
+		"kubelet probe":      sock("10.0.0.5:8080", "10.0.9.9:40000", stateEstablished, nil),
+		"sidecar":            sock("127.0.0.1:8080", "127.0.0.1:40000", stateEstablished, nil),
+		"pod to its own IP":  sock("10.0.0.5:8080", "10.0.0.5:40000", stateEstablished, nil),
+		"another local addr": sock("10.0.0.6:8080", "10.0.1.1:40000", stateEstablished, nil),
+	} {
+		got[name] = f.accepts(s)
+	}
+	want := map[string]bool{"load balancer": true, "listener": false, "other port": false, "outbound": false,
+		"kubelet probe": false, "sidecar": false, "pod to its own IP": false, "another local addr": false}
+	if d := cmp.Diff(want, got); d != "" {
+		t.Errorf("accepts (-want +got):\n%s", d)
+	}
+}
+
+func TestPeriodSize(t *testing.T) {
+	p := Period{Gaps: 5, Min: time.Second, Max: 20 * time.Second}
+	got := map[time.Duration]time.Duration{}
+	for _, gap := range []time.Duration{time.Millisecond, 500 * time.Millisecond, 2 * time.Second, time.Minute} {
+		got[gap] = p.Size(gap)
+	}
+	want := map[time.Duration]time.Duration{time.Millisecond: time.Second, 500 * time.Millisecond: 2500 * time.Millisecond,
+		2 * time.Second: 10 * time.Second, time.Minute: 20 * time.Second}
+	if d := cmp.Diff(want, got); d != "" {
+		t.Errorf("Size (-want +got):\n%s", d)
+	}
+	if fixed := (Period{Min: 3 * time.Second, Max: time.Minute}).Size(time.Hour); fixed != 3*time.Second {
+		t.Errorf("without gaps the period is %v, want the minimum", fixed)
+	}
+	if w := p.window(); w != 4*time.Second {
+		t.Errorf("window %v, want max/gaps", w)
+	}
+}
+
+// verdict is what a tracker says at a time.
+type verdict struct {
+	Last    time.Time
+	Gap     time.Duration
+	Pending int
+}
+
+func TestTrackerVerdicts(t *testing.T) {
+	const pod, lb = "10.0.0.5:8080", "10.0.1.1:"
+	hc := Hints{HealthChecks: []HealthCheck{{Port: 8080, MaxBytes: 200, Interval: time.Second}}}
+	nlb := Hints{Flows: []uint16{8080}}
+	tests := []struct {
+		name    string
+		samples map[int][]Socket // by ms after t0
+		hints   Hints
+		now     int
+		want    verdict
+	}{{
+		name: "requests on a kept-alive connection",
+		samples: map[int][]Socket{
+			0:   {sock(pod, lb+"1", stateEstablished, data(300, 1000))},
+			100: {sock(pod, lb+"1", stateEstablished, data(10, 1200))},
+			200: {sock(pod, lb+"1", stateEstablished, data(30, 1400))},
+			300: {sock(pod, lb+"1", stateEstablished, data(130, 1400))},
+		},
+		now:  400,
+		want: verdict{Last: at(170), Gap: 200 * time.Millisecond},
+	}, {
+		name: "every data segment is a request",
+		samples: map[int][]Socket{
+			0:   {sock(pod, lb+"1", stateEstablished, &Info{LastDataRecv: time.Second, BytesReceived: 1000, Counters: true, DataSegsIn: 10})},
+			100: {sock(pod, lb+"1", stateEstablished, &Info{LastDataRecv: 0, BytesReceived: 2000, Counters: true, DataSegsIn: 19})},
+		},
+		now:  100,
+		want: verdict{Last: at(100), Gap: 100 * time.Millisecond / 9},
+	}, {
+		name: "a peer's FIN is not data",
+		samples: map[int][]Socket{
+			0:   {sock(pod, lb+"1", stateEstablished, &Info{LastDataRecv: time.Second, BytesReceived: 1000, Counters: true, DataSegsIn: 5}), sock(pod, lb+"2", stateEstablished, data(1000, 500))},
+			100: {sock(pod, lb+"1", 8, &Info{LastDataRecv: time.Second, BytesReceived: 1001, Counters: true, DataSegsIn: 5}), sock(pod, lb+"2", 8, data(1100, 501))},
+		},
+		now:  200,
+		want: verdict{Last: at(0), Gap: 1200 * time.Millisecond},
+	}, {
+		name: "an idle connection: the silence before the hold counts",
+		samples: map[int][]Socket{
+			0:   {sock(pod, lb+"1", stateEstablished, data(5000, 1000))},
+			100: {sock(pod, lb+"1", stateEstablished, data(5100, 1000))},
+		},
+		now:  1000,
+		want: verdict{Last: at(0), Gap: 6 * time.Second},
+	}, {
+		name: "without counters, a moving last-data time is data",
+		samples: map[int][]Socket{
+			0:   {sock(pod, lb+"1", stateEstablished, &Info{LastDataRecv: 300 * time.Millisecond})},
+			100: {sock(pod, lb+"1", stateEstablished, &Info{LastDataRecv: 50 * time.Millisecond})},
+			200: {sock(pod, lb+"1", stateEstablished, &Info{LastDataRecv: 150 * time.Millisecond})},
+		},
+		now:  200,
+		want: verdict{Last: at(50), Gap: 200 * time.Millisecond},
+	}, {
+		name: "health checks come and go",
+		samples: map[int][]Socket{
+			0:   nil,
+			100: {sock(pod, lb+"2", stateEstablished, data(1, 120))},
+			200: {sock(pod, lb+"2", 6, nil), sock(pod, lb+"3", 6, nil)},
+			300: {},
+		},
+		hints: hc,
+		now:   300,
+		want:  verdict{Last: at(0), Gap: 300 * time.Millisecond},
+	}, {
+		name: "a new connection carrying more than a health check is traffic",
+		samples: map[int][]Socket{
+			0:   nil,
+			100: {sock(pod, lb+"2", stateEstablished, data(1, 5000))},
+			200: {},
+		},
+		hints: hc,
+		now:   200,
+		want:  verdict{Last: at(99), Gap: 200 * time.Millisecond},
+	}, {
+		name: "a health check still open is pending",
+		samples: map[int][]Socket{
+			0:   nil,
+			100: {sock(pod, lb+"2", stateEstablished, data(1, 100))},
+		},
+		hints: hc,
+		now:   100,
+		want:  verdict{Last: at(99), Gap: 100 * time.Millisecond, Pending: 1},
+	}, {
+		name: "a connection open past the check interval is traffic",
+		samples: map[int][]Socket{
+			0:    nil,
+			100:  {sock(pod, lb+"2", stateEstablished, data(1, 100))},
+			1200: {sock(pod, lb+"2", stateEstablished, data(1101, 100))},
+		},
+		hints: hc,
+		now:   1200,
+		want:  verdict{Last: at(99), Gap: 1200 * time.Millisecond},
+	}, {
+		name: "NLB: data on established flows is not traffic, a new flow is",
+		samples: map[int][]Socket{
+			0:   {sock(pod, lb+"1", stateEstablished, data(5, 1000))},
+			100: {sock(pod, lb+"1", stateEstablished, data(5, 2000))},
+			200: {sock(pod, lb+"1", stateEstablished, data(5, 3000)), sock(pod, lb+"4", stateEstablished, data(50, 0))},
+		},
+		hints: nlb,
+		now:   400,
+		want:  verdict{Last: at(150), Gap: 400 * time.Millisecond},
+	}, {
+		name: "procnet: a new connection is traffic when first seen",
+		samples: map[int][]Socket{
+			0:   {sock(pod, lb+"1", stateEstablished, nil)},
+			100: {sock(pod, lb+"1", stateEstablished, nil), sock(pod, lb+"5", stateEstablished, nil)},
+		},
+		now:  300,
+		want: verdict{Last: at(100), Gap: 300 * time.Millisecond},
+	}}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tr := NewTracker(Filter{PodIP: netip.MustParseAddr("10.0.0.5"), Ports: []uint16{8080}})
+			for ms := 0; ms <= tt.now; ms++ {
+				if socks, ok := tt.samples[ms]; ok {
+					tr.Observe(at(ms), socks)
+				}
+			}
+			now := at(tt.now)
+			got := verdict{Last: tr.LastTraffic(tt.hints, now), Gap: tr.MeanGap(tt.hints, now)}
+			for k, c := range tr.conns {
+				if tt.hints.classify(k, c, now) == kindPending {
+					got.Pending++
+				}
+			}
+			if d := cmp.Diff(tt.want, got); d != "" {
+				t.Errorf("(-want +got):\n%s", d)
+			}
+		})
+	}
+}
+
+func TestTrackerFoldsClosedConnectionsPastItsBound(t *testing.T) {
+	tr := NewTracker(Filter{PodIP: netip.MustParseAddr("10.0.0.5"), Ports: []uint16{8080}})
+	tr.Observe(at(0), nil)
+	var socks []Socket
+	for i := range maxConns + 1 {
+		socks = append(socks, sock("10.0.0.5:8080", netip.AddrPortFrom(netip.MustParseAddr("10.0.1.1"), uint16(i+1)).String(), stateEstablished, nil))
+	}
+	tr.Observe(at(100), socks)
+	tr.Observe(at(200), nil) // all closed
+	tr.Observe(at(300), socks[:1])
+	if len(tr.conns) != 1 {
+		t.Errorf("%d connections tracked after folding, want 1", len(tr.conns))
+	}
+	if n, _ := tr.arrivals(Hints{}, at(300)); n != maxConns+2 {
+		t.Errorf("%d arrivals after folding, want %d", n, maxConns+2)
+	}
+	if last := tr.LastTraffic(Hints{}, at(300)); !last.Equal(at(300)) {
+		t.Errorf("last traffic %v, want the reopened connection's", last)
+	}
+}
