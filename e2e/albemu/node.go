@@ -33,7 +33,9 @@ func (e *Emulator) Zones() []string {
 // nodeKey carries the node a client connection was spread to.
 type nodeKey struct{}
 
-func withNode(ctx context.Context, n int) context.Context { return context.WithValue(ctx, nodeKey{}, n) }
+func withNode(ctx context.Context, n int) context.Context {
+	return context.WithValue(ctx, nodeKey{}, n)
+}
 
 func nodeOf(ctx context.Context) int {
 	n, _ := ctx.Value(nodeKey{}).(int)

@@ -14,14 +14,14 @@ var errDrainCut = errors.New("deregistration delay ended with the request in fli
 // health verdict. It outlives its registration while deregistration
 // propagates. Guarded by Emulator.mu.
 type route struct {
-	target              Target
-	node                int
-	applied             bool   // the node has applied the registration
-	health              string // StateInitial, StateHealthy or StateUnhealthy
-	reason, desc        string // of the latest failing verdict
-	okRun, failRun      int    // consecutive passing and failing checks
-	inflight            map[*exchange]struct{}
-	stopProbes          context.CancelFunc // set once probes started
+	target         Target
+	node           int
+	applied        bool   // the node has applied the registration
+	health         string // StateInitial, StateHealthy or StateUnhealthy
+	reason, desc   string // of the latest failing verdict
+	okRun, failRun int    // consecutive passing and failing checks
+	inflight       map[*exchange]struct{}
+	stopProbes     context.CancelFunc // set once probes started
 }
 
 func newRoute(t Target, node int) *route {

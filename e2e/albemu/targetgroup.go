@@ -13,12 +13,12 @@ import (
 
 // TargetGroupSpec describes a target group to create.
 type TargetGroupSpec struct {
-	Name             string // required: 1-32 alphanumerics or hyphens
-	Port             int32  // default 80
+	Name string // required: 1-32 alphanumerics or hyphens
+	Port int32  // default 80
 	// Protocol is "HTTP" (default) or "HTTPS", served by an ALB listener
 	// (AddListener) that speaks HTTP, or "TCP", served by an NLB listener
 	// (AddNLBListener) that forwards flows.
-	Protocol string
+	Protocol         string
 	VpcID            string // default "vpc-0a1b2c3d4e5f60718"
 	LoadBalancerArns []string
 	Tags             map[string]string
