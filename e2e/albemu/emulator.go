@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -135,7 +136,7 @@ type Emulator struct {
 	stops     []*Stop
 	groups    map[string]*targetGroup // by ARN
 	order     []*targetGroup          // creation order, for paging
-	listeners map[*Listener]struct{}
+	listeners map[io.Closer]struct{}  // ALB and NLB listeners
 	calls     []Call
 	requests  []RequestRecord
 	faults    faultConfig
@@ -161,7 +162,7 @@ func New(opts Options) (*Emulator, error) {
 		lag:         *opts.Lag,
 		lagRand:     newLagRand(opts.Seed),
 		groups:      map[string]*targetGroup{},
-		listeners:   map[*Listener]struct{}{},
+		listeners:   map[io.Closer]struct{}{},
 	}
 	for i := range opts.Nodes {
 		e.nodes = append(e.nodes, &node{index: i, zone: zoneName(opts.Region, i), transport: e.newTargetTransport()})
@@ -200,7 +201,7 @@ func (e *Emulator) Close() error {
 		return nil
 	}
 	e.closed = true
-	listeners := make([]*Listener, 0, len(e.listeners))
+	listeners := make([]io.Closer, 0, len(e.listeners))
 	for l := range e.listeners {
 		listeners = append(listeners, l)
 	}
@@ -216,31 +217,6 @@ func (e *Emulator) Close() error {
 		n.transport.CloseIdleConnections()
 	}
 	return err
-}
-
-// SetPropagationLag makes the propagation lag of later registrations and
-// deregistrations d on every node.
-func (e *Emulator) SetPropagationLag(d time.Duration) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	e.lag = ConstantLag(d)
-}
-
-// SetLag draws the lags of later registrations and deregistrations from m,
-// starting afresh from seed.
-func (e *Emulator) SetLag(m LagModel, seed uint64) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	e.lag, e.lagRand = m, newLagRand(seed)
-}
-
-// drawLagsLocked draws one lag per node. Callers hold e.mu.
-func (e *Emulator) drawLagsLocked() []time.Duration {
-	out := make([]time.Duration, len(e.nodes))
-	for i := range out {
-		out[i] = e.lag.Draw(e.lagRand)
-	}
-	return out
 }
 
 // Wait blocks until cond returns true, re-evaluating it whenever the

@@ -150,3 +150,28 @@ func (e *Emulator) deregisterLocked(tg *targetGroup, targets []Target) *APIError
 	e.notifyLocked()
 	return nil
 }
+
+// SetPropagationLag makes the propagation lag of later registrations and
+// deregistrations d on every node.
+func (e *Emulator) SetPropagationLag(d time.Duration) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.lag = ConstantLag(d)
+}
+
+// SetLag draws the lags of later registrations and deregistrations from m,
+// starting afresh from seed.
+func (e *Emulator) SetLag(m LagModel, seed uint64) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.lag, e.lagRand = m, newLagRand(seed)
+}
+
+// drawLagsLocked draws one lag per node. Callers hold e.mu.
+func (e *Emulator) drawLagsLocked() []time.Duration {
+	out := make([]time.Duration, len(e.nodes))
+	for i := range out {
+		out[i] = e.lag.Draw(e.lagRand)
+	}
+	return out
+}
