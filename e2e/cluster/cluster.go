@@ -46,6 +46,9 @@ type Timings struct {
 	Lag   *albemu.LagModel
 	Seed  uint64
 	Nodes int
+	// HealthCheckDraining keeps the ALB health-checking targets while they
+	// drain; AWS does not document whether it does.
+	HealthCheckDraining bool
 	// DeregistrationDelay is the target groups' draining time.
 	DeregistrationDelay time.Duration
 	// HealthCheckInterval and HealthCheckTimeout are the target groups'
@@ -174,6 +177,7 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 		Lag:                        t.Lag,
 		Seed:                       t.Seed,
 		Nodes:                      t.Nodes,
+		HealthCheckDraining:        t.HealthCheckDraining,
 		ConnectTimeout:             time.Second,
 		IdleTimeout:                10 * time.Second,
 		DefaultDeregistrationDelay: t.DeregistrationDelay,

@@ -47,6 +47,7 @@ type options struct {
 type holdFlags struct {
 	replicas, rollouts, nodes int
 	seed                      uint64
+	hcDraining                bool
 	lag                       albemu.LagModel
 	rate, lowRate             float64
 	settle                    time.Duration
@@ -64,6 +65,7 @@ func main() {
 	flag.Var(&o.holds.lag, "lag", "holds: each ALB node's lag model, e.g. lognormal:median=2s,p99=10s or uniform:min=1s,max=5s")
 	flag.IntVar(&o.holds.nodes, "nodes", 3, "holds: ALB nodes")
 	flag.Uint64Var(&o.holds.seed, "seed", 1, "holds: seed of the lag draws")
+	flag.BoolVar(&o.holds.hcDraining, "hc-draining", false, "holds: the ALB keeps health-checking draining targets")
 	flag.Float64Var(&o.holds.rate, "rate", 40, "holds: traffic in requests per second per pod")
 	flag.Float64Var(&o.holds.lowRate, "low-rate", 2, "holds: traffic of each albdrain policy's extra low-traffic rollout (0: none)")
 	flag.DurationVar(&o.holds.settle, "settle", 0, "holds: the draining policy's --settle-time; 0 is the lag model's p50 for the slowest node plus one poll")
@@ -178,7 +180,7 @@ func run(ctx context.Context, out io.Writer, o options) (err error) {
 func measureHolds(ctx context.Context, ws *cluster.Workspace, o options) (_ *bench.Section, err error) {
 	h := o.holds
 	t := cluster.FieldTimings()
-	t.Lag, t.Nodes, t.Seed = &h.lag, h.nodes, h.seed
+	t.Lag, t.Nodes, t.Seed, t.HealthCheckDraining = &h.lag, h.nodes, h.seed, h.hcDraining
 	ws.Say("hold precision: ALB of %d nodes, lags %s, seed %d", h.nodes, h.lag, h.seed)
 	c, err := ws.StartCluster(ctx, o.goCmd, t)
 	if err != nil {
