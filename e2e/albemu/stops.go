@@ -17,8 +17,9 @@ type Stop struct {
 	Deregistered time.Time
 	// Lags are the lags drawn for the nodes, in node order.
 	Lags []time.Duration
-	// Nodes[i] is when node i removed the target from its routing set;
-	// zero while it still routes to it.
+	// Nodes[i] is when node i applied the deregistration, removing the
+	// target from its routing set (if its registration had reached it);
+	// zero while it may still route new requests to the target.
 	Nodes []time.Time
 }
 
