@@ -58,8 +58,9 @@ func fixedSleep(trueStops []float64, q float64) time.Duration {
 	return time.Duration(max(1, math.Ceil(percentile(trueStops, 100*q)))) * time.Second
 }
 
-// policyFigures adds one policy's figures to s and its targets as table
-// rows, against the hindsight-minimal safe fixed sleep of the same run.
+// policyFigures adds one policy's figures to s and, unless p is the zero
+// policy of the unprotected baseline, its targets as table rows, against
+// the hindsight-minimal safe fixed sleep of the same run.
 func policyFigures(s *Section, name string, p HoldPolicy, pods []podHold, minSafe float64, requests, failed int) {
 	var holds, stops, over []float64
 	podsFailed := 0
@@ -84,6 +85,9 @@ func policyFigures(s *Section, name string, p HoldPolicy, pods []podHold, minSaf
 	s.Add(k("over_hold_median_s"), percentile(over, 50))
 	s.Add(k("over_hold_p99_s"), percentile(over, 99))
 	s.Add(k("ratio_vs_min_safe"), percentile(holds, 50)/minSafe)
+	if p.Name == "" {
+		return // the unprotected baseline: figures, no targets
+	}
 	s.Compare(Comparison{
 		What: name + ": failed requests", Value: float64(failed), Baseline: float64(requests), BaselineWhat: "requests",
 		Target: "0", Met: failed == 0,
