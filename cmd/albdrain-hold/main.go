@@ -1,6 +1,6 @@
 // Command albdrain-hold is the in-pod helper albdrain injects as a
-// container's preStop. See package drain/helper for what it does and
-// drain/holdspec for its command line:
+// container's preStop. See package drain/prestop for what it does and
+// internal/contract for its command line:
 //
 //	albdrain-hold wait --max-hold=D --fallback=D --quiet-period=D --port=N... [--then=JSON]
 //	albdrain-hold sleep --max-hold=D [--then=JSON]

@@ -1,4 +1,4 @@
-// Package holdserver is the watcher's HTTP endpoint for holds. The in-pod
+// Package endpoint is the watcher's HTTP endpoint for holds. The in-pod
 // helper POSTs a hold for its own pod and the response comes back when the
 // pod may stop. Every replica serves it (no leader election): a hold needs no
 // state but the pod and ELBv2, so a dropped hold can be retried anywhere.

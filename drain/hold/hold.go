@@ -1,4 +1,4 @@
-// Package holder runs one hold: it finds the pod's target groups, bounds the
+// Package hold runs one hold: it finds the pod's target groups, bounds the
 // hold, watches the pod's targets through the shared poller and applies the
 // release policy, recording events, metrics and logs. A hold keeps no state
 // outside the call, so a retried hold on a restarted or different replica

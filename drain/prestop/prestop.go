@@ -1,4 +1,4 @@
-// Package helper is the in-pod side of a hold, run as a container's preStop
+// Package prestop is the in-pod side of a hold, run as a container's preStop
 // by the albdrain-hold binary. In wait mode it asks the watcher to hold the
 // pod until the load balancer is done with it, falls back to a fixed sleep
 // when the watcher cannot tell, then waits until the pod has accepted no new

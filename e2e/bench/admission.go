@@ -26,28 +26,46 @@ const (
 // HandlerTargetMicros is the issue's bound on one review's p99.
 const HandlerTargetMicros = 1000
 
+// HandlerAllocTarget is the issue's bound on allocations per review.
+const HandlerAllocTarget = 1000
+
 // MeasureHandler runs BenchmarkAdmission with the go command goCmd and
 // reports its figures: one review through the real handler over a cache of
 // 1,000 Services, 200 Ingresses and 200 TargetGroupBindings, against the
 // same review in an empty namespace.
 func MeasureHandler(ctx context.Context, goCmd string, benchtime string) (*Section, error) {
-	m, err := runBenchmark(ctx, goCmd, harnessDir, handlerBenchmarkPkg, handlerBenchmarkName, benchtime, "p99-us", "baseline-p99-us")
+	m, err := runBenchmark(ctx, goCmd, harnessDir, handlerBenchmarkPkg, handlerBenchmarkName, benchtime,
+		"p99-us", "baseline-p99-us", "own-p99-us", "own-allocs", "baseline-allocs")
 	if err != nil {
 		return nil, err
 	}
 	s := &Section{Name: "webhook", Notes: []string{
 		"handler: `go test -bench " + handlerBenchmarkName + " -benchmem`, one review through the real handler over a real informer cache",
-		"with 1,000 Services, 200 Ingresses and 200 TargetGroupBindings in the pod's namespace; baseline: the same review in an empty namespace",
+		"with 1,000 Services, 200 Ingresses and 200 TargetGroupBindings in the pod's namespace; baselines: the same review in an empty namespace",
+		"(nothing matches, nothing injected) and in a namespace holding only the pod's own Service, binding and Ingress (the same mutation)",
 	}}
 	s.Add("handler_p99_us", m["p99-us"])
 	s.Add("handler_baseline_p99_us", m["baseline-p99-us"])
 	s.Add("handler_mean_us", m["ns/op"]/1000)
 	s.Add("handler_bytes_per_op", m["B/op"])
 	s.Add("handler_allocs_per_op", m["allocs/op"])
+	s.Add("handler_own_p99_us", m["own-p99-us"])
+	s.Add("handler_own_allocs_per_op", m["own-allocs"])
+	s.Add("handler_baseline_allocs_per_op", m["baseline-allocs"])
 	s.Compare(Comparison{
 		What: "admission handler p99 (µs)", Value: m["p99-us"],
 		Baseline: m["baseline-p99-us"], BaselineWhat: "empty namespace",
 		Target: fmt.Sprintf("< %d µs", HandlerTargetMicros), Met: m["p99-us"] < HandlerTargetMicros,
+	})
+	s.Compare(Comparison{
+		What: "admission p99 in a crowded namespace (µs)", Value: m["p99-us"],
+		Baseline: m["own-p99-us"], BaselineWhat: "only the pod's own matches",
+		Target: "within 2x", Met: m["p99-us"] <= 2*m["own-p99-us"],
+	})
+	s.Compare(Comparison{
+		What: "allocations per review, crowded namespace", Value: m["allocs/op"],
+		Baseline: m["own-allocs"], BaselineWhat: "only the pod's own matches",
+		Target: fmt.Sprintf("< %d", HandlerAllocTarget), Met: m["allocs/op"] < HandlerAllocTarget,
 	})
 	return s, nil
 }

@@ -47,12 +47,16 @@ type CreateOptions struct {
 // one is mutated.
 func MeasureCreate(ctx context.Context, o CreateOptions) (_ *Section, err error) {
 	o.Progress("starting kube-apiserver and etcd with albdrain's webhook registered, and albdrain's manager")
-	env, stopEnv, err := kubetest.Run(kubetest.WithTargetGroupBindingCRD(), kubetest.WithMutatingWebhooks(cluster.WebhookConfiguration()))
+	wh, err := cluster.WebhookConfiguration()
+	if err != nil {
+		return nil, err
+	}
+	env, stopEnv, err := kubetest.Run(kubetest.WithTargetGroupBindingCRD(), kubetest.WithMutatingWebhooks(wh))
 	if err != nil {
 		return nil, err
 	}
 	defer func() { err = errors.Join(err, stopEnv()) }()
-	m, err := newManagerSetup(env, o.Manager, o.Dir)
+	m, err := newManagerSetup(ctx, env, o.Manager, o.Dir)
 	if err != nil {
 		return nil, err
 	}

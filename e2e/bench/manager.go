@@ -8,8 +8,14 @@ import (
 
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
+	"github.com/albdrain/albdrain/e2e/cluster"
+	"github.com/albdrain/albdrain/e2e/helmchart"
 	"github.com/albdrain/albdrain/e2e/kubetest"
 )
+
+// unusedELBv2 is the ELBv2 endpoint of a manager that holds no pod, so
+// never calls it.
+const unusedELBv2 = "http://127.0.0.1:9"
 
 // managerSetup runs albdrain's manager binary against a test apiserver as
 // its Deployment would run it: webhook over TLS, hold endpoint, metrics and
@@ -17,17 +23,38 @@ import (
 type managerSetup struct {
 	bin, dir   string
 	kubeconfig string
+	// args are the manager's flags as the chart renders them.
+	args []string
 	// certDir and webhookPort serve the webhook: envtest's, where the
 	// apiserver calls it, or a self-signed certificate on a free port.
 	certDir     string
 	webhookPort int
 }
 
-// newManagerSetup provisions an administrator's kubeconfig for the binary
-// bin in dir, and the webhook's serving certificate: envtest's when env has
-// albdrain's webhook registered, else a self-signed one nobody calls.
-func newManagerSetup(env *kubetest.Env, bin, dir string) (*managerSetup, error) {
-	user, err := env.Environment.AddUser(envtest.User{Name: "albdrain", Groups: []string{"system:masters"}}, nil)
+// newManagerSetup renders the chart for the binary bin, installs its RBAC
+// and provisions a kubeconfig in dir for its ServiceAccount, so the manager
+// runs with the chart's flags and permissions; and the webhook's serving
+// certificate: envtest's when env has albdrain's webhook registered, else a
+// self-signed one nobody calls.
+func newManagerSetup(ctx context.Context, env *kubetest.Env, bin, dir string) (*managerSetup, error) {
+	chart, err := helmchart.Render(cluster.Namespace, map[string]any{
+		"image": map[string]any{"repository": "albdrain", "tag": "bench"},
+		"aws":   map[string]any{"region": "us-east-1", "endpointURL": unusedELBv2},
+		// Certificates come from envtest or are written below.
+		"certificates": map[string]any{"provider": "cert-manager"},
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := chart.InstallRBAC(ctx, env.Client, cluster.Namespace); err != nil {
+		return nil, err
+	}
+	args, err := chart.ManagerArgs()
+	if err != nil {
+		return nil, err
+	}
+	user, err := env.Environment.AddUser(envtest.User{Name: helmchart.ServiceAccountUser(cluster.Namespace),
+		Groups: []string{"system:serviceaccounts", "system:serviceaccounts:" + cluster.Namespace}}, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -35,7 +62,7 @@ func newManagerSetup(env *kubetest.Env, bin, dir string) (*managerSetup, error) 
 	if err != nil {
 		return nil, err
 	}
-	m := &managerSetup{bin: bin, dir: dir, kubeconfig: filepath.Join(dir, "albdrain.kubeconfig")}
+	m := &managerSetup{bin: bin, dir: dir, kubeconfig: filepath.Join(dir, "albdrain.kubeconfig"), args: args}
 	if err := os.WriteFile(m.kubeconfig, kubeconfig, 0o600); err != nil {
 		return nil, err
 	}
@@ -62,18 +89,18 @@ func (m *managerSetup) start(ctx context.Context, name string) (*managerProcess,
 		ports[i] = strconv.Itoa(p)
 	}
 	probe, metrics, hold := "127.0.0.1:"+ports[0], "127.0.0.1:"+ports[1], "127.0.0.1:"+ports[2]
-	args := []string{
-		"--health-probe-bind-address=" + probe,
-		"--metrics-bind-address=" + metrics,
-		"--webhook-port=" + strconv.Itoa(m.webhookPort),
-		"--webhook-cert-dir=" + m.certDir,
-		"--hold-bind-address=" + hold,
-		"--hold-cert-dir=",
-		"--watcher-url=http://" + hold,
-		"--helper-image=albdrain:bench",
-		"--aws-region=us-east-1",
-		// Never contacted: no pod is held.
-		"--aws-endpoint-url=http://127.0.0.1:9",
+	args, err := helmchart.WithLocal(m.args, map[string]string{
+		"health-probe-bind-address": probe,
+		"metrics-bind-address":      metrics,
+		"webhook-port":              strconv.Itoa(m.webhookPort),
+		"webhook-cert-dir":          m.certDir,
+		"hold-bind-address":         hold,
+		"hold-cert-dir":             "",
+		"watcher-url":               "http://" + hold,
+		"watcher-ca-file":           "",
+	})
+	if err != nil {
+		return nil, err
 	}
 	env := []string{
 		"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"), "KUBECONFIG=" + m.kubeconfig,

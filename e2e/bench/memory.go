@@ -52,7 +52,7 @@ func MeasureMemory(ctx context.Context, o MemoryOptions) (_ *Section, err error)
 		return nil, err
 	}
 	defer func() { err = errors.Join(err, stopEnv()) }()
-	m, err := newManagerSetup(env, o.Manager, o.Dir)
+	m, err := newManagerSetup(ctx, env, o.Manager, o.Dir)
 	if err != nil {
 		return nil, err
 	}

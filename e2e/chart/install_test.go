@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -23,6 +22,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/albdrain/albdrain/cmd/albdrain/app"
+	"github.com/albdrain/albdrain/e2e/helmchart"
 	"github.com/albdrain/albdrain/e2e/kubetest"
 )
 
@@ -31,7 +31,7 @@ import (
 const podSecurityEnforce = "pod-security.kubernetes.io/enforce"
 
 // serviceAccountUser is the identity the chart's Deployment runs as.
-const serviceAccountUser = "system:serviceaccount:" + releaseNamespace + ":" + releaseName
+var serviceAccountUser = helmchart.ServiceAccountUser(releaseNamespace)
 
 // webhookHost is where the test's apiserver reaches the in-process webhook.
 // envtest cannot route to a Service, so the configuration gets a URL
@@ -39,24 +39,11 @@ const serviceAccountUser = "system:serviceaccount:" + releaseNamespace + ":" + r
 // Service's: the apiserver verifies the name it dials.
 const webhookHost = "localhost"
 
-// withLocal replaces the values of the flags in local, each of which the
-// chart must pass: addresses and directories only a pod has.
 func withLocal(t *testing.T, args []string, local map[string]string) []string {
 	t.Helper()
-	out := make([]string, 0, len(args))
-	seen := map[string]bool{}
-	for _, a := range args {
-		name, _, _ := strings.Cut(strings.TrimPrefix(a, "--"), "=")
-		if v, ok := local[name]; ok {
-			a = "--" + name + "=" + v
-			seen[name] = true
-		}
-		out = append(out, a)
-	}
-	for name := range local {
-		if !seen[name] {
-			t.Errorf("the chart does not pass --%s", name)
-		}
+	out, err := helmchart.WithLocal(args, local)
+	if err != nil {
+		t.Error(err)
 	}
 	return out
 }

@@ -1,37 +1,27 @@
 package chart
 
 import (
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/albdrain/albdrain/e2e/helmchart"
 	"helm.sh/helm/v3/pkg/action"
-	"helm.sh/helm/v3/pkg/chart/loader"
-	"helm.sh/helm/v3/pkg/chartutil"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
-	"sigs.k8s.io/yaml"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata")
 
 const (
-	chartDir    = "../../charts/albdrain"
-	releaseName = "albdrain"
+	releaseName = helmchart.ReleaseName
 	// A namespace other than the chart name, so a template that hard-codes
 	// either shows up in the golden files and the install test.
 	releaseNamespace = "albdrain-system"
 )
-
-// kubeVersion is the cluster version the chart is rendered and linted for:
-// the control plane the tests run.
-var kubeVersion = &chartutil.KubeVersion{Version: "v1.37.2", Major: "1", Minor: "37"}
 
 // valueSets are the configurations rendered to golden files and linted.
 var valueSets = []struct{ name, values string }{
@@ -90,9 +80,9 @@ extraArgs: [--zap-stacktrace-level=panic]
 
 func parseValues(t *testing.T, s string) map[string]any {
 	t.Helper()
-	vals := map[string]any{}
-	if err := yaml.Unmarshal([]byte(s), &vals); err != nil {
-		t.Fatalf("values: %v", err)
+	vals, err := helmchart.ParseValues(s)
+	if err != nil {
+		t.Fatal(err)
 	}
 	return vals
 }
@@ -101,19 +91,11 @@ func parseValues(t *testing.T, s string) map[string]any {
 // against the schema.
 func render(t *testing.T, vals map[string]any) (string, error) {
 	t.Helper()
-	chrt, err := loader.Load(chartDir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	inst := action.NewInstall(&action.Configuration{Log: func(string, ...any) {}})
-	inst.DryRun, inst.ClientOnly, inst.Replace = true, true, true
-	inst.ReleaseName, inst.Namespace = releaseName, releaseNamespace
-	inst.KubeVersion = kubeVersion
-	rel, err := inst.Run(chrt, vals)
+	m, err := helmchart.Render(releaseNamespace, vals)
 	if err != nil {
 		return "", err
 	}
-	return rel.Manifest, nil
+	return m.Text, nil
 }
 
 func mustRender(t *testing.T, values string) string {
@@ -125,53 +107,30 @@ func mustRender(t *testing.T, values string) string {
 	return m
 }
 
-// objects decodes a rendered manifest, in Helm's install order, with
-// numbers as int64 the way the apiserver's clients see them.
 func objects(t *testing.T, manifest string) []*unstructured.Unstructured {
 	t.Helper()
-	dec := utilyaml.NewYAMLOrJSONDecoder(strings.NewReader(manifest), 4096)
-	var objs []*unstructured.Unstructured
-	for {
-		var raw json.RawMessage
-		err := dec.Decode(&raw)
-		if errors.Is(err, io.EOF) {
-			return objs
-		}
-		if err != nil {
-			t.Fatalf("decode rendered manifest: %v", err)
-		}
-		if len(raw) == 0 || string(raw) == "null" {
-			continue
-		}
-		u := &unstructured.Unstructured{}
-		if err := u.UnmarshalJSON(raw); err != nil {
-			t.Fatalf("decode rendered object: %v", err)
-		}
-		objs = append(objs, u)
+	objs, err := helmchart.Decode(manifest)
+	if err != nil {
+		t.Fatal(err)
 	}
+	return objs
 }
 
 func find(t *testing.T, objs []*unstructured.Unstructured, kind, name string) *unstructured.Unstructured {
 	t.Helper()
-	for _, o := range objs {
-		if o.GetKind() == kind && o.GetName() == name {
-			return o
-		}
+	o := (&helmchart.Manifest{Objects: objs}).Find(kind, name)
+	if o == nil {
+		t.Fatalf("the chart renders no %s %s", kind, name)
 	}
-	t.Fatalf("the chart renders no %s %s", kind, name)
-	return nil
+	return o
 }
 
 // managerArgs returns the manager container's command line as rendered.
 func managerArgs(t *testing.T, objs []*unstructured.Unstructured) []string {
 	t.Helper()
-	containers, _, _ := unstructured.NestedSlice(find(t, objs, "Deployment", releaseName).Object, "spec", "template", "spec", "containers")
-	if len(containers) != 1 {
-		t.Fatalf("%d containers in the Deployment, want the manager only", len(containers))
-	}
-	args, _, err := unstructured.NestedStringSlice(containers[0].(map[string]any), "args")
-	if err != nil || len(args) == 0 {
-		t.Fatalf("manager args: %v %v", args, err)
+	args, err := (&helmchart.Manifest{Objects: objs}).ManagerArgs()
+	if err != nil {
+		t.Fatal(err)
 	}
 	return args
 }
@@ -180,8 +139,8 @@ func TestLintStrict(t *testing.T) {
 	for _, vs := range valueSets {
 		t.Run(vs.name, func(t *testing.T) {
 			l := action.NewLint()
-			l.Strict, l.Namespace, l.KubeVersion = true, releaseNamespace, kubeVersion
-			res := l.Run([]string{chartDir}, parseValues(t, vs.values))
+			l.Strict, l.Namespace, l.KubeVersion = true, releaseNamespace, helmchart.KubeVersion
+			res := l.Run([]string{chartDir(t)}, parseValues(t, vs.values))
 			for _, msg := range res.Messages {
 				t.Log(msg)
 			}
@@ -229,4 +188,13 @@ func lineDiff(want, got string) string {
 		}
 	}
 	return "(no line differs)"
+}
+
+func chartDir(t *testing.T) string {
+	t.Helper()
+	dir, err := helmchart.Dir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dir
 }

@@ -10,48 +10,49 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	admissionv1 "k8s.io/api/admissionregistration/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
-	"k8s.io/utils/ptr"
+	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 
 	"github.com/albdrain/albdrain/cmd/albdrain/app"
 	"github.com/albdrain/albdrain/drain"
+	"github.com/albdrain/albdrain/e2e/helmchart"
 	"github.com/albdrain/albdrain/e2e/kubetest"
-	"github.com/albdrain/albdrain/internal/contract"
-	"github.com/albdrain/albdrain/webhook"
 )
 
-// WebhookConfiguration is albdrain's registration as its chart installs it:
-// pods in opted-in namespaces only, never albdrain's own, and never blocked
-// when albdrain is down. envtest points it at the local webhook server.
-func WebhookConfiguration() *admissionv1.MutatingWebhookConfiguration {
-	return &admissionv1.MutatingWebhookConfiguration{
-		ObjectMeta: metav1.ObjectMeta{Name: "albdrain"},
-		Webhooks: []admissionv1.MutatingWebhook{{
-			Name: "pods.albdrain.io",
-			ClientConfig: admissionv1.WebhookClientConfig{Service: &admissionv1.ServiceReference{
-				Namespace: "albdrain", Name: "albdrain", Path: ptr.To(strings.TrimPrefix(webhook.Path, "/")),
-			}},
-			Rules: []admissionv1.RuleWithOperations{{
-				Operations: []admissionv1.OperationType{admissionv1.Create},
-				Rule:       admissionv1.Rule{APIGroups: []string{""}, APIVersions: []string{"v1"}, Resources: []string{"pods"}},
-			}},
-			FailurePolicy:           ptr.To(admissionv1.Ignore),
-			SideEffects:             ptr.To(admissionv1.SideEffectClassNone),
-			ReinvocationPolicy:      ptr.To(admissionv1.IfNeededReinvocationPolicy),
-			AdmissionReviewVersions: []string{"v1"},
-			TimeoutSeconds:          ptr.To[int32](10),
-			NamespaceSelector:       &metav1.LabelSelector{MatchLabels: map[string]string{contract.InjectKey: "enabled"}},
-			ObjectSelector: &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{
-				Key: "app.kubernetes.io/name", Operator: metav1.LabelSelectorOpNotIn, Values: []string{"albdrain"},
-			}}},
-		}},
+// Namespace is where the harness installs albdrain's chart.
+const Namespace = "albdrain"
+
+// WebhookConfiguration is albdrain's registration as its chart renders it
+// with default values. envtest points it at the local webhook server.
+func WebhookConfiguration() (*admissionv1.MutatingWebhookConfiguration, error) {
+	m, err := helmchart.Render(Namespace, map[string]any{})
+	if err != nil {
+		return nil, err
+	}
+	return m.WebhookConfiguration()
+}
+
+// chartValues configure the chart for the harness: its timings, and the
+// emulator as ELBv2. Certificates come from envtest, as cert-manager's would
+// come from outside the manager.
+func chartValues(t Timings, region, elbv2URL string) map[string]any {
+	return map[string]any{
+		"image": map[string]any{"repository": "albdrain", "tag": "e2e"},
+		"hold": map[string]any{
+			"mode":           "wait",
+			"maxHold":        t.MaxHold.String(),
+			"fallbackSleep":  t.Fallback.String(),
+			"quietPeriod":    t.QuietPeriod.String(),
+			"shutdownBudget": t.ShutdownBudget.String(),
+		},
+		"watcher":      map[string]any{"pollInterval": t.WatcherPoll.String(), "holdMargin": t.HoldMargin.String()},
+		"aws":          map[string]any{"region": region, "endpointURL": elbv2URL},
+		"certificates": map[string]any{"provider": "cert-manager"},
 	}
 }
 
@@ -61,7 +62,9 @@ func WebhookConfiguration() *admissionv1.MutatingWebhookConfiguration {
 // watcher's hold endpoint over TLS at a fixed address the pods are told
 // about, and ELBv2 reached through the real SDK.
 type Albdrain struct {
-	env    *kubetest.Env
+	env *kubetest.Env
+	// user is the chart's ServiceAccount, which the manager acts as.
+	user   string
 	args   []string
 	config app.Config
 	aws    aws.Config
@@ -70,8 +73,17 @@ type Albdrain struct {
 	done   chan error
 }
 
-// newAlbdrain prepares the manager's configuration; Start runs it.
-func newAlbdrain(env *kubetest.Env, dir string, t Timings, awsCfg aws.Config, elbv2URL string) (*Albdrain, error) {
+// newAlbdrain installs the chart's ServiceAccount and RBAC and prepares the
+// manager's command line as the chart renders it, with the addresses and
+// files that differ in this process; Start runs it.
+func newAlbdrain(ctx context.Context, env *kubetest.Env, dir string, t Timings, awsCfg aws.Config, elbv2URL string) (*Albdrain, error) {
+	m, err := helmchart.Render(Namespace, chartValues(t, awsCfg.Region, elbv2URL))
+	if err != nil {
+		return nil, err
+	}
+	if err := m.InstallRBAC(ctx, env.Client, Namespace); err != nil {
+		return nil, err
+	}
 	wio := env.Environment.WebhookInstallOptions
 	caFile := filepath.Join(dir, "albdrain-ca.crt")
 	if err := os.WriteFile(caFile, wio.LocalServingCAData, 0o600); err != nil {
@@ -82,33 +94,31 @@ func newAlbdrain(env *kubetest.Env, dir string, t Timings, awsCfg aws.Config, el
 		return nil, err
 	}
 	// The serving certificate envtest issued for the webhook names its
-	// host, 127.0.0.1, so the hold endpoint can present it too.
+	// host, 127.0.0.1, so the hold endpoint can present it too; pods call it
+	// there rather than through the Service's DNS name.
 	holdAddr := net.JoinHostPort(wio.LocalServingHost, strconv.Itoa(holdPort))
-	args := []string{
-		"--metrics-bind-address=0",
-		"--health-probe-bind-address=0",
-		"--webhook-port=" + strconv.Itoa(wio.LocalServingPort),
-		"--webhook-cert-dir=" + wio.LocalServingCertDir,
-		"--hold-bind-address=" + holdAddr,
-		"--hold-cert-dir=" + wio.LocalServingCertDir,
-		"--watcher-url=https://" + holdAddr,
-		"--watcher-ca-file=" + caFile,
-		"--helper-image=albdrain:e2e",
-		"--hold-mode=wait",
-		"--max-hold=" + t.MaxHold.String(),
-		"--fallback-sleep=" + t.Fallback.String(),
-		"--quiet-period=" + t.QuietPeriod.String(),
-		"--shutdown-budget=" + t.ShutdownBudget.String(),
-		"--poll-interval=" + t.WatcherPoll.String(),
-		"--hold-margin=" + t.HoldMargin.String(),
-		"--aws-region=" + awsCfg.Region,
-		"--aws-endpoint-url=" + elbv2URL,
+	rendered, err := m.ManagerArgs()
+	if err != nil {
+		return nil, err
+	}
+	args, err := helmchart.WithLocal(rendered, map[string]string{
+		"metrics-bind-address":      "0",
+		"health-probe-bind-address": "0",
+		"webhook-port":              strconv.Itoa(wio.LocalServingPort),
+		"webhook-cert-dir":          wio.LocalServingCertDir,
+		"hold-bind-address":         holdAddr,
+		"hold-cert-dir":             wio.LocalServingCertDir,
+		"watcher-url":               "https://" + holdAddr,
+		"watcher-ca-file":           caFile,
+	})
+	if err != nil {
+		return nil, err
 	}
 	cfg, err := parseConfig(args)
 	if err != nil {
 		return nil, err
 	}
-	return &Albdrain{env: env, args: args, config: cfg, aws: awsCfg}, nil
+	return &Albdrain{env: env, user: helmchart.ServiceAccountUser(Namespace), args: args, config: cfg, aws: awsCfg}, nil
 }
 
 // Start runs the manager and returns once its webhook and hold endpoint
@@ -122,7 +132,9 @@ func (a *Albdrain) Start(ctx context.Context) error {
 	mctx, cancel := context.WithCancel(ctrl.LoggerInto(context.WithoutCancel(ctx), logger))
 	// The SDK's default credential chain has nothing to find here; the
 	// emulator takes any static credentials.
-	mgr, err := app.NewManager(mctx, a.env.Config, a.config, drain.WithAWSConfig(a.aws))
+	rc := rest.CopyConfig(a.env.Config)
+	rc.Impersonate = rest.ImpersonationConfig{UserName: a.user}
+	mgr, err := app.NewManager(mctx, rc, a.config, drain.WithAWSConfig(a.aws))
 	if err != nil {
 		cancel()
 		return fmt.Errorf("albdrain manager: %w", err)

@@ -159,7 +159,11 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 		}
 	}()
 
-	env, stopEnv, err := kubetest.Run(kubetest.WithTargetGroupBindingCRD(), kubetest.WithMutatingWebhooks(WebhookConfiguration()))
+	wh, err := WebhookConfiguration()
+	if err != nil {
+		return nil, err
+	}
+	env, stopEnv, err := kubetest.Run(kubetest.WithTargetGroupBindingCRD(), kubetest.WithMutatingWebhooks(wh))
 	if err != nil {
 		return nil, err
 	}
@@ -210,7 +214,7 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 	}
 	c.stops = append(c.stops, func() error { lbcCtl.Stop(); return nil })
 
-	if c.Albdrain, err = newAlbdrain(env, opts.Dir, t, c.awsConfig(AlbdrainAppID), c.Emulator.URL()); err != nil {
+	if c.Albdrain, err = newAlbdrain(ctx, env, opts.Dir, t, c.awsConfig(AlbdrainAppID), c.Emulator.URL()); err != nil {
 		return nil, err
 	}
 	if err := c.Albdrain.Start(ctx); err != nil {

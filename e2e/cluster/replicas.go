@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/albdrain/albdrain/cmd/albdrain/app"
 )
@@ -88,7 +89,7 @@ func (c *Cluster) StartReplicas(ctx context.Context, n int, o ReplicaOptions) (_
 		if err != nil {
 			return nil, err
 		}
-		a := &Albdrain{env: &env, args: args, config: cfg, aws: single.aws}
+		a := &Albdrain{env: &env, user: single.user, args: args, config: cfg, aws: single.aws}
 		if err := a.Start(ctx); err != nil {
 			return nil, err
 		}
@@ -152,12 +153,16 @@ func withFlags(args []string, values map[string]string) []string {
 	return out
 }
 
-// parseConfig reads the manager's command line as its main does.
+// parseConfig reads the manager's command line as its main does. The
+// logging flags are accepted and left unused: the harness's manager logs
+// through the harness's logger.
 func parseConfig(args []string) (app.Config, error) {
 	var cfg app.Config
 	fs := flag.NewFlagSet("albdrain", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	cfg.BindFlags(fs)
+	var logging zap.Options
+	logging.BindFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return cfg, fmt.Errorf("albdrain flags: %w", err)
 	}

@@ -30,15 +30,24 @@ import (
 
 // BenchmarkAdmission measures one pod review through the real handler over
 // a real informer cache holding 1,000 Services, 200 Ingresses and 200
-// TargetGroupBindings in the pod's namespace, against a baseline of the same
-// review in an empty namespace, measured in the same run.
+// TargetGroupBindings in the pod's namespace ("crowded"), against two
+// baselines measured in the same run: the same review in an empty namespace,
+// where nothing matches and nothing is injected, and in a namespace holding
+// only the pod's own Service, binding and Ingress ("own"), where the same
+// mutation is made. crowded against own is the cost of the namespace's size.
 func BenchmarkAdmission(b *testing.B) {
 	// The handler logs through controller-runtime, which without a logger
 	// prints a warning and a stack trace in the middle of the results.
 	ctrllog.SetLogger(logr.Discard())
 	env := kubetest.Start(b, kubetest.WithTargetGroupBindingCRD())
 	ctx := context.Background()
-	populate(b, env.Client, "crowded", 1000, 200, 200)
+	if err := env.Client.Create(ctx, &networkingv1.IngressClass{ObjectMeta: metav1.ObjectMeta{Name: "alb"},
+		Spec: networkingv1.IngressClassSpec{Controller: lbc.ALBController}}); err != nil {
+		b.Fatal(err)
+	}
+	populate(b, env.Client, "crowded", 0, 1000, 200, 200)
+	// The pod's own Service (svc-500) and its binding and Ingress only.
+	populate(b, env.Client, "own", 500, 1, 1, 1)
 	for _, ns := range []string{"empty"} {
 		if err := env.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
 			b.Fatal(err)
@@ -85,10 +94,19 @@ func BenchmarkAdmission(b *testing.B) {
 	}
 
 	base := measure(b, h, webhooktest.Request("empty", raw), false)
+	own := measure(b, h, webhooktest.Request("own", raw), false)
 	crowd := measure(b, h, webhooktest.Request("crowded", raw), true)
 	b.ReportMetric(float64(crowd.Microseconds()), "p99-us")
 	b.ReportMetric(float64(base.Microseconds()), "baseline-p99-us")
+	b.ReportMetric(float64(own.Microseconds()), "own-p99-us")
 	b.ReportMetric(float64(crowd)/float64(max(base, time.Nanosecond)), "p99-ratio")
+	b.ReportMetric(float64(crowd)/float64(max(own, time.Nanosecond)), "p99-ratio-own")
+	allocs := func(ns string) float64 {
+		req := webhooktest.Request(ns, raw)
+		return testing.AllocsPerRun(100, func() { h.Handle(context.Background(), req) })
+	}
+	b.ReportMetric(allocs("own"), "own-allocs")
+	b.ReportMetric(allocs("empty"), "baseline-allocs")
 }
 
 // measure runs the review b.N times (the timed loop when timed is true) and
@@ -115,7 +133,10 @@ func measure(b *testing.B, h admission.Handler, req admission.Request, timed boo
 	return durs[len(durs)*99/100]
 }
 
-func populate(b *testing.B, cl client.Client, ns string, services, ingresses, bindings int) {
+// populate creates namespace ns with Services svc-<first> onwards, each
+// selecting the pods labelled app=<its name>, and bindings and Ingresses
+// spread over them.
+func populate(b *testing.B, cl client.Client, ns string, first, services, ingresses, bindings int) {
 	ctx := context.Background()
 	must := func(o client.Object) {
 		if err := cl.Create(ctx, o); err != nil {
@@ -123,8 +144,7 @@ func populate(b *testing.B, cl client.Client, ns string, services, ingresses, bi
 		}
 	}
 	must(&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})
-	must(&networkingv1.IngressClass{ObjectMeta: metav1.ObjectMeta{Name: "alb"}, Spec: networkingv1.IngressClassSpec{Controller: lbc.ALBController}})
-	name := func(i int) string { return fmt.Sprintf("svc-%d", i) }
+	name := func(i int) string { return fmt.Sprintf("svc-%d", first+i) }
 	for i := range services {
 		// Headless: the test apiserver's service IP range holds only a few hundred.
 		must(&corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: name(i), Namespace: ns}, Spec: corev1.ServiceSpec{

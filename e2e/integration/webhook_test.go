@@ -52,7 +52,11 @@ type testCluster struct {
 // Without the CRD, the Service is an ip backend of an ALB Ingress instead.
 func startCluster(t *testing.T, withTGB bool, namespaces map[string]map[string]string) *testCluster {
 	t.Helper()
-	opts := []kubetest.Option{kubetest.WithMutatingWebhooks(cluster.WebhookConfiguration())}
+	wh, err := cluster.WebhookConfiguration()
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := []kubetest.Option{kubetest.WithMutatingWebhooks(wh)}
 	if withTGB {
 		opts = append(opts, kubetest.WithTargetGroupBindingCRD())
 	}

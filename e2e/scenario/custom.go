@@ -12,10 +12,8 @@ import (
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/albdrain/albdrain/e2e/albemu"
 	"github.com/albdrain/albdrain/e2e/cluster"
 	"github.com/albdrain/albdrain/e2e/kubelet"
-	"github.com/albdrain/albdrain/e2e/load"
 )
 
 // Custom is a scenario under albdrain whose disruption the caller scripts,
@@ -84,15 +82,7 @@ func (s *Steps) Events(ctx context.Context) (map[string]int, error) { return s.r
 func (s *Steps) HoldStarted(ctx context.Context) (bool, error) { return s.r.holdStarted(ctx) }
 
 // Terminations are the namespace's pod terminations so far.
-func (s *Steps) Terminations() []kubelet.Termination {
-	var out []kubelet.Termination
-	for _, t := range s.r.c.Kubelet.Terminations() {
-		if t.Namespace == s.r.ns {
-			out = append(out, t)
-		}
-	}
-	return out
-}
+func (s *Steps) Terminations() []kubelet.Termination { return s.r.terminations() }
 
 // Poll waits for cond, checked every 100ms, until the run's deadline.
 func (s *Steps) Poll(ctx context.Context, what string, cond wait.ConditionWithContextFunc) error {
@@ -122,90 +112,13 @@ func RunCustom(ctx context.Context, c *cluster.Cluster, spec Custom) (*Result, e
 		seq:  seq,
 		ns:   fmt.Sprintf("%s-%d", spec.Name, seq),
 	}
-	res, err := r.runCustom(ctx, spec)
+	res, err := r.run(ctx, plan{
+		workload:        spec.Workload,
+		disrupt:         func(ctx context.Context, _ *Result) error { return spec.Disrupt(ctx, &Steps{r}) },
+		unrecordedHolds: spec.UnrecordedHolds,
+	})
 	if err != nil {
 		return res, fmt.Errorf("%s in namespace %s: %w", spec.Name, r.ns, err)
 	}
 	return res, nil
-}
-
-// runCustom is run with the setup's workload and the disruption given.
-func (r *runner) runCustom(ctx context.Context, spec Custom) (*Result, error) {
-	res := &Result{Spec: r.spec, Namespace: r.ns}
-	before, err := snapshotMetrics()
-	if err != nil {
-		return res, err
-	}
-	listener, err := r.setupWorkload(ctx, spec.Workload)
-	if err != nil {
-		return res, fmt.Errorf("setting up: %w", err)
-	}
-	defer listener.Close()
-	opts := traffic
-	opts.URL = listener.URL()
-	res.Start = time.Now()
-	tr, err := load.Start(ctx, opts)
-	if err != nil {
-		return res, err
-	}
-	stopReporting := r.reportProgress(tr, res.Start)
-	err = waitRequests(ctx, tr, warmup)
-	if err == nil {
-		err = spec.Disrupt(ctx, &Steps{r})
-	}
-	if err == nil {
-		r.progress("waiting for the rollout and the ALB to settle")
-		err = r.waitSettled(ctx)
-	}
-	stopReporting()
-	res.Requests = tr.Stop()
-	res.End = time.Now()
-	res.Summary = load.Summarize(res.Requests)
-	res.Terminations = (&Steps{r}).Terminations()
-	for _, call := range r.c.Emulator.Calls() {
-		if !call.Time.Before(res.Start) && !call.Time.After(res.End) {
-			res.Calls = append(res.Calls, call)
-		}
-	}
-	if err == nil {
-		expect := len(res.Terminations)
-		if spec.UnrecordedHolds {
-			expect = 0
-		}
-		res.Albdrain, err = r.albdrainRecord(ctx, before, expect)
-	}
-	r.progress("done: %d requests, %d failed", res.Summary.Requests, res.Summary.Errors)
-	return res, err
-}
-
-// setupWorkload is setup with the Deployment changed by workload first.
-func (r *runner) setupWorkload(ctx context.Context, workload func(*appsv1.Deployment)) (*albemu.Listener, error) {
-	r.progress("creating namespace %s (%s)", r.ns, r.spec.Protection)
-	arn, err := r.c.Emulator.CreateTargetGroup(albemu.TargetGroupSpec{
-		Name: fmt.Sprintf("e2e-web-%d", r.seq),
-		Port: podPort,
-		Tags: map[string]string{"elbv2.k8s.aws/cluster": "e2e", "ingress.k8s.aws/resource": r.ns + "/" + appName + ":80"},
-	})
-	if err != nil {
-		return nil, fmt.Errorf("target group: %w", err)
-	}
-	r.arn = arn
-	listener, err := r.c.Emulator.AddListener(arn, "")
-	if err != nil {
-		return nil, fmt.Errorf("listener: %w", err)
-	}
-	dep := deployment(r.ns, r.spec.Replicas, Albdrain, 0)
-	if workload != nil {
-		workload(dep)
-	}
-	for _, o := range []client.Object{namespace(r.ns, Albdrain), service(r.ns), binding(r.ns, arn), dep} {
-		if err := r.c.Env.Client.Create(ctx, o); err != nil {
-			return nil, errors.Join(fmt.Errorf("create %T %s: %w", o, o.GetName(), err), listener.Close())
-		}
-	}
-	r.progress("waiting for %d replicas to serve through the ALB", r.spec.Replicas)
-	if err := r.waitSettled(ctx); err != nil {
-		return nil, errors.Join(err, listener.Close())
-	}
-	return listener, nil
 }

@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/albdrain/albdrain/e2e/albemu"
 	"github.com/albdrain/albdrain/e2e/cluster"
+	"github.com/albdrain/albdrain/e2e/kubelet"
 	"github.com/albdrain/albdrain/e2e/load"
 )
 
@@ -22,14 +24,29 @@ type runner struct {
 	arn  string
 }
 
-func (r *runner) run(ctx context.Context) (*Result, error) {
+// plan is what varies between runs: the workload, its disruption, and what
+// the watcher's records should show.
+type plan struct {
+	// workload, when set, changes the Deployment before it is created.
+	workload func(*appsv1.Deployment)
+	// disrupt runs once the traffic has warmed up.
+	disrupt func(ctx context.Context, res *Result) error
+	// unrecordedHolds: some holds end without the watcher recording an
+	// outcome (see Custom.UnrecordedHolds).
+	unrecordedHolds bool
+}
+
+// run sets the workload up, runs traffic through the ALB while p's
+// disruption happens, waits for everything to settle and collects the
+// records.
+func (r *runner) run(ctx context.Context, p plan) (*Result, error) {
 	res := &Result{Spec: r.spec, Namespace: r.ns}
 	// Taken before the pods exist, so their admissions count in the run.
 	before, err := snapshotMetrics()
 	if err != nil {
 		return res, err
 	}
-	listener, err := r.setup(ctx)
+	listener, err := r.setup(ctx, p.workload)
 	if err != nil {
 		return res, fmt.Errorf("setting up: %w", err)
 	}
@@ -45,7 +62,7 @@ func (r *runner) run(ctx context.Context) (*Result, error) {
 	stopReporting := r.reportProgress(tr, res.Start)
 	err = waitRequests(ctx, tr, warmupFor(r.spec))
 	if err == nil {
-		err = r.disrupt(ctx, res)
+		err = p.disrupt(ctx, res)
 	}
 	if err == nil {
 		r.progress("waiting for the rollout and the ALB to settle")
@@ -55,11 +72,7 @@ func (r *runner) run(ctx context.Context) (*Result, error) {
 	res.Requests = tr.Stop()
 	res.End = time.Now()
 	res.Summary = load.Summarize(res.Requests)
-	for _, t := range r.c.Kubelet.Terminations() {
-		if t.Namespace == r.ns {
-			res.Terminations = append(res.Terminations, t)
-		}
-	}
+	res.Terminations = r.terminations()
 	for _, call := range r.c.Emulator.Calls() {
 		if !call.Time.Before(res.Start) && !call.Time.After(res.End) {
 			res.Calls = append(res.Calls, call)
@@ -67,15 +80,20 @@ func (r *runner) run(ctx context.Context) (*Result, error) {
 	}
 	r.groundTruth(res)
 	if err == nil && r.spec.Protection == Albdrain {
-		res.Albdrain, err = r.albdrainRecord(ctx, before, len(res.Terminations))
+		expect := len(res.Terminations)
+		if p.unrecordedHolds {
+			expect = 0
+		}
+		res.Albdrain, err = r.albdrainRecord(ctx, before, expect)
 	}
 	r.progress("done: %d requests, %d failed", res.Summary.Requests, res.Summary.Errors)
 	return res, err
 }
 
 // setup creates the namespace, the target group and its listener, and the
-// workload, and waits until every replica serves through the ALB.
-func (r *runner) setup(ctx context.Context) (*albemu.Listener, error) {
+// workload (changed by workload, when set), and waits until every replica
+// serves through the ALB.
+func (r *runner) setup(ctx context.Context, workload func(*appsv1.Deployment)) (*albemu.Listener, error) {
 	r.progress("creating namespace %s (%s)", r.ns, r.spec.Protection)
 	arn, err := r.c.Emulator.CreateTargetGroup(albemu.TargetGroupSpec{
 		Name: fmt.Sprintf("e2e-web-%d", r.seq),
@@ -92,12 +110,11 @@ func (r *runner) setup(ctx context.Context) (*albemu.Listener, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listener: %w", err)
 	}
-	objs := []client.Object{
-		namespace(r.ns, r.spec.Protection),
-		service(r.ns),
-		binding(r.ns, arn),
-		deployment(r.ns, r.spec.Replicas, r.spec.Protection, int64(r.spec.FixedSleep/time.Second)),
+	dep := deployment(r.ns, r.spec.Replicas, r.spec.Protection, int64(r.spec.FixedSleep/time.Second))
+	if workload != nil {
+		workload(dep)
 	}
+	objs := []client.Object{namespace(r.ns, r.spec.Protection), service(r.ns), binding(r.ns, arn), dep}
 	if r.spec.Action == Evict {
 		objs = append(objs, disruptionBudget(r.ns))
 	}
@@ -163,4 +180,15 @@ func waitRequests(ctx context.Context, tr *load.Run, n int) error {
 		done, _ := tr.Counts()
 		return done >= n, nil
 	})
+}
+
+// terminations are the namespace's pod terminations so far.
+func (r *runner) terminations() []kubelet.Termination {
+	var out []kubelet.Termination
+	for _, t := range r.c.Kubelet.Terminations() {
+		if t.Namespace == r.ns {
+			out = append(out, t)
+		}
+	}
+	return out
 }

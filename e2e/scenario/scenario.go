@@ -174,7 +174,7 @@ func Run(ctx context.Context, c *cluster.Cluster, spec Spec) (*Result, error) {
 	defer cancel()
 	seq := runSeq.Add(1)
 	r := &runner{c: c, spec: spec, seq: seq, ns: fmt.Sprintf("%s-%s-%d", spec.Action, spec.Protection, seq)}
-	res, err := r.run(ctx)
+	res, err := r.run(ctx, plan{disrupt: r.disrupt})
 	if err != nil {
 		return res, fmt.Errorf("%s/%s in namespace %s: %w", spec.Action, spec.Protection, r.ns, err)
 	}

@@ -1,8 +1,9 @@
-// Package elbv2api holds the part of the AWS Load Balancer Controller's
-// elbv2.k8s.aws/v1beta1 API that albdrain reads: TargetGroupBinding. It is
-// written out here rather than imported so albdrain does not pull in the
-// controller's whole dependency tree for three fields.
 package lbc
+
+// The part of the LBC's elbv2.k8s.aws/v1beta1 API that albdrain reads:
+// TargetGroupBinding. It is written out here rather than imported so
+// albdrain does not pull in the controller's whole dependency tree for three
+// fields.
 
 import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
