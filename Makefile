@@ -68,19 +68,22 @@ lint:
 		if [ -n "$$heavy" ]; then echo "the in-pod helper depends on:"; echo "$$heavy"; exit 1; fi
 
 # demo runs the local demo: a rolling restart under load behind the local
-# ALB, with no protection, a fixed preStop sleep, and albdrain.
+# ALB, whose nodes draw heavy-tailed lags, with no protection, a fixed
+# preStop sleep at the lag's p90, and albdrain. DEMO_FLAGS are passed on
+# (e.g. DEMO_FLAGS='-lag=uniform:min=1s,max=3s -seed=2').
 demo: assets
 	@echo ">> compiling the demo (the first time takes a minute or two)"
 	cd e2e && $(GO) build -o ../$(BIN)/albdrain-demo ./cmd/demo
-	$(BIN)/albdrain-demo -go=$(GO)
+	$(BIN)/albdrain-demo -go=$(GO) $(DEMO_FLAGS)
 
 # bench measures albdrain's costs, each beside a baseline from the same run:
-# admission latency, hold precision, the ELBv2 call budget and memory at
-# scale (about 5 minutes on 2 cores once the control plane is built).
-# BENCH_JSON=file also writes the figures there as JSON.
+# admission latency, hold precision against fixed sleeps under field-like
+# lags, the ELBv2 call budget and memory at scale. BENCH_JSON=file also
+# writes the figures there as JSON; BENCH_FLAGS are passed on, e.g.
+# BENCH_FLAGS='-only=holds -lag=lognormal:median=2s,p99=10s -nodes=3 -seed=7 -rate=5'.
 bench: assets
 	cd e2e && $(GO) build -o ../$(BIN)/albdrain-bench ./cmd/bench
-	BENCH_JSON=$(BENCH_JSON) $(BIN)/albdrain-bench -go=$(GO)
+	BENCH_JSON=$(BENCH_JSON) $(BIN)/albdrain-bench -go=$(GO) $(BENCH_FLAGS)
 
 # image builds the manager and the in-pod helper into one image (needs a Docker engine).
 image:

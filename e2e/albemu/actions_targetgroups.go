@@ -5,42 +5,25 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 )
 
-func (e *Emulator) apiCreateTargetGroup(f queryForm) (any, *APIError) {
-	name, err := f.required("Name")
-	if err != nil {
-		return nil, err
+func (e *Emulator) apiCreateTargetGroup(r *request) (any, *APIError) {
+	if r.TargetType != "" && r.TargetType != "ip" {
+		return nil, validationErrorf("Target type '%s' is not supported by albemu; use 'ip'", r.TargetType)
 	}
-	if tt := f.get("TargetType"); tt != "" && tt != "ip" {
-		return nil, validationErrorf("Target type '%s' is not supported by albemu; use 'ip'", tt)
-	}
-	protocol, err := f.required("Protocol")
-	if err != nil {
-		return nil, err
-	}
-	port, _, err := f.intIn("Port", 1, 65535)
-	if err != nil {
-		return nil, err
-	}
-	if port == 0 {
+	if !r.Port.set {
 		return nil, validationErrorf("A port must be specified")
 	}
 	var hc HealthCheck
-	hcProtocol, err := readHealthCheckParams(f, &hc)
-	if err != nil {
-		return nil, err
-	}
-	tags, err := f.keyValues("Tags")
+	hcProtocol, err := r.HealthCheck.apply(&hc, r.Protocol)
 	if err != nil {
 		return nil, err
 	}
 	spec := TargetGroupSpec{
-		Name: name, Port: int32(port), Protocol: protocol, VpcID: f.get("VpcId"),
+		Name: r.Name, Port: int32(r.Port.v), Protocol: r.Protocol, VpcID: r.VpcID,
 		Tags: map[string]string{}, HealthCheck: hc,
 	}
-	for _, kv := range tags {
+	for _, kv := range r.Tags {
 		spec.Tags[kv.Key] = kv.Value
 	}
 
@@ -56,19 +39,15 @@ func (e *Emulator) apiCreateTargetGroup(f queryForm) (any, *APIError) {
 	return xmlTargetGroupsResult{TargetGroups: listOf(tg.toXML())}, nil
 }
 
-func (e *Emulator) apiModifyTargetGroup(f queryForm) (any, *APIError) {
-	arn, err := f.required("TargetGroupArn")
-	if err != nil {
-		return nil, err
-	}
+func (e *Emulator) apiModifyTargetGroup(r *request) (any, *APIError) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	tg, err := e.groupLocked(arn)
+	tg, err := e.groupLocked(r.TargetGroupArn)
 	if err != nil {
 		return nil, err
 	}
 	hc := tg.hc
-	hcProtocol, err := readHealthCheckParams(f, &hc)
+	hcProtocol, err := r.HealthCheck.apply(&hc, tg.protocol)
 	if err != nil {
 		return nil, err
 	}
@@ -83,58 +62,10 @@ func (e *Emulator) apiModifyTargetGroup(f queryForm) (any, *APIError) {
 	return xmlTargetGroupsResult{TargetGroups: listOf(tg.toXML())}, nil
 }
 
-// readHealthCheckParams overrides hc with the health-check parameters
-// present, within AWS's ranges, and returns HealthCheckProtocol if given.
-func readHealthCheckParams(f queryForm, hc *HealthCheck) (string, *APIError) {
-	if f.has("HealthCheckEnabled") && f.get("HealthCheckEnabled") != "true" {
-		return "", validationErrorf("Health checks cannot be disabled for target groups with target type 'ip'")
-	}
-	protocol := f.get("HealthCheckProtocol")
-	if protocol != "" && protocol != "HTTP" && protocol != "HTTPS" {
-		return "", validationErrorf("Health check protocol '%s' is not supported for an application load balancer target group", protocol)
-	}
-	if f.has("HealthCheckPath") {
-		hc.Path = f.get("HealthCheckPath")
-	}
-	if f.has("HealthCheckPort") {
-		hc.Port = f.get("HealthCheckPort")
-	}
-	if f.has("Matcher.HttpCode") {
-		hc.Matcher = f.get("Matcher.HttpCode")
-	}
-	for _, p := range []struct {
-		key    string
-		lo, hi int
-		set    func(int)
-	}{
-		{"HealthCheckIntervalSeconds", 5, 300, func(n int) { hc.Interval = time.Duration(n) * time.Second }},
-		{"HealthCheckTimeoutSeconds", 2, 120, func(n int) { hc.Timeout = time.Duration(n) * time.Second }},
-		{"HealthyThresholdCount", 2, 10, func(n int) { hc.HealthyThreshold = n }},
-		{"UnhealthyThresholdCount", 2, 10, func(n int) { hc.UnhealthyThreshold = n }},
-	} {
-		n, ok, err := f.intIn(p.key, p.lo, p.hi)
-		if err != nil {
-			return "", err
-		}
-		if ok {
-			p.set(n)
-		}
-	}
-	return protocol, nil
-}
-
 const maxPageSize = 400
 
-func (e *Emulator) apiDescribeTargetGroups(f queryForm) (any, *APIError) {
-	arns, err := f.list("TargetGroupArns")
-	if err != nil {
-		return nil, err
-	}
-	names, err := f.list("Names")
-	if err != nil {
-		return nil, err
-	}
-	lb := f.get("LoadBalancerArn")
+func (e *Emulator) apiDescribeTargetGroups(r *request) (any, *APIError) {
+	arns, names, lb := r.TargetGroupArns, r.Names, r.LoadBalancerArn
 	filters := 0
 	for _, set := range []bool{len(arns) > 0, len(names) > 0, lb != ""} {
 		if set {
@@ -144,14 +75,11 @@ func (e *Emulator) apiDescribeTargetGroups(f queryForm) (any, *APIError) {
 	if filters > 1 {
 		return nil, validationErrorf("Only one of LoadBalancerArn, TargetGroupArns or Names can be specified")
 	}
-	pageSize, ok, err := f.intIn("PageSize", 1, maxPageSize)
-	if err != nil {
-		return nil, err
+	pageSize := maxPageSize
+	if r.PageSize.set {
+		pageSize = r.PageSize.v
 	}
-	if !ok {
-		pageSize = maxPageSize
-	}
-	start, err := decodeMarker(f.get("Marker"))
+	start, err := decodeMarker(r.Marker)
 	if err != nil {
 		return nil, err
 	}
@@ -223,11 +151,8 @@ func decodeMarker(m string) (int, *APIError) {
 
 const maxTagResources = 20
 
-func (e *Emulator) apiDescribeTags(f queryForm) (any, *APIError) {
-	arns, err := f.list("ResourceArns")
-	if err != nil {
-		return nil, err
-	}
+func (e *Emulator) apiDescribeTags(r *request) (any, *APIError) {
+	arns := r.ResourceArns
 	if len(arns) == 0 || len(arns) > maxTagResources {
 		return nil, validationErrorf("1 validation error detected: Value at 'resourceArns' failed to satisfy constraint: Member must have length between 1 and %d", maxTagResources)
 	}
@@ -248,35 +173,24 @@ func (e *Emulator) apiDescribeTags(f queryForm) (any, *APIError) {
 	return res, nil
 }
 
-func (e *Emulator) apiDescribeTargetGroupAttributes(f queryForm) (any, *APIError) {
-	arn, err := f.required("TargetGroupArn")
-	if err != nil {
-		return nil, err
-	}
+func (e *Emulator) apiDescribeTargetGroupAttributes(r *request) (any, *APIError) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	tg, err := e.groupLocked(arn)
+	tg, err := e.groupLocked(r.TargetGroupArn)
 	if err != nil {
 		return nil, err
 	}
 	return xmlAttributesResult{Attributes: listOf(tg.attributes()...)}, nil
 }
 
-func (e *Emulator) apiModifyTargetGroupAttributes(f queryForm) (any, *APIError) {
-	arn, err := f.required("TargetGroupArn")
-	if err != nil {
-		return nil, err
-	}
-	kvs, err := f.keyValues("Attributes")
-	if err != nil {
-		return nil, err
-	}
+func (e *Emulator) apiModifyTargetGroupAttributes(r *request) (any, *APIError) {
+	kvs := r.Attributes
 	if len(kvs) == 0 {
 		return nil, validationErrorf("1 validation error detected: Value null at 'attributes' failed to satisfy constraint: Member must not be null")
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	tg, err := e.groupLocked(arn)
+	tg, err := e.groupLocked(r.TargetGroupArn)
 	if err != nil {
 		return nil, err
 	}

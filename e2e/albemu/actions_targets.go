@@ -1,50 +1,34 @@
 package albemu
 
-func (e *Emulator) apiRegisterTargets(f queryForm) (any, *APIError) {
-	return e.changeTargets(f, (*Emulator).registerLocked)
+func (e *Emulator) apiRegisterTargets(r *request) (any, *APIError) {
+	return e.changeTargets(r, (*Emulator).registerLocked)
 }
 
-func (e *Emulator) apiDeregisterTargets(f queryForm) (any, *APIError) {
-	return e.changeTargets(f, (*Emulator).deregisterLocked)
+func (e *Emulator) apiDeregisterTargets(r *request) (any, *APIError) {
+	return e.changeTargets(r, (*Emulator).deregisterLocked)
 }
 
-func (e *Emulator) changeTargets(f queryForm, change func(*Emulator, *targetGroup, []Target) *APIError) (any, *APIError) {
-	arn, err := f.required("TargetGroupArn")
-	if err != nil {
-		return nil, err
-	}
-	targets, err := f.targets("Targets")
-	if err != nil {
-		return nil, err
-	}
+func (e *Emulator) changeTargets(r *request, change func(*Emulator, *targetGroup, []Target) *APIError) (any, *APIError) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	tg, err := e.groupLocked(arn)
+	tg, err := e.groupLocked(r.TargetGroupArn)
 	if err != nil {
 		return nil, err
 	}
-	if err := change(e, tg, targets); err != nil {
+	if err := change(e, tg, r.Targets); err != nil {
 		return nil, err
 	}
 	return xmlEmpty{}, nil
 }
 
-func (e *Emulator) apiDescribeTargetHealth(f queryForm) (any, *APIError) {
-	arn, err := f.required("TargetGroupArn")
-	if err != nil {
-		return nil, err
-	}
-	targets, err := f.targets("Targets")
-	if err != nil {
-		return nil, err
-	}
+func (e *Emulator) apiDescribeTargetHealth(r *request) (any, *APIError) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	tg, err := e.groupLocked(arn)
+	tg, err := e.groupLocked(r.TargetGroupArn)
 	if err != nil {
 		return nil, err
 	}
-	health, err := e.describeHealthLocked(tg, targets)
+	health, err := e.describeHealthLocked(tg, r.Targets)
 	if err != nil {
 		return nil, err
 	}

@@ -10,20 +10,41 @@ import (
 
 const apiVersion = "2015-12-01"
 
-// actionFunc handles one API action; the result is encoded as <ActionResult>.
-type actionFunc func(e *Emulator, f queryForm) (any, *APIError)
+// action is one supported operation: the parameters it takes, decoded
+// before handle runs, whose result is encoded as <ActionResult>.
+type action struct {
+	params []param
+	handle func(e *Emulator, r *request) (any, *APIError)
+}
 
 // actions are the supported operations.
-var actions = map[string]actionFunc{
-	"CreateTargetGroup":             (*Emulator).apiCreateTargetGroup,
-	"DescribeTargetGroups":          (*Emulator).apiDescribeTargetGroups,
-	"ModifyTargetGroup":             (*Emulator).apiModifyTargetGroup,
-	"DescribeTags":                  (*Emulator).apiDescribeTags,
-	"DescribeTargetGroupAttributes": (*Emulator).apiDescribeTargetGroupAttributes,
-	"ModifyTargetGroupAttributes":   (*Emulator).apiModifyTargetGroupAttributes,
-	"RegisterTargets":               (*Emulator).apiRegisterTargets,
-	"DeregisterTargets":             (*Emulator).apiDeregisterTargets,
-	"DescribeTargetHealth":          (*Emulator).apiDescribeTargetHealth,
+var actions = map[string]action{
+	"CreateTargetGroup": {append([]param{
+		required("Name", func(r *request) *string { return &r.Name }),
+		optional("TargetType", func(r *request) *string { return &r.TargetType }),
+		required("Protocol", func(r *request) *string { return &r.Protocol }),
+		intParam("Port", 1, 65535, func(r *request) *optInt { return &r.Port }),
+		optional("VpcId", func(r *request) *string { return &r.VpcID }),
+		keyValuesParam("Tags", func(r *request) *[]keyValue { return &r.Tags }),
+	}, healthCheckParamList...), (*Emulator).apiCreateTargetGroup},
+	"DescribeTargetGroups": {[]param{
+		listParam("TargetGroupArns", func(r *request) *[]string { return &r.TargetGroupArns }),
+		listParam("Names", func(r *request) *[]string { return &r.Names }),
+		optional("LoadBalancerArn", func(r *request) *string { return &r.LoadBalancerArn }),
+		intParam("PageSize", 1, maxPageSize, func(r *request) *optInt { return &r.PageSize }),
+		optional("Marker", func(r *request) *string { return &r.Marker }),
+	}, (*Emulator).apiDescribeTargetGroups},
+	"ModifyTargetGroup": {append([]param{tgArnParam}, healthCheckParamList...), (*Emulator).apiModifyTargetGroup},
+	"DescribeTags": {[]param{
+		listParam("ResourceArns", func(r *request) *[]string { return &r.ResourceArns }),
+	}, (*Emulator).apiDescribeTags},
+	"DescribeTargetGroupAttributes": {[]param{tgArnParam}, (*Emulator).apiDescribeTargetGroupAttributes},
+	"ModifyTargetGroupAttributes": {[]param{
+		tgArnParam, keyValuesParam("Attributes", func(r *request) *[]keyValue { return &r.Attributes }),
+	}, (*Emulator).apiModifyTargetGroupAttributes},
+	"RegisterTargets":      {[]param{tgArnParam, targetsParam("Targets")}, (*Emulator).apiRegisterTargets},
+	"DeregisterTargets":    {[]param{tgArnParam, targetsParam("Targets")}, (*Emulator).apiDeregisterTargets},
+	"DescribeTargetHealth": {[]param{tgArnParam, targetsParam("Targets")}, (*Emulator).apiDescribeTargetHealth},
 }
 
 // serveHTTP splits the API port between the Query API and the admin
@@ -78,21 +99,25 @@ func (e *Emulator) serveAPI(w http.ResponseWriter, r *http.Request) {
 	writeXML(w, status, call.RequestID, body)
 }
 
-func (e *Emulator) answer(action string, form queryForm, parseErr error, faults *faultState) (any, *APIError) {
+func (e *Emulator) answer(name string, form queryForm, parseErr error, faults *faultState) (any, *APIError) {
 	if parseErr != nil {
 		return nil, validationErrorf("Malformed request body: %v", parseErr)
 	}
-	if action == "" {
+	if name == "" {
 		return nil, &APIError{Code: CodeMissingAction, Message: "The request must contain the parameter Action"}
 	}
 	if err := faults.verdict(); err != nil {
 		return nil, err
 	}
-	handler, ok := actions[action]
+	a, ok := actions[name]
 	if !ok {
-		return nil, &APIError{Code: CodeInvalidAction, Message: fmt.Sprintf("Could not find operation %s for version %s", action, apiVersion)}
+		return nil, &APIError{Code: CodeInvalidAction, Message: fmt.Sprintf("Could not find operation %s for version %s", name, apiVersion)}
 	}
-	return handler(e, form)
+	req, err := decode(form, a.params)
+	if err != nil {
+		return nil, err
+	}
+	return a.handle(e, req)
 }
 
 // newRequestID makes a UUID-shaped request id like AWS's.

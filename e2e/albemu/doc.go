@@ -19,10 +19,28 @@
 //
 // Propagation lag is the point of the emulator: after RegisterTargets or
 // DeregisterTargets the control plane answers at once, but the data plane's
-// routing set changes only after [Options.PropagationLag]. A deregistered
-// target, already reported "draining", keeps receiving new requests until
-// the lag has passed, which is how real pods get 502s when they stop too
-// early. [Emulator.RoutingTargets] shows the data plane's view.
+// routing sets change only later. A deregistered target, already reported
+// "draining", keeps receiving new requests until the lag has passed, which
+// is how real pods get 502s when they stop too early.
+//
+// The load balancer is several nodes ([Options.Nodes], 3 by default, one per
+// availability zone). Listeners spread client connections over them as DNS
+// round robin spreads clients over an ALB's addresses. Each node has its
+// own routing set, health checks and keep-alive connections to the targets,
+// and applies every registration and deregistration after its own lag,
+// drawn from a seeded [LagModel] (constant, uniform, lognormal given a
+// median and a p99, or samples). The emulator records the ground truth of
+// each deregistration ([Emulator.Stops], [Emulator.TargetStop]): when each
+// node stopped routing new requests to the target; the latest of these is
+// the target's true stop, against which a release can be judged.
+// [Emulator.RoutingTargets] and [Emulator.NodeRoutingTargets] show the data
+// plane's views. [Options.HealthCheckDraining] says whether draining
+// targets are still health-checked, which AWS does not document.
+//
+// TCP target groups are served by NLB listeners ([Emulator.AddNLBListener]):
+// new flows stop reaching a deregistered target after the lag, established
+// flows go on while it drains, and they are closed when the delay ends only
+// with deregistration_delay.connection_termination.enabled.
 //
 // Safety: the emulator only ever connects to loopback addresses. Registering
 // a non-loopback IP fails with InvalidTarget unless

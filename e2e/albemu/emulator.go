@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"sync"
@@ -19,10 +21,25 @@ type Options struct {
 	// "123456789012".
 	Region, AccountID string
 	// PropagationLag is how long after RegisterTargets/DeregisterTargets the
-	// data plane's routing set changes. Zero means at once. A lag longer
-	// than the deregistration delay is allowed: the target then reads
-	// "unused" while it still gets requests, as has been seen in AWS.
+	// data plane's routing set changes, the same on every node. Zero means
+	// at once. A lag longer than the deregistration delay is allowed: the
+	// target then reads "unused" while it still gets requests, as has been
+	// seen in AWS. Lag, when set, replaces it.
 	PropagationLag time.Duration
+	// Lag, when set, is the distribution each node's lag is drawn from,
+	// per registration or deregistration and per node.
+	Lag *LagModel
+	// Seed seeds the lag draws; the same seed and the same sequence of
+	// calls give the same lags.
+	Seed uint64
+	// Nodes is how many ALB nodes there are, one per availability zone
+	// (default 3). Each routes on its own view of the target group, with
+	// its own lags, health checks and keep-alive connections to targets.
+	Nodes int
+	// HealthCheckDraining keeps health-checking targets while they drain,
+	// until their deregistration delay ends. AWS does not document whether
+	// it does, so both behaviours can be tested.
+	HealthCheckDraining bool
 	// ConnectTimeout bounds dialing a target (ALB: 10s, the default); when it
 	// expires the client gets 504.
 	ConnectTimeout time.Duration
@@ -56,6 +73,7 @@ const (
 	defaultDeregDelay      = 300 * time.Second
 	defaultMaxTargets      = 1000
 	defaultListenAddr      = "127.0.0.1:0"
+	defaultNodes           = 3
 	maxDeregistrationDelay = 3600 * time.Second
 )
 
@@ -78,6 +96,13 @@ func (o Options) withDefaults() Options {
 	if o.DefaultDeregistrationDelay == 0 {
 		o.DefaultDeregistrationDelay = defaultDeregDelay
 	}
+	if o.Nodes <= 0 {
+		o.Nodes = defaultNodes
+	}
+	if o.Lag == nil {
+		lag := ConstantLag(o.PropagationLag)
+		o.Lag = &lag
+	}
 	if o.MaxTargetsPerGroup <= 0 {
 		o.MaxTargetsPerGroup = defaultMaxTargets
 	}
@@ -92,8 +117,8 @@ type Emulator struct {
 
 	apiListener net.Listener
 	apiServer   *http.Server
-	transport   *http.Transport // data plane to targets
-	probes      *http.Client    // health checks
+	nodes       []*node
+	probes      *http.Client // health checks
 
 	// ctx ends on Close; every goroutine the emulator starts watches it.
 	ctx    context.Context
@@ -106,10 +131,12 @@ type Emulator struct {
 	mu        sync.Mutex
 	closed    bool
 	changed   chan struct{} // closed and replaced on every state change
-	lag       time.Duration
+	lag       LagModel
+	lagRand   *rand.Rand
+	stops     []*Stop
 	groups    map[string]*targetGroup // by ARN
 	order     []*targetGroup          // creation order, for paging
-	listeners map[*Listener]struct{}
+	listeners map[io.Closer]struct{}  // ALB and NLB listeners
 	calls     []Call
 	requests  []RequestRecord
 	faults    faultConfig
@@ -132,11 +159,14 @@ func New(opts Options) (*Emulator, error) {
 		ctx:         ctx,
 		cancel:      cancel,
 		changed:     make(chan struct{}),
-		lag:         opts.PropagationLag,
+		lag:         *opts.Lag,
+		lagRand:     newLagRand(opts.Seed),
 		groups:      map[string]*targetGroup{},
-		listeners:   map[*Listener]struct{}{},
+		listeners:   map[io.Closer]struct{}{},
 	}
-	e.transport = e.newTargetTransport()
+	for i := range opts.Nodes {
+		e.nodes = append(e.nodes, &node{index: i, zone: zoneName(opts.Region, i), transport: e.newTargetTransport()})
+	}
 	e.probes = e.newProbeClient()
 	e.apiServer = &http.Server{Handler: http.HandlerFunc(e.serveHTTP), ReadHeaderTimeout: 10 * time.Second}
 	e.wg.Add(1)
@@ -171,7 +201,7 @@ func (e *Emulator) Close() error {
 		return nil
 	}
 	e.closed = true
-	listeners := make([]*Listener, 0, len(e.listeners))
+	listeners := make([]io.Closer, 0, len(e.listeners))
 	for l := range e.listeners {
 		listeners = append(listeners, l)
 	}
@@ -183,16 +213,10 @@ func (e *Emulator) Close() error {
 		err = errors.Join(err, l.Close())
 	}
 	e.wg.Wait()
-	e.transport.CloseIdleConnections()
+	for _, n := range e.nodes {
+		n.transport.CloseIdleConnections()
+	}
 	return err
-}
-
-// SetPropagationLag changes the propagation lag for later registrations and
-// deregistrations.
-func (e *Emulator) SetPropagationLag(d time.Duration) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	e.lag = d
 }
 
 // Wait blocks until cond returns true, re-evaluating it whenever the

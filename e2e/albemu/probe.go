@@ -17,23 +17,24 @@ type probeResult struct {
 	reason, desc string
 }
 
-// probeLoop health-checks one registration until ctx ends (deregistration
-// or Close). The first check runs at once, then one per interval, each
+// probeLoop health-checks one target from one node until ctx ends
+// (deregistration or its delay's end, or Close). The first check runs at once, then one per interval, each
 // using the group's settings of the moment; a settings change starts a
 // check at once.
-func (e *Emulator) probeLoop(ctx context.Context, tg *targetGroup, reg *registration) {
+func (e *Emulator) probeLoop(ctx context.Context, tg *targetGroup, reg *registration, rt *route) {
 	for {
 		e.mu.Lock()
-		hc, hcChanged := tg.hc, tg.hcChanged
+		hc, hcChanged, protocol := tg.hc, tg.hcChanged, tg.hcProtocol
 		e.mu.Unlock()
 
-		res := e.probe(ctx, reg.target, hc)
+		res := e.probe(ctx, rt.target, hc, protocol)
 		if ctx.Err() != nil {
 			return // a verdict arriving after deregistration must not count
 		}
 		e.mu.Lock()
 		if ctx.Err() == nil {
-			reg.observe(res, hc)
+			rt.observe(res, hc)
+			reg.refresh()
 			e.notifyLocked()
 		}
 		e.mu.Unlock()
@@ -50,8 +51,9 @@ func (e *Emulator) probeLoop(ctx context.Context, tg *targetGroup, reg *registra
 	}
 }
 
-// probe performs one HTTP health check.
-func (e *Emulator) probe(ctx context.Context, t Target, hc HealthCheck) probeResult {
+// probe performs one health check: an HTTP request, or for protocol TCP a
+// connection that opens.
+func (e *Emulator) probe(ctx context.Context, t Target, hc HealthCheck, protocol string) probeResult {
 	ip, _ := netip.ParseAddr(t.ID) // validated at registration
 	if !ip.IsLoopback() {
 		// Only reachable with AllowNonLoopbackTargets: such targets are
@@ -60,6 +62,14 @@ func (e *Emulator) probe(ctx context.Context, t Target, hc HealthCheck) probeRes
 	}
 	ctx, cancel := context.WithTimeout(ctx, hc.Timeout)
 	defer cancel()
+	if protocol == "TCP" {
+		c, err := e.dialLoopback(ctx, "tcp", net.JoinHostPort(t.ID, hc.probePort(t.Port)))
+		if err != nil {
+			return probeResult{ReasonFailedHealthChecks, descriptions[ReasonFailedHealthChecks]}
+		}
+		_ = c.Close()
+		return probeResult{}
+	}
 	url := "http://" + net.JoinHostPort(t.ID, hc.probePort(t.Port)) + hc.Path
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
@@ -82,20 +92,21 @@ func (e *Emulator) probe(ctx context.Context, t Target, hc HealthCheck) probeRes
 	return probeResult{}
 }
 
-// observe applies a check result to the health state machine: a new target
-// needs one pass; a healthy one turns unhealthy after UnhealthyThreshold
-// consecutive failures, and back after HealthyThreshold passes.
-func (r *registration) observe(res probeResult, hc HealthCheck) {
+// observe applies a check result to one node's health state machine: a
+// new target needs one pass; a healthy one turns unhealthy after
+// UnhealthyThreshold consecutive failures, and back after HealthyThreshold
+// passes.
+func (r *route) observe(res probeResult, hc HealthCheck) {
 	if res.reason == "" {
 		r.okRun, r.failRun = r.okRun+1, 0
-		if r.state == StateInitial || (r.state == StateUnhealthy && r.okRun >= hc.HealthyThreshold) {
-			r.setHealth(StateHealthy, "", "")
+		if r.health == StateInitial || (r.health == StateUnhealthy && r.okRun >= hc.HealthyThreshold) {
+			r.health = StateHealthy
 		}
 		return
 	}
 	r.okRun, r.failRun = 0, r.failRun+1
 	// An unhealthy target reports its latest failure.
-	if r.state == StateUnhealthy || r.failRun >= hc.UnhealthyThreshold {
-		r.setHealth(StateUnhealthy, res.reason, res.desc)
+	if r.health == StateUnhealthy || r.failRun >= hc.UnhealthyThreshold {
+		r.health, r.reason, r.desc = StateUnhealthy, res.reason, res.desc
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"os"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -24,6 +25,8 @@ type Listener struct {
 	ln   net.Listener
 	srv  *http.Server
 	port string
+	// spread counts client connections, to spread them over the nodes.
+	spread atomic.Uint64
 
 	closeOnce sync.Once
 	closeErr  error
@@ -61,6 +64,7 @@ func (e *Emulator) AddListener(tgARN, addr string) (*Listener, error) {
 		IdleTimeout:       e.opts.IdleTimeout,
 		ReadHeaderTimeout: e.opts.IdleTimeout,
 		ErrorLog:          discardLog,
+		ConnContext:       l.assignNode,
 	}
 
 	e.mu.Lock()
@@ -72,6 +76,13 @@ func (e *Emulator) AddListener(tgARN, addr string) (*Listener, error) {
 	e.listeners[l] = struct{}{}
 	e.goLocked(func() { _ = l.srv.Serve(ln) })
 	return l, nil
+}
+
+// assignNode spreads client connections over the nodes in turn, as DNS
+// round robin over the load balancer's addresses spreads its clients: every
+// request on a connection goes through the same node.
+func (l *Listener) assignNode(ctx context.Context, _ net.Conn) context.Context {
+	return withNode(ctx, int((l.spread.Add(1)-1)%uint64(len(l.e.nodes))))
 }
 
 // URL is the listener's base URL, e.g. "http://127.0.0.1:34567".
@@ -95,14 +106,15 @@ func (l *Listener) Close() error {
 // the data plane's routing set, with ALB's status codes for failures.
 func (l *Listener) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	e := l.e
+	n := nodeOf(r.Context())
 	rec := RequestRecord{
-		Time: time.Now(), Listener: l.Addr(), TargetGroupArn: l.tg.arn,
+		Time: time.Now(), Listener: l.Addr(), Node: n, TargetGroupArn: l.tg.arn,
 		Method: r.Method, Path: r.URL.Path,
 	}
 	sw := &statusWriter{ResponseWriter: w}
 
 	e.mu.Lock()
-	rt := l.tg.pickLocked()
+	rt := l.tg.pickLocked(n)
 	var x *exchange
 	if rt != nil {
 		ctx, cancel := context.WithCancelCause(r.Context())
@@ -149,7 +161,7 @@ func (l *Listener) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			pr.Out.Header.Set("X-Forwarded-Port", l.port)
 			pr.Out.Header.Set("X-Amzn-Trace-Id", traceID(rec.Time))
 		},
-		Transport: e.transport,
+		Transport: e.nodes[n].transport,
 		ErrorLog:  discardLog,
 		ErrorHandler: func(w http.ResponseWriter, _ *http.Request, err error) {
 			status, why := classifyProxyError(x.ctx, r.Context(), err)

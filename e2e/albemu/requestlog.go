@@ -9,6 +9,7 @@ import (
 type RequestRecord struct {
 	Time           time.Time // when the request arrived
 	Listener       string    // listener address
+	Node           int       // the ALB node that routed it
 	TargetGroupArn string
 	Method, Path   string
 	Target         string // "ip:port", empty when none was chosen

@@ -10,24 +10,30 @@ import (
 // target's deregistration delay ends.
 var errDrainCut = errors.New("deregistration delay ended with the request in flight")
 
-// route is a target as the data plane sees it. It outlives its
-// registration while deregistration propagates. Guarded by Emulator.mu.
+// route is a target as one node's data plane sees it, with that node's
+// health verdict. It outlives its registration while deregistration
+// propagates. Guarded by Emulator.mu.
 type route struct {
-	target   Target
-	health   string // StateInitial, StateHealthy or StateUnhealthy
-	inflight map[*exchange]struct{}
+	target         Target
+	node           int
+	applied        bool   // the node has applied the registration
+	health         string // StateInitial, StateHealthy or StateUnhealthy
+	reason, desc   string // of the latest failing verdict
+	okRun, failRun int    // consecutive passing and failing checks
+	inflight       map[*exchange]struct{}
+	stopProbes     context.CancelFunc // set once probes started
 }
 
-func newRoute(t Target) *route {
-	return &route{target: t, inflight: map[*exchange]struct{}{}}
+func newRoute(t Target, node int) *route {
+	return &route{target: t, node: node, health: StateInitial, inflight: map[*exchange]struct{}{}}
 }
 
 func (tg *targetGroup) removeRoute(r *route) {
-	tg.routes = slices.DeleteFunc(tg.routes, func(x *route) bool { return x == r })
+	tg.routes[r.node] = slices.DeleteFunc(tg.routes[r.node], func(x *route) bool { return x == r })
 }
 
-// cut ends every request in flight to the target, as the ALB does when the
-// deregistration delay expires.
+// cut ends every request or flow in flight to the target, as the load
+// balancer does when the deregistration delay expires.
 func (r *route) cut() {
 	for x := range r.inflight {
 		x.cancel(errDrainCut)
@@ -35,13 +41,19 @@ func (r *route) cut() {
 	clear(r.inflight)
 }
 
-// pickLocked chooses the route for a new request: round robin over healthy
-// targets, or over the unhealthy ones when none is healthy (ALB fails
-// open). Targets still in their initial checks get no traffic. Nil means
-// there is nowhere to send the request.
-func (tg *targetGroup) pickLocked() *route {
+func (r *route) stopProbing() {
+	if r.stopProbes != nil {
+		r.stopProbes()
+	}
+}
+
+// pickLocked chooses node n's route for a new request: round robin over
+// healthy targets, or over the unhealthy ones when none is healthy (ALB
+// fails open). Targets still in their initial checks get no traffic. Nil
+// means there is nowhere to send the request.
+func (tg *targetGroup) pickLocked(n int) *route {
 	var healthy, unhealthy []*route
-	for _, r := range tg.routes {
+	for _, r := range tg.routes[n] {
 		switch r.health {
 		case StateHealthy:
 			healthy = append(healthy, r)
@@ -56,13 +68,13 @@ func (tg *targetGroup) pickLocked() *route {
 	if len(pool) == 0 {
 		return nil
 	}
-	r := pool[tg.next%len(pool)]
-	tg.next++
+	r := pool[tg.next[n]%len(pool)]
+	tg.next[n]++
 	return r
 }
 
-// exchange is one proxied request's hold on its route, so draining can cut
-// it.
+// exchange is one proxied request's or flow's hold on its route, so
+// draining can cut it.
 type exchange struct {
 	ctx    context.Context
 	cancel context.CancelCauseFunc

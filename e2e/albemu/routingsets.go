@@ -9,9 +9,9 @@ func (e *Emulator) RoutingSets() map[string][]Target {
 	defer e.mu.Unlock()
 	out := make(map[string][]Target, len(e.order))
 	for _, tg := range e.order {
-		set := make([]Target, 0, len(tg.routes))
-		for _, r := range tg.routes {
-			set = append(set, r.target)
+		var set []Target
+		for _, routes := range tg.routes {
+			set = routeTargets(routes, set)
 		}
 		out[tg.arn] = set
 	}

@@ -13,9 +13,12 @@ import (
 
 // TargetGroupSpec describes a target group to create.
 type TargetGroupSpec struct {
-	Name             string // required: 1-32 alphanumerics or hyphens
-	Port             int32  // default 80
-	Protocol         string // "HTTP" (default) or "HTTPS"; the data plane speaks HTTP
+	Name string // required: 1-32 alphanumerics or hyphens
+	Port int32  // default 80
+	// Protocol is "HTTP" (default) or "HTTPS", served by an ALB listener
+	// (AddListener) that speaks HTTP, or "TCP", served by an NLB listener
+	// (AddNLBListener) that forwards flows.
+	Protocol         string
 	VpcID            string // default "vpc-0a1b2c3d4e5f60718"
 	LoadBalancerArns []string
 	Tags             map[string]string
@@ -29,6 +32,9 @@ type TargetGroupSpec struct {
 const (
 	defaultVpcID          = "vpc-0a1b2c3d4e5f60718"
 	attrDeregistrationKey = "deregistration_delay.timeout_seconds"
+	// AttrConnectionTermination is the NLB target group attribute that has
+	// flows to a deregistered target closed when its delay ends.
+	AttrConnectionTermination = "deregistration_delay.connection_termination.enabled"
 )
 
 // otherAttributeDefaults are the remaining attributes AWS reports for an ALB
@@ -50,6 +56,23 @@ var otherAttributeDefaults = map[string]string{
 	"target_group_health.unhealthy_state_routing.minimum_healthy_targets.percentage": "off",
 }
 
+// attributeDefaults are the attributes a new target group of protocol has
+// besides its deregistration delay.
+func attributeDefaults(protocol string) map[string]string {
+	attrs := maps.Clone(otherAttributeDefaults)
+	if protocol == "TCP" {
+		attrs[AttrConnectionTermination] = "false"
+	}
+	return attrs
+}
+
+// terminatesFlows reports whether requests and flows still running when a
+// target's deregistration delay ends are cut: always for an ALB, and for
+// an NLB only with connection termination enabled.
+func (tg *targetGroup) terminatesFlows() bool {
+	return tg.protocol != "TCP" || tg.attrs[AttrConnectionTermination] == "true"
+}
+
 // targetGroup is one target group: its configuration, its control-plane
 // registrations and its data-plane routing set. Guarded by Emulator.mu.
 type targetGroup struct {
@@ -65,10 +88,10 @@ type targetGroup struct {
 
 	// targets is the control plane's view: registered and draining targets.
 	targets map[Target]*registration
-	// routes is the data plane's view, which trails targets by the
-	// propagation lag.
-	routes []*route
-	next   int // round-robin cursor
+	// routes are the data plane's views, one per node, each trailing
+	// targets by its own propagation lags.
+	routes [][]*route
+	next   []int // round-robin cursors, per node
 }
 
 var targetGroupName = regexp.MustCompile(`^[A-Za-z0-9](?:[A-Za-z0-9-]{0,30}[A-Za-z0-9])?$`)
@@ -99,8 +122,8 @@ func (e *Emulator) createTargetGroupLocked(spec TargetGroupSpec) (*targetGroup, 
 	if spec.Protocol == "" {
 		spec.Protocol = "HTTP"
 	}
-	if spec.Protocol != "HTTP" && spec.Protocol != "HTTPS" {
-		return nil, validationErrorf("Protocol '%s' is not supported for an application load balancer target group", spec.Protocol)
+	if spec.Protocol != "HTTP" && spec.Protocol != "HTTPS" && spec.Protocol != "TCP" {
+		return nil, validationErrorf("Protocol '%s' is not supported by albemu; use HTTP, HTTPS or TCP", spec.Protocol)
 	}
 	if spec.VpcID == "" {
 		spec.VpcID = defaultVpcID
@@ -134,8 +157,10 @@ func (e *Emulator) createTargetGroupLocked(spec TargetGroupSpec) (*targetGroup, 
 		hcProtocol: spec.Protocol,
 		hcChanged:  make(chan struct{}),
 		delay:      delay,
-		attrs:      maps.Clone(otherAttributeDefaults),
+		attrs:      attributeDefaults(spec.Protocol),
 		targets:    map[Target]*registration{},
+		routes:     make([][]*route, len(e.nodes)),
+		next:       make([]int, len(e.nodes)),
 	}
 	e.groups[tg.arn] = tg
 	e.order = append(e.order, tg)

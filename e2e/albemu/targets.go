@@ -70,25 +70,6 @@ type TargetHealth struct {
 	Description     string // empty when healthy
 }
 
-// registration is a target as the control plane sees it, from
-// RegisterTargets until its deregistration delay ends.
-type registration struct {
-	target              Target
-	state, reason, desc string
-	okRun, failRun      int // consecutive passing and failing health checks
-	route               *route
-	stopProbes          func() // set once the registration reached the data plane
-}
-
-func (r *registration) draining() bool { return r.state == StateDraining }
-
-// setHealth records a health verdict; the data plane follows at once, since
-// health results are not subject to the propagation lag.
-func (r *registration) setHealth(state, reason, desc string) {
-	r.state, r.reason, r.desc = state, reason, desc
-	r.route.health = state
-}
-
 // RegisterTargets behaves like the API call of the same name.
 func (e *Emulator) RegisterTargets(tgARN string, targets ...Target) error {
 	e.mu.Lock()
@@ -147,83 +128,6 @@ func (e *Emulator) resolveTargets(tg *targetGroup, targets []Target, registering
 	return out, nil
 }
 
-func (e *Emulator) registerLocked(tg *targetGroup, targets []Target) *APIError {
-	resolved, err := e.resolveTargets(tg, targets, true)
-	if err != nil {
-		return err
-	}
-	active := 0
-	for _, r := range tg.targets {
-		if !r.draining() {
-			active++
-		}
-	}
-	added := map[Target]bool{}
-	for _, t := range resolved {
-		if r := tg.targets[t]; (r == nil || r.draining()) && !added[t] {
-			added[t] = true
-			active++
-		}
-	}
-	if active > e.opts.MaxTargetsPerGroup {
-		return &APIError{Code: CodeTooManyTargets, Message: fmt.Sprintf("You've reached the limit on the number of targets registered to a target group (%d)", e.opts.MaxTargetsPerGroup)}
-	}
-	for _, t := range resolved {
-		if r := tg.targets[t]; r != nil && !r.draining() {
-			continue // already registered: a no-op, as in AWS
-		}
-		// A draining target registered again starts over; its old route
-		// keeps draining on its own timers.
-		reg := &registration{target: t, route: newRoute(t)}
-		reg.setHealth(StateInitial, ReasonRegistrationInProgress, descriptions[ReasonRegistrationInProgress])
-		tg.targets[t] = reg
-		e.afterLocked(e.lag, func() { e.propagateRegistrationLocked(tg, reg) })
-	}
-	e.notifyLocked()
-	return nil
-}
-
-// propagateRegistrationLocked is the moment the data plane learns of a new
-// target: it joins the routing set and health checks begin.
-func (e *Emulator) propagateRegistrationLocked(tg *targetGroup, reg *registration) {
-	if reg.draining() || tg.targets[reg.target] != reg {
-		return // deregistered before it ever reached the data plane
-	}
-	tg.routes = append(tg.routes, reg.route)
-	reg.setHealth(StateInitial, ReasonInitialHealthChecking, descriptions[ReasonInitialHealthChecking])
-	ctx, cancel := context.WithCancel(e.ctx)
-	reg.stopProbes = cancel
-	e.goLocked(func() { e.probeLoop(ctx, tg, reg) })
-}
-
-func (e *Emulator) deregisterLocked(tg *targetGroup, targets []Target) *APIError {
-	resolved, err := e.resolveTargets(tg, targets, false)
-	if err != nil {
-		return err
-	}
-	for _, t := range resolved {
-		reg := tg.targets[t]
-		if reg == nil || reg.draining() {
-			continue
-		}
-		// The route keeps its last health verdict: until the lag passes, the
-		// data plane routes to it exactly as before.
-		reg.state, reg.reason, reg.desc = StateDraining, ReasonDeregistrationInProgress, descriptions[ReasonDeregistrationInProgress]
-		if reg.stopProbes != nil {
-			reg.stopProbes()
-		}
-		e.afterLocked(e.lag, func() { tg.removeRoute(reg.route) })
-		e.afterLocked(tg.delay, func() {
-			if tg.targets[t] == reg {
-				delete(tg.targets, t)
-			}
-			reg.route.cut()
-		})
-	}
-	e.notifyLocked()
-	return nil
-}
-
 // TargetHealth is what DescribeTargetHealth would answer: every current
 // target, or the ones asked for (unknown ones as unused).
 func (e *Emulator) TargetHealth(tgARN string, targets ...Target) ([]TargetHealth, error) {
@@ -274,8 +178,8 @@ func compareTargets(a, b Target) int {
 }
 
 // RoutingTargets is the data plane's current routing set: the targets new
-// requests may go to, including deregistered ones still inside the
-// propagation lag.
+// requests may go to on any node, including deregistered ones still inside
+// some node's propagation lag.
 func (e *Emulator) RoutingTargets(tgARN string) ([]Target, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -283,9 +187,9 @@ func (e *Emulator) RoutingTargets(tgARN string) ([]Target, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := make([]Target, 0, len(tg.routes))
-	for _, r := range tg.routes {
-		out = append(out, r.target)
+	var out []Target
+	for _, routes := range tg.routes {
+		out = routeTargets(routes, out)
 	}
 	return out, nil
 }

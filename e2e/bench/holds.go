@@ -3,150 +3,164 @@ package bench
 import (
 	"context"
 	"fmt"
-	"math"
-	"time"
+	"maps"
+	"slices"
 
-	"github.com/albdrain/albdrain/e2e/albemu"
 	"github.com/albdrain/albdrain/e2e/cluster"
-	"github.com/albdrain/albdrain/e2e/kubelet"
 	"github.com/albdrain/albdrain/e2e/scenario"
-	"github.com/albdrain/albdrain/internal/contract"
 )
-
-// scenarioPodPort is the port the scenarios' pods serve and are registered on.
-const scenarioPodPort = 8080
 
 // HoldOptions shape the hold-precision measurement.
 type HoldOptions struct {
 	// Replicas is the Deployment's size in each rollout.
 	Replicas int32
-	// Rollouts is how many rolling restarts run under albdrain.
+	// Rollouts is how many rolling restarts run per policy at Rate.
 	Rollouts int
-	// Settle is the watcher's settle time under the draining policy.
-	Settle time.Duration
+	// Rate and LowRate are the traffic in requests per second per pod: each
+	// albdrain policy also gets one rollout at LowRate, where a quiet pod
+	// is normal and proves nothing.
+	Rate, LowRate float64
+	// Policies are compared in this order; albdrain's must come first.
+	Policies []HoldPolicy
 	// Progress receives a line at each step.
 	Progress func(string)
 }
 
-// held is one pod's termination under albdrain, on the ALB's clock.
-type held struct {
-	// lag is from the start of the preStop hook to the ALB's last routing
-	// decision for the pod: the shortest fixed sleep that would have
-	// served it without errors.
-	lag time.Duration
-	// afterStop is from that moment to the end of the hold.
-	afterStop time.Duration
-	hold      time.Duration
+// run is what the measurement keeps of one rollout.
+type run struct {
+	policy   string // JSON name: the policy's, with "_low_rate" at LowRate
+	pods     []podHold
+	requests int
+	failed   int
+	released float64 // holds ended by the policy's own outcome
 }
 
-// MeasureHolds rolls a Deployment behind the emulated ALB under steady
-// traffic: once unprotected, for the baseline's errors, then Rollouts times
-// with albdrain's watcher on the draining release policy. For every held
-// pod it times the moment the ALB's data plane stopped routing new requests
-// to it (its routing-set change, after the propagation lag) against the end
-// of its hold. The cluster's manager is left on the draining policy.
+// MeasureHolds rolls a Deployment behind the emulated ALB, whose nodes draw
+// their lags from the cluster's model: once unprotected, then under each of
+// albdrain's policies, then with fixed preStop sleeps set from the true
+// stops observed so far (their p50, p90, p99). For every pod it takes the
+// emulator's ground truth of when the last ALB node stopped routing to it
+// (its true stop) and compares the pod's release with it. The cluster's
+// manager is left on the last albdrain policy.
 func MeasureHolds(ctx context.Context, c *cluster.Cluster, t cluster.Timings, o HoldOptions) (*Section, error) {
-	routes := watchRoutes(c.Emulator)
-	defer routes.stop()
-
-	base, err := scenario.Run(ctx, c, scenario.Spec{Protection: scenario.Baseline, Action: scenario.RollingRestart, Replicas: o.Replicas, Progress: o.Progress})
-	if err != nil {
-		return nil, err
-	}
-	policy := []string{"--release-policy=draining", "--settle-time=" + o.Settle.String()}
-	o.Progress(fmt.Sprintf("restarting albdrain's manager with %v", policy))
-	if err := c.Albdrain.RestartWith(ctx, policy...); err != nil {
-		return nil, err
-	}
-	var (
-		pods             []held
-		requests, failed int
-		outcomes         = map[string]float64{}
-	)
-	for range o.Rollouts {
-		res, err := scenario.Run(ctx, c, scenario.Spec{Protection: scenario.Albdrain, Action: scenario.RollingRestart, Replicas: o.Replicas, Progress: o.Progress})
+	rollout := func(name string, spec scenario.Spec) (*run, error) {
+		spec.Action, spec.Replicas, spec.Progress = scenario.RollingRestart, o.Replicas, o.Progress
+		res, err := scenario.Run(ctx, c, spec)
 		if err != nil {
 			return nil, err
 		}
-		requests += res.Summary.Requests
-		failed += res.Summary.Errors
-		for outcome, n := range res.Albdrain.Holds {
-			outcomes[outcome] += n
-		}
+		r := &run{policy: name, requests: res.Summary.Requests, failed: res.Summary.Errors}
 		for _, term := range res.Terminations {
-			h, err := heldPod(term, routes)
+			h, err := podHoldOf(term, res, spec.Protection)
 			if err != nil {
 				return nil, fmt.Errorf("namespace %s: %w", res.Namespace, err)
 			}
-			pods = append(pods, h)
+			r.pods = append(r.pods, h)
+		}
+		if res.Albdrain != nil {
+			for _, p := range o.Policies {
+				if p.Name == name || p.Name+"_low_rate" == name {
+					r.released = res.Albdrain.Holds[string(p.Outcome)]
+				}
+			}
+		}
+		return r, nil
+	}
+	base, err := rollout("baseline", scenario.Spec{Protection: scenario.Baseline, Rate: o.Rate})
+	if err != nil {
+		return nil, err
+	}
+	runs := []*run{base}
+	observed := func() []float64 {
+		var out []float64
+		for _, r := range runs {
+			for _, p := range r.pods {
+				out = append(out, p.trueStop.Seconds())
+			}
+		}
+		return out
+	}
+	sleeps := map[string]float64{}
+	for _, p := range o.Policies {
+		spec := scenario.Spec{Protection: p.protection(), Rate: o.Rate}
+		if p.albdrain() {
+			o.Progress(fmt.Sprintf("restarting albdrain's manager with %v", p.Flags))
+			if err := c.Albdrain.RestartWith(ctx, p.Flags...); err != nil {
+				return nil, err
+			}
+		} else {
+			spec.FixedSleep = fixedSleep(observed(), p.SleepQuantile)
+			sleeps[p.Name] = spec.FixedSleep.Seconds()
+			o.Progress(fmt.Sprintf("%s: a fixed preStop sleep of %s", p.Name, spec.FixedSleep))
+		}
+		for range o.Rollouts {
+			r, err := rollout(p.Name, spec)
+			if err != nil {
+				return nil, err
+			}
+			runs = append(runs, r)
+		}
+		if p.albdrain() && o.LowRate > 0 {
+			spec.Rate = o.LowRate
+			r, err := rollout(p.Name+"_low_rate", spec)
+			if err != nil {
+				return nil, err
+			}
+			runs = append(runs, r)
 		}
 	}
-
-	var lags, afterStop, holds, fixedAfterStop []float64
-	for _, p := range pods {
-		lags = append(lags, p.lag.Seconds())
-		afterStop = append(afterStop, p.afterStop.Seconds())
-		holds = append(holds, p.hold.Seconds())
-	}
-	needed := maximum(lags)
-	for _, l := range lags {
-		fixedAfterStop = append(fixedAfterStop, needed-l)
-	}
-	bound := (t.WatcherPoll + t.QuietPeriod).Seconds()
-	s := &Section{Name: "drain", Notes: []string{
-		fmt.Sprintf("%d rolling restarts of %d pods under steady traffic through the emulated ALB (propagation lag %s, load balancer controller lag %s-%s,",
-			o.Rollouts, o.Replicas, t.PropagationLag, t.LBCMinLag, t.LBCMaxLag),
-		fmt.Sprintf("deregistration delay %s), albdrain with --release-policy=draining --settle-time=%s --poll-interval=%s --quiet-period=%s;",
-			t.DeregistrationDelay, o.Settle, t.WatcherPoll, t.QuietPeriod),
-		"\"stop\" is when the ALB's data plane stopped routing new requests to the pod (its routing set changed); the fixed sleep",
-		"needed is the longest time from a preStop's start to that moment over the same rollouts; baseline errors: one unprotected rollout",
-	}}
-	s.Add("release_after_stop_p99_s", percentile(afterStop, 99))
-	s.Add("release_after_stop_p50_s", percentile(afterStop, 50))
-	s.Add("release_after_stop_min_s", minimum(afterStop))
-	s.Add("release_after_stop_bound_s", bound)
-	s.Add("fixed_sleep_needed_s", needed)
-	s.Add("fixed_sleep_needed_whole_s", math.Ceil(needed))
-	s.Add("hold_mean_s", mean(holds))
-	s.Add("hold_p50_s", percentile(holds, 50))
-	s.Add("hold_p99_s", percentile(holds, 99))
-	s.Add("hold_max_s", maximum(holds))
-	s.Add("held_pods", float64(len(pods)))
-	s.Add("holds_draining_settled", outcomes[string(contract.OutcomeDrainingSettled)])
-	s.Add("holds_other_outcome", float64(len(pods))-outcomes[string(contract.OutcomeDrainingSettled)])
-	s.Add("errors_albdrain", float64(failed))
-	s.Add("requests_albdrain", float64(requests))
-	s.Add("errors_baseline", float64(base.Summary.Errors))
-	s.Add("requests_baseline", float64(base.Summary.Requests))
-	s.Compare(Comparison{
-		What: "release after ALB stop, p99 (s)", Value: percentile(afterStop, 99),
-		Baseline: percentile(fixedAfterStop, 99), BaselineWhat: "fixed sleep needed",
-		Target: fmt.Sprintf("< poll + quiet = %.3g s", bound), Met: percentile(afterStop, 99) < bound,
-	})
-	// Every hold must cover its own pod's lag for zero errors, so the
-	// longest hold cannot be shorter than the longest lag: the typical
-	// pod's hold is what can beat a sleep every pod has to take.
-	s.Compare(Comparison{
-		What: "hold p50 (s)", Value: percentile(holds, 50), Baseline: needed, BaselineWhat: "fixed sleep needed",
-		Target: fmt.Sprintf("< fixed sleep needed (native sleep: %g s)", math.Ceil(needed)), Met: percentile(holds, 50) < needed,
-	})
-	s.Compare(Comparison{
-		What: "failed requests in rollouts", Value: float64(failed), Baseline: float64(base.Summary.Errors), BaselineWhat: "unprotected",
-		Target: "0", Met: failed == 0,
-	})
-	return s, nil
+	return holdSection(t, o, runs, observed(), sleeps), nil
 }
 
-// heldPod times one termination under albdrain: it must have run the
-// injected helper to completion, and its target must have left the ALB.
-func heldPod(term kubelet.Termination, routes *routeExits) (held, error) {
-	if len(term.Hooks) != 1 || term.Hooks[0].Action != kubelet.ActionExec || term.Hooks[0].Err != "" || term.Killed {
-		return held{}, fmt.Errorf("pod %s: hooks %+v, killed %v: want one completed helper hold", term.Name, term.Hooks, term.Killed)
+// holdSection turns the rollouts into figures, per-pod lines and targets.
+func holdSection(t cluster.Timings, o HoldOptions, runs []*run, trueStops []float64, sleeps map[string]float64) *Section {
+	minSafe := maximum(trueStops)
+	s := &Section{Name: "holds", Notes: []string{
+		fmt.Sprintf("rolling restarts of %d pods behind an emulated ALB of %d nodes, each drawing its lag from %s (seed %d);",
+			o.Replicas, max(t.Nodes, 1), t.LagModel(), t.Seed),
+		fmt.Sprintf("load balancer controller lag %s-%s, deregistration delay %s, draining targets health-checked: %v;",
+			t.LBCMinLag, t.LBCMaxLag, t.DeregistrationDelay, t.HealthCheckDraining),
+		fmt.Sprintf("traffic %g requests/s per pod; each albdrain policy also has a rollout at %g requests/s per pod (<policy>_low_rate);", o.Rate, o.LowRate),
+		"true stop: from the preStop's start to when the last ALB node stopped routing new requests to the pod (emulator ground truth);",
+		"over-hold: release minus true stop (negative: released while still routed); min safe fixed sleep: the largest true stop of the run;",
+		fmt.Sprintf("%d rollout(s) per policy; fixed sleeps are set from the true stops observed before them, rounded up to whole seconds", o.Rollouts),
+	}}
+	s.Add("min_safe_fixed_sleep_s", minSafe)
+	s.Add("true_stop_p50_s", percentile(trueStops, 50))
+	s.Add("true_stop_p90_s", percentile(trueStops, 90))
+	s.Add("true_stop_p99_s", percentile(trueStops, 99))
+	s.Add("nodes", float64(max(t.Nodes, 1)))
+	s.Add("rate_per_pod", o.Rate)
+	for _, name := range slices.Sorted(maps.Keys(sleeps)) {
+		s.Add(name+".sleep_s", sleeps[name])
 	}
-	h := term.Hooks[0]
-	stop, ok := routes.exit(albemu.Target{ID: term.IP, Port: scenarioPodPort})
-	if !ok {
-		return held{}, fmt.Errorf("pod %s: its target %s never left the ALB's routing set", term.Name, term.IP)
+	byPolicy := map[string][]*run{}
+	var order []string
+	for _, r := range runs {
+		if _, ok := byPolicy[r.policy]; !ok {
+			order = append(order, r.policy)
+		}
+		byPolicy[r.policy] = append(byPolicy[r.policy], r)
 	}
-	return held{lag: stop.Sub(h.Start), afterStop: h.End.Sub(stop), hold: h.Duration()}, nil
+	policies := map[string]HoldPolicy{}
+	for _, p := range o.Policies {
+		policies[p.Name], policies[p.Name+"_low_rate"] = p, p
+	}
+	for _, name := range order {
+		var pods []podHold
+		requests, failed, released := 0, 0, 0.0
+		for _, r := range byPolicy[name] {
+			pods = append(pods, r.pods...)
+			requests, failed, released = requests+r.requests, failed+r.failed, released+r.released
+		}
+		policyFigures(s, name, policies[name], pods, minSafe, requests, failed)
+		if policies[name].albdrain() {
+			s.Add(name+".released_by_policy", released)
+		}
+		s.Details = append(s.Details, name+":")
+		for _, p := range pods {
+			s.Details = append(s.Details, "  "+p.String())
+		}
+	}
+	return s
 }

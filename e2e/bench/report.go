@@ -46,6 +46,8 @@ type Section struct {
 	Comparisons []Comparison
 	// Notes explain the setup in a line or two each.
 	Notes []string
+	// Details are printed under the figures, e.g. one line per pod.
+	Details []string
 }
 
 // Add appends a figure, rounded to microsecond-ish precision so the JSON
@@ -98,6 +100,9 @@ func (r *Report) WriteTable(w io.Writer) {
 			fmt.Fprintf(tw, "  %s\t%s\n", f.Key, num(f.Value))
 		}
 		tw.Flush()
+		for _, d := range s.Details {
+			fmt.Fprintf(w, "  %s\n", d)
+		}
 	}
 }
 

@@ -38,8 +38,17 @@ const (
 // and the deregistration delay outlasts both.
 type Timings struct {
 	// PropagationLag is how long the ALB keeps routing to a target after
-	// its deregistration (and ignores a new one after registration).
+	// its deregistration (and ignores a new one after registration), on
+	// every node. Lag, when set, replaces it.
 	PropagationLag time.Duration
+	// Lag is the distribution each ALB node's lag is drawn from, seeded by
+	// Seed; Nodes is how many ALB nodes there are (default 3).
+	Lag   *albemu.LagModel
+	Seed  uint64
+	Nodes int
+	// HealthCheckDraining keeps the ALB health-checking targets while they
+	// drain; AWS does not document whether it does.
+	HealthCheckDraining bool
 	// DeregistrationDelay is the target groups' draining time.
 	DeregistrationDelay time.Duration
 	// HealthCheckInterval and HealthCheckTimeout are the target groups'
@@ -84,6 +93,34 @@ func DefaultTimings() Timings {
 		WatcherPoll:         250 * time.Millisecond,
 		HoldMargin:          3 * time.Second,
 	}
+}
+
+// FieldTimings are DefaultTimings with field-like lags, compressed about
+// tenfold: each of 3 ALB nodes draws its lag from a heavy-tailed lognormal
+// (median 2s, p99 10s, at most 15s), as controller users report 15-60s
+// lags whose tail dwarfs the median. The deregistration delay (20s) outlasts
+// the longest lag, as AWS advises, and the hold bound follows it.
+func FieldTimings() Timings {
+	t := DefaultTimings()
+	lag, err := albemu.ParseLag(FieldLag)
+	if err != nil {
+		panic(err) // a constant
+	}
+	t.Lag, t.Nodes = &lag, 3
+	t.DeregistrationDelay = 20 * time.Second
+	t.MaxHold = 45 * time.Second
+	return t
+}
+
+// FieldLag is FieldTimings' lag model.
+const FieldLag = "lognormal:median=2s,p99=10s,max=15s"
+
+// LagModel is the lag model the emulator draws from under these timings.
+func (t Timings) LagModel() albemu.LagModel {
+	if t.Lag != nil {
+		return *t.Lag
+	}
+	return albemu.ConstantLag(t.PropagationLag)
 }
 
 // Options configure Start.
@@ -141,6 +178,10 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 
 	if c.Emulator, err = albemu.New(albemu.Options{
 		PropagationLag:             t.PropagationLag,
+		Lag:                        t.Lag,
+		Seed:                       t.Seed,
+		Nodes:                      t.Nodes,
+		HealthCheckDraining:        t.HealthCheckDraining,
 		ConnectTimeout:             time.Second,
 		IdleTimeout:                10 * time.Second,
 		DefaultDeregistrationDelay: t.DeregistrationDelay,

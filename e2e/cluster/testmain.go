@@ -3,8 +3,9 @@ package cluster
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
-	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -12,43 +13,29 @@ import (
 // cluster: it starts the cluster with timings, hands it to use, runs the
 // tests and stops it. The cluster's logs go to a file in a temporary
 // directory, kept (and named on stderr) when a test fails.
-func RunTests(m *testing.M, prefix string, timings Timings, use func(*Cluster)) int {
-	dir, err := os.MkdirTemp("", prefix)
+func RunTests(m *testing.M, prefix string, timings Timings, use func(*Cluster)) (code int) {
+	ws, err := OpenWorkspace(strings.Trim(strings.TrimPrefix(prefix, "albdrain-"), "-"), io.Discard)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	log, logFile, err := LogToFile(filepath.Join(dir, "cluster.log"))
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer logFile.Close()
-
-	code := func() int {
-		ctx := context.Background()
-		helper, err := BuildHelper(ctx, "go", dir)
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
+	defer func() {
+		if code != 0 {
+			ws.Close(fmt.Errorf("exit code %d", code))
+			return
 		}
-		c, err := Start(ctx, Options{Dir: dir, HelperBinary: helper, Timings: timings, Log: log})
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "start the local cluster:", err)
-			return 1
-		}
-		use(c)
-		defer func() {
-			if err := c.Stop(); err != nil {
-				fmt.Fprintln(os.Stderr, "stop the local cluster:", err)
-			}
-		}()
-		return m.Run()
+		ws.Close(nil)
 	}()
-	if code != 0 {
-		fmt.Fprintln(os.Stderr, "logs of the local cluster kept in", dir)
-		return code
+	c, err := ws.StartCluster(context.Background(), "go", timings)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "start the local cluster:", err)
+		return 1
 	}
-	os.RemoveAll(dir)
-	return 0
+	use(c)
+	defer func() {
+		if err := c.Stop(); err != nil {
+			fmt.Fprintln(os.Stderr, "stop the local cluster:", err)
+		}
+	}()
+	return m.Run()
 }

@@ -62,7 +62,8 @@ func (r *runner) run(ctx context.Context, p plan) (_ *Result, err error) {
 		return res, fmt.Errorf("setting up: %w", err)
 	}
 	defer listener.Close()
-	opts := traffic
+	res.TargetGroupArn = r.arn
+	opts := trafficFor(r.spec)
 	opts.URL = listener.URL()
 	res.Start = time.Now()
 	tr, err := load.Start(ctx, opts)
@@ -70,7 +71,7 @@ func (r *runner) run(ctx context.Context, p plan) (_ *Result, err error) {
 		return res, err
 	}
 	stopReporting := r.reportProgress(tr, res.Start)
-	err = waitRequests(ctx, tr, warmup)
+	err = waitRequests(ctx, tr, warmupFor(r.spec))
 	if err == nil {
 		err = p.disrupt(ctx, res)
 	}
@@ -88,6 +89,7 @@ func (r *runner) run(ctx context.Context, p plan) (_ *Result, err error) {
 			res.Calls = append(res.Calls, call)
 		}
 	}
+	r.groundTruth(res)
 	if err == nil && r.spec.Protection == Albdrain {
 		expect := len(res.Terminations)
 		if p.unrecordedHolds {
@@ -108,6 +110,8 @@ func (r *runner) setup(ctx context.Context, workload func(*appsv1.Deployment)) (
 		Name: fmt.Sprintf("e2e-web-%d", r.seq),
 		Port: podPort,
 		Tags: map[string]string{"elbv2.k8s.aws/cluster": "e2e", "ingress.k8s.aws/resource": r.ns + "/" + appName + ":80"},
+		// Zero means the cluster's default.
+		DeregistrationDelay: r.spec.DeregistrationDelay,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("target group: %w", err)
@@ -135,6 +139,23 @@ func (r *runner) setup(ctx context.Context, workload func(*appsv1.Deployment)) (
 		return nil, errors.Join(err, listener.Close())
 	}
 	return listener, nil
+}
+
+// groundTruth collects what the emulator knows of the run: the requests it
+// routed for the run's target group and, for every terminated pod, when
+// each node stopped routing to it.
+func (r *runner) groundTruth(res *Result) {
+	for _, rec := range r.c.Emulator.Requests() {
+		if rec.TargetGroupArn == r.arn {
+			res.Routed = append(res.Routed, rec)
+		}
+	}
+	res.Stops = map[string]albemu.Stop{}
+	for _, t := range res.Terminations {
+		if s, ok := r.c.Emulator.TargetStop(r.arn, albemu.Target{ID: t.IP, Port: podPort}); ok {
+			res.Stops[t.Name] = s
+		}
+	}
 }
 
 // reportProgress reports the traffic every second until stopped.

@@ -64,6 +64,13 @@ type Spec struct {
 	// release policy for this run; empty keeps the running one. The
 	// manager is restarted with it before the run and after.
 	ReleasePolicy string
+	// Rate, when set, is the traffic in requests per second per pod,
+	// instead of the default steady traffic of about 150-200 requests a
+	// second in all.
+	Rate float64
+	// DeregistrationDelay, when set, is the target group's, instead of the
+	// cluster's default.
+	DeregistrationDelay time.Duration
 	// Progress, when set, receives a line at each step and while traffic flows.
 	Progress func(string)
 	// Timeout bounds the run; default 3 minutes.
@@ -74,6 +81,8 @@ type Spec struct {
 type Result struct {
 	Spec      Spec
 	Namespace string
+	// TargetGroupArn is the workload's target group in the emulator.
+	TargetGroupArn string
 	// Start and End delimit the traffic.
 	Start, End time.Time
 	// Requests are the clients' requests, in start order.
@@ -83,6 +92,13 @@ type Result struct {
 	Terminations []kubelet.Termination
 	// Calls are the ELBv2 API calls made while traffic flowed.
 	Calls []albemu.Call
+	// Routed are the emulator's records of the requests it routed for the
+	// run, with the target each went to.
+	Routed []albemu.RequestRecord
+	// Stops are the emulator's ground truth of each terminated pod's
+	// deregistration, by pod name: when each ALB node stopped routing new
+	// requests to it.
+	Stops map[string]albemu.Stop
 	// Albdrain is what albdrain recorded; nil for other protections.
 	Albdrain *AlbdrainRecord
 	// TerminatingAtRestart counts pods terminating when the watcher restarted.
@@ -108,6 +124,26 @@ func (r *Result) Holds() []time.Duration {
 		out[i] = t.Hold()
 	}
 	return out
+}
+
+// trafficFor is the traffic of a run: the default, or Rate requests per
+// second per pod spread over the same workers.
+func trafficFor(spec Spec) load.Options {
+	opts := traffic
+	if spec.Rate > 0 {
+		total := spec.Rate * float64(spec.Replicas)
+		opts.Interval = time.Duration(float64(opts.Workers) / total * float64(time.Second))
+	}
+	return opts
+}
+
+// warmupFor is how many requests flow before the disruption: the default,
+// or about two seconds' worth at a custom rate.
+func warmupFor(spec Spec) int {
+	if spec.Rate > 0 {
+		return min(warmup, max(10, int(2*spec.Rate*float64(spec.Replicas))))
+	}
+	return warmup
 }
 
 // runSeq numbers runs so each gets fresh names.

@@ -99,9 +99,14 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		opts       albemu.Options
 		groups     tgFlags
 		configFile string
+		lag        = albemu.ConstantLag(2 * time.Second)
 	)
+	opts.Lag = &lag
 	fs.StringVar(&opts.APIAddr, "api-addr", "127.0.0.1:0", "control-plane (Query API) listen address")
-	fs.DurationVar(&opts.PropagationLag, "lag", 2*time.Second, "propagation lag between Register/DeregisterTargets and the data plane")
+	fs.Var(&lag, "lag", "each node's propagation lag between Register/DeregisterTargets and its data plane: a duration, or a model such as lognormal:median=2s,p99=10s (see albemu.LagModel)")
+	fs.IntVar(&opts.Nodes, "nodes", 3, "ALB nodes, one per availability zone; clients' connections are spread over them")
+	fs.Uint64Var(&opts.Seed, "seed", 0, "seed of the lag draws")
+	fs.BoolVar(&opts.HealthCheckDraining, "hc-draining", false, "keep health-checking targets while they drain")
 	fs.DurationVar(&opts.ConnectTimeout, "connect-timeout", 10*time.Second, "target connect timeout (504 when exceeded)")
 	fs.DurationVar(&opts.IdleTimeout, "idle-timeout", 60*time.Second, "idle timeout (504 when a target stays silent)")
 	fs.DurationVar(&opts.DefaultDeregistrationDelay, "deregistration-delay", 300*time.Second, "default deregistration delay (0 for none)")

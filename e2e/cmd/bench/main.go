@@ -15,16 +15,15 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
 	"syscall"
 	"time"
 
+	"github.com/albdrain/albdrain/e2e/albemu"
 	"github.com/albdrain/albdrain/e2e/bench"
 	"github.com/albdrain/albdrain/e2e/cluster"
 )
@@ -40,21 +39,36 @@ type options struct {
 	only      []string
 	benchtime string
 	creates   int
-	replicas  int
-	rollouts  int
-	settle    time.Duration
 	jsonPath  string
+	holds     holdFlags
+}
+
+// holdFlags shape the hold-precision section.
+type holdFlags struct {
+	replicas, rollouts, nodes int
+	seed                      uint64
+	hcDraining                bool
+	lag                       albemu.LagModel
+	rate, lowRate             float64
+	settle                    time.Duration
 }
 
 func main() {
 	var o options
+	o.holds.lag = mustLag(cluster.FieldLag)
 	flag.StringVar(&o.goCmd, "go", "go", "go command that runs the handler benchmark and builds albdrain's binaries")
 	only := flag.String("only", strings.Join(measurements, ","), "measurements to run, comma-separated, of "+strings.Join(measurements, ","))
 	flag.StringVar(&o.benchtime, "benchtime", "1s", "-benchtime of the Go benchmarks (admission handler, poll round)")
 	flag.IntVar(&o.creates, "creates", 800, "pod CREATEs timed with the webhook and as many without")
-	flag.IntVar(&o.replicas, "replicas", 8, "Deployment size in the hold-precision rollouts")
-	flag.IntVar(&o.rollouts, "rollouts", 3, "rolling restarts under albdrain in the hold-precision measurement")
-	flag.DurationVar(&o.settle, "settle", 0, "albdrain's --settle-time in the hold-precision rollouts; 0 is the ALB's propagation lag plus one poll interval")
+	flag.IntVar(&o.holds.replicas, "replicas", 5, "holds: Deployment size in each rollout")
+	flag.IntVar(&o.holds.rollouts, "rollouts", 1, "holds: rolling restarts per policy at -rate")
+	flag.Var(&o.holds.lag, "lag", "holds: each ALB node's lag model, e.g. lognormal:median=2s,p99=10s or uniform:min=1s,max=5s")
+	flag.IntVar(&o.holds.nodes, "nodes", 3, "holds: ALB nodes")
+	flag.Uint64Var(&o.holds.seed, "seed", 1, "holds: seed of the lag draws")
+	flag.BoolVar(&o.holds.hcDraining, "hc-draining", false, "holds: the ALB keeps health-checking draining targets")
+	flag.Float64Var(&o.holds.rate, "rate", 40, "holds: traffic in requests per second per pod")
+	flag.Float64Var(&o.holds.lowRate, "low-rate", 2, "holds: traffic of each albdrain policy's extra low-traffic rollout (0: none)")
+	flag.DurationVar(&o.holds.settle, "settle", 0, "holds: the draining policy's --settle-time; 0 is the lag model's p50 for the slowest node plus one poll")
 	flag.Parse()
 	o.only = strings.Split(*only, ",")
 	for _, m := range o.only {
@@ -62,6 +76,10 @@ func main() {
 			fmt.Fprintf(os.Stderr, "bench: unknown measurement %q in -only\n", m)
 			os.Exit(2)
 		}
+	}
+	if o.holds.replicas < 1 || o.holds.rollouts < 1 || o.holds.nodes < 1 || o.holds.rate <= 0 || o.holds.lowRate < 0 {
+		fmt.Fprintln(os.Stderr, "bench: -replicas, -rollouts, -nodes and -rate must be positive, -low-rate not negative")
+		os.Exit(2)
 	}
 	o.jsonPath = os.Getenv("BENCH_JSON")
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -72,30 +90,21 @@ func main() {
 	}
 }
 
+func mustLag(s string) albemu.LagModel {
+	m, err := albemu.ParseLag(s)
+	if err != nil {
+		panic(err)
+	}
+	return m
+}
+
 func run(ctx context.Context, out io.Writer, o options) (err error) {
-	start := time.Now()
-	say := func(format string, args ...any) {
-		fmt.Fprintf(out, "[%5.1fs] %s\n", time.Since(start).Seconds(), fmt.Sprintf(format, args...))
-	}
-	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
-		return fmt.Errorf("KUBEBUILDER_ASSETS is not set: run `make bench`, which builds the control plane first")
-	}
-	dir, err := os.MkdirTemp("", "albdrain-bench-")
+	ws, err := cluster.OpenWorkspace("bench", out)
 	if err != nil {
 		return err
 	}
-	defer func() {
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "logs kept in", dir)
-			return
-		}
-		os.RemoveAll(dir)
-	}()
-	log, logFile, err := cluster.LogToFile(filepath.Join(dir, "bench.log"))
-	if err != nil {
-		return err
-	}
-	defer logFile.Close()
+	defer func() { ws.Close(err) }()
+	say := ws.Say
 
 	progress := func(f string, args ...any) { say("  "+f, args...) }
 	report := &bench.Report{Machine: bench.DescribeMachine()}
@@ -117,18 +126,18 @@ func run(ctx context.Context, out io.Writer, o options) (err error) {
 	var manager string
 	if want("create") || want("memory") {
 		say("building albdrain's manager")
-		if manager, err = bench.BuildManager(ctx, o.goCmd, dir); err != nil {
+		if manager, err = bench.BuildManager(ctx, o.goCmd, ws.Dir); err != nil {
 			return err
 		}
 	}
 	if want("create") {
 		say("pod CREATE latency through the apiserver, with and without albdrain's webhook")
-		if err := add(bench.MeasureCreate(ctx, bench.CreateOptions{N: o.creates, Manager: manager, Dir: dir, Progress: progress})); err != nil {
+		if err := add(bench.MeasureCreate(ctx, bench.CreateOptions{N: o.creates, Manager: manager, Dir: ws.Dir, Progress: progress})); err != nil {
 			return err
 		}
 	}
 	if want("holds") {
-		if err := measureHolds(ctx, o, dir, log, say, add); err != nil {
+		if err := add(measureHolds(ctx, ws, o)); err != nil {
 			return err
 		}
 	}
@@ -148,7 +157,7 @@ func run(ctx context.Context, out io.Writer, o options) (err error) {
 	if want("memory") {
 		say("memory")
 		if err := add(bench.MeasureMemory(ctx, bench.MemoryOptions{
-			Pods: 10_000, Managed: 2000, Manager: manager, Dir: dir, Settle: 5 * time.Second, Progress: progress,
+			Pods: 10_000, Managed: 2000, Manager: manager, Dir: ws.Dir, Settle: 5 * time.Second, Progress: progress,
 		})); err != nil {
 			return err
 		}
@@ -166,37 +175,35 @@ func run(ctx context.Context, out io.Writer, o options) (err error) {
 	return nil
 }
 
-// measureHolds runs the hold-precision measurement on the whole local
-// cluster.
-func measureHolds(ctx context.Context, o options, dir string, log *slog.Logger, say func(string, ...any),
-	add func(*bench.Section, error) error) (err error) {
-	say("hold precision: building albdrain's in-pod helper and starting the local cluster")
-	helper, err := cluster.BuildHelper(ctx, o.goCmd, dir)
+// measureHolds runs the hold-precision measurement on a local cluster
+// whose ALB draws its lags from the model given.
+func measureHolds(ctx context.Context, ws *cluster.Workspace, o options) (_ *bench.Section, err error) {
+	h := o.holds
+	t := cluster.FieldTimings()
+	t.Lag, t.Nodes, t.Seed, t.HealthCheckDraining = &h.lag, h.nodes, h.seed, h.hcDraining
+	ws.Say("hold precision: ALB of %d nodes, lags %s, seed %d", h.nodes, h.lag, h.seed)
+	c, err := ws.StartCluster(ctx, o.goCmd, t)
 	if err != nil {
-		return err
-	}
-	t := cluster.DefaultTimings()
-	c, err := cluster.Start(ctx, cluster.Options{Dir: dir, HelperBinary: helper, Timings: t, Log: log})
-	if err != nil {
-		return err
+		return nil, err
 	}
 	defer func() {
 		if stopErr := c.Stop(); stopErr != nil && err == nil {
 			err = stopErr
 		}
 	}()
-	settle := o.settle
+	settle := h.settle
 	if settle == 0 {
-		settle = t.PropagationLag + t.WatcherPoll
+		settle = (h.lag.QuantileOfMax(0.5, h.nodes) + t.WatcherPoll).Round(100 * time.Millisecond)
 	}
-	say("hold precision: rolling restarts behind the emulated ALB")
-	return add(bench.MeasureHolds(ctx, c, t, bench.HoldOptions{
-		Replicas: int32(o.replicas), Rollouts: o.rollouts, Settle: settle,
+	ws.Say("hold precision: rolling restarts behind the emulated ALB")
+	return bench.MeasureHolds(ctx, c, t, bench.HoldOptions{
+		Replicas: int32(h.replicas), Rollouts: h.rollouts, Rate: h.rate, LowRate: h.lowRate,
+		Policies: bench.HoldPolicies(settle),
 		Progress: func(line string) {
 			// The per-second traffic counts would drown the steps.
 			if !trafficLine.MatchString(line) {
-				say("  %s", line)
+				ws.Say("  %s", line)
 			}
 		},
-	}))
+	})
 }

@@ -1,10 +1,12 @@
 // Command demo reproduces the ALB 502s of terminating pods on a local
 // control plane and shows albdrain removing them. It runs the rolling-restart
-// scenario three times on one local cluster (see package cluster): without
-// protection, with a fixed preStop sleep, and with albdrain. It prints a
-// table of requests, failures, hold times and ELBv2 calls, writes an SVG
-// timeline of failures and holds, and, when the environment variable
-// DEMO_JSON names a file, the same figures as JSON.
+// scenario three times on one local cluster (see package cluster), whose
+// emulated ALB has several nodes, each applying a deregistration after its
+// own lag drawn from a heavy-tailed model: without protection, with a fixed
+// preStop sleep at the lag's p90, and with albdrain. It prints a table of
+// requests, failures, hold times, true stops and ELBv2 calls, writes an SVG
+// timeline of failures, holds and true stops, and, when the environment
+// variable DEMO_JSON names a file, the same figures as JSON.
 //
 // It needs KUBEBUILDER_ASSETS to name the built kube-apiserver, etcd and
 // kube-controller-manager (`make demo` sees to that), and the go command to
@@ -16,6 +18,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -26,65 +29,66 @@ import (
 	"github.com/albdrain/albdrain/e2e/scenario"
 )
 
+type options struct {
+	outDir, goCmd, jsonPath string
+	fixedSleep              time.Duration
+	timings                 cluster.Timings
+}
+
 func main() {
-	outDir := flag.String("out", filepath.Join("e2e", "demo-out"), "directory for the SVG timeline")
-	fixedSleep := flag.Duration("fixed-sleep", 2*time.Second, "preStop sleep of the fixed-sleep run (whole seconds)")
-	goCmd := flag.String("go", "go", "go command that builds albdrain's in-pod helper")
+	o := options{timings: cluster.FieldTimings()}
+	lag := o.timings.LagModel()
+	flag.StringVar(&o.outDir, "out", filepath.Join("e2e", "demo-out"), "directory for the SVG timeline")
+	flag.DurationVar(&o.fixedSleep, "fixed-sleep", 0, "preStop sleep of the fixed-sleep run (whole seconds); 0 is the p90 of the lag a pod sees")
+	flag.StringVar(&o.goCmd, "go", "go", "go command that builds albdrain's in-pod helper")
+	flag.Var(&lag, "lag", "each ALB node's lag model, e.g. lognormal:median=2s,p99=10s or 1.5s")
+	flag.IntVar(&o.timings.Nodes, "nodes", o.timings.Nodes, "ALB nodes")
+	flag.Uint64Var(&o.timings.Seed, "seed", 1, "seed of the lag draws")
 	flag.Parse()
+	o.timings.Lag = &lag
+	o.jsonPath = os.Getenv("DEMO_JSON")
+	if o.fixedSleep == 0 {
+		o.fixedSleep = p90Sleep(o.timings)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, os.Stdout, *goCmd, *outDir, *fixedSleep, os.Getenv("DEMO_JSON")); err != nil {
+	if err := run(ctx, os.Stdout, o); err != nil {
 		fmt.Fprintln(os.Stderr, "demo:", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, out io.Writer, goCmd, outDir string, fixedSleep time.Duration, jsonPath string) (err error) {
-	start := time.Now()
-	say := func(format string, args ...any) {
-		fmt.Fprintf(out, "[%5.1fs] %s\n", time.Since(start).Seconds(), fmt.Sprintf(format, args...))
-	}
-	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
-		return fmt.Errorf("KUBEBUILDER_ASSETS is not set: run `make demo`, which builds the control plane first")
-	}
-	if err := os.MkdirAll(outDir, 0o755); err != nil {
-		return err
-	}
-	dir, err := os.MkdirTemp("", "albdrain-demo-")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "logs of the local cluster kept in", dir)
-			return
-		}
-		os.RemoveAll(dir)
-	}()
-	log, logFile, err := cluster.LogToFile(filepath.Join(dir, "cluster.log"))
-	if err != nil {
-		return err
-	}
-	defer logFile.Close()
+// p90Sleep is the fixed sleep a careful guess would pick: the p90 of what
+// a pod waits for, the load balancer controller's reaction plus the
+// slowest node's lag, rounded up to whole seconds.
+func p90Sleep(t cluster.Timings) time.Duration {
+	wait := (t.LBCMinLag+t.LBCMaxLag)/2 + t.LagModel().QuantileOfMax(0.9, max(t.Nodes, 1))
+	return time.Duration(math.Ceil(wait.Seconds())) * time.Second
+}
 
-	t := cluster.DefaultTimings()
+func run(ctx context.Context, out io.Writer, o options) (err error) {
+	if err := os.MkdirAll(o.outDir, 0o755); err != nil {
+		return err
+	}
+	ws, err := cluster.OpenWorkspace("demo", out)
+	if err != nil {
+		return err
+	}
+	defer func() { ws.Close(err) }()
+
+	t := o.timings
 	fmt.Fprintf(out, `albdrain demo: a Deployment of 3 pods behind an emulated ALB (ip targets), steady
 traffic through the ALB, and a rolling restart, three times:
   baseline     no protection: pods stop as soon as they are deleted
-  fixed-sleep  a preStop sleep of %s, the usual guess (about the ALB's lag, without the controller's)
+  fixed-sleep  a preStop sleep of %s: the p90 of the lag a pod sees, a careful guess
   albdrain     the namespace opted in: each pod is held until the ALB is done with it
-Timings: the ALB's data plane follows its API after %s, the load balancer controller
-reacts after %s-%s, deregistration delay %s.
+Timings: the ALB has %d nodes; each applies a change after its own lag, drawn from
+%s (seed %d); the load balancer controller reacts after %s-%s;
+deregistration delay %s.
 
-`, fixedSleep, t.PropagationLag, t.LBCMinLag, t.LBCMaxLag, t.DeregistrationDelay)
+`, o.fixedSleep, max(t.Nodes, 1), t.LagModel(), t.Seed, t.LBCMinLag, t.LBCMaxLag, t.DeregistrationDelay)
 
-	say("building albdrain's in-pod helper (albdrain-hold)")
-	helper, err := cluster.BuildHelper(ctx, goCmd, dir)
-	if err != nil {
-		return err
-	}
-	say("starting kube-apiserver, etcd, kube-controller-manager, the ALB emulator, the kubelet and load balancer controller stand-ins, and albdrain")
-	c, err := cluster.Start(ctx, cluster.Options{Dir: dir, HelperBinary: helper, Timings: t, Log: log})
+	c, err := ws.StartCluster(ctx, o.goCmd, t)
 	if err != nil {
 		return err
 	}
@@ -96,12 +100,12 @@ reacts after %s-%s, deregistration delay %s.
 
 	var results []*scenario.Result
 	for _, p := range []scenario.Protection{scenario.Baseline, scenario.FixedSleep, scenario.Albdrain} {
-		say("run %d of 3: %s", len(results)+1, p)
+		ws.Say("run %d of 3: %s", len(results)+1, p)
 		res, err := scenario.Run(ctx, c, scenario.Spec{
 			Protection: p,
 			Action:     scenario.RollingRestart,
-			FixedSleep: fixedSleep,
-			Progress:   func(line string) { say("  %s", line) },
+			FixedSleep: o.fixedSleep,
+			Progress:   func(line string) { ws.Say("  %s", line) },
 		})
 		if err != nil {
 			return err
@@ -112,17 +116,27 @@ reacts after %s-%s, deregistration delay %s.
 
 	fmt.Fprintln(out)
 	writeTable(out, runs)
-	svgPath := filepath.Join(outDir, "timeline.svg")
+	svgPath := filepath.Join(o.outDir, "timeline.svg")
 	if err := os.WriteFile(svgPath, timeline(results), 0o644); err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "\nTimeline of failures and holds: %s\n", svgPath)
-	if jsonPath != "" {
-		if err := writeJSON(jsonPath, runs); err != nil {
+	fmt.Fprintf(out, "\nTimeline of failures, holds and true stops: %s\n", svgPath)
+	if o.jsonPath != "" {
+		if err := writeJSON(o.jsonPath, runs); err != nil {
 			return err
 		}
-		fmt.Fprintf(out, "Figures as JSON: %s\n", jsonPath)
+		fmt.Fprintf(out, "Figures as JSON: %s\n", o.jsonPath)
 	}
-	say("done")
+	ws.Say("done")
 	return nil
+}
+
+// trueStop is when the last ALB node stopped routing new requests to the
+// pod, or false if the emulator has no complete record.
+func trueStop(r *scenario.Result, pod string) (time.Time, bool) {
+	s, ok := r.Stops[pod]
+	if !ok || !s.Complete() {
+		return time.Time{}, false
+	}
+	return s.TrueStop(), true
 }

@@ -18,19 +18,20 @@ const (
 	podRowH     = 16
 	panelGap    = 36
 	titleH      = 22
-	legendH     = 40
+	legendH     = 60
 	axisH       = 20
 	bucket      = 250 * time.Millisecond
-	tickEvery   = 2 * time.Second
 	colorOK     = "#7fbf7f"
 	colorFailed = "#d62728"
 	colorHold   = "#1f77b4"
 	colorStop   = "#ff7f0e"
+	colorTruth  = "#000000"
 )
 
 // timeline draws each run as a panel on a shared time axis (seconds since
 // its traffic started): requests per quarter second, served and failed, and
-// one row per terminated pod showing its preStop hold and its stop.
+// one row per terminated pod showing its preStop hold, its stop and its true
+// stop.
 func timeline(results []*scenario.Result) []byte {
 	var span time.Duration
 	maxBucket := 1
@@ -41,6 +42,13 @@ func timeline(results []*scenario.Result) []byte {
 		}
 	}
 	span = max(span, time.Second)
+	tickEvery := 2 * time.Second
+	if span > 40*time.Second {
+		tickEvery = 5 * time.Second
+	}
+	if span > 100*time.Second {
+		tickEvery = 10 * time.Second
+	}
 	x := func(d time.Duration) float64 {
 		return plotLeft + float64(plotRight-plotLeft)*d.Seconds()/span.Seconds()
 	}
@@ -88,6 +96,12 @@ func timeline(results []*scenario.Result) []byte {
 			}
 			fmt.Fprintf(&b, `<rect x="%.1f" y="%d" width="%.1f" height="%d" fill="%s"/>`,
 				x(stopFrom.Sub(r.Start)), y+3, max(x(t.Stopped.Sub(r.Start))-x(stopFrom.Sub(r.Start)), 1), podRowH-6, colorStop)
+			if stop, ok := trueStop(r, t.Name); ok {
+				// A diamond at the true stop: a release left of it was too early.
+				sx := x(stop.Sub(r.Start))
+				fmt.Fprintf(&b, `<path d="M%.1f %d l5 6 l-5 6 l-5 -6 z" fill="%s"><title>%s: last ALB node stopped routing at %.1fs</title></path>`,
+					sx, y+2, colorTruth, html.EscapeString(t.Name), stop.Sub(r.Start).Seconds())
+			}
 			b.WriteString("\n")
 			y += podRowH
 		}
@@ -110,10 +124,11 @@ func legend(b *bytes.Buffer) {
 		{colorFailed, "requests failed"},
 		{colorHold, "pod held in preStop"},
 		{colorStop, "pod stopping (SIGTERM to exit)"},
+		{colorTruth, "true stop (last ALB node stops routing)"},
 	}
 	for i, it := range items {
-		x := 10 + i*230
-		fmt.Fprintf(b, `<rect x="%d" y="12" width="14" height="14" fill="%s"/><text x="%d" y="24">%s</text>`+"\n", x, it.color, x+20, it.label)
+		x, y := 10+(i%3)*310, 12+(i/3)*20
+		fmt.Fprintf(b, `<rect x="%d" y="%d" width="14" height="14" fill="%s"/><text x="%d" y="%d">%s</text>`+"\n", x, y, it.color, x+20, y+12, it.label)
 	}
 }
 

@@ -1,0 +1,105 @@
+package bench
+
+import (
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/albdrain/albdrain/e2e/scenario"
+	"github.com/albdrain/albdrain/internal/contract"
+)
+
+// HoldPolicy is one way of holding terminating pods that the
+// hold-precision measurement compares, under the JSON keys holds.<Name>.*.
+type HoldPolicy struct {
+	Name string
+	// Flags are albdrain's manager flags for the policy; none means a
+	// fixed preStop sleep instead of albdrain.
+	Flags []string
+	// SleepQuantile, for a fixed sleep, is the quantile of the true stops
+	// observed earlier in the run that the sleep is set to, rounded up to
+	// whole seconds as the native sleep action counts them.
+	SleepQuantile float64
+	// MaxOverHold, when set, is the target for the p99 of release minus
+	// true stop.
+	MaxOverHold time.Duration
+	// Outcome is the hold outcome the policy's releases are counted under.
+	Outcome contract.Outcome
+}
+
+// albdrain reports whether the policy is one of albdrain's.
+func (p HoldPolicy) albdrain() bool { return len(p.Flags) > 0 }
+
+// protection is the scenario protection the policy runs under.
+func (p HoldPolicy) protection() scenario.Protection {
+	if p.albdrain() {
+		return scenario.Albdrain
+	}
+	return scenario.FixedSleep
+}
+
+// HoldPolicies are the policies compared, albdrain's first: their rollouts
+// observe the true stops that the fixed sleeps are then set from. settle is
+// the draining policy's settle time. A new release policy is one more
+// line here.
+func HoldPolicies(settle time.Duration) []HoldPolicy {
+	return []HoldPolicy{
+		{Name: "deregistered", Flags: []string{"--release-policy=deregistered"}, Outcome: contract.OutcomeDeregistered},
+		{Name: "draining", Flags: []string{"--release-policy=draining", "--settle-time=" + settle.String()}, Outcome: contract.OutcomeDrainingSettled},
+		{Name: "fixed_p50", SleepQuantile: 0.50},
+		{Name: "fixed_p90", SleepQuantile: 0.90},
+		{Name: "fixed_p99", SleepQuantile: 0.99},
+	}
+}
+
+// fixedSleep is the whole-second sleep at quantile q of the observed true
+// stops (seconds), at least one second.
+func fixedSleep(trueStops []float64, q float64) time.Duration {
+	return time.Duration(max(1, math.Ceil(percentile(trueStops, 100*q)))) * time.Second
+}
+
+// policyFigures adds one policy's figures to s and, unless p is the zero
+// policy of the unprotected baseline, its targets as table rows, against
+// the hindsight-minimal safe fixed sleep of the same run.
+func policyFigures(s *Section, name string, p HoldPolicy, pods []podHold, minSafe float64, requests, failed int) {
+	var holds, stops, over []float64
+	podsFailed := 0
+	for _, h := range pods {
+		holds = append(holds, h.hold.Seconds())
+		stops = append(stops, h.trueStop.Seconds())
+		over = append(over, h.overHold().Seconds())
+		if h.failed > 0 {
+			podsFailed++
+		}
+	}
+	k := func(key string) string { return name + "." + key }
+	s.Add(k("errors"), float64(failed))
+	s.Add(k("requests"), float64(requests))
+	s.Add(k("pods"), float64(len(pods)))
+	s.Add(k("pods_with_errors"), float64(podsFailed))
+	s.Add(k("hold_median_s"), percentile(holds, 50))
+	s.Add(k("hold_p99_s"), percentile(holds, 99))
+	s.Add(k("true_stop_median_s"), percentile(stops, 50))
+	s.Add(k("true_stop_max_s"), maximum(stops))
+	s.Add(k("over_hold_min_s"), minimum(over))
+	s.Add(k("over_hold_median_s"), percentile(over, 50))
+	s.Add(k("over_hold_p99_s"), percentile(over, 99))
+	s.Add(k("ratio_vs_min_safe"), percentile(holds, 50)/minSafe)
+	if p.Name == "" {
+		return // the unprotected baseline: figures, no targets
+	}
+	s.Compare(Comparison{
+		What: name + ": failed requests", Value: float64(failed), Baseline: float64(requests), BaselineWhat: "requests",
+		Target: "0", Met: failed == 0,
+	})
+	s.Compare(Comparison{
+		What: name + ": hold median (s)", Value: percentile(holds, 50), Baseline: minSafe, BaselineWhat: "min safe fixed sleep",
+		Target: "<= 0.4 x min safe", Met: percentile(holds, 50) <= 0.4*minSafe,
+	})
+	if p.MaxOverHold > 0 {
+		s.Compare(Comparison{
+			What: name + ": over-hold p99 (s)", Value: percentile(over, 99), Baseline: minSafe, BaselineWhat: "min safe fixed sleep",
+			Target: fmt.Sprintf("<= %g s", p.MaxOverHold.Seconds()), Met: percentile(over, 99) <= p.MaxOverHold.Seconds(),
+		})
+	}
+}

@@ -1,0 +1,104 @@
+package bench
+
+import (
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/albdrain/albdrain/e2e/albemu"
+	"github.com/albdrain/albdrain/e2e/cluster"
+	"github.com/albdrain/albdrain/e2e/kubelet"
+	"github.com/albdrain/albdrain/e2e/scenario"
+)
+
+func TestFixedSleep(t *testing.T) {
+	stops := []float64{1.2, 2.5, 3.1, 7.9}
+	for _, tc := range []struct {
+		q    float64
+		want time.Duration
+	}{{0.5, 3 * time.Second}, {0.9, 8 * time.Second}, {0.99, 8 * time.Second}} {
+		if got := fixedSleep(stops, tc.q); got != tc.want {
+			t.Errorf("fixedSleep(p%g) = %s, want %s", 100*tc.q, got, tc.want)
+		}
+	}
+	if got := fixedSleep([]float64{0.2}, 0.5); got != time.Second {
+		t.Errorf("a sub-second stop gives %s, want the native sleep's minimum of 1s", got)
+	}
+}
+
+func TestPodHoldOf(t *testing.T) {
+	t0 := time.Now()
+	target := albemu.Target{ID: "127.0.0.9", Port: 8080}
+	res := &scenario.Result{
+		Stops: map[string]albemu.Stop{"web-1": {Target: target, Nodes: []time.Time{t0.Add(2 * time.Second), t0.Add(5 * time.Second)}}},
+		Routed: []albemu.RequestRecord{
+			{Target: target.String(), Status: 200},
+			{Target: target.String(), Status: 502},
+			{Target: target.String(), Status: 460},
+			{Target: target.String(), Status: 200, Err: "response cut mid-body"},
+			{Target: "127.0.0.8:8080", Status: 502},
+		},
+	}
+	term := kubelet.Termination{Name: "web-1", IP: target.ID, Noticed: t0.Add(-time.Second),
+		Hooks: []kubelet.HookRun{{Action: kubelet.ActionSleep, Start: t0, End: t0.Add(3 * time.Second)}}}
+	got, err := podHoldOf(term, res, scenario.FixedSleep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := podHold{name: "web-1", hold: 3 * time.Second, trueStop: 5 * time.Second, failed: 2}
+	if diff := cmp.Diff(want, got, cmp.AllowUnexported(podHold{})); diff != "" {
+		t.Errorf("podHoldOf (-want +got):\n%s", diff)
+	}
+	if got.overHold() != -2*time.Second {
+		t.Errorf("over-hold %s, want -2s: released 2s before the true stop", got.overHold())
+	}
+	if _, err := podHoldOf(term, res, scenario.Albdrain); err == nil {
+		t.Error("a sleep hook passed for albdrain's helper")
+	}
+	res.Stops["web-1"] = albemu.Stop{Target: target, Nodes: []time.Time{t0, {}}}
+	if _, err := podHoldOf(term, res, scenario.FixedSleep); err == nil {
+		t.Error("a pod still routed by a node was measured")
+	}
+}
+
+func TestHoldSectionKeys(t *testing.T) {
+	pods := func(holds ...float64) []podHold {
+		var out []podHold
+		for i, h := range holds {
+			out = append(out, podHold{name: "p", hold: time.Duration(h * float64(time.Second)), trueStop: time.Duration(i+2) * time.Second})
+		}
+		return out
+	}
+	runs := []*run{
+		{policy: "baseline", pods: pods(0, 0), requests: 100, failed: 9},
+		{policy: "deregistered", pods: pods(20, 21), requests: 100, released: 2},
+		{policy: "fixed_p90", pods: pods(3, 3), requests: 100, failed: 4},
+	}
+	s := holdSection(cluster.FieldTimings(), HoldOptions{Replicas: 2, Rollouts: 1, Rate: 40, Policies: HoldPolicies(time.Second)},
+		runs, []float64{2, 3, 2, 3, 2, 3}, map[string]float64{"fixed_p90": 3})
+	got := map[string]float64{}
+	for _, f := range s.Figures {
+		got[f.Key] = f.Value
+	}
+	for key, want := range map[string]float64{
+		"holds.min_safe_fixed_sleep_s":          3,
+		"holds.fixed_p90.sleep_s":               3,
+		"holds.baseline.errors":                 9,
+		"holds.deregistered.errors":             0,
+		"holds.deregistered.hold_median_s":      20,
+		"holds.deregistered.ratio_vs_min_safe":  20.0 / 3,
+		"holds.deregistered.over_hold_p99_s":    18,
+		"holds.deregistered.released_by_policy": 2,
+		"holds.fixed_p90.errors":                4,
+		"holds.fixed_p90.over_hold_min_s":       0,
+		"holds.fixed_p90.pods":                  2,
+	} {
+		if v, ok := got[key]; !ok || v != round(want) {
+			t.Errorf("%s = %v (present %v), want %v", key, v, ok, round(want))
+		}
+	}
+	if len(s.Details) != 3+6 {
+		t.Errorf("details %q: want a heading and a line per pod for each of 3 policies", s.Details)
+	}
+}

@@ -1,0 +1,71 @@
+package bench
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/albdrain/albdrain/e2e/albemu"
+	"github.com/albdrain/albdrain/e2e/kubelet"
+	"github.com/albdrain/albdrain/e2e/scenario"
+)
+
+// podHold is one pod's termination measured against the emulator's ground
+// truth, on the ALB's clock.
+type podHold struct {
+	name string
+	// hold is how long the preStop hook kept the pod serving; zero
+	// without one.
+	hold time.Duration
+	// trueStop is from the preStop's start (or the deletion's notice,
+	// without one) to when the last ALB node stopped routing new requests
+	// to the pod: the shortest fixed sleep that would have served it.
+	trueStop time.Duration
+	// failed counts the requests the ALB routed to the pod that failed.
+	failed int
+}
+
+// overHold is release minus true stop: how long the pod was held after it
+// became safe to let go, negative when released while still routed.
+func (p podHold) overHold() time.Duration { return p.hold - p.trueStop }
+
+func (p podHold) String() string {
+	return fmt.Sprintf("%-28s hold %6.2fs  true stop %6.2fs  over-hold %+6.2fs  failed %d",
+		p.name, p.hold.Seconds(), p.trueStop.Seconds(), p.overHold().Seconds(), p.failed)
+}
+
+// podHoldOf measures one termination of a run under protection: a held pod
+// must have run its hook to completion, and every node must have stopped
+// routing to its target.
+func podHoldOf(term kubelet.Termination, res *scenario.Result, protection scenario.Protection) (podHold, error) {
+	stop, ok := res.Stops[term.Name]
+	if !ok || !stop.Complete() {
+		return podHold{}, fmt.Errorf("pod %s: its target %s never left every ALB node's routing set", term.Name, term.IP)
+	}
+	start := term.Noticed
+	p := podHold{name: term.Name, failed: failedTo(res.Routed, stop.Target)}
+	if protection != scenario.Baseline {
+		want := kubelet.ActionExec
+		if protection == scenario.FixedSleep {
+			want = kubelet.ActionSleep
+		}
+		if len(term.Hooks) != 1 || term.Hooks[0].Action != want || term.Hooks[0].Err != "" || term.Killed {
+			return podHold{}, fmt.Errorf("pod %s: hooks %+v, killed %v: want one completed %s hook", term.Name, term.Hooks, term.Killed, want)
+		}
+		start, p.hold = term.Hooks[0].Start, term.Hooks[0].Duration()
+	}
+	p.trueStop = stop.TrueStop().Sub(start)
+	return p, nil
+}
+
+// failedTo counts the routed requests to target that failed: the ALB
+// answered 5xx or cut the response. Requests the client gave up on (460)
+// are not the pod's doing.
+func failedTo(routed []albemu.RequestRecord, target albemu.Target) int {
+	n := 0
+	for _, r := range routed {
+		if r.Target == target.String() && r.Status != 460 && (r.Status >= 500 || r.Err != "") {
+			n++
+		}
+	}
+	return n
+}
