@@ -53,7 +53,7 @@ func NewManager(ctx context.Context, rc *rest.Config, cfg Config, drainOpts ...d
 	}
 	// One Finder, its indexes and informers, answers both the webhook and the
 	// watcher: which ip target groups serve a pod.
-	finder, err := lbc.NewFinder(ctx, mgr)
+	finder, err := lbc.NewFinder(ctx, mgr, cfg.LBC)
 	if err != nil {
 		return nil, fmt.Errorf("set up load balancer controller lookups: %w", err)
 	}
