@@ -122,7 +122,8 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 		}
 	}()
 
-	env, stopEnv, err := kubetest.Run(kubetest.WithTargetGroupBindingCRD(), kubetest.WithMutatingWebhooks(WebhookConfiguration()))
+	env, stopEnv, err := kubetest.Run(kubetest.WithTargetGroupBindingCRD(), kubetest.WithGatewayCRDs(),
+		kubetest.WithMutatingWebhooks(WebhookConfiguration()))
 	if err != nil {
 		return nil, err
 	}
@@ -163,6 +164,7 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 		MaxLag:     t.LBCMaxLag,
 		HealthPoll: t.LBCHealthPoll,
 		Log:        opts.Log.With("component", "lbc"),
+		Gateways:   true,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("load balancer controller: %w", err)

@@ -39,6 +39,17 @@ func Run(opts ...Option) (env *Env, stop func() error, err error) {
 		}
 		te.CRDInstallOptions.CRDs = []*apiextensionsv1.CustomResourceDefinition{crd}
 	}
+	if o.gatewayCRDs {
+		gw, err := GatewayAPICRDs()
+		if err != nil {
+			return nil, nil, err
+		}
+		own, err := LBCGatewayCRDs()
+		if err != nil {
+			return nil, nil, err
+		}
+		te.CRDInstallOptions.CRDs = append(append(te.CRDInstallOptions.CRDs, gw...), own...)
+	}
 	cfg, err := te.Start()
 	if err != nil {
 		return nil, nil, fmt.Errorf("start kube-apiserver and etcd: %w", err)

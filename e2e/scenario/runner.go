@@ -88,12 +88,16 @@ func (r *runner) setup(ctx context.Context) (*albemu.Listener, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listener: %w", err)
 	}
-	objs := []client.Object{
-		namespace(r.ns, r.spec.Protection),
-		service(r.ns),
-		binding(r.ns, arn),
-		deployment(r.ns, r.spec.Replicas, r.spec.Protection, int64(r.spec.FixedSleep/time.Second)),
+	objs := []client.Object{namespace(r.ns, r.spec.Protection), service(r.ns)}
+	if r.spec.Frontend == Gateway {
+		if err := ensureGatewayClass(ctx, r.c.Env.Client); err != nil {
+			return nil, errors.Join(err, listener.Close())
+		}
+		objs = append(objs, gatewayObjects(r.ns)...)
+	} else {
+		objs = append(objs, binding(r.ns, arn))
 	}
+	objs = append(objs, deployment(r.ns, r.spec.Replicas, r.spec.Protection, int64(r.spec.FixedSleep/time.Second)))
 	if r.spec.Action == Evict {
 		objs = append(objs, disruptionBudget(r.ns))
 	}
