@@ -42,9 +42,14 @@ const minTagRelist = 30 * time.Second
 type Option func(*options)
 
 type options struct {
-	awsConfig *aws.Config
-	metrics   *metrics.Metrics
+	awsConfig    *aws.Config
+	metrics      *metrics.Metrics
+	resolverInto *targetgroups.Resolver
 }
+
+// ResolverInto stores the watcher's target-group resolver in r, for the
+// manager's explain endpoint to answer as the watcher would.
+func ResolverInto(r *targetgroups.Resolver) Option { return func(o *options) { o.resolverInto = r } }
 
 // WithAWSConfig uses cfg instead of the SDK's default configuration chain
 // (environment, IRSA, EKS Pod Identity, instance metadata).
@@ -95,6 +100,9 @@ func Setup(mgr ctrl.Manager, cfg Config, finder *lbc.Finder, opts ...Option) err
 	})
 
 	resolver := newResolver(mgr, cfg, finder, api)
+	if o.resolverInto != nil {
+		*o.resolverInto = resolver
+	}
 	// The pod informer is registered now so that it starts, and syncs, with
 	// the manager's cache: the hold server starts only after that, and never
 	// reads a cold cache.

@@ -59,7 +59,7 @@ func (d *PodDefaulter) Default(ctx context.Context, pod *corev1.Pod) error {
 		d.count(ResultSkipped, reason)
 		return nil
 	}
-	if reason, why := unsupported(pod); reason != "" {
+	if reason, why := Unsupported(pod); reason != "" {
 		setAnnotation(pod, contract.SkippedKey, why)
 		log.V(1).Info("pod is behind a load balancer but cannot be held", "namespace", ns, "reason", why)
 		d.count(ResultSkipped, reason)

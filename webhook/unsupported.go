@@ -9,9 +9,9 @@ import (
 // osLabel is the node label the kubelet sets to its operating system.
 const osLabel = "kubernetes.io/os"
 
-// unsupported returns the metric reason and the recorded explanation when a
+// Unsupported returns the metric reason and the recorded explanation when a
 // pod behind a load balancer cannot take albdrain's hold, or "" when it can.
-func unsupported(pod *corev1.Pod) (reason, why string) {
+func Unsupported(pod *corev1.Pod) (reason, why string) {
 	switch {
 	case isWindows(&pod.Spec):
 		// The helper's securityContext has Linux-only fields: the apiserver
