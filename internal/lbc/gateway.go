@@ -164,7 +164,7 @@ func (f *Finder) lbcGateways(ctx context.Context, rk routeKind, r route) ([]lbcG
 			}
 			return nil, fmt.Errorf("get gatewayclass %s: %w", gw.Spec.GatewayClassName, err)
 		}
-		if string(class.Spec.ControllerName) == controller {
+		if string(class.Spec.ControllerName) == controller && attaches(&gw, p, r) {
 			out = append(out, lbcGateway{gw: &gw, class: &class})
 		}
 	}
@@ -190,4 +190,36 @@ func (f *Finder) granted(ctx context.Context, r route, ns, svc string) (bool, er
 		}
 	}
 	return false, nil
+}
+
+// attaches reports whether a listener of gw that the parent reference names
+// accepts the route: by its namespace (Same by default) and, where the
+// listener lists them, its kind. A namespace selector is taken to match:
+// reading namespaces would need more rights, and a hold too many ends at
+// once as not registered.
+func attaches(gw *gwv1.Gateway, p gwv1.ParentReference, r route) bool {
+	return slices.ContainsFunc(gw.Spec.Listeners, func(l gwv1.Listener) bool {
+		if (p.SectionName != nil && *p.SectionName != l.Name) || (p.Port != nil && *p.Port != l.Port) {
+			return false
+		}
+		from := gwv1.NamespacesFromSame
+		var kinds []gwv1.RouteGroupKind
+		if a := l.AllowedRoutes; a != nil {
+			kinds = a.Kinds
+			if a.Namespaces != nil && a.Namespaces.From != nil {
+				from = *a.Namespaces.From
+			}
+		}
+		switch from {
+		case gwv1.NamespacesFromSame:
+			if r.meta.Namespace != gw.Namespace {
+				return false
+			}
+		case gwv1.NamespacesFromNone:
+			return false
+		}
+		return len(kinds) == 0 || slices.ContainsFunc(kinds, func(k gwv1.RouteGroupKind) bool {
+			return string(k.Kind) == r.kind && (k.Group == nil || *k.Group == gwv1.GroupName)
+		})
+	})
 }

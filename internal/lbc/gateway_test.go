@@ -81,6 +81,25 @@ func TestFindGatewayRoutes(t *testing.T) {
 	ipTGC := tgc("web-tgc", "web", ip)
 	edgeGateway := gateway("gw", "aws-alb", "")
 	edgeGateway.Namespace = "edge"
+	// A Gateway shared from another namespace, and routes in the pods' namespace attached to it.
+	shared := func(from gwv1.FromNamespaces, kinds ...gwv1.Kind) *gwv1.Gateway {
+		gw := gateway("shared", "aws-alb", "")
+		gw.Namespace = "infra"
+		gw.Spec.Listeners[0].AllowedRoutes = &gwv1.AllowedRoutes{Namespaces: &gwv1.RouteNamespaces{From: ptr.To(from)}}
+		for _, k := range kinds {
+			gw.Spec.Listeners[0].AllowedRoutes.Kinds = append(gw.Spec.Listeners[0].AllowedRoutes.Kinds, gwv1.RouteGroupKind{Kind: k})
+		}
+		return gw
+	}
+	onShared := func(section string) *gwv1.HTTPRoute {
+		r := httpRoute("shop", ns, "shared", backendRef("web", 80))
+		r.Spec.ParentRefs[0].Namespace = ptr.To(gwv1.Namespace("infra"))
+		if section != "" {
+			r.Spec.ParentRefs[0].SectionName = ptr.To(gwv1.SectionName(section))
+		}
+		return r
+	}
+	viaShared := lbc.Backend{Service: "web", TargetPort: intstr.FromString("http"), Kind: lbc.KindALB, Route: "HTTPRoute shop", Gateway: "infra/shared"}
 	tests := []struct {
 		name        string
 		objs        []client.Object
@@ -228,6 +247,28 @@ func TestFindGatewayRoutes(t *testing.T) {
 					From: []gwv1beta1.ReferenceGrantFrom{{Group: gwv1.GroupName, Kind: "HTTPRoute", Namespace: "edge"}},
 					To:   []gwv1beta1.ReferenceGrantTo{{Kind: "Service"}}}}},
 			want: lbc.Result{Backends: []lbc.Backend{{Service: "web", TargetPort: intstr.FromString("http"), Kind: lbc.KindALB, Route: "HTTPRoute edge/front", Gateway: "edge/gw"}}},
+		},
+		{
+			name: "shared Gateway whose listener allows routes from all namespaces",
+			objs: []client.Object{web, alb, shared(gwv1.NamespacesFromAll), onShared(""), ipTGC},
+			want: lbc.Result{Backends: []lbc.Backend{viaShared}},
+		},
+		{
+			name: "a listener selecting namespaces is taken to allow the route",
+			objs: []client.Object{web, alb, shared(gwv1.NamespacesFromSelector), onShared("l"), ipTGC},
+			want: lbc.Result{Backends: []lbc.Backend{viaShared}},
+		},
+		{
+			name: "shared Gateway whose listener allows its own namespace only",
+			objs: []client.Object{web, alb, shared(gwv1.NamespacesFromSame), onShared(""), ipTGC},
+		},
+		{
+			name: "listener that allows other route kinds only",
+			objs: []client.Object{web, alb, shared(gwv1.NamespacesFromAll, "GRPCRoute"), onShared(""), ipTGC},
+		},
+		{
+			name: "parent section naming no listener",
+			objs: []client.Object{web, alb, shared(gwv1.NamespacesFromAll), onShared("https"), ipTGC},
 		},
 		{
 			name: "Gateway API served but not the routes' kind: rule off",
