@@ -42,9 +42,14 @@ const minTagRelist = 30 * time.Second
 type Option func(*options)
 
 type options struct {
-	awsConfig *aws.Config
-	metrics   *metrics.Metrics
+	awsConfig    *aws.Config
+	metrics      *metrics.Metrics
+	resolverInto *targetgroups.Resolver
 }
+
+// ResolverInto stores the watcher's target-group resolver in r, for the
+// manager's explain endpoint to answer as the watcher would.
+func ResolverInto(r *targetgroups.Resolver) Option { return func(o *options) { o.resolverInto = r } }
 
 // WithAWSConfig uses cfg instead of the SDK's default configuration chain
 // (environment, IRSA, EKS Pod Identity, instance metadata).
@@ -95,6 +100,9 @@ func Setup(mgr ctrl.Manager, cfg Config, finder *lbc.Finder, opts ...Option) err
 	})
 
 	resolver := newResolver(mgr, cfg, finder, api)
+	if o.resolverInto != nil {
+		*o.resolverInto = resolver
+	}
 	// The pod informer is registered now so that it starts, and syncs, with
 	// the manager's cache: the hold server starts only after that, and never
 	// reads a cold cache.
@@ -147,22 +155,22 @@ func loadAWSConfig(given *aws.Config, region string) (aws.Config, error) {
 	return cfg, nil
 }
 
-// newResolver picks discovery through TargetGroupBindings when the cluster
-// has the CRD, and through target-group tags otherwise.
+// newResolver discovers through TargetGroupBindings while the cluster
+// serves the CRD, and through target-group tags otherwise; the CRD may be
+// installed while the manager runs.
 func newResolver(mgr ctrl.Manager, cfg Config, finder *lbc.Finder, api *elbv2.Client) targetgroups.Resolver {
-	if finder.TargetGroupBindings {
-		mgr.GetLogger().Info("discovering target groups through TargetGroupBindings")
-		return targetgroups.Bindings{Finder: finder}
+	if !finder.Served.Has(lbc.APITargetGroupBinding) && cfg.ClusterName == "" {
+		mgr.GetLogger().Info("no TargetGroupBinding CRD and no --cluster-name: until the CRD is installed, only the v1 ingress controller's target-group tags can be matched")
 	}
-	if cfg.ClusterName == "" {
-		mgr.GetLogger().Info("no TargetGroupBinding CRD and no --cluster-name: only the v1 ingress controller's target-group tags can be matched")
-	}
-	mgr.GetLogger().Info("discovering target groups through their tags")
-	return &targetgroups.Tags{
-		API:     api,
-		Finder:  finder,
-		Cluster: cfg.ClusterName,
-		MaxAge:  cfg.DiscoveryRefresh,
-		MinAge:  min(cfg.DiscoveryRefresh, minTagRelist),
+	return targetgroups.Either{
+		Use:      func() bool { return finder.Served.Has(lbc.APITargetGroupBinding) },
+		Bindings: targetgroups.Bindings{Finder: finder},
+		Tags: &targetgroups.Tags{
+			API:     api,
+			Finder:  finder,
+			Cluster: cfg.ClusterName,
+			MaxAge:  cfg.DiscoveryRefresh,
+			MinAge:  min(cfg.DiscoveryRefresh, minTagRelist),
+		},
 	}
 }

@@ -59,6 +59,12 @@ func (d *PodDefaulter) Default(ctx context.Context, pod *corev1.Pod) error {
 		d.count(ResultSkipped, reason)
 		return nil
 	}
+	if reason, why := Unsupported(pod); reason != "" {
+		setAnnotation(pod, contract.SkippedKey, why)
+		log.V(1).Info("pod is behind a load balancer but cannot be held", "namespace", ns, "reason", why)
+		d.count(ResultSkipped, reason)
+		return nil
+	}
 	rec, injected, err := inject.Apply(pod, found.Backends, d.Options)
 	if err != nil {
 		d.count(ResultDenied, ReasonInvalidOverride)

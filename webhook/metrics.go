@@ -14,6 +14,8 @@ const (
 	ReasonSystemNamespace = "system_namespace"
 	ReasonNoBackend       = "no_alb_backend"
 	ReasonNotIPTarget     = "not_ip_target"
+	ReasonWindows         = "windows"
+	ReasonHostNetwork     = "host_network"
 	ReasonNoServingPort   = "no_serving_container"
 	ReasonInvalidOverride = "invalid_override"
 	ReasonLookupFailed    = "lookup_failed"

@@ -21,3 +21,19 @@ type Target struct {
 type Resolver interface {
 	Targets(ctx context.Context, pod *corev1.Pod) ([]Target, error)
 }
+
+// Either resolves through Bindings while Use reports true, and through Tags
+// otherwise: the TargetGroupBinding CRD may appear while the manager runs.
+type Either struct {
+	Use      func() bool
+	Bindings Resolver
+	Tags     Resolver
+}
+
+// Targets implements Resolver.
+func (e Either) Targets(ctx context.Context, pod *corev1.Pod) ([]Target, error) {
+	if e.Use() {
+		return e.Bindings.Targets(ctx, pod)
+	}
+	return e.Tags.Targets(ctx, pod)
+}

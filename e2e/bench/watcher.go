@@ -54,7 +54,7 @@ func startWatcher(ctx context.Context, rc *rest.Config, cfg drain.Config, awsCfg
 	if err != nil {
 		return nil, err
 	}
-	finder, err := lbc.NewFinder(ctx, mgr)
+	finder, err := lbc.NewFinder(ctx, mgr, lbc.NewConfig())
 	if err != nil {
 		return nil, err
 	}

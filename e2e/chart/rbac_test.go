@@ -46,6 +46,11 @@ func checkAccess(t *testing.T, c client.Client) {
 		for _, r := range []struct{ group, resource string }{
 			{"", "pods"}, {"", "services"}, {"networking.k8s.io", "ingresses"},
 			{"networking.k8s.io", "ingressclasses"}, {"elbv2.k8s.aws", "targetgroupbindings"},
+			{"gateway.networking.k8s.io", "gatewayclasses"}, {"gateway.networking.k8s.io", "gateways"},
+			{"gateway.networking.k8s.io", "httproutes"}, {"gateway.networking.k8s.io", "grpcroutes"},
+			{"gateway.networking.k8s.io", "tcproutes"}, {"gateway.networking.k8s.io", "tlsroutes"},
+			{"gateway.networking.k8s.io", "udproutes"}, {"gateway.networking.k8s.io", "referencegrants"},
+			{"gateway.k8s.aws", "targetgroupconfigurations"}, {"gateway.k8s.aws", "loadbalancerconfigurations"},
 		} {
 			need = append(need, access{verb, r.group, r.resource, "", ""})
 		}
@@ -99,6 +104,11 @@ func checkAccess(t *testing.T, c client.Client) {
 		{"update", "", "services", other, "web"},
 		{"patch", "elbv2.k8s.aws", "targetgroupbindings", other, "web"},
 		{"delete", "networking.k8s.io", "ingresses", other, "web"},
+		{"update", "gateway.networking.k8s.io", "httproutes", other, "web"},
+		{"update", "gateway.networking.k8s.io", "gateways", other, "web"},
+		{"patch", "gateway.k8s.aws", "targetgroupconfigurations", other, "web"},
+		{"list", "gateway.networking.k8s.io", "backendtlspolicies", "", ""},
+		{"list", "gateway.k8s.aws", "listenerruleconfigurations", "", ""},
 		// Nothing else.
 		{"get", "", "configmaps", own, ""},
 		{"list", "", "nodes", "", ""},

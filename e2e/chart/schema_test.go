@@ -19,6 +19,7 @@ func TestSchemaRejects(t *testing.T) {
 		{"duration without a unit", "hold:\n  maxHold: 330", []string{"/hold/maxHold"}},
 		{"duration in words", "hold:\n  quietPeriod: 3 seconds", []string{"/hold/quietPeriod"}},
 		{"unknown hold mode", "hold:\n  mode: forever", []string{"/hold/mode"}},
+		{"unknown default target type", "loadBalancerController:\n  defaultTargetType: alb", []string{"/loadBalancerController/defaultTargetType"}},
 		{"webhook timeout above the apiserver's 30 s", "webhook:\n  timeoutSeconds: 60", []string{"/webhook/timeoutSeconds"}},
 		{"unknown certificate provider", "certificates:\n  provider: vault", []string{"/certificates/provider"}},
 		{"issuer without a name", "certificates:\n  certManager:\n    issuerRef: {kind: ClusterIssuer}", []string{"/certificates/certManager/issuerRef"}},

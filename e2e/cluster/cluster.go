@@ -163,7 +163,7 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 	if err != nil {
 		return nil, err
 	}
-	env, stopEnv, err := kubetest.Run(kubetest.WithTargetGroupBindingCRD(), kubetest.WithMutatingWebhooks(wh))
+	env, stopEnv, err := kubetest.Run(kubetest.WithTargetGroupBindingCRD(), kubetest.WithGatewayCRDs(), kubetest.WithMutatingWebhooks(wh))
 	if err != nil {
 		return nil, err
 	}
@@ -208,6 +208,7 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 		MaxLag:     t.LBCMaxLag,
 		HealthPoll: t.LBCHealthPoll,
 		Log:        opts.Log.With("component", "lbc"),
+		Gateways:   true,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("load balancer controller: %w", err)

@@ -33,6 +33,7 @@ import (
 	"k8s.io/client-go/util/workqueue"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"github.com/albdrain/albdrain/e2e/kubetest"
 	"github.com/albdrain/albdrain/internal/lbc"
@@ -43,6 +44,8 @@ type API interface {
 	DescribeTargetHealth(ctx context.Context, in *elbv2.DescribeTargetHealthInput, optFns ...func(*elbv2.Options)) (*elbv2.DescribeTargetHealthOutput, error)
 	RegisterTargets(ctx context.Context, in *elbv2.RegisterTargetsInput, optFns ...func(*elbv2.Options)) (*elbv2.RegisterTargetsOutput, error)
 	DeregisterTargets(ctx context.Context, in *elbv2.DeregisterTargetsInput, optFns ...func(*elbv2.Options)) (*elbv2.DeregisterTargetsOutput, error)
+	DescribeTargetGroups(ctx context.Context, in *elbv2.DescribeTargetGroupsInput, optFns ...func(*elbv2.Options)) (*elbv2.DescribeTargetGroupsOutput, error)
+	DescribeTags(ctx context.Context, in *elbv2.DescribeTagsInput, optFns ...func(*elbv2.Options)) (*elbv2.DescribeTagsOutput, error)
 }
 
 // Options configure the controller.
@@ -57,6 +60,10 @@ type Options struct {
 	HealthPoll time.Duration
 	// Log receives the controller's log; default discards.
 	Log *slog.Logger
+	// Gateways makes it also reconcile HTTPRoutes on ALB Gateways into
+	// TargetGroupBindings; the cluster must serve the Gateway API and the
+	// controller's gateway CRDs.
+	Gateways bool
 }
 
 // Controller is a running stand-in. Create it with Start.
@@ -65,6 +72,7 @@ type Controller struct {
 	cache  cache.Cache
 	client client.Client
 	queue  workqueue.TypedDelayingInterface[types.NamespacedName]
+	routes workqueue.TypedRateLimitingInterface[types.NamespacedName]
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
@@ -100,13 +108,27 @@ func Start(ctx context.Context, cfg *rest.Config, opts Options) (*Controller, er
 	cctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	c := &Controller{
 		opts: opts, cache: ca, client: cl, cancel: cancel,
-		queue: workqueue.NewTypedDelayingQueue[types.NamespacedName](),
-		rng:   rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())),
+		queue:  workqueue.NewTypedDelayingQueue[types.NamespacedName](),
+		routes: workqueue.NewTypedRateLimitingQueue(workqueue.DefaultTypedControllerRateLimiter[types.NamespacedName]()),
+		rng:    rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())),
 	}
 	handlers := map[client.Object]func(client.Object){
 		&lbc.TargetGroupBinding{}: func(o client.Object) { c.enqueue(types.NamespacedName{Namespace: o.GetNamespace(), Name: o.GetName()}) },
 		&corev1.Pod{}:             func(o client.Object) { c.enqueueNamespace(cctx, o.GetNamespace()) },
 		&corev1.Service{}:         func(o client.Object) { c.enqueueNamespace(cctx, o.GetNamespace()) },
+	}
+	if opts.Gateways {
+		// Routes are reconciled after the lag too; the configuration they
+		// depend on is created with them in the scenarios.
+		handlers[&gwv1.HTTPRoute{}] = func(o client.Object) {
+			c.routes.AddAfter(types.NamespacedName{Namespace: o.GetNamespace(), Name: o.GetName()}, c.lag())
+		}
+		handlers[&gwv1.Gateway{}] = func(o client.Object) { c.enqueueRoutes(cctx, o.GetNamespace()) }
+		handlers[&lbc.TargetGroupConfiguration{}] = func(o client.Object) { c.enqueueRoutes(cctx, o.GetNamespace()) }
+		if _, err := ca.GetInformer(cctx, &gwv1.GatewayClass{}); err != nil {
+			cancel()
+			return nil, err
+		}
 	}
 	for obj, h := range handlers {
 		inf, err := ca.GetInformer(cctx, obj)
@@ -132,13 +154,44 @@ func Start(ctx context.Context, cfg *rest.Config, opts Options) (*Controller, er
 	for range workers {
 		c.wg.Go(func() { c.work(cctx) })
 	}
+	c.wg.Go(func() { c.workRoutes(cctx) })
 	return c, nil
+}
+
+// enqueueRoutes schedules every HTTPRoute of a namespace, whose Gateway or
+// configuration may have changed.
+func (c *Controller) enqueueRoutes(ctx context.Context, ns string) {
+	var routes gwv1.HTTPRouteList
+	if err := c.cache.List(ctx, &routes, client.InNamespace(ns)); err != nil {
+		c.opts.Log.Error("list HTTPRoutes", "namespace", ns, "err", err)
+		return
+	}
+	for _, r := range routes.Items {
+		c.routes.AddAfter(types.NamespacedName{Namespace: ns, Name: r.Name}, c.lag())
+	}
+}
+
+func (c *Controller) workRoutes(ctx context.Context) {
+	for {
+		key, shutdown := c.routes.Get()
+		if shutdown {
+			return
+		}
+		if err := c.reconcileRoute(ctx, key); err != nil && ctx.Err() == nil {
+			c.opts.Log.Info("route reconcile failed; retrying", "route", key, "err", err)
+			c.routes.AddRateLimited(key)
+		} else {
+			c.routes.Forget(key)
+		}
+		c.routes.Done(key)
+	}
 }
 
 // Stop ends the controller and waits for its reconciles to finish.
 func (c *Controller) Stop() {
 	c.cancel()
 	c.queue.ShutDown()
+	c.routes.ShutDown()
 	c.wg.Wait()
 }
 

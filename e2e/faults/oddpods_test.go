@@ -159,9 +159,12 @@ func TestOddPods(t *testing.T) {
 			p.Spec.HostNetwork = true
 			return p
 		}, func(t *testing.T, p *corev1.Pod) {
-			wantHeld(t, p, []string{"app"}, []int32{8080})
-			if len(p.Spec.ReadinessGates) != 1 {
-				t.Errorf("readiness gates %v", p.Spec.ReadinessGates)
+			// Its address and sockets are the node's: skipped, and the reason recorded.
+			if len(holds(t, p)) != 0 || p.Labels[contract.ManagedLabel] != "" || len(p.Spec.InitContainers) != 0 {
+				t.Errorf("hostNetwork pod was mutated: %+v", p.Spec)
+			}
+			if got := p.Annotations[contract.SkippedKey]; !strings.Contains(got, "hostNetwork") {
+				t.Errorf("skipped = %q, want the hostNetwork reason", got)
 			}
 		}},
 		{"no ports, named target port", func() *corev1.Pod { return o.pod("web", bare("app")) }, func(t *testing.T, p *corev1.Pod) {

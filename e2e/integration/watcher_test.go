@@ -378,7 +378,7 @@ func (s *scenario) startWatcher(m *metrics.Metrics) (stop func()) {
 		},
 		HTTPClient: &http.Client{Transport: s.api},
 	}
-	finder, err := lbc.NewFinder(context.Background(), mgr)
+	finder, err := lbc.NewFinder(context.Background(), mgr, lbc.NewConfig())
 	if err != nil {
 		s.t.Fatal(err)
 	}

@@ -61,7 +61,6 @@ func startCluster(t *testing.T, withTGB bool, namespaces map[string]map[string]s
 		opts = append(opts, kubetest.WithTargetGroupBindingCRD())
 	}
 	env := kubetest.Start(t, opts...)
-	ctx := context.Background()
 	if !withTGB {
 		mustCreate(t, env.Client, &networkingv1.IngressClass{ObjectMeta: metav1.ObjectMeta{Name: "alb"},
 			Spec: networkingv1.IngressClassSpec{Controller: lbc.ALBController}})
@@ -87,13 +86,21 @@ func startCluster(t *testing.T, withTGB bool, namespaces map[string]map[string]s
 				TargetType: ptr.To(lbc.TargetTypeIP), ServiceRef: lbc.ServiceReference{Name: "web", Port: intstr.FromInt32(80)}},
 		})
 	}
+	return &testCluster{env: env, stop: startManager(t, env)}
+}
+
+// startManager runs albdrain's manager, as main would with these flags and
+// extra, serving the webhook env registered; stop ends it.
+func startManager(t *testing.T, env *kubetest.Env, extra ...string) func() {
+	t.Helper()
+	ctx := context.Background()
 	wio := env.Environment.WebhookInstallOptions
-	cfg := parseFlags(t,
+	cfg := parseFlags(t, append([]string{
 		"--metrics-bind-address=0", "--health-probe-bind-address=127.0.0.1:0",
-		fmt.Sprintf("--webhook-port=%d", wio.LocalServingPort), "--webhook-cert-dir="+wio.LocalServingCertDir,
-		"--hold-bind-address=127.0.0.1:0", "--hold-cert-dir="+wio.LocalServingCertDir, "--aws-region=eu-west-1",
+		fmt.Sprintf("--webhook-port=%d", wio.LocalServingPort), "--webhook-cert-dir=" + wio.LocalServingCertDir,
+		"--hold-bind-address=127.0.0.1:0", "--hold-cert-dir=" + wio.LocalServingCertDir, "--aws-region=eu-west-1",
 		"--max-hold=2m", "--sleep-duration=20s", "--fallback-sleep=20s", "--quiet-period=2s", "--shutdown-budget=15s",
-		"--helper-image=albdrain:test", "--watcher-url=https://albdrain.albdrain.svc:8443")
+		"--helper-image=albdrain:test", "--watcher-url=https://albdrain.albdrain.svc:8443"}, extra...)...)
 	mctx, cancel := context.WithCancel(ctrl.LoggerInto(ctx, ctrl.Log))
 	mgr, err := app.NewManager(mctx, env.Config, cfg)
 	if err != nil {
@@ -116,7 +123,7 @@ func startCluster(t *testing.T, withTGB bool, namespaces map[string]map[string]s
 		t.Fatal("cache did not sync")
 	}
 	waitFor(t, "webhook server to start", func() bool { return mgr.GetWebhookServer().StartedChecker()(nil) == nil })
-	return &testCluster{env: env, stop: stop}
+	return stop
 }
 
 // parseFlags builds the manager's configuration the way main does.
@@ -232,6 +239,39 @@ func TestWebhookThroughAPIServer(t *testing.T) {
 		err := cl.Create(ctx, pod)
 		if err == nil || !strings.Contains(err.Error(), contract.MaxHoldKey) {
 			t.Fatalf("create = %v, want a denial naming %s", err, contract.MaxHoldKey)
+		}
+	})
+
+	// Without the skip, the apiserver refuses a mutated Windows pod (the
+	// helper's Linux-only securityContext) after the webhook answered.
+	t.Run("Windows pod: created unmutated, reason recorded", func(t *testing.T) {
+		for name, mod := range map[string]func(*corev1.PodSpec){
+			"web-win-os":       func(s *corev1.PodSpec) { s.OS = &corev1.PodOS{Name: corev1.Windows} },
+			"web-win-selector": func(s *corev1.PodSpec) { s.NodeSelector = map[string]string{"kubernetes.io/os": "windows"} },
+		} {
+			pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "opted-in", Labels: map[string]string{"app": "web"}},
+				Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "app:1",
+					Ports: []corev1.ContainerPort{{Name: "http", ContainerPort: 8080}}}}}}
+			mod(&pod.Spec)
+			mustCreate(t, cl, pod)
+			if isMutated(pod) || len(pod.Spec.InitContainers) != 0 {
+				t.Errorf("%s: Windows pod was mutated", name)
+			}
+			if got := pod.Annotations[contract.SkippedKey]; !strings.Contains(got, "Windows") {
+				t.Errorf("%s: skipped = %q, want the Windows reason", name, got)
+			}
+		}
+	})
+
+	t.Run("hostNetwork pod: created unmutated, reason recorded", func(t *testing.T) {
+		pod := restrictedPod("opted-in", "web-hostnet")
+		pod.Spec.HostNetwork = true
+		mustCreate(t, cl, pod)
+		if isMutated(pod) {
+			t.Error("hostNetwork pod was mutated")
+		}
+		if got := pod.Annotations[contract.SkippedKey]; !strings.Contains(got, "hostNetwork") {
+			t.Errorf("skipped = %q, want the hostNetwork reason", got)
 		}
 	})
 

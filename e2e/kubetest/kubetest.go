@@ -28,8 +28,9 @@ type Env struct {
 }
 
 type options struct {
-	tgbCRD   bool
-	webhooks []*admissionv1.MutatingWebhookConfiguration
+	tgbCRD      bool
+	gatewayCRDs bool
+	webhooks    []*admissionv1.MutatingWebhookConfiguration
 }
 
 // Option changes what Start sets up.
@@ -38,6 +39,11 @@ type Option func(*options)
 // WithTargetGroupBindingCRD installs the TargetGroupBinding CRD, as a cluster
 // running the AWS Load Balancer Controller has.
 func WithTargetGroupBindingCRD() Option { return func(o *options) { o.tgbCRD = true } }
+
+// WithGatewayCRDs installs the Gateway API's CRDs (from the Go module cache)
+// and the load balancer controller's gateway CRDs, as a cluster using the
+// controller's Gateway support has.
+func WithGatewayCRDs() Option { return func(o *options) { o.gatewayCRDs = true } }
 
 // WithMutatingWebhooks registers configurations whose client configs envtest
 // rewrites to a local TLS server it issues a certificate for; read the serving

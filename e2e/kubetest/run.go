@@ -9,9 +9,6 @@ import (
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
-	"sigs.k8s.io/yaml"
-
-	"github.com/albdrain/albdrain/internal/lbc"
 )
 
 // Run starts a control plane outside a test, for a TestMain that shares one
@@ -36,11 +33,22 @@ func Run(opts ...Option) (env *Env, stop func() error, err error) {
 		WebhookInstallOptions: envtest.WebhookInstallOptions{MutatingWebhooks: o.webhooks},
 	}
 	if o.tgbCRD {
-		var crd apiextensionsv1.CustomResourceDefinition
-		if err := yaml.UnmarshalStrict(lbc.CRDYAML, &crd); err != nil {
-			return nil, nil, fmt.Errorf("decode TargetGroupBinding CRD: %w", err)
+		crd, err := TargetGroupBindingCRD()
+		if err != nil {
+			return nil, nil, err
 		}
-		te.CRDInstallOptions.CRDs = []*apiextensionsv1.CustomResourceDefinition{&crd}
+		te.CRDInstallOptions.CRDs = []*apiextensionsv1.CustomResourceDefinition{crd}
+	}
+	if o.gatewayCRDs {
+		gw, err := GatewayAPICRDs()
+		if err != nil {
+			return nil, nil, err
+		}
+		own, err := LBCGatewayCRDs()
+		if err != nil {
+			return nil, nil, err
+		}
+		te.CRDInstallOptions.CRDs = append(append(te.CRDInstallOptions.CRDs, gw...), own...)
 	}
 	cfg, err := te.Start()
 	if err != nil {

@@ -121,11 +121,20 @@ func (r *runner) setup(ctx context.Context, workload func(*appsv1.Deployment)) (
 	if err != nil {
 		return nil, fmt.Errorf("listener: %w", err)
 	}
+	objs := []client.Object{namespace(r.ns, r.spec.Protection), service(r.ns)}
+	if r.spec.Frontend == Gateway {
+		if err := ensureGatewayClass(ctx, r.c.Env.Client); err != nil {
+			return nil, errors.Join(err, listener.Close())
+		}
+		objs = append(objs, gatewayObjects(r.ns)...)
+	} else {
+		objs = append(objs, binding(r.ns, arn))
+	}
 	dep := deployment(r.ns, r.spec.Replicas, r.spec.Protection, int64(r.spec.FixedSleep/time.Second))
 	if workload != nil {
 		workload(dep)
 	}
-	objs := []client.Object{namespace(r.ns, r.spec.Protection), service(r.ns), binding(r.ns, arn), dep}
+	objs = append(objs, dep)
 	if r.spec.Action == Evict {
 		objs = append(objs, disruptionBudget(r.ns))
 	}

@@ -52,10 +52,26 @@ const (
 	WatcherRestart Action = "watcher-restart"
 )
 
+// Frontend is how the load balancer controller comes to register the pods.
+type Frontend string
+
+// The frontends.
+const (
+	// Binding is a TargetGroupBinding the user made for the Service.
+	Binding Frontend = ""
+	// Gateway is an HTTPRoute on an ALB Gateway with an ip
+	// TargetGroupConfiguration: the controller makes the binding itself,
+	// after the pods exist.
+	Gateway Frontend = "gateway"
+)
+
 // Spec is one scenario run.
 type Spec struct {
 	Protection Protection
 	Action     Action
+	// Frontend is how the load balancer reaches the Service; default a
+	// TargetGroupBinding.
+	Frontend Frontend
 	// Replicas is the Deployment's size; default 3.
 	Replicas int32
 	// FixedSleep is the preStop sleep under the FixedSleep protection.

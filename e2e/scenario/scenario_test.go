@@ -6,11 +6,14 @@ import (
 	"testing"
 	"time"
 
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
 	"github.com/albdrain/albdrain/drain/hold"
 	"github.com/albdrain/albdrain/e2e/cluster"
 	"github.com/albdrain/albdrain/e2e/kubelet"
 	"github.com/albdrain/albdrain/e2e/scenario"
 	"github.com/albdrain/albdrain/internal/contract"
+	"github.com/albdrain/albdrain/internal/lbc"
 )
 
 func TestRollingRestart(t *testing.T) {
@@ -159,5 +162,20 @@ func expectCleanWith(t *testing.T, res *scenario.Result, terminated int, outcome
 	}
 	if rec.Events[hold.ReasonHoldStarted] < terminated || rec.Events[hold.ReasonHoldReleased] != terminated {
 		t.Errorf("events %v: want a HoldStarted and a HoldReleased per terminated pod (%d)", rec.Events, terminated)
+	}
+}
+
+// TestGatewayBackendRollingRestart: the Service is behind an HTTPRoute on
+// an ALB Gateway, ip by its TargetGroupConfiguration. The first pods are
+// admitted before any TargetGroupBinding exists (the controller makes it
+// from the route); they are held through the binding it made, and the
+// rollout under traffic has no failed request.
+func TestGatewayBackendRollingRestart(t *testing.T) {
+	res := runSpec(t, scenario.Spec{Protection: scenario.Albdrain, Action: scenario.RollingRestart, Frontend: scenario.Gateway})
+	expectClean(t, res, 3)
+	var tgb lbc.TargetGroupBinding
+	key := client.ObjectKey{Namespace: res.Namespace, Name: "k8s-" + res.Namespace + "-web-80"}
+	if err := shared.Env.Client.Get(context.Background(), key, &tgb); err != nil {
+		t.Errorf("the binding the controller makes for the Gateway backend: %v", err)
 	}
 }

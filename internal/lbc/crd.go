@@ -10,3 +10,9 @@ import (
 //
 //go:embed crd.yaml
 var CRDYAML []byte
+
+// GatewayCRDYAML defines, likewise, the LBC's TargetGroupConfiguration and
+// LoadBalancerConfiguration (two YAML documents).
+//
+//go:embed gateway_crd.yaml
+var GatewayCRDYAML []byte

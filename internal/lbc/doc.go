@@ -1,14 +1,18 @@
 // Package lbc is albdrain's one home for what the AWS Load Balancer
 // Controller (LBC) does with pods: its TargetGroupBinding API, the Ingress
-// classes and annotations it reads, how it picks a Service's pods and the
-// pod port it registers, the readiness-gate condition it sets and the tags it
-// puts on target groups.
+// classes and annotations it reads, the NLB Services it manages, the Gateway
+// API routes its Gateways serve and the gateway configuration that sets
+// their target type, its controller-wide default target type, how it picks a
+// Service's pods and the pod port it registers, the readiness-gate condition
+// it sets and the tags it puts on target groups.
 //
 // Both halves of albdrain ask it the same question, "which ip target groups
-// serve this pod, on which container ports": the admission webhook before it
-// mutates a pod, the drain watcher before it holds one. Finder answers from
-// the manager's cache through field indexes, so neither half lists a whole
-// namespace.
+// serve this pod, on which container ports, behind which kind of load
+// balancer": the admission webhook before it mutates a pod, the drain
+// watcher before it holds one. Finder answers from the manager's cache
+// through field indexes, so neither half lists a whole namespace. The rules
+// that need an optional API (TargetGroupBinding, the Gateway API) are on
+// while the cluster serves it; NewFinder notices CRDs installed later.
 package lbc
 
 // Names of the LBC's API that albdrain reads.

@@ -12,6 +12,19 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
+// LoadBalancerKind is the kind of load balancer in front of a backend; the
+// watcher and the helper apply its release semantics.
+type LoadBalancerKind string
+
+const (
+	// KindALB is an Application Load Balancer: it stops routing requests to
+	// a draining target, keep-alive connections included.
+	KindALB LoadBalancerKind = "alb"
+	// KindNLB is a Network Load Balancer: new flows stop after a lag, and
+	// established flows go on while the target drains.
+	KindNLB LoadBalancerKind = "nlb"
+)
+
 // Backend is one load balancer backend that a pod's Service feeds: a
 // Service port whose endpoints an ip target group registers.
 type Backend struct {
@@ -19,23 +32,42 @@ type Backend struct {
 	Service string
 	// TargetPort is the Service port's targetPort: a container port number or name.
 	TargetPort intstr.IntOrString
+	// Kind is the load balancer's kind; empty for a TargetGroupBinding that
+	// nothing else in the cluster explains (one made by hand).
+	Kind LoadBalancerKind
 	// TargetGroupBinding names the binding that registers the Service, when one does.
 	TargetGroupBinding string
 	// TargetGroupARN is the binding's target group; empty until a binding exists.
 	TargetGroupARN string
 	// Ingress names the ALB Ingress that routes to the Service, when one does.
 	Ingress string
+	// Route is the Gateway API route ("HTTPRoute name", or with its
+	// namespace when not the pod's) that sends to the Service, when one does.
+	Route string
+	// Gateway is the route's LBC Gateway, "namespace/name".
+	Gateway string
 }
 
-// Finder looks up a pod's ALB  It lists from the cache through the
-// indexes of RegisterIndexes and without deep copies, since admission latency
-// matters and it only reads; nothing it returns points into the listed objects.
+// Finder looks up a pod's load balancer backends. It lists from the cache
+// through the indexes of RegisterIndexes and without deep copies, since
+// admission latency matters and it only reads; nothing it returns points into
+// the listed objects.
 type Finder struct {
 	// Reader is the manager's cached client, with the indexes registered.
 	Reader client.Reader
-	// TargetGroupBindings is false when the cluster has no TargetGroupBinding
-	// CRD; then only Ingresses are consulted.
-	TargetGroupBindings bool
+	// Served is the optional APIs whose rules are on; nil means none.
+	Served *Served
+	// DefaultTargetType is the LBC's --default-target-type: the target type
+	// of Ingresses, NLB Services and Gateway backends that name none.
+	// Empty means instance, as in the LBC.
+	DefaultTargetType TargetType
+}
+
+func (f *Finder) defaultTargetType() TargetType {
+	if f.DefaultTargetType == "" {
+		return TargetTypeInstance
+	}
+	return f.DefaultTargetType
 }
 
 // Result is what Find learned about a pod.
@@ -57,7 +89,7 @@ func (f *Finder) Find(ctx context.Context, ns string, pod *corev1.Pod) (Result, 
 	if len(selecting) == 0 {
 		return res, nil
 	}
-	if f.TargetGroupBindings {
+	if f.Served.Has(APITargetGroupBinding) {
 		if err := f.fromBindings(ctx, ns, selecting, &res); err != nil {
 			return res, err
 		}
@@ -65,7 +97,30 @@ func (f *Finder) Find(ctx context.Context, ns string, pod *corev1.Pod) (Result, 
 	if err := f.fromIngresses(ctx, ns, selecting, &res); err != nil {
 		return res, err
 	}
+	f.fromNLBServices(selecting, &res)
+	if f.Served.Has(APIGateway) {
+		if err := f.fromRoutes(ctx, ns, selecting, &res); err != nil {
+			return res, err
+		}
+	}
+	kindBindings(res.Backends)
 	return res, nil
+}
+
+// kindBindings gives each binding's backend the load balancer kind of the
+// Ingress, NLB Service or route that the LBC made it for.
+func kindBindings(bs []Backend) {
+	for i := range bs {
+		if bs[i].TargetGroupBinding == "" {
+			continue
+		}
+		for _, o := range bs {
+			if o.TargetGroupBinding == "" && o.Service == bs[i].Service && o.TargetPort == bs[i].TargetPort {
+				bs[i].Kind = o.Kind
+				break
+			}
+		}
+	}
 }
 
 // Selecting returns the Services of ns whose selector picks pod, looking only
@@ -158,11 +213,11 @@ func (f *Finder) fromIngresses(ctx context.Context, ns string, svcs []*corev1.Se
 			if !ok {
 				continue
 			}
-			if mode := targetType(ing, svc); mode != string(TargetTypeIP) {
+			if mode := f.ingressTargetType(ing, svc); mode != TargetTypeIP {
 				res.Skipped = appendNew(res.Skipped, fmt.Sprintf("Ingress %s targets Service %s as %s", ing.Name, svc.Name, mode))
 				continue
 			}
-			t := Backend{Service: svc.Name, TargetPort: tp, Ingress: ing.Name}
+			t := Backend{Service: svc.Name, TargetPort: tp, Kind: KindALB, Ingress: ing.Name}
 			if !slices.Contains(res.Backends, t) {
 				res.Backends = append(res.Backends, t)
 			}
@@ -171,16 +226,16 @@ func (f *Finder) fromIngresses(ctx context.Context, ns string, svcs []*corev1.Se
 	return nil
 }
 
-// targetType follows the load balancer controller: the Service's annotation
-// wins over the Ingress's, and instance is the default.
-func targetType(ing *networkingv1.Ingress, svc *corev1.Service) string {
+// ingressTargetType follows the load balancer controller: the Service's
+// annotation wins over the Ingress's, then the controller-wide default.
+func (f *Finder) ingressTargetType(ing *networkingv1.Ingress, svc *corev1.Service) TargetType {
 	if v, ok := svc.Annotations[TargetTypeAnnotation]; ok {
-		return v
+		return TargetType(v)
 	}
 	if v, ok := ing.Annotations[TargetTypeAnnotation]; ok {
-		return v
+		return TargetType(v)
 	}
-	return string(TargetTypeInstance)
+	return f.defaultTargetType()
 }
 
 func ingressBackends(ing *networkingv1.Ingress) []networkingv1.IngressServiceBackend {

@@ -79,7 +79,9 @@ func TestFind(t *testing.T) {
 		name     string
 		objs     []client.Object
 		noTGBCRD bool
-		want     lbc.Result
+		// defaultType is the controller-wide default target type.
+		defaultType lbc.TargetType
+		want        lbc.Result
 	}{
 		{
 			name: "ip binding by service port name resolves the named targetPort",
@@ -117,7 +119,7 @@ func TestFind(t *testing.T) {
 		{
 			name: "ALB ingress by class name, ip on the ingress",
 			objs: []client.Object{web, albClass, ingress("shop", ptr.To("alb"), ipAnn, backend("web", networkingv1.ServiceBackendPort{Number: 80}))},
-			want: lbc.Result{Backends: []lbc.Backend{{Service: "web", TargetPort: intstr.FromString("http"), Ingress: "shop"}}},
+			want: lbc.Result{Backends: []lbc.Backend{{Service: "web", TargetPort: intstr.FromString("http"), Kind: lbc.KindALB, Ingress: "shop"}}},
 		},
 		{
 			name: "ingress of another controller is ignored",
@@ -128,7 +130,7 @@ func TestFind(t *testing.T) {
 			name: "legacy class annotation, ip on the service, backend by port name",
 			objs: []client.Object{service("web", ipAnn, svcPort("http", 80, intstr.FromInt32(8080))),
 				ingress("shop", nil, map[string]string{lbc.LegacyClassAnnotation: "alb"}, backend("web", networkingv1.ServiceBackendPort{Name: "http"}))},
-			want: lbc.Result{Backends: []lbc.Backend{{Service: "web", TargetPort: intstr.FromInt32(8080), Ingress: "shop"}}},
+			want: lbc.Result{Backends: []lbc.Backend{{Service: "web", TargetPort: intstr.FromInt32(8080), Kind: lbc.KindALB, Ingress: "shop"}}},
 		},
 		{
 			name: "default backend of the default ALB class",
@@ -137,12 +139,25 @@ func TestFind(t *testing.T) {
 				Spec: networkingv1.IngressSpec{DefaultBackend: &networkingv1.IngressBackend{Service: &networkingv1.IngressServiceBackend{
 					Name: "web", Port: networkingv1.ServiceBackendPort{Number: 80}}}},
 			}},
-			want: lbc.Result{Backends: []lbc.Backend{{Service: "web", TargetPort: intstr.FromString("http"), Ingress: "shop"}}},
+			want: lbc.Result{Backends: []lbc.Backend{{Service: "web", TargetPort: intstr.FromString("http"), Kind: lbc.KindALB, Ingress: "shop"}}},
 		},
 		{
 			name: "ALB ingress without target-type is instance mode",
 			objs: []client.Object{web, albClass, ingress("shop", ptr.To("alb"), nil, backend("web", networkingv1.ServiceBackendPort{Number: 80}))},
 			want: lbc.Result{Skipped: []string{"Ingress shop targets Service web as instance"}},
+		},
+		{
+			name:        "ALB ingress without target-type under a default of ip",
+			objs:        []client.Object{web, albClass, ingress("shop", ptr.To("alb"), nil, backend("web", networkingv1.ServiceBackendPort{Number: 80}))},
+			defaultType: lbc.TargetTypeIP,
+			want:        lbc.Result{Backends: []lbc.Backend{{Service: "web", TargetPort: intstr.FromString("http"), Kind: lbc.KindALB, Ingress: "shop"}}},
+		},
+		{
+			name: "an explicit instance annotation beats a default of ip",
+			objs: []client.Object{web, albClass, ingress("shop", ptr.To("alb"), map[string]string{lbc.TargetTypeAnnotation: "instance"},
+				backend("web", networkingv1.ServiceBackendPort{Number: 80}))},
+			defaultType: lbc.TargetTypeIP,
+			want:        lbc.Result{Skipped: []string{"Ingress shop targets Service web as instance"}},
 		},
 		{
 			name: "service's instance annotation wins over the ingress's ip",
@@ -155,14 +170,14 @@ func TestFind(t *testing.T) {
 			objs: []client.Object{web, albClass, binding("tgb-web", "web", intstr.FromInt32(80), ip),
 				ingress("shop", ptr.To("alb"), ipAnn, backend("web", networkingv1.ServiceBackendPort{Number: 80}), backend("web", networkingv1.ServiceBackendPort{Name: "http"}))},
 			want: lbc.Result{Backends: []lbc.Backend{
-				{Service: "web", TargetPort: intstr.FromString("http"), TargetGroupBinding: "tgb-web", TargetGroupARN: arnOf("tgb-web")},
-				{Service: "web", TargetPort: intstr.FromString("http"), Ingress: "shop"},
+				{Service: "web", TargetPort: intstr.FromString("http"), Kind: lbc.KindALB, TargetGroupBinding: "tgb-web", TargetGroupARN: arnOf("tgb-web")},
+				{Service: "web", TargetPort: intstr.FromString("http"), Kind: lbc.KindALB, Ingress: "shop"},
 			}},
 		},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			f := &lbc.Finder{Reader: lbctest.IndexedFakeClient(testScheme(t), tc.objs...), TargetGroupBindings: !tc.noTGBCRD}
+			f := &lbc.Finder{Reader: lbctest.IndexedFakeClient(testScheme(t), tc.objs...), Served: served(!tc.noTGBCRD), DefaultTargetType: tc.defaultType}
 			pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": "web", "pod-template-hash": "x"}}}
 			got, err := f.Find(context.Background(), ns, pod)
 			if err != nil {
@@ -184,4 +199,11 @@ func testScheme(t *testing.T) *runtime.Scheme {
 		t.Fatal(err)
 	}
 	return s
+}
+
+func served(bindings bool) *lbc.Served {
+	if bindings {
+		return lbc.Serving(lbc.APITargetGroupBinding)
+	}
+	return lbc.Serving()
 }

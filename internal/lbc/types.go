@@ -1,25 +1,34 @@
 package lbc
 
-// The part of the LBC's elbv2.k8s.aws/v1beta1 API that albdrain reads:
-// TargetGroupBinding. It is written out here rather than imported so
-// albdrain does not pull in the controller's whole dependency tree for three
-// fields.
+// The part of the AWS Load Balancer Controller's elbv2.k8s.aws/v1beta1 API
+// that albdrain reads: TargetGroupBinding. It is written out here rather than
+// imported so albdrain does not pull in the controller's whole dependency
+// tree for three fields.
 
 import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
+	gwv1beta1 "sigs.k8s.io/gateway-api/apis/v1beta1"
 )
 
 // GroupVersion is the API group and version of TargetGroupBinding.
 var GroupVersion = schema.GroupVersion{Group: "elbv2.k8s.aws", Version: "v1beta1"}
 
-// AddToScheme registers TargetGroupBinding with a scheme.
+// AddToScheme registers the LBC types albdrain reads, and the Gateway API's,
+// with a scheme.
 func AddToScheme(s *runtime.Scheme) error {
 	s.AddKnownTypes(GroupVersion, &TargetGroupBinding{}, &TargetGroupBindingList{})
 	metav1.AddToGroupVersion(s, GroupVersion)
-	return nil
+	s.AddKnownTypes(GatewayGroupVersion, &TargetGroupConfiguration{}, &TargetGroupConfigurationList{},
+		&LoadBalancerConfiguration{}, &LoadBalancerConfigurationList{})
+	metav1.AddToGroupVersion(s, GatewayGroupVersion)
+	if err := gwv1.Install(s); err != nil {
+		return err
+	}
+	return gwv1beta1.Install(s)
 }
 
 // TargetType is how a target group addresses its targets.

@@ -15,6 +15,12 @@ type Record struct {
 	Services            []string `json:"services"`
 	TargetGroupBindings []string `json:"targetGroupBindings,omitempty"`
 	Ingresses           []string `json:"ingresses,omitempty"`
+	// Routes and Gateways are the Gateway API routes and LBC Gateways in front.
+	Routes   []string `json:"routes,omitempty"`
+	Gateways []string `json:"gateways,omitempty"`
+	// LoadBalancers are the kinds (alb, nlb) of the load balancers in front,
+	// whose release semantics the helper and watcher apply.
+	LoadBalancers []string `json:"loadBalancers,omitempty"`
 }
 
 // readRecord returns the record of an earlier pass, or nil when there was
@@ -52,7 +58,15 @@ func newRecord(ov overrides, plan holdPlan) Record {
 		if t.Ingress != "" {
 			r.Ingresses = appendNew(r.Ingresses, t.Ingress)
 		}
+		if t.Route != "" {
+			r.Routes = appendNew(r.Routes, t.Route)
+			r.Gateways = appendNew(r.Gateways, t.Gateway)
+		}
+		if t.Kind != "" {
+			r.LoadBalancers = appendNew(r.LoadBalancers, string(t.Kind))
+		}
 	}
+	slices.Sort(r.LoadBalancers)
 	return r
 }
 

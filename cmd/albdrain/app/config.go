@@ -9,6 +9,7 @@ import (
 
 	"github.com/albdrain/albdrain/certs"
 	"github.com/albdrain/albdrain/drain"
+	"github.com/albdrain/albdrain/internal/lbc"
 	"github.com/albdrain/albdrain/webhook"
 )
 
@@ -24,6 +25,8 @@ type Config struct {
 	Drain drain.Config
 	// Certs configures the serving certificate of the webhook and hold endpoint.
 	Certs certs.Config
+	// LBC mirrors the load balancer controller's settings.
+	LBC lbc.Config
 }
 
 // BindFlags registers every flag of the manager.
@@ -33,6 +36,7 @@ func (c *Config) BindFlags(fs *flag.FlagSet) {
 	c.Webhook.BindFlags(fs)
 	c.Drain.BindFlags(fs)
 	c.Certs.BindFlags(fs)
+	c.LBC.BindFlags(fs)
 }
 
 // Validate reports every invalid flag at once.
@@ -48,6 +52,9 @@ func (c *Config) Validate() error {
 		errs = append(errs, err)
 	}
 	if err := c.Certs.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.LBC.Validate(); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)

@@ -18,6 +18,8 @@ import (
 
 	"github.com/albdrain/albdrain/certs/tlspolicy"
 	"github.com/albdrain/albdrain/drain"
+	"github.com/albdrain/albdrain/drain/targetgroups"
+	"github.com/albdrain/albdrain/explain"
 	"github.com/albdrain/albdrain/internal/lbc"
 	"github.com/albdrain/albdrain/webhook"
 )
@@ -53,16 +55,20 @@ func NewManager(ctx context.Context, rc *rest.Config, cfg Config, drainOpts ...d
 	}
 	// One Finder, its indexes and informers, answers both the webhook and the
 	// watcher: which ip target groups serve a pod.
-	finder, err := lbc.NewFinder(ctx, mgr)
+	finder, err := lbc.NewFinder(ctx, mgr, cfg.LBC)
 	if err != nil {
 		return nil, fmt.Errorf("set up load balancer controller lookups: %w", err)
 	}
 	if err := webhook.Setup(ctx, mgr, cfg.Webhook, finder); err != nil {
 		return nil, fmt.Errorf("set up webhook: %w", err)
 	}
-	if err := drain.Setup(mgr, cfg.Drain, finder, drainOpts...); err != nil {
+	var resolver targetgroups.Resolver
+	if err := drain.Setup(mgr, cfg.Drain, finder, append(drainOpts, drain.ResolverInto(&resolver))...); err != nil {
 		return nil, fmt.Errorf("set up drain watcher: %w", err)
 	}
+	// Served beside the webhook, so the apiserver's service proxy reaches it
+	// on the Service's webhook port.
+	mgr.GetWebhookServer().Register(explain.Path, &explain.Handler{Pods: mgr.GetAPIReader(), Finder: finder, Resolver: resolver})
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
 		return nil, err
 	}

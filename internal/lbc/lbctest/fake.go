@@ -13,7 +13,7 @@ import (
 	"github.com/albdrain/albdrain/internal/lbc"
 )
 
-// Scheme is client-go's scheme with the TargetGroupBinding types.
+// Scheme is client-go's scheme with the LBC's and the Gateway API's types.
 func Scheme(tb testing.TB) *runtime.Scheme {
 	tb.Helper()
 	s := runtime.NewScheme()
@@ -27,17 +27,17 @@ func Scheme(tb testing.TB) *runtime.Scheme {
 }
 
 // IndexedFakeClient is controller-runtime's fake client holding objs with the
-// indexes lbc.Finder reads through.
+// indexes lbc.Finder reads through, for every optional API.
 func IndexedFakeClient(s *runtime.Scheme, objs ...client.Object) client.Client {
 	b := fake.NewClientBuilder().WithScheme(s).WithObjects(objs...)
-	for _, i := range lbc.Indexes(true) {
+	for _, i := range lbc.Indexes(lbc.AllAPIs...) {
 		b = b.WithIndex(i.Object, i.Field, i.Extract)
 	}
 	return b.Build()
 }
 
-// NewFinder is a Finder, with TargetGroupBindings served, over a fake cache
+// NewFinder is a Finder, with every optional API served, over a fake cache
 // holding objs.
 func NewFinder(tb testing.TB, objs ...client.Object) *lbc.Finder {
-	return &lbc.Finder{Reader: IndexedFakeClient(Scheme(tb), objs...), TargetGroupBindings: true}
+	return &lbc.Finder{Reader: IndexedFakeClient(Scheme(tb), objs...), Served: lbc.Serving(lbc.AllAPIs...)}
 }

@@ -1,0 +1,106 @@
+package explain
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
+)
+
+// Querier sends the explain query (namespace, name, uid) to the manager
+// and returns its JSON answer.
+type Querier func(ctx context.Context, query map[string]string) ([]byte, error)
+
+// Manager locates albdrain's manager Service, through which the apiserver's
+// service proxy reaches the explain endpoint.
+type Manager struct {
+	Namespace, Service string
+	// Port is the Service's webhook port, by number or name.
+	Port string
+}
+
+// ViaServiceProxy queries the manager through the apiserver's service
+// proxy; the caller needs get on the manager Service's services/proxy.
+func ViaServiceProxy(cs kubernetes.Interface, m Manager) Querier {
+	return func(ctx context.Context, query map[string]string) ([]byte, error) {
+		raw, err := cs.CoreV1().Services(m.Namespace).ProxyGet("https", m.Service, m.Port, Path, query).DoRaw(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("ask albdrain's manager (service %s/%s): %w", m.Namespace, m.Service, err)
+		}
+		return raw, nil
+	}
+}
+
+// Ask reads the pod with the caller's own credentials, so the caller must
+// be allowed to get it, and asks the manager to explain it.
+func Ask(ctx context.Context, pods corev1client.PodsGetter, ask Querier, ns, name string) (Explanation, error) {
+	pod, err := pods.Pods(ns).Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		return Explanation{}, fmt.Errorf("get pod: %w", err)
+	}
+	raw, err := ask(ctx, map[string]string{"namespace": ns, "name": name, "uid": string(pod.UID)})
+	if err != nil {
+		return Explanation{}, err
+	}
+	var ex Explanation
+	if err := json.Unmarshal(raw, &ex); err != nil {
+		return Explanation{}, fmt.Errorf("decode the manager's answer: %w", err)
+	}
+	return ex, nil
+}
+
+// Write prints the explanation for people.
+func (e Explanation) Write(w io.Writer) error {
+	var b strings.Builder
+	verdict := "NOT protected"
+	if e.Protected {
+		verdict = "protected"
+	}
+	fmt.Fprintf(&b, "Pod %s/%s: %s by albdrain\n  Why: %s\n", e.Namespace, e.Name, verdict, e.Why)
+	if r := e.Record; r != nil {
+		fmt.Fprintf(&b, "  Injected: mode %s, max hold %ds, containers %s, ports %v, load balancers %s\n",
+			r.Mode, r.MaxHoldSeconds, strings.Join(r.Containers, ","), r.Ports, strings.Join(r.LoadBalancers, ","))
+	}
+	if len(e.Backends) > 0 {
+		b.WriteString("  Backends matched now:\n")
+		for _, be := range e.Backends {
+			lb := be.LoadBalancer
+			if lb == "" {
+				lb = "load balancer unknown"
+			}
+			fmt.Fprintf(&b, "    Service %s target port %s (%s) via %s\n", be.Service, be.TargetPort, lb, be.via())
+		}
+	}
+	for _, s := range e.Skipped {
+		fmt.Fprintf(&b, "  Skipped: %s\n", s)
+	}
+	if e.Protected {
+		if len(e.TargetGroups) == 0 {
+			b.WriteString("  Target groups: none resolved yet (the load balancer controller has not bound the Service)\n")
+		}
+		for _, tg := range e.TargetGroups {
+			fmt.Fprintf(&b, "  Target group: %s port %d\n", tg.ARN, tg.Port)
+		}
+	}
+	fmt.Fprintf(&b, "  Rules on: %s\n", strings.Join(append([]string{"Service", "Ingress"}, e.ServedAPIs...), ", "))
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+func (be Backend) via() string {
+	switch {
+	case be.Route != "":
+		return be.Route + " on Gateway " + be.Gateway
+	case be.Ingress != "":
+		return "Ingress " + be.Ingress
+	case be.TargetGroupBinding != "":
+		return "TargetGroupBinding " + be.TargetGroupBinding
+	default:
+		return "its own load balancer (Service of type LoadBalancer)"
+	}
+}

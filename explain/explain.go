@@ -1,0 +1,159 @@
+// Package explain answers, for one pod, whether albdrain protects it and why
+// not: what the webhook recorded, the load balancer backends the shared
+// lbc.Finder matches now, the rule that skips it, and the target groups the
+// watcher would hold it on. The manager serves it on its webhook server, for
+// the kubectl albdrain plugin through the apiserver's service proxy.
+package explain
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/albdrain/albdrain/drain/targetgroups"
+	"github.com/albdrain/albdrain/internal/contract"
+	"github.com/albdrain/albdrain/internal/lbc"
+	"github.com/albdrain/albdrain/webhook"
+	"github.com/albdrain/albdrain/webhook/inject"
+)
+
+// Path is where the manager serves explanations.
+const Path = "/explain"
+
+// Backend is one matched load balancer backend.
+type Backend struct {
+	Service            string `json:"service"`
+	TargetPort         string `json:"targetPort"`
+	LoadBalancer       string `json:"loadBalancer,omitempty"`
+	TargetGroupBinding string `json:"targetGroupBinding,omitempty"`
+	Ingress            string `json:"ingress,omitempty"`
+	Route              string `json:"route,omitempty"`
+	Gateway            string `json:"gateway,omitempty"`
+}
+
+// TargetGroup is a target group the watcher resolved for the pod.
+type TargetGroup struct {
+	ARN  string `json:"arn"`
+	Port int32  `json:"port"`
+}
+
+// Explanation is the answer for one pod.
+type Explanation struct {
+	Namespace string `json:"namespace"`
+	Name      string `json:"name"`
+	// Protected is true when the webhook injected the hold.
+	Protected bool `json:"protected"`
+	// Why says why the pod is, or is not, protected.
+	Why string `json:"why"`
+	// Record is what the webhook wrote into the pod, when it did.
+	Record *inject.Record `json:"record,omitempty"`
+	// Backends and Skipped are what the rules match for the pod now.
+	Backends []Backend `json:"backends,omitempty"`
+	Skipped  []string  `json:"skipped,omitempty"`
+	// TargetGroups are where the watcher would look for the pod's targets now.
+	TargetGroups []TargetGroup `json:"targetGroups,omitempty"`
+	// ServedAPIs are the optional APIs whose rules are on.
+	ServedAPIs []string `json:"servedAPIs"`
+}
+
+// Handler serves explanations. A caller must name the pod's UID as well as
+// its namespace and name: the UID is only known to who can read the pod, so
+// the endpoint tells no one about pods they cannot see already.
+type Handler struct {
+	// Pods reads pods from the apiserver: the manager's cache holds managed pods only.
+	Pods     client.Reader
+	Finder   *lbc.Finder
+	Resolver targetgroups.Resolver
+}
+
+// ServeHTTP implements http.Handler: GET Path?namespace=&name=&uid=.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet {
+		http.Error(w, "use GET", http.StatusMethodNotAllowed)
+		return
+	}
+	q := r.URL.Query()
+	ns, name, uid := q.Get("namespace"), q.Get("name"), q.Get("uid")
+	if ns == "" || name == "" || uid == "" {
+		http.Error(w, "namespace, name and uid are required", http.StatusBadRequest)
+		return
+	}
+	var pod corev1.Pod
+	err := h.Pods.Get(r.Context(), client.ObjectKey{Namespace: ns, Name: name}, &pod)
+	if err != nil || pod.UID != types.UID(uid) {
+		// The same answer for a missing pod and a wrong UID: nothing learnt.
+		http.Error(w, "no such pod", http.StatusNotFound)
+		return
+	}
+	ex, err := h.Explain(r.Context(), &pod)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(ex)
+}
+
+// Explain explains one pod.
+func (h *Handler) Explain(ctx context.Context, pod *corev1.Pod) (Explanation, error) {
+	ex := Explanation{Namespace: pod.Namespace, Name: pod.Name, ServedAPIs: []string{}}
+	for _, a := range h.Finder.Served.List() {
+		ex.ServedAPIs = append(ex.ServedAPIs, string(a))
+	}
+	found, err := h.Finder.Find(ctx, pod.Namespace, pod)
+	if err != nil {
+		return ex, fmt.Errorf("find backends: %w", err)
+	}
+	for _, b := range found.Backends {
+		ex.Backends = append(ex.Backends, Backend{Service: b.Service, TargetPort: b.TargetPort.String(), LoadBalancer: string(b.Kind),
+			TargetGroupBinding: b.TargetGroupBinding, Ingress: b.Ingress, Route: b.Route, Gateway: b.Gateway})
+	}
+	ex.Skipped = found.Skipped
+	if v, ok := pod.Annotations[contract.InjectedKey]; ok {
+		var rec inject.Record
+		if json.Unmarshal([]byte(v), &rec) == nil {
+			ex.Record = &rec
+		}
+	}
+	ex.Protected = ex.Record != nil && pod.Labels[contract.ManagedLabel] == "true"
+	ex.Why = why(pod, &ex)
+	if ex.Protected {
+		targets, err := h.Resolver.Targets(ctx, pod)
+		if err != nil {
+			return ex, fmt.Errorf("resolve target groups: %w", err)
+		}
+		for _, t := range targets {
+			ex.TargetGroups = append(ex.TargetGroups, TargetGroup{ARN: t.TargetGroupARN, Port: t.Port})
+		}
+	}
+	return ex, nil
+}
+
+// why picks the rule that decided, in the webhook's order.
+func why(pod *corev1.Pod, ex *Explanation) string {
+	switch {
+	case ex.Protected:
+		return "the webhook injected the hold: the pod is behind " + strings.Join(ex.Record.Services, ", ")
+	case strings.EqualFold(pod.Annotations[contract.InjectKey], "disabled"):
+		return "the pod opts out with " + contract.InjectKey + "=disabled"
+	case pod.Annotations[contract.SkippedKey] != "":
+		return "the webhook skipped it: " + pod.Annotations[contract.SkippedKey]
+	}
+	if _, why := webhook.Unsupported(pod); why != "" {
+		return "albdrain cannot hold it: " + why
+	}
+	if len(ex.Backends) == 0 && len(ex.Skipped) > 0 {
+		return "it is behind a load balancer, but not as an ip target: " + strings.Join(ex.Skipped, "; ")
+	}
+	if len(ex.Backends) == 0 {
+		return "no rule puts it behind an AWS load balancer as an ip target"
+	}
+	return "it is behind a load balancer now, but the webhook did not mutate it: its namespace is not selected by the webhook, " +
+		"it was created before albdrain or its backends, or while albdrain was unavailable; recreate the pod"
+}

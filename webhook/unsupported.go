@@ -1,0 +1,52 @@
+package webhook
+
+import (
+	"slices"
+
+	corev1 "k8s.io/api/core/v1"
+)
+
+// osLabel is the node label the kubelet sets to its operating system.
+const osLabel = "kubernetes.io/os"
+
+// Unsupported returns the metric reason and the recorded explanation when a
+// pod behind a load balancer cannot take albdrain's hold, or "" when it can.
+func Unsupported(pod *corev1.Pod) (reason, why string) {
+	switch {
+	case isWindows(&pod.Spec):
+		// The helper's securityContext has Linux-only fields: the apiserver
+		// would reject the mutated pod after the webhook answered, and
+		// failurePolicy Ignore would not save it.
+		return ReasonWindows, "Windows pod: albdrain's helper runs on Linux only"
+	case pod.Spec.HostNetwork:
+		// The pod's IP is the node's: neither the hold caller's address nor
+		// the sockets the helper watches are the pod's own, and the helper
+		// could not resolve the watcher through cluster DNS.
+		return ReasonHostNetwork, "hostNetwork pod: its address and sockets are the node's"
+	}
+	return "", ""
+}
+
+// isWindows reports whether the pod can only run on Windows nodes: by
+// spec.os, by node selector, or because every required node affinity term
+// asks for Windows.
+func isWindows(spec *corev1.PodSpec) bool {
+	if spec.OS != nil {
+		return spec.OS.Name == corev1.Windows
+	}
+	if spec.NodeSelector[osLabel] == string(corev1.Windows) {
+		return true
+	}
+	a := spec.Affinity
+	if a == nil || a.NodeAffinity == nil || a.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution == nil {
+		return false
+	}
+	terms := a.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution.NodeSelectorTerms
+	// Terms are alternatives: the pod is Windows-only when each one is.
+	return len(terms) > 0 && !slices.ContainsFunc(terms, func(t corev1.NodeSelectorTerm) bool {
+		return !slices.ContainsFunc(t.MatchExpressions, func(e corev1.NodeSelectorRequirement) bool {
+			return e.Key == osLabel && e.Operator == corev1.NodeSelectorOpIn && len(e.Values) > 0 &&
+				!slices.ContainsFunc(e.Values, func(v string) bool { return v != string(corev1.Windows) })
+		})
+	})
+}
