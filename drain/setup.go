@@ -13,6 +13,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 
+	"github.com/albdrain/albdrain/drain/deregister"
 	"github.com/albdrain/albdrain/drain/elbv2client"
 	"github.com/albdrain/albdrain/drain/endpoint"
 	"github.com/albdrain/albdrain/drain/hold"
@@ -113,7 +114,7 @@ func Setup(mgr ctrl.Manager, cfg Config, finder *lbc.Finder, opts ...Option) err
 		Margin:        cfg.HoldMargin,
 	}
 	if cfg.EarlyDeregister {
-		h.EarlyDeregister = api
+		h.EarlyDeregister = &deregister.Batcher{API: api}
 	}
 	srv := endpoint.New(endpoint.Options{
 		Addr:          cfg.HoldAddr,

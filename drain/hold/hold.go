@@ -9,11 +9,9 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	elbv2 "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
-	"github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2/types"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/klog/v2"
@@ -40,9 +38,10 @@ type DelaySource interface {
 	DeregistrationDelay(ctx context.Context, arn string) (time.Duration, error)
 }
 
-// Deregisterer removes targets, for early deregistration.
+// Deregisterer removes a target, for early deregistration; deregister.Batcher
+// batches the holds' requests per target group.
 type Deregisterer interface {
-	DeregisterTargets(ctx context.Context, in *elbv2.DeregisterTargetsInput, optFns ...func(*elbv2.Options)) (*elbv2.DeregisterTargetsOutput, error)
+	Deregister(ctx context.Context, arn string, target poller.Target) error
 }
 
 // Holder holds pods. Its fields are set once before use.
@@ -210,16 +209,18 @@ func (h *Holder) bounds(ctx context.Context, pod *corev1.Pod, targets []targetgr
 	return b
 }
 
+// deregister removes the pod's target from each of its target groups at
+// once, so that one slow group does not delay the others' batches.
 func (h *Holder) deregister(ctx context.Context, ip string, targets []targetgroups.Target) {
+	var wg sync.WaitGroup
 	for _, t := range targets {
-		_, err := h.EarlyDeregister.DeregisterTargets(ctx, &elbv2.DeregisterTargetsInput{
-			TargetGroupArn: aws.String(t.TargetGroupARN),
-			Targets:        []types.TargetDescription{{Id: aws.String(ip), Port: aws.Int32(t.Port)}},
+		wg.Go(func() {
+			if err := h.EarlyDeregister.Deregister(ctx, t.TargetGroupARN, poller.Target{ID: ip, Port: t.Port}); err != nil {
+				log.FromContext(ctx).Info("early deregistration failed; waiting for the load balancer controller", "targetGroup", t.TargetGroupARN, "err", err)
+			}
 		})
-		if err != nil {
-			log.FromContext(ctx).Info("early deregistration failed; waiting for the load balancer controller", "targetGroup", t.TargetGroupARN, "err", err)
-		}
 	}
+	wg.Wait()
 }
 
 // passedReadinessGate reports whether the load balancer controller ever
