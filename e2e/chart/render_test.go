@@ -68,6 +68,10 @@ metrics:
   prometheusRule: {enabled: true, labels: {release: prometheus}}
   dashboard: {enabled: true, annotations: {grafana_folder: AWS}}
 `},
+	{"helper-image", `
+hold:
+  helperImage: 111122223333.dkr.ecr.eu-west-1.amazonaws.com/mirror/albdrain:0.1.0
+`},
 	{"aws", `
 image:
   digest: sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef
