@@ -112,6 +112,7 @@ func Setup(mgr ctrl.Manager, cfg Config, finder *lbc.Finder, opts ...Option) err
 		Settle:        cfg.SettleTime,
 		FallbackAfter: cfg.FallbackAfter,
 		Margin:        cfg.HoldMargin,
+		Marker:        hold.PodMarker{Client: mgr.GetClient()},
 	}
 	if cfg.EarlyDeregister {
 		h.EarlyDeregister = &deregister.Batcher{API: api}

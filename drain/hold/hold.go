@@ -59,6 +59,9 @@ type Holder struct {
 	FallbackAfter int
 	// Margin is added to the deregistration delay when bounding a hold.
 	Margin time.Duration
+	// Marker, when non-nil, keeps the draining start of the draining policy
+	// on the pod, for a hold resumed elsewhere.
+	Marker DrainingMarker
 	// EarlyDeregister, when non-nil, deregisters a terminating pod's targets
 	// at the start of its hold instead of waiting for the load balancer
 	// controller to notice.
@@ -117,7 +120,8 @@ func (h *Holder) hold(ctx context.Context, pod *corev1.Pod, start, requested tim
 	watchCtx, stopWatching := context.WithCancel(ctx)
 	defer stopWatching()
 	updates := h.watch(watchCtx, ip, targets)
-	obs := make([]release.Observation, len(targets))
+	since := drainingSince(pod)
+	obs := seed(targets, since)
 	wasRegistered := passedReadinessGate(pod)
 	timer := time.NewTimer(time.Until(deadline))
 	defer timer.Stop()
@@ -134,6 +138,9 @@ func (h *Holder) hold(ctx context.Context, pod *corev1.Pod, start, requested tim
 			} else {
 				obs[u.i] = release.Observe(obs[u.i], u.State, u.GroupGone, time.Now())
 				wasRegistered = wasRegistered || !release.IsOut(obs[u.i])
+				if err := h.markDraining(ctx, pod, targets, obs, since); err != nil {
+					log.FromContext(ctx).Info("could not record the draining start on the pod; a resumed hold would settle from scratch", "err", err)
+				}
 			}
 			d := release.Decide(release.Input{
 				Policy:        h.Policy,

@@ -47,6 +47,11 @@ certificates:
   certManager:
     issuerRef: {name: corp-ca, kind: ClusterIssuer, group: cert-manager.io}
 `},
+	{"draining-policy", `
+watcher:
+  releasePolicy: draining
+  settleTime: 20s
+`},
 	{"sleep-mode", `
 hold:
   mode: sleep
