@@ -76,7 +76,7 @@ func (c *Config) BindFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.PollInterval, "poll-interval", 5*time.Second, "how often each target group with waiting holds is polled (one DescribeTargetHealth for all its held pods)")
 	fs.Float64Var(&c.APIRate, "aws-api-qps", 5, "client-side limit on ELBv2 Describe* requests per second (the account's budget is shared with the load balancer controller)")
 	fs.IntVar(&c.APIBurst, "aws-api-burst", 10, "burst of the client-side ELBv2 Describe* limit")
-	fs.StringVar(&c.AWSRegion, "aws-region", "", "AWS region; empty uses the SDK's resolution (AWS_REGION, instance metadata)")
+	fs.StringVar(&c.AWSRegion, "aws-region", "", "AWS region; empty uses AWS_REGION, AWS_DEFAULT_REGION or the shared config file (the SDK does not read it from instance metadata); albdrain refuses to start without one")
 	fs.StringVar(&c.AWSEndpointURL, "aws-endpoint-url", "", "ELBv2 endpoint URL override (a VPC endpoint or an emulator)")
 	fs.BoolVar(&c.EarlyDeregister, "early-deregister", false, "deregister a terminating pod's targets when its hold starts instead of waiting for the load balancer controller")
 	fs.IntVar(&c.MaxConcurrentHolds, "max-concurrent-holds", 1000, "holds one replica serves at once; more are refused and retried by the helper")

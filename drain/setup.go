@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	elbv2 "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
 	"golang.org/x/time/rate"
 	corev1 "k8s.io/api/core/v1"
@@ -14,6 +13,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 
+	"github.com/albdrain/albdrain/drain/deregister"
 	"github.com/albdrain/albdrain/drain/elbv2client"
 	"github.com/albdrain/albdrain/drain/endpoint"
 	"github.com/albdrain/albdrain/drain/hold"
@@ -88,7 +88,7 @@ func Setup(mgr ctrl.Manager, cfg Config, finder *lbc.Finder, opts ...Option) err
 	if m == nil {
 		m = metrics.Default()
 	}
-	awsCfg, err := loadAWSConfig(o.awsConfig, cfg.AWSRegion)
+	awsCfg, err := loadAWSConfig(context.Background(), o.awsConfig, cfg.AWSRegion)
 	if err != nil {
 		return err
 	}
@@ -121,9 +121,10 @@ func Setup(mgr ctrl.Manager, cfg Config, finder *lbc.Finder, opts ...Option) err
 		Settle:        cfg.SettleTime,
 		FallbackAfter: cfg.FallbackAfter,
 		Margin:        cfg.HoldMargin,
+		Marker:        hold.PodMarker{Client: mgr.GetClient()},
 	}
 	if cfg.EarlyDeregister {
-		h.EarlyDeregister = api
+		h.EarlyDeregister = &deregister.Batcher{API: api}
 	}
 	srv := endpoint.New(endpoint.Options{
 		Addr:          cfg.HoldAddr,
@@ -137,22 +138,6 @@ func Setup(mgr ctrl.Manager, cfg Config, finder *lbc.Finder, opts ...Option) err
 		return err
 	}
 	return mgr.AddReadyzCheck("albdrain-hold-server", srv.ReadyCheck)
-}
-
-func loadAWSConfig(given *aws.Config, region string) (aws.Config, error) {
-	var cfg aws.Config
-	if given != nil {
-		cfg = given.Copy()
-	} else {
-		var err error
-		if cfg, err = awsconfig.LoadDefaultConfig(context.Background()); err != nil {
-			return aws.Config{}, fmt.Errorf("AWS configuration: %w", err)
-		}
-	}
-	if region != "" {
-		cfg.Region = region
-	}
-	return cfg, nil
 }
 
 // newResolver discovers through TargetGroupBindings while the cluster

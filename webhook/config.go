@@ -35,6 +35,8 @@ type Config struct {
 	HelperImage, HelperImagePath string
 	// WatcherURL is the hold endpoint pods call; WatcherCAFile the PEM bundle they trust for it.
 	WatcherURL, WatcherCAFile string
+	// ReadinessGates adds the load balancer controller's readiness gates.
+	ReadinessGates bool
 }
 
 // BindFlags registers the webhook's flags with their defaults.
@@ -52,6 +54,7 @@ func (c *Config) BindFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.HelperImage, "helper-image", "", "image holding the albdrain-hold helper (normally albdrain's own image)")
 	fs.StringVar(&c.HelperImagePath, "helper-image-path", "/albdrain-hold", "path of the helper binary inside --helper-image")
 	fs.StringVar(&c.WatcherURL, "watcher-url", "", "hold endpoint URL the in-pod helper calls, e.g. https://albdrain.albdrain.svc:8443")
+	fs.BoolVar(&c.ReadinessGates, "readiness-gates", true, "add the load balancer controller's target-health readiness gate for each TargetGroupBinding; turn off where a binding may have no controller to set it (pods opt out with albdrain.io/readiness-gate=disabled)")
 	fs.StringVar(&c.WatcherCAFile, "watcher-ca-file", "", "PEM bundle the helper trusts for an https --watcher-url (defaults to the system roots)")
 }
 
@@ -71,17 +74,18 @@ func (c *Config) Options() (inject.Options, error) {
 		errs = append(errs, fmt.Errorf("--watcher-url %q: want an http or https URL", c.WatcherURL))
 	}
 	o := inject.Options{
-		Mode:            contract.Mode(c.Mode),
-		MaxHold:         c.MaxHold,
-		Sleep:           c.Sleep,
-		Fallback:        c.Fallback,
-		QuietPeriod:     c.QuietPeriod,
-		QuietGaps:       c.QuietGaps,
-		QuietPeriodMax:  c.QuietPeriodMax,
-		ShutdownBudget:  c.ShutdownBudget,
-		HelperImage:     c.HelperImage,
-		HelperImagePath: c.HelperImagePath,
-		WatcherURL:      c.WatcherURL,
+		Mode:             contract.Mode(c.Mode),
+		MaxHold:          c.MaxHold,
+		Sleep:            c.Sleep,
+		Fallback:         c.Fallback,
+		QuietPeriod:      c.QuietPeriod,
+		QuietGaps:        c.QuietGaps,
+		QuietPeriodMax:   c.QuietPeriodMax,
+		ShutdownBudget:   c.ShutdownBudget,
+		HelperImage:      c.HelperImage,
+		HelperImagePath:  c.HelperImagePath,
+		WatcherURL:       c.WatcherURL,
+		NoReadinessGates: !c.ReadinessGates,
 		InitResources: corev1.ResourceRequirements{
 			Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("10m"), corev1.ResourceMemory: resource.MustParse("16Mi")},
 			Limits:   corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("32Mi")},

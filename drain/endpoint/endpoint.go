@@ -4,8 +4,10 @@
 // state but the pod and ELBv2, so a dropped hold can be retried anywhere.
 //
 // A caller can hold, and learn about, only its own pod: the request's source
-// IP must be one of the pod's IPs. Concurrent holds and request bodies are
-// bounded so a misbehaving client cannot exhaust the watcher.
+// IP must be one of the pod's IPs. Only a terminating pod may hold, and a
+// pod has at most one hold per replica, which its concurrent requests join.
+// Holds, requests per pod and request bodies are bounded so a misbehaving
+// client cannot exhaust the watcher.
 package endpoint
 
 import (
@@ -19,6 +21,7 @@ import (
 	"net/http"
 	"net/netip"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -76,11 +79,14 @@ type Server struct {
 	slots     chan struct{}
 	stopping  context.Context
 	listening atomic.Bool
+
+	mu      sync.Mutex
+	flights map[types.UID]*flight
 }
 
 // New returns a Server; Start runs it.
 func New(opts Options) *Server {
-	return &Server{opts: opts, slots: make(chan struct{}, opts.MaxConcurrent), stopping: context.Background()}
+	return &Server{opts: opts, slots: make(chan struct{}, opts.MaxConcurrent), stopping: context.Background(), flights: map[types.UID]*flight{}}
 }
 
 // NeedLeaderElection is false: every replica serves holds.
@@ -176,19 +182,32 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	select {
-	case s.slots <- struct{}{}:
-		defer func() { <-s.slots }()
-	default:
+	key := types.NamespacedName{Namespace: req.Namespace, Name: req.Name}
+	if !s.terminating(r.Context(), key, pod) {
+		logger.Info("refused hold: the pod is not terminating", "pod", key)
+		http.Error(w, "the pod is not terminating", http.StatusConflict)
+		return
+	}
+
+	f, res := s.join(log.IntoContext(r.Context(), logger), pod, requested)
+	switch res {
+	case tooManyForPod:
+		http.Error(w, "too many requests for this pod's hold", http.StatusTooManyRequests)
+		return
+	case noSlot:
 		http.Error(w, "too many holds in progress", http.StatusServiceUnavailable)
 		return
 	}
-	ctx, cancel := context.WithCancel(log.IntoContext(r.Context(), logger))
-	defer cancel()
-	defer context.AfterFunc(s.stopping, cancel)()
-	resp, ok := s.opts.Holder.Hold(ctx, pod, requested)
+	select {
+	case <-f.done:
+	case <-r.Context().Done():
+		s.leave(pod.UID, f)
+		return // nobody reads an answer
+	}
+	resp, ok := f.resp, f.ok
 	if !ok {
-		// The caller left (nobody reads this) or this replica is stopping.
+		// This replica is stopping, or the hold was abandoned by every
+		// request just as this one joined.
 		http.Error(w, "watcher stopping; retry", http.StatusServiceUnavailable)
 		return
 	}

@@ -27,6 +27,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
 	"github.com/albdrain/albdrain/internal/contract"
@@ -69,20 +70,23 @@ func newHolder() *fakeHolder {
 	}
 }
 
+// pod is terminating, as a pod whose preStop runs is; the finalizer lets
+// the fake client keep it.
 func pod() *corev1.Pod {
+	deleted := metav1.Now()
 	return &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "web-1", UID: "uid-1"},
+		ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "web-1", UID: "uid-1", DeletionTimestamp: &deleted, Finalizers: []string{"test/keep"}},
 		Status:     corev1.PodStatus{PodIP: podIP, PodIPs: []corev1.PodIP{{IP: podIP}}},
 	}
 }
 
-func newServer(t *testing.T, h Holder, maxConcurrent int) *Server {
+func newServer(t *testing.T, h Holder, maxConcurrent int, more ...client.Object) *Server {
 	t.Helper()
 	s := runtime.NewScheme()
 	if err := clientgoscheme.AddToScheme(s); err != nil {
 		t.Fatal(err)
 	}
-	return New(Options{Pods: fake.NewClientBuilder().WithScheme(s).WithObjects(pod()).Build(), Holder: h, MaxConcurrent: maxConcurrent})
+	return New(Options{Pods: fake.NewClientBuilder().WithScheme(s).WithObjects(append(more, pod())...).Build(), Holder: h, MaxConcurrent: maxConcurrent})
 }
 
 // clientFrom dials from ip, as the helper dials from its pod's IP.
@@ -254,15 +258,20 @@ func TestHoldEnds(t *testing.T) {
 func TestConcurrentHoldsAreBounded(t *testing.T) {
 	h := newHolder()
 	h.release = make(chan struct{})
-	srv := httptest.NewServer(newServer(t, h, 1))
+	second := pod()
+	second.Name, second.UID = "web-2", "uid-2"
+	second.Status.PodIP, second.Status.PodIPs = "127.0.4.2", []corev1.PodIP{{IP: "127.0.4.2"}}
+	srv := httptest.NewServer(newServer(t, h, 1, second))
 	defer srv.Close()
 
 	first := make(chan int)
 	go func() { first <- statusOf(clientFrom(podIP), srv.URL, request()) }()
 	<-h.calls // the first hold is in progress
-	resp, body := post(t, clientFrom(podIP), srv.URL, request())
+	req := request()
+	req.Name, req.UID = "web-2", "uid-2"
+	resp, body := post(t, clientFrom("127.0.4.2"), srv.URL, req)
 	if resp.StatusCode != http.StatusServiceUnavailable {
-		t.Errorf("second hold: status %s (%s), want 503", resp.Status, body)
+		t.Errorf("second pod's hold: status %s (%s), want 503", resp.Status, body)
 	}
 	close(h.release)
 	if code := <-first; code != http.StatusOK {

@@ -9,11 +9,9 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	elbv2 "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
-	"github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2/types"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/klog/v2"
@@ -50,9 +48,10 @@ type SettingSource interface {
 	Setting(ctx context.Context, arn string) (targetgroups.Setting, error)
 }
 
-// Deregisterer removes targets, for early deregistration.
+// Deregisterer removes a target, for early deregistration; deregister.Batcher
+// batches the holds' requests per target group.
 type Deregisterer interface {
-	DeregisterTargets(ctx context.Context, in *elbv2.DeregisterTargetsInput, optFns ...func(*elbv2.Options)) (*elbv2.DeregisterTargetsOutput, error)
+	Deregister(ctx context.Context, arn string, target poller.Target) error
 }
 
 // Holder holds pods. Its fields are set once before use.
@@ -71,6 +70,9 @@ type Holder struct {
 	FallbackAfter int
 	// Margin is added to the deregistration delay when bounding a hold.
 	Margin time.Duration
+	// Marker, when non-nil, keeps the draining start of the draining policy
+	// on the pod, for a hold resumed elsewhere.
+	Marker DrainingMarker
 	// EarlyDeregister, when non-nil, deregisters a terminating pod's targets
 	// at the start of its hold instead of waiting for the load balancer
 	// controller to notice.
@@ -140,7 +142,8 @@ func (h *Holder) hold(ctx context.Context, pod *corev1.Pod, start, requested tim
 	watchCtx, stopWatching := context.WithCancel(ctx)
 	defer stopWatching()
 	updates := h.watch(watchCtx, ip, targets)
-	obs := make([]release.Observation, len(targets))
+	since := drainingSince(pod)
+	obs := seed(targets, since)
 	wasRegistered := passedReadinessGate(pod)
 	timer := time.NewTimer(time.Until(deadline))
 	defer timer.Stop()
@@ -157,6 +160,9 @@ func (h *Holder) hold(ctx context.Context, pod *corev1.Pod, start, requested tim
 			} else {
 				obs[u.i] = release.Observe(obs[u.i], u.State, u.GroupGone, time.Now())
 				wasRegistered = wasRegistered || !release.IsOut(obs[u.i])
+				if err := h.markDraining(ctx, pod, targets, obs, since); err != nil {
+					log.FromContext(ctx).Info("could not record the draining start on the pod; a resumed hold would settle from scratch", "err", err)
+				}
 			}
 			d := release.Decide(release.Input{
 				Policy:        h.Policy,
@@ -253,16 +259,18 @@ func (h *Holder) bounds(ctx context.Context, pod *corev1.Pod, targets []targetgr
 	return b
 }
 
+// deregister removes the pod's target from each of its target groups at
+// once, so that one slow group does not delay the others' batches.
 func (h *Holder) deregister(ctx context.Context, ip string, targets []targetgroups.Target) {
+	var wg sync.WaitGroup
 	for _, t := range targets {
-		_, err := h.EarlyDeregister.DeregisterTargets(ctx, &elbv2.DeregisterTargetsInput{
-			TargetGroupArn: aws.String(t.TargetGroupARN),
-			Targets:        []types.TargetDescription{{Id: aws.String(ip), Port: aws.Int32(t.Port)}},
+		wg.Go(func() {
+			if err := h.EarlyDeregister.Deregister(ctx, t.TargetGroupARN, poller.Target{ID: ip, Port: t.Port}); err != nil {
+				log.FromContext(ctx).Info("early deregistration failed; waiting for the load balancer controller", "targetGroup", t.TargetGroupARN, "err", err)
+			}
 		})
-		if err != nil {
-			log.FromContext(ctx).Info("early deregistration failed; waiting for the load balancer controller", "targetGroup", t.TargetGroupARN, "err", err)
-		}
 	}
+	wg.Wait()
 }
 
 // passedReadinessGate reports whether the load balancer controller ever

@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
 	elbv2 "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
 	"github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2/types"
 	"github.com/google/go-cmp/cmp"
@@ -61,13 +60,11 @@ func (f *fakeELB) DescribeTargetHealth(_ context.Context, in *elbv2.DescribeTarg
 	return out, nil
 }
 
-func (f *fakeELB) DeregisterTargets(_ context.Context, in *elbv2.DeregisterTargetsInput, _ ...func(*elbv2.Options)) (*elbv2.DeregisterTargetsOutput, error) {
+func (f *fakeELB) Deregister(_ context.Context, _ string, t poller.Target) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	for _, t := range in.Targets {
-		f.dereg = append(f.dereg, aws.ToString(t.Id))
-	}
-	return &elbv2.DeregisterTargetsOutput{}, nil
+	f.dereg = append(f.dereg, t.ID)
+	return nil
 }
 
 func (f *fakeELB) set(state types.TargetHealthStateEnum) {

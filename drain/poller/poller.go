@@ -10,6 +10,7 @@ import (
 	"cmp"
 	"context"
 	"errors"
+	"net/netip"
 	"slices"
 	"sync"
 	"time"
@@ -79,6 +80,7 @@ type subscription struct {
 // not being polled). Call stop when done; the group's loop ends with its
 // last subscriber.
 func (p *Poller) Watch(tgARN string, target Target) (reports <-chan Report, stop func()) {
+	target.ID = canonicalID(target.ID)
 	s := &subscription{target: target, ch: make(chan Report, 1)}
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -164,7 +166,7 @@ func (p *Poller) poll(ctx context.Context, g *group) {
 			if d.Target == nil || d.TargetHealth == nil {
 				continue
 			}
-			t := Target{ID: aws.ToString(d.Target.Id), Port: aws.ToInt32(d.Target.Port)}
+			t := Target{ID: canonicalID(aws.ToString(d.Target.Id)), Port: aws.ToInt32(d.Target.Port)}
 			byTarget[t] = Report{State: string(d.TargetHealth.State), Reason: string(d.TargetHealth.Reason)}
 		}
 	}
@@ -179,4 +181,14 @@ func deliver(ch chan Report, r Report) {
 	default:
 	}
 	ch <- r
+}
+
+// canonicalID spells an IP target one way, so that a pod IP and ELBv2's
+// answer name the same target however each writes it (IPv6 has many
+// spellings: zeros compressed or not, upper or lower case, IPv4-mapped).
+func canonicalID(id string) string {
+	if a, err := netip.ParseAddr(id); err == nil {
+		return a.Unmap().String()
+	}
+	return id
 }

@@ -189,3 +189,26 @@ func TestSlowReaderGetsTheLatestReport(t *testing.T) {
 	}
 	third.reply <- result{out: &elbv2.DescribeTargetHealthOutput{}}
 }
+
+// TestIPv6SpellingsNameOneTarget checks that a target is matched by address,
+// not by how the pod's status and ELBv2 happen to spell it.
+func TestIPv6SpellingsNameOneTarget(t *testing.T) {
+	p, api, _ := newPoller(time.Hour)
+	tests := []struct{ pod, elb string }{
+		{"2001:db8:0:0:0:0:0:1", "2001:db8::1"},
+		{"2001:DB8::A", "2001:db8::a"},
+		{"2001:db8::b", "2001:0db8:0000::000b"},
+		{"::ffff:10.0.0.7", "10.0.0.7"},
+	}
+	for _, tc := range tests {
+		reports, stop := p.Watch("tg-v6", Target{ID: tc.pod, Port: 8080})
+		c := api.next(t)
+		c.reply <- result{out: &elbv2.DescribeTargetHealthOutput{TargetHealthDescriptions: []types.TargetHealthDescription{
+			health(tc.elb, 8080, types.TargetHealthStateEnumDraining, types.TargetHealthReasonEnumDeregistrationInProgress),
+		}}}
+		if diff := cmp.Diff(Report{State: "draining", Reason: "Target.DeregistrationInProgress"}, receive(t, reports)); diff != "" {
+			t.Errorf("pod IP %s, ELBv2 lists %s (-want +got):\n%s", tc.pod, tc.elb, diff)
+		}
+		stop()
+	}
+}

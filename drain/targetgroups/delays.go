@@ -29,7 +29,7 @@ type Delays struct {
 // DeregistrationDelay returns how long the target group keeps deregistered
 // targets draining.
 func (d *Delays) DeregistrationDelay(ctx context.Context, arn string) (time.Duration, error) {
-	delay, err := d.cache.get(arn, d.MaxAge, func() (time.Duration, error) {
+	delay, err := d.cache.get(ctx, arn, d.MaxAge, func(ctx context.Context) (time.Duration, error) {
 		out, err := d.API.DescribeTargetGroupAttributes(ctx, &elbv2.DescribeTargetGroupAttributesInput{TargetGroupArn: aws.String(arn)})
 		if err != nil {
 			return 0, err

@@ -92,7 +92,7 @@ type Settings struct {
 
 // Setting returns the target group's setting.
 func (s *Settings) Setting(ctx context.Context, arn string) (Setting, error) {
-	v, err := s.cache.get(arn, s.MaxAge, func() (Setting, error) {
+	v, err := s.cache.get(ctx, arn, s.MaxAge, func(ctx context.Context) (Setting, error) {
 		out, err := s.API.DescribeTargetGroups(ctx, &elbv2.DescribeTargetGroupsInput{TargetGroupArns: []string{arn}})
 		if err != nil {
 			return Setting{}, err

@@ -11,11 +11,15 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	elbv2 "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
 	"github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2/types"
+	"golang.org/x/sync/singleflight"
 	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/albdrain/albdrain/internal/lbc"
 )
+
+// listTimeout bounds one listing of the account's target groups and tags.
+const listTimeout = 2 * time.Minute
 
 // describeTagsBatch is DescribeTags' limit of resource ARNs per call.
 const describeTagsBatch = 20
@@ -42,6 +46,7 @@ type Tags struct {
 	MaxAge  time.Duration
 	MinAge  time.Duration
 
+	flight  singleflight.Group
 	mu      sync.Mutex
 	groups  []taggedGroup
 	fetched time.Time
@@ -117,21 +122,39 @@ func match(groups []taggedGroup, svcs []*corev1.Service, pod *corev1.Pod) []Targ
 }
 
 // index returns the tagged target groups, listing them again if the last
-// listing is older than maxAge. Holds arriving during a listing wait for it
-// rather than start their own.
+// listing is older than maxAge. The mutex guards only the cached listing:
+// holds arriving during a listing join it through the singleflight and
+// can leave when their own context ends, and the listing runs on a
+// context of its own, so the hold that started it cannot end it for them.
 func (t *Tags) index(ctx context.Context, maxAge time.Duration) ([]taggedGroup, error) {
 	t.mu.Lock()
-	defer t.mu.Unlock()
-	if !t.fetched.IsZero() && time.Since(t.fetched) < maxAge {
-		return t.groups, nil
+	groups, fetched := t.groups, t.fetched
+	t.mu.Unlock()
+	if !fetched.IsZero() && time.Since(fetched) < maxAge {
+		return groups, nil
 	}
-	groups, err := t.list(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("list tagged target groups: %w", err)
+	ch := t.flight.DoChan("", func() (any, error) {
+		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), listTimeout)
+		defer cancel()
+		groups, err := t.list(lctx)
+		if err != nil {
+			return nil, err
+		}
+		t.mu.Lock()
+		t.groups, t.fetched = groups, time.Now()
+		t.mu.Unlock()
+		log.FromContext(ctx).V(1).Info("listed tagged target groups", "count", len(groups))
+		return groups, nil
+	})
+	select {
+	case r := <-ch:
+		if r.Err != nil {
+			return nil, fmt.Errorf("list tagged target groups: %w", r.Err)
+		}
+		return r.Val.([]taggedGroup), nil
+	case <-ctx.Done():
+		return nil, context.Cause(ctx)
 	}
-	t.groups, t.fetched = groups, time.Now()
-	log.FromContext(ctx).V(1).Info("listed tagged target groups", "count", len(groups))
-	return groups, nil
 }
 
 func (t *Tags) list(ctx context.Context) ([]taggedGroup, error) {

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -22,6 +24,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/albdrain/albdrain/cmd/albdrain/app"
+	"github.com/albdrain/albdrain/drain"
 	"github.com/albdrain/albdrain/e2e/helmchart"
 	"github.com/albdrain/albdrain/e2e/kubetest"
 )
@@ -125,7 +128,10 @@ func startManager(t *testing.T, env *kubetest.Env, cfg app.Config) {
 	rc := rest.CopyConfig(env.Config)
 	rc.Impersonate = rest.ImpersonationConfig{UserName: serviceAccountUser}
 	ctx, cancel := context.WithCancel(context.Background())
-	mgr, err := app.NewManager(ctx, rc, cfg)
+	// The watcher refuses to start without AWS credentials; these are
+	// never used, since no pod here is held.
+	awsOpt := drain.WithAWSConfig(aws.Config{Region: "eu-west-1", Credentials: credentials.NewStaticCredentialsProvider("AKIDEXAMPLE", "secret", "")})
+	mgr, err := app.NewManager(ctx, rc, cfg, awsOpt)
 	if err != nil {
 		cancel()
 		t.Fatalf("manager: %v", err)

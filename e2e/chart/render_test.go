@@ -37,6 +37,11 @@ certificates:
   certManager:
     issuerRef: {name: corp-ca, kind: ClusterIssuer, group: cert-manager.io}
 `},
+	{"draining-policy", `
+watcher:
+  releasePolicy: draining
+  settleTime: 20s
+`},
 	{"sleep-mode", `
 hold:
   mode: sleep
@@ -57,6 +62,10 @@ metrics:
   serviceMonitor: {enabled: true, labels: {release: prometheus}}
   prometheusRule: {enabled: true, labels: {release: prometheus}}
   dashboard: {enabled: true, annotations: {grafana_folder: AWS}}
+`},
+	{"helper-image", `
+hold:
+  helperImage: 111122223333.dkr.ecr.eu-west-1.amazonaws.com/mirror/albdrain:0.1.0
 `},
 	{"aws", `
 image:

@@ -1,6 +1,7 @@
 package chart
 
 import (
+	"cmp"
 	"flag"
 	"net"
 	"strconv"
@@ -54,11 +55,11 @@ func portOf(addr string) string {
 // does not route to one.
 func TestWiring(t *testing.T) {
 	for _, vs := range valueSets {
-		t.Run(vs.name, func(t *testing.T) { checkWiring(t, objects(t, mustRender(t, vs.values))) })
+		t.Run(vs.name, func(t *testing.T) { checkWiring(t, vs.values, objects(t, mustRender(t, vs.values))) })
 	}
 }
 
-func checkWiring(t *testing.T, objs []*unstructured.Unstructured) {
+func checkWiring(t *testing.T, values string, objs []*unstructured.Unstructured) {
 	t.Helper()
 	flags := flagValues(managerArgs(t, objs))
 	svc := find(t, objs, "Service", releaseName)
@@ -90,7 +91,9 @@ func checkWiring(t *testing.T, objs []*unstructured.Unstructured) {
 	expect("--watcher-url", flags["watcher-url"], "https://"+dnsName+":"+num(numbers["hold"]))
 	expect("Service hold targetPort", targets["hold"].(string), "hold")
 	expect("hold container port", num(containerPorts["hold"]), portOf(flags["hold-bind-address"]))
-	expect("--helper-image", flags["helper-image"], container["image"].(string))
+	// The pods' init container: its own image if set, the manager's otherwise.
+	helperImage, _, _ := unstructured.NestedString(parseValues(t, values), "hold", "helperImage")
+	expect("--helper-image", flags["helper-image"], cmp.Or(helperImage, container["image"].(string)))
 	// The kubelet: the certificate Secret mounted where both servers read it.
 	mount := container["volumeMounts"].([]any)[0].(map[string]any)
 	volume := nested(pod, "spec", "volumes").([]any)[0].(map[string]any)

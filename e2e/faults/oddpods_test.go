@@ -167,6 +167,16 @@ func TestOddPods(t *testing.T) {
 				t.Errorf("skipped = %q, want the hostNetwork reason", got)
 			}
 		}},
+		{"readiness gates opted out", func() *corev1.Pod {
+			p := o.pod("web", serving("app", 8080))
+			p.Annotations = map[string]string{contract.ReadinessGateKey: "disabled"}
+			return p
+		}, func(t *testing.T, p *corev1.Pod) {
+			wantHeld(t, p, []string{"app"}, []int32{8080})
+			if len(p.Spec.ReadinessGates) != 0 {
+				t.Errorf("readiness gates %v on a pod that opted out", p.Spec.ReadinessGates)
+			}
+		}},
 		{"no ports, named target port", func() *corev1.Pod { return o.pod("web", bare("app")) }, func(t *testing.T, p *corev1.Pod) {
 			if len(holds(t, p)) != 0 || p.Labels[contract.ManagedLabel] != "" || len(p.Spec.InitContainers) != 0 {
 				t.Errorf("pod serving no named port was mutated: %+v", p.Spec)

@@ -91,8 +91,12 @@ func TestHoldEndpointAnswersOnlyAboutTheCallersPod(t *testing.T) {
 	o := newOddNamespace(t)
 	ctx := context.Background()
 	var pods []*corev1.Pod
-	for range 2 {
+	for i := range 2 {
 		p := o.pod("web", serving("app", 8080))
+		if i == 0 {
+			// Kept after its deletion, so that it can ask as a terminating pod.
+			p.Finalizers = []string{keepFinalizer}
+		}
 		if err := shared.Env.Client.Create(ctx, p); err != nil {
 			t.Fatal(err)
 		}
@@ -149,9 +153,29 @@ func TestHoldEndpointAnswersOnlyAboutTheCallersPod(t *testing.T) {
 	if len(slices.Compact(slices.Sorted(slices.Values(refusals)))) != 1 {
 		t.Errorf("refusals differ, telling the caller something: %q", refusals)
 	}
-	// The caller's own pod is answered: the positive control.
+	// The caller's own pod is refused while it runs: a hold would take a
+	// slot for nothing.
+	if code, body := ask(a.Status.PodIP, hold(a, true)); code != http.StatusConflict {
+		t.Errorf("own running pod: status %d (%q), want 409", code, body)
+	}
+	// Once it terminates it is answered, the positive control, even when
+	// it asks before the watcher's cache has seen the deletion.
+	t.Cleanup(func() { releaseFinalizer(t, a) })
+	if err := shared.Env.Client.Delete(ctx, a); err != nil {
+		t.Fatal(err)
+	}
 	if code, body := ask(a.Status.PodIP, hold(a, true)); code != http.StatusOK {
-		t.Errorf("own pod: status %d (%q), want 200", code, body)
+		t.Errorf("own terminating pod: status %d (%q), want 200", code, body)
+	}
+}
+
+const keepFinalizer = "albdrain.test/keep"
+
+// releaseFinalizer lets a pod kept by keepFinalizer go.
+func releaseFinalizer(t *testing.T, p *corev1.Pod) {
+	patch := client.RawPatch(types.JSONPatchType, []byte(`[{"op":"remove","path":"/metadata/finalizers"}]`))
+	if err := shared.Env.Client.Patch(context.Background(), p, patch); client.IgnoreNotFound(err) != nil {
+		t.Error(err)
 	}
 }
 

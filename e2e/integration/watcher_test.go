@@ -25,6 +25,7 @@ import (
 	eventsv1 "k8s.io/api/events/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -63,6 +64,7 @@ func TestWatcher(t *testing.T) {
 		"RestartMidHold":                          testRestartMidHold,
 		"OnePollPerIntervalForManyPods":           testOnePollPerInterval,
 		"QuietOnceTheALBStopsSending":             testQuietOnceTheALBStopsSending,
+		"NativeSidecarServesTheTarget":            testNativeSidecar,
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
@@ -113,6 +115,35 @@ func testReleasedAfterTargetLeaves(t *testing.T, env *kubetest.Env) {
 		t.Errorf("hold duration series = %d, want 1", got)
 	}
 	s.wantEvents(pod, hold.ReasonHoldStarted, hold.ReasonHoldReleased)
+}
+
+// A native sidecar (a restartable init container) serving the target port
+// is found by the watcher as by the webhook: the pod is held until its
+// target leaves, not released at once as never registered.
+func testNativeSidecar(t *testing.T, env *kubetest.Env) {
+	s := newScenario(t, env, true)
+	pod := s.newPod("web-1", func(p *corev1.Pod) {
+		proxy := p.Spec.Containers[0]
+		proxy.Name, proxy.RestartPolicy = "proxy", ptr.To(corev1.ContainerRestartPolicyAlways)
+		p.Spec.InitContainers = []corev1.Container{proxy}
+		p.Spec.Containers[0].Ports = nil
+	})
+	target := s.target(pod)
+	s.serve(target)
+	s.register(target, albemu.StateHealthy)
+	s.startWatcher(s.metrics)
+	s.delete(pod)
+
+	res := s.hold(pod, 0)
+	s.eventually("the hold reaches the watcher", func() bool { return testutil.ToFloat64(s.metrics.HoldsInFlight) == 1 })
+	calls := s.emu.CallCount("DescribeTargetHealth")
+	s.emuWait("a poll of the sidecar's target", func() bool { return s.emu.CallCount("DescribeTargetHealth") > calls })
+	if err := s.emu.DeregisterTargets(s.tg, target); err != nil {
+		t.Fatal(err)
+	}
+	if r := s.result(res); r.Outcome != contract.OutcomeDeregistered {
+		t.Fatalf("hold ended %+v, want deregistered once the sidecar's target left", r)
+	}
 }
 
 func testNeverRegistered(t *testing.T, env *kubetest.Env) {
@@ -402,7 +433,7 @@ var lastIP atomic.Uint32
 
 // newPod creates a managed pod on a loopback IP of its own, as if the
 // webhook had mutated it and a kubelet had started it.
-func (s *scenario) newPod(name string) *corev1.Pod {
+func (s *scenario) newPod(name string, changes ...func(*corev1.Pod)) *corev1.Pod {
 	s.t.Helper()
 	pod := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{
@@ -418,6 +449,9 @@ func (s *scenario) newPod(name string) *corev1.Pod {
 				Ports: []corev1.ContainerPort{{Name: "http", ContainerPort: servedPort}},
 			}},
 		},
+	}
+	for _, change := range changes {
+		change(pod)
 	}
 	s.create(pod)
 	n := lastIP.Add(1)

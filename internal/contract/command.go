@@ -42,6 +42,15 @@ const (
 	InjectedKey = "albdrain.io/injected"
 	// SkippedKey is the annotation recording why a pod behind a load balancer was left alone.
 	SkippedKey = "albdrain.io/skipped"
+	// ReadinessGateKey is the pod annotation that, with value "disabled",
+	// keeps the webhook from adding the load balancer controller's
+	// readiness gates, for pods whose bindings no controller may reconcile.
+	ReadinessGateKey = "albdrain.io/readiness-gate"
+	// DrainingSinceKey is the annotation the watcher writes on a terminating
+	// pod under the draining release policy: a JSON object from target-group
+	// ARN to when the pod's target was first seen draining there (RFC 3339),
+	// so a hold resumed on another replica settles from the same start.
+	DrainingSinceKey = "albdrain.io/draining-since"
 )
 
 // Names of the objects the webhook adds to a pod.

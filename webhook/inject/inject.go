@@ -61,7 +61,7 @@ func Apply(pod *corev1.Pod, backends []lbc.Backend, o Options) (rec Record, inje
 		addHelper(&pod.Spec, o)
 	}
 	for _, t := range plan.matched {
-		if t.TargetGroupBinding != "" {
+		if t.TargetGroupBinding != "" && wantReadinessGates(pod, o) {
 			addReadinessGate(&pod.Spec, corev1.PodConditionType(lbc.ReadinessGatePrefix+t.TargetGroupBinding))
 		}
 	}
@@ -247,6 +247,14 @@ func restrictedSecurityContext() *corev1.SecurityContext {
 		Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
 		SeccompProfile:           &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
 	}
+}
+
+// wantReadinessGates says whether the pod gets the load balancer
+// controller's readiness gates: a gate that no controller sets keeps the
+// pod NotReady for ever, so they can be turned off for the whole webhook or
+// per pod.
+func wantReadinessGates(pod *corev1.Pod, o Options) bool {
+	return !o.NoReadinessGates && pod.Annotations[contract.ReadinessGateKey] != "disabled"
 }
 
 func addReadinessGate(spec *corev1.PodSpec, t corev1.PodConditionType) {

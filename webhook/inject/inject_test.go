@@ -297,6 +297,26 @@ func TestApply(t *testing.T) {
 			want: view{Injected: true, Managed: true, Gates: []string{gate, "target-health.elbv2.k8s.aws/admin"}, Grace: ptr.To[int64](60),
 				PreStops: map[string]*corev1.LifecycleHandler{"app": {Sleep: &corev1.SleepAction{Seconds: 30}}}},
 		},
+		{
+			name:    "readiness gates turned off for the webhook",
+			pod:     podWith(container("app", port("http", 8080))),
+			targets: []lbc.Backend{tgbTarget},
+			opts:    func(o *Options) { o.Mode, o.NoReadinessGates = contract.ModeSleep, true },
+			want: view{Injected: true, Managed: true, Grace: ptr.To[int64](60),
+				PreStops: map[string]*corev1.LifecycleHandler{"app": {Sleep: &corev1.SleepAction{Seconds: 30}}}},
+		},
+		{
+			name: "pod opts out of readiness gates, keeps its hold",
+			pod: func() *corev1.Pod {
+				p := podWith(container("app", port("http", 8080)))
+				p.Annotations = map[string]string{contract.ReadinessGateKey: "disabled"}
+				return p
+			}(),
+			targets: []lbc.Backend{tgbTarget},
+			opts:    func(o *Options) { o.Mode = contract.ModeSleep },
+			want: view{Injected: true, Managed: true, Grace: ptr.To[int64](60),
+				PreStops: map[string]*corev1.LifecycleHandler{"app": {Sleep: &corev1.SleepAction{Seconds: 30}}}},
+		},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

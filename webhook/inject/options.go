@@ -54,6 +54,9 @@ type Options struct {
 	WatcherCA string
 	// InitResources are the injected init container's requests and limits.
 	InitResources corev1.ResourceRequirements
+	// NoReadinessGates leaves out the load balancer controller's readiness
+	// gates, for clusters where a binding may have no controller to set them.
+	NoReadinessGates bool
 }
 
 // Validate reports options that would produce a broken pod.

@@ -42,7 +42,7 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- printf "%s.%s.svc" (include "albdrain.fullname" .) .Release.Namespace }}
 {{- end }}
 
-{{/* The manager's image, which is also the helper image injected into pods. */}}
+{{/* The manager's image. */}}
 {{- define "albdrain.image" -}}
 {{- if .Values.image.digest }}
 {{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
@@ -58,4 +58,9 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{/* Where the certificate Secret is mounted: the webhook's and the hold endpoint's certificate directory. */}}
 {{- define "albdrain.certDir" -}}
 /var/run/albdrain/certs
+{{- end }}
+
+{{/* The image of the init container injected into pods: its own value, or the manager's image. */}}
+{{- define "albdrain.helperImage" -}}
+{{- .Values.hold.helperImage | default (include "albdrain.image" .) }}
 {{- end }}
