@@ -24,8 +24,9 @@
 // the lag has passed, which is how real pods get 502s when they stop too
 // early. [Emulator.RoutingTargets] shows the data plane's view.
 //
-// Safety: the emulator only ever connects to loopback addresses. Registering
-// a non-loopback IP fails with InvalidTarget unless
+// Safety: the emulator only ever connects to loopback addresses and, when
+// [Options.TargetSubnet] names one, to the test's own private subnet (a real
+// node's pod bridge). Registering any other IP fails with InvalidTarget unless
 // [Options.AllowNonLoopbackTargets] is set, and even then such targets are
 // never contacted.
 //

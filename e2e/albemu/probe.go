@@ -53,7 +53,7 @@ func (e *Emulator) probeLoop(ctx context.Context, tg *targetGroup, reg *registra
 // probe performs one HTTP health check.
 func (e *Emulator) probe(ctx context.Context, t Target, hc HealthCheck) probeResult {
 	ip, _ := netip.ParseAddr(t.ID) // validated at registration
-	if !ip.IsLoopback() {
+	if !e.contactable(ip) {
 		// Only reachable with AllowNonLoopbackTargets: such targets are
 		// never contacted, and pass so control-plane tests see them healthy.
 		return probeResult{}
