@@ -31,45 +31,48 @@ const (
 	sigtermLine = "podapp: SIGTERM"
 )
 
-// importImages builds albdrain's image and the test application's and loads
-// them into the node; it returns albdrain's image digest.
-func importImages(t *testing.T, n *node.Node) string {
+// importImages builds albdrain's image (when withAlbdrain) and the test
+// application's, and loads them into the node; it returns albdrain's image
+// digest.
+func importImages(t *testing.T, n *node.Node, withAlbdrain bool) string {
 	t.Helper()
 	ctx := context.Background()
 	bin := t.TempDir()
-	if err := image.GoBuild(ctx, "go", "../..", bin, "./cmd/albdrain", "./cmd/albdrain-hold"); err != nil {
-		t.Fatal(err)
-	}
 	if err := image.GoBuild(ctx, "go", ".", bin, "github.com/albdrain/albdrain/e2e/node/podapp"); err != nil {
 		t.Fatal(err)
 	}
-	albdrain, err := image.Build(image.Albdrain(bin))
-	if err != nil {
-		t.Fatal(err)
-	}
-	podapp, err := image.Build(image.Spec{
+	images := map[string]image.Spec{podappRef: {
 		Files: []image.File{{Path: "/podapp", Source: filepath.Join(bin, "podapp")}},
 		User:  "65532:65532", Entrypoint: []string{"/podapp"},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := image.WriteArchive(filepath.Join(bin, "albdrain.tar"), albdrainRef, albdrain); err != nil {
-		t.Fatal(err)
-	}
-	if err := image.WriteArchive(filepath.Join(bin, "podapp.tar"), podappRef, podapp); err != nil {
-		t.Fatal(err)
-	}
-	for _, a := range []string{"albdrain.tar", "podapp.tar"} {
-		if err := n.ImportImage(ctx, filepath.Join(bin, a)); err != nil {
+	}}
+	if withAlbdrain {
+		if err := image.GoBuild(ctx, "go", "../..", bin, "./cmd/albdrain", "./cmd/albdrain-hold"); err != nil {
 			t.Fatal(err)
 		}
+		images[albdrainRef] = image.Albdrain(bin)
 	}
-	d, err := albdrain.Digest()
-	if err != nil {
-		t.Fatal(err)
+	var digest string
+	for ref, spec := range images {
+		img, err := image.Build(spec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		archive := filepath.Join(bin, strings.NewReplacer("/", "_", ":", "_").Replace(ref)+".tar")
+		if err := image.WriteArchive(archive, ref, img); err != nil {
+			t.Fatal(err)
+		}
+		if err := n.ImportImage(ctx, archive); err != nil {
+			t.Fatal(err)
+		}
+		if ref == albdrainRef {
+			d, err := img.Digest()
+			if err != nil {
+				t.Fatal(err)
+			}
+			digest = d.String()
+		}
 	}
-	return d.String()
+	return digest
 }
 
 // helperPod is albdrain's injection written by hand: the init container
@@ -114,7 +117,7 @@ func helperPod(nodeName string, hold time.Duration) *corev1.Pod {
 func TestHelperPreStopOnRealNode(t *testing.T) {
 	env := kubetest.Start(t)
 	n := node.Start(t, env)
-	digest := importImages(t, n)
+	digest := importImages(t, n, true)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 
