@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -9,6 +10,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	"github.com/albdrain/albdrain/e2e/kubetest"
+	"github.com/albdrain/albdrain/e2e/testcert"
 )
 
 // managerSetup runs albdrain's manager binary against a test apiserver as
@@ -47,7 +49,9 @@ func newManagerSetup(env *kubetest.Env, bin, dir string) (*managerSetup, error) 
 	if m.webhookPort, err = freePort(); err != nil {
 		return nil, err
 	}
-	return m, writeServingCert(m.certDir)
+	// The manager's webhook server will not start without a certificate,
+	// though nothing calls it while memory is measured.
+	return m, testcert.WriteServingCert(m.certDir, net.IPv4(127, 0, 0, 1))
 }
 
 // start runs the manager, logging to a file named after name, and returns

@@ -66,34 +66,55 @@ type Albdrain struct {
 	config app.Config
 	aws    aws.Config
 
+	// holdCA is what pods trust for the hold endpoint.
+	holdCA []byte
+
 	cancel context.CancelFunc
 	done   chan error
 }
 
-// newAlbdrain prepares the manager's configuration; Start runs it.
+// Site is where albdrain's manager serves its pods: the hold endpoint's
+// host, the directory of the certificate it presents there and the CA file
+// pods trust for it, and the helper image the webhook injects.
+type Site struct {
+	HoldHost, HoldCertDir, HoldCAFile, HelperImage string
+}
+
+// newAlbdrain prepares the manager's configuration for the stand-in
+// kubelet's pods; Start runs it.
 func newAlbdrain(env *kubetest.Env, dir string, t Timings, awsCfg aws.Config, elbv2URL string) (*Albdrain, error) {
 	wio := env.Environment.WebhookInstallOptions
 	caFile := filepath.Join(dir, "albdrain-ca.crt")
 	if err := os.WriteFile(caFile, wio.LocalServingCAData, 0o600); err != nil {
 		return nil, err
 	}
+	// The serving certificate envtest issued for the webhook names its
+	// host, 127.0.0.1, so the hold endpoint can present it too.
+	return NewAlbdrain(env, t, awsCfg, elbv2URL, Site{
+		HoldHost: wio.LocalServingHost, HoldCertDir: wio.LocalServingCertDir, HoldCAFile: caFile, HelperImage: "albdrain:e2e",
+	})
+}
+
+// NewAlbdrain prepares a manager whose webhook serves env's
+// WebhookConfiguration and whose hold endpoint serves pods at site; Start
+// runs it.
+func NewAlbdrain(env *kubetest.Env, t Timings, awsCfg aws.Config, elbv2URL string, site Site) (*Albdrain, error) {
+	wio := env.Environment.WebhookInstallOptions
 	holdPort, err := freePort()
 	if err != nil {
 		return nil, err
 	}
-	// The serving certificate envtest issued for the webhook names its
-	// host, 127.0.0.1, so the hold endpoint can present it too.
-	holdAddr := net.JoinHostPort(wio.LocalServingHost, strconv.Itoa(holdPort))
+	holdAddr := net.JoinHostPort(site.HoldHost, strconv.Itoa(holdPort))
 	args := []string{
 		"--metrics-bind-address=0",
 		"--health-probe-bind-address=0",
 		"--webhook-port=" + strconv.Itoa(wio.LocalServingPort),
 		"--webhook-cert-dir=" + wio.LocalServingCertDir,
 		"--hold-bind-address=" + holdAddr,
-		"--hold-cert-dir=" + wio.LocalServingCertDir,
+		"--hold-cert-dir=" + site.HoldCertDir,
 		"--watcher-url=https://" + holdAddr,
-		"--watcher-ca-file=" + caFile,
-		"--helper-image=albdrain:e2e",
+		"--watcher-ca-file=" + site.HoldCAFile,
+		"--helper-image=" + site.HelperImage,
 		"--hold-mode=wait",
 		"--max-hold=" + t.MaxHold.String(),
 		"--fallback-sleep=" + t.Fallback.String(),
@@ -108,7 +129,11 @@ func newAlbdrain(env *kubetest.Env, dir string, t Timings, awsCfg aws.Config, el
 	if err != nil {
 		return nil, err
 	}
-	return &Albdrain{env: env, args: args, config: cfg, aws: awsCfg}, nil
+	ca, err := os.ReadFile(site.HoldCAFile)
+	if err != nil {
+		return nil, err
+	}
+	return &Albdrain{env: env, args: args, config: cfg, aws: awsCfg, holdCA: ca}, nil
 }
 
 // Start runs the manager and returns once its webhook and hold endpoint
@@ -149,7 +174,7 @@ func (a *Albdrain) Start(ctx context.Context) error {
 // handshake with the certificate pods are told to trust.
 func (a *Albdrain) holdEndpointUp() bool {
 	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(a.env.Environment.WebhookInstallOptions.LocalServingCAData)
+	pool.AppendCertsFromPEM(a.holdCA)
 	conn, err := tls.DialWithDialer(&net.Dialer{Timeout: time.Second}, "tcp", a.config.Drain.HoldAddr, &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12})
 	if err != nil {
 		return false
