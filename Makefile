@@ -95,11 +95,11 @@ image:
 	cd e2e && $(GO) run ./cmd/image -root .. -go=$(GO) -bin ../$(BIN)/image \
 		-tag $(IMAGE) -o ../$(IMAGE_ARCHIVE) $(if $(PUSH),-push)
 
-NODE_ASSETS := $(ASSETS)/kubelet $(ASSETS)/kube-proxy \
+NODE_ASSETS := $(ASSETS)/kubelet \
 	$(CONTAINERD_ASSETS)/containerd $(CONTAINERD_ASSETS)/ctr $(CONTAINERD_ASSETS)/containerd-shim-runc-v2
 assets: $(ASSETS)/kube-apiserver $(ASSETS)/kube-controller-manager $(ASSETS)/etcd $(NODE_ASSETS)
 
-$(ASSETS)/kube-apiserver $(ASSETS)/kube-controller-manager $(ASSETS)/kubelet $(ASSETS)/kube-proxy:
+$(ASSETS)/kube-apiserver $(ASSETS)/kube-controller-manager $(ASSETS)/kubelet:
 	@mkdir -p $(ASSETS)
 	@echo ">> building $(@F) $(KUBE_VERSION) from the Go module proxy (first time only, up to ~10 min)"
 	cd e2e/tools/kube && CGO_ENABLED=0 $(GO) build -v -trimpath -ldflags "$(KUBE_LDFLAGS)" \

@@ -75,7 +75,7 @@ func newNetwork() (_ *Network, err error) {
 		{"ip", "-n", n.Name, "addr", "add", n.Bridge.String() + "/17", "dev", BridgeName},
 		{"ip", "-n", n.Name, "link", "set", BridgeName, "up"},
 		// Forwarding between the veth and the bridge, in the node's namespace only.
-		{"ip", "netns", "exec", n.Name, "sysctl", "-q", "-w", "net.ipv4.ip_forward=1"},
+		{"ip", "netns", "exec", n.Name, "sh", "-c", "echo 1 > /proc/sys/net/ipv4/ip_forward"},
 		{"ip", "route", "add", n.PodRange.String(), "via", n.NodeIP.String(), "dev", n.hostLink},
 	}
 	for _, s := range steps {
