@@ -102,7 +102,7 @@ var webLabels = map[string]string{"app": "web"}
 // stops serving at SIGTERM as most servers do. The baseline carries the load
 // balancer controller's readiness gate as its own webhook would add it;
 // with albdrain the pods are left bare for albdrain's webhook.
-func webDeployment(ns, nodeName string, withAlbdrain bool) *appsv1.Deployment {
+func webDeployment(ns, nodeName string, withAlbdrain bool, variant func(*corev1.PodSpec)) *appsv1.Deployment {
 	pod := corev1.PodSpec{
 		NodeName:                      nodeName,
 		AutomountServiceAccountToken:  ptr.To(false),
@@ -119,6 +119,9 @@ func webDeployment(ns, nodeName string, withAlbdrain bool) *appsv1.Deployment {
 	}
 	if !withAlbdrain {
 		pod.ReadinessGates = []corev1.PodReadinessGate{{ConditionType: lbc.ReadinessGatePrefix + "web"}}
+	}
+	if variant != nil {
+		variant(&pod)
 	}
 	return &appsv1.Deployment{
 		ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: ns},
@@ -137,7 +140,7 @@ func webDeployment(ns, nodeName string, withAlbdrain bool) *appsv1.Deployment {
 // restarts it under traffic through the emulator, and returns the traffic's
 // results once the old pods are gone, with the helper processes the node
 // ran meanwhile.
-func (r *realNodeRig) rollout(t *testing.T, ns string, withAlbdrain bool) ([]load.Result, []node.Proc) {
+func (r *realNodeRig) rollout(t *testing.T, ns string, withAlbdrain bool, variant func(*corev1.PodSpec)) ([]load.Result, []node.Proc) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
@@ -165,7 +168,7 @@ func (r *realNodeRig) rollout(t *testing.T, ns string, withAlbdrain bool) ([]loa
 			Spec: lbc.TargetGroupBindingSpec{TargetGroupARN: arn, TargetType: ptr.To(lbc.TargetTypeIP),
 				ServiceRef: lbc.ServiceReference{Name: "web", Port: intstr.FromInt32(80)}},
 		},
-		webDeployment(ns, r.n.Name, withAlbdrain),
+		webDeployment(ns, r.n.Name, withAlbdrain, variant),
 	}
 	for _, o := range objs {
 		if err := r.env.Client.Create(ctx, o); err != nil {
@@ -244,24 +247,27 @@ func (r *realNodeRig) waitServing(ctx context.Context, t *testing.T, ns, arn, re
 	}
 }
 
+func failures(results []load.Result) (failed int, codes map[int]int) {
+	codes = map[int]int{}
+	for _, res := range results {
+		if res.Failed() {
+			failed++
+			codes[res.FailureCode()]++
+		}
+	}
+	return failed, codes
+}
+
 // TestRollingRestartOnRealNode restarts a Deployment under traffic through
 // the ALB emulator on the real node, without and with albdrain (its default
 // release policy): without, the load balancer keeps sending requests to
-// pods that stopped at SIGTERM, and requests fail; with albdrain, none does.
+// pods that stopped at SIGTERM, and requests fail; with albdrain, none does,
+// whatever the pod's shape: podapp's image has no shell, and the variants
+// add a native sidecar or the application's own preStop.
 func TestRollingRestartOnRealNode(t *testing.T) {
 	r := startRig(t)
-	failures := func(results []load.Result) (failed int, codes map[int]int) {
-		codes = map[int]int{}
-		for _, res := range results {
-			if res.Failed() {
-				failed++
-				codes[res.FailureCode()]++
-			}
-		}
-		return failed, codes
-	}
 
-	baseline, helpers := r.rollout(t, "baseline", false)
+	baseline, helpers := r.rollout(t, "baseline", false, nil)
 	if len(helpers) != 0 {
 		t.Errorf("baseline: the node ran albdrain's helper: %v", helpers)
 	}
@@ -271,20 +277,40 @@ func TestRollingRestartOnRealNode(t *testing.T) {
 		t.Errorf("baseline: no request of %d failed; the rollout did not show the race albdrain exists for", len(baseline))
 	}
 
-	protected, helpers := r.rollout(t, "albdrain", true)
-	// From the node: each replaced pod's preStop ran the helper, installed
-	// by the init container from albdrain's image, in wait mode.
-	if len(helpers) != 2 {
-		t.Errorf("albdrain: the node ran %d helper processes during the rollout, want one per replaced pod (2): %v", len(helpers), helpers)
-	}
-	for _, h := range helpers {
-		if !strings.HasPrefix(h.Cmdline, contract.HelperPath+" wait ") {
-			t.Errorf("albdrain: helper ran as %q, want wait mode", h.Cmdline)
-		}
-	}
-	failed, codes = failures(protected)
-	t.Logf("albdrain: %d requests, %d failed %v", len(protected), failed, codes)
-	if failed != 0 {
-		t.Errorf("albdrain: %d of %d requests failed %v, want 0", failed, len(protected), codes)
+	for _, tc := range []struct {
+		name    string
+		variant func(*corev1.PodSpec)
+		// wantArg is in every helper's command line.
+		wantArg string
+	}{
+		{name: "albdrain", wantArg: " wait "},
+		{name: "albdrain-sidecar", wantArg: " wait ", variant: func(p *corev1.PodSpec) {
+			p.InitContainers = append(p.InitContainers, corev1.Container{
+				Name: "sidecar", Image: podappRef, ImagePullPolicy: corev1.PullNever, Args: []string{"-addr=:9090"},
+				RestartPolicy: ptr.To(corev1.ContainerRestartPolicyAlways),
+			})
+		}},
+		{name: "albdrain-own-prestop", wantArg: " --then=", variant: func(p *corev1.PodSpec) {
+			p.Containers[0].Lifecycle = &corev1.Lifecycle{PreStop: &corev1.LifecycleHandler{Sleep: &corev1.SleepAction{Seconds: 1}}}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			results, helpers := r.rollout(t, tc.name, true, tc.variant)
+			failed, codes := failures(results)
+			t.Logf("%s: %d requests, %d failed %v", tc.name, len(results), failed, codes)
+			if failed != 0 {
+				t.Errorf("%d of %d requests failed %v, want 0", failed, len(results), codes)
+			}
+			// From the node: each replaced pod's preStop ran the helper,
+			// installed by the init container from albdrain's image.
+			if len(helpers) != 2 {
+				t.Errorf("the node ran %d helper processes during the rollout, want one per replaced pod (2): %v", len(helpers), helpers)
+			}
+			for _, h := range helpers {
+				if !strings.Contains(h.Cmdline, tc.wantArg) {
+					t.Errorf("helper ran as %q, want %q in it", h.Cmdline, tc.wantArg)
+				}
+			}
+		})
 	}
 }
