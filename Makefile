@@ -37,8 +37,9 @@ build:
 	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/ ./cmd/...
 
 # test runs every test: albdrain's own unit tests, then the harness module's
-# integration and end-to-end tests against the real kube-apiserver and etcd
-# (built first if missing).
+# integration and end-to-end tests against the real kube-apiserver and etcd,
+# and on a real node (kubelet, containerd, runc, CNI; needs root), all built
+# first if missing.
 test: assets lint
 	$(GO) test -count=1 -timeout 10m ./...
 	cd e2e && $(GO) test -count=1 -timeout 25m ./...
