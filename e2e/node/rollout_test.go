@@ -13,7 +13,10 @@ import (
 	elbv2 "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/utils/ptr"
@@ -140,7 +143,7 @@ func webDeployment(ns, nodeName string, withAlbdrain bool, variant func(*corev1.
 // restarts it under traffic through the emulator, and returns the traffic's
 // results once the old pods are gone, with the helper processes the node
 // ran meanwhile.
-func (r *realNodeRig) rollout(t *testing.T, ns string, withAlbdrain bool, variant func(*corev1.PodSpec)) ([]load.Result, []node.Proc) {
+func (r *realNodeRig) rollout(t *testing.T, ns string, withAlbdrain bool, variant func(*corev1.PodSpec), how disruption) ([]load.Result, []node.Proc) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
@@ -169,13 +172,19 @@ func (r *realNodeRig) rollout(t *testing.T, ns string, withAlbdrain bool, varian
 				ServiceRef: lbc.ServiceReference{Name: "web", Port: intstr.FromInt32(80)}},
 		},
 		webDeployment(ns, r.n.Name, withAlbdrain, variant),
+		&policyv1.PodDisruptionBudget{
+			ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: ns},
+			Spec: policyv1.PodDisruptionBudgetSpec{
+				Selector: &metav1.LabelSelector{MatchLabels: webLabels}, MaxUnavailable: ptr.To(intstr.FromInt32(1)),
+			},
+		},
 	}
 	for _, o := range objs {
 		if err := r.env.Client.Create(ctx, o); err != nil {
 			t.Fatalf("create %s: %v", o.GetName(), err)
 		}
 	}
-	r.waitServing(ctx, t, ns, arn, "")
+	original := r.waitServing(ctx, t, ns, arn, nil)
 
 	run, err := load.Start(ctx, load.Options{
 		URL: ln.URL(), Workers: 4, Interval: 10 * time.Millisecond,
@@ -185,26 +194,72 @@ func (r *realNodeRig) rollout(t *testing.T, ns string, withAlbdrain bool, varian
 		t.Fatal(err)
 	}
 	defer run.Stop()
+	helpers := node.WatchProcesses(ctx, r.n, contract.HelperPath+"\x00")
+	defer helpers.Stop()
+	switch how {
+	case restart:
+		r.restart(ctx, t, ns)
+	case evict:
+		r.evict(ctx, t, original)
+	}
+	r.waitServing(ctx, t, ns, arn, original)
+	return run.Stop(), helpers.Stop()
+}
+
+// disruption is how a rollout replaces the pods.
+type disruption int
+
+const (
+	// restart is `kubectl rollout restart`: a new template, surge 1.
+	restart disruption = iota
+	// evict evicts each pod through the Eviction API, as a node drain does,
+	// within the PodDisruptionBudget (one unavailable at a time).
+	evict
+)
+
+func (r *realNodeRig) restart(ctx context.Context, t *testing.T, ns string) {
+	t.Helper()
 	var dep appsv1.Deployment
 	if err := r.env.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: "web"}, &dep); err != nil {
 		t.Fatal(err)
 	}
-	helpers := node.WatchProcesses(ctx, r.n, contract.HelperPath+"\x00")
-	defer helpers.Stop()
 	patch := client.MergeFrom(dep.DeepCopy())
 	dep.Spec.Template.Annotations = map[string]string{"restartedAt": time.Now().Format(time.RFC3339Nano)}
 	if err := r.env.Client.Patch(ctx, &dep, patch); err != nil {
 		t.Fatal(err)
 	}
-	r.waitServing(ctx, t, ns, arn, dep.Spec.Template.Annotations["restartedAt"])
-	return run.Stop(), helpers.Stop()
 }
 
-// waitServing waits until exactly two pods of the template restartedAt run,
-// Ready, with no other pod left, and the target group routes to them alone.
-func (r *realNodeRig) waitServing(ctx context.Context, t *testing.T, ns, arn, restartedAt string) {
+// evict evicts the pods one by one, retrying while the budget refuses.
+func (r *realNodeRig) evict(ctx context.Context, t *testing.T, pods []corev1.Pod) {
 	t.Helper()
+	for i := range pods {
+		err := wait.PollUntilContextCancel(ctx, 200*time.Millisecond, true, func(ctx context.Context) (bool, error) {
+			err := r.env.Client.SubResource("eviction").Create(ctx, &pods[i], &policyv1.Eviction{
+				ObjectMeta: metav1.ObjectMeta{Name: pods[i].Name, Namespace: pods[i].Namespace},
+			})
+			if apierrors.IsTooManyRequests(err) {
+				return false, nil
+			}
+			return err == nil, err
+		})
+		if err != nil {
+			t.Fatalf("evict %s: %v", pods[i].Name, err)
+		}
+	}
+}
+
+// waitServing waits until exactly two pods run, Ready, none of them one of
+// old, with no other pod left, and the target group routes to them alone;
+// it returns them.
+func (r *realNodeRig) waitServing(ctx context.Context, t *testing.T, ns, arn string, old []corev1.Pod) []corev1.Pod {
+	t.Helper()
+	replaced := map[types.UID]bool{}
+	for _, p := range old {
+		replaced[p.UID] = true
+	}
 	var last string
+	var serving []corev1.Pod
 	err := wait.PollUntilContextCancel(ctx, 200*time.Millisecond, true, func(ctx context.Context) (bool, error) {
 		var pods corev1.PodList
 		if err := r.env.Client.List(ctx, &pods, client.InNamespace(ns), client.MatchingLabels(webLabels)); err != nil {
@@ -216,7 +271,7 @@ func (r *realNodeRig) waitServing(ctx context.Context, t *testing.T, ns, arn, re
 			for _, c := range p.Status.Conditions {
 				ready = ready || (c.Type == corev1.PodReady && c.Status == corev1.ConditionTrue)
 			}
-			if p.DeletionTimestamp != nil || !ready || p.Annotations["restartedAt"] != restartedAt {
+			if p.DeletionTimestamp != nil || !ready || replaced[p.UID] {
 				last = fmt.Sprintf("pod %s ready=%v deleting=%v", p.Name, ready, p.DeletionTimestamp != nil)
 				return false, nil
 			}
@@ -240,11 +295,13 @@ func (r *realNodeRig) waitServing(ctx context.Context, t *testing.T, ns, arn, re
 				return false, nil
 			}
 		}
+		serving = pods.Items
 		return true, nil
 	})
 	if err != nil {
 		t.Fatalf("%s never settled: %v (last: %s)", ns, err, last)
 	}
+	return serving
 }
 
 func failures(results []load.Result) (failed int, codes map[int]int) {
@@ -267,7 +324,7 @@ func failures(results []load.Result) (failed int, codes map[int]int) {
 func TestRollingRestartOnRealNode(t *testing.T) {
 	r := startRig(t)
 
-	baseline, helpers := r.rollout(t, "baseline", false, nil)
+	baseline, helpers := r.rollout(t, "baseline", false, nil, restart)
 	if len(helpers) != 0 {
 		t.Errorf("baseline: the node ran albdrain's helper: %v", helpers)
 	}
@@ -282,6 +339,7 @@ func TestRollingRestartOnRealNode(t *testing.T) {
 		variant func(*corev1.PodSpec)
 		// wantArg is in every helper's command line.
 		wantArg string
+		how     disruption
 	}{
 		{name: "albdrain", wantArg: " wait "},
 		{name: "albdrain-sidecar", wantArg: " wait ", variant: func(p *corev1.PodSpec) {
@@ -293,9 +351,10 @@ func TestRollingRestartOnRealNode(t *testing.T) {
 		{name: "albdrain-own-prestop", wantArg: " --then=", variant: func(p *corev1.PodSpec) {
 			p.Containers[0].Lifecycle = &corev1.Lifecycle{PreStop: &corev1.LifecycleHandler{Sleep: &corev1.SleepAction{Seconds: 1}}}
 		}},
+		{name: "albdrain-evictions", wantArg: " wait ", how: evict},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			results, helpers := r.rollout(t, tc.name, true, tc.variant)
+			results, helpers := r.rollout(t, tc.name, true, tc.variant, tc.how)
 			failed, codes := failures(results)
 			t.Logf("%s: %d requests, %d failed %v", tc.name, len(results), failed, codes)
 			if failed != 0 {
