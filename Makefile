@@ -7,6 +7,10 @@ KUBE_VERSION  ?= v1.37.2
 ETCD_VERSION  ?= v3.6.16
 ALBDRAIN_CACHE ?= $(HOME)/.cache/albdrain
 ASSETS        := $(ALBDRAIN_CACHE)/k8s-$(KUBE_VERSION)-etcd-$(ETCD_VERSION)
+# The real node's runtime: the version is the one its wrapper module pins.
+CONTAINERD_VERSION := $(shell sed -n 's|^require github.com/containerd/containerd/v2 ||p' e2e/tools/containerd/go.mod)
+CONTAINERD_ASSETS  := $(ALBDRAIN_CACHE)/containerd-$(CONTAINERD_VERSION)
+CONTAINERD_LDFLAGS := -s -w -X github.com/containerd/containerd/v2/version.Version=$(CONTAINERD_VERSION)
 KUBE_LDFLAGS  := -s -w -X k8s.io/component-base/version.gitVersion=$(KUBE_VERSION) \
 	-X k8s.io/component-base/version.gitMajor=1 \
 	-X k8s.io/component-base/version.gitMinor=$(word 2,$(subst ., ,$(KUBE_VERSION)))
@@ -16,6 +20,7 @@ BIN           := bin
 IMAGE         ?= ghcr.io/albdrain/albdrain:dev
 
 export KUBEBUILDER_ASSETS := $(ASSETS)
+export ALBDRAIN_CONTAINERD_ASSETS := $(CONTAINERD_ASSETS)
 
 # bash with pipefail, so a build piped into its progress counter still fails the target.
 SHELL         := bash
@@ -32,8 +37,9 @@ build:
 	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/ ./cmd/...
 
 # test runs every test: albdrain's own unit tests, then the harness module's
-# integration and end-to-end tests against the real kube-apiserver and etcd
-# (built first if missing).
+# integration and end-to-end tests against the real kube-apiserver and etcd,
+# and on a real node (kubelet, containerd, runc, CNI; needs root), all built
+# first if missing.
 test: assets lint
 	$(GO) test -count=1 -timeout 10m ./...
 	cd e2e && $(GO) test -count=1 -timeout 25m ./...
@@ -85,15 +91,21 @@ bench: assets
 	cd e2e && $(GO) build -o ../$(BIN)/albdrain-bench ./cmd/bench
 	BENCH_JSON=$(BENCH_JSON) $(BIN)/albdrain-bench -go=$(GO) $(BENCH_FLAGS)
 
-# image builds the manager and the in-pod helper into one image (needs a Docker engine).
+# image builds the manager and the in-pod helper into one image without a
+# container engine, as an OCI archive for `ctr images import` or `docker load`;
+# PUSH=1 also pushes it to the registry of IMAGE.
+IMAGE_ARCHIVE ?= $(BIN)/albdrain-image.tar
 image:
-	docker build -t $(IMAGE) .
+	cd e2e && $(GO) run ./cmd/image -root .. -go=$(GO) -bin ../$(BIN)/image \
+		-tag $(IMAGE) -o ../$(IMAGE_ARCHIVE) $(if $(PUSH),-push)
 
-assets: $(ASSETS)/kube-apiserver $(ASSETS)/kube-controller-manager $(ASSETS)/etcd
+NODE_ASSETS := $(ASSETS)/kubelet \
+	$(CONTAINERD_ASSETS)/containerd $(CONTAINERD_ASSETS)/ctr $(CONTAINERD_ASSETS)/containerd-shim-runc-v2
+assets: $(ASSETS)/kube-apiserver $(ASSETS)/kube-controller-manager $(ASSETS)/etcd $(NODE_ASSETS)
 
-$(ASSETS)/kube-apiserver $(ASSETS)/kube-controller-manager:
+$(ASSETS)/kube-apiserver $(ASSETS)/kube-controller-manager $(ASSETS)/kubelet:
 	@mkdir -p $(ASSETS)
-	@echo ">> building $(@F) $(KUBE_VERSION) from the Go module proxy (first time only, ~10 min)"
+	@echo ">> building $(@F) $(KUBE_VERSION) from the Go module proxy (first time only, up to ~10 min)"
 	cd e2e/tools/kube && CGO_ENABLED=0 $(GO) build -v -trimpath -ldflags "$(KUBE_LDFLAGS)" \
 		-o $@.tmp k8s.io/kubernetes/cmd/$(@F) 2>&1 | $(progress)
 	mv $@.tmp $@
@@ -103,6 +115,15 @@ $(ASSETS)/etcd:
 	@echo ">> building etcd $(ETCD_VERSION) from the Go module proxy (first time only)"
 	cd e2e/tools/etcd && CGO_ENABLED=0 $(GO) build -v -trimpath -ldflags "$(ETCD_LDFLAGS)" \
 		-o $@.tmp go.etcd.io/etcd/server/v3 2>&1 | $(progress)
+	mv $@.tmp $@
+
+# containerd, ctr and the runc shim of the real node (runc itself and the CNI
+# plugins come from the distribution: see .ci/run).
+$(CONTAINERD_ASSETS)/containerd $(CONTAINERD_ASSETS)/ctr $(CONTAINERD_ASSETS)/containerd-shim-runc-v2:
+	@mkdir -p $(CONTAINERD_ASSETS)
+	@echo ">> building $(@F) $(CONTAINERD_VERSION) from the Go module proxy (first time only, ~5 min)"
+	cd e2e/tools/containerd && CGO_ENABLED=0 $(GO) build -v -trimpath -tags "no_btrfs no_devmapper no_zfs" \
+		-ldflags "$(CONTAINERD_LDFLAGS)" -o $@.tmp github.com/containerd/containerd/v2/cmd/$(@F) 2>&1 | $(progress)
 	mv $@.tmp $@
 
 clean:

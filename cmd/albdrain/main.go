@@ -7,6 +7,9 @@ import (
 	"fmt"
 	"os"
 
+	// The image holds albdrain's binaries and nothing else, no CA bundle:
+	// the manager falls back to these roots to reach AWS over TLS.
+	_ "golang.org/x/crypto/x509roots/fallback"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 

@@ -10,13 +10,20 @@ import (
 )
 
 // errNotLoopback refuses any connection off this machine: the emulator must
-// never send traffic anywhere but loopback, whatever was registered.
+// never send traffic anywhere but loopback (and the test's own subnet),
+// whatever was registered.
 var errNotLoopback = errors.New("albemu: refusing to connect to a non-loopback address")
 
-// dialLoopback dials only loopback addresses, within the connect timeout.
+// contactable reports whether the emulator may send traffic to ip: loopback,
+// or the test's own subnet when Options.TargetSubnet names one.
+func (e *Emulator) contactable(ip netip.Addr) bool {
+	return ip.IsLoopback() || (e.opts.TargetSubnet.IsValid() && e.opts.TargetSubnet.Contains(ip))
+}
+
+// dialLoopback dials only contactable addresses, within the connect timeout.
 func (e *Emulator) dialLoopback(ctx context.Context, network, addr string) (net.Conn, error) {
 	ap, err := netip.ParseAddrPort(addr)
-	if err != nil || !ap.Addr().IsLoopback() {
+	if err != nil || !e.contactable(ap.Addr()) {
 		return nil, &net.OpError{Op: "dial", Net: network, Err: errNotLoopback}
 	}
 	d := net.Dialer{Timeout: e.opts.ConnectTimeout}

@@ -42,8 +42,9 @@
 // flows go on while it drains, and they are closed when the delay ends only
 // with deregistration_delay.connection_termination.enabled.
 //
-// Safety: the emulator only ever connects to loopback addresses. Registering
-// a non-loopback IP fails with InvalidTarget unless
+// Safety: the emulator only ever connects to loopback addresses and, when
+// [Options.TargetSubnet] names one, to the test's own private subnet (a real
+// node's pod bridge). Registering any other IP fails with InvalidTarget unless
 // [Options.AllowNonLoopbackTargets] is set, and even then such targets are
 // never contacted.
 //

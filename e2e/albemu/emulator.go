@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/netip"
 	"sync"
 	"testing"
 	"time"
@@ -59,6 +60,11 @@ type Options struct {
 	// contacted: their health checks pass without traffic and requests routed
 	// to them fail with 502.
 	AllowNonLoopbackTargets bool
+	// TargetSubnet is a private IPv4 subnet, at most a /8, that the test owns
+	// besides loopback: a real node's pod addresses on a bridge the test
+	// created. Its addresses are registered, health-checked and sent
+	// traffic exactly like loopback ones; every other address stays refused.
+	TargetSubnet netip.Prefix
 }
 
 // Immediate is the deregistration delay for none at all: draining ends at
@@ -147,6 +153,9 @@ func New(opts Options) (*Emulator, error) {
 	opts = opts.withDefaults()
 	if err := opts.DefaultHealthCheck.validate(); err != nil {
 		return nil, fmt.Errorf("albemu: default health check: %w", err)
+	}
+	if p := opts.TargetSubnet; p.IsValid() && (!p.Addr().Is4() || !p.Addr().IsPrivate() || p.Bits() < 8 || p.Masked() != p) {
+		return nil, fmt.Errorf("albemu: target subnet %s is not a private IPv4 subnet of at most /8", p)
 	}
 	ln, err := net.Listen("tcp", opts.APIAddr)
 	if err != nil {

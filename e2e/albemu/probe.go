@@ -55,7 +55,7 @@ func (e *Emulator) probeLoop(ctx context.Context, tg *targetGroup, reg *registra
 // connection that opens.
 func (e *Emulator) probe(ctx context.Context, t Target, hc HealthCheck, protocol string) probeResult {
 	ip, _ := netip.ParseAddr(t.ID) // validated at registration
-	if !ip.IsLoopback() {
+	if !e.contactable(ip) {
 		// Only reachable with AllowNonLoopbackTargets: such targets are
 		// never contacted, and pass so control-plane tests see them healthy.
 		return probeResult{}

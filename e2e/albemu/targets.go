@@ -114,7 +114,7 @@ func (e *Emulator) resolveTargets(tg *targetGroup, targets []Target, registering
 		if err != nil || !ip.Is4() {
 			return nil, invalidTargetf("The IP address '%s' is not a valid IPv4 address", t.ID)
 		}
-		if registering && !ip.IsLoopback() && !e.opts.AllowNonLoopbackTargets {
+		if registering && !e.contactable(ip) && !e.opts.AllowNonLoopbackTargets {
 			return nil, invalidTargetf("The IP address '%s' is not a loopback address; the emulator only accepts 127.0.0.0/8 targets", t.ID)
 		}
 		if t.Port == 0 {

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -11,6 +12,7 @@ import (
 	"github.com/albdrain/albdrain/e2e/cluster"
 	"github.com/albdrain/albdrain/e2e/helmchart"
 	"github.com/albdrain/albdrain/e2e/kubetest"
+	"github.com/albdrain/albdrain/e2e/testcert"
 )
 
 // unusedELBv2 is the ELBv2 endpoint of a manager that holds no pod, so
@@ -74,7 +76,9 @@ func newManagerSetup(ctx context.Context, env *kubetest.Env, bin, dir string) (*
 	if m.webhookPort, err = freePort(); err != nil {
 		return nil, err
 	}
-	return m, writeServingCert(m.certDir)
+	// The manager's webhook server will not start without a certificate,
+	// though nothing calls it while memory is measured.
+	return m, testcert.WriteServingCert(m.certDir, net.IPv4(127, 0, 0, 1))
 }
 
 // start runs the manager, logging to a file named after name, and returns

@@ -40,7 +40,7 @@ func WebhookConfiguration() (*admissionv1.MutatingWebhookConfiguration, error) {
 // chartValues configure the chart for the harness: its timings, and the
 // emulator as ELBv2. Certificates come from envtest, as cert-manager's would
 // come from outside the manager.
-func chartValues(t Timings, region, elbv2URL string) map[string]any {
+func chartValues(t Timings, region, elbv2URL, helperImage string) map[string]any {
 	return map[string]any{
 		"image": map[string]any{"repository": "albdrain", "tag": "e2e"},
 		"hold": map[string]any{
@@ -49,6 +49,7 @@ func chartValues(t Timings, region, elbv2URL string) map[string]any {
 			"fallbackSleep":  t.Fallback.String(),
 			"quietPeriod":    t.QuietPeriod.String(),
 			"shutdownBudget": t.ShutdownBudget.String(),
+			"helperImage":    helperImage,
 		},
 		"watcher":      map[string]any{"pollInterval": t.WatcherPoll.String(), "holdMargin": t.HoldMargin.String()},
 		"aws":          map[string]any{"region": region, "endpointURL": elbv2URL},
@@ -69,15 +70,43 @@ type Albdrain struct {
 	config app.Config
 	aws    aws.Config
 
+	// holdCA is what pods trust for the hold endpoint.
+	holdCA []byte
+
 	cancel context.CancelFunc
 	done   chan error
 }
 
-// newAlbdrain installs the chart's ServiceAccount and RBAC and prepares the
-// manager's command line as the chart renders it, with the addresses and
-// files that differ in this process; Start runs it.
+// Site is where albdrain's manager serves its pods: the hold endpoint's
+// host, the directory of the certificate it presents there and the CA file
+// pods trust for it, and the helper image the webhook injects.
+type Site struct {
+	HoldHost, HoldCertDir, HoldCAFile, HelperImage string
+}
+
+// newAlbdrain prepares the manager for the stand-in kubelet's pods; Start
+// runs it.
 func newAlbdrain(ctx context.Context, env *kubetest.Env, dir string, t Timings, awsCfg aws.Config, elbv2URL string) (*Albdrain, error) {
-	m, err := helmchart.Render(Namespace, chartValues(t, awsCfg.Region, elbv2URL))
+	wio := env.Environment.WebhookInstallOptions
+	caFile := filepath.Join(dir, "albdrain-ca.crt")
+	if err := os.WriteFile(caFile, wio.LocalServingCAData, 0o600); err != nil {
+		return nil, err
+	}
+	// The serving certificate envtest issued for the webhook names its
+	// host, 127.0.0.1, so the hold endpoint can present it too; pods call it
+	// there rather than through the Service's DNS name.
+	return NewAlbdrain(ctx, env, t, awsCfg, elbv2URL, Site{
+		HoldHost: wio.LocalServingHost, HoldCertDir: wio.LocalServingCertDir, HoldCAFile: caFile, HelperImage: "albdrain:e2e",
+	})
+}
+
+// NewAlbdrain installs the chart's ServiceAccount and RBAC and prepares a
+// manager with the command line the chart renders, less the addresses and
+// files that differ in this process: its webhook serves env's
+// WebhookConfiguration and its hold endpoint serves pods at site. Start
+// runs it.
+func NewAlbdrain(ctx context.Context, env *kubetest.Env, t Timings, awsCfg aws.Config, elbv2URL string, site Site) (*Albdrain, error) {
+	m, err := helmchart.Render(Namespace, chartValues(t, awsCfg.Region, elbv2URL, site.HelperImage))
 	if err != nil {
 		return nil, err
 	}
@@ -85,18 +114,11 @@ func newAlbdrain(ctx context.Context, env *kubetest.Env, dir string, t Timings, 
 		return nil, err
 	}
 	wio := env.Environment.WebhookInstallOptions
-	caFile := filepath.Join(dir, "albdrain-ca.crt")
-	if err := os.WriteFile(caFile, wio.LocalServingCAData, 0o600); err != nil {
-		return nil, err
-	}
 	holdPort, err := freePort()
 	if err != nil {
 		return nil, err
 	}
-	// The serving certificate envtest issued for the webhook names its
-	// host, 127.0.0.1, so the hold endpoint can present it too; pods call it
-	// there rather than through the Service's DNS name.
-	holdAddr := net.JoinHostPort(wio.LocalServingHost, strconv.Itoa(holdPort))
+	holdAddr := net.JoinHostPort(site.HoldHost, strconv.Itoa(holdPort))
 	rendered, err := m.ManagerArgs()
 	if err != nil {
 		return nil, err
@@ -107,9 +129,9 @@ func newAlbdrain(ctx context.Context, env *kubetest.Env, dir string, t Timings, 
 		"webhook-port":              strconv.Itoa(wio.LocalServingPort),
 		"webhook-cert-dir":          wio.LocalServingCertDir,
 		"hold-bind-address":         holdAddr,
-		"hold-cert-dir":             wio.LocalServingCertDir,
+		"hold-cert-dir":             site.HoldCertDir,
 		"watcher-url":               "https://" + holdAddr,
-		"watcher-ca-file":           caFile,
+		"watcher-ca-file":           site.HoldCAFile,
 	})
 	if err != nil {
 		return nil, err
@@ -118,7 +140,11 @@ func newAlbdrain(ctx context.Context, env *kubetest.Env, dir string, t Timings, 
 	if err != nil {
 		return nil, err
 	}
-	return &Albdrain{env: env, user: helmchart.ServiceAccountUser(Namespace), args: args, config: cfg, aws: awsCfg}, nil
+	ca, err := os.ReadFile(site.HoldCAFile)
+	if err != nil {
+		return nil, err
+	}
+	return &Albdrain{env: env, user: helmchart.ServiceAccountUser(Namespace), args: args, config: cfg, aws: awsCfg, holdCA: ca}, nil
 }
 
 // Start runs the manager and returns once its webhook and hold endpoint
@@ -161,7 +187,7 @@ func (a *Albdrain) Start(ctx context.Context) error {
 // handshake with the certificate pods are told to trust.
 func (a *Albdrain) holdEndpointUp() bool {
 	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(a.env.Environment.WebhookInstallOptions.LocalServingCAData)
+	pool.AppendCertsFromPEM(a.holdCA)
 	conn, err := tls.DialWithDialer(&net.Dialer{Timeout: time.Second}, "tcp", a.config.Drain.HoldAddr, &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12})
 	if err != nil {
 		return false

@@ -50,11 +50,20 @@ type ControllerManager struct {
 	LogPath string
 }
 
+// EndpointSliceController is the controller a real node's tests add to
+// Controllers: their pods have addresses the apiserver accepts in
+// EndpointSlices, so the load balancer controller's stand-in can read them
+// as the real controller does.
+const EndpointSliceController = "endpointslice-controller"
+
 // StartControllerManager runs the kube-controller-manager found next to the
 // apiserver in KUBEBUILDER_ASSETS against env, as a cluster administrator,
-// with the Controllers enabled. dir receives its kubeconfig and log. It
-// returns once the process reports healthy.
-func StartControllerManager(env *kubetest.Env, dir string) (*ControllerManager, error) {
+// with the Controllers enabled, or controllers when given. dir receives its
+// kubeconfig and log. It returns once the process reports healthy.
+func StartControllerManager(env *kubetest.Env, dir string, controllers ...string) (*ControllerManager, error) {
+	if len(controllers) == 0 {
+		controllers = Controllers
+	}
 	bin := filepath.Join(os.Getenv("KUBEBUILDER_ASSETS"), "kube-controller-manager")
 	if _, err := os.Stat(bin); err != nil {
 		return nil, fmt.Errorf("no kube-controller-manager in KUBEBUILDER_ASSETS: run `make assets`: %w", err)
@@ -87,7 +96,7 @@ func StartControllerManager(env *kubetest.Env, dir string) (*ControllerManager, 
 		"--kubeconfig="+kubeconfigPath,
 		"--authentication-kubeconfig="+kubeconfigPath,
 		"--authorization-kubeconfig="+kubeconfigPath,
-		"--controllers="+strings.Join(Controllers, ","),
+		"--controllers="+strings.Join(controllers, ","),
 		"--leader-elect=false",
 		"--use-service-account-credentials=false",
 		"--bind-address=127.0.0.1",

@@ -89,7 +89,7 @@ func (c *Cluster) StartReplicas(ctx context.Context, n int, o ReplicaOptions) (_
 		if err != nil {
 			return nil, err
 		}
-		a := &Albdrain{env: &env, user: single.user, args: args, config: cfg, aws: single.aws}
+		a := &Albdrain{env: &env, user: single.user, args: args, config: cfg, aws: single.aws, holdCA: single.holdCA}
 		if err := a.Start(ctx); err != nil {
 			return nil, err
 		}

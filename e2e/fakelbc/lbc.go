@@ -27,6 +27,7 @@ import (
 
 	elbv2 "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/rest"
 	toolscache "k8s.io/client-go/tools/cache"
@@ -64,6 +65,10 @@ type Options struct {
 	// TargetGroupBindings; the cluster must serve the Gateway API and the
 	// controller's gateway CRDs.
 	Gateways bool
+	// EndpointSlices reads targets from the Services' EndpointSlices, as the
+	// real controller does, instead of from the pods. It needs pods with
+	// addresses the EndpointSlice controller publishes: a real node's.
+	EndpointSlices bool
 }
 
 // Controller is a running stand-in. Create it with Start.
@@ -129,6 +134,9 @@ func Start(ctx context.Context, cfg *rest.Config, opts Options) (*Controller, er
 			cancel()
 			return nil, err
 		}
+	}
+	if opts.EndpointSlices {
+		handlers[&discoveryv1.EndpointSlice{}] = func(o client.Object) { c.enqueueNamespace(cctx, o.GetNamespace()) }
 	}
 	for obj, h := range handlers {
 		inf, err := ca.GetInformer(cctx, obj)

@@ -30,7 +30,10 @@ type fixture struct {
 	arn string
 }
 
-func setup(t *testing.T) *fixture {
+func setup(t *testing.T) *fixture { return setupWith(t, false) }
+
+// setupWith starts the controller, reading EndpointSlices when endpointSlices is set.
+func setupWith(t *testing.T, endpointSlices bool) *fixture {
 	env := kubetest.Start(t, kubetest.WithTargetGroupBindingCRD())
 	// The pods here have no server behind them: non-loopback targets pass
 	// health checks without being contacted.
@@ -44,7 +47,7 @@ func setup(t *testing.T) *fixture {
 	}
 	api := elbv2.NewFromConfig(aws.Config{Region: "us-east-1", Credentials: credentials.NewStaticCredentialsProvider("id", "secret", "")},
 		func(o *elbv2.Options) { o.BaseEndpoint = aws.String(emu.URL()) })
-	c, err := Start(context.Background(), env.Config, Options{ELBv2: api, MinLag: 0, MaxLag: 50 * time.Millisecond, HealthPoll: 50 * time.Millisecond})
+	c, err := Start(context.Background(), env.Config, Options{ELBv2: api, MinLag: 0, MaxLag: 50 * time.Millisecond, HealthPoll: 50 * time.Millisecond, EndpointSlices: endpointSlices})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -87,11 +87,12 @@ func (c *Controller) reconcile(ctx context.Context, key types.NamespacedName) (r
 // selects that are ready, plus those that carry the binding's readiness
 // gate, have ready containers and are not terminating.
 //
-// The real controller reads these from the Service's EndpointSlices. Here
+// The real controller reads these from the Service's EndpointSlices, and so
+// does this one with Options.EndpointSlices (pods on a real node). Otherwise
 // the pods are read directly, by the EndpointSlice controller's own rules
 // (a pod IP, not finished; ready means the Ready condition and not
 // terminating), because the apiserver refuses loopback addresses in
-// EndpointSlices and the pods' IPs are loopback ones.
+// EndpointSlices and the stand-in kubelet's pods have loopback ones.
 func (c *Controller) members(ctx context.Context, tgb *lbc.TargetGroupBinding) (map[target]*corev1.Pod, error) {
 	var svc corev1.Service
 	err := c.cache.Get(ctx, types.NamespacedName{Namespace: tgb.Namespace, Name: tgb.Spec.ServiceRef.Name}, &svc)
@@ -107,6 +108,9 @@ func (c *Controller) members(ctx context.Context, tgb *lbc.TargetGroupBinding) (
 	sp, ok := servicePort(&svc, tgb.Spec.ServiceRef.Port)
 	if !ok {
 		return nil, fmt.Errorf("service %s has no port %s", svc.Name, tgb.Spec.ServiceRef.Port.String())
+	}
+	if c.opts.EndpointSlices {
+		return c.sliceMembers(ctx, tgb, &svc, sp)
 	}
 	var pods corev1.PodList
 	if err := c.cache.List(ctx, &pods, client.InNamespace(tgb.Namespace), client.MatchingLabels(svc.Spec.Selector)); err != nil {
@@ -138,7 +142,7 @@ func (c *Controller) updateGates(ctx context.Context, tgbName string, members ma
 	gate := corev1.PodConditionType(lbc.ReadinessGatePrefix + tgbName)
 	waiting := false
 	for t, pod := range members {
-		if !hasGate(pod, gate) {
+		if pod == nil || !hasGate(pod, gate) {
 			continue
 		}
 		healthy := registered[t] == elbv2types.TargetHealthStateEnumHealthy

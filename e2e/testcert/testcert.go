@@ -1,4 +1,6 @@
-package bench
+// Package testcert writes self-signed serving certificates for the tests'
+// TLS servers.
+package testcert
 
 import (
 	"crypto/ecdsa"
@@ -14,20 +16,19 @@ import (
 	"time"
 )
 
-// writeServingCert writes a self-signed tls.crt and tls.key for 127.0.0.1
-// into dir: the manager's webhook server will not start without them,
-// though nothing calls it while memory is measured.
-func writeServingCert(dir string) error {
+// WriteServingCert writes a self-signed tls.crt and tls.key for ips into
+// dir; tls.crt is also the CA a client trusts for them.
+func WriteServingCert(dir string, ips ...net.IP) error {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return err
 	}
 	tmpl := &x509.Certificate{
 		SerialNumber: big.NewInt(1),
-		Subject:      pkix.Name{CommonName: "albdrain-bench"},
+		Subject:      pkix.Name{CommonName: "albdrain-test"},
 		NotBefore:    time.Now().Add(-time.Hour),
 		NotAfter:     time.Now().Add(24 * time.Hour),
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
+		IPAddresses:  ips,
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 	}

@@ -1,0 +1,120 @@
+package image
+
+import (
+	"archive/tar"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+)
+
+// The annotations that name an image in an OCI layout's index: containerd
+// reads the full reference from its own key, and the OCI key holds the tag
+// alone, as containerd's own exporter writes them.
+const (
+	annotationContainerdName = "io.containerd.image.name"
+	annotationOCIRefName     = "org.opencontainers.image.ref.name"
+)
+
+// WriteArchive writes img, named ref, as an OCI image layout in a tar archive
+// at dst, the format `ctr images import` loads.
+func WriteArchive(dst, ref string, img v1.Image) error {
+	tag, err := name.NewTag(ref, name.StrictValidation)
+	if err != nil {
+		return fmt.Errorf("image: reference %q: %w", ref, err)
+	}
+	dir, err := os.MkdirTemp("", "oci-layout-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	p, err := layout.Write(dir, empty.Index)
+	if err != nil {
+		return fmt.Errorf("image: layout: %w", err)
+	}
+	if err := p.AppendImage(img, layout.WithAnnotations(map[string]string{
+		annotationContainerdName: tag.Name(),
+		annotationOCIRefName:     tag.TagStr(),
+	})); err != nil {
+		return fmt.Errorf("image: layout: %w", err)
+	}
+	tmp := dst + ".tmp"
+	if err := tarDir(tmp, dir); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	return os.Rename(tmp, dst)
+}
+
+// tarDir writes the tree under dir into a tar file at dst.
+func tarDir(dst, dir string) error {
+	f, err := os.Create(dst)
+	if err != nil {
+		return err
+	}
+	tw := tar.NewWriter(f)
+	walkErr := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || p == dir {
+			return err
+		}
+		rel, err := filepath.Rel(dir, p)
+		if err != nil {
+			return err
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		hdr, err := tar.FileInfoHeader(info, "")
+		if err != nil {
+			return err
+		}
+		hdr.Name = filepath.ToSlash(rel)
+		if d.IsDir() {
+			hdr.Name += "/"
+		}
+		if err := tw.WriteHeader(hdr); err != nil {
+			return err
+		}
+		if d.IsDir() {
+			return nil
+		}
+		src, err := os.Open(p)
+		if err != nil {
+			return err
+		}
+		defer src.Close()
+		_, err = io.Copy(tw, src)
+		return err
+	})
+	if walkErr != nil {
+		f.Close()
+		return fmt.Errorf("image: archive: %w", walkErr)
+	}
+	if err := tw.Close(); err != nil {
+		f.Close()
+		return fmt.Errorf("image: archive: %w", err)
+	}
+	return f.Close()
+}
+
+// Push sends img to the registry named in ref, with the credentials of the
+// local Docker configuration when there are any.
+func Push(ref string, img v1.Image, opts ...name.Option) error {
+	tag, err := name.NewTag(ref, opts...)
+	if err != nil {
+		return fmt.Errorf("image: reference %q: %w", ref, err)
+	}
+	if err := remote.Write(tag, img, remote.WithAuthFromKeychain(authn.DefaultKeychain)); err != nil {
+		return fmt.Errorf("image: push %s: %w", tag, err)
+	}
+	return nil
+}

@@ -1,0 +1,286 @@
+// Package node runs a real Kubernetes node for tests: the kubelet and
+// containerd built by `make assets`, runc and the CNI plugins from the
+// distribution, in a network namespace of the test's with a bridge for pod
+// addresses on a private subnet. The node leaves the machine as it found
+// it: Stop (also on a failed start) kills what it started and removes its
+// mounts, cgroups, namespace, routes and files.
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
+	"github.com/albdrain/albdrain/e2e/image"
+	"github.com/albdrain/albdrain/e2e/kubetest"
+)
+
+// Node is a running real node.
+type Node struct {
+	// Name is the Node object's name.
+	Name string
+	// Dir holds every file of the node's; it is a shared mount while the node runs.
+	Dir string
+	// Net is the node's network.
+	Net *Network
+	// ContainerdSocket is containerd's gRPC socket.
+	ContainerdSocket string
+
+	assets     assets
+	cgroupRoot string
+	resolvConf []byte
+	forwarder  *forwarder
+	containerd *process
+	kubelet    *process
+	undo       []func() error
+}
+
+// assets are the node's binaries.
+type assets struct {
+	kubelet, containerdDir, ctr, runc, cniBin string
+}
+
+func findAssets() (assets, error) {
+	a := assets{
+		kubelet:       filepath.Join(os.Getenv("KUBEBUILDER_ASSETS"), "kubelet"),
+		containerdDir: os.Getenv("ALBDRAIN_CONTAINERD_ASSETS"),
+		runc:          "/usr/sbin/runc",
+		cniBin:        "/usr/lib/cni",
+	}
+	a.ctr = filepath.Join(a.containerdDir, "ctr")
+	var missing []string
+	for _, f := range []string{a.kubelet, a.ctr, filepath.Join(a.containerdDir, "containerd"),
+		filepath.Join(a.containerdDir, "containerd-shim-runc-v2"), a.runc, filepath.Join(a.cniBin, "bridge"),
+		filepath.Join(a.cniBin, "host-local"), filepath.Join(a.cniBin, "loopback")} {
+		if _, err := os.Stat(f); err != nil {
+			missing = append(missing, f)
+		}
+	}
+	if len(missing) > 0 {
+		return a, fmt.Errorf("the real node needs %s: run through `make test` (make assets builds kubelet and containerd; .ci/run installs runc and containernetworking-plugins)", strings.Join(missing, ", "))
+	}
+	return a, nil
+}
+
+// Start brings up a node registered with env's apiserver, imports the pause
+// image and waits for the node to be Ready. The test fails if the node
+// cannot run here (missing binaries, not root) rather than skipping, so a
+// CI run cannot pass by testing nothing. Stop runs at cleanup.
+func Start(t testing.TB, env *kubetest.Env) *Node {
+	t.Helper()
+	n, err := start(env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := n.Stop(); err != nil {
+			t.Errorf("stop node: %v", err)
+		}
+	})
+	return n
+}
+
+func start(env *kubetest.Env) (_ *Node, err error) {
+	if os.Geteuid() != 0 {
+		return nil, errors.New("the real node needs root (network and mount namespaces, cgroups)")
+	}
+	a, err := findAssets()
+	if err != nil {
+		return nil, err
+	}
+	// Short: unix socket paths under it must stay within 108 bytes.
+	dir, err := os.MkdirTemp("/tmp", "albnode-")
+	if err != nil {
+		return nil, err
+	}
+	n := &Node{Dir: dir, assets: a, ContainerdSocket: filepath.Join(dir, "containerd.sock")}
+	n.undo = append(n.undo, func() error { return os.RemoveAll(dir) })
+	defer func() {
+		if err != nil {
+			err = errors.Join(err, n.Stop())
+		}
+	}()
+	if err := shareDir(dir); err != nil {
+		return nil, err
+	}
+	n.undo = append(n.undo, func() error { return unmountUnder(dir) })
+
+	if n.Net, err = newNetwork(); err != nil {
+		return nil, err
+	}
+	n.undo = append(n.undo, n.Net.remove)
+	n.Name = n.Net.Name
+	n.cgroupRoot = n.Net.Name
+	if err := makeCgroupRoot(n.cgroupRoot); err != nil {
+		return nil, err
+	}
+	n.undo = append(n.undo, func() error { return removeCgroupRoot(n.cgroupRoot) })
+	// No name server: pods get an empty resolv.conf rather than the host's.
+	n.resolvConf = []byte("# albdrain test node: no name server\n")
+
+	if err := n.containerdFiles(); err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	if err := n.startContainerd(ctx); err != nil {
+		return nil, err
+	}
+	if err := n.importPause(ctx); err != nil {
+		return nil, err
+	}
+	if err := n.startKubeletFor(env); err != nil {
+		return nil, err
+	}
+	if err := n.waitReady(ctx, env.Client); err != nil {
+		return nil, err
+	}
+	return n, nil
+}
+
+// startContainerd starts containerd with a tmpfs over /var/lib in its mount
+// namespace (the CNI library caches results in /var/lib/cni whatever the
+// configuration) and waits for its socket to answer.
+func (n *Node) startContainerd(ctx context.Context) error {
+	p, err := n.startInNode("containerd", []string{"mount -t tmpfs albdrain-node /var/lib"},
+		filepath.Join(n.assets.containerdDir, "containerd"), "--config", filepath.Join(n.Dir, "containerd", "config.toml"))
+	if err != nil {
+		return err
+	}
+	n.containerd = p
+	n.undo = append(n.undo, n.stopContainerd)
+	return wait.PollUntilContextCancel(ctx, 100*time.Millisecond, true, func(ctx context.Context) (bool, error) {
+		if err := p.exited(); err != nil {
+			return false, err
+		}
+		_, err := n.Ctr(ctx, "version")
+		return err == nil, nil
+	})
+}
+
+// importPause builds the sandbox image from package pause and imports it
+// under the name containerd's configuration pins.
+func (n *Node) importPause(ctx context.Context) error {
+	bin := filepath.Join(n.Dir, "images")
+	if err := image.GoBuild(ctx, "go", ".", bin, "github.com/albdrain/albdrain/e2e/node/pause"); err != nil {
+		return err
+	}
+	img, err := image.Build(image.Spec{
+		Files:      []image.File{{Path: "/pause", Source: filepath.Join(bin, "pause")}},
+		User:       "65535:65535",
+		Entrypoint: []string{"/pause"},
+	})
+	if err != nil {
+		return err
+	}
+	archive := filepath.Join(bin, "pause.tar")
+	if err := image.WriteArchive(archive, PauseImage, img); err != nil {
+		return err
+	}
+	return n.ImportImage(ctx, archive)
+}
+
+// startKubeletFor provisions the kubelet's user in env, forwards the
+// apiserver to the node's namespace and starts the kubelet.
+func (n *Node) startKubeletFor(env *kubetest.Env) error {
+	user, err := env.Environment.AddUser(envtest.User{Name: "system:node:" + n.Name, Groups: []string{"system:masters", "system:nodes"}}, nil)
+	if err != nil {
+		return fmt.Errorf("provision the kubelet's user: %w", err)
+	}
+	kubeconfig, err := user.KubeConfig()
+	if err != nil {
+		return err
+	}
+	u, err := url.Parse(env.Config.Host)
+	if err != nil || u.Host == "" {
+		return fmt.Errorf("apiserver address %q: %v", env.Config.Host, err)
+	}
+	fwd, err := newForwarder(n.Net.HostIP.String()+":0", u.Host)
+	if err != nil {
+		return err
+	}
+	n.forwarder = fwd
+	n.undo = append(n.undo, fwd.Close)
+	if err := n.startKubelet(kubeconfig, fwd.Addr()); err != nil {
+		return err
+	}
+	n.undo = append(n.undo, n.stopKubelet)
+	return nil
+}
+
+// waitReady waits for the Node object to report Ready.
+func (n *Node) waitReady(ctx context.Context, c client.Client) error {
+	err := wait.PollUntilContextCancel(ctx, 200*time.Millisecond, true, func(ctx context.Context) (bool, error) {
+		if err := n.kubelet.exited(); err != nil {
+			return false, err
+		}
+		var node corev1.Node
+		if err := c.Get(ctx, client.ObjectKey{Name: n.Name}, &node); err != nil {
+			return false, client.IgnoreNotFound(err)
+		}
+		for _, cond := range node.Status.Conditions {
+			if cond.Type == corev1.NodeReady {
+				return cond.Status == corev1.ConditionTrue, nil
+			}
+		}
+		return false, nil
+	})
+	if err != nil {
+		return fmt.Errorf("node %s not Ready: %w (kubelet log: %s)", n.Name, err, n.logPath("kubelet"))
+	}
+	return nil
+}
+
+func (n *Node) stopKubelet() error { return n.kubelet.stop(30 * time.Second) }
+
+// stopContainerd kills the pods' processes (their cgroups are under the
+// node's root), then the shims, then containerd.
+func (n *Node) stopContainerd() error {
+	errs := []error{removeCgroupRoot(n.cgroupRoot)}
+	errs = append(errs, killShims(filepath.Join(n.assets.containerdDir, "containerd-shim-runc-v2"), n.Net.Name))
+	errs = append(errs, n.containerd.stop(10*time.Second))
+	return errors.Join(errs...)
+}
+
+// Stop undoes everything Start did, in reverse order, and reports every
+// step that failed. Logs are copied first to LogDir when it is set.
+func (n *Node) Stop() error {
+	var errs []error
+	n.keepLogs()
+	for i := len(n.undo) - 1; i >= 0; i-- {
+		errs = append(errs, n.undo[i]())
+	}
+	n.undo = nil
+	return errors.Join(errs...)
+}
+
+// logPath is where a daemon of the node logs.
+func (n *Node) logPath(name string) string { return filepath.Join(n.Dir, name+".log") }
+
+// LogDir, when set (ALBDRAIN_NODE_LOGS), receives the node's daemon logs when it stops.
+var LogDir = os.Getenv("ALBDRAIN_NODE_LOGS")
+
+func (n *Node) keepLogs() {
+	if LogDir == "" || n.Name == "" {
+		return
+	}
+	dst := filepath.Join(LogDir, n.Name)
+	if err := os.MkdirAll(dst, 0o755); err != nil {
+		return
+	}
+	for _, name := range []string{"kubelet", "containerd"} {
+		_ = exec.Command("cp", n.logPath(name), dst).Run()
+	}
+}
