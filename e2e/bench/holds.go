@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 
 	"github.com/albdrain/albdrain/e2e/cluster"
 	"github.com/albdrain/albdrain/e2e/scenario"
@@ -153,7 +154,11 @@ func holdSection(t cluster.Timings, o HoldOptions, runs []*run, trueStops []floa
 			pods = append(pods, r.pods...)
 			requests, failed, released = requests+r.requests, failed+r.failed, released+r.released
 		}
-		policyFigures(s, name, policies[name], pods, minSafe, requests, failed)
+		rate := o.Rate
+		if strings.HasSuffix(name, "_low_rate") {
+			rate = o.LowRate
+		}
+		policyFigures(s, name, policies[name], rate, pods, minSafe, requests, failed)
 		if policies[name].albdrain() {
 			s.Add(name+".released_by_policy", released)
 		}

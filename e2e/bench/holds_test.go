@@ -75,7 +75,7 @@ func TestHoldSectionKeys(t *testing.T) {
 		{policy: "deregistered", pods: pods(20, 21), requests: 100, released: 2},
 		{policy: "fixed_p90", pods: pods(3, 3), requests: 100, failed: 4},
 	}
-	s := holdSection(cluster.FieldTimings(), HoldOptions{Replicas: 2, Rollouts: 1, Rate: 40, Policies: HoldPolicies(time.Second)},
+	s := holdSection(cluster.FieldTimings(), HoldOptions{Replicas: 2, Rollouts: 1, Rate: 40, Policies: HoldPolicies(time.Second, time.Second, 30*time.Second)},
 		runs, []float64{2, 3, 2, 3, 2, 3}, map[string]float64{"fixed_p90": 3})
 	got := map[string]float64{}
 	for _, f := range s.Figures {
@@ -100,5 +100,22 @@ func TestHoldSectionKeys(t *testing.T) {
 	}
 	if len(s.Details) != 3+6 {
 		t.Errorf("details %q: want a heading and a line per pod for each of 3 policies", s.Details)
+	}
+}
+
+// The quiet policy's over-hold target follows the quiet period the traffic
+// sizes: k mean gaps, within its bounds, plus a second.
+func TestQuietOverHoldBound(t *testing.T) {
+	quiet := HoldPolicies(time.Second, time.Second, 30*time.Second)[0]
+	if quiet.Name != "quiet" {
+		t.Fatalf("first policy %q, want quiet", quiet.Name)
+	}
+	for _, tc := range []struct {
+		rate float64
+		want time.Duration
+	}{{40, 2 * time.Second}, {2, 8500 * time.Millisecond}, {0.1, 31 * time.Second}} {
+		if got := quiet.MaxOverHold(tc.rate); got != tc.want {
+			t.Errorf("bound at %g requests/s = %s, want %s", tc.rate, got, tc.want)
+		}
 	}
 }

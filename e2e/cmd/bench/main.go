@@ -175,6 +175,10 @@ func run(ctx context.Context, out io.Writer, o options) (err error) {
 	return nil
 }
 
+// quietPeriodMax is the webhook's default --quiet-period-max, which the
+// local cluster keeps.
+const quietPeriodMax = 30 * time.Second
+
 // measureHolds runs the hold-precision measurement on a local cluster
 // whose ALB draws its lags from the model given.
 func measureHolds(ctx context.Context, ws *cluster.Workspace, o options) (_ *bench.Section, err error) {
@@ -198,7 +202,7 @@ func measureHolds(ctx context.Context, ws *cluster.Workspace, o options) (_ *ben
 	ws.Say("hold precision: rolling restarts behind the emulated ALB")
 	return bench.MeasureHolds(ctx, c, t, bench.HoldOptions{
 		Replicas: int32(h.replicas), Rollouts: h.rollouts, Rate: h.rate, LowRate: h.lowRate,
-		Policies: bench.HoldPolicies(settle),
+		Policies: bench.HoldPolicies(settle, t.QuietPeriod, quietPeriodMax),
 		Progress: func(line string) {
 			// The per-second traffic counts would drown the steps.
 			if !trafficLine.MatchString(line) {

@@ -70,7 +70,8 @@ func timeline(results []*scenario.Result) []byte {
 
 		fmt.Fprintf(&b, `<text x="10" y="%d">requests / %s</text>`+"\n", y+trafficH/2, bucket)
 		for i, bk := range buckets(r) {
-			x0, x1 := x(time.Duration(i)*bucket), x(time.Duration(i+1)*bucket)
+			// The last bucket may run past the span: draw it up to the edge.
+			x0, x1 := x(time.Duration(i)*bucket), min(x(time.Duration(i+1)*bucket), plotRight)
 			hOK := float64(trafficH) * float64(bk.ok) / float64(maxBucket)
 			hFail := float64(trafficH) * float64(bk.failed) / float64(maxBucket)
 			base := float64(y + trafficH)
