@@ -29,7 +29,7 @@ SHELL         := bash
 # first build shows it is alive, and passes anything else (errors) through.
 progress      := awk '/[: ]/ { print; next } { if (++n % 100 == 0) { print "   ... " n " packages compiled"; fflush() } }'
 
-.PHONY: all build test lint fuzz demo bench image assets clean
+.PHONY: all build test lint fuzz demo bench image assets node-assets clean
 
 all: build
 
@@ -40,7 +40,7 @@ build:
 # integration and end-to-end tests against the real kube-apiserver and etcd,
 # and on a real node (kubelet, containerd, runc, CNI; needs root), all built
 # first if missing.
-test: assets lint
+test: assets node-assets lint
 	$(GO) test -count=1 -timeout 10m ./...
 	cd e2e && $(GO) test -count=1 -timeout 25m ./...
 
@@ -101,7 +101,10 @@ image:
 
 NODE_ASSETS := $(ASSETS)/kubelet \
 	$(CONTAINERD_ASSETS)/containerd $(CONTAINERD_ASSETS)/ctr $(CONTAINERD_ASSETS)/containerd-shim-runc-v2
-assets: $(ASSETS)/kube-apiserver $(ASSETS)/kube-controller-manager $(ASSETS)/etcd $(NODE_ASSETS)
+# assets is the control plane, which every test, the demo and the bench run;
+# node-assets the real node's kubelet and containerd, which only make test runs.
+assets: $(ASSETS)/kube-apiserver $(ASSETS)/kube-controller-manager $(ASSETS)/etcd
+node-assets: $(NODE_ASSETS)
 
 $(ASSETS)/kube-apiserver $(ASSETS)/kube-controller-manager $(ASSETS)/kubelet:
 	@mkdir -p $(ASSETS)

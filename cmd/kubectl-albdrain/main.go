@@ -15,7 +15,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 
-	"github.com/albdrain/albdrain/explain"
+	"github.com/albdrain/albdrain/internal/explain"
 )
 
 const usage = `usage: kubectl albdrain explain POD [-n NAMESPACE] [-o text|json]

@@ -25,7 +25,7 @@ import (
 )
 
 // Namespace is where the harness installs albdrain's chart.
-const Namespace = "albdrain"
+const Namespace = "albdrain-system"
 
 // WebhookConfiguration is albdrain's registration as its chart renders it
 // with default values. envtest points it at the local webhook server.

@@ -19,7 +19,7 @@ import (
 	"github.com/albdrain/albdrain/certs/tlspolicy"
 	"github.com/albdrain/albdrain/drain"
 	"github.com/albdrain/albdrain/drain/targetgroups"
-	"github.com/albdrain/albdrain/explain"
+	"github.com/albdrain/albdrain/internal/explain"
 	"github.com/albdrain/albdrain/internal/lbc"
 	"github.com/albdrain/albdrain/webhook"
 )
