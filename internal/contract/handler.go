@@ -48,10 +48,11 @@ type SleepAction struct {
 // IntOrString: a number or a string.
 type Port string
 
-// MarshalJSON writes a number when the port is one.
+// MarshalJSON writes a number when the port is one in its plain spelling,
+// and a string otherwise, so that what is read back is what was written.
 func (p Port) MarshalJSON() ([]byte, error) {
-	if n, err := strconv.ParseUint(string(p), 10, 16); err == nil {
-		return []byte(strconv.FormatUint(n, 10)), nil
+	if n, err := strconv.ParseUint(string(p), 10, 16); err == nil && strconv.FormatUint(n, 10) == string(p) {
+		return []byte(p), nil
 	}
 	return json.Marshal(string(p))
 }
