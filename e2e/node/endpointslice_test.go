@@ -102,19 +102,7 @@ func TestEndpointSlicesAndEmulatorOnRealNode(t *testing.T) {
 	if err := emu.WaitTargetState(ctx, arn, target, albemu.StateHealthy); err != nil {
 		t.Fatal(err)
 	}
-	ln, err := emu.AddListener(arn, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp, err := http.Get(ln.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK || strings.TrimSpace(string(body)) != pod.Name {
-		t.Errorf("through the emulator: %d %q, want 200 %q", resp.StatusCode, body, pod.Name)
-	}
+	expectServedThrough(t, emu, arn, pod.Name)
 
 	if err := env.Client.Delete(ctx, pod); err != nil {
 		t.Fatal(err)
@@ -168,4 +156,23 @@ func mustAddr(t *testing.T, s string) netip.Addr {
 		t.Fatalf("pod IP %q is not IPv4: %v", s, err)
 	}
 	return a
+}
+
+// expectServedThrough sends one request through a listener of the
+// emulated ALB on target group arn and expects podName to answer it.
+func expectServedThrough(t *testing.T, emu *albemu.Emulator, arn, podName string) {
+	t.Helper()
+	ln, err := emu.AddListener(arn, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.Get(ln.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || strings.TrimSpace(string(body)) != podName {
+		t.Errorf("through the emulator: %d %q, want 200 %q", resp.StatusCode, body, podName)
+	}
 }

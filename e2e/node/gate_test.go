@@ -2,9 +2,6 @@ package node_test
 
 import (
 	"context"
-	"io"
-	"net/http"
-	"strings"
 	"testing"
 	"time"
 
@@ -108,19 +105,7 @@ func TestReadinessGateOnRealNode(t *testing.T) {
 	if h, err := emu.TargetHealth(arn, target); err != nil || h[0].State != albemu.StateHealthy {
 		t.Fatalf("pod Ready while its target is %+v (%v), want healthy", h, err)
 	}
-	ln, err := emu.AddListener(arn, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp, err := http.Get(ln.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK || strings.TrimSpace(string(body)) != pod.Name {
-		t.Errorf("through the emulator: %d %q, want 200 %q", resp.StatusCode, body, pod.Name)
-	}
+	expectServedThrough(t, emu, arn, pod.Name)
 
 	if err := env.Client.Delete(ctx, pod); err != nil {
 		t.Fatal(err)
