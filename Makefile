@@ -99,14 +99,14 @@ image:
 	cd e2e && $(GO) run ./cmd/image -root .. -go=$(GO) -bin ../$(BIN)/image \
 		-tag $(IMAGE) -o ../$(IMAGE_ARCHIVE) $(if $(PUSH),-push)
 
-NODE_ASSETS := $(ASSETS)/kubelet \
+NODE_ASSETS := $(ASSETS)/kubelet $(ASSETS)/kube-proxy \
 	$(CONTAINERD_ASSETS)/containerd $(CONTAINERD_ASSETS)/ctr $(CONTAINERD_ASSETS)/containerd-shim-runc-v2
 # assets is the control plane, which every test, the demo and the bench run;
-# node-assets the real node's kubelet and containerd, which only make test runs.
+# node-assets the real node's kubelet, kube-proxy and containerd, which only make test runs.
 assets: $(ASSETS)/kube-apiserver $(ASSETS)/kube-controller-manager $(ASSETS)/etcd
 node-assets: $(NODE_ASSETS)
 
-$(ASSETS)/kube-apiserver $(ASSETS)/kube-controller-manager $(ASSETS)/kubelet:
+$(ASSETS)/kube-apiserver $(ASSETS)/kube-controller-manager $(ASSETS)/kubelet $(ASSETS)/kube-proxy:
 	@mkdir -p $(ASSETS)
 	@echo ">> building $(@F) $(KUBE_VERSION) from the Go module proxy (first time only, up to ~10 min)"
 	cd e2e/tools/kube && CGO_ENABLED=0 $(GO) build -v -trimpath -ldflags "$(KUBE_LDFLAGS)" \

@@ -37,10 +37,10 @@ func WebhookConfiguration() (*admissionv1.MutatingWebhookConfiguration, error) {
 	return m.WebhookConfiguration()
 }
 
-// chartValues configure the chart for the harness: its timings, and the
+// ChartValues configure the chart for the harness: its timings, and the
 // emulator as ELBv2. Certificates come from envtest, as cert-manager's would
 // come from outside the manager.
-func chartValues(t Timings, region, elbv2URL, helperImage string) map[string]any {
+func ChartValues(t Timings, region, elbv2URL, helperImage string) map[string]any {
 	return map[string]any{
 		"image": map[string]any{"repository": "albdrain", "tag": "e2e"},
 		"hold": map[string]any{
@@ -106,7 +106,7 @@ func newAlbdrain(ctx context.Context, env *kubetest.Env, dir string, t Timings, 
 // WebhookConfiguration and its hold endpoint serves pods at site. Start
 // runs it.
 func NewAlbdrain(ctx context.Context, env *kubetest.Env, t Timings, awsCfg aws.Config, elbv2URL string, site Site) (*Albdrain, error) {
-	m, err := helmchart.Render(Namespace, chartValues(t, awsCfg.Region, elbv2URL, site.HelperImage))
+	m, err := helmchart.Render(Namespace, ChartValues(t, awsCfg.Region, elbv2URL, site.HelperImage))
 	if err != nil {
 		return nil, err
 	}

@@ -30,6 +30,7 @@ type Env struct {
 type options struct {
 	tgbCRD      bool
 	gatewayCRDs bool
+	inCluster   bool
 	webhooks    []*admissionv1.MutatingWebhookConfiguration
 }
 

@@ -50,13 +50,23 @@ func Run(opts ...Option) (env *Env, stop func() error, err error) {
 		}
 		te.CRDInstallOptions.CRDs = append(append(te.CRDInstallOptions.CRDs, gw...), own...)
 	}
+	cleanup := func() {}
+	if o.inCluster {
+		if cleanup, err = configureInCluster(te); err != nil {
+			return nil, nil, err
+		}
+	}
+	stop = func() error {
+		defer cleanup()
+		return te.Stop()
+	}
 	cfg, err := te.Start()
 	if err != nil {
-		return nil, nil, fmt.Errorf("start kube-apiserver and etcd: %w", err)
+		return nil, nil, errors.Join(fmt.Errorf("start kube-apiserver and etcd: %w", err), stop())
 	}
 	c, err := client.New(cfg, client.Options{Scheme: scheme})
 	if err != nil {
-		return nil, nil, errors.Join(fmt.Errorf("client: %w", err), te.Stop())
+		return nil, nil, errors.Join(fmt.Errorf("client: %w", err), stop())
 	}
-	return &Env{Environment: te, Config: cfg, Client: c, Scheme: scheme}, te.Stop, nil
+	return &Env{Environment: te, Config: cfg, Client: c, Scheme: scheme}, stop, nil
 }

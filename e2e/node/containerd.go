@@ -8,6 +8,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"text/template"
+
+	"github.com/albdrain/albdrain/e2e/kubetest"
 )
 
 // PauseImage is the sandbox image the node's containerd pins; Start builds it
@@ -70,8 +72,10 @@ disabled_plugins = [
 `))
 
 // cniConfig is the pods' network: the test's bridge, host-local addresses in
-// the pod range, and a route to the host's end of the veth only; no default
-// route, no masquerading, so pods reach nothing but the test's subnet.
+// the pod range, and routes to the host's end of the veth and to the
+// Service range (which kube-proxy, when it runs, translates in the node's
+// namespace); no default route, no masquerading, so pods reach nothing but
+// the test's subnet.
 var cniConfig = template.Must(template.New("cni").Parse(`{
   "cniVersion": "1.0.0",
   "name": "albdrain-test",
@@ -86,7 +90,7 @@ var cniConfig = template.Must(template.New("cni").Parse(`{
         "type": "host-local",
         "dataDir": "{{.IPAMDir}}",
         "ranges": [[{"subnet": "{{.PodRange}}", "rangeStart": "{{.RangeStart}}", "gateway": "{{.Gateway}}"}]],
-        "routes": [{"dst": "{{.HostRoute}}", "gw": "{{.Gateway}}"}]
+        "routes": [{"dst": "{{.HostRoute}}", "gw": "{{.Gateway}}"}, {"dst": "{{.ServiceCIDR}}", "gw": "{{.Gateway}}"}]
       }
     },
     {"type": "loopback"}
@@ -118,7 +122,7 @@ func (n *Node) containerdFiles() error {
 	if err := cniConfig.Execute(&cni, map[string]string{
 		"Bridge": BridgeName, "IPAMDir": filepath.Join(n.Dir, "cni", "ipam"), "PodRange": n.Net.PodRange.String(),
 		"RangeStart": fmt.Sprintf("%d.%d.0.10", b[0], b[1]), "Gateway": n.Net.Bridge.String(),
-		"HostRoute": n.Net.HostIP.String() + "/32",
+		"HostRoute": n.Net.HostIP.String() + "/32", "ServiceCIDR": kubetest.ServiceCIDR,
 	}); err != nil {
 		return err
 	}

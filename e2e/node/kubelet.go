@@ -42,6 +42,10 @@ authorization:
   mode: AlwaysAllow
 podLogsDir: {{.PodLogs}}
 resolvConf: {{.ResolvConf}}
+{{- if .ClusterDNS}}
+clusterDNS: [{{.ClusterDNS}}]
+clusterDomain: {{.ClusterDomain}}
+{{- end}}
 imageGCHighThresholdPercent: 100
 imageGCLowThresholdPercent: 99
 evictionHard:
@@ -71,17 +75,8 @@ func (n *Node) startKubelet(kubeconfig []byte, apiserver string) error {
 			return err
 		}
 	}
-	cfg, err := clientcmd.Load(kubeconfig)
-	if err != nil {
-		return fmt.Errorf("kubelet kubeconfig: %w", err)
-	}
-	for _, c := range cfg.Clusters {
-		c.Server = "https://" + apiserver
-		// The apiserver's certificate names localhost; the node reaches it through the forwarder.
-		c.TLSServerName = "localhost"
-	}
 	kubeconfigPath := filepath.Join(dir, "kubeconfig")
-	if err := clientcmd.WriteToFile(*cfg, kubeconfigPath); err != nil {
+	if err := writeKubeconfig(kubeconfig, apiserver, kubeconfigPath); err != nil {
 		return err
 	}
 	resolvConf := filepath.Join(dir, "resolv.conf")
@@ -92,6 +87,7 @@ func (n *Node) startKubelet(kubeconfig []byte, apiserver string) error {
 	if err := kubeletConfig.Execute(&buf, map[string]any{
 		"Socket": n.ContainerdSocket, "CgroupRoot": n.cgroupRoot, "NodeIP": n.Net.NodeIP.String(),
 		"PodLogs": filepath.Join(n.Dir, "pod-logs"), "ResolvConf": resolvConf,
+		"ClusterDNS": n.clusterDNS, "ClusterDomain": ClusterDomain,
 	}); err != nil {
 		return err
 	}
@@ -122,4 +118,19 @@ func (n *Node) startKubelet(kubeconfig []byte, apiserver string) error {
 	}
 	n.kubelet = p
 	return nil
+}
+
+// writeKubeconfig writes kubeconfig to path, pointed at the apiserver
+// through the node's forwarder.
+func writeKubeconfig(kubeconfig []byte, apiserver, path string) error {
+	cfg, err := clientcmd.Load(kubeconfig)
+	if err != nil {
+		return fmt.Errorf("kubeconfig: %w", err)
+	}
+	for _, c := range cfg.Clusters {
+		c.Server = "https://" + apiserver
+		// The apiserver's certificate names localhost; the node reaches it through the forwarder.
+		c.TLSServerName = "localhost"
+	}
+	return clientcmd.WriteToFile(*cfg, path)
 }

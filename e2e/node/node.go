@@ -44,24 +44,40 @@ type Node struct {
 	forwarder  *forwarder
 	containerd *process
 	kubelet    *process
+	kubeProxy  *process
+	// clusterDNS is the name server of pods' resolv.conf, when Services work.
+	clusterDNS string
 	undo       []func() error
 }
 
+// Option changes what Start sets up.
+type Option func(*options)
+
+type options struct{ services bool }
+
+// WithServices makes Services work for the node's pods as in a cluster:
+// kube-proxy, the kubernetes Service leading to the apiserver, and cluster
+// DNS (a stand-in). The apiserver must run with
+// kubetest.WithInClusterClients. One node per apiserver can have them: the
+// kubernetes and kube-dns Services lead to this node's end of its veth.
+func WithServices() Option { return func(o *options) { o.services = true } }
+
 // assets are the node's binaries.
 type assets struct {
-	kubelet, containerdDir, ctr, runc, cniBin string
+	kubelet, kubeProxy, containerdDir, ctr, runc, cniBin string
 }
 
 func findAssets() (assets, error) {
 	a := assets{
 		kubelet:       filepath.Join(os.Getenv("KUBEBUILDER_ASSETS"), "kubelet"),
+		kubeProxy:     filepath.Join(os.Getenv("KUBEBUILDER_ASSETS"), "kube-proxy"),
 		containerdDir: os.Getenv("ALBDRAIN_CONTAINERD_ASSETS"),
 		runc:          "/usr/sbin/runc",
 		cniBin:        "/usr/lib/cni",
 	}
 	a.ctr = filepath.Join(a.containerdDir, "ctr")
 	var missing []string
-	for _, f := range []string{a.kubelet, a.ctr, filepath.Join(a.containerdDir, "containerd"),
+	for _, f := range []string{a.kubelet, a.kubeProxy, a.ctr, filepath.Join(a.containerdDir, "containerd"),
 		filepath.Join(a.containerdDir, "containerd-shim-runc-v2"), a.runc, filepath.Join(a.cniBin, "bridge"),
 		filepath.Join(a.cniBin, "host-local"), filepath.Join(a.cniBin, "loopback")} {
 		if _, err := os.Stat(f); err != nil {
@@ -69,7 +85,7 @@ func findAssets() (assets, error) {
 		}
 	}
 	if len(missing) > 0 {
-		return a, fmt.Errorf("the real node needs %s: run through `make test` (make assets builds kubelet and containerd; .ci/run installs runc and containernetworking-plugins)", strings.Join(missing, ", "))
+		return a, fmt.Errorf("the real node needs %s: run through `make test` (make node-assets builds kubelet, kube-proxy and containerd; .ci/run installs runc and containernetworking-plugins)", strings.Join(missing, ", "))
 	}
 	return a, nil
 }
@@ -78,9 +94,13 @@ func findAssets() (assets, error) {
 // image and waits for the node to be Ready. The test fails if the node
 // cannot run here (missing binaries, not root) rather than skipping, so a
 // CI run cannot pass by testing nothing. Stop runs at cleanup.
-func Start(t testing.TB, env *kubetest.Env) *Node {
+func Start(t testing.TB, env *kubetest.Env, opts ...Option) *Node {
 	t.Helper()
-	n, err := start(env)
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
+	n, err := start(env, o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,7 +112,7 @@ func Start(t testing.TB, env *kubetest.Env) *Node {
 	return n
 }
 
-func start(env *kubetest.Env) (_ *Node, err error) {
+func start(env *kubetest.Env, o options) (_ *Node, err error) {
 	if os.Geteuid() != 0 {
 		return nil, errors.New("the real node needs root (network and mount namespaces, cgroups)")
 	}
@@ -127,8 +147,12 @@ func start(env *kubetest.Env) (_ *Node, err error) {
 		return nil, err
 	}
 	n.undo = append(n.undo, func() error { return removeCgroupRoot(n.cgroupRoot) })
-	// No name server: pods get an empty resolv.conf rather than the host's.
+	// No name server: pods get an empty resolv.conf rather than the host's,
+	// or the cluster DNS when Services work.
 	n.resolvConf = []byte("# albdrain test node: no name server\n")
+	if o.services {
+		n.clusterDNS = ClusterDNSIP
+	}
 
 	if err := n.containerdFiles(); err != nil {
 		return nil, err
@@ -146,6 +170,11 @@ func start(env *kubetest.Env) (_ *Node, err error) {
 	}
 	if err := n.waitReady(ctx, env.Client); err != nil {
 		return nil, err
+	}
+	if o.services {
+		if err := n.startServices(ctx, env); err != nil {
+			return nil, err
+		}
 	}
 	return n, nil
 }
@@ -280,7 +309,7 @@ func (n *Node) keepLogs() {
 	if err := os.MkdirAll(dst, 0o755); err != nil {
 		return
 	}
-	for _, name := range []string{"kubelet", "containerd"} {
+	for _, name := range []string{"kubelet", "containerd", "kube-proxy"} {
 		_ = exec.Command("cp", n.logPath(name), dst).Run()
 	}
 }

@@ -3,7 +3,6 @@ package node_test
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -28,7 +27,6 @@ import (
 	"github.com/albdrain/albdrain/e2e/kubetest"
 	"github.com/albdrain/albdrain/e2e/load"
 	"github.com/albdrain/albdrain/e2e/node"
-	"github.com/albdrain/albdrain/e2e/testcert"
 	"github.com/albdrain/albdrain/internal/contract"
 	"github.com/albdrain/albdrain/internal/lbc"
 )
@@ -43,29 +41,28 @@ type realNodeRig struct {
 	emu *albemu.Emulator
 }
 
-// startRig brings the rig up. albdrain's manager runs on the host, not as a
-// pod: the webhook is registered with the apiserver by envtest and the hold
-// endpoint listens on the host's end of the node's veth, with a certificate
-// for that address; the helper in the pods is told that URL. Everything in
-// the pods (init container from albdrain's image, the helper as preStop,
-// its call to the watcher from the pod's own address) is real.
+// startRig brings the rig up, with albdrain installed from its chart as a
+// user installs it (installAlbdrain): its manager runs as a pod on the
+// node from albdrain's image, the apiserver calls its webhook through the
+// Service, and the helper in the pods calls the watcher through the
+// Service's name, resolved by the cluster DNS stand-in and translated by
+// kube-proxy in the node's namespace.
 func startRig(t *testing.T) *realNodeRig {
 	t.Helper()
 	tm := cluster.DefaultTimings()
-	wh, err := cluster.WebhookConfiguration()
-	if err != nil {
-		t.Fatal(err)
-	}
-	env := kubetest.Start(t, kubetest.WithTargetGroupBindingCRD(), kubetest.WithMutatingWebhooks(wh))
-	cm, err := cluster.StartControllerManager(env, t.TempDir(), append(cluster.Controllers, cluster.EndpointSliceController)...)
+	env := kubetest.Start(t, kubetest.WithTargetGroupBindingCRD(), kubetest.WithInClusterClients())
+	cm, err := cluster.StartControllerManager(env, t.TempDir(), append(cluster.Controllers, cluster.EndpointSliceController,
+		"serviceaccount-controller", "root-ca-certificate-publisher-controller")...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = cm.Stop() })
-	n := node.Start(t, env)
+	n := node.Start(t, env, node.WithServices())
 	importImages(t, n, true)
 
+	// The manager's pod calls the emulator's API on the host's end of the veth.
 	emu := albemu.NewForTest(t, albemu.Options{
+		APIAddr:                    n.Net.HostIP.String() + ":0",
 		TargetSubnet:               n.Net.Subnet,
 		PropagationLag:             tm.PropagationLag,
 		ConnectTimeout:             time.Second,
@@ -77,29 +74,14 @@ func startRig(t *testing.T) *realNodeRig {
 	})
 	awsCfg := aws.Config{Region: "us-east-1", Credentials: credentials.NewStaticCredentialsProvider("id", "secret", "")}
 	api := elbv2.NewFromConfig(awsCfg, func(o *elbv2.Options) { o.BaseEndpoint = aws.String(emu.URL()) })
-	ctx := context.Background()
-	ctl, err := fakelbc.Start(ctx, env.Config, fakelbc.Options{
+	ctl, err := fakelbc.Start(context.Background(), env.Config, fakelbc.Options{
 		ELBv2: api, MinLag: tm.LBCMinLag, MaxLag: tm.LBCMaxLag, HealthPoll: tm.LBCHealthPoll, EndpointSlices: true,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(ctl.Stop)
-
-	certDir := t.TempDir()
-	if err := testcert.WriteServingCert(certDir, n.Net.HostIP.AsSlice()); err != nil {
-		t.Fatal(err)
-	}
-	mgr, err := cluster.NewAlbdrain(context.Background(), env, tm, awsCfg, emu.URL(), cluster.Site{
-		HoldHost: n.Net.HostIP.String(), HoldCertDir: certDir, HoldCAFile: filepath.Join(certDir, "tls.crt"), HelperImage: albdrainRef,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := mgr.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = mgr.Stop() })
+	installAlbdrain(t, env, n, tm, emu.URL())
 	return &realNodeRig{env: env, n: n, emu: emu}
 }
 
@@ -146,8 +128,8 @@ func webDeployment(ns, nodeName string, withAlbdrain bool, variant func(*corev1.
 // rollout deploys the application in its own namespace and target group,
 // restarts it under traffic through the emulator, and returns the traffic's
 // results once the old pods are gone, with the helper processes the node
-// ran meanwhile.
-func (r *realNodeRig) rollout(t *testing.T, ns string, withAlbdrain bool, variant func(*corev1.PodSpec), how disruption) ([]load.Result, []node.Proc) {
+// ran meanwhile and how the app's containers of the deleted pods exited.
+func (r *realNodeRig) rollout(t *testing.T, ns string, withAlbdrain bool, variant func(*corev1.PodSpec), how disruption) ([]load.Result, []node.Proc, []exit) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
@@ -184,6 +166,9 @@ func (r *realNodeRig) rollout(t *testing.T, ns string, withAlbdrain bool, varian
 		},
 	}
 	for _, o := range objs {
+		if d, ok := o.(*appsv1.Deployment); ok && withAlbdrain {
+			r.waitInjecting(ctx, t, d)
+		}
 		if err := r.env.Client.Create(ctx, o); err != nil {
 			t.Fatalf("create %s: %v", o.GetName(), err)
 		}
@@ -200,6 +185,8 @@ func (r *realNodeRig) rollout(t *testing.T, ns string, withAlbdrain bool, varian
 	defer run.Stop()
 	helpers := node.WatchProcesses(ctx, r.n, contract.HelperPath+"\x00")
 	defer helpers.Stop()
+	exits := watchExits(ctx, t, r.env.Config, ns, "app")
+	defer exits.Stop()
 	switch how {
 	case restart:
 		r.restart(ctx, t, ns)
@@ -207,7 +194,33 @@ func (r *realNodeRig) rollout(t *testing.T, ns string, withAlbdrain bool, varian
 		r.evict(ctx, t, original)
 	}
 	r.waitServing(ctx, t, ns, arn, original)
-	return run.Stop(), helpers.Stop()
+	return run.Stop(), helpers.Stop(), exits.Stop()
+}
+
+// waitInjecting waits until albdrain's webhook injects its hold into the
+// Deployment's pods, asking with server-side dry runs: its manager only
+// knows of the TargetGroupBinding just created once its cache has it, and a
+// pod created before then would rightly be left alone.
+func (r *realNodeRig) waitInjecting(ctx context.Context, t *testing.T, dep *appsv1.Deployment) {
+	t.Helper()
+	err := wait.PollUntilContextCancel(ctx, 200*time.Millisecond, true, func(ctx context.Context) (bool, error) {
+		pod := &corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{GenerateName: "dry-run-", Namespace: dep.Namespace, Labels: dep.Spec.Template.Labels},
+			Spec:       *dep.Spec.Template.Spec.DeepCopy(),
+		}
+		if err := r.env.Client.Create(ctx, pod, client.DryRunAll); err != nil {
+			return false, err
+		}
+		for _, c := range pod.Spec.InitContainers {
+			if c.Name == contract.InitContainerName {
+				return true, nil
+			}
+		}
+		return false, nil
+	})
+	if err != nil {
+		t.Fatalf("albdrain's webhook never injected the hold into %s's pods: %v", dep.Name, err)
+	}
 }
 
 // disruption is how a rollout replaces the pods.
@@ -328,7 +341,7 @@ func failures(results []load.Result) (failed int, codes map[int]int) {
 func TestRollingRestartOnRealNode(t *testing.T) {
 	r := startRig(t)
 
-	baseline, helpers := r.rollout(t, "baseline", false, nil, restart)
+	baseline, helpers, _ := r.rollout(t, "baseline", false, nil, restart)
 	if len(helpers) != 0 {
 		t.Errorf("baseline: the node ran albdrain's helper: %v", helpers)
 	}
@@ -358,7 +371,26 @@ func TestRollingRestartOnRealNode(t *testing.T) {
 		{name: "albdrain-evictions", wantArg: " wait ", how: evict},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			results, helpers := r.rollout(t, tc.name, true, tc.variant, tc.how)
+			ctx := context.Background()
+			before := holdOutcomes(ctx, t, r.env.Client)
+			results, helpers, exits := r.rollout(t, tc.name, true, tc.variant, tc.how)
+			// From the manager's pod: each hold reached the watcher through
+			// its Service and ended there, none by timeout or fallback.
+			after := holdOutcomes(ctx, t, r.env.Client)
+			var released float64
+			for _, o := range contract.Outcomes {
+				d := after[string(o)] - before[string(o)]
+				if o == contract.OutcomeTimeout || o == contract.OutcomeFallback {
+					if d != 0 {
+						t.Errorf("%v more holds ended by %s", d, o)
+					}
+					continue
+				}
+				released += d
+			}
+			if released != 2 {
+				t.Errorf("the watcher released %v holds, want one per replaced pod (2); outcomes %v, before %v", released, after, before)
+			}
 			failed, codes := failures(results)
 			t.Logf("%s: %d requests, %d failed %v", tc.name, len(results), failed, codes)
 			if failed != 0 {
@@ -372,6 +404,24 @@ func TestRollingRestartOnRealNode(t *testing.T) {
 			for _, h := range helpers {
 				if !strings.Contains(h.Cmdline, tc.wantArg) {
 					t.Errorf("helper ran as %q, want %q in it", h.Cmdline, tc.wantArg)
+				}
+			}
+			// From the node: the app got SIGTERM after the hold and exited
+			// of itself, within the grace period; a SIGKILL would show as 137.
+			if len(exits) != 2 {
+				t.Errorf("the kubelet reported %d exits of replaced pods' app, want 2: %+v", len(exits), exits)
+			}
+			for _, e := range exits {
+				if e.state.FinishedAt.IsZero() {
+					t.Errorf("%s: the kubelet never reported the app's exit", e.pod)
+					continue
+				}
+				grace := time.Duration(e.graceSeconds) * time.Second
+				t.Logf("%s: app exited %d (%s) %s into a grace period of %s",
+					e.pod, e.state.ExitCode, e.state.Reason, e.state.FinishedAt.Sub(e.deadline.Add(-grace)), grace)
+				if e.state.ExitCode != 0 || e.state.FinishedAt.After(e.deadline.Time) {
+					t.Errorf("%s: app exited %d (%s) at %s, want 0 before the grace period's end at %s",
+						e.pod, e.state.ExitCode, e.state.Reason, e.state.FinishedAt, e.deadline)
 				}
 			}
 		})
