@@ -333,11 +333,15 @@ func failures(results []load.Result) (failed int, codes map[int]int) {
 }
 
 // TestRollingRestartOnRealNode restarts a Deployment under traffic through
-// the ALB emulator on the real node, without and with albdrain (its default
-// release policy): without, the load balancer keeps sending requests to
-// pods that stopped at SIGTERM, and requests fail; with albdrain, none does,
-// whatever the pod's shape: podapp's image has no shell, and the variants
-// add a native sidecar or the application's own preStop.
+// the ALB emulator on the real node, without and with albdrain (installed
+// from its chart, its default release policy): without, the load balancer
+// keeps sending requests to pods that stopped at SIGTERM, and requests
+// fail; with albdrain, none does, whatever the pod's shape: podapp's image
+// has no shell, and the variants add a native sidecar or the application's
+// own preStop. With albdrain it also checks, from the node and the
+// manager's pod, that each replaced pod ran the helper as its preStop, that
+// the watcher released each hold (none timed out or fell back), and that the
+// app then exited of itself (0) within its grace period.
 func TestRollingRestartOnRealNode(t *testing.T) {
 	r := startRig(t)
 
