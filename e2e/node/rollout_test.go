@@ -213,6 +213,7 @@ func (r *realNodeRig) waitInjecting(ctx context.Context, t *testing.T, dep *apps
 		}
 		for _, c := range pod.Spec.InitContainers {
 			if c.Name == contract.InitContainerName {
+				checkWatcherURL(t, pod)
 				return true, nil
 			}
 		}
@@ -221,6 +222,25 @@ func (r *realNodeRig) waitInjecting(ctx context.Context, t *testing.T, dep *apps
 	if err != nil {
 		t.Fatalf("albdrain's webhook never injected the hold into %s's pods: %v", dep.Name, err)
 	}
+}
+
+// watcherURL is where the chart tells the helper the watcher is: its
+// Service's name, port watcher.port.
+const watcherURL = "https://albdrain.albdrain-system.svc:8443"
+
+// checkWatcherURL checks that the injected helper is told the watcher's
+// Service name, so that its holds travel through DNS and kube-proxy.
+func checkWatcherURL(t *testing.T, pod *corev1.Pod) {
+	t.Helper()
+	for _, e := range pod.Spec.Containers[0].Env {
+		if e.Name == contract.EnvWatcherURL {
+			if e.Value != watcherURL {
+				t.Errorf("the helper is told the watcher is at %q, want %q", e.Value, watcherURL)
+			}
+			return
+		}
+	}
+	t.Errorf("the injected pod has no %s: %+v", contract.EnvWatcherURL, pod.Spec.Containers[0].Env)
 }
 
 // disruption is how a rollout replaces the pods.
