@@ -4,9 +4,9 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"net/http"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"text/template"
 	"time"
@@ -46,7 +46,7 @@ clientConnection:
   kubeconfig: {{.Kubeconfig}}
 mode: nftables
 hostnameOverride: {{.Name}}
-healthzBindAddress: {{.NodeIP}}:10256
+healthzBindAddress: 127.0.0.1:10256
 metricsBindAddress: 127.0.0.1:10249
 clusterCIDR: {{.PodRange}}
 detectLocalMode: ClusterCIDR
@@ -114,7 +114,7 @@ func publishEndpoint(ctx context.Context, c client.Client, namespace, name, port
 }
 
 // startKubeProxy starts kube-proxy as the user its bootstrap RBAC names and
-// waits until it has programmed the Services.
+// waits until it has written its rules.
 func (n *Node) startKubeProxy(ctx context.Context, env *kubetest.Env) error {
 	user, err := env.Environment.AddUser(envtest.User{Name: "system:kube-proxy"}, nil)
 	if err != nil {
@@ -134,7 +134,7 @@ func (n *Node) startKubeProxy(ctx context.Context, env *kubetest.Env) error {
 	}
 	var buf bytes.Buffer
 	if err := kubeProxyConfig.Execute(&buf, map[string]string{
-		"Kubeconfig": kubeconfigPath, "Name": n.Name, "NodeIP": n.Net.NodeIP.String(), "PodRange": n.Net.PodRange.String(),
+		"Kubeconfig": kubeconfigPath, "Name": n.Name, "PodRange": n.Net.PodRange.String(),
 	}); err != nil {
 		return err
 	}
@@ -148,25 +148,18 @@ func (n *Node) startKubeProxy(ctx context.Context, env *kubetest.Env) error {
 	}
 	n.kubeProxy = p
 	n.undo = append(n.undo, func() error { return p.stop(10 * time.Second) })
-	// healthz answers 200 once the rules are in place.
-	healthz := "http://" + n.Net.NodeIP.String() + ":10256/healthz"
+	// kube-proxy's healthz answers 200 from its start, so the rules
+	// themselves tell when it has synced: a chain for each Service above.
+	var table []byte
 	err = wait.PollUntilContextCancel(ctx, 200*time.Millisecond, true, func(ctx context.Context) (bool, error) {
 		if err := p.exited(); err != nil {
 			return false, err
 		}
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, healthz, nil)
-		if err != nil {
-			return false, err
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			return false, nil
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK, nil
+		table, _ = exec.CommandContext(ctx, "ip", "netns", "exec", n.Net.Name, "nft", "list", "table", "ip", "kube-proxy").CombinedOutput()
+		return bytes.Contains(table, []byte("default/kubernetes/tcp/https")) && bytes.Contains(table, []byte("kube-system/kube-dns/udp/dns")), nil
 	})
 	if err != nil {
-		return fmt.Errorf("kube-proxy not healthy: %w (log: %s)", err, p.logPath)
+		return fmt.Errorf("kube-proxy never wrote rules for the kubernetes and kube-dns Services: %w (log: %s; its table: %s)", err, p.logPath, table)
 	}
 	return nil
 }
