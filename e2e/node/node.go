@@ -47,7 +47,6 @@ type Node struct {
 	forwarder  *forwarder
 	containerd *process
 	kubelet    *process
-	kubeProxy  *process
 	// clusterDNS is the name server of pods' resolv.conf, when Services work.
 	clusterDNS string
 	undo       []func() error

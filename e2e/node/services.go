@@ -65,6 +65,9 @@ conntrack:
 // stand-in (package clusterdns) on the host's end of the veth. env must run
 // with kubetest.WithInClusterClients.
 func (n *Node) startServices(ctx context.Context, env *kubetest.Env) error {
+	if _, err := exec.LookPath("nft"); err != nil {
+		return fmt.Errorf("kube-proxy's nftables mode needs nft: .ci/run installs Debian's nftables: %w", err)
+	}
 	// Pods' Service traffic to pods on the same bridge is answered straight
 	// over the bridge; it needs the bridge's netfilter hooks in the node's
 	// namespace (per namespace since Linux 5.3) to be translated back.
@@ -146,7 +149,6 @@ func (n *Node) startKubeProxy(ctx context.Context, env *kubetest.Env) error {
 	if err != nil {
 		return err
 	}
-	n.kubeProxy = p
 	n.undo = append(n.undo, func() error { return p.stop(10 * time.Second) })
 	// kube-proxy's healthz answers 200 from its start, so the rules
 	// themselves tell when it has synced: a chain for each Service above.
