@@ -21,6 +21,10 @@ type Record struct {
 	// LoadBalancers are the kinds (alb, nlb) of the load balancers in front,
 	// whose release semantics the helper and watcher apply.
 	LoadBalancers []string `json:"loadBalancers,omitempty"`
+	// ReadinessGatesSkipped says why the readiness gates of some bindings
+	// were left out: no load balancer controller had reconciled them, so
+	// the gate might never be set. The hold is injected all the same.
+	ReadinessGatesSkipped []string `json:"readinessGatesSkipped,omitempty"`
 }
 
 // readRecord returns the record of an earlier pass, or nil when there was
