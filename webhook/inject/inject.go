@@ -31,7 +31,7 @@ func Apply(pod *corev1.Pod, backends []lbc.Backend, o Options) (rec Record, inje
 		return Record{}, false, nil
 	}
 	done := map[string]bool{}
-	if prev := readRecord(pod.Annotations, contract.InjectedKey); prev != nil {
+	if prev := RecordOf(pod); prev != nil {
 		for _, c := range prev.Containers {
 			done[c] = true
 		}

@@ -137,7 +137,7 @@ func viewOf(pod *corev1.Pod, injected bool) view {
 	for _, g := range pod.Spec.ReadinessGates {
 		v.Gates = append(v.Gates, string(g.ConditionType))
 	}
-	if r := readRecord(pod.Annotations, contract.InjectedKey); r != nil {
+	if r := RecordOf(pod); r != nil {
 		v.GatesSkipped = r.ReadinessGatesSkipped
 	}
 	return v

@@ -3,6 +3,10 @@ package inject
 import (
 	"encoding/json"
 	"slices"
+
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/albdrain/albdrain/internal/contract"
 )
 
 // Record is what the webhook wrote into a pod and why, stored as JSON in the
@@ -27,11 +31,11 @@ type Record struct {
 	ReadinessGatesSkipped []string `json:"readinessGatesSkipped,omitempty"`
 }
 
-// readRecord returns the record of an earlier pass, or nil when there was
-// none or it is unreadable (then the pass starts afresh: every step checks
+// RecordOf returns the record the webhook wrote on pod, or nil when there
+// is none or it is unreadable (then a pass starts afresh: every step checks
 // the pod itself before adding).
-func readRecord(ann map[string]string, key string) *Record {
-	v, ok := ann[key]
+func RecordOf(pod *corev1.Pod) *Record {
+	v, ok := pod.Annotations[contract.InjectedKey]
 	if !ok {
 		return nil
 	}
