@@ -54,7 +54,7 @@ func (c *Config) BindFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.HelperImage, "helper-image", "", "image holding the albdrain-hold helper (normally albdrain's own image)")
 	fs.StringVar(&c.HelperImagePath, "helper-image-path", "/albdrain-hold", "path of the helper binary inside --helper-image")
 	fs.StringVar(&c.WatcherURL, "watcher-url", "", "hold endpoint URL the in-pod helper calls, e.g. https://albdrain.albdrain.svc:8443")
-	fs.BoolVar(&c.ReadinessGates, "readiness-gates", true, "add the load balancer controller's target-health readiness gate for each TargetGroupBinding; turn off where a binding may have no controller to set it (pods opt out with albdrain.io/readiness-gate=disabled)")
+	fs.BoolVar(&c.ReadinessGates, "readiness-gates", true, "add the load balancer controller's target-health readiness gate for each TargetGroupBinding that a controller has reconciled (status.observedGeneration); false adds none (pods opt out with albdrain.io/readiness-gate=disabled)")
 	fs.StringVar(&c.WatcherCAFile, "watcher-ca-file", "", "PEM bundle the helper trusts for an https --watcher-url (defaults to the system roots)")
 }
 

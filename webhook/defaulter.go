@@ -76,6 +76,13 @@ func (d *PodDefaulter) Default(ctx context.Context, pod *corev1.Pod) error {
 	}
 	log.V(1).Info("injected drain hold", "namespace", ns, "mode", rec.Mode, "containers", rec.Containers,
 		"services", rec.Services, "targetGroupBindings", rec.TargetGroupBindings, "ingresses", rec.Ingresses)
+	if len(rec.ReadinessGatesSkipped) > 0 {
+		// Recorded in the pod's injected annotation too.
+		log.V(1).Info("left out readiness gates that no load balancer controller may set", "namespace", ns, "reasons", rec.ReadinessGatesSkipped)
+		if d.Metrics != nil {
+			d.Metrics.GatesSkipped.Add(float64(len(rec.ReadinessGatesSkipped)))
+		}
+	}
 	d.count(ResultInjected, ReasonBehindALB)
 	return nil
 }

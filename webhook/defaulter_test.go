@@ -32,7 +32,14 @@ type handlerFixture struct {
 	metrics *Metrics
 }
 
+// newHandler serves a namespace "shop" whose Service "web" a
+// TargetGroupBinding registers, reconciled by a load balancer controller.
 func newHandler(t *testing.T) handlerFixture {
+	t.Helper()
+	return newHandlerWithStatus(t, lbc.TargetGroupBindingStatus{ObservedGeneration: ptr.To[int64](1)})
+}
+
+func newHandlerWithStatus(t *testing.T, status lbc.TargetGroupBindingStatus) handlerFixture {
 	t.Helper()
 	s := runtime.NewScheme()
 	if err := clientgoscheme.AddToScheme(s); err != nil {
@@ -46,9 +53,10 @@ func newHandler(t *testing.T) handlerFixture {
 		Spec:       corev1.ServiceSpec{Selector: map[string]string{"app": "web"}, Ports: []corev1.ServicePort{{Port: 80, TargetPort: intstr.FromInt32(8080)}}},
 	}
 	tgb := &lbc.TargetGroupBinding{
-		ObjectMeta: metav1.ObjectMeta{Name: "tgb-web", Namespace: "shop"},
+		ObjectMeta: metav1.ObjectMeta{Name: "tgb-web", Namespace: "shop", Generation: 1},
 		Spec: lbc.TargetGroupBindingSpec{TargetGroupARN: "arn:tg", TargetType: ptr.To(lbc.TargetTypeIP),
 			ServiceRef: lbc.ServiceReference{Name: "web", Port: intstr.FromInt32(80)}},
+		Status: status,
 	}
 	m := NewMetrics(prometheus.NewRegistry())
 	d := &PodDefaulter{
@@ -96,6 +104,54 @@ func TestHandlerInjectsAndKeepsUnknownFields(t *testing.T) {
 	}
 	if got := testutil.ToFloat64(f.metrics.Mutations.WithLabelValues(ResultInjected, ReasonBehindALB)); got != 1 {
 		t.Errorf("injected counter = %v, want 1", got)
+	}
+}
+
+// TestHandlerReadinessGateOfUnreconciledBinding: behind a binding that no
+// load balancer controller has reconciled (or not since its spec changed),
+// the pod gets the hold but not the gate, and the skip is recorded on the
+// pod and counted.
+func TestHandlerReadinessGateOfUnreconciledBinding(t *testing.T) {
+	tests := []struct {
+		name     string
+		status   lbc.TargetGroupBindingStatus
+		wantGate bool
+		want     []string
+	}{
+		{name: "reconciled", status: lbc.TargetGroupBindingStatus{ObservedGeneration: ptr.To[int64](1)}, wantGate: true},
+		{name: "never reconciled", want: []string{"TargetGroupBinding tgb-web was never reconciled by a load balancer controller (no status.observedGeneration)"}},
+		{name: "reconciled an older generation", status: lbc.TargetGroupBindingStatus{ObservedGeneration: ptr.To[int64](0)},
+			want: []string{"TargetGroupBinding tgb-web: generation 1 not reconciled by a load balancer controller (status.observedGeneration 0)"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newHandlerWithStatus(t, tc.status)
+			raw := podRaw("")
+			resp := f.handler.Handle(context.Background(), webhooktest.Request("shop", raw))
+			if !resp.Allowed {
+				t.Fatalf("denied: %v", resp.Result)
+			}
+			var pod corev1.Pod
+			if err := json.Unmarshal([]byte(applyPatches(t, raw, resp)), &pod); err != nil {
+				t.Fatal(err)
+			}
+			if got := len(pod.Spec.ReadinessGates) == 1; got != tc.wantGate {
+				t.Errorf("readiness gates %v, want a gate: %v", pod.Spec.ReadinessGates, tc.wantGate)
+			}
+			if pod.Labels[contract.ManagedLabel] != "true" || len(pod.Spec.InitContainers) != 1 {
+				t.Errorf("hold not injected: labels %v, init containers %v", pod.Labels, pod.Spec.InitContainers)
+			}
+			var rec inject.Record
+			if err := json.Unmarshal([]byte(pod.Annotations[contract.InjectedKey]), &rec); err != nil {
+				t.Fatalf("injected record: %v", err)
+			}
+			if d := cmp.Diff(tc.want, rec.ReadinessGatesSkipped); d != "" {
+				t.Errorf("readinessGatesSkipped (-want +got):\n%s", d)
+			}
+			if got := testutil.ToFloat64(f.metrics.GatesSkipped); got != float64(len(tc.want)) {
+				t.Errorf("skipped gates counter = %v, want %d", got, len(tc.want))
+			}
+		})
 	}
 }
 

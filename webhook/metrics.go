@@ -24,22 +24,36 @@ const (
 // Metrics counts the webhook's decisions, by a bounded set of label values.
 type Metrics struct {
 	Mutations *prometheus.CounterVec
+	// GatesSkipped counts the readiness gates left out of injected pods
+	// because no load balancer controller had reconciled their binding.
+	GatesSkipped prometheus.Counter
 }
 
 // NewMetrics creates the webhook's metrics and registers them with reg
 // (controller-runtime's metrics.Registry in the manager). A second manager in
 // the same process shares the counters already registered.
 func NewMetrics(reg prometheus.Registerer) *Metrics {
-	mutations := prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "albdrain_webhook_mutations_total",
-		Help: "Pod admissions seen by the albdrain webhook, by result and reason.",
-	}, []string{"result", "reason"})
-	if err := reg.Register(mutations); err != nil {
+	return &Metrics{
+		Mutations: register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "albdrain_webhook_mutations_total",
+			Help: "Pod admissions seen by the albdrain webhook, by result and reason.",
+		}, []string{"result", "reason"})),
+		GatesSkipped: register(reg, prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "albdrain_webhook_readiness_gates_skipped_total",
+			Help: "Readiness gates the albdrain webhook left out of injected pods because no load balancer controller had reconciled their TargetGroupBinding.",
+		})),
+	}
+}
+
+// register registers c with reg, or returns the collector registered
+// already under its name.
+func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
+	if err := reg.Register(c); err != nil {
 		are, ok := err.(prometheus.AlreadyRegisteredError)
 		if !ok {
 			panic(err)
 		}
-		mutations = are.ExistingCollector.(*prometheus.CounterVec)
+		return are.ExistingCollector.(C)
 	}
-	return &Metrics{Mutations: mutations}
+	return c
 }

@@ -10,6 +10,7 @@ import (
 
 	drainmetrics "github.com/albdrain/albdrain/drain/metrics"
 	"github.com/albdrain/albdrain/webhook"
+	"github.com/albdrain/albdrain/webhook/gates"
 )
 
 var fqName = regexp.MustCompile(`fqName: "([^"]+)"`)
@@ -39,6 +40,7 @@ func exportedMetrics(t *testing.T) map[string]bool {
 	}
 	collect(drainmetrics.New())
 	collect(webhook.NewMetrics(prometheus.NewRegistry()))
+	collect(gates.NewMetrics(prometheus.NewRegistry()))
 	if len(names) < 5 {
 		t.Fatalf("found only %v: the collectors were not read", names)
 	}

@@ -18,6 +18,7 @@ func TestSchemaRejects(t *testing.T) {
 		{"boolean as a string", "watcher:\n  earlyDeregister: \"yes\"", []string{"/watcher/earlyDeregister"}},
 		{"duration without a unit", "hold:\n  maxHold: 330", []string{"/hold/maxHold"}},
 		{"duration in words", "hold:\n  quietPeriod: 3 seconds", []string{"/hold/quietPeriod"}},
+		{"report bound without a unit", "webhook:\n  readinessGateReportAfter: \"300\"", []string{"/webhook/readinessGateReportAfter"}},
 		{"unknown hold mode", "hold:\n  mode: forever", []string{"/hold/mode"}},
 		{"unknown default target type", "loadBalancerController:\n  defaultTargetType: alb", []string{"/loadBalancerController/defaultTargetType"}},
 		{"webhook timeout above the apiserver's 30 s", "webhook:\n  timeoutSeconds: 60", []string{"/webhook/timeoutSeconds"}},
@@ -48,6 +49,7 @@ logging: {level: 3, encoder: console}
 podDisruptionBudget: {maxUnavailable: 50%}
 resources: {requests: {cpu: 0.1, memory: 100Mi}, limits: {memory: 1Gi}}
 hold: {maxHold: 1h5m, quietPeriod: 500ms}
+webhook: {readinessGateReportAfter: "0"}
 certificates: {certManager: {issuerRef: {}}}
 `)
 }

@@ -5,7 +5,9 @@
 // ones that stop serving or terminate, each change a reconcile lag after
 // Kubernetes reported it, as the real controller is never instant. It also
 // sets the readiness-gate conditions target-health.elbv2.k8s.aws/<binding>
-// from DescribeTargetHealth, True once the target is healthy.
+// from DescribeTargetHealth, True once the target is healthy, and after
+// each successful reconcile writes status.observedGeneration, as the real
+// controller does.
 //
 // Like the real controller, it registers a pod whose endpoint is not ready
 // when the pod carries the binding's readiness gate and its containers are

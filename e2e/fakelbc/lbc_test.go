@@ -156,3 +156,35 @@ func TestRegistrationFollowsReadinessAndGates(t *testing.T) {
 	}
 	f.waitState("10.0.0.1", albemu.StateDraining)
 }
+
+// TestStatusFollowsGeneration: like the real controller, the stand-in
+// records the generation it reconciled, anew after each spec change.
+func TestStatusFollowsGeneration(t *testing.T) {
+	f := setup(t)
+	ctx := context.Background()
+	key := types.NamespacedName{Namespace: ns, Name: "web"}
+	observed := func(want int64) {
+		t.Helper()
+		var tgb lbc.TargetGroupBinding
+		err := wait.PollUntilContextTimeout(ctx, 20*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+			if err := f.env.Client.Get(ctx, key, &tgb); err != nil {
+				return false, err
+			}
+			og := tgb.Status.ObservedGeneration
+			return tgb.Generation == want && og != nil && *og == want, nil
+		})
+		if err != nil {
+			t.Fatalf("generation %d never observed: status %+v at generation %d: %v", want, tgb.Status, tgb.Generation, err)
+		}
+	}
+	observed(1)
+	var tgb lbc.TargetGroupBinding
+	if err := f.env.Client.Get(ctx, key, &tgb); err != nil {
+		t.Fatal(err)
+	}
+	tgb.Spec.ServiceRef.Port = intstr.FromString("http")
+	if err := f.env.Client.Update(ctx, &tgb); err != nil {
+		t.Fatal(err)
+	}
+	observed(2)
+}

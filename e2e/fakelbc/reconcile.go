@@ -27,8 +27,9 @@ type target struct {
 }
 
 // reconcile brings one binding's target group in line with its Service's
-// endpoints and the pods' readiness gates in line with target health. It
-// asks to be requeued while a gated pod waits for its target to be healthy.
+// endpoints and the pods' readiness gates in line with target health, then
+// records the generation it reconciled in the binding's status. It asks to
+// be requeued while a gated pod waits for its target to be healthy.
 func (c *Controller) reconcile(ctx context.Context, key types.NamespacedName) (requeue bool, err error) {
 	var tgb lbc.TargetGroupBinding
 	if err := c.cache.Get(ctx, key, &tgb); err != nil {
@@ -80,7 +81,11 @@ func (c *Controller) reconcile(ctx context.Context, key types.NamespacedName) (r
 		}
 		c.opts.Log.Info("registered targets", "binding", key, "targets", ids(add))
 	}
-	return c.updateGates(ctx, tgb.Name, members, registered)
+	requeue, err = c.updateGates(ctx, tgb.Name, members, registered)
+	if err != nil {
+		return requeue, err
+	}
+	return requeue, MarkReconciled(ctx, c.client, &tgb)
 }
 
 // members are the targets the binding should have: the pods the Service

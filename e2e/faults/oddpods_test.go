@@ -20,6 +20,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/albdrain/albdrain/e2e/albemu"
+	"github.com/albdrain/albdrain/e2e/fakelbc"
 	"github.com/albdrain/albdrain/e2e/kubelet"
 	"github.com/albdrain/albdrain/internal/contract"
 	"github.com/albdrain/albdrain/internal/lbc"
@@ -57,6 +58,15 @@ func newOddNamespace(t *testing.T) *oddNamespace {
 	for _, obj := range objs {
 		if err := shared.Env.Client.Create(ctx, obj); err != nil {
 			t.Fatalf("create %T %s: %v", obj, obj.GetName(), err)
+		}
+	}
+	// Pods get a binding's readiness gate only once the controller has
+	// reconciled it; then their readiness means their target is healthy.
+	wctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	for _, name := range []string{"web", "num"} {
+		if err := fakelbc.WaitReconciled(wctx, shared.Env.Client, client.ObjectKey{Namespace: o.ns, Name: name}); err != nil {
+			t.Fatalf("binding %s never reconciled: %v", name, err)
 		}
 	}
 	return o

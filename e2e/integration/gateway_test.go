@@ -156,9 +156,11 @@ func TestWebhookGatewayAPI(t *testing.T) {
 		if err := kubetest.InstallCRDs(env.Config, tgbCRD); err != nil {
 			t.Fatal(err)
 		}
-		mustCreate(t, cl, &lbc.TargetGroupBinding{ObjectMeta: metav1.ObjectMeta{Name: "k8s-shop-web-1", Namespace: ns},
+		tgb := &lbc.TargetGroupBinding{ObjectMeta: metav1.ObjectMeta{Name: "k8s-shop-web-1", Namespace: ns},
 			Spec: lbc.TargetGroupBindingSpec{TargetGroupARN: "arn:aws:elasticloadbalancing:eu-west-1:123456789012:targetgroup/web/1",
-				TargetType: ptr.To(lbc.TargetTypeIP), ServiceRef: lbc.ServiceReference{Name: "web", Port: intstr.FromInt32(80)}}})
+				TargetType: ptr.To(lbc.TargetTypeIP), ServiceRef: lbc.ServiceReference{Name: "web", Port: intstr.FromInt32(80)}}}
+		mustCreate(t, cl, tgb)
+		mustMarkReconciled(t, cl, tgb)
 		waitFor(t, "the binding to be seen", func() bool { return len(dryRun("web").Spec.ReadinessGates) == 1 })
 		pod := restrictedPod(ns, "web-2")
 		mustCreate(t, cl, pod)

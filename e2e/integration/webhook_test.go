@@ -21,6 +21,7 @@ import (
 	"github.com/albdrain/albdrain/cmd/albdrain/app"
 	"github.com/albdrain/albdrain/drain"
 	"github.com/albdrain/albdrain/e2e/cluster"
+	"github.com/albdrain/albdrain/e2e/fakelbc"
 	"github.com/albdrain/albdrain/e2e/kubetest"
 	"github.com/albdrain/albdrain/internal/contract"
 	"github.com/albdrain/albdrain/internal/lbc"
@@ -81,11 +82,13 @@ func startCluster(t *testing.T, withTGB bool, namespaces map[string]map[string]s
 			})
 			continue
 		}
-		mustCreate(t, env.Client, &lbc.TargetGroupBinding{
+		tgb := &lbc.TargetGroupBinding{
 			ObjectMeta: metav1.ObjectMeta{Name: "k8s-web-1234", Namespace: ns},
 			Spec: lbc.TargetGroupBindingSpec{TargetGroupARN: "arn:aws:elasticloadbalancing:eu-west-1:123456789012:targetgroup/web/1",
 				TargetType: ptr.To(lbc.TargetTypeIP), ServiceRef: lbc.ServiceReference{Name: "web", Port: intstr.FromInt32(80)}},
-		})
+		}
+		mustCreate(t, env.Client, tgb)
+		mustMarkReconciled(t, env.Client, tgb)
 	}
 	return &testCluster{env: env, stop: startManager(t, env)}
 }
@@ -146,6 +149,14 @@ func mustCreate(t *testing.T, c client.Client, obj client.Object) {
 	t.Helper()
 	if err := c.Create(context.Background(), obj); err != nil {
 		t.Fatalf("create %T %s: %v", obj, obj.GetName(), err)
+	}
+}
+
+// mustMarkReconciled plays the load balancer controller having reconciled tgb.
+func mustMarkReconciled(t *testing.T, c client.Client, tgb *lbc.TargetGroupBinding) {
+	t.Helper()
+	if err := fakelbc.MarkReconciled(context.Background(), c, tgb); err != nil {
+		t.Fatalf("mark %s reconciled: %v", tgb.Name, err)
 	}
 }
 

@@ -39,6 +39,10 @@ type Backend struct {
 	TargetGroupBinding string
 	// TargetGroupARN is the binding's target group; empty until a binding exists.
 	TargetGroupARN string
+	// NotReconciled says why no load balancer controller has reconciled the
+	// binding (see NotReconciled), so its readiness gate may never be set;
+	// empty when one has, or when there is no binding.
+	NotReconciled string
 	// Ingress names the ALB Ingress that routes to the Service, when one does.
 	Ingress string
 	// Route is the Gateway API route ("HTTPRoute name", or with its
@@ -168,7 +172,8 @@ func (f *Finder) bindingsOf(ctx context.Context, ns string, svc *corev1.Service,
 		}
 		switch tt := tgb.Spec.TargetType; {
 		case tt != nil && *tt == TargetTypeIP:
-			res.Backends = append(res.Backends, Backend{Service: svc.Name, TargetPort: tp, TargetGroupBinding: tgb.Name, TargetGroupARN: tgb.Spec.TargetGroupARN})
+			res.Backends = append(res.Backends, Backend{Service: svc.Name, TargetPort: tp, TargetGroupBinding: tgb.Name,
+				TargetGroupARN: tgb.Spec.TargetGroupARN, NotReconciled: NotReconciled(&tgb)})
 		case tt == nil:
 			res.Skipped = append(res.Skipped, fmt.Sprintf("TargetGroupBinding %s has no targetType", tgb.Name))
 		default:

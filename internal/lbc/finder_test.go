@@ -36,12 +36,20 @@ func arnOf(binding string) string {
 	return "arn:aws:elasticloadbalancing:eu-west-1:1:targetgroup/" + binding + "/1"
 }
 
+// binding is a TargetGroupBinding a load balancer controller has reconciled.
 func binding(name, svc string, port intstr.IntOrString, tt *lbc.TargetType) *lbc.TargetGroupBinding {
 	return &lbc.TargetGroupBinding{
-		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, Generation: 2},
 		Spec: lbc.TargetGroupBindingSpec{TargetGroupARN: arnOf(name),
 			TargetType: tt, ServiceRef: lbc.ServiceReference{Name: svc, Port: port}},
+		Status: lbc.TargetGroupBindingStatus{ObservedGeneration: ptr.To[int64](2)},
 	}
+}
+
+// unreconciled is binding with its status at observed, nil for none.
+func unreconciled(b *lbc.TargetGroupBinding, observed *int64) *lbc.TargetGroupBinding {
+	b.Status.ObservedGeneration = observed
+	return b
 }
 
 func ingress(name string, class *string, ann map[string]string, backends ...networkingv1.IngressServiceBackend) *networkingv1.Ingress {
@@ -87,6 +95,18 @@ func TestFind(t *testing.T) {
 			name: "ip binding by service port name resolves the named targetPort",
 			objs: []client.Object{web, binding("tgb-web", "web", intstr.FromString("http"), ip)},
 			want: lbc.Result{Backends: []lbc.Backend{{Service: "web", TargetPort: intstr.FromString("http"), TargetGroupBinding: "tgb-web", TargetGroupARN: arnOf("tgb-web")}}},
+		},
+		{
+			name: "binding no controller reconciled is a backend that says so",
+			objs: []client.Object{web, unreconciled(binding("tgb-web", "web", intstr.FromString("http"), ip), nil)},
+			want: lbc.Result{Backends: []lbc.Backend{{Service: "web", TargetPort: intstr.FromString("http"), TargetGroupBinding: "tgb-web", TargetGroupARN: arnOf("tgb-web"),
+				NotReconciled: "TargetGroupBinding tgb-web was never reconciled by a load balancer controller (no status.observedGeneration)"}}},
+		},
+		{
+			name: "binding whose spec change no controller reconciled yet",
+			objs: []client.Object{web, unreconciled(binding("tgb-web", "web", intstr.FromString("http"), ip), ptr.To[int64](1))},
+			want: lbc.Result{Backends: []lbc.Backend{{Service: "web", TargetPort: intstr.FromString("http"), TargetGroupBinding: "tgb-web", TargetGroupARN: arnOf("tgb-web"),
+				NotReconciled: "TargetGroupBinding tgb-web: generation 2 not reconciled by a load balancer controller (status.observedGeneration 1)"}}},
 		},
 		{
 			name: "binding by port number, targetPort defaults to the port",

@@ -3,7 +3,7 @@ package lbc
 // The part of the AWS Load Balancer Controller's elbv2.k8s.aws/v1beta1 API
 // that albdrain reads: TargetGroupBinding. It is written out here rather than
 // imported so albdrain does not pull in the controller's whole dependency
-// tree for three fields.
+// tree for four fields.
 
 import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -54,12 +54,20 @@ type TargetGroupBindingSpec struct {
 	ServiceRef     ServiceReference `json:"serviceRef"`
 }
 
+// TargetGroupBindingStatus is the binding's status as the LBC writes it.
+type TargetGroupBindingStatus struct {
+	// ObservedGeneration is the metadata.generation the LBC last reconciled
+	// successfully; it writes it only after registering the targets.
+	ObservedGeneration *int64 `json:"observedGeneration,omitempty"`
+}
+
 // TargetGroupBinding ties a Service port to an ELBv2 target group.
 type TargetGroupBinding struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata,omitempty"`
 
-	Spec TargetGroupBindingSpec `json:"spec"`
+	Spec   TargetGroupBindingSpec   `json:"spec"`
+	Status TargetGroupBindingStatus `json:"status,omitempty"`
 }
 
 // TargetGroupBindingList is a list of TargetGroupBindings.
@@ -78,6 +86,10 @@ func (in *TargetGroupBinding) DeepCopyInto(out *TargetGroupBinding) {
 	if in.Spec.TargetType != nil {
 		t := *in.Spec.TargetType
 		out.Spec.TargetType = &t
+	}
+	if in.Status.ObservedGeneration != nil {
+		g := *in.Status.ObservedGeneration
+		out.Status.ObservedGeneration = &g
 	}
 }
 

@@ -31,7 +31,7 @@ func Apply(pod *corev1.Pod, backends []lbc.Backend, o Options) (rec Record, inje
 		return Record{}, false, nil
 	}
 	done := map[string]bool{}
-	if prev := readRecord(pod.Annotations, contract.InjectedKey); prev != nil {
+	if prev := RecordOf(pod); prev != nil {
 		for _, c := range prev.Containers {
 			done[c] = true
 		}
@@ -60,13 +60,10 @@ func Apply(pod *corev1.Pod, backends []lbc.Backend, o Options) (rec Record, inje
 	if needHelper {
 		addHelper(&pod.Spec, o)
 	}
-	for _, t := range plan.matched {
-		if t.TargetGroupBinding != "" && wantReadinessGates(pod, o) {
-			addReadinessGate(&pod.Spec, corev1.PodConditionType(lbc.ReadinessGatePrefix+t.TargetGroupBinding))
-		}
-	}
+	gatesSkipped := addReadinessGates(pod, plan.matched, o)
 	raiseGracePeriod(&pod.Spec, ov.maxHold+userSleep+o.ShutdownBudget)
 	rec = newRecord(ov, plan)
+	rec.ReadinessGatesSkipped = gatesSkipped
 	if pod.Annotations == nil {
 		pod.Annotations = map[string]string{}
 	}
@@ -249,12 +246,25 @@ func restrictedSecurityContext() *corev1.SecurityContext {
 	}
 }
 
-// wantReadinessGates says whether the pod gets the load balancer
-// controller's readiness gates: a gate that no controller sets keeps the
-// pod NotReady for ever, so they can be turned off for the whole webhook or
-// per pod.
-func wantReadinessGates(pod *corev1.Pod, o Options) bool {
-	return !o.NoReadinessGates && pod.Annotations[contract.ReadinessGateKey] != "disabled"
+// addReadinessGates adds the load balancer controller's readiness gate of
+// each binding in front of the pod, and returns why it left out those of
+// bindings no controller has reconciled. A gate that no controller sets
+// keeps the pod NotReady for ever: hence also the switch for the whole
+// webhook and the per-pod opt-out.
+func addReadinessGates(pod *corev1.Pod, matched []lbc.Backend, o Options) (skipped []string) {
+	if o.NoReadinessGates || pod.Annotations[contract.ReadinessGateKey] == "disabled" {
+		return nil
+	}
+	for _, t := range matched {
+		switch {
+		case t.TargetGroupBinding == "":
+		case t.NotReconciled != "":
+			skipped = appendNew(skipped, t.NotReconciled)
+		default:
+			addReadinessGate(&pod.Spec, corev1.PodConditionType(lbc.ReadinessGatePrefix+t.TargetGroupBinding))
+		}
+	}
+	return skipped
 }
 
 func addReadinessGate(spec *corev1.PodSpec, t corev1.PodConditionType) {

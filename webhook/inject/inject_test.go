@@ -119,6 +119,8 @@ type view struct {
 	Gates    []string
 	Grace    *int64
 	Managed  bool
+	// GatesSkipped is the record's readinessGatesSkipped.
+	GatesSkipped []string
 }
 
 func viewOf(pod *corev1.Pod, injected bool) view {
@@ -134,6 +136,9 @@ func viewOf(pod *corev1.Pod, injected bool) view {
 	}
 	for _, g := range pod.Spec.ReadinessGates {
 		v.Gates = append(v.Gates, string(g.ConditionType))
+	}
+	if r := RecordOf(pod); r != nil {
+		v.GatesSkipped = r.ReadinessGatesSkipped
 	}
 	return v
 }
@@ -295,6 +300,23 @@ func TestApply(t *testing.T) {
 			targets: []lbc.Backend{tgbTarget, {Service: "web-admin", TargetPort: intstr.FromInt32(8080), TargetGroupBinding: "admin"}},
 			opts:    func(o *Options) { o.Mode = contract.ModeSleep },
 			want: view{Injected: true, Managed: true, Gates: []string{gate, "target-health.elbv2.k8s.aws/admin"}, Grace: ptr.To[int64](60),
+				PreStops: map[string]*corev1.LifecycleHandler{"app": {Sleep: &corev1.SleepAction{Seconds: 30}}}},
+		},
+		{
+			name:    "binding no controller reconciled: the hold without its gate, and why",
+			pod:     podWith(container("app", port("http", 8080))),
+			targets: []lbc.Backend{{Service: "web", TargetPort: intstr.FromInt32(8080), TargetGroupBinding: "k8s-default-web-abc", NotReconciled: "never reconciled"}},
+			opts:    func(o *Options) { o.Mode = contract.ModeSleep },
+			want: view{Injected: true, Managed: true, Grace: ptr.To[int64](60), GatesSkipped: []string{"never reconciled"},
+				PreStops: map[string]*corev1.LifecycleHandler{"app": {Sleep: &corev1.SleepAction{Seconds: 30}}}},
+		},
+		{
+			name: "only the reconciled binding of two gives its gate",
+			pod:  podWith(container("app", port("http", 8080))),
+			targets: []lbc.Backend{{Service: "web-admin", TargetPort: intstr.FromInt32(8080), TargetGroupBinding: "admin", NotReconciled: "generation 3 pending"},
+				tgbTarget},
+			opts: func(o *Options) { o.Mode = contract.ModeSleep },
+			want: view{Injected: true, Managed: true, Gates: []string{gate}, Grace: ptr.To[int64](60), GatesSkipped: []string{"generation 3 pending"},
 				PreStops: map[string]*corev1.LifecycleHandler{"app": {Sleep: &corev1.SleepAction{Seconds: 30}}}},
 		},
 		{

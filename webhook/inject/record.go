@@ -3,6 +3,10 @@ package inject
 import (
 	"encoding/json"
 	"slices"
+
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/albdrain/albdrain/internal/contract"
 )
 
 // Record is what the webhook wrote into a pod and why, stored as JSON in the
@@ -21,13 +25,17 @@ type Record struct {
 	// LoadBalancers are the kinds (alb, nlb) of the load balancers in front,
 	// whose release semantics the helper and watcher apply.
 	LoadBalancers []string `json:"loadBalancers,omitempty"`
+	// ReadinessGatesSkipped says why the readiness gates of some bindings
+	// were left out: no load balancer controller had reconciled them, so
+	// the gate might never be set. The hold is injected all the same.
+	ReadinessGatesSkipped []string `json:"readinessGatesSkipped,omitempty"`
 }
 
-// readRecord returns the record of an earlier pass, or nil when there was
-// none or it is unreadable (then the pass starts afresh: every step checks
+// RecordOf returns the record the webhook wrote on pod, or nil when there
+// is none or it is unreadable (then a pass starts afresh: every step checks
 // the pod itself before adding).
-func readRecord(ann map[string]string, key string) *Record {
-	v, ok := ann[key]
+func RecordOf(pod *corev1.Pod) *Record {
+	v, ok := pod.Annotations[contract.InjectedKey]
 	if !ok {
 		return nil
 	}

@@ -8,7 +8,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 
-	"github.com/albdrain/albdrain/internal/contract"
 	"github.com/albdrain/albdrain/internal/lbc"
 )
 
@@ -38,7 +37,7 @@ func TestRecordNamesEveryWayIn(t *testing.T) {
 	if d := cmp.Diff(want, rec); d != "" {
 		t.Errorf("record (-want +got):\n%s", d)
 	}
-	if got := readRecord(pod.Annotations, contract.InjectedKey); got == nil || cmp.Diff(want, *got) != "" {
+	if got := RecordOf(pod); got == nil || cmp.Diff(want, *got) != "" {
 		t.Errorf("annotation holds %+v, want %+v", got, want)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/albdrain/albdrain/drain"
 	"github.com/albdrain/albdrain/internal/lbc"
 	"github.com/albdrain/albdrain/webhook"
+	"github.com/albdrain/albdrain/webhook/gates"
 )
 
 // Config is the manager's whole command line.
@@ -21,6 +22,8 @@ type Config struct {
 	ProbeAddr string
 	// Webhook configures the admission webhook.
 	Webhook webhook.Config
+	// Gates configures the report of pods its readiness gates keep NotReady.
+	Gates gates.Config
 	// Drain configures the watcher and its hold endpoint.
 	Drain drain.Config
 	// Certs configures the serving certificate of the webhook and hold endpoint.
@@ -34,6 +37,7 @@ func (c *Config) BindFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.MetricsAddr, "metrics-bind-address", ":8080", "address of the Prometheus metrics endpoint; 0 disables it")
 	fs.StringVar(&c.ProbeAddr, "health-probe-bind-address", ":8081", "address of the /healthz and /readyz probes")
 	c.Webhook.BindFlags(fs)
+	c.Gates.BindFlags(fs)
 	c.Drain.BindFlags(fs)
 	c.Certs.BindFlags(fs)
 	c.LBC.BindFlags(fs)
@@ -46,6 +50,9 @@ func (c *Config) Validate() error {
 		errs = append(errs, errors.New("--health-probe-bind-address is required"))
 	}
 	if err := c.Webhook.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.Gates.Validate(); err != nil {
 		errs = append(errs, err)
 	}
 	if err := c.Drain.Validate(); err != nil {

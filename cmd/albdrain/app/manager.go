@@ -22,6 +22,7 @@ import (
 	"github.com/albdrain/albdrain/internal/explain"
 	"github.com/albdrain/albdrain/internal/lbc"
 	"github.com/albdrain/albdrain/webhook"
+	"github.com/albdrain/albdrain/webhook/gates"
 )
 
 // NewManager builds the manager with albdrain's webhook and watcher added.
@@ -61,6 +62,9 @@ func NewManager(ctx context.Context, rc *rest.Config, cfg Config, drainOpts ...d
 	}
 	if err := webhook.Setup(ctx, mgr, cfg.Webhook, finder); err != nil {
 		return nil, fmt.Errorf("set up webhook: %w", err)
+	}
+	if err := gates.Setup(mgr, cfg.Gates); err != nil {
+		return nil, fmt.Errorf("set up readiness-gate reporter: %w", err)
 	}
 	var resolver targetgroups.Resolver
 	if err := drain.Setup(mgr, cfg.Drain, finder, append(drainOpts, drain.ResolverInto(&resolver))...); err != nil {
