@@ -3,6 +3,7 @@ package bench
 import (
 	"fmt"
 	"math"
+	"slices"
 	"time"
 
 	"github.com/albdrain/albdrain/e2e/scenario"
@@ -96,6 +97,9 @@ func policyFigures(s *Section, name string, p HoldPolicy, rate float64, pods []p
 	s.Add(k("over_hold_median_s"), percentile(over, 50))
 	s.Add(k("over_hold_p99_s"), percentile(over, 99))
 	s.Add(k("ratio_vs_min_safe"), percentile(holds, 50)/minSafe)
+	// Beside the ratio to the largest true stop, the one to the pods' own:
+	// how much longer than its typical pod needed a policy holds.
+	s.Add(k("ratio_vs_true_stop_median"), percentile(holds, 50)/percentile(stops, 50))
 	if p.Name == "" {
 		return // the unprotected baseline: figures, no targets
 	}
@@ -114,4 +118,24 @@ func policyFigures(s *Section, name string, p HoldPolicy, rate float64, pods []p
 			Target: fmt.Sprintf("<= quiet period + 1 s = %.3g s", bound), Met: percentile(over, 99) <= bound,
 		})
 	}
+}
+
+// SelectPolicies keeps the policies of all named in names, in all's order;
+// no names keeps every one. An unknown name is an error.
+func SelectPolicies(all []HoldPolicy, names []string) ([]HoldPolicy, error) {
+	if len(names) == 0 {
+		return all, nil
+	}
+	var out []HoldPolicy
+	for _, n := range names {
+		if !slices.ContainsFunc(all, func(p HoldPolicy) bool { return p.Name == n }) {
+			return nil, fmt.Errorf("unknown hold policy %q", n)
+		}
+	}
+	for _, p := range all {
+		if slices.Contains(names, p.Name) {
+			out = append(out, p)
+		}
+	}
+	return out, nil
 }

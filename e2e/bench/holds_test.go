@@ -119,3 +119,31 @@ func TestQuietOverHoldBound(t *testing.T) {
 		}
 	}
 }
+
+func TestSelectPolicies(t *testing.T) {
+	all := HoldPolicies(time.Second, time.Second, 30*time.Second)
+	names := func(ps []HoldPolicy) []string {
+		var out []string
+		for _, p := range ps {
+			out = append(out, p.Name)
+		}
+		return out
+	}
+	for _, tt := range []struct {
+		names, want []string
+	}{
+		{nil, names(all)},
+		{[]string{"fixed_p90", "quiet"}, []string{"quiet", "fixed_p90"}},
+	} {
+		got, err := SelectPolicies(all, tt.names)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d := cmp.Diff(tt.want, names(got)); d != "" {
+			t.Errorf("SelectPolicies(%q) (-want +got):\n%s", tt.names, d)
+		}
+	}
+	if _, err := SelectPolicies(all, []string{"quiet", "qiuet"}); err == nil {
+		t.Error("an unknown policy name was accepted")
+	}
+}
