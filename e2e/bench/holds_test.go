@@ -1,6 +1,8 @@
 package bench
 
 import (
+	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -10,6 +12,7 @@ import (
 	"github.com/albdrain/albdrain/e2e/cluster"
 	"github.com/albdrain/albdrain/e2e/kubelet"
 	"github.com/albdrain/albdrain/e2e/scenario"
+	"github.com/albdrain/albdrain/internal/contract"
 )
 
 func TestFixedSleep(t *testing.T) {
@@ -145,5 +148,19 @@ func TestSelectPolicies(t *testing.T) {
 	}
 	if _, err := SelectPolicies(all, []string{"quiet", "qiuet"}); err == nil {
 		t.Error("an unknown policy name was accepted")
+	}
+}
+
+// The per-pod lines show how the helper's hold ended, read from its log.
+func TestHelperEndFromItsLog(t *testing.T) {
+	var out strings.Builder
+	slog.New(slog.NewTextHandler(&out, nil)).Info("hold ended", "outcome", contract.OutcomeBound, "quiet", false,
+		"quietPeriod", 7500*time.Millisecond, "signal", contract.SignalSockDiag, "after", 23*time.Second)
+	m := helperEnd.FindStringSubmatch("watcher answered\n" + out.String())
+	if m == nil {
+		t.Fatalf("no hold end in %q", out.String())
+	}
+	if d := cmp.Diff([]string{string(contract.OutcomeBound), "7.5s"}, m[1:]); d != "" {
+		t.Errorf("outcome and quiet period (-want +got):\n%s", d)
 	}
 }

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"fmt"
+	"regexp"
 	"time"
 
 	"github.com/albdrain/albdrain/e2e/albemu"
@@ -22,15 +23,22 @@ type podHold struct {
 	trueStop time.Duration
 	// failed counts the requests the ALB routed to the pod that failed.
 	failed int
+	// ended is how the helper said its hold ended (outcome and quiet
+	// period), empty without the helper.
+	ended string
 }
+
+// helperEnd finds the outcome and quiet period in the helper's "hold ended"
+// log line.
+var helperEnd = regexp.MustCompile(`msg="hold ended" outcome=(\S+) quiet=\S+ quietPeriod=(\S+)`)
 
 // overHold is release minus true stop: how long the pod was held after it
 // became safe to let go, negative when released while still routed.
 func (p podHold) overHold() time.Duration { return p.hold - p.trueStop }
 
 func (p podHold) String() string {
-	return fmt.Sprintf("%-28s hold %6.2fs  true stop %6.2fs  over-hold %+6.2fs  failed %d",
-		p.name, p.hold.Seconds(), p.trueStop.Seconds(), p.overHold().Seconds(), p.failed)
+	return fmt.Sprintf("%-28s hold %6.2fs  true stop %6.2fs  over-hold %+6.2fs  failed %d%s",
+		p.name, p.hold.Seconds(), p.trueStop.Seconds(), p.overHold().Seconds(), p.failed, p.ended)
 }
 
 // podHoldOf measures one termination of a run under protection: a held pod
@@ -52,6 +60,9 @@ func podHoldOf(term kubelet.Termination, res *scenario.Result, protection scenar
 			return podHold{}, fmt.Errorf("pod %s: hooks %+v, killed %v: want one completed %s hook", term.Name, term.Hooks, term.Killed, want)
 		}
 		start, p.hold = term.Hooks[0].Start, term.Hooks[0].Duration()
+		if m := helperEnd.FindStringSubmatch(term.Hooks[0].Output); m != nil {
+			p.ended = fmt.Sprintf("  %s, quiet period %s", m[1], m[2])
+		}
 	}
 	p.trueStop = stop.TrueStop().Sub(start)
 	return p, nil
