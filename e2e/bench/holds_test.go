@@ -35,12 +35,13 @@ func TestPodHoldOf(t *testing.T) {
 	target := albemu.Target{ID: "127.0.0.9", Port: 8080}
 	res := &scenario.Result{
 		Stops: map[string]albemu.Stop{"web-1": {Target: target, Nodes: []time.Time{t0.Add(2 * time.Second), t0.Add(5 * time.Second)}}},
+		// Two of the target's requests fall in the 5s before its hold.
 		Routed: []albemu.RequestRecord{
-			{Target: target.String(), Status: 200},
-			{Target: target.String(), Status: 502},
-			{Target: target.String(), Status: 460},
-			{Target: target.String(), Status: 200, Err: "response cut mid-body"},
-			{Target: "127.0.0.8:8080", Status: 502},
+			{Target: target.String(), Status: 200, Time: t0.Add(-time.Second)},
+			{Target: target.String(), Status: 502, Time: t0.Add(-2 * time.Second)},
+			{Target: target.String(), Status: 460, Time: t0.Add(-6 * time.Second)},
+			{Target: target.String(), Status: 200, Err: "response cut mid-body", Time: t0.Add(time.Second)},
+			{Target: "127.0.0.8:8080", Status: 502, Time: t0.Add(-time.Second)},
 		},
 	}
 	term := kubelet.Termination{Name: "web-1", IP: target.ID, Noticed: t0.Add(-time.Second),
@@ -49,7 +50,7 @@ func TestPodHoldOf(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := podHold{name: "web-1", hold: 3 * time.Second, trueStop: 5 * time.Second, failed: 2}
+	want := podHold{name: "web-1", hold: 3 * time.Second, trueStop: 5 * time.Second, failed: 2, rate: 2.0 / 5}
 	if diff := cmp.Diff(want, got, cmp.AllowUnexported(podHold{})); diff != "" {
 		t.Errorf("podHoldOf (-want +got):\n%s", diff)
 	}
@@ -162,5 +163,25 @@ func TestHelperEndFromItsLog(t *testing.T) {
 	}
 	if d := cmp.Diff([]string{string(contract.OutcomeBound), "7.5s"}, m[1:]); d != "" {
 		t.Errorf("outcome and quiet period (-want +got):\n%s", d)
+	}
+}
+
+// The quiet policy's over-hold target is each pod's own: a pod that got
+// fewer requests than the run's nominal rate is allowed the longer quiet
+// period its traffic sizes.
+func TestQuietOverHoldTargetPerPod(t *testing.T) {
+	quiet := HoldPolicies(time.Second, time.Second, 30*time.Second)[0]
+	for _, tc := range []struct {
+		rate float64
+		met  bool
+	}{{2, false}, {1.5, true}} {
+		// Over-hold 9s: beyond 15/2 + 1 = 8.5s, within 15/1.5 + 1 = 11s.
+		pods := []podHold{{hold: 10 * time.Second, trueStop: time.Second, rate: tc.rate}, {hold: 2 * time.Second, trueStop: time.Second, rate: 40}}
+		s := &Section{Name: "holds"}
+		policyFigures(s, "quiet_low_rate", quiet, 2, pods, 10, 100, 0)
+		c := s.Comparisons[len(s.Comparisons)-1]
+		if !strings.Contains(c.What, "over-hold") || c.Met != tc.met {
+			t.Errorf("at %g requests/s: %+v, want met %v", tc.rate, c, tc.met)
+		}
 	}
 }

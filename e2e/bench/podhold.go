@@ -23,10 +23,17 @@ type podHold struct {
 	trueStop time.Duration
 	// failed counts the requests the ALB routed to the pod that failed.
 	failed int
+	// rate is the requests per second the ALB routed to the pod in the
+	// rateWindow before its hold began: its own traffic, which a rollout's
+	// surge pods and stragglers make lower than the run's nominal rate.
+	rate float64
 	// ended is how the helper said its hold ended (outcome and quiet
 	// period), empty without the helper.
 	ended string
 }
+
+// rateWindow is how far back from its hold a pod's own traffic is counted.
+const rateWindow = 5 * time.Second
 
 // helperEnd finds the outcome and quiet period in the helper's "hold ended"
 // log line.
@@ -37,8 +44,8 @@ var helperEnd = regexp.MustCompile(`msg="hold ended" outcome=(\S+) quiet=\S+ qui
 func (p podHold) overHold() time.Duration { return p.hold - p.trueStop }
 
 func (p podHold) String() string {
-	return fmt.Sprintf("%-28s hold %6.2fs  true stop %6.2fs  over-hold %+6.2fs  failed %d%s",
-		p.name, p.hold.Seconds(), p.trueStop.Seconds(), p.overHold().Seconds(), p.failed, p.ended)
+	return fmt.Sprintf("%-28s hold %6.2fs  true stop %6.2fs  over-hold %+6.2fs  failed %d  %5.1f req/s%s",
+		p.name, p.hold.Seconds(), p.trueStop.Seconds(), p.overHold().Seconds(), p.failed, p.rate, p.ended)
 }
 
 // podHoldOf measures one termination of a run under protection: a held pod
@@ -65,7 +72,26 @@ func podHoldOf(term kubelet.Termination, res *scenario.Result, protection scenar
 		}
 	}
 	p.trueStop = stop.TrueStop().Sub(start)
+	from := start.Add(-rateWindow)
+	if from.Before(res.Start) {
+		from = res.Start // the traffic began later
+	}
+	p.rate = rateTo(res.Routed, stop.Target, from, start)
 	return p, nil
+}
+
+// rateTo is the rate of the routed requests to target from from to until.
+func rateTo(routed []albemu.RequestRecord, target albemu.Target, from, until time.Time) float64 {
+	n := 0
+	for _, r := range routed {
+		if r.Target == target.String() && !r.Time.Before(from) && r.Time.Before(until) {
+			n++
+		}
+	}
+	if !until.After(from) {
+		return 0
+	}
+	return float64(n) / until.Sub(from).Seconds()
 }
 
 // failedTo counts the routed requests to target that failed: the ALB
