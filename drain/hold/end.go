@@ -17,7 +17,8 @@ func (h *Holder) End(ctx context.Context, pod *corev1.Pod, end contract.HoldEnd)
 	took := time.Duration(end.HeldMillis) * time.Millisecond
 	quiet := time.Duration(end.QuietMillis) * time.Millisecond
 	h.Metrics.ObserveHold(end.Outcome, took)
-	log.FromContext(ctx).Info("hold ended", "pod", pod.Namespace+"/"+pod.Name, "outcome", end.Outcome, "after", took.String(), "quietPeriod", quiet.String(), "signal", end.Signal)
+	log.FromContext(ctx).Info("hold ended", "pod", pod.Namespace+"/"+pod.Name, "outcome", end.Outcome, "after", took.String(), "quietPeriod", quiet.String(), "signal", end.Signal,
+		"awaited", h.endReported(pod.UID))
 	seen := signalNote(end.Signal)
 	if end.Outcome == contract.OutcomeQuiet {
 		h.Recorder.Eventf(pod, nil, corev1.EventTypeNormal, ReasonHoldReleased, "Release",

@@ -54,7 +54,7 @@ type Deregisterer interface {
 	Deregister(ctx context.Context, arn string, target poller.Target) error
 }
 
-// Holder holds pods. Its fields are set once before use.
+// Holder holds pods. Its exported fields are set once before use.
 type Holder struct {
 	Resolver targetgroups.Resolver
 	Delays   DelaySource
@@ -77,6 +77,11 @@ type Holder struct {
 	// at the start of its hold instead of waiting for the load balancer
 	// controller to notice.
 	EarlyDeregister Deregisterer
+	// EndReportSlack is how long after a hold's bound a helper's end report
+	// is still awaited before the hold counts as unreported; default a minute.
+	EndReportSlack time.Duration
+
+	reports endReports
 }
 
 // Hold holds pod until it may stop or until requested, whichever is first,
@@ -97,6 +102,7 @@ func (h *Holder) Hold(ctx context.Context, pod *corev1.Pod, requested time.Time)
 	if outcome == contract.OutcomeDeregistering {
 		// Not an end: the helper reports it (End).
 		bound := time.Duration(resp.Traffic.BoundMillis) * time.Millisecond
+		h.expectEnd(ctx, pod, bound)
 		log.FromContext(ctx).Info("deregistration begun; the helper waits for quiet", "after", took.Round(time.Millisecond).String(), "bound", bound.String(), "why", msg)
 		h.Recorder.Eventf(pod, nil, corev1.EventTypeNormal, ReasonHoldDeregistering, "Hold",
 			"Deregistration begun in every target group after %s; releasing once no load-balancer traffic reaches the pod for its quiet period, at most %s: %s", took.Round(time.Second), bound.Round(time.Second), msg)

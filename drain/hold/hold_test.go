@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/tools/events"
 
 	"github.com/albdrain/albdrain/drain/metrics"
@@ -399,5 +400,33 @@ func TestQuietPolicyWithoutSettingsStillAnswers(t *testing.T) {
 	r := <-f.hold(context.Background(), terminatingPod(), time.Now().Add(time.Hour))
 	if r.resp.Outcome != contract.OutcomeDeregistering || len(r.resp.Traffic.HealthChecks) != 0 || len(r.resp.Traffic.Ports) != 1 {
 		t.Errorf("hold = %+v, want deregistering without health checks", r.resp)
+	}
+}
+
+func TestAnUnreportedEndIsCounted(t *testing.T) {
+	f := newFixture(types.TargetHealthStateEnumDraining)
+	f.h.Policy, f.h.EndReportSlack = release.PolicyQuiet, time.Millisecond
+	lost, reported := terminatingPod(), terminatingPod()
+	lost.UID, reported.UID = "lost", "reported"
+	// The reported hold's bound is long enough that its report comes first.
+	for pod, bound := range map[*corev1.Pod]time.Duration{lost: 10 * time.Millisecond, reported: time.Hour} {
+		if r := <-f.hold(context.Background(), pod, time.Now().Add(bound)); r.resp.Outcome != contract.OutcomeDeregistering {
+			t.Fatalf("hold = %+v, want deregistering", r.resp)
+		}
+	}
+	f.h.End(context.Background(), reported, contract.HoldEnd{Outcome: contract.OutcomeQuiet, HeldMillis: 1000, QuietMillis: 1000, Signal: contract.SignalSockDiag})
+	if err := wait.PollUntilContextTimeout(context.Background(), time.Millisecond, 10*time.Second, true, func(context.Context) (bool, error) {
+		return testutil.ToFloat64(f.m.HoldEndsUnreported) > 0, nil
+	}); err != nil {
+		t.Fatalf("the lost report was never counted: %v", err)
+	}
+	f.h.reports.mu.Lock()
+	pending := len(f.h.reports.pending)
+	f.h.reports.mu.Unlock()
+	if got := testutil.ToFloat64(f.m.HoldEndsUnreported); got != 1 || pending != 0 {
+		t.Errorf("%v unreported ends and %d still awaited, want the lost one counted and none awaited", got, pending)
+	}
+	if f.h.endReported("lost") {
+		t.Error("a report after the hold was counted unreported was still awaited")
 	}
 }

@@ -32,6 +32,9 @@ type Metrics struct {
 	ELBv2Latency        *prometheus.HistogramVec
 	ELBv2Throttles      *prometheus.CounterVec
 	TargetGroupsWatched prometheus.Gauge
+	// HoldEndsUnreported counts holds handed to the helper whose end it
+	// never reported, so they are in no outcome of Holds.
+	HoldEndsUnreported prometheus.Counter
 }
 
 // New creates unregistered collectors.
@@ -68,6 +71,10 @@ func New() *Metrics {
 			Name: "albdrain_target_groups_watched",
 			Help: "Target groups this replica is polling because holds wait on them.",
 		}),
+		HoldEndsUnreported: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "albdrain_hold_ends_unreported_total",
+			Help: "Holds handed to the in-pod helper to wait for quiet (outcome deregistering) whose end the helper did not report within the hold's bound and a minute, so albdrain_holds_total misses them (a report arriving later is counted there too).",
+		}),
 	}
 	for _, o := range contract.Outcomes {
 		m.Holds.WithLabelValues(string(o))
@@ -76,7 +83,7 @@ func New() *Metrics {
 }
 
 func (m *Metrics) collectors() []prometheus.Collector {
-	return []prometheus.Collector{m.HoldDuration, m.HoldsInFlight, m.Holds, m.ELBv2Requests, m.ELBv2Latency, m.ELBv2Throttles, m.TargetGroupsWatched}
+	return []prometheus.Collector{m.HoldDuration, m.HoldsInFlight, m.Holds, m.ELBv2Requests, m.ELBv2Latency, m.ELBv2Throttles, m.TargetGroupsWatched, m.HoldEndsUnreported}
 }
 
 // Register adds every collector to r.

@@ -159,7 +159,7 @@ func wait(parent context.Context, spec contract.Spec, env Env, opts Options) Res
 		sleep(ctx, spec.Fallback)
 	}
 	hints := traffic.HintsFrom(resp.Traffic)
-	q := w.QuietPeriod(ctx, hints, traffic.Period{Gaps: spec.QuietGaps, Min: spec.QuietPeriod, Max: spec.QuietPeriodMax})
+	q := w.QuietPeriod(ctx, hints)
 	quietCtx := ctx
 	if resp.Outcome == contract.OutcomeDeregistering && resp.Traffic != nil {
 		var cancelBound context.CancelFunc
@@ -204,7 +204,8 @@ func watchTraffic(ctx context.Context, spec contract.Spec, env Env, opts Options
 	for i, p := range spec.Ports {
 		ports[i] = uint16(p)
 	}
-	return traffic.Watch(ctx, src, traffic.Filter{PodIP: env.PodIP, NodeIP: env.HostIP, Ports: ports}, opts.SampleInterval)
+	period := traffic.Period{Gaps: spec.QuietGaps, Min: spec.QuietPeriod, Max: spec.QuietPeriodMax}
+	return traffic.Watch(ctx, src, traffic.Filter{PodIP: env.PodIP, NodeIP: env.HostIP, Ports: ports}, opts.SampleInterval, period)
 }
 
 // sleep waits for d or until ctx ends.

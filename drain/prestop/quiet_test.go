@@ -160,11 +160,11 @@ func TestTheQuietPeriodIsSizedByTheTraffic(t *testing.T) {
 	startALB(t, lbIP, podIP, port, stop)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	w := traffic.Watch(ctx, traffic.SockDiag{}, traffic.Filter{PodIP: netip.MustParseAddr(podIP), Ports: []uint16{uint16(port)}}, 5*time.Millisecond)
 	// Requests every 10ms or so, watched for 200s/100 = 2s: 100 gaps of
 	// that are far from both bounds.
 	p := traffic.Period{Gaps: 100, Min: time.Millisecond, Max: 200 * time.Second}
-	q := w.QuietPeriod(ctx, traffic.Hints{}, p)
+	w := traffic.Watch(ctx, traffic.SockDiag{}, traffic.Filter{PodIP: netip.MustParseAddr(podIP), Ports: []uint16{uint16(port)}}, 5*time.Millisecond, p)
+	q := w.QuietPeriod(ctx, traffic.Hints{})
 	if q <= p.Min || q >= p.Max {
 		t.Errorf("quiet period %v, want between the bounds for steady traffic", q)
 	}

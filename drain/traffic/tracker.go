@@ -65,10 +65,15 @@ type conn struct {
 	// arrivals counts the requests it carried: the data segments received
 	// (at least one per sample showing new data), or one for appearing.
 	arrivals int
-	bytes    uint64
-	segs     uint32
-	counters bool
-	open     bool
+	// early is arrivals as it stood when the rate window closed.
+	early int
+	// dataBefore is when it last received data before the first sample;
+	// zero if it did not exist then or never received data.
+	dataBefore time.Time
+	bytes      uint64
+	segs       uint32
+	counters   bool
+	open       bool
 }
 
 // Tracker folds socket samples into per-connection histories. It does no
@@ -78,15 +83,27 @@ type Tracker struct {
 	// start and last are the first and latest samples.
 	start, last time.Time
 	conns       map[key]*conn
+	// window is how long arrivals are counted for the rate, from the first
+	// sample; zero counts them all. cut is the sample that closed it.
+	window time.Duration
+	cut    time.Time
 	// folded summarises connections dropped past maxConns.
-	foldedLast     time.Time
-	foldedArrivals int
+	foldedLast                  time.Time
+	foldedArrivals, foldedEarly int
 }
 
 // NewTracker returns a tracker of the sockets f accepts.
 func NewTracker(f Filter) *Tracker {
 	return &Tracker{filter: f, conns: map[key]*conn{}}
 }
+
+// CountFor limits the arrivals that MeanGap counts to those of the first d
+// of the watch (zero: no limit). A hold is watched while its load balancer
+// stops sending, one node after another, so arrivals counted over the whole
+// watch dilute the rate with the very silence being waited for: at a few
+// requests a second the quiet period then grows to its maximum, and it
+// grows longer the later the question is asked.
+func (t *Tracker) CountFor(d time.Duration) { t.window = d }
 
 // Observe folds in the socket table as it was at now.
 func (t *Tracker) Observe(now time.Time, socks []Socket) {
@@ -108,6 +125,9 @@ func (t *Tracker) Observe(now time.Time, socks []Socket) {
 			if s.Info != nil {
 				c.start = now.Add(-s.Info.LastDataRecv)
 				c.lastData = c.start
+				if first && (!s.Info.Counters || s.Info.BytesReceived > 0) {
+					c.dataBefore = c.start
+				}
 			} else if c.fresh {
 				c.lastData = now
 			}
@@ -132,6 +152,13 @@ func (t *Tracker) Observe(now time.Time, socks []Socket) {
 		if !seen[k] {
 			c.open = false
 		}
+	}
+	if t.window > 0 && t.cut.IsZero() && now.Sub(t.start) >= t.window {
+		t.cut = now
+		for _, c := range t.conns {
+			c.early = c.arrivals
+		}
+		t.foldedEarly = t.foldedArrivals
 	}
 	if len(t.conns) > maxConns {
 		t.fold()
@@ -172,6 +199,7 @@ func (t *Tracker) fold() {
 			t.foldedLast = a
 		}
 		t.foldedArrivals += c.arrivals
+		t.foldedEarly += c.early
 		delete(t.conns, k)
 	}
 }
@@ -236,36 +264,52 @@ func (t *Tracker) LastTraffic(h Hints, now time.Time) time.Time {
 }
 
 // MeanGap estimates the mean time between the load balancer's arrivals
-// since the first sample: requests (data segments received) for an ALB,
-// new flows for an NLB. Without any arrival it is
-// the whole silence observed, back to the latest data received before the
-// first sample.
+// (requests, that is data segments received, for an ALB; new flows for an
+// NLB), counted from the first sample until now or the end of the window
+// set by CountFor. The latest data received before the first sample adds
+// one arrival and the silence since it: for arrivals at a steady rate that
+// silence is one gap's worth, so a watch that has seen few arrivals, or
+// none, is not left to guess from them alone.
 func (t *Tracker) MeanGap(h Hints, now time.Time) time.Duration {
 	span := now.Sub(t.start)
+	if !t.cut.IsZero() {
+		span = t.cut.Sub(t.start)
+	}
 	n, before := t.arrivals(h, now)
-	if n > 0 {
+	switch {
+	case before >= 0:
+		return (span + before) / time.Duration(n+1)
+	case n > 0:
 		return span / time.Duration(n)
 	}
-	return span + max(before, 0)
+	return span
 }
 
-// arrivals counts the arrivals since the first sample, and says how long
-// before it the latest data arrived (negative if unknown).
+// arrivals counts the arrivals within the window, and says how long
+// before the first sample the latest data arrived (negative if unknown).
 func (t *Tracker) arrivals(h Hints, now time.Time) (n int, before time.Duration) {
+	cut := !t.cut.IsZero()
 	n, before = t.foldedArrivals, -1
+	if cut {
+		n = t.foldedEarly
+	}
 	for k, c := range t.conns {
 		if h.classify(k, c, now) == kindHealthCheck {
 			continue
 		}
 		if slices.Contains(h.Flows, k.local.Port()) {
-			if c.fresh {
+			if c.fresh && (!cut || !c.firstSeen.After(t.cut)) {
 				n++
 			}
 			continue
 		}
-		n += c.arrivals
-		if !c.fresh && !c.lastData.IsZero() {
-			if age := t.start.Sub(c.lastData); before < 0 || age < before {
+		if cut {
+			n += c.early
+		} else {
+			n += c.arrivals
+		}
+		if !c.dataBefore.IsZero() {
+			if age := t.start.Sub(c.dataBefore); before < 0 || age < before {
 				before = age
 			}
 		}

@@ -76,8 +76,10 @@ func TestTrackerVerdicts(t *testing.T) {
 		name    string
 		samples map[int][]Socket // by ms after t0
 		hints   Hints
-		now     int
-		want    verdict
+		// window limits the arrivals counted (Tracker.CountFor).
+		window time.Duration
+		now    int
+		want   verdict
 	}{{
 		name: "requests on a kept-alive connection",
 		samples: map[int][]Socket{
@@ -86,16 +88,18 @@ func TestTrackerVerdicts(t *testing.T) {
 			200: {sock(pod, lb+"1", stateEstablished, data(30, 1400))},
 			300: {sock(pod, lb+"1", stateEstablished, data(130, 1400))},
 		},
-		now:  400,
-		want: verdict{Last: at(170), Gap: 200 * time.Millisecond},
+		now: 400,
+		// Two requests in 400ms, and one 300ms before the watch began.
+		want: verdict{Last: at(170), Gap: 700 * time.Millisecond / 3},
 	}, {
 		name: "every data segment is a request",
 		samples: map[int][]Socket{
 			0:   {sock(pod, lb+"1", stateEstablished, &Info{LastDataRecv: time.Second, BytesReceived: 1000, Counters: true, DataSegsIn: 10})},
 			100: {sock(pod, lb+"1", stateEstablished, &Info{LastDataRecv: 0, BytesReceived: 2000, Counters: true, DataSegsIn: 19})},
 		},
-		now:  100,
-		want: verdict{Last: at(100), Gap: 100 * time.Millisecond / 9},
+		now: 100,
+		// Nine requests in 100ms after a second's silence.
+		want: verdict{Last: at(100), Gap: 1100 * time.Millisecond / 10},
 	}, {
 		name: "a peer's FIN is not data",
 		samples: map[int][]Socket{
@@ -120,7 +124,7 @@ func TestTrackerVerdicts(t *testing.T) {
 			200: {sock(pod, lb+"1", stateEstablished, &Info{LastDataRecv: 150 * time.Millisecond})},
 		},
 		now:  200,
-		want: verdict{Last: at(50), Gap: 200 * time.Millisecond},
+		want: verdict{Last: at(50), Gap: 500 * time.Millisecond / 2},
 	}, {
 		name: "health checks come and go",
 		samples: map[int][]Socket{
@@ -172,6 +176,30 @@ func TestTrackerVerdicts(t *testing.T) {
 		now:   400,
 		want:  verdict{Last: at(150), Gap: 400 * time.Millisecond},
 	}, {
+		name: "only the window's arrivals count: the silence after it does not lengthen the gap",
+		samples: map[int][]Socket{
+			0:    {sock(pod, lb+"1", stateEstablished, data(100, 1000))},
+			100:  {sock(pod, lb+"1", stateEstablished, data(0, 1100))},
+			200:  {sock(pod, lb+"1", stateEstablished, data(0, 1200))},
+			300:  {sock(pod, lb+"1", stateEstablished, data(0, 1300))},
+			5000: {sock(pod, lb+"1", stateEstablished, data(4700, 1300))},
+		},
+		window: 200 * time.Millisecond,
+		now:    5000,
+		// Two requests in the 200ms window, one 100ms before it.
+		want: verdict{Last: at(300), Gap: 100 * time.Millisecond},
+	}, {
+		name: "NLB: a flow opened after the window is traffic but not counted",
+		samples: map[int][]Socket{
+			0:   {sock(pod, lb+"1", stateEstablished, data(5, 1000))},
+			100: {sock(pod, lb+"1", stateEstablished, data(5, 2000))},
+			200: {sock(pod, lb+"1", stateEstablished, data(5, 3000)), sock(pod, lb+"4", stateEstablished, data(50, 0))},
+		},
+		hints:  nlb,
+		window: 100 * time.Millisecond,
+		now:    400,
+		want:   verdict{Last: at(150), Gap: 100 * time.Millisecond},
+	}, {
 		name: "procnet: a new connection is traffic when first seen",
 		samples: map[int][]Socket{
 			0:   {sock(pod, lb+"1", stateEstablished, nil)},
@@ -183,6 +211,7 @@ func TestTrackerVerdicts(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			tr := NewTracker(Filter{PodIP: netip.MustParseAddr("10.0.0.5"), Ports: []uint16{8080}})
+			tr.CountFor(tt.window)
 			for ms := 0; ms <= tt.now; ms++ {
 				if socks, ok := tt.samples[ms]; ok {
 					tr.Observe(at(ms), socks)

@@ -25,8 +25,9 @@ func (p Period) Size(gap time.Duration) time.Duration {
 	return min(max(time.Duration(p.Gaps)*gap, p.Min), max(p.Max, p.Min))
 }
 
-// window is how long arrivals must be watched before the gap is estimated:
-// a silence that long already makes the quiet period Max.
+// window is how long arrivals are watched to estimate the gap: a silence
+// that long already makes the quiet period Max. Only the window's arrivals
+// count, since the load balancer may be stopping by the time it ends.
 func (p Period) window() time.Duration {
 	if p.Gaps <= 0 {
 		return 0
@@ -38,17 +39,20 @@ func (p Period) window() time.Duration {
 // about the traffic it saw.
 type Watcher struct {
 	signal string
+	period Period
 	mu     sync.Mutex
 	t      *Tracker
 	// sampled is closed and replaced after every sample.
 	sampled chan struct{}
 }
 
-// Watch samples src every interval until ctx ends. A nil src (nothing to
-// read) or a filter without ports makes a blind watcher, which finds every
+// Watch samples src every interval until ctx ends, sizing quiet periods by
+// p from the arrivals of the first p.window(). A nil src (nothing to read)
+// or a filter without ports makes a blind watcher, which finds every
 // period quiet at once.
-func Watch(ctx context.Context, src Source, f Filter, interval time.Duration) *Watcher {
-	w := &Watcher{signal: contract.SignalNone, t: NewTracker(f), sampled: make(chan struct{})}
+func Watch(ctx context.Context, src Source, f Filter, interval time.Duration, p Period) *Watcher {
+	w := &Watcher{signal: contract.SignalNone, period: p, t: NewTracker(f), sampled: make(chan struct{})}
+	w.t.CountFor(p.window())
 	if src == nil || len(f.Ports) == 0 {
 		return w
 	}
@@ -86,27 +90,28 @@ func (w *Watcher) Signal() string { return w.signal }
 
 func (w *Watcher) blind() bool { return w.signal == contract.SignalNone }
 
-// QuietPeriod sizes the quiet period by the arrivals seen since the watch
-// began, first watching long enough for the estimate to matter (or until
-// ctx ends).
-func (w *Watcher) QuietPeriod(ctx context.Context, h Hints, p Period) time.Duration {
+// QuietPeriod sizes the quiet period by the arrivals seen in the watch's
+// window, first waiting for the window to close (or until ctx ends).
+func (w *Watcher) QuietPeriod(ctx context.Context, h Hints) time.Duration {
+	p := w.period
 	if w.blind() {
 		return p.Min
 	}
-	w.mu.Lock()
-	start := w.t.start
-	w.mu.Unlock()
-	if left := time.Until(start.Add(p.window())); left > 0 {
-		t := time.NewTimer(left)
+	for {
+		w.mu.Lock()
+		closed := p.window() == 0 || !w.t.cut.IsZero()
+		next := w.sampled
+		if closed || ctx.Err() != nil {
+			q := p.Size(w.t.MeanGap(h, time.Now()))
+			w.mu.Unlock()
+			return q
+		}
+		w.mu.Unlock()
 		select {
-		case <-t.C:
+		case <-next:
 		case <-ctx.Done():
 		}
-		t.Stop()
 	}
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return p.Size(w.t.MeanGap(h, time.Now()))
 }
 
 // WaitQuiet returns true once no load-balancer traffic has reached the pod

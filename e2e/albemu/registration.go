@@ -159,6 +159,14 @@ func (e *Emulator) SetPropagationLag(d time.Duration) {
 	e.lag = ConstantLag(d)
 }
 
+// SetHealthCheckDraining says whether targets deregistered from now on are
+// still health-checked while they drain (Options.HealthCheckDraining).
+func (e *Emulator) SetHealthCheckDraining(on bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.opts.HealthCheckDraining = on
+}
+
 // SetLag draws the lags of later registrations and deregistrations from m,
 // starting afresh from seed.
 func (e *Emulator) SetLag(m LagModel, seed uint64) {

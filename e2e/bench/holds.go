@@ -124,6 +124,7 @@ func holdSection(t cluster.Timings, o HoldOptions, runs []*run, trueStops []floa
 		fmt.Sprintf("traffic %g requests/s per pod; each albdrain policy also has a rollout at %g requests/s per pod (<policy>_low_rate);", o.Rate, o.LowRate),
 		"true stop: from the preStop's start to when the last ALB node stopped routing new requests to the pod (emulator ground truth);",
 		"over-hold: release minus true stop (negative: released while still routed); min safe fixed sleep: the largest true stop of the run;",
+		"quiet's over-hold target is pod by pod: the quiet period sized by the requests the ALB routed to that pod in the 5 s before its hold, plus 1 s;",
 		fmt.Sprintf("%d rollout(s) per policy; fixed sleeps are set from the true stops observed before them, rounded up to whole seconds", o.Rollouts),
 	}}
 	s.Add("min_safe_fixed_sleep_s", minSafe)

@@ -1,6 +1,8 @@
 package bench
 
 import (
+	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -10,6 +12,7 @@ import (
 	"github.com/albdrain/albdrain/e2e/cluster"
 	"github.com/albdrain/albdrain/e2e/kubelet"
 	"github.com/albdrain/albdrain/e2e/scenario"
+	"github.com/albdrain/albdrain/internal/contract"
 )
 
 func TestFixedSleep(t *testing.T) {
@@ -32,12 +35,13 @@ func TestPodHoldOf(t *testing.T) {
 	target := albemu.Target{ID: "127.0.0.9", Port: 8080}
 	res := &scenario.Result{
 		Stops: map[string]albemu.Stop{"web-1": {Target: target, Nodes: []time.Time{t0.Add(2 * time.Second), t0.Add(5 * time.Second)}}},
+		// Two of the target's requests fall in the 5s before its hold.
 		Routed: []albemu.RequestRecord{
-			{Target: target.String(), Status: 200},
-			{Target: target.String(), Status: 502},
-			{Target: target.String(), Status: 460},
-			{Target: target.String(), Status: 200, Err: "response cut mid-body"},
-			{Target: "127.0.0.8:8080", Status: 502},
+			{Target: target.String(), Status: 200, Time: t0.Add(-time.Second)},
+			{Target: target.String(), Status: 502, Time: t0.Add(-2 * time.Second)},
+			{Target: target.String(), Status: 460, Time: t0.Add(-6 * time.Second)},
+			{Target: target.String(), Status: 200, Err: "response cut mid-body", Time: t0.Add(time.Second)},
+			{Target: "127.0.0.8:8080", Status: 502, Time: t0.Add(-time.Second)},
 		},
 	}
 	term := kubelet.Termination{Name: "web-1", IP: target.ID, Noticed: t0.Add(-time.Second),
@@ -46,7 +50,7 @@ func TestPodHoldOf(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := podHold{name: "web-1", hold: 3 * time.Second, trueStop: 5 * time.Second, failed: 2}
+	want := podHold{name: "web-1", hold: 3 * time.Second, trueStop: 5 * time.Second, failed: 2, rate: 2.0 / 5}
 	if diff := cmp.Diff(want, got, cmp.AllowUnexported(podHold{})); diff != "" {
 		t.Errorf("podHoldOf (-want +got):\n%s", diff)
 	}
@@ -116,6 +120,68 @@ func TestQuietOverHoldBound(t *testing.T) {
 	}{{40, 2 * time.Second}, {2, 8500 * time.Millisecond}, {0.1, 31 * time.Second}} {
 		if got := quiet.MaxOverHold(tc.rate); got != tc.want {
 			t.Errorf("bound at %g requests/s = %s, want %s", tc.rate, got, tc.want)
+		}
+	}
+}
+
+func TestSelectPolicies(t *testing.T) {
+	all := HoldPolicies(time.Second, time.Second, 30*time.Second)
+	names := func(ps []HoldPolicy) []string {
+		var out []string
+		for _, p := range ps {
+			out = append(out, p.Name)
+		}
+		return out
+	}
+	for _, tt := range []struct {
+		names, want []string
+	}{
+		{nil, names(all)},
+		{[]string{"fixed_p90", "quiet"}, []string{"quiet", "fixed_p90"}},
+	} {
+		got, err := SelectPolicies(all, tt.names)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d := cmp.Diff(tt.want, names(got)); d != "" {
+			t.Errorf("SelectPolicies(%q) (-want +got):\n%s", tt.names, d)
+		}
+	}
+	if _, err := SelectPolicies(all, []string{"quiet", "qiuet"}); err == nil {
+		t.Error("an unknown policy name was accepted")
+	}
+}
+
+// The per-pod lines show how the helper's hold ended, read from its log.
+func TestHelperEndFromItsLog(t *testing.T) {
+	var out strings.Builder
+	slog.New(slog.NewTextHandler(&out, nil)).Info("hold ended", "outcome", contract.OutcomeBound, "quiet", false,
+		"quietPeriod", 7500*time.Millisecond, "signal", contract.SignalSockDiag, "after", 23*time.Second)
+	m := helperEnd.FindStringSubmatch("watcher answered\n" + out.String())
+	if m == nil {
+		t.Fatalf("no hold end in %q", out.String())
+	}
+	if d := cmp.Diff([]string{string(contract.OutcomeBound), "7.5s"}, m[1:]); d != "" {
+		t.Errorf("outcome and quiet period (-want +got):\n%s", d)
+	}
+}
+
+// The quiet policy's over-hold target is each pod's own: a pod that got
+// fewer requests than the run's nominal rate is allowed the longer quiet
+// period its traffic sizes.
+func TestQuietOverHoldTargetPerPod(t *testing.T) {
+	quiet := HoldPolicies(time.Second, time.Second, 30*time.Second)[0]
+	for _, tc := range []struct {
+		rate float64
+		met  bool
+	}{{2, false}, {1.5, true}} {
+		// Over-hold 9s: beyond 15/2 + 1 = 8.5s, within 15/1.5 + 1 = 11s.
+		pods := []podHold{{hold: 10 * time.Second, trueStop: time.Second, rate: tc.rate}, {hold: 2 * time.Second, trueStop: time.Second, rate: 40}}
+		s := &Section{Name: "holds"}
+		policyFigures(s, "quiet_low_rate", quiet, 2, pods, 10, 100, 0)
+		c := s.Comparisons[len(s.Comparisons)-1]
+		if !strings.Contains(c.What, "over-hold") || c.Met != tc.met {
+			t.Errorf("at %g requests/s: %+v, want met %v", tc.rate, c, tc.met)
 		}
 	}
 }

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"fmt"
+	"regexp"
 	"time"
 
 	"github.com/albdrain/albdrain/e2e/albemu"
@@ -22,15 +23,29 @@ type podHold struct {
 	trueStop time.Duration
 	// failed counts the requests the ALB routed to the pod that failed.
 	failed int
+	// rate is the requests per second the ALB routed to the pod in the
+	// rateWindow before its hold began: its own traffic, which a rollout's
+	// surge pods and stragglers make lower than the run's nominal rate.
+	rate float64
+	// ended is how the helper said its hold ended (outcome and quiet
+	// period), empty without the helper.
+	ended string
 }
+
+// rateWindow is how far back from its hold a pod's own traffic is counted.
+const rateWindow = 5 * time.Second
+
+// helperEnd finds the outcome and quiet period in the helper's "hold ended"
+// log line.
+var helperEnd = regexp.MustCompile(`msg="hold ended" outcome=(\S+) quiet=\S+ quietPeriod=(\S+)`)
 
 // overHold is release minus true stop: how long the pod was held after it
 // became safe to let go, negative when released while still routed.
 func (p podHold) overHold() time.Duration { return p.hold - p.trueStop }
 
 func (p podHold) String() string {
-	return fmt.Sprintf("%-28s hold %6.2fs  true stop %6.2fs  over-hold %+6.2fs  failed %d",
-		p.name, p.hold.Seconds(), p.trueStop.Seconds(), p.overHold().Seconds(), p.failed)
+	return fmt.Sprintf("%-28s hold %6.2fs  true stop %6.2fs  over-hold %+6.2fs  failed %d  %5.1f req/s%s",
+		p.name, p.hold.Seconds(), p.trueStop.Seconds(), p.overHold().Seconds(), p.failed, p.rate, p.ended)
 }
 
 // podHoldOf measures one termination of a run under protection: a held pod
@@ -52,9 +67,31 @@ func podHoldOf(term kubelet.Termination, res *scenario.Result, protection scenar
 			return podHold{}, fmt.Errorf("pod %s: hooks %+v, killed %v: want one completed %s hook", term.Name, term.Hooks, term.Killed, want)
 		}
 		start, p.hold = term.Hooks[0].Start, term.Hooks[0].Duration()
+		if m := helperEnd.FindStringSubmatch(term.Hooks[0].Output); m != nil {
+			p.ended = fmt.Sprintf("  %s, quiet period %s", m[1], m[2])
+		}
 	}
 	p.trueStop = stop.TrueStop().Sub(start)
+	from := start.Add(-rateWindow)
+	if from.Before(res.Start) {
+		from = res.Start // the traffic began later
+	}
+	p.rate = rateTo(res.Routed, stop.Target, from, start)
 	return p, nil
+}
+
+// rateTo is the rate of the routed requests to target from from to until.
+func rateTo(routed []albemu.RequestRecord, target albemu.Target, from, until time.Time) float64 {
+	n := 0
+	for _, r := range routed {
+		if r.Target == target.String() && !r.Time.Before(from) && r.Time.Before(until) {
+			n++
+		}
+	}
+	if !until.After(from) {
+		return 0
+	}
+	return float64(n) / until.Sub(from).Seconds()
 }
 
 // failedTo counts the routed requests to target that failed: the ALB

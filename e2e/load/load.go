@@ -31,6 +31,11 @@ type Options struct {
 	MaxDuration time.Duration
 	// Timeout bounds each request.
 	Timeout time.Duration
+	// RequestsPerConnection, when set, has each worker close its connection
+	// after that many requests, as clients with a connection lifetime do:
+	// through a Network Load Balancer every connection is a flow, so the
+	// traffic then opens new flows steadily while older ones carry requests.
+	RequestsPerConnection int
 }
 
 // Result is one request.
@@ -77,8 +82,8 @@ func Start(ctx context.Context, opts Options) (*Run, error) {
 	if ip := net.ParseIP(u.Hostname()); ip == nil || !ip.IsLoopback() {
 		return nil, fmt.Errorf("load target %s: only loopback IPs", opts.URL)
 	}
-	if opts.Workers < 1 || opts.Interval <= 0 || opts.MaxRequests < 1 || opts.MaxDuration <= 0 || opts.Timeout <= 0 {
-		return nil, errors.New("load options: workers, interval, max requests, max duration and timeout must be positive")
+	if opts.Workers < 1 || opts.Interval <= 0 || opts.MaxRequests < 1 || opts.MaxDuration <= 0 || opts.Timeout <= 0 || opts.RequestsPerConnection < 0 {
+		return nil, errors.New("load options: workers, interval, max requests, max duration and timeout must be positive, requests per connection not negative")
 	}
 	ctx, cancel := context.WithTimeout(ctx, opts.MaxDuration)
 	r := &Run{
@@ -147,8 +152,8 @@ func (r *Run) take() bool {
 func (r *Run) worker(ctx context.Context) {
 	pause := time.NewTicker(r.opts.Interval)
 	defer pause.Stop()
-	for ctx.Err() == nil && r.take() {
-		res := r.do(ctx)
+	for n := 1; ctx.Err() == nil && r.take(); n++ {
+		res := r.do(ctx, r.opts.RequestsPerConnection > 0 && n%r.opts.RequestsPerConnection == 0)
 		r.mu.Lock()
 		r.results = append(r.results, res)
 		r.mu.Unlock()
@@ -159,13 +164,15 @@ func (r *Run) worker(ctx context.Context) {
 	}
 }
 
-func (r *Run) do(ctx context.Context) Result {
+// do sends one request, closing its connection afterwards when last.
+func (r *Run) do(ctx context.Context, last bool) Result {
 	start := time.Now()
 	res := Result{Start: start}
 	// Requests in flight when the run stops are left to finish: cutting
 	// them off would count as client-side failures that no user caused.
 	req, err := http.NewRequestWithContext(context.WithoutCancel(ctx), http.MethodGet, r.opts.URL, nil)
 	if err == nil {
+		req.Close = last
 		var resp *http.Response
 		if resp, err = r.client.Do(req); err == nil {
 			_, err = io.Copy(io.Discard, resp.Body)

@@ -2,6 +2,7 @@ package load
 
 import (
 	"context"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"sync/atomic"
@@ -70,5 +71,29 @@ func TestOnlyLoopback(t *testing.T) {
 	})
 	if err == nil {
 		t.Fatal("a non-loopback target was accepted")
+	}
+}
+
+func TestRequestsPerConnection(t *testing.T) {
+	var conns atomic.Int64
+	srv := httptest.NewUnstartedServer(http.NotFoundHandler())
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	srv.Start()
+	defer srv.Close()
+	run, err := Start(context.Background(), Options{
+		URL: srv.URL, Workers: 1, Interval: time.Millisecond, MaxRequests: 12, MaxDuration: time.Minute, Timeout: 5 * time.Second,
+		RequestsPerConnection: 4,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitDone(t, run)
+	run.Stop()
+	if got := conns.Load(); got != 3 {
+		t.Errorf("%d connections for 12 requests, want 3 of 4 requests each", got)
 	}
 }

@@ -64,7 +64,7 @@ func (r *runner) run(ctx context.Context, p plan) (_ *Result, err error) {
 	defer listener.Close()
 	res.TargetGroupArn = r.arn
 	opts := trafficFor(r.spec)
-	opts.URL = listener.URL()
+	opts.URL = "http://" + listener.Addr()
 	res.Start = time.Now()
 	tr, err := load.Start(ctx, opts)
 	if err != nil {
@@ -101,15 +101,35 @@ func (r *runner) run(ctx context.Context, p plan) (_ *Result, err error) {
 	return res, err
 }
 
+// lbListener is the load balancer's listener the clients connect to: an
+// ALB's or an NLB's.
+type lbListener interface {
+	Addr() string
+	Close() error
+}
+
+// addListener adds the listener of the run's frontend to the target group.
+func (r *runner) addListener(arn string) (lbListener, error) {
+	if r.spec.Frontend == NLB {
+		return r.c.Emulator.AddNLBListener(arn, "")
+	}
+	return r.c.Emulator.AddListener(arn, "")
+}
+
 // setup creates the namespace, the target group and its listener, and the
 // workload (changed by workload, when set), and waits until every replica
-// serves through the ALB.
-func (r *runner) setup(ctx context.Context, workload func(*appsv1.Deployment)) (*albemu.Listener, error) {
+// serves through the load balancer.
+func (r *runner) setup(ctx context.Context, workload func(*appsv1.Deployment)) (lbListener, error) {
 	r.progress("creating namespace %s (%s)", r.ns, r.spec.Protection)
+	protocol := "HTTP"
+	if r.spec.Frontend == NLB {
+		protocol = "TCP"
+	}
 	arn, err := r.c.Emulator.CreateTargetGroup(albemu.TargetGroupSpec{
-		Name: fmt.Sprintf("e2e-web-%d", r.seq),
-		Port: podPort,
-		Tags: map[string]string{"elbv2.k8s.aws/cluster": "e2e", "ingress.k8s.aws/resource": r.ns + "/" + appName + ":80"},
+		Name:     fmt.Sprintf("e2e-web-%d", r.seq),
+		Port:     podPort,
+		Protocol: protocol,
+		Tags:     map[string]string{"elbv2.k8s.aws/cluster": "e2e", "ingress.k8s.aws/resource": r.ns + "/" + appName + ":80"},
 		// Zero means the cluster's default.
 		DeregistrationDelay: r.spec.DeregistrationDelay,
 	})
@@ -117,7 +137,7 @@ func (r *runner) setup(ctx context.Context, workload func(*appsv1.Deployment)) (
 		return nil, fmt.Errorf("target group: %w", err)
 	}
 	r.arn = arn
-	listener, err := r.c.Emulator.AddListener(arn, "")
+	listener, err := r.addListener(arn)
 	if err != nil {
 		return nil, fmt.Errorf("listener: %w", err)
 	}

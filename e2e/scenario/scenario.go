@@ -63,7 +63,16 @@ const (
 	// TargetGroupConfiguration: the controller makes the binding itself,
 	// after the pods exist.
 	Gateway Frontend = "gateway"
+	// NLB is a TargetGroupBinding to a TCP target group behind a Network
+	// Load Balancer: every client connection is a flow, and the clients
+	// renew theirs every nlbRequestsPerFlow requests.
+	NLB Frontend = "nlb"
 )
+
+// nlbRequestsPerFlow is how many requests the clients send on one
+// connection through an NLB: a flow lives about 0.2 s, so flows open
+// steadily while others carry requests.
+const nlbRequestsPerFlow = 10
 
 // Spec is one scenario run.
 type Spec struct {
@@ -149,6 +158,9 @@ func trafficFor(spec Spec) load.Options {
 	if spec.Rate > 0 {
 		total := spec.Rate * float64(spec.Replicas)
 		opts.Interval = time.Duration(float64(opts.Workers) / total * float64(time.Second))
+	}
+	if spec.Frontend == NLB {
+		opts.RequestsPerConnection = nlbRequestsPerFlow
 	}
 	return opts
 }

@@ -51,6 +51,8 @@ type holdFlags struct {
 	lag                       albemu.LagModel
 	rate, lowRate             float64
 	settle                    time.Duration
+	// policies names the policies compared; empty compares them all.
+	policies []string
 }
 
 func main() {
@@ -69,7 +71,11 @@ func main() {
 	flag.Float64Var(&o.holds.rate, "rate", 40, "holds: traffic in requests per second per pod")
 	flag.Float64Var(&o.holds.lowRate, "low-rate", 2, "holds: traffic of each albdrain policy's extra low-traffic rollout (0: none)")
 	flag.DurationVar(&o.holds.settle, "settle", 0, "holds: the draining policy's --settle-time; 0 is the lag model's p50 for the slowest node plus one poll")
+	policies := flag.String("policies", "", "holds: the policies compared, comma-separated, of quiet,deregistered,draining,fixed_p50,fixed_p90,fixed_p99 (default all)")
 	flag.Parse()
+	if *policies != "" {
+		o.holds.policies = strings.Split(*policies, ",")
+	}
 	o.only = strings.Split(*only, ",")
 	for _, m := range o.only {
 		if !slices.Contains(measurements, m) {
@@ -179,12 +185,25 @@ func run(ctx context.Context, out io.Writer, o options) (err error) {
 // local cluster keeps.
 const quietPeriodMax = 30 * time.Second
 
+// settle is the draining policy's settle time: -settle, or the lag
+// model's p50 for the slowest node plus one poll.
+func settle(h holdFlags, t cluster.Timings) time.Duration {
+	if h.settle != 0 {
+		return h.settle
+	}
+	return (h.lag.QuantileOfMax(0.5, h.nodes) + t.WatcherPoll).Round(100 * time.Millisecond)
+}
+
 // measureHolds runs the hold-precision measurement on a local cluster
 // whose ALB draws its lags from the model given.
 func measureHolds(ctx context.Context, ws *cluster.Workspace, o options) (_ *bench.Section, err error) {
 	h := o.holds
 	t := cluster.FieldTimings()
 	t.Lag, t.Nodes, t.Seed, t.HealthCheckDraining = &h.lag, h.nodes, h.seed, h.hcDraining
+	policies, err := bench.SelectPolicies(bench.HoldPolicies(settle(h, t), t.QuietPeriod, quietPeriodMax), h.policies)
+	if err != nil {
+		return nil, err
+	}
 	ws.Say("hold precision: ALB of %d nodes, lags %s, seed %d", h.nodes, h.lag, h.seed)
 	c, err := ws.StartCluster(ctx, o.goCmd, t)
 	if err != nil {
@@ -195,14 +214,10 @@ func measureHolds(ctx context.Context, ws *cluster.Workspace, o options) (_ *ben
 			err = stopErr
 		}
 	}()
-	settle := h.settle
-	if settle == 0 {
-		settle = (h.lag.QuantileOfMax(0.5, h.nodes) + t.WatcherPoll).Round(100 * time.Millisecond)
-	}
 	ws.Say("hold precision: rolling restarts behind the emulated ALB")
 	return bench.MeasureHolds(ctx, c, t, bench.HoldOptions{
 		Replicas: int32(h.replicas), Rollouts: h.rollouts, Rate: h.rate, LowRate: h.lowRate,
-		Policies: bench.HoldPolicies(settle, t.QuietPeriod, quietPeriodMax),
+		Policies: policies,
 		Progress: func(line string) {
 			// The per-second traffic counts would drown the steps.
 			if !trafficLine.MatchString(line) {
