@@ -15,6 +15,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/albdrain/albdrain/drain/hold"
+	"github.com/albdrain/albdrain/e2e/albemu"
 )
 
 // disrupt causes the scenario's disruption and returns once it has been
@@ -37,6 +38,15 @@ func (r *runner) disrupt(ctx context.Context, res *Result) error {
 		original := map[types.UID]bool{}
 		for _, p := range pods {
 			original[p.UID] = true
+		}
+		if r.spec.Protection == Albdrain {
+			// Deregistration waits for the restart: until the target
+			// leaves, no policy can end the watcher's part of a hold, so
+			// the restart always drops a hold in progress. Under quiet the
+			// watcher hands a hold to the helper as soon as deregistration
+			// begins, which could otherwise come before the restart.
+			r.c.Emulator.SetActionFaults("DeregisterTargets", albemu.Faults{Outage: albemu.OutageUnavailable})
+			defer r.c.Emulator.SetActionFaults("DeregisterTargets", albemu.Faults{})
 		}
 		r.progress("rolling restart of deployment/%s", appName)
 		if err := r.restartDeployment(ctx); err != nil {
