@@ -113,7 +113,7 @@ func holdContainer(c *corev1.Container, ov overrides, o Options, ports []int32) 
 		Then:           toHandler(own),
 	}
 	c.Lifecycle.PreStop = &corev1.LifecycleHandler{Exec: &corev1.ExecAction{Command: spec.Command(contract.HelperPath)}}
-	addMount(c)
+	addMounts(c)
 	addEnv(c, o)
 	return true
 }
@@ -172,13 +172,17 @@ func userSleepOf(c *corev1.Container, held bool) time.Duration {
 	return 0
 }
 
-func addMount(c *corev1.Container) {
-	for _, m := range c.VolumeMounts {
-		if m.Name == contract.VolumeName {
-			return
+// addMounts gives a held container the helper and its trust volume; the
+// preStop exec runs in this container, so the helper sees its mounts.
+func addMounts(c *corev1.Container) {
+	for _, want := range []corev1.VolumeMount{
+		{Name: contract.VolumeName, MountPath: contract.MountPath, ReadOnly: true},
+		{Name: contract.TrustVolumeName, MountPath: contract.TrustMountPath, ReadOnly: true},
+	} {
+		if !slices.ContainsFunc(c.VolumeMounts, func(m corev1.VolumeMount) bool { return m.Name == want.Name }) {
+			c.VolumeMounts = append(c.VolumeMounts, want)
 		}
 	}
-	c.VolumeMounts = append(c.VolumeMounts, corev1.VolumeMount{Name: contract.VolumeName, MountPath: contract.MountPath, ReadOnly: true})
 }
 
 func addEnv(c *corev1.Container, o Options) {
@@ -192,9 +196,7 @@ func addEnv(c *corev1.Container, o Options) {
 		{Name: contract.EnvPodIP, ValueFrom: field("status.podIP")},
 		{Name: contract.EnvHostIP, ValueFrom: field("status.hostIP")},
 		{Name: contract.EnvWatcherURL, Value: o.WatcherURL},
-	}
-	if o.WatcherCA != "" {
-		want = append(want, corev1.EnvVar{Name: contract.EnvWatcherCA, Value: o.WatcherCA})
+		{Name: contract.EnvTrustDir, Value: contract.TrustMountPath},
 	}
 	for _, e := range want {
 		if !slices.ContainsFunc(c.Env, func(have corev1.EnvVar) bool { return have.Name == e.Name }) {
@@ -217,6 +219,9 @@ func addHelper(spec *corev1.PodSpec, o Options) {
 			}},
 		})
 	}
+	if !slices.ContainsFunc(spec.Volumes, func(v corev1.Volume) bool { return v.Name == contract.TrustVolumeName }) {
+		spec.Volumes = append(spec.Volumes, trustVolume(o))
+	}
 	if slices.ContainsFunc(spec.InitContainers, func(c corev1.Container) bool { return c.Name == contract.InitContainerName }) {
 		return
 	}
@@ -232,6 +237,31 @@ func addHelper(spec *corev1.PodSpec, o Options) {
 		SecurityContext:          restrictedSecurityContext(),
 	}
 	spec.InitContainers = append(spec.InitContainers, init)
+}
+
+// trustVolume projects what the helper needs to be trusted and to trust:
+// a ServiceAccount token bound to the pod, for albdrain's audience only, which
+// the watcher checks with a TokenReview, and the watcher's CA bundle. The
+// kubelet renews both while the pod runs, which is why they are files and not
+// environment variables: a CA rotated after the pod started reaches it (see
+// package cabundle). The token works whether or not the pod mounts its
+// ServiceAccount's own token, and names the pod's ServiceAccount. The
+// ConfigMap is optional so that a pod admitted before albdrain has written
+// it in a new namespace still starts; the kubelet adds it once it exists.
+func trustVolume(o Options) corev1.Volume {
+	sources := []corev1.VolumeProjection{{ServiceAccountToken: &corev1.ServiceAccountTokenProjection{
+		Audience:          contract.TokenAudience,
+		ExpirationSeconds: ptr.To[int64](contract.TokenExpirationSeconds),
+		Path:              contract.TokenFile,
+	}}}
+	if o.CABundle {
+		sources = append(sources, corev1.VolumeProjection{ConfigMap: &corev1.ConfigMapProjection{
+			LocalObjectReference: corev1.LocalObjectReference{Name: contract.CABundleConfigMap},
+			Items:                []corev1.KeyToPath{{Key: contract.CABundleFile, Path: contract.CABundleFile}},
+			Optional:             ptr.To(true),
+		}})
+	}
+	return corev1.Volume{Name: contract.TrustVolumeName, VolumeSource: corev1.VolumeSource{Projected: &corev1.ProjectedVolumeSource{Sources: sources}}}
 }
 
 // restrictedSecurityContext satisfies the restricted Pod Security Standard
