@@ -59,6 +59,7 @@ func Apply(pod *corev1.Pod, backends []lbc.Backend, o Options) (rec Record, inje
 	}
 	if needHelper {
 		addHelper(&pod.Spec, o)
+		addTrust(&pod.Spec, o)
 	}
 	for _, t := range plan.matched {
 		if t.TargetGroupBinding != "" && wantReadinessGates(pod, o) {
@@ -113,8 +114,8 @@ func holdContainer(c *corev1.Container, ov overrides, o Options, ports []int32) 
 		Then:           toHandler(own),
 	}
 	c.Lifecycle.PreStop = &corev1.LifecycleHandler{Exec: &corev1.ExecAction{Command: spec.Command(contract.HelperPath)}}
-	addMounts(c)
-	addEnv(c, o)
+	addMount(c, corev1.VolumeMount{Name: contract.VolumeName, MountPath: contract.MountPath, ReadOnly: true})
+	addEnv(c, []corev1.EnvVar{{Name: contract.EnvWatcherURL, Value: o.WatcherURL}})
 	return true
 }
 
@@ -172,32 +173,27 @@ func userSleepOf(c *corev1.Container, held bool) time.Duration {
 	return 0
 }
 
-// addMounts gives a held container the helper and its trust volume; the
-// preStop exec runs in this container, so the helper sees its mounts.
-func addMounts(c *corev1.Container) {
-	for _, want := range []corev1.VolumeMount{
-		{Name: contract.VolumeName, MountPath: contract.MountPath, ReadOnly: true},
-		{Name: contract.TrustVolumeName, MountPath: contract.TrustMountPath, ReadOnly: true},
-	} {
-		if !slices.ContainsFunc(c.VolumeMounts, func(m corev1.VolumeMount) bool { return m.Name == want.Name }) {
-			c.VolumeMounts = append(c.VolumeMounts, want)
-		}
+// addMount mounts a volume into c unless c mounts it already; the preStop
+// exec runs in c, so the helper sees c's mounts.
+func addMount(c *corev1.Container, want corev1.VolumeMount) {
+	if !slices.ContainsFunc(c.VolumeMounts, func(m corev1.VolumeMount) bool { return m.Name == want.Name }) {
+		c.VolumeMounts = append(c.VolumeMounts, want)
 	}
 }
 
-func addEnv(c *corev1.Container, o Options) {
+// addEnv gives c the helper's downward-API environment and extra, leaving
+// variables c already has.
+func addEnv(c *corev1.Container, extra []corev1.EnvVar) {
 	field := func(path string) *corev1.EnvVarSource {
 		return &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: path}}
 	}
-	want := []corev1.EnvVar{
+	want := append([]corev1.EnvVar{
 		{Name: contract.EnvPodName, ValueFrom: field("metadata.name")},
 		{Name: contract.EnvPodNamespace, ValueFrom: field("metadata.namespace")},
 		{Name: contract.EnvPodUID, ValueFrom: field("metadata.uid")},
 		{Name: contract.EnvPodIP, ValueFrom: field("status.podIP")},
 		{Name: contract.EnvHostIP, ValueFrom: field("status.hostIP")},
-		{Name: contract.EnvWatcherURL, Value: o.WatcherURL},
-		{Name: contract.EnvTrustDir, Value: contract.TrustMountPath},
-	}
+	}, extra...)
 	for _, e := range want {
 		if !slices.ContainsFunc(c.Env, func(have corev1.EnvVar) bool { return have.Name == e.Name }) {
 			c.Env = append(c.Env, e)
@@ -219,9 +215,6 @@ func addHelper(spec *corev1.PodSpec, o Options) {
 			}},
 		})
 	}
-	if !slices.ContainsFunc(spec.Volumes, func(v corev1.Volume) bool { return v.Name == contract.TrustVolumeName }) {
-		spec.Volumes = append(spec.Volumes, trustVolume(o))
-	}
 	if slices.ContainsFunc(spec.InitContainers, func(c corev1.Container) bool { return c.Name == contract.InitContainerName }) {
 		return
 	}
@@ -237,31 +230,6 @@ func addHelper(spec *corev1.PodSpec, o Options) {
 		SecurityContext:          restrictedSecurityContext(),
 	}
 	spec.InitContainers = append(spec.InitContainers, init)
-}
-
-// trustVolume projects what the helper needs to be trusted and to trust:
-// a ServiceAccount token bound to the pod, for albdrain's audience only, which
-// the watcher checks with a TokenReview, and the watcher's CA bundle. The
-// kubelet renews both while the pod runs, which is why they are files and not
-// environment variables: a CA rotated after the pod started reaches it (see
-// package cabundle). The token works whether or not the pod mounts its
-// ServiceAccount's own token, and names the pod's ServiceAccount. The
-// ConfigMap is optional so that a pod admitted before albdrain has written
-// it in a new namespace still starts; the kubelet adds it once it exists.
-func trustVolume(o Options) corev1.Volume {
-	sources := []corev1.VolumeProjection{{ServiceAccountToken: &corev1.ServiceAccountTokenProjection{
-		Audience:          contract.TokenAudience,
-		ExpirationSeconds: ptr.To[int64](contract.TokenExpirationSeconds),
-		Path:              contract.TokenFile,
-	}}}
-	if o.CABundle {
-		sources = append(sources, corev1.VolumeProjection{ConfigMap: &corev1.ConfigMapProjection{
-			LocalObjectReference: corev1.LocalObjectReference{Name: contract.CABundleConfigMap},
-			Items:                []corev1.KeyToPath{{Key: contract.CABundleFile, Path: contract.CABundleFile}},
-			Optional:             ptr.To(true),
-		}})
-	}
-	return corev1.Volume{Name: contract.TrustVolumeName, VolumeSource: corev1.VolumeSource{Projected: &corev1.ProjectedVolumeSource{Sources: sources}}}
 }
 
 // restrictedSecurityContext satisfies the restricted Pod Security Standard

@@ -53,6 +53,7 @@ var tgbTarget = lbc.Backend{Service: "web", TargetPort: intstr.FromInt32(8080), 
 // webhook adds is pinned.
 func TestApplyWaitModeFull(t *testing.T) {
 	pod := podWith(container("app", port("http", 8080)))
+	pod.Spec.ServiceAccountName = "default" // as the ServiceAccount admission plugin sets it
 	o := testOptions()
 	o.CABundle = true
 	rec, injected, err := Apply(pod, []lbc.Backend{tgbTarget}, o)
@@ -70,6 +71,7 @@ func TestApplyWaitModeFull(t *testing.T) {
 				`"ports":[8080],"services":["web"],"targetGroupBindings":["k8s-default-web-abc"]}`},
 		},
 		Spec: corev1.PodSpec{
+			ServiceAccountName: "default",
 			InitContainers: []corev1.Container{{
 				Name:                     contract.InitContainerName,
 				Image:                    "albdrain:test",

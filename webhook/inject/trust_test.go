@@ -53,6 +53,14 @@ func trustOf(pod *corev1.Pod) trustView {
 	return v
 }
 
+// podOfSA is a pod as webhooks see it once the ServiceAccount admission
+// plugin has set its ServiceAccount.
+func podOfSA(cs ...corev1.Container) *corev1.Pod {
+	p := podWith(cs...)
+	p.Spec.ServiceAccountName = "default"
+	return p
+}
+
 func TestApplyTrustVolume(t *testing.T) {
 	noAutomount := podWith(container("app", port("http", 8080)), container("worker"))
 	noAutomount.Spec.AutomountServiceAccountToken = ptr.To(false)
@@ -65,14 +73,27 @@ func TestApplyTrustVolume(t *testing.T) {
 	}{
 		{
 			name:     "token and CA bundle in every held container",
-			pod:      podWith(container("app", port("http", 8080)), container("metrics", port("metrics", 9090))),
+			pod:      podOfSA(container("app", port("http", 8080)), container("metrics", port("metrics", 9090))),
 			caBundle: true,
 			want:     trustView{Sources: []string{"token albdrain token", "configMap albdrain-ca.crt"}, Mounted: []string{"app"}, TrustIn: []string{"app"}},
 		},
 		{
 			name: "no CA file: the token only, the helper trusts the system roots",
-			pod:  podWith(container("app", port("http", 8080))),
+			pod:  podOfSA(container("app", port("http", 8080))),
 			want: trustView{Sources: []string{"token albdrain token"}, Mounted: []string{"app"}, TrustIn: []string{"app"}},
+		},
+		{
+			// The apiserver refuses a token projection without a
+			// ServiceAccount; such a pod is known by its IP alone.
+			name:     "no ServiceAccount named (no ServiceAccount admission plugin): the CA bundle only",
+			pod:      podWith(container("app", port("http", 8080))),
+			caBundle: true,
+			want:     trustView{Sources: []string{"configMap albdrain-ca.crt"}, Mounted: []string{"app"}, TrustIn: []string{"app"}},
+		},
+		{
+			name: "no ServiceAccount and no CA file: no trust volume",
+			pod:  podWith(container("app", port("http", 8080))),
+			want: trustView{},
 		},
 		{
 			// The projected token is albdrain's own volume: it is there
