@@ -11,6 +11,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	elbv2 "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
@@ -22,6 +23,7 @@ import (
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/albdrain/albdrain/drain/metrics"
 	"github.com/albdrain/albdrain/e2e/albemu"
 	"github.com/albdrain/albdrain/e2e/cluster"
 	"github.com/albdrain/albdrain/e2e/fakelbc"
@@ -108,10 +110,14 @@ var webLabels = map[string]string{"app": "web"}
 // webDeployment is the application as its owners wrote it: podapp, which
 // stops serving at SIGTERM as most servers do. The baseline carries the load
 // balancer controller's readiness gate as its own webhook would add it;
-// with albdrain the pods are left bare for albdrain's webhook.
+// with albdrain the pods are left bare for albdrain's webhook. They name
+// their ServiceAccount, as the ServiceAccount admission plugin (which this
+// apiserver runs without) does before webhooks run, and do not mount its
+// token: albdrain's own token, bound to the pod, is projected regardless.
 func webDeployment(ns, nodeName string, withAlbdrain bool, variant func(*corev1.PodSpec)) *appsv1.Deployment {
 	pod := corev1.PodSpec{
 		NodeName:                      nodeName,
+		ServiceAccountName:            "default",
 		AutomountServiceAccountToken:  ptr.To(false),
 		TerminationGracePeriodSeconds: ptr.To[int64](60),
 		Containers: []corev1.Container{{
@@ -358,7 +364,13 @@ func TestRollingRestartOnRealNode(t *testing.T) {
 		{name: "albdrain-evictions", wantArg: " wait ", how: evict},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			fellBack := testutil.ToFloat64(metrics.Default().Holds.WithLabelValues(string(contract.OutcomeFallback)))
 			results, helpers := r.rollout(t, tc.name, true, tc.variant, tc.how)
+			// The kubelet projected each pod's token and CA bundle, and the
+			// watcher accepted them: no hold fell back.
+			if n := testutil.ToFloat64(metrics.Default().Holds.WithLabelValues(string(contract.OutcomeFallback))) - fellBack; n != 0 {
+				t.Errorf("%v holds fell back", n)
+			}
 			failed, codes := failures(results)
 			t.Logf("%s: %d requests, %d failed %v", tc.name, len(results), failed, codes)
 			if failed != 0 {
