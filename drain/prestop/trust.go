@@ -104,10 +104,10 @@ func readTrustFile(env Env, name string) (string, error) {
 	return string(b), nil
 }
 
-// untrusted reports whether err is the watcher's certificate failing
-// verification, which a CA bundle the kubelet has yet to renew explains.
+// untrusted reports whether err is the watcher's certificate signed by a CA
+// the pod does not trust, which a CA bundle the kubelet has yet to renew
+// explains; a certificate for another name or an expired one is not.
 func untrusted(err error) bool {
 	var unknown x509.UnknownAuthorityError
-	var verify *tls.CertificateVerificationError
-	return errors.As(err, &unknown) || errors.As(err, &verify)
+	return errors.As(err, &unknown)
 }
