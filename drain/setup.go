@@ -131,6 +131,7 @@ func Setup(mgr ctrl.Manager, cfg Config, finder *lbc.Finder, opts ...Option) err
 		CertDir:       cfg.CertDir,
 		Pods:          mgr.GetClient(),
 		Holder:        h,
+		Tokens:        endpoint.Tokens{Client: mgr.GetClient()},
 		MaxConcurrent: cfg.MaxConcurrentHolds,
 		Log:           mgr.GetLogger(),
 	})

@@ -55,7 +55,7 @@ func (c *Config) BindFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.HelperImagePath, "helper-image-path", "/albdrain-hold", "path of the helper binary inside --helper-image")
 	fs.StringVar(&c.WatcherURL, "watcher-url", "", "hold endpoint URL the in-pod helper calls, e.g. https://albdrain.albdrain.svc:8443")
 	fs.BoolVar(&c.ReadinessGates, "readiness-gates", true, "add the load balancer controller's target-health readiness gate for each TargetGroupBinding that a controller has reconciled (status.observedGeneration); false adds none (pods opt out with albdrain.io/readiness-gate=disabled)")
-	fs.StringVar(&c.WatcherCAFile, "watcher-ca-file", "", "PEM bundle the helper trusts for an https --watcher-url (defaults to the system roots)")
+	fs.StringVar(&c.WatcherCAFile, "watcher-ca-file", "", "PEM bundle the helper trusts for an https --watcher-url (defaults to the system roots); published to pods, and kept current, as the ConfigMap "+contract.CABundleConfigMap+" in their namespaces")
 }
 
 // Validate checks the flags and returns the mutation options they describe.
@@ -91,12 +91,14 @@ func (c *Config) Options() (inject.Options, error) {
 			Limits:   corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("32Mi")},
 		},
 	}
+	// The file is published to pods as a ConfigMap in their namespace (see
+	// certs/cabundle), not copied into them: a copy would go stale when the
+	// CA changes.
 	if c.WatcherCAFile != "" {
-		pem, err := os.ReadFile(c.WatcherCAFile)
-		if err != nil {
+		if _, err := os.Stat(c.WatcherCAFile); err != nil {
 			errs = append(errs, fmt.Errorf("--watcher-ca-file: %w", err))
 		}
-		o.WatcherCA = string(pem)
+		o.CABundle = true
 	}
 	if err := o.Validate(); err != nil {
 		errs = append(errs, err)

@@ -19,7 +19,9 @@ import (
 )
 
 // callersPod reads the pod a request names and checks that the caller is
-// that pod; if not, it answers the request and ok is false.
+// that pod: its source IP is one of the pod's IPs and, for a pod the webhook
+// gave a token, it presents that token (see Tokens); if not, it answers the
+// request and ok is false.
 func (s *Server) callersPod(w http.ResponseWriter, r *http.Request, namespace, name, uid string) (pod *corev1.Pod, logger logr.Logger, ok bool) {
 	key := types.NamespacedName{Namespace: namespace, Name: name}
 	logger = log.FromContext(r.Context()).WithValues("remote", r.RemoteAddr)
@@ -40,6 +42,24 @@ func (s *Server) callersPod(w http.ResponseWriter, r *http.Request, namespace, n
 	if uid != "" && string(pod.UID) != uid {
 		logger.Info("refused: pod UID differs", "path", r.URL.Path, "pod", key, "uid", uid)
 		http.Error(w, "the pod of that name is a different pod", http.StatusConflict)
+		return nil, logger, false
+	}
+	// The token is checked after the source IP, so only callers at a pod's
+	// address can make the watcher send TokenReviews.
+	if err := s.opts.Tokens.checkToken(r.Context(), r, pod); err != nil {
+		status := http.StatusUnauthorized
+		switch {
+		case errors.Is(err, errNotThePod):
+			status = http.StatusForbidden
+		case !errors.Is(err, errNoToken) && !errors.Is(err, errTokenRefused):
+			// The apiserver could not answer: another attempt may pass.
+			status = http.StatusServiceUnavailable
+		}
+		logger.Info("refused: pod token", "path", r.URL.Path, "pod", key, "err", err)
+		if status == http.StatusUnauthorized {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="albdrain"`)
+		}
+		http.Error(w, err.Error(), status)
 		return nil, logger, false
 	}
 	return pod, logger, true

@@ -4,7 +4,9 @@
 // state but the pod and ELBv2, so a dropped hold can be retried anywhere.
 //
 // A caller can hold, and learn about, only its own pod: the request's source
-// IP must be one of the pod's IPs. Only a terminating pod may hold, and a
+// IP must be one of the pod's IPs and, for pods the webhook gave a token, the
+// request must carry that pod's ServiceAccount token, which the apiserver
+// verifies (a TokenReview) as bound to that very pod. Only a terminating pod may hold, and a
 // pod has at most one hold per replica, which its concurrent requests join.
 // Holds, requests per pod and request bodies are bounded so a misbehaving
 // client cannot exhaust the watcher.
@@ -63,6 +65,8 @@ type Options struct {
 	Pods client.Reader
 	// Holder runs the holds.
 	Holder Holder
+	// Tokens verifies the pods' tokens.
+	Tokens Tokens
 	// MaxConcurrent bounds holds in progress; more are answered 503.
 	MaxConcurrent int
 	// Log is the base of every hold's logger, which holds find in their

@@ -32,9 +32,13 @@ type Env struct {
 	HostIP netip.Addr
 	// WatcherURL is the watcher's base URL; empty means no watcher.
 	WatcherURL string
-	// WatcherCA is a PEM bundle to trust for an https WatcherURL; empty
-	// means the system roots.
+	// WatcherCA is a PEM bundle to trust for an https WatcherURL, from pods
+	// injected before the trust volume; trusted besides TrustDir's bundle.
 	WatcherCA string
+	// TrustDir holds the pod's token and the watcher's CA bundle (the
+	// contract's TokenFile and CABundleFile), read afresh at each attempt;
+	// empty for pods injected before the trust volume.
+	TrustDir string
 }
 
 // EnvFromOS reads Env from the process environment. An unparsable pod IP is
@@ -53,6 +57,7 @@ func EnvFromOS() Env {
 		HostIP:       host.Unmap(),
 		WatcherURL:   os.Getenv(contract.EnvWatcherURL),
 		WatcherCA:    os.Getenv(contract.EnvWatcherCA),
+		TrustDir:     os.Getenv(contract.EnvTrustDir),
 	}
 }
 
@@ -80,6 +85,12 @@ type Options struct {
 	// an established hold whose loss (a replica going away) starts the
 	// failure count afresh; default 5s.
 	EstablishedAfter time.Duration
+	// CAWait is how long the watcher's certificate may go untrusted before
+	// such failures count towards MaxFailures: after a CA change the kubelet
+	// takes up to about a minute to bring the new bundle into the pod, and
+	// the helper re-reads it at each attempt; default 2m. The hold's
+	// max-hold bounds it too.
+	CAWait time.Duration
 }
 
 func (o Options) withDefaults() Options {
@@ -109,6 +120,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.EstablishedAfter <= 0 {
 		o.EstablishedAfter = 5 * time.Second
+	}
+	if o.CAWait <= 0 {
+		o.CAWait = 2 * time.Minute
 	}
 	return o
 }

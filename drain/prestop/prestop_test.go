@@ -210,7 +210,8 @@ func TestEnvFromOS(t *testing.T) {
 	t.Setenv(contract.EnvWatcherURL, "https://albdrain:9443")
 	t.Setenv(contract.EnvWatcherCA, "PEM")
 	t.Setenv(contract.EnvHostIP, "10.0.9.9")
-	want := Env{PodName: "web-1", PodNamespace: "shop", PodUID: "uid-1", PodIP: netip.MustParseAddr("10.0.0.7"), HostIP: netip.MustParseAddr("10.0.9.9"), WatcherURL: "https://albdrain:9443", WatcherCA: "PEM"}
+	t.Setenv(contract.EnvTrustDir, "/var/run/secrets/albdrain.io")
+	want := Env{PodName: "web-1", PodNamespace: "shop", PodUID: "uid-1", PodIP: netip.MustParseAddr("10.0.0.7"), HostIP: netip.MustParseAddr("10.0.9.9"), WatcherURL: "https://albdrain:9443", WatcherCA: "PEM", TrustDir: "/var/run/secrets/albdrain.io"}
 	if got := EnvFromOS(); got != want {
 		t.Errorf("EnvFromOS = %+v, want %+v", got, want)
 	}

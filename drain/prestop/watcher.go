@@ -3,13 +3,10 @@ package prestop
 import (
 	"bytes"
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"strings"
 	"time"
@@ -20,23 +17,21 @@ import (
 // askWatcher holds the pod through the watcher until it answers or ctx (the
 // max-hold) ends. Failed attempts are retried with backoff, each on a new
 // connection so the Service may pick another replica; each retry sends what
-// is left of the deadline. When the watcher stays unreachable the answer is
-// OutcomeFallback.
+// is left of the deadline and the token and CA bundle as the kubelet last
+// wrote them. When the watcher stays unreachable, or refuses the pod (a
+// token it does not accept included), the answer is OutcomeFallback.
 func askWatcher(ctx context.Context, env Env, opts Options) contract.HoldResponse {
 	if env.WatcherURL == "" {
 		return contract.HoldResponse{Outcome: contract.OutcomeFallback, Message: "no watcher URL"}
-	}
-	client, err := newClient(env)
-	if err != nil {
-		return contract.HoldResponse{Outcome: contract.OutcomeFallback, Message: err.Error()}
 	}
 	deadline, _ := ctx.Deadline()
 	url := strings.TrimSuffix(env.WatcherURL, "/") + contract.HoldPath
 	backoff := opts.RetryBackoff
 	failures := 0
+	var untrustedSince time.Time
 	for {
 		start := time.Now()
-		resp, retry, err := attempt(ctx, client, url, contract.HoldRequest{
+		resp, retry, err := attempt(ctx, env, url, contract.HoldRequest{
 			Namespace:     env.PodNamespace,
 			Name:          env.PodName,
 			UID:           env.PodUID,
@@ -53,6 +48,20 @@ func askWatcher(ctx context.Context, env Env, opts Options) contract.HoldRespons
 		if time.Since(start) >= opts.EstablishedAfter {
 			failures, backoff = 0, opts.RetryBackoff
 		}
+		// An untrusted certificate is most likely a CA changed since the
+		// kubelet last renewed the pod's bundle: wait for the renewal, for
+		// CAWait at most, rather than fall back.
+		if untrusted(err) {
+			if untrustedSince.IsZero() {
+				untrustedSince = start
+			}
+			if time.Since(untrustedSince) < opts.CAWait {
+				opts.Log.Info("watcher's certificate not trusted yet; waiting for the kubelet to renew the CA bundle", "err", err)
+				sleep(ctx, backoff)
+				backoff = min(2*backoff, opts.MaxBackoff)
+				continue
+			}
+		}
 		failures++
 		opts.Log.Info("watcher attempt failed", "failures", failures, "err", err)
 		if failures >= opts.MaxFailures {
@@ -65,22 +74,13 @@ func askWatcher(ctx context.Context, env Env, opts Options) contract.HoldRespons
 
 // attempt makes one request. retry reports whether another attempt may
 // succeed: the connection failed or dropped, or the watcher asked for it.
-func attempt(ctx context.Context, client *http.Client, url string, req contract.HoldRequest) (resp contract.HoldResponse, retry bool, err error) {
+func attempt(ctx context.Context, env Env, url string, req contract.HoldRequest) (resp contract.HoldResponse, retry bool, err error) {
 	if req.TimeoutMillis <= 0 {
 		return resp, false, context.DeadlineExceeded
 	}
-	body, err := json.Marshal(req)
+	hresp, err := post(ctx, env, url, req)
 	if err != nil {
-		return resp, false, err
-	}
-	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
-	if err != nil {
-		return resp, false, err
-	}
-	hreq.Header.Set("Content-Type", "application/json")
-	hresp, err := client.Do(hreq)
-	if err != nil {
-		return resp, true, err
+		return resp, !errors.Is(err, errSetup), err
 	}
 	defer hresp.Body.Close()
 	switch hresp.StatusCode {
@@ -101,29 +101,34 @@ func readSnippet(r io.Reader) string {
 	return strings.TrimSpace(string(b))
 }
 
-// newClient dials from the pod IP, when known, because the watcher grants a
-// hold only to a caller whose source address is the pod's. Keep-alives are
-// off so every retry opens a new connection the Service can route to a
-// live replica.
-func newClient(env Env) (*http.Client, error) {
-	dialer := &net.Dialer{Timeout: 5 * time.Second}
-	if env.PodIP.IsValid() {
-		dialer.LocalAddr = &net.TCPAddr{IP: env.PodIP.AsSlice()}
+// errSetup marks a request the helper could not even make: its CA bundle
+// or token is unreadable. Retrying would not help.
+var errSetup = errors.New("helper setup")
+
+// post sends v as JSON to url with the pod's token, on a client that
+// trusts the CA bundle as it is now.
+func post(ctx context.Context, env Env, url string, v any) (*http.Response, error) {
+	client, err := newClient(env)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", errSetup, err)
 	}
-	tr := &http.Transport{
-		DialContext:         dialer.DialContext,
-		TLSHandshakeTimeout: 5 * time.Second,
-		DisableKeepAlives:   true,
-		TLSClientConfig:     &tls.Config{MinVersion: tls.VersionTLS12},
+	tok, err := token(env)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", errSetup, err)
 	}
-	if env.WatcherCA != "" {
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM([]byte(env.WatcherCA)) {
-			return nil, errors.New("watcher CA: no certificate in PEM")
-		}
-		tr.TLSClientConfig.RootCAs = pool
+	body, err := json.Marshal(v)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", errSetup, err)
 	}
-	return &http.Client{Transport: tr}, nil
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", errSetup, err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if tok != "" {
+		req.Header.Set("Authorization", "Bearer "+tok)
+	}
+	return client.Do(req)
 }
 
 // reportTimeout bounds the report of a hold's end: it is made after the
@@ -140,23 +145,9 @@ func reportEnd(ctx context.Context, env Env, opts Options, end contract.HoldEnd)
 	}
 	end.Namespace, end.Name, end.UID = env.PodNamespace, env.PodName, env.PodUID
 	err := func() error {
-		client, err := newClient(env)
-		if err != nil {
-			return err
-		}
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), reportTimeout)
 		defer cancel()
-		body, err := json.Marshal(end)
-		if err != nil {
-			return err
-		}
-		url := strings.TrimSuffix(env.WatcherURL, "/") + contract.HoldEndPath
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
-		if err != nil {
-			return err
-		}
-		req.Header.Set("Content-Type", "application/json")
-		resp, err := client.Do(req)
+		resp, err := post(ctx, env, strings.TrimSuffix(env.WatcherURL, "/")+contract.HoldEndPath, end)
 		if err != nil {
 			return err
 		}

@@ -228,11 +228,20 @@ func TestInstall(t *testing.T) {
 	c := &certChecks{c: env.Client, secret: secret, webhookName: releaseName, webhookPort: webhookPort}
 	apps := newALBNamespace(t, env.Client, "shop", optIn)
 	t.Run("certificate issued and its CA injected", c.issued)
-	t.Run("the apiserver calls the webhook over TLS", func(t *testing.T) { apps.mutatedWithCA(t, c.ca(t), cfg.Webhook.HelperImage) })
+	var first []byte
+	t.Run("the apiserver calls the webhook over TLS", func(t *testing.T) {
+		first = c.ca(t)
+		apps.mutatedWithCA(t, first, cfg.Webhook.HelperImage)
+	})
 	t.Run("the chart's selectors keep other pods away", apps.selectorsHold)
 	t.Run("an expiring serving certificate is renewed under the same CA", c.renewsExpiring)
 	t.Run("a broken CA is replaced and the apiserver trusts the new one", func(t *testing.T) {
 		c.replacesBrokenCA(t)
 		apps.eventuallyMutated(t)
+	})
+	// Pods created before the change trust the new CA through their
+	// renewed bundle, and replicas still serving the old one stay trusted.
+	t.Run("the published CA bundle holds the new CA and the one it replaced", func(t *testing.T) {
+		apps.bundleHolds(t, c.ca(t), first)
 	})
 }

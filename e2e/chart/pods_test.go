@@ -2,6 +2,7 @@ package chart
 
 import (
 	"context"
+	"strings"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -85,20 +86,67 @@ func env(c corev1.Container, name string) string {
 
 // mutatedWithCA admits a pod behind the ALB: only a webhook the apiserver
 // reached over TLS, trusting the CA albdrain injected, could have mutated
-// it. The pod is told to trust that CA for the hold endpoint at the chart's
-// URL.
+// it. The pod is told to trust, for the hold endpoint at the chart's URL,
+// the CA bundle albdrain publishes in its namespace, which holds that CA
+// once a managed pod lives there.
 func (o *albNamespace) mutatedWithCA(t *testing.T, ca []byte, helperImage string) {
 	pod := o.eventuallyMutated(t)
 	app := pod.Spec.Containers[0]
-	if got := env(app, contract.EnvWatcherCA); got != string(ca) {
-		t.Errorf("%s = %q, want the issued CA", contract.EnvWatcherCA, got)
+	if got := env(app, contract.EnvWatcherCA); got != "" {
+		t.Errorf("%s = %q: a copy of the CA goes stale when it changes", contract.EnvWatcherCA, got)
 	}
+	if got := env(app, contract.EnvTrustDir); got != contract.TrustMountPath {
+		t.Errorf("%s = %q, want %q", contract.EnvTrustDir, got, contract.TrustMountPath)
+	}
+	if !projectsBundle(pod) {
+		t.Errorf("volumes %+v: want the ConfigMap %s projected", pod.Spec.Volumes, contract.CABundleConfigMap)
+	}
+	stored := webPod(o.ns, nil)
+	if err := o.c.Create(context.Background(), stored); err != nil {
+		t.Fatal(err)
+	}
+	o.bundleHolds(t, ca)
 	if got, want := env(app, contract.EnvWatcherURL), "https://"+releaseName+"."+releaseNamespace+".svc:8443"; got != want {
 		t.Errorf("%s = %q, want %q", contract.EnvWatcherURL, got, want)
 	}
 	if init := pod.Spec.InitContainers; len(init) != 1 || init[0].Image != helperImage {
 		t.Errorf("init containers %v, want the helper from the chart's image", init)
 	}
+}
+
+// projectsBundle reports whether pod's trust volume projects the CA bundle.
+func projectsBundle(pod *corev1.Pod) bool {
+	for _, v := range pod.Spec.Volumes {
+		if v.Name != contract.TrustVolumeName || v.Projected == nil {
+			continue
+		}
+		for _, s := range v.Projected.Sources {
+			if s.ConfigMap != nil && s.ConfigMap.Name == contract.CABundleConfigMap {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// bundleHolds waits until the namespace's published CA bundle holds every
+// one of cas.
+func (o *albNamespace) bundleHolds(t *testing.T, cas ...[]byte) {
+	t.Helper()
+	var bundle string
+	eventually(t, "the CA bundle published in "+o.ns, func() (bool, error) {
+		var cm corev1.ConfigMap
+		if err := o.c.Get(context.Background(), client.ObjectKey{Namespace: o.ns, Name: contract.CABundleConfigMap}, &cm); err != nil {
+			return false, client.IgnoreNotFound(err)
+		}
+		bundle = cm.Data[contract.CABundleFile]
+		for _, ca := range cas {
+			if !strings.Contains(bundle, strings.TrimSpace(string(ca))) {
+				return false, nil
+			}
+		}
+		return true, nil
+	}, func() string { return "bundle: " + bundle })
 }
 
 // eventuallyMutated admits pods until one is mutated and returns it: the

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/albdrain/albdrain/internal/contract"
+
 	authzv1 "k8s.io/api/authorization/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
@@ -69,6 +71,12 @@ func checkAccess(t *testing.T, c client.Client) {
 		access{"watch", "admissionregistration.k8s.io", "mutatingwebhookconfigurations", "", ""},
 		access{"get", "admissionregistration.k8s.io", "mutatingwebhookconfigurations", "", webhookConfig},
 		access{"update", "admissionregistration.k8s.io", "mutatingwebhookconfigurations", "", webhookConfig},
+		// Pods' tokens, checked by the hold endpoint.
+		access{"create", "authentication.k8s.io", "tokenreviews", "", ""},
+		// The CA bundle it publishes in the namespaces of managed pods.
+		access{"create", "", "configmaps", other, ""},
+		access{"get", "", "configmaps", other, contract.CABundleConfigMap},
+		access{"update", "", "configmaps", other, contract.CABundleConfigMap},
 	)
 	for _, a := range need {
 		if !allowed(t, c, a) {
@@ -109,8 +117,13 @@ func checkAccess(t *testing.T, c client.Client) {
 		{"patch", "gateway.k8s.aws", "targetgroupconfigurations", other, "web"},
 		{"list", "gateway.networking.k8s.io", "backendtlspolicies", "", ""},
 		{"list", "gateway.k8s.aws", "listenerruleconfigurations", "", ""},
-		// Nothing else.
+		// Only its CA bundle among ConfigMaps, which it never deletes.
 		{"get", "", "configmaps", own, ""},
+		{"list", "", "configmaps", other, ""},
+		{"get", "", "configmaps", other, "kube-root-ca.crt"},
+		{"update", "", "configmaps", other, "app-config"},
+		{"delete", "", "configmaps", other, contract.CABundleConfigMap},
+		// Nothing else.
 		{"list", "", "nodes", "", ""},
 		{"create", "", "serviceaccounts/token", own, releaseName},
 		{"create", "", "events", other, ""},

@@ -22,8 +22,9 @@ import (
 
 // Controllers are the kube-controller-manager controllers the scenarios rely
 // on: Deployments roll out through ReplicaSets, PodDisruptionBudgets gate
-// evictions, and the garbage collector removes what replaced ReplicaSets
-// leave behind.
+// evictions, the garbage collector removes what replaced ReplicaSets
+// leave behind, and the ServiceAccount controller creates each namespace's
+// default ServiceAccount, whose tokens the kubelet projects into pods.
 //
 // The EndpointSlice controller is left out: the apiserver refuses loopback
 // addresses in EndpointSlices, and every pod here has one, so it could only
@@ -33,6 +34,7 @@ var Controllers = []string{
 	"deployment-controller",
 	"replicaset-controller",
 	"disruption-controller",
+	"serviceaccount-controller",
 	"garbage-collector-controller",
 }
 

@@ -210,8 +210,13 @@ func TestOddPods(t *testing.T) {
 				names = append(names, c.Name)
 			}
 			wantHeld(t, p, names, []int32{8080})
-			if len(p.Spec.Volumes) != 1 {
-				t.Errorf("volumes %v, want albdrain's one", p.Spec.Volumes)
+			// Shared by every container: the helper's, and its trust volume.
+			var vols []string
+			for _, v := range p.Spec.Volumes {
+				vols = append(vols, v.Name)
+			}
+			if want := []string{contract.VolumeName, contract.TrustVolumeName}; !slices.Equal(vols, want) {
+				t.Errorf("volumes %v, want albdrain's %v", vols, want)
 			}
 		}},
 		{"native sidecar serving the port", func() *corev1.Pod {

@@ -19,6 +19,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
 	"sync"
 	"time"
 
@@ -53,12 +54,16 @@ type Options struct {
 	ServeTime time.Duration
 	// Log receives the kubelet's own log; default discards.
 	Log *slog.Logger
+	// VolumeRefresh is how often projected volumes are rewritten; default
+	// 2s.
+	VolumeRefresh time.Duration
 }
 
 // Kubelet runs the pods of one node. Create it with Start.
 type Kubelet struct {
 	opts   Options
 	cs     kubernetes.Interface
+	volDir string // pods' projected volumes
 	ips    *ipAllocator
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -77,6 +82,9 @@ func Start(ctx context.Context, cfg *rest.Config, opts Options) (*Kubelet, error
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)
 	}
+	if opts.VolumeRefresh <= 0 {
+		opts.VolumeRefresh = defaultVolumeRefresh
+	}
 	cfg = rest.CopyConfig(cfg)
 	// A rollout patches many pod statuses at once; client-side throttling
 	// would delay readiness in a way no real kubelet fleet sees.
@@ -88,8 +96,12 @@ func Start(ctx context.Context, cfg *rest.Config, opts Options) (*Kubelet, error
 	if err := registerNode(ctx, cs, opts.NodeName); err != nil {
 		return nil, err
 	}
+	volDir, err := os.MkdirTemp("", "kubelet-volumes-")
+	if err != nil {
+		return nil, err
+	}
 	kctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	k := &Kubelet{opts: opts, cs: cs, ips: newIPAllocator(), ctx: kctx, cancel: cancel, workers: map[types.UID]*podWorker{}}
+	k := &Kubelet{opts: opts, cs: cs, volDir: volDir, ips: newIPAllocator(), ctx: kctx, cancel: cancel, workers: map[types.UID]*podWorker{}}
 
 	factory := informers.NewSharedInformerFactory(cs, 0)
 	pods := factory.Core().V1().Pods().Informer()
@@ -99,12 +111,14 @@ func Start(ctx context.Context, cfg *rest.Config, opts Options) (*Kubelet, error
 		DeleteFunc: k.forget,
 	}); err != nil {
 		cancel()
+		os.RemoveAll(volDir)
 		return nil, err
 	}
 	factory.Start(kctx.Done())
 	if !cache.WaitForCacheSync(ctx.Done(), pods.HasSynced) {
 		cancel()
 		factory.Shutdown()
+		os.RemoveAll(volDir)
 		return nil, fmt.Errorf("pod informer did not sync: %w", ctx.Err())
 	}
 	k.wg.Go(func() {
@@ -119,6 +133,7 @@ func Start(ctx context.Context, cfg *rest.Config, opts Options) (*Kubelet, error
 func (k *Kubelet) Stop() {
 	k.cancel()
 	k.wg.Wait()
+	os.RemoveAll(k.volDir)
 }
 
 // NodeName is the node this kubelet registered.

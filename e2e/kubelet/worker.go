@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -68,6 +70,9 @@ type podRuntime struct {
 	ip         netip.Addr
 	containers map[string]*container
 	env        map[string][]string
+	vols       *podVolumes
+	// unmount stops refreshing the projected volumes and removes them.
+	unmount context.CancelFunc
 }
 
 // runWorker drives one pod from binding to removal.
@@ -75,7 +80,7 @@ func (k *Kubelet) runWorker(w *podWorker) {
 	var rt *podRuntime
 	defer func() {
 		if rt != nil {
-			rt.kill()
+			rt.stop()
 		}
 	}()
 	retry := func(what string, err error) {
@@ -137,7 +142,11 @@ func (k *Kubelet) bind(pod *corev1.Pod) error {
 // which albdrain's is the only one the scenarios have, count as completed:
 // its install is the executables table) and reports the pod running.
 func (k *Kubelet) startPod(pod *corev1.Pod) (*podRuntime, error) {
-	rt := &podRuntime{k: k, containers: map[string]*container{}, env: map[string][]string{}}
+	vols, err := k.mountVolumes(pod)
+	if err != nil {
+		return nil, err
+	}
+	rt := &podRuntime{k: k, containers: map[string]*container{}, env: map[string][]string{}, vols: vols, unmount: func() {}}
 	for range maxIPAttempts {
 		ip, err := k.ips.allocate()
 		if err != nil {
@@ -152,10 +161,15 @@ func (k *Kubelet) startPod(pod *corev1.Pod) (*podRuntime, error) {
 		rt.ip = netip.Addr{}
 	}
 	if !rt.ip.IsValid() {
+		os.RemoveAll(vols.dir)
 		return nil, fmt.Errorf("no usable loopback IP after %d attempts", maxIPAttempts)
 	}
+	vctx, unmount := context.WithCancel(k.ctx)
+	done := make(chan struct{})
+	k.wg.Go(func() { defer close(done); vols.refresh(vctx) })
+	rt.unmount = func() { unmount(); <-done }
 	if err := k.patchStatus(pod, runningStatus(pod, rt.ip.String())); err != nil {
-		rt.kill()
+		rt.stop()
 		return nil, err
 	}
 	k.opts.Log.Info("pod running", "pod", pod.Namespace+"/"+pod.Name, "ip", rt.ip)
@@ -169,6 +183,10 @@ func (rt *podRuntime) startContainers(pod *corev1.Pod) error {
 		if err != nil {
 			rt.kill()
 			return err
+		}
+		for i, e := range env {
+			name, value, _ := strings.Cut(e, "=")
+			env[i] = name + "=" + rt.vols.hostPath(c, value)
 		}
 		ct, err := startContainer(c, rt.ip, handler, rt.k.opts.Log)
 		if err != nil {
@@ -187,6 +205,12 @@ func (rt *podRuntime) kill() {
 		ct.kill()
 		delete(rt.containers, name)
 	}
+}
+
+// stop kills the containers and unmounts the volumes of a started pod.
+func (rt *podRuntime) stop() {
+	rt.kill()
+	rt.unmount()
 }
 
 // syncReady reports the Ready condition anew when a readiness gate changed.
@@ -234,6 +258,7 @@ func (k *Kubelet) terminate(pod *corev1.Pod, rt *podRuntime) {
 		}
 		wg.Wait()
 		rt.containers = nil
+		rt.unmount()
 		t.Stopped = time.Now()
 	}
 	k.remove(pod)

@@ -90,10 +90,14 @@ var webLabels = map[string]string{"app": "web"}
 // webDeployment is the application as its owners wrote it: podapp, which
 // stops serving at SIGTERM as most servers do. The baseline carries the load
 // balancer controller's readiness gate as its own webhook would add it;
-// with albdrain the pods are left bare for albdrain's webhook.
+// with albdrain the pods are left bare for albdrain's webhook. They name
+// their ServiceAccount, as the ServiceAccount admission plugin (which this
+// apiserver runs without) does before webhooks run, and do not mount its
+// token: albdrain's own token, bound to the pod, is projected regardless.
 func webDeployment(ns, nodeName string, withAlbdrain bool, variant func(*corev1.PodSpec)) *appsv1.Deployment {
 	pod := corev1.PodSpec{
 		NodeName:                      nodeName,
+		ServiceAccountName:            "default",
 		AutomountServiceAccountToken:  ptr.To(false),
 		TerminationGracePeriodSeconds: ptr.To[int64](60),
 		Containers: []corev1.Container{{

@@ -57,9 +57,13 @@ func binding(ns, arn string) *lbc.TargetGroupBinding {
 // protection. Without albdrain it carries the load balancer controller's
 // readiness gate, as the controller's own pod-readiness-gate-inject webhook
 // adds it, so the only failure left is the one at termination. With
-// albdrain it is left bare: the webhook adds the gate and the hold.
+// albdrain it is left bare: the webhook adds the gate and the hold. Its
+// ServiceAccount is named, as the ServiceAccount admission plugin (which
+// this apiserver runs without) names it before webhooks run, so that the
+// webhook projects the pod's token.
 func deployment(ns string, replicas int32, p Protection, fixedSleepSeconds int64) *appsv1.Deployment {
 	pod := corev1.PodSpec{
+		ServiceAccountName: "default",
 		Containers: []corev1.Container{{
 			Name: "app", Image: "registry.example/web:1",
 			Ports: []corev1.ContainerPort{{Name: portName, ContainerPort: podPort}},

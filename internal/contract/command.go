@@ -61,6 +61,30 @@ const (
 	HelperPath        = MountPath + "/albdrain-hold"
 )
 
+// The trust volume: a projected volume the webhook adds beside the helper's,
+// which the kubelet keeps current, holding the pod's identity towards the
+// watcher and the CA bundle the helper trusts for it. Both are read afresh at
+// each attempt, since the kubelet replaces them while the pod runs.
+const (
+	TrustVolumeName = "albdrain-trust"
+	TrustMountPath  = "/var/run/secrets/albdrain.io"
+	// TokenFile is a ServiceAccount token bound to the pod, for
+	// TokenAudience, sent as a bearer token with every request.
+	TokenFile = "token"
+	// CABundleFile is the watcher's CA bundle, from the ConfigMap
+	// CABundleConfigMap that albdrain keeps in each namespace of its pods.
+	CABundleFile = "ca.crt"
+	// TokenAudience is the audience of the pod's token: the apiserver
+	// accepts it for albdrain only, so it is worth nothing elsewhere.
+	TokenAudience = "albdrain"
+	// TokenExpirationSeconds is the token's lifetime, the shortest the
+	// apiserver issues; the kubelet renews it at 80% of that.
+	TokenExpirationSeconds = 600
+	// CABundleConfigMap names the ConfigMap, and CABundleFile its key, that
+	// holds the CA bundle in every namespace albdrain manages pods in.
+	CABundleConfigMap = "albdrain-ca.crt"
+)
+
 // Environment variables the helper reads; the webhook fills them from the downward API.
 const (
 	EnvPodName      = "ALBDRAIN_POD_NAME"
@@ -71,8 +95,13 @@ const (
 	// from it, so the helper does not count them as load-balancer traffic.
 	EnvHostIP     = "ALBDRAIN_HOST_IP"
 	EnvWatcherURL = "ALBDRAIN_WATCHER_URL"
-	// EnvWatcherCA optionally holds the PEM bundle the helper trusts for an https watcher URL.
+	// EnvWatcherCA optionally holds the PEM bundle the helper trusts for an
+	// https watcher URL. Only pods injected by albdrain before the trust
+	// volume have it: it is the CA of their creation and is never refreshed.
 	EnvWatcherCA = "ALBDRAIN_WATCHER_CA"
+	// EnvTrustDir is the directory of the trust volume's files (TokenFile,
+	// CABundleFile), TrustMountPath in a container.
+	EnvTrustDir = "ALBDRAIN_TRUST_DIR"
 )
 
 // Mode is how a pod's preStop holds.

@@ -59,6 +59,7 @@ func Apply(pod *corev1.Pod, backends []lbc.Backend, o Options) (rec Record, inje
 	}
 	if needHelper {
 		addHelper(&pod.Spec, o)
+		addTrust(&pod.Spec, o)
 	}
 	gatesSkipped := addReadinessGates(pod, plan.matched, o)
 	raiseGracePeriod(&pod.Spec, ov.maxHold+userSleep+o.ShutdownBudget)
@@ -110,8 +111,8 @@ func holdContainer(c *corev1.Container, ov overrides, o Options, ports []int32) 
 		Then:           toHandler(own),
 	}
 	c.Lifecycle.PreStop = &corev1.LifecycleHandler{Exec: &corev1.ExecAction{Command: spec.Command(contract.HelperPath)}}
-	addMount(c)
-	addEnv(c, o)
+	addMount(c, corev1.VolumeMount{Name: contract.VolumeName, MountPath: contract.MountPath, ReadOnly: true})
+	addEnv(c, []corev1.EnvVar{{Name: contract.EnvWatcherURL, Value: o.WatcherURL}})
 	return true
 }
 
@@ -169,30 +170,27 @@ func userSleepOf(c *corev1.Container, held bool) time.Duration {
 	return 0
 }
 
-func addMount(c *corev1.Container) {
-	for _, m := range c.VolumeMounts {
-		if m.Name == contract.VolumeName {
-			return
-		}
+// addMount mounts a volume into c unless c mounts it already; the preStop
+// exec runs in c, so the helper sees c's mounts.
+func addMount(c *corev1.Container, want corev1.VolumeMount) {
+	if !slices.ContainsFunc(c.VolumeMounts, func(m corev1.VolumeMount) bool { return m.Name == want.Name }) {
+		c.VolumeMounts = append(c.VolumeMounts, want)
 	}
-	c.VolumeMounts = append(c.VolumeMounts, corev1.VolumeMount{Name: contract.VolumeName, MountPath: contract.MountPath, ReadOnly: true})
 }
 
-func addEnv(c *corev1.Container, o Options) {
+// addEnv gives c the helper's downward-API environment and extra, leaving
+// variables c already has.
+func addEnv(c *corev1.Container, extra []corev1.EnvVar) {
 	field := func(path string) *corev1.EnvVarSource {
 		return &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: path}}
 	}
-	want := []corev1.EnvVar{
+	want := append([]corev1.EnvVar{
 		{Name: contract.EnvPodName, ValueFrom: field("metadata.name")},
 		{Name: contract.EnvPodNamespace, ValueFrom: field("metadata.namespace")},
 		{Name: contract.EnvPodUID, ValueFrom: field("metadata.uid")},
 		{Name: contract.EnvPodIP, ValueFrom: field("status.podIP")},
 		{Name: contract.EnvHostIP, ValueFrom: field("status.hostIP")},
-		{Name: contract.EnvWatcherURL, Value: o.WatcherURL},
-	}
-	if o.WatcherCA != "" {
-		want = append(want, corev1.EnvVar{Name: contract.EnvWatcherCA, Value: o.WatcherCA})
-	}
+	}, extra...)
 	for _, e := range want {
 		if !slices.ContainsFunc(c.Env, func(have corev1.EnvVar) bool { return have.Name == e.Name }) {
 			c.Env = append(c.Env, e)

@@ -53,7 +53,10 @@ var tgbTarget = lbc.Backend{Service: "web", TargetPort: intstr.FromInt32(8080), 
 // webhook adds is pinned.
 func TestApplyWaitModeFull(t *testing.T) {
 	pod := podWith(container("app", port("http", 8080)))
-	rec, injected, err := Apply(pod, []lbc.Backend{tgbTarget}, testOptions())
+	pod.Spec.ServiceAccountName = "default" // as the ServiceAccount admission plugin sets it
+	o := testOptions()
+	o.CABundle = true
+	rec, injected, err := Apply(pod, []lbc.Backend{tgbTarget}, o)
 	if err != nil || !injected {
 		t.Fatalf("Apply = %v, %v", injected, err)
 	}
@@ -68,6 +71,7 @@ func TestApplyWaitModeFull(t *testing.T) {
 				`"ports":[8080],"services":["web"],"targetGroupBindings":["k8s-default-web-abc"]}`},
 		},
 		Spec: corev1.PodSpec{
+			ServiceAccountName: "default",
 			InitContainers: []corev1.Container{{
 				Name:                     contract.InitContainerName,
 				Image:                    "albdrain:test",
@@ -86,7 +90,10 @@ func TestApplyWaitModeFull(t *testing.T) {
 				Lifecycle: &corev1.Lifecycle{PreStop: &corev1.LifecycleHandler{Exec: &corev1.ExecAction{Command: []string{
 					"/opt/albdrain/albdrain-hold", "wait", "--max-hold=5m30s", "--fallback=30s", "--quiet-period=3s", "--quiet-gaps=15", "--quiet-period-max=30s", "--port=8080",
 				}}}},
-				VolumeMounts: []corev1.VolumeMount{{Name: contract.VolumeName, MountPath: contract.MountPath, ReadOnly: true}},
+				VolumeMounts: []corev1.VolumeMount{
+					{Name: contract.VolumeName, MountPath: contract.MountPath, ReadOnly: true},
+					{Name: contract.TrustVolumeName, MountPath: "/var/run/secrets/albdrain.io", ReadOnly: true},
+				},
 				Env: []corev1.EnvVar{
 					{Name: contract.EnvPodName, ValueFrom: field("metadata.name")},
 					{Name: contract.EnvPodNamespace, ValueFrom: field("metadata.namespace")},
@@ -94,11 +101,22 @@ func TestApplyWaitModeFull(t *testing.T) {
 					{Name: contract.EnvPodIP, ValueFrom: field("status.podIP")},
 					{Name: contract.EnvHostIP, ValueFrom: field("status.hostIP")},
 					{Name: contract.EnvWatcherURL, Value: "https://albdrain.albdrain.svc:8443"},
+					{Name: contract.EnvTrustDir, Value: "/var/run/secrets/albdrain.io"},
 				},
 			}},
-			Volumes: []corev1.Volume{{Name: contract.VolumeName, VolumeSource: corev1.VolumeSource{
-				EmptyDir: &corev1.EmptyDirVolumeSource{SizeLimit: ptr.To(resource.MustParse("32Mi"))},
-			}}},
+			Volumes: []corev1.Volume{
+				{Name: contract.VolumeName, VolumeSource: corev1.VolumeSource{
+					EmptyDir: &corev1.EmptyDirVolumeSource{SizeLimit: ptr.To(resource.MustParse("32Mi"))},
+				}},
+				{Name: contract.TrustVolumeName, VolumeSource: corev1.VolumeSource{Projected: &corev1.ProjectedVolumeSource{Sources: []corev1.VolumeProjection{
+					{ServiceAccountToken: &corev1.ServiceAccountTokenProjection{Audience: "albdrain", ExpirationSeconds: ptr.To[int64](600), Path: "token"}},
+					{ConfigMap: &corev1.ConfigMapProjection{
+						LocalObjectReference: corev1.LocalObjectReference{Name: "albdrain-ca.crt"},
+						Items:                []corev1.KeyToPath{{Key: "ca.crt", Path: "ca.crt"}},
+						Optional:             ptr.To(true),
+					}},
+				}}}},
+			},
 			ReadinessGates:                []corev1.PodReadinessGate{{ConditionType: "target-health.elbv2.k8s.aws/k8s-default-web-abc"}},
 			TerminationGracePeriodSeconds: ptr.To[int64](360),
 		},

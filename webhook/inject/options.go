@@ -50,8 +50,10 @@ type Options struct {
 	HelperImagePath string
 	// WatcherURL is where the helper asks for holds.
 	WatcherURL string
-	// WatcherCA is the PEM bundle the helper trusts for an https WatcherURL; empty for the system roots.
-	WatcherCA string
+	// CABundle projects the ConfigMap contract.CABundleConfigMap, which
+	// albdrain keeps in the pod's namespace, as the CA bundle the helper
+	// trusts for an https WatcherURL; off, the helper trusts the system roots.
+	CABundle bool
 	// InitResources are the injected init container's requests and limits.
 	InitResources corev1.ResourceRequirements
 	// NoReadinessGates leaves out the load balancer controller's readiness
