@@ -31,13 +31,15 @@ type cached[T any] struct {
 // that started it ends, while each caller still leaves when its own ctx does.
 func (c *ttlCache[T]) get(ctx context.Context, arn string, maxAge time.Duration, fetch func(context.Context) (T, error)) (T, error) {
 	var zero T
-	c.mu.Lock()
-	e, ok := c.m[arn]
-	c.mu.Unlock()
-	if ok && time.Since(e.fetched) < maxAge {
-		return e.v, nil
+	if v, ok := c.fresh(arn, maxAge); ok {
+		return v, nil
 	}
 	ch := c.flight.DoChan(arn, func() (any, error) {
+		// A lookup that ended between the check above and DoChan has
+		// stored its answer already: use it rather than ask again.
+		if v, ok := c.fresh(arn, maxAge); ok {
+			return v, nil
+		}
 		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), lookupTimeout)
 		defer cancel()
 		v, err := fetch(fctx)
@@ -61,4 +63,16 @@ func (c *ttlCache[T]) get(ctx context.Context, arn string, maxAge time.Duration,
 	case <-ctx.Done():
 		return zero, context.Cause(ctx)
 	}
+}
+
+// fresh returns arn's value if it is younger than maxAge.
+func (c *ttlCache[T]) fresh(arn string, maxAge time.Duration) (T, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.m[arn]
+	if !ok || time.Since(e.fetched) >= maxAge {
+		var zero T
+		return zero, false
+	}
+	return e.v, true
 }
