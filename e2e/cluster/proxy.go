@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"io"
+	"math/rand/v2"
 	"net"
 	"slices"
 	"sync"
@@ -55,8 +56,8 @@ func NewProxy(addr string, backends ...string) (*Proxy, error) {
 }
 
 // NewServiceProxy listens on addr and forwards each connection to one of
-// the backends SetBackends gave it, in turn, as kube-proxy does: a backend
-// that refuses the connection fails it.
+// the backends SetBackends gave it, picked at random, as kube-proxy does: a
+// backend that refuses the connection fails it.
 func NewServiceProxy(addr string) (*Proxy, error) {
 	p, err := NewProxy(addr)
 	if p != nil {
@@ -163,7 +164,8 @@ func (p *Proxy) forward(client net.Conn) {
 		p.next = (p.next + 1) % len(order)
 		order = append(order[p.next:], order[:p.next]...)
 		if p.dialOnce {
-			order = order[:1]
+			// kube-proxy's iptables mode picks an endpoint at random.
+			order = []string{order[rand.IntN(len(order))]}
 		}
 	}
 	p.mu.Unlock()
