@@ -67,7 +67,7 @@ func (e *Emulator) serveAPI(w http.ResponseWriter, r *http.Request) {
 	form := queryForm(r.Form)
 	call.Action = form.get("Action")
 
-	faults := e.faultsFor(call.Action)
+	faults := e.faultsFor(call.Action, call.UserAgent)
 	if faults != nil && faults.Latency > 0 {
 		t := time.NewTimer(faults.Latency)
 		select {

@@ -2,6 +2,7 @@ package albemu
 
 import (
 	"math/rand/v2"
+	"strings"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -37,6 +38,9 @@ type Faults struct {
 	// Latency is added before each call is answered.
 	Latency time.Duration
 	Outage  Outage
+	// UserAgent, when set, limits the faults to calls whose User-Agent
+	// contains it: one client's, such as "app/albdrain".
+	UserAgent string
 }
 
 // faultState is Faults in force, with the token bucket they imply. It is
@@ -86,14 +90,19 @@ func (e *Emulator) ClearFaults() {
 	e.faults = faultConfig{}
 }
 
-// faultsFor returns the faults in force for action, nil for none.
-func (e *Emulator) faultsFor(action string) *faultState {
+// faultsFor returns the faults in force for a call of action by a client
+// with userAgent, nil for none.
+func (e *Emulator) faultsFor(action, userAgent string) *faultState {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if s, ok := e.faults.perAction[action]; ok {
-		return s
+	s, ok := e.faults.perAction[action]
+	if !ok {
+		s = e.faults.all
 	}
-	return e.faults.all
+	if s != nil && !strings.Contains(userAgent, s.UserAgent) {
+		return nil
+	}
+	return s
 }
 
 // verdict decides whether this call fails, after Latency and OutageDrop

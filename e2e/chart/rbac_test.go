@@ -77,6 +77,9 @@ func checkAccess(t *testing.T, c client.Client) {
 		access{"create", "", "configmaps", other, ""},
 		access{"get", "", "configmaps", other, contract.CABundleConfigMap},
 		access{"update", "", "configmaps", other, contract.CABundleConfigMap},
+		// Its own Service's EndpointSlices, read when it stops.
+		access{"list", "discovery.k8s.io", "endpointslices", own, ""},
+		access{"watch", "discovery.k8s.io", "endpointslices", own, ""},
 	)
 	for _, a := range need {
 		if !allowed(t, c, a) {
@@ -117,6 +120,11 @@ func checkAccess(t *testing.T, c client.Client) {
 		{"patch", "gateway.k8s.aws", "targetgroupconfigurations", other, "web"},
 		{"list", "gateway.networking.k8s.io", "backendtlspolicies", "", ""},
 		{"list", "gateway.k8s.aws", "listenerruleconfigurations", "", ""},
+		// EndpointSlices in its own namespace only, and only read.
+		{"list", "discovery.k8s.io", "endpointslices", "", ""},
+		{"list", "discovery.k8s.io", "endpointslices", other, ""},
+		{"update", "discovery.k8s.io", "endpointslices", own, releaseName},
+		{"create", "discovery.k8s.io", "endpointslices", own, ""},
 		// Only its CA bundle among ConfigMaps, which it never deletes.
 		{"get", "", "configmaps", own, ""},
 		{"list", "", "configmaps", other, ""},
