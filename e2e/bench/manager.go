@@ -102,6 +102,8 @@ func (m *managerSetup) start(ctx context.Context, name string) (*managerProcess,
 		"hold-cert-dir":             "",
 		"watcher-url":               "http://" + hold,
 		"watcher-ca-file":           "",
+		// No Service routes to it; stop at once.
+		"shutdown-service": "",
 	})
 	if err != nil {
 		return nil, err

@@ -222,6 +222,8 @@ func TestInstall(t *testing.T) {
 		"metrics-bind-address":      "0",
 		"health-probe-bind-address": "127.0.0.1:" + strconv.Itoa(freePort(t)),
 		"cert-dns-name":             webhookHost,
+		// No Service routes here (see webhookHost): the manager stops at once.
+		"shutdown-service": "",
 	}))
 	startManager(t, env, cfg)
 

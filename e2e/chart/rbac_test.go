@@ -69,6 +69,9 @@ func checkAccess(t *testing.T, c client.Client) {
 		access{"watch", "admissionregistration.k8s.io", "mutatingwebhookconfigurations", "", ""},
 		access{"get", "admissionregistration.k8s.io", "mutatingwebhookconfigurations", "", webhookConfig},
 		access{"update", "admissionregistration.k8s.io", "mutatingwebhookconfigurations", "", webhookConfig},
+		// Its own Service's EndpointSlices, read when it stops.
+		access{"list", "discovery.k8s.io", "endpointslices", own, ""},
+		access{"watch", "discovery.k8s.io", "endpointslices", own, ""},
 	)
 	for _, a := range need {
 		if !allowed(t, c, a) {
@@ -109,6 +112,11 @@ func checkAccess(t *testing.T, c client.Client) {
 		{"patch", "gateway.k8s.aws", "targetgroupconfigurations", other, "web"},
 		{"list", "gateway.networking.k8s.io", "backendtlspolicies", "", ""},
 		{"list", "gateway.k8s.aws", "listenerruleconfigurations", "", ""},
+		// EndpointSlices in its own namespace only, and only read.
+		{"list", "discovery.k8s.io", "endpointslices", "", ""},
+		{"list", "discovery.k8s.io", "endpointslices", other, ""},
+		{"update", "discovery.k8s.io", "endpointslices", own, releaseName},
+		{"create", "discovery.k8s.io", "endpointslices", own, ""},
 		// Nothing else.
 		{"get", "", "configmaps", own, ""},
 		{"list", "", "nodes", "", ""},

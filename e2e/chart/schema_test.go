@@ -24,6 +24,8 @@ func TestSchemaRejects(t *testing.T) {
 		{"unknown certificate provider", "certificates:\n  provider: vault", []string{"/certificates/provider"}},
 		{"issuer without a name", "certificates:\n  certManager:\n    issuerRef: {kind: ClusterIssuer}", []string{"/certificates/certManager/issuerRef"}},
 		{"extra argument that is not a flag", "extraArgs: [debug]", []string{"/extraArgs/0"}},
+		{"shutdown step as a duration", "shutdown:\n  settleSeconds: 5s", []string{"/shutdown/settleSeconds"}},
+		{"grace period shorter than the shutdown's steps", "shutdown:\n  terminationGracePeriodSeconds: 30", []string{"terminationGracePeriodSeconds (30)", "(35)"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := render(t, parseValues(t, tc.values))

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
@@ -123,6 +124,31 @@ func checkWiring(t *testing.T, values string, objs []*unstructured.Unstructured)
 	expect("metrics container port", num(containerPorts["metrics"]), portOf(flags["metrics-bind-address"]))
 	for _, probe := range []string{"startupProbe", "livenessProbe", "readinessProbe"} {
 		expect(probe+" port", nested(container, probe, "httpGet", "port").(string), "healthz")
+	}
+	// The replica's stop: its own Service's EndpointSlices, its own pod IP
+	// and namespace from the downward API, and steps the kubelet waits for.
+	expect("--shutdown-service", flags["shutdown-service"], svc.GetName())
+	fieldEnv := map[string]string{}
+	for _, e := range container["env"].([]any) {
+		e := e.(map[string]any)
+		if path, ok := nested(e, "valueFrom", "fieldRef", "fieldPath").(string); ok {
+			fieldEnv[e["name"].(string)] = path
+		}
+	}
+	expect("--pod-ip", flags["pod-ip"], "$(POD_IP)")
+	expect("POD_IP", fieldEnv["POD_IP"], "status.podIP")
+	expect("--pod-namespace", flags["pod-namespace"], "$(POD_NAMESPACE)")
+	expect("POD_NAMESPACE", fieldEnv["POD_NAMESPACE"], "metadata.namespace")
+	var steps time.Duration
+	for _, f := range []string{"shutdown-endpoints-timeout", "shutdown-settle", "shutdown-grace"} {
+		d, err := time.ParseDuration(flags[f])
+		if err != nil {
+			t.Errorf("--%s: %v", f, err)
+		}
+		steps += d
+	}
+	if grace := time.Duration(nested(pod, "spec", "terminationGracePeriodSeconds").(int64)) * time.Second; grace < steps {
+		t.Errorf("terminationGracePeriodSeconds %s is shorter than the stop's steps %s", grace, steps)
 	}
 	// The webhook's objectSelector names the label albdrain's own pods carry.
 	self := nested(hook, "objectSelector", "matchExpressions").([]any)[0].(map[string]any)

@@ -132,6 +132,9 @@ func NewAlbdrain(ctx context.Context, env *kubetest.Env, t Timings, awsCfg aws.C
 		"hold-cert-dir":             site.HoldCertDir,
 		"watcher-url":               "https://" + holdAddr,
 		"watcher-ca-file":           site.HoldCAFile,
+		// No Service of the chart routes to a manager in this process; the
+		// replicas that stop through their endpoints set their own.
+		"shutdown-service": "",
 	})
 	if err != nil {
 		return nil, err

@@ -28,6 +28,9 @@ type Proxy struct {
 	// conns maps each client connection to its backend connection and backend.
 	conns map[net.Conn]proxied
 	wg    sync.WaitGroup
+	// dialOnce makes a connection to a backend that refuses it fail, as
+	// kube-proxy's would, rather than move on to the next backend.
+	dialOnce bool
 }
 
 type proxied struct {
@@ -49,6 +52,25 @@ func NewProxy(addr string, backends ...string) (*Proxy, error) {
 	p := &Proxy{ln: ln, backends: slices.Clone(backends), conns: map[net.Conn]proxied{}}
 	p.wg.Go(p.accept)
 	return p, nil
+}
+
+// NewServiceProxy listens on addr and forwards each connection to one of
+// the backends SetBackends gave it, in turn, as kube-proxy does: a backend
+// that refuses the connection fails it.
+func NewServiceProxy(addr string) (*Proxy, error) {
+	p, err := NewProxy(addr)
+	if p != nil {
+		p.dialOnce = true
+	}
+	return p, err
+}
+
+// SetBackends replaces the backends new connections go to; established
+// connections stay where they are, as kube-proxy leaves them.
+func (p *Proxy) SetBackends(backends []string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.backends = slices.Clone(backends)
 }
 
 // Addr is the address clients connect to.
@@ -140,6 +162,9 @@ func (p *Proxy) forward(client net.Conn) {
 	if len(order) > 0 {
 		p.next = (p.next + 1) % len(order)
 		order = append(order[p.next:], order[:p.next]...)
+		if p.dialOnce {
+			order = order[:1]
+		}
 	}
 	p.mu.Unlock()
 	var backend net.Conn

@@ -10,11 +10,14 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 
 	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/albdrain/albdrain/cmd/albdrain/app"
+	"github.com/albdrain/albdrain/e2e/helmchart"
 )
 
 // Replicas is albdrain's manager run as its chart runs it, a Deployment of
@@ -34,6 +37,9 @@ type Replicas struct {
 	managers     []*Albdrain
 	webhookAddrs []string
 	holdAddrs    []string
+	// slice and stopFollow are the Service's stand-ins with Endpoints.
+	slice      *serviceSlice
+	stopFollow context.CancelFunc
 }
 
 // ReplicaOptions configure StartReplicas.
@@ -41,7 +47,19 @@ type ReplicaOptions struct {
 	// APIServerProxy routes every replica's apiserver connections through
 	// Replicas.APIServer.
 	APIServerProxy bool
+	// Endpoints runs the replicas as the chart does, each stopping only
+	// once out of its Service's EndpointSlice, and routes both Services by
+	// that slice (see kubeProxy); Terminate stops a replica as the
+	// deletion of its pod does.
+	Endpoints bool
 }
+
+// Shutdown timings of replicas run with Endpoints: the settle outlasts
+// ServiceLag, as the chart's outlasts kube-proxy's.
+const (
+	replicaSettle           = 4 * ServiceLag
+	replicaEndpointsTimeout = 10 * time.Second
+)
 
 // StartReplicas stops the cluster's manager and runs n replicas with its
 // configuration, each on ports of its own, behind the Services. Close
@@ -71,7 +89,7 @@ func (c *Cluster) StartReplicas(ctx context.Context, n int, o ReplicaOptions) (_
 		env.Config.Host = u.Scheme + "://" + r.APIServer.Addr()
 	}
 	host := c.Env.Environment.WebhookInstallOptions.LocalServingHost
-	for range n {
+	for i := range n {
 		wport, err := freePort()
 		if err != nil {
 			return nil, err
@@ -81,10 +99,18 @@ func (c *Cluster) StartReplicas(ctx context.Context, n int, o ReplicaOptions) (_
 			return nil, err
 		}
 		holdAddr := net.JoinHostPort(host, strconv.Itoa(hport))
-		args := withFlags(single.args, map[string]string{
+		flags := map[string]string{
 			"--webhook-port":      strconv.Itoa(wport),
 			"--hold-bind-address": holdAddr,
-		})
+		}
+		if o.Endpoints {
+			flags["--shutdown-service"] = helmchart.ReleaseName
+			flags["--pod-namespace"] = Namespace
+			flags["--pod-ip"] = replicaIP(i).String()
+			flags["--shutdown-settle"] = replicaSettle.String()
+			flags["--shutdown-endpoints-timeout"] = replicaEndpointsTimeout.String()
+		}
+		args := withFlags(single.args, flags)
 		cfg, err := parseConfig(args)
 		if err != nil {
 			return nil, err
@@ -98,6 +124,9 @@ func (c *Cluster) StartReplicas(ctx context.Context, n int, o ReplicaOptions) (_
 		r.holdAddrs = append(r.holdAddrs, holdAddr)
 	}
 	webhookAddr := net.JoinHostPort(host, strconv.Itoa(c.Env.Environment.WebhookInstallOptions.LocalServingPort))
+	if o.Endpoints {
+		return r, r.routeBySlice(ctx, webhookAddr, single.config.Drain.HoldAddr)
+	}
 	if r.Webhook, err = NewProxy(webhookAddr, r.webhookAddrs...); err != nil {
 		return nil, fmt.Errorf("webhook Service: %w", err)
 	}
@@ -106,6 +135,46 @@ func (c *Cluster) StartReplicas(ctx context.Context, n int, o ReplicaOptions) (_
 	}
 	return r, nil
 }
+
+// routeBySlice writes the Service's EndpointSlice with every replica ready
+// and has the Services' proxies follow it.
+func (r *Replicas) routeBySlice(ctx context.Context, webhookAddr, holdAddr string) error {
+	var err error
+	if r.slice, err = newServiceSlice(ctx, r.c.Env.Client, len(r.managers)); err != nil {
+		return fmt.Errorf("albdrain's EndpointSlice: %w", err)
+	}
+	if r.Webhook, err = NewServiceProxy(webhookAddr); err != nil {
+		return fmt.Errorf("webhook Service: %w", err)
+	}
+	if r.Hold, err = NewServiceProxy(holdAddr); err != nil {
+		return fmt.Errorf("hold Service: %w", err)
+	}
+	wc, err := client.NewWithWatch(r.c.Env.Config, client.Options{Scheme: r.c.Env.Client.Scheme()})
+	if err != nil {
+		return err
+	}
+	k := &kubeProxy{webhook: r.Webhook, hold: r.Hold, webhookAddrs: r.webhookAddrs, holdAddrs: r.holdAddrs}
+	fctx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	r.stopFollow = stop
+	return k.follow(fctx, wc)
+}
+
+// Terminate stops replica i, run with Endpoints, as the deletion of its
+// pod does: the kubelet sends SIGTERM (the manager's context ends) and the
+// EndpointSlice controller marks its endpoint terminating and not ready.
+// It returns once the manager has exited, and its endpoint is gone.
+func (r *Replicas) Terminate(ctx context.Context, i int) error {
+	stopped := make(chan error, 1)
+	go func() { stopped <- r.managers[i].Stop() }()
+	err := r.slice.terminating(ctx, i)
+	if err := errors.Join(err, <-stopped); err != nil {
+		return err
+	}
+	return r.slice.remove(ctx, i)
+}
+
+// WebhookBackend is replica i's webhook server, as a backend of the webhook Service.
+func (r *Replicas) WebhookBackend(i int) string { return r.webhookAddrs[i] }
 
 // Len is the number of replicas started.
 func (r *Replicas) Len() int { return len(r.managers) }
@@ -125,6 +194,11 @@ func (r *Replicas) Kill(i int) error {
 // single manager again.
 func (r *Replicas) Close(ctx context.Context) error {
 	var errs []error
+	if r.slice != nil {
+		// Out of the slice, the replicas stop after their settle time.
+		r.stopFollow()
+		errs = append(errs, r.slice.delete(ctx))
+	}
 	for _, p := range []*Proxy{r.Webhook, r.Hold} {
 		if p != nil {
 			errs = append(errs, p.Close())

@@ -10,6 +10,7 @@ import (
 	"github.com/albdrain/albdrain/certs"
 	"github.com/albdrain/albdrain/drain"
 	"github.com/albdrain/albdrain/internal/lbc"
+	"github.com/albdrain/albdrain/internal/shutdown"
 	"github.com/albdrain/albdrain/webhook"
 )
 
@@ -27,6 +28,8 @@ type Config struct {
 	Certs certs.Config
 	// LBC mirrors the load balancer controller's settings.
 	LBC lbc.Config
+	// Shutdown orders the replica's stop around its Service's endpoints.
+	Shutdown shutdown.Config
 }
 
 // BindFlags registers every flag of the manager.
@@ -37,6 +40,7 @@ func (c *Config) BindFlags(fs *flag.FlagSet) {
 	c.Drain.BindFlags(fs)
 	c.Certs.BindFlags(fs)
 	c.LBC.BindFlags(fs)
+	c.Shutdown.BindFlags(fs)
 }
 
 // Validate reports every invalid flag at once.
@@ -55,6 +59,9 @@ func (c *Config) Validate() error {
 		errs = append(errs, err)
 	}
 	if err := c.LBC.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.Shutdown.Validate(); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)

@@ -21,11 +21,15 @@ import (
 	"github.com/albdrain/albdrain/drain/targetgroups"
 	"github.com/albdrain/albdrain/internal/explain"
 	"github.com/albdrain/albdrain/internal/lbc"
+	"github.com/albdrain/albdrain/internal/shutdown"
 	"github.com/albdrain/albdrain/webhook"
 )
 
 // NewManager builds the manager with albdrain's webhook and watcher added.
-// drainOpts let tests hand the watcher an AWS configuration of their own.
+// Its Start stops in the order of package shutdown once its context ends:
+// out of the Service's endpoints first, then the manager's own graceful
+// shutdown, bounded by cfg.Shutdown.Grace. drainOpts let tests hand the
+// watcher an AWS configuration of their own.
 func NewManager(ctx context.Context, rc *rest.Config, cfg Config, drainOpts ...drain.Option) (ctrl.Manager, error) {
 	scheme := runtime.NewScheme()
 	if err := clientgoscheme.AddToScheme(scheme); err != nil {
@@ -35,6 +39,9 @@ func NewManager(ctx context.Context, rc *rest.Config, cfg Config, drainOpts ...d
 		Scheme:                 scheme,
 		Metrics:                metricsserver.Options{BindAddress: cfg.MetricsAddr},
 		HealthProbeBindAddress: cfg.ProbeAddr,
+		// What is left once the replica is out of its Service's endpoints:
+		// in-flight admissions finish, holds are answered "retry".
+		GracefulShutdownTimeout: &cfg.Shutdown.Grace,
 		WebhookServer: crwebhook.NewServer(crwebhook.Options{
 			Port:    cfg.Webhook.Port,
 			CertDir: cfg.Webhook.CertDir,
@@ -75,5 +82,18 @@ func NewManager(ctx context.Context, rc *rest.Config, cfg Config, drainOpts ...d
 	if err := mgr.AddReadyzCheck("webhook", mgr.GetWebhookServer().StartedChecker()); err != nil {
 		return nil, err
 	}
-	return mgr, nil
+	gate := shutdown.NewGate(cfg.Shutdown, shutdown.NewSliceWatch(cfg.Shutdown, mgr.GetConfig(), mgr.GetHTTPClient(), scheme, mgr.GetRESTMapper()))
+	if err := mgr.AddReadyzCheck("shutdown", gate.ReadyCheck); err != nil {
+		return nil, err
+	}
+	return &gatedManager{Manager: mgr, gate: gate}, nil
 }
+
+// gatedManager is a manager whose Start stops through a shutdown.Gate.
+type gatedManager struct {
+	ctrl.Manager
+	gate *shutdown.Gate
+}
+
+// Start runs the manager until ctx ends and the gate lets it stop.
+func (m *gatedManager) Start(ctx context.Context) error { return m.gate.Run(ctx, m.Manager.Start) }
