@@ -53,8 +53,14 @@ func startRig(t *testing.T) *realNodeRig {
 	// A hold may outlast albdrain's own rollout (albdrainOwnRollout).
 	tm.MaxHold = time.Minute
 	env := kubetest.Start(t, kubetest.WithTargetGroupBindingCRD(), kubetest.WithInClusterClients())
-	cm, err := cluster.StartControllerManager(env, t.TempDir(), append(cluster.Controllers, cluster.EndpointSliceController,
-		"serviceaccount-controller", "root-ca-certificate-publisher-controller")...)
+	// Endpoint changes reach the Services' clients (the apiserver calling
+	// albdrain's webhook, kube-proxy) after a lag, as in a cluster, where
+	// the EndpointSlice controller batches pod changes and every node's
+	// kube-proxy syncs in its own time; here they would otherwise arrive
+	// within milliseconds, and albdrain's own rollout (albdrainOwnRollout)
+	// would pass without waiting to leave its Service's endpoints.
+	cm, err := cluster.StartControllerManagerWithFlags(env, t.TempDir(), []string{"--endpointslice-updates-batch-period=2s"},
+		append(cluster.Controllers, cluster.EndpointSliceController, "serviceaccount-controller", "root-ca-certificate-publisher-controller")...)
 	if err != nil {
 		t.Fatal(err)
 	}
