@@ -56,6 +56,11 @@ const ownRolloutHeld = 2
 // never timed out nor fell back, that no request through the ALB failed,
 // and that each old replica, and each of the application's pods, exited 0
 // within its grace period.
+//
+// The rig's endpoint lag (startRig) is what a stop must wait out: with the
+// replicas stopping at once (the chart's shutdown steps set to 0), pods
+// created as a replica stopped were admitted unmutated, and the apiserver
+// counted calls failing open.
 func (r *realNodeRig) albdrainOwnRollout(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
@@ -224,12 +229,12 @@ func waitHeld(ctx context.Context, t *testing.T, c client.Client, ns string, pod
 	t.Helper()
 	held := map[types.UID]bool{}
 	err := wait.PollUntilContextCancel(ctx, 200*time.Millisecond, true, func(ctx context.Context) (bool, error) {
+		all, err := holdEvents(ctx, c, ns)
+		if err != nil {
+			return false, err
+		}
 		for _, p := range pods {
-			ev, err := holdEvents(ctx, c, p)
-			if err != nil {
-				return false, err
-			}
-			if ev[hold.ReasonHoldStarted] > 0 {
+			if all[p.UID][hold.ReasonHoldStarted] > 0 {
 				held[p.UID] = true
 			}
 		}
@@ -296,23 +301,23 @@ func waitRolledOut(ctx context.Context, t *testing.T, c client.Client, old []cor
 	}
 }
 
-// holdEvents counts the watcher's events on pod by reason, over every
-// replica that recorded them.
-func holdEvents(ctx context.Context, c client.Client, pod corev1.Pod) (map[string]int, error) {
+// holdEvents counts the watcher's events on each pod of ns by reason, over
+// every replica that recorded them.
+func holdEvents(ctx context.Context, c client.Client, ns string) (map[types.UID]map[string]int, error) {
 	var events eventsv1.EventList
-	if err := c.List(ctx, &events, client.InNamespace(pod.Namespace)); err != nil {
+	if err := c.List(ctx, &events, client.InNamespace(ns)); err != nil {
 		return nil, err
 	}
-	out := map[string]int{}
+	out := map[types.UID]map[string]int{}
 	for _, e := range events.Items {
-		if e.Regarding.UID != pod.UID {
-			continue
-		}
 		n := 1
 		if e.Series != nil {
 			n = int(e.Series.Count)
 		}
-		out[e.Reason] += n
+		if out[e.Regarding.UID] == nil {
+			out[e.Regarding.UID] = map[string]int{}
+		}
+		out[e.Regarding.UID][e.Reason] += n
 	}
 	return out, nil
 }
@@ -323,10 +328,11 @@ func waitHoldEnded(ctx context.Context, t *testing.T, c client.Client, pod corev
 	t.Helper()
 	var ev map[string]int
 	err := wait.PollUntilContextCancel(ctx, 200*time.Millisecond, true, func(ctx context.Context) (bool, error) {
-		var err error
-		if ev, err = holdEvents(ctx, c, pod); err != nil {
+		all, err := holdEvents(ctx, c, pod.Namespace)
+		if err != nil {
 			return false, err
 		}
+		ev = all[pod.UID]
 		return ev[hold.ReasonHoldReleased]+ev[hold.ReasonHoldBounded]+ev[hold.ReasonHoldTimedOut]+ev[hold.ReasonHoldFellBack] > 0, nil
 	})
 	if err != nil {
