@@ -63,6 +63,12 @@ const EndpointSliceController = "endpointslice-controller"
 // with the Controllers enabled, or controllers when given. dir receives its
 // kubeconfig and log. It returns once the process reports healthy.
 func StartControllerManager(env *kubetest.Env, dir string, controllers ...string) (*ControllerManager, error) {
+	return StartControllerManagerWithFlags(env, dir, nil, controllers...)
+}
+
+// StartControllerManagerWithFlags is StartControllerManager with flags
+// added to the process's command line.
+func StartControllerManagerWithFlags(env *kubetest.Env, dir string, flags []string, controllers ...string) (*ControllerManager, error) {
 	if len(controllers) == 0 {
 		controllers = Controllers
 	}
@@ -94,21 +100,21 @@ func StartControllerManager(env *kubetest.Env, dir string, controllers ...string
 	defer logFile.Close()
 
 	ctx, cancel := context.WithCancel(context.Background())
-	cmd := exec.CommandContext(ctx, bin,
-		"--kubeconfig="+kubeconfigPath,
-		"--authentication-kubeconfig="+kubeconfigPath,
-		"--authorization-kubeconfig="+kubeconfigPath,
-		"--controllers="+strings.Join(controllers, ","),
+	cmd := exec.CommandContext(ctx, bin, append([]string{
+		"--kubeconfig=" + kubeconfigPath,
+		"--authentication-kubeconfig=" + kubeconfigPath,
+		"--authorization-kubeconfig=" + kubeconfigPath,
+		"--controllers=" + strings.Join(controllers, ","),
 		"--leader-elect=false",
 		"--use-service-account-credentials=false",
 		"--bind-address=127.0.0.1",
-		"--secure-port="+strconv.Itoa(port),
-		"--cert-dir="+dir,
+		"--secure-port=" + strconv.Itoa(port),
+		"--cert-dir=" + dir,
 		// The scenarios create pods in bursts; the default 20 QPS would add
 		// client-side throttling delays that no real cluster has at this size.
 		"--kube-api-qps=200",
 		"--kube-api-burst=400",
-	)
+	}, flags...)...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	// Stop it like a kubelet stops a static pod: SIGTERM, then SIGKILL.
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
