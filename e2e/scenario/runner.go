@@ -11,6 +11,7 @@ import (
 
 	"github.com/albdrain/albdrain/e2e/albemu"
 	"github.com/albdrain/albdrain/e2e/cluster"
+	"github.com/albdrain/albdrain/e2e/fakelbc"
 	"github.com/albdrain/albdrain/e2e/kubelet"
 	"github.com/albdrain/albdrain/e2e/load"
 )
@@ -150,18 +151,27 @@ func (r *runner) setup(ctx context.Context, workload func(*appsv1.Deployment)) (
 	} else {
 		objs = append(objs, binding(r.ns, arn))
 	}
+	if err := r.create(ctx, objs...); err != nil {
+		return nil, errors.Join(err, listener.Close())
+	}
+	if r.spec.Frontend != Gateway {
+		// As on a cluster, the controller has reconciled the binding before
+		// the workload's pods exist, so they get its readiness gate, and a
+		// hold resumed by another replica knows they were registered.
+		if err := fakelbc.WaitReconciled(ctx, r.c.Env.Client, client.ObjectKey{Namespace: r.ns, Name: bindingName}); err != nil {
+			return nil, errors.Join(fmt.Errorf("binding reconciled: %w", err), listener.Close())
+		}
+	}
 	dep := deployment(r.ns, r.spec.Replicas, r.spec.Protection, int64(r.spec.FixedSleep/time.Second))
 	if workload != nil {
 		workload(dep)
 	}
-	objs = append(objs, dep)
+	objs = []client.Object{dep}
 	if r.spec.Action == Evict {
 		objs = append(objs, disruptionBudget(r.ns))
 	}
-	for _, o := range objs {
-		if err := r.c.Env.Client.Create(ctx, o); err != nil {
-			return nil, errors.Join(fmt.Errorf("create %T %s: %w", o, o.GetName(), err), listener.Close())
-		}
+	if err := r.create(ctx, objs...); err != nil {
+		return nil, errors.Join(err, listener.Close())
 	}
 	r.progress("waiting for %d replicas to serve through the ALB", r.spec.Replicas)
 	if err := r.waitSettled(ctx); err != nil {
@@ -231,4 +241,13 @@ func (r *runner) terminations() []kubelet.Termination {
 		}
 	}
 	return out
+}
+
+func (r *runner) create(ctx context.Context, objs ...client.Object) error {
+	for _, o := range objs {
+		if err := r.c.Env.Client.Create(ctx, o); err != nil {
+			return fmt.Errorf("create %T %s: %w", o, o.GetName(), err)
+		}
+	}
+	return nil
 }
