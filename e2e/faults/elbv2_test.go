@@ -39,7 +39,10 @@ func TestELBv2Throttled(t *testing.T) {
 	attempts := delta(elbv2Attempts(), before)
 	t.Logf("albdrain's DescribeTargetHealth attempts: %v", attempts)
 	checkBounded(t, res, 3)
-	checkOutcomes(t, res, contract.OutcomeQuiet, contract.OutcomeDeregistered, contract.OutcomeTimeout, contract.OutcomeFallback)
+	// Throttled polls, the controller's included, can leave the helper's
+	// quiet wait too little time: bound, as timeout, is a release on a
+	// time bound, which checkBounded holds within the grace period.
+	checkOutcomes(t, res, contract.OutcomeQuiet, contract.OutcomeDeregistered, contract.OutcomeBound, contract.OutcomeTimeout, contract.OutcomeFallback)
 	if attempts["throttled"] == 0 {
 		t.Error("no DescribeTargetHealth attempt of albdrain's was throttled: the fault missed the watcher")
 	}
