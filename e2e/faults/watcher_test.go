@@ -1,13 +1,11 @@
 package faults_test
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"net"
 	"net/http"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -16,7 +14,6 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
-	"k8s.io/client-go/kubernetes"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/albdrain/albdrain/drain/hold"
@@ -322,34 +319,13 @@ func ensureRunning(t *testing.T) {
 	}
 }
 
-// failOpenCount reads the apiserver's count of admissions to albdrain's
-// webhook that failed open: what makes a webhook outage visible.
 func failOpenCount(t *testing.T) float64 {
 	t.Helper()
-	cs, err := kubernetes.NewForConfig(shared.Env.Config)
+	n, err := shared.Env.FailOpenCount(context.Background(), "pods.albdrain.io")
 	if err != nil {
 		t.Fatal(err)
 	}
-	raw, err := cs.Discovery().RESTClient().Get().AbsPath("/metrics").DoRaw(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	total := 0.0
-	sc := bufio.NewScanner(strings.NewReader(string(raw)))
-	sc.Buffer(nil, 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if !strings.HasPrefix(line, "apiserver_admission_webhook_fail_open_count{") || !strings.Contains(line, `name="pods.albdrain.io"`) {
-			continue
-		}
-		fields := strings.Fields(line)
-		v, err := strconv.ParseFloat(fields[len(fields)-1], 64)
-		if err != nil {
-			t.Fatalf("metric line %q: %v", line, err)
-		}
-		total += v
-	}
-	return total
+	return n
 }
 
 func podsOf(ns string) ([]corev1.Pod, error) {

@@ -1,12 +1,8 @@
 package node_test
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"fmt"
-	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -16,7 +12,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -395,36 +390,11 @@ func (p *admissionProbe) stop() (probed, unmutated int, err error) {
 	return p.probed, p.unmutated, p.err
 }
 
-// failOpenCount reads the apiserver's count of calls to albdrain's webhook
-// that failed open.
 func failOpenCount(ctx context.Context, t *testing.T, env *kubetest.Env) float64 {
 	t.Helper()
-	cs, err := kubernetes.NewForConfig(env.Config)
+	n, err := env.FailOpenCount(ctx, "pods.albdrain.io")
 	if err != nil {
 		t.Fatal(err)
 	}
-	raw, err := cs.Discovery().RESTClient().Get().AbsPath("/metrics").DoRaw(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	total := 0.0
-	sc := bufio.NewScanner(bytes.NewReader(raw))
-	sc.Buffer(nil, 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		// apiserver_admission_webhook_fail_open_count{name="pods.albdrain.io",type="admit"} 1
-		if !strings.HasPrefix(line, "apiserver_admission_webhook_fail_open_count{") || !strings.Contains(line, `name="pods.albdrain.io"`) {
-			continue
-		}
-		fields := strings.Fields(line)
-		v, err := strconv.ParseFloat(fields[len(fields)-1], 64)
-		if err != nil {
-			t.Fatalf("metric line %q: %v", line, err)
-		}
-		total += v
-	}
-	if err := sc.Err(); err != nil {
-		t.Fatal(err)
-	}
-	return total
+	return n
 }
