@@ -157,11 +157,13 @@ func (l *NLBListener) forward(client net.Conn) {
 			if errors.Is(context.Cause(ctx), errDrainCut) {
 				rec.Err = errDrainCut.Error()
 			}
-			// Closing both ends unblocks both copies.
+			// Closing both ends unblocks the copies still running; one
+			// may have ended already.
 			_ = client.Close()
 			_ = target.Close()
-			<-done
-			<-done
+			for ; open > 0; open-- {
+				<-done
+			}
 			return
 		}
 	}
