@@ -21,22 +21,36 @@ func (e *Emulator) contactable(ip netip.Addr) bool {
 }
 
 // dialLoopback dials only contactable addresses, within the connect timeout.
-func (e *Emulator) dialLoopback(ctx context.Context, network, addr string) (net.Conn, error) {
+// Node n connects to a loopback target from its own address.
+func (e *Emulator) dialLoopback(ctx context.Context, n int, network, addr string) (net.Conn, error) {
 	ap, err := netip.ParseAddrPort(addr)
 	if err != nil || !e.contactable(ap.Addr()) {
 		return nil, &net.OpError{Op: "dial", Net: network, Err: errNotLoopback}
 	}
 	d := net.Dialer{Timeout: e.opts.ConnectTimeout}
+	if src, ok := nodeSource(n); ok && ap.Addr().IsLoopback() && ap.Addr().Is4() {
+		d.LocalAddr = &net.TCPAddr{IP: src.AsSlice()}
+	}
 	return d.DialContext(ctx, network, addr)
 }
 
-// newTargetTransport is the data plane's connection pool to targets. Like
-// the ALB it keeps connections alive, and it gives up on a connection that
+// nodeSource is the loopback address node n connects to targets from. An
+// ALB's nodes each have an address in their zone's subnet, so a target can
+// tell them apart; the block is one the kubelet stand-in never gives pods.
+func nodeSource(n int) (netip.Addr, bool) {
+	if n > 253 {
+		return netip.Addr{}, false
+	}
+	return netip.AddrFrom4([4]byte{127, 250, 0, byte(n + 1)}), true
+}
+
+// newTargetTransport is node n's connection pool to targets. Like the
+// ALB's it keeps connections alive, and it gives up on a connection that
 // carries no data for the idle timeout.
-func (e *Emulator) newTargetTransport() *http.Transport {
+func (e *Emulator) newTargetTransport(n int) *http.Transport {
 	return &http.Transport{
 		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-			c, err := e.dialLoopback(ctx, network, addr)
+			c, err := e.dialLoopback(ctx, n, network, addr)
 			if err != nil {
 				return nil, err
 			}
@@ -47,11 +61,16 @@ func (e *Emulator) newTargetTransport() *http.Transport {
 	}
 }
 
-// newProbeClient is the health checker's client: a fresh connection per
-// check, so a check says something about the target's listener right now.
-func (e *Emulator) newProbeClient() *http.Client {
+// newProbeClient is node n's health checker: a fresh connection per check,
+// so a check says something about the target's listener right now.
+func (e *Emulator) newProbeClient(n int) *http.Client {
 	return &http.Client{
-		Transport: &http.Transport{DialContext: e.dialLoopback, DisableKeepAlives: true},
+		Transport: &http.Transport{
+			DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+				return e.dialLoopback(ctx, n, network, addr)
+			},
+			DisableKeepAlives: true,
+		},
 		CheckRedirect: func(*http.Request, []*http.Request) error {
 			return http.ErrUseLastResponse // a 3xx is a result, as for the ALB
 		},

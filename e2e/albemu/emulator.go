@@ -124,7 +124,6 @@ type Emulator struct {
 	apiListener net.Listener
 	apiServer   *http.Server
 	nodes       []*node
-	probes      *http.Client // health checks
 
 	// ctx ends on Close; every goroutine the emulator starts watches it.
 	ctx    context.Context
@@ -174,9 +173,8 @@ func New(opts Options) (*Emulator, error) {
 		listeners:   map[io.Closer]struct{}{},
 	}
 	for i := range opts.Nodes {
-		e.nodes = append(e.nodes, &node{index: i, zone: zoneName(opts.Region, i), transport: e.newTargetTransport()})
+		e.nodes = append(e.nodes, &node{index: i, zone: zoneName(opts.Region, i), transport: e.newTargetTransport(i), probes: e.newProbeClient(i)})
 	}
-	e.probes = e.newProbeClient()
 	e.apiServer = &http.Server{Handler: http.HandlerFunc(e.serveHTTP), ReadHeaderTimeout: 10 * time.Second}
 	e.wg.Add(1)
 	go func() {

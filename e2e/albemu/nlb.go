@@ -132,7 +132,7 @@ func (l *NLBListener) forward(client net.Conn) {
 		e.mu.Unlock()
 	}()
 	rec.Target = rt.target.String()
-	target, err := e.dialLoopback(ctx, "tcp", rt.target.String())
+	target, err := e.dialLoopback(ctx, n, "tcp", rt.target.String())
 	if err != nil {
 		rec.Status, rec.Err = http.StatusBadGateway, "connect failed: "+err.Error()
 		return

@@ -14,6 +14,7 @@ type node struct {
 	index     int
 	zone      string
 	transport *http.Transport
+	probes    *http.Client // its health checks
 }
 
 // zoneName is the availability zone of node i: us-east-1a, us-east-1b, ...

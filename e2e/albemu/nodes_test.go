@@ -3,6 +3,7 @@ package albemu_test
 import (
 	"context"
 	"io"
+	"net"
 	"net/http"
 	"slices"
 	"sync"
@@ -153,7 +154,8 @@ type connCounter struct {
 }
 
 // Each node keeps its own keep-alive connections to a target: clients
-// spread over three nodes reach the target over three connections, reused.
+// spread over three nodes reach the target over three connections, reused,
+// each from its node's own address, as an ALB's nodes have one apiece.
 func TestEachNodeHasItsOwnKeepAlivePool(t *testing.T) {
 	t.Parallel()
 	ctx := testContext(t)
@@ -185,6 +187,17 @@ func TestEachNodeHasItsOwnKeepAlivePool(t *testing.T) {
 	defer cc.mu.Unlock()
 	if len(cc.conns) != 3 {
 		t.Errorf("requests came over %d connections %v, want 3: one kept alive per node", len(cc.conns), cc.conns)
+	}
+	hosts := map[string]bool{}
+	for addr := range cc.conns {
+		host, _, err := net.SplitHostPort(addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		hosts[host] = true
+	}
+	if len(hosts) != 3 {
+		t.Errorf("requests came from %d addresses %v, want one per node", len(hosts), hosts)
 	}
 	nodes := map[int]int{}
 	for _, r := range d.emu.Requests() {

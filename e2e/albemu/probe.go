@@ -27,7 +27,7 @@ func (e *Emulator) probeLoop(ctx context.Context, tg *targetGroup, reg *registra
 		hc, hcChanged, protocol := tg.hc, tg.hcChanged, tg.hcProtocol
 		e.mu.Unlock()
 
-		res := e.probe(ctx, rt.target, hc, protocol)
+		res := e.probe(ctx, rt.node, rt.target, hc, protocol)
 		if ctx.Err() != nil {
 			return // a verdict arriving after deregistration must not count
 		}
@@ -51,9 +51,9 @@ func (e *Emulator) probeLoop(ctx context.Context, tg *targetGroup, reg *registra
 	}
 }
 
-// probe performs one health check: an HTTP request, or for protocol TCP a
+// probe performs one health check from node n: an HTTP request, or for protocol TCP a
 // connection that opens.
-func (e *Emulator) probe(ctx context.Context, t Target, hc HealthCheck, protocol string) probeResult {
+func (e *Emulator) probe(ctx context.Context, n int, t Target, hc HealthCheck, protocol string) probeResult {
 	ip, _ := netip.ParseAddr(t.ID) // validated at registration
 	if !e.contactable(ip) {
 		// Only reachable with AllowNonLoopbackTargets: such targets are
@@ -63,7 +63,7 @@ func (e *Emulator) probe(ctx context.Context, t Target, hc HealthCheck, protocol
 	ctx, cancel := context.WithTimeout(ctx, hc.Timeout)
 	defer cancel()
 	if protocol == "TCP" {
-		c, err := e.dialLoopback(ctx, "tcp", net.JoinHostPort(t.ID, hc.probePort(t.Port)))
+		c, err := e.dialLoopback(ctx, n, "tcp", net.JoinHostPort(t.ID, hc.probePort(t.Port)))
 		if err != nil {
 			return probeResult{ReasonFailedHealthChecks, descriptions[ReasonFailedHealthChecks]}
 		}
@@ -76,7 +76,7 @@ func (e *Emulator) probe(ctx context.Context, t Target, hc HealthCheck, protocol
 		return probeResult{ReasonFailedHealthChecks, descriptions[ReasonFailedHealthChecks]}
 	}
 	req.Header.Set("User-Agent", "ELB-HealthChecker/2.0")
-	resp, err := e.probes.Do(req)
+	resp, err := e.nodes[n].probes.Do(req)
 	if err != nil {
 		if errors.Is(err, context.DeadlineExceeded) {
 			return probeResult{ReasonTimeout, descriptions[ReasonTimeout]}
