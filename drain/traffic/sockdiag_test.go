@@ -199,7 +199,7 @@ func TestNLBCountsNewFlowsOnly(t *testing.T) {
 	if gap, want := tr.MeanGap(hints, now), now.Sub(tr.start); gap != want {
 		t.Errorf("NLB mean gap %v, want the whole %v for one new flow", gap, want)
 	}
-	if n, before := tr.arrivals(Hints{}, now); n != 2 || before < 0 {
+	if n, before := tr.arrivals(Hints{}, now); n != 2 || len(before) != 1 {
 		t.Errorf("ALB: %d arrivals, latest data %v before the watch; want 2 and the first request's data", n, before)
 	}
 }

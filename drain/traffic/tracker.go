@@ -266,10 +266,13 @@ func (t *Tracker) LastTraffic(h Hints, now time.Time) time.Time {
 // MeanGap estimates the mean time between the load balancer's arrivals
 // (requests, that is data segments received, for an ALB; new flows for an
 // NLB), counted from the first sample until now or the end of the window
-// set by CountFor. The latest data received before the first sample adds
-// one arrival and the silence since it: for arrivals at a steady rate that
-// silence is one gap's worth, so a watch that has seen few arrivals, or
-// none, is not left to guess from them alone.
+// set by CountFor. Before the first sample, each load-balancer address (an
+// ALB node) adds its latest data received and the silence since: for a
+// node sending at a steady rate that silence is one of its gaps, whichever
+// of its kept-alive connections it used. With m nodes sending alike, the
+// window's arrivals plus the m last ones, over the window plus the nodes'
+// mean silence, give the pod's gap, so a watch that has seen few arrivals,
+// or none, is not left to guess from them alone.
 func (t *Tracker) MeanGap(h Hints, now time.Time) time.Duration {
 	span := now.Sub(t.start)
 	if !t.cut.IsZero() {
@@ -277,19 +280,25 @@ func (t *Tracker) MeanGap(h Hints, now time.Time) time.Duration {
 	}
 	n, before := t.arrivals(h, now)
 	switch {
-	case before >= 0:
-		return (span + before) / time.Duration(n+1)
+	case len(before) > 0:
+		var sum time.Duration
+		for _, b := range before {
+			sum += b
+		}
+		m := time.Duration(len(before))
+		return (span + sum/m) / (time.Duration(n) + m)
 	case n > 0:
 		return span / time.Duration(n)
 	}
 	return span
 }
 
-// arrivals counts the arrivals within the window, and says how long
-// before the first sample the latest data arrived (negative if unknown).
-func (t *Tracker) arrivals(h Hints, now time.Time) (n int, before time.Duration) {
+// arrivals counts the arrivals within the window, and says for each
+// load-balancer address how long before the first sample its latest data
+// arrived.
+func (t *Tracker) arrivals(h Hints, now time.Time) (n int, before map[netip.Addr]time.Duration) {
 	cut := !t.cut.IsZero()
-	n, before = t.foldedArrivals, -1
+	n, before = t.foldedArrivals, map[netip.Addr]time.Duration{}
 	if cut {
 		n = t.foldedEarly
 	}
@@ -309,8 +318,9 @@ func (t *Tracker) arrivals(h Hints, now time.Time) (n int, before time.Duration)
 			n += c.arrivals
 		}
 		if !c.dataBefore.IsZero() {
-			if age := t.start.Sub(c.dataBefore); before < 0 || age < before {
-				before = age
+			age, peer := t.start.Sub(c.dataBefore), k.remote.Addr()
+			if b, ok := before[peer]; !ok || age < b {
+				before[peer] = age
 			}
 		}
 	}

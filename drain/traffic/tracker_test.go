@@ -109,6 +109,20 @@ func TestTrackerVerdicts(t *testing.T) {
 		now:  200,
 		want: verdict{Last: at(0), Gap: 1200 * time.Millisecond},
 	}, {
+		name: "each ALB node's latest data before the watch, whichever pooled connection carried it",
+		samples: map[int][]Socket{
+			0: {sock(pod, lb+"1", stateEstablished, data(300, 1000)), sock(pod, lb+"2", stateEstablished, data(5000, 100)),
+				sock(pod, "10.0.1.2:1", stateEstablished, data(900, 500))},
+			100: {sock(pod, lb+"1", stateEstablished, data(10, 1200)), sock(pod, lb+"2", stateEstablished, data(5100, 100)),
+				sock(pod, "10.0.1.2:1", stateEstablished, data(1000, 500))},
+			200: {sock(pod, lb+"1", stateEstablished, data(110, 1200)), sock(pod, lb+"2", stateEstablished, data(5200, 100)),
+				sock(pod, "10.0.1.2:1", stateEstablished, data(50, 700))},
+		},
+		now: 400,
+		// Two requests in 400ms; before the watch, one per node, 300ms and
+		// 900ms earlier (the second node's idle connection says nothing).
+		want: verdict{Last: at(150), Gap: (400*time.Millisecond + 600*time.Millisecond) / 4},
+	}, {
 		name: "an idle connection: the silence before the hold counts",
 		samples: map[int][]Socket{
 			0:   {sock(pod, lb+"1", stateEstablished, data(5000, 1000))},
