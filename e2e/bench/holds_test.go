@@ -74,8 +74,13 @@ func TestHoldSectionKeys(t *testing.T) {
 		}
 		return out
 	}
+	quietPods := pods(4, 5) // true stops 2 s and 3 s
+	for i := range quietPods {
+		quietPods[i].rate, quietPods[i].quietPeriod = 40, 1500*time.Millisecond
+	}
 	runs := []*run{
 		{policy: "baseline", pods: pods(0, 0), requests: 100, failed: 9},
+		{policy: "quiet", pods: quietPods, requests: 100, released: 2},
 		{policy: "deregistered", pods: pods(20, 21), requests: 100, released: 2},
 		{policy: "fixed_p90", pods: pods(3, 3), requests: 100, failed: 4},
 	}
@@ -86,24 +91,30 @@ func TestHoldSectionKeys(t *testing.T) {
 		got[f.Key] = f.Value
 	}
 	for key, want := range map[string]float64{
-		"holds.min_safe_fixed_sleep_s":          3,
-		"holds.fixed_p90.sleep_s":               3,
-		"holds.baseline.errors":                 9,
-		"holds.deregistered.errors":             0,
-		"holds.deregistered.hold_median_s":      20,
-		"holds.deregistered.ratio_vs_min_safe":  20.0 / 3,
-		"holds.deregistered.over_hold_p99_s":    18,
-		"holds.deregistered.released_by_policy": 2,
-		"holds.fixed_p90.errors":                4,
-		"holds.fixed_p90.over_hold_min_s":       0,
-		"holds.fixed_p90.pods":                  2,
+		"holds.min_safe_fixed_sleep_s":         3,
+		"holds.fixed_p90.sleep_s":              3,
+		"holds.baseline.errors":                9,
+		"holds.deregistered.errors":            0,
+		"holds.deregistered.hold_median_s":     20,
+		"holds.deregistered.ratio_vs_min_safe": 20.0 / 3,
+		"holds.deregistered.ratio_floor":       2.0 / 3, // the nearest-rank median true stop
+		// Released 2 s after the true stop, with a quiet period of 1.5 s
+		// sized where the true rate sizes the minimum, 1 s.
+		"holds.quiet.over_hold_beyond_own_quiet_p99_s": 0.5,
+		"holds.quiet.over_hold_excess_p99_s":           0,
+		"holds.quiet.quiet_period_vs_true_rate_p50":    1.5,
+		"holds.deregistered.over_hold_p99_s":           18,
+		"holds.deregistered.released_by_policy":        2,
+		"holds.fixed_p90.errors":                       4,
+		"holds.fixed_p90.over_hold_min_s":              0,
+		"holds.fixed_p90.pods":                         2,
 	} {
 		if v, ok := got[key]; !ok || v != round(want) {
 			t.Errorf("%s = %v (present %v), want %v", key, v, ok, round(want))
 		}
 	}
-	if len(s.Details) != 3+6 {
-		t.Errorf("details %q: want a heading and a line per pod for each of 3 policies", s.Details)
+	if len(s.Details) != 4+8 {
+		t.Errorf("details %q: want a heading and a line per pod for each of 4 policies", s.Details)
 	}
 }
 

@@ -30,6 +30,9 @@ type podHold struct {
 	// ended is how the helper said its hold ended (outcome and quiet
 	// period), empty without the helper.
 	ended string
+	// quietPeriod is the quiet period the helper sized from what it saw;
+	// zero without one.
+	quietPeriod time.Duration
 }
 
 // rateWindow is how far back from its hold a pod's own traffic is counted.
@@ -69,6 +72,10 @@ func podHoldOf(term kubelet.Termination, res *scenario.Result, protection scenar
 		start, p.hold = term.Hooks[0].Start, term.Hooks[0].Duration()
 		if m := helperEnd.FindStringSubmatch(term.Hooks[0].Output); m != nil {
 			p.ended = fmt.Sprintf("  %s, quiet period %s", m[1], m[2])
+			var err error
+			if p.quietPeriod, err = time.ParseDuration(m[2]); err != nil {
+				return podHold{}, fmt.Errorf("pod %s: the helper's quiet period: %w", term.Name, err)
+			}
 		}
 	}
 	p.trueStop = stop.TrueStop().Sub(start)
