@@ -28,8 +28,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
@@ -87,12 +85,7 @@ func pod() *corev1.Pod {
 
 func newServer(t *testing.T, h Holder, maxConcurrent int, more ...client.Object) *Server {
 	t.Helper()
-	s := runtime.NewScheme()
-	if err := clientgoscheme.AddToScheme(s); err != nil {
-		t.Fatal(err)
-	}
-	return New(Options{Pods: fake.NewClientBuilder().WithScheme(s).WithObjects(append(more, pod())...).Build(), Holder: h, MaxConcurrent: maxConcurrent,
-		Metrics: metrics.New()})
+	return New(Options{Pods: fakePods(t, append(more, pod())...), Holder: h, MaxConcurrent: maxConcurrent, Metrics: metrics.New()})
 }
 
 // refusals reads a server's count of refused requests by reason, leaving
@@ -406,26 +399,40 @@ func startServer(t *testing.T, ctx context.Context, s *Server) string {
 	return addr
 }
 
-func TestTLS(t *testing.T) {
-	dir := t.TempDir()
-	caPEM := writeCert(t, dir)
-	h := newHolder()
-	s := newServer(t, h, 10)
+// startTLS serves s over TLS, with a new certificate in a directory of its
+// own, until the test ends. It returns the address, the directory (to
+// rotate the certificate in) and the certificate.
+func startTLS(t *testing.T, s *Server) (addr, dir string, caPEM []byte) {
+	t.Helper()
+	dir = t.TempDir()
+	caPEM = writeCert(t, dir)
 	s.opts.CertDir = dir
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	addr := startServer(t, ctx, s)
+	return startServer(t, t.Context(), s), dir, caPEM
+}
 
+// roots is a pool of the one certificate caPEM.
+func roots(caPEM []byte) *x509.CertPool {
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(caPEM)
+	return pool
+}
+
+// clientTrusting is clientFrom(podIP) over TLS, trusting caPEM alone.
+func clientTrusting(caPEM []byte) *http.Client {
 	c := clientFrom(podIP)
-	c.Transport.(*http.Transport).TLSClientConfig = &tls.Config{RootCAs: pool}
+	c.Transport.(*http.Transport).TLSClientConfig = &tls.Config{RootCAs: roots(caPEM)}
+	return c
+}
+
+func TestTLS(t *testing.T) {
+	addr, _, caPEM := startTLS(t, newServer(t, newHolder(), 10))
+	c := clientTrusting(caPEM)
 	resp, body := post(t, c, "https://"+addr, request())
 	if resp.StatusCode != http.StatusOK {
 		t.Errorf("status %s (%s), want 200 over TLS", resp.Status, body)
 	}
 
-	c.Transport.(*http.Transport).TLSClientConfig = &tls.Config{RootCAs: pool, MaxVersion: tls.VersionTLS11}
+	c.Transport.(*http.Transport).TLSClientConfig = &tls.Config{RootCAs: roots(caPEM), MaxVersion: tls.VersionTLS11}
 	if resp, err := c.Post("https://"+addr+contract.HoldPath, "application/json", nil); err == nil {
 		resp.Body.Close()
 		t.Error("TLS 1.1 handshake succeeded, want TLS 1.2 at least")

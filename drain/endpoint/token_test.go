@@ -79,26 +79,22 @@ func TestTokenFailures(t *testing.T) {
 		return resp.StatusCode
 	}
 	got := map[string]int{"no token": ask(""), "review failed": ask("t")}
-	setAnswer(func(r *authnv1.TokenReview) error {
-		r.Status = authnv1.TokenReviewStatus{Authenticated: true, Audiences: []string{contract.TokenAudience}, User: authnv1.UserInfo{
-			Username: "system:serviceaccount:shop:web",
+	// answerWith makes the apiserver answer every review with st.
+	answerWith := func(st authnv1.TokenReviewStatus) {
+		setAnswer(func(r *authnv1.TokenReview) error { r.Status = st; return nil })
+	}
+	// bound is a verdict accepting a token of ServiceAccount sa bound to web-1.
+	bound := func(sa string) authnv1.TokenReviewStatus {
+		return authnv1.TokenReviewStatus{Authenticated: true, Audiences: []string{contract.TokenAudience}, User: authnv1.UserInfo{
+			Username: "system:serviceaccount:shop:" + sa,
 			Extra:    map[string]authnv1.ExtraValue{extraPodName: {"web-1"}, extraPodUID: {"uid-1"}},
 		}}
-		return nil
-	})
+	}
+	answerWith(bound("web"))
 	got["the pod's token"] = ask("t")
-	setAnswer(func(r *authnv1.TokenReview) error {
-		r.Status = authnv1.TokenReviewStatus{Authenticated: true, Audiences: []string{contract.TokenAudience}, User: authnv1.UserInfo{
-			Username: "system:serviceaccount:shop:other",
-			Extra:    map[string]authnv1.ExtraValue{extraPodName: {"web-1"}, extraPodUID: {"uid-1"}},
-		}}
-		return nil
-	})
+	answerWith(bound("other"))
 	got["another ServiceAccount's token naming the pod"] = ask("t")
-	setAnswer(func(r *authnv1.TokenReview) error {
-		r.Status = authnv1.TokenReviewStatus{Authenticated: false, Error: "token expired"}
-		return nil
-	})
+	answerWith(authnv1.TokenReviewStatus{Authenticated: false, Error: "token expired"})
 	got["a token the apiserver does not accept"] = ask("t")
 	want := map[string]int{"no token": http.StatusUnauthorized, "review failed": http.StatusServiceUnavailable, "the pod's token": http.StatusOK,
 		"another ServiceAccount's token naming the pod": http.StatusForbidden, "a token the apiserver does not accept": http.StatusUnauthorized}
