@@ -132,6 +132,7 @@ func Setup(mgr ctrl.Manager, cfg Config, finder *lbc.Finder, opts ...Option) err
 		Pods:          mgr.GetClient(),
 		Holder:        h,
 		Tokens:        endpoint.Tokens{Client: mgr.GetClient()},
+		Metrics:       m,
 		MaxConcurrent: cfg.MaxConcurrentHolds,
 		Log:           mgr.GetLogger(),
 	})

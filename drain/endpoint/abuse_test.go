@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -23,18 +22,9 @@ import (
 // or SHA-256 MACs, RSA key exchange) must not get a session; one offering a
 // policy suite, and TLS 1.3, must.
 func TestTLSRefusesWeakCipherSuites(t *testing.T) {
-	dir := t.TempDir()
-	caPEM := writeCert(t, dir)
-	s := newServer(t, newHolder(), 10)
-	s.opts.CertDir = dir
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	addr := startServer(t, ctx, s)
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(caPEM)
-
+	addr, _, caPEM := startTLS(t, newServer(t, newHolder(), 10))
 	handshake := func(cfg *tls.Config) error {
-		cfg.RootCAs = pool
+		cfg.RootCAs = roots(caPEM)
 		conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", addr, cfg)
 		if err == nil {
 			conn.Close()
@@ -69,23 +59,9 @@ func TestTLSRefusesWeakCipherSuites(t *testing.T) {
 // while a hold already in progress on the old certificate goes on and ends
 // normally: rotation costs no hold.
 func TestCertificateRotatesWithoutDroppingHolds(t *testing.T) {
-	dir := t.TempDir()
-	oldCA := writeCert(t, dir)
 	h := newHolder()
 	h.release = make(chan struct{})
-	s := newServer(t, h, 10)
-	s.opts.CertDir = dir
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	addr := startServer(t, ctx, s)
-
-	clientTrusting := func(caPEM []byte) *http.Client {
-		pool := x509.NewCertPool()
-		pool.AppendCertsFromPEM(caPEM)
-		c := clientFrom(podIP)
-		c.Transport.(*http.Transport).TLSClientConfig = &tls.Config{RootCAs: pool}
-		return c
-	}
+	addr, dir, oldCA := startTLS(t, newServer(t, h, 10))
 	inFlight := make(chan int, 1)
 	go func() { inFlight <- statusOf(clientTrusting(oldCA), "https://"+addr, request()) }()
 	<-h.calls
@@ -95,9 +71,7 @@ func TestCertificateRotatesWithoutDroppingHolds(t *testing.T) {
 	for {
 		// A second hold of the same pod, now over the new certificate; the
 		// holder answers it once released, so probe the handshake alone.
-		pool := x509.NewCertPool()
-		pool.AppendCertsFromPEM(newCA)
-		conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", addr, &tls.Config{RootCAs: pool})
+		conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", addr, &tls.Config{RootCAs: roots(newCA)})
 		if err == nil {
 			conn.Close()
 			break

@@ -15,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
+	"github.com/albdrain/albdrain/drain/metrics"
 	"github.com/albdrain/albdrain/internal/contract"
 )
 
@@ -29,40 +30,47 @@ func (s *Server) callersPod(w http.ResponseWriter, r *http.Request, namespace, n
 	err := s.opts.Pods.Get(r.Context(), key, pod)
 	if err != nil && !apierrors.IsNotFound(err) {
 		logger.Error(err, "reading pod", "pod", key)
-		http.Error(w, "cannot read the pod", http.StatusServiceUnavailable)
+		s.refuse(w, metrics.RefusedPodUnreadable, "cannot read the pod", http.StatusServiceUnavailable)
 		return nil, logger, false
 	}
 	// Unknown pods and other pods' callers get the same answer, so a caller
 	// learns nothing about pods that are not its own.
 	if err != nil || !fromPod(r.RemoteAddr, pod) {
 		logger.Info("refused: no managed pod of that name has the caller's IP", "path", r.URL.Path, "pod", key, "found", err == nil)
-		http.Error(w, "no managed pod of that name has the caller's IP", http.StatusForbidden)
+		s.refuse(w, metrics.RefusedWrongSource, "no managed pod of that name has the caller's IP", http.StatusForbidden)
 		return nil, logger, false
 	}
 	if uid != "" && string(pod.UID) != uid {
 		logger.Info("refused: pod UID differs", "path", r.URL.Path, "pod", key, "uid", uid)
-		http.Error(w, "the pod of that name is a different pod", http.StatusConflict)
+		s.refuse(w, metrics.RefusedWrongUID, "the pod of that name is a different pod", http.StatusConflict)
 		return nil, logger, false
 	}
 	// The token is checked after the source IP, so only callers at a pod's
 	// address can make the watcher send TokenReviews.
 	if err := s.opts.Tokens.checkToken(r.Context(), r, pod); err != nil {
-		status := http.StatusUnauthorized
-		switch {
-		case errors.Is(err, errNotThePod):
-			status = http.StatusForbidden
-		case !errors.Is(err, errNoToken) && !errors.Is(err, errTokenRefused):
-			// The apiserver could not answer: another attempt may pass.
-			status = http.StatusServiceUnavailable
-		}
-		logger.Info("refused: pod token", "path", r.URL.Path, "pod", key, "err", err)
+		reason, status := tokenRefusal(err)
+		logger.Info("refused: pod token", "path", r.URL.Path, "pod", key, "reason", reason, "err", err)
 		if status == http.StatusUnauthorized {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="albdrain"`)
 		}
-		http.Error(w, err.Error(), status)
+		s.refuse(w, reason, err.Error(), status)
 		return nil, logger, false
 	}
 	return pod, logger, true
+}
+
+// tokenRefusal is the reason and status that answer a checkToken error.
+func tokenRefusal(err error) (reason string, status int) {
+	switch {
+	case errors.Is(err, errNoToken):
+		return metrics.RefusedNoToken, http.StatusUnauthorized
+	case errors.Is(err, errTokenRefused):
+		return metrics.RefusedBadToken, http.StatusUnauthorized
+	case errors.Is(err, errNotThePod):
+		return metrics.RefusedWrongPod, http.StatusForbidden
+	}
+	// The apiserver could not answer: another attempt may pass.
+	return metrics.RefusedReviewFailed, http.StatusServiceUnavailable
 }
 
 // readRequest decodes and checks a hold request, or says which status

@@ -8,6 +8,7 @@ import (
 
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
+	"github.com/albdrain/albdrain/drain/metrics"
 	"github.com/albdrain/albdrain/internal/contract"
 )
 
@@ -17,7 +18,7 @@ import (
 func (s *Server) serveEnd(w http.ResponseWriter, r *http.Request) {
 	end, status, err := readEnd(w, r)
 	if err != nil {
-		http.Error(w, "bad hold end: "+err.Error(), status)
+		s.refuse(w, metrics.RefusedBadRequest, "bad hold end: "+err.Error(), status)
 		return
 	}
 	pod, logger, ok := s.callersPod(w, r, end.Namespace, end.Name, end.UID)

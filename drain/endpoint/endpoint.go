@@ -9,7 +9,8 @@
 // verifies (a TokenReview) as bound to that very pod. Only a terminating pod may hold, and a
 // pod has at most one hold per replica, which its concurrent requests join.
 // Holds, requests per pod and request bodies are bounded so a misbehaving
-// client cannot exhaust the watcher.
+// client cannot exhaust the watcher. Every refusal is logged and counted by
+// reason (metrics.RefusalReasons).
 package endpoint
 
 import (
@@ -33,6 +34,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/albdrain/albdrain/certs/tlspolicy"
+	"github.com/albdrain/albdrain/drain/metrics"
 	"github.com/albdrain/albdrain/internal/contract"
 )
 
@@ -67,6 +69,8 @@ type Options struct {
 	Holder Holder
 	// Tokens verifies the pods' tokens.
 	Tokens Tokens
+	// Metrics counts refused requests; required.
+	Metrics *metrics.Metrics
 	// MaxConcurrent bounds holds in progress; more are answered 503.
 	MaxConcurrent int
 	// Log is the base of every hold's logger, which holds find in their
@@ -174,7 +178,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// hold may occupy one of the bounded slots.
 	req, status, err := readRequest(w, r)
 	if err != nil {
-		http.Error(w, "bad hold request: "+err.Error(), status)
+		s.refuse(w, metrics.RefusedBadRequest, "bad hold request: "+err.Error(), status)
 		return
 	}
 	requested := time.Now().Add(time.Duration(req.TimeoutMillis) * time.Millisecond)
@@ -186,17 +190,17 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	key := types.NamespacedName{Namespace: req.Namespace, Name: req.Name}
 	if !s.terminating(r.Context(), key, pod) {
 		logger.Info("refused hold: the pod is not terminating", "pod", key)
-		http.Error(w, "the pod is not terminating", http.StatusConflict)
+		s.refuse(w, metrics.RefusedNotTerminating, "the pod is not terminating", http.StatusConflict)
 		return
 	}
 
 	f, res := s.join(log.IntoContext(r.Context(), logger), pod, requested)
 	switch res {
 	case tooManyForPod:
-		http.Error(w, "too many requests for this pod's hold", http.StatusTooManyRequests)
+		s.refuse(w, metrics.RefusedPodLimit, "too many requests for this pod's hold", http.StatusTooManyRequests)
 		return
 	case noSlot:
-		http.Error(w, "too many holds in progress", http.StatusServiceUnavailable)
+		s.refuse(w, metrics.RefusedCapacity, "too many holds in progress", http.StatusServiceUnavailable)
 		return
 	}
 	select {
@@ -216,4 +220,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err := json.NewEncoder(w).Encode(resp); err != nil {
 		logger.Info("could not answer hold", "err", err)
 	}
+}
+
+// refuse answers a hold request or end report with an error and counts it
+// by reason, one of metrics.RefusalReasons.
+func (s *Server) refuse(w http.ResponseWriter, reason, msg string, status int) {
+	s.opts.Metrics.HoldRefusals.WithLabelValues(reason).Inc()
+	http.Error(w, msg, status)
 }

@@ -11,6 +11,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/json"
 	"encoding/pem"
+	"errors"
 	"io"
 	"math/big"
 	"net"
@@ -23,13 +24,15 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 
+	"github.com/albdrain/albdrain/drain/metrics"
 	"github.com/albdrain/albdrain/internal/contract"
 )
 
@@ -82,11 +85,27 @@ func pod() *corev1.Pod {
 
 func newServer(t *testing.T, h Holder, maxConcurrent int, more ...client.Object) *Server {
 	t.Helper()
-	s := runtime.NewScheme()
-	if err := clientgoscheme.AddToScheme(s); err != nil {
-		t.Fatal(err)
+	return New(Options{Pods: fakePods(t, append(more, pod())...), Holder: h, MaxConcurrent: maxConcurrent, Metrics: metrics.New()})
+}
+
+// refusals reads a server's count of refused requests by reason, leaving
+// out reasons never counted.
+func refusals(s *Server) map[string]float64 {
+	out := map[string]float64{}
+	for _, r := range metrics.RefusalReasons {
+		if n := testutil.ToFloat64(s.opts.Metrics.HoldRefusals.WithLabelValues(r)); n != 0 {
+			out[r] = n
+		}
 	}
-	return New(Options{Pods: fake.NewClientBuilder().WithScheme(s).WithObjects(append(more, pod())...).Build(), Holder: h, MaxConcurrent: maxConcurrent})
+	return out
+}
+
+// wantRefusals checks the server counted exactly want (reason: count).
+func wantRefusals(t *testing.T, s *Server, want map[string]float64) {
+	t.Helper()
+	if d := cmp.Diff(want, refusals(s), cmpopts.EquateEmpty()); d != "" {
+		t.Errorf("refusals counted (-want +got):\n%s", d)
+	}
 }
 
 // clientFrom dials from ip, as the helper dials from its pod's IP.
@@ -156,7 +175,8 @@ func TestOwnPodIsHeld(t *testing.T) {
 
 func TestRefusals(t *testing.T) {
 	h := newHolder()
-	srv := httptest.NewServer(newServer(t, h, 10))
+	s := newServer(t, h, 10)
+	srv := httptest.NewServer(s)
 	defer srv.Close()
 	other := request()
 	other.Name = "web-2"
@@ -165,18 +185,20 @@ func TestRefusals(t *testing.T) {
 	noTimeout := request()
 	noTimeout.TimeoutMillis = 0
 	tests := []struct {
-		name string
-		from string
-		body any
-		want int
+		name   string
+		from   string
+		body   any
+		want   int
+		reason string
 	}{
-		{"another pod's IP", "127.0.4.2", request(), http.StatusForbidden},
-		{"unknown pod", podIP, other, http.StatusForbidden},
-		{"successor with the same name", podIP, wrongUID, http.StatusConflict},
-		{"no timeout", podIP, noTimeout, http.StatusBadRequest},
-		{"not JSON", podIP, []byte("hold me"), http.StatusBadRequest},
-		{"too large", podIP, []byte(`{"namespace":"` + strings.Repeat("x", contract.MaxHoldRequestBytes) + `"}`), http.StatusRequestEntityTooLarge},
+		{"another pod's IP", "127.0.4.2", request(), http.StatusForbidden, metrics.RefusedWrongSource},
+		{"unknown pod", podIP, other, http.StatusForbidden, metrics.RefusedWrongSource},
+		{"successor with the same name", podIP, wrongUID, http.StatusConflict, metrics.RefusedWrongUID},
+		{"no timeout", podIP, noTimeout, http.StatusBadRequest, metrics.RefusedBadRequest},
+		{"not JSON", podIP, []byte("hold me"), http.StatusBadRequest, metrics.RefusedBadRequest},
+		{"too large", podIP, []byte(`{"namespace":"` + strings.Repeat("x", contract.MaxHoldRequestBytes) + `"}`), http.StatusRequestEntityTooLarge, metrics.RefusedBadRequest},
 	}
+	counted := map[string]float64{}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			resp, body := post(t, clientFrom(tt.from), srv.URL, tt.body)
@@ -184,6 +206,7 @@ func TestRefusals(t *testing.T) {
 				t.Errorf("status %s (%s), want %d", resp.Status, body, tt.want)
 			}
 		})
+		counted[tt.reason]++
 	}
 	if len(h.calls) != 0 {
 		t.Errorf("%d refused requests reached the holder", len(h.calls))
@@ -205,11 +228,33 @@ func TestRefusals(t *testing.T) {
 	if resp.StatusCode != http.StatusNotFound {
 		t.Errorf("unknown path status %s, want 404", resp.Status)
 	}
+	// A wrong method or path is no hold request and is not counted.
+	wantRefusals(t, s, counted)
+}
+
+// A pod the watcher cannot read is a 503 the helper retries, counted apart
+// from callers refused for who they are.
+func TestUnreadablePod(t *testing.T) {
+	h := newHolder()
+	pods := fake.NewClientBuilder().WithObjects(pod()).WithInterceptorFuncs(interceptor.Funcs{
+		Get: func(context.Context, client.WithWatch, client.ObjectKey, client.Object, ...client.GetOption) error {
+			return errors.New("cache unavailable")
+		},
+	}).Build()
+	s := New(Options{Pods: pods, Holder: h, MaxConcurrent: 10, Metrics: metrics.New()})
+	srv := httptest.NewServer(s)
+	defer srv.Close()
+	resp, body := post(t, clientFrom(podIP), srv.URL, request())
+	if resp.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("status %s (%s), want 503", resp.Status, body)
+	}
+	wantRefusals(t, s, map[string]float64{metrics.RefusedPodUnreadable: 1})
 }
 
 func TestHoldEnds(t *testing.T) {
 	h := newHolder()
-	srv := httptest.NewServer(newServer(t, h, 1))
+	s := newServer(t, h, 1)
+	srv := httptest.NewServer(s)
 	defer srv.Close()
 	end := contract.HoldEnd{Namespace: "shop", Name: "web-1", UID: "uid-1", Outcome: contract.OutcomeQuiet, HeldMillis: 4000, QuietMillis: 1000, Signal: contract.SignalSockDiag}
 	with := func(f func(*contract.HoldEnd)) contract.HoldEnd {
@@ -245,6 +290,7 @@ func TestHoldEnds(t *testing.T) {
 			want = append(want, tt.body.(contract.HoldEnd))
 		}
 	}
+	wantRefusals(t, s, map[string]float64{metrics.RefusedWrongSource: 1, metrics.RefusedWrongUID: 1, metrics.RefusedBadRequest: 5})
 	close(h.ends)
 	var got []contract.HoldEnd
 	for e := range h.ends {
@@ -261,7 +307,8 @@ func TestConcurrentHoldsAreBounded(t *testing.T) {
 	second := pod()
 	second.Name, second.UID = "web-2", "uid-2"
 	second.Status.PodIP, second.Status.PodIPs = "127.0.4.2", []corev1.PodIP{{IP: "127.0.4.2"}}
-	srv := httptest.NewServer(newServer(t, h, 1, second))
+	s := newServer(t, h, 1, second)
+	srv := httptest.NewServer(s)
 	defer srv.Close()
 
 	first := make(chan int)
@@ -277,6 +324,7 @@ func TestConcurrentHoldsAreBounded(t *testing.T) {
 	if code := <-first; code != http.StatusOK {
 		t.Errorf("first hold: status %d, want 200", code)
 	}
+	wantRefusals(t, s, map[string]float64{metrics.RefusedCapacity: 1})
 }
 
 func TestHelperGoingAwayEndsItsHold(t *testing.T) {
@@ -351,26 +399,40 @@ func startServer(t *testing.T, ctx context.Context, s *Server) string {
 	return addr
 }
 
-func TestTLS(t *testing.T) {
-	dir := t.TempDir()
-	caPEM := writeCert(t, dir)
-	h := newHolder()
-	s := newServer(t, h, 10)
+// startTLS serves s over TLS, with a new certificate in a directory of its
+// own, until the test ends. It returns the address, the directory (to
+// rotate the certificate in) and the certificate.
+func startTLS(t *testing.T, s *Server) (addr, dir string, caPEM []byte) {
+	t.Helper()
+	dir = t.TempDir()
+	caPEM = writeCert(t, dir)
 	s.opts.CertDir = dir
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	addr := startServer(t, ctx, s)
+	return startServer(t, t.Context(), s), dir, caPEM
+}
 
+// roots is a pool of the one certificate caPEM.
+func roots(caPEM []byte) *x509.CertPool {
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(caPEM)
+	return pool
+}
+
+// clientTrusting is clientFrom(podIP) over TLS, trusting caPEM alone.
+func clientTrusting(caPEM []byte) *http.Client {
 	c := clientFrom(podIP)
-	c.Transport.(*http.Transport).TLSClientConfig = &tls.Config{RootCAs: pool}
+	c.Transport.(*http.Transport).TLSClientConfig = &tls.Config{RootCAs: roots(caPEM)}
+	return c
+}
+
+func TestTLS(t *testing.T) {
+	addr, _, caPEM := startTLS(t, newServer(t, newHolder(), 10))
+	c := clientTrusting(caPEM)
 	resp, body := post(t, c, "https://"+addr, request())
 	if resp.StatusCode != http.StatusOK {
 		t.Errorf("status %s (%s), want 200 over TLS", resp.Status, body)
 	}
 
-	c.Transport.(*http.Transport).TLSClientConfig = &tls.Config{RootCAs: pool, MaxVersion: tls.VersionTLS11}
+	c.Transport.(*http.Transport).TLSClientConfig = &tls.Config{RootCAs: roots(caPEM), MaxVersion: tls.VersionTLS11}
 	if resp, err := c.Post("https://"+addr+contract.HoldPath, "application/json", nil); err == nil {
 		resp.Body.Close()
 		t.Error("TLS 1.1 handshake succeeded, want TLS 1.2 at least")

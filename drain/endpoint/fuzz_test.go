@@ -45,9 +45,18 @@ func FuzzHoldRequest(f *testing.F) {
 			req.RemoteAddr = podIP + ":40000"
 		}
 		w := httptest.NewRecorder()
+		refused := totalRefusals(s)
 		before := time.Now()
 		s.ServeHTTP(w, req)
 		after := time.Now()
+		// Every refusal is counted once, and nothing else is.
+		want := 1.0
+		if w.Code == http.StatusOK {
+			want = 0
+		}
+		if n := totalRefusals(s) - refused; n != want {
+			t.Fatalf("status %d counted %v refusals, want %v", w.Code, n, want)
+		}
 
 		var requested time.Time
 		held := false
@@ -72,4 +81,12 @@ func FuzzHoldRequest(f *testing.F) {
 			t.Fatalf("status %d: want 200 or a 4xx", code)
 		}
 	})
+}
+
+func totalRefusals(s *Server) float64 {
+	var n float64
+	for _, c := range refusals(s) {
+		n += c
+	}
+	return n
 }

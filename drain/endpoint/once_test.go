@@ -11,6 +11,8 @@ import (
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+
+	"github.com/albdrain/albdrain/drain/metrics"
 )
 
 // TestConcurrentRequestsJoinOneHold checks that a pod has one hold however
@@ -48,6 +50,7 @@ func TestConcurrentRequestsJoinOneHold(t *testing.T) {
 	if n := len(h.calls); n != 0 {
 		t.Errorf("%d more holds of the same pod, want one", n)
 	}
+	wantRefusals(t, s, map[string]float64{metrics.RefusedPodLimit: 1})
 	if len(s.slots) != 0 {
 		t.Errorf("%d slots still taken", len(s.slots))
 	}
@@ -59,7 +62,8 @@ func TestRunningPodCannotHold(t *testing.T) {
 	h := newHolder()
 	running := pod()
 	running.DeletionTimestamp, running.Finalizers = nil, nil
-	srv := httptest.NewServer(New(Options{Pods: fakePods(t, running), Holder: h, MaxConcurrent: 10}))
+	s := New(Options{Pods: fakePods(t, running), Holder: h, MaxConcurrent: 10, Metrics: metrics.New()})
+	srv := httptest.NewServer(s)
 	defer srv.Close()
 	resp, body := post(t, clientFrom(podIP), srv.URL, request())
 	if resp.StatusCode != http.StatusConflict {
@@ -68,6 +72,7 @@ func TestRunningPodCannotHold(t *testing.T) {
 	if n := len(h.calls); n != 0 {
 		t.Errorf("%d holds of a running pod", n)
 	}
+	wantRefusals(t, s, map[string]float64{metrics.RefusedNotTerminating: 1})
 }
 
 // readSignaller tells the test when the server has read a pod once.
@@ -93,7 +98,8 @@ func TestCacheLagIsWaitedOut(t *testing.T) {
 	stale.DeletionTimestamp = nil
 	pods := fakePods(t, stale)
 	reads := readSignaller{Client: pods, read: make(chan struct{}, 1)}
-	srv := httptest.NewServer(New(Options{Pods: reads, Holder: h, MaxConcurrent: 10}))
+	s := New(Options{Pods: reads, Holder: h, MaxConcurrent: 10, Metrics: metrics.New()})
+	srv := httptest.NewServer(s)
 	defer srv.Close()
 
 	code := make(chan int, 1)
@@ -108,6 +114,7 @@ func TestCacheLagIsWaitedOut(t *testing.T) {
 	if n := len(h.calls); n != 1 {
 		t.Errorf("%d holds, want 1", n)
 	}
+	wantRefusals(t, s, nil)
 }
 
 func fakePods(t *testing.T, objs ...client.Object) client.Client {

@@ -19,6 +19,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 
+	"github.com/albdrain/albdrain/drain/metrics"
 	"github.com/albdrain/albdrain/internal/contract"
 )
 
@@ -55,16 +56,18 @@ func TestTokenFailures(t *testing.T) {
 		},
 	}).Build()
 	h := newHolder()
-	srv := httptest.NewServer(New(Options{
+	srv := New(Options{
 		Pods:          fake.NewClientBuilder().WithScheme(s).WithObjects(podWithToken()).Build(),
 		Holder:        h,
 		Tokens:        Tokens{Client: reviewer},
 		MaxConcurrent: 10,
-	}))
-	defer srv.Close()
+		Metrics:       metrics.New(),
+	})
+	ts := httptest.NewServer(srv)
+	defer ts.Close()
 	ask := func(token string) int {
 		b, _ := json.Marshal(request())
-		req, _ := http.NewRequest(http.MethodPost, srv.URL+contract.HoldPath, bytes.NewReader(b))
+		req, _ := http.NewRequest(http.MethodPost, ts.URL+contract.HoldPath, bytes.NewReader(b))
 		if token != "" {
 			req.Header.Set("Authorization", "Bearer "+token)
 		}
@@ -76,30 +79,33 @@ func TestTokenFailures(t *testing.T) {
 		return resp.StatusCode
 	}
 	got := map[string]int{"no token": ask(""), "review failed": ask("t")}
-	setAnswer(func(r *authnv1.TokenReview) error {
-		r.Status = authnv1.TokenReviewStatus{Authenticated: true, Audiences: []string{contract.TokenAudience}, User: authnv1.UserInfo{
-			Username: "system:serviceaccount:shop:web",
+	// answerWith makes the apiserver answer every review with st.
+	answerWith := func(st authnv1.TokenReviewStatus) {
+		setAnswer(func(r *authnv1.TokenReview) error { r.Status = st; return nil })
+	}
+	// bound is a verdict accepting a token of ServiceAccount sa bound to web-1.
+	bound := func(sa string) authnv1.TokenReviewStatus {
+		return authnv1.TokenReviewStatus{Authenticated: true, Audiences: []string{contract.TokenAudience}, User: authnv1.UserInfo{
+			Username: "system:serviceaccount:shop:" + sa,
 			Extra:    map[string]authnv1.ExtraValue{extraPodName: {"web-1"}, extraPodUID: {"uid-1"}},
 		}}
-		return nil
-	})
+	}
+	answerWith(bound("web"))
 	got["the pod's token"] = ask("t")
-	setAnswer(func(r *authnv1.TokenReview) error {
-		r.Status = authnv1.TokenReviewStatus{Authenticated: true, Audiences: []string{contract.TokenAudience}, User: authnv1.UserInfo{
-			Username: "system:serviceaccount:shop:other",
-			Extra:    map[string]authnv1.ExtraValue{extraPodName: {"web-1"}, extraPodUID: {"uid-1"}},
-		}}
-		return nil
-	})
+	answerWith(bound("other"))
 	got["another ServiceAccount's token naming the pod"] = ask("t")
+	answerWith(authnv1.TokenReviewStatus{Authenticated: false, Error: "token expired"})
+	got["a token the apiserver does not accept"] = ask("t")
 	want := map[string]int{"no token": http.StatusUnauthorized, "review failed": http.StatusServiceUnavailable, "the pod's token": http.StatusOK,
-		"another ServiceAccount's token naming the pod": http.StatusForbidden}
+		"another ServiceAccount's token naming the pod": http.StatusForbidden, "a token the apiserver does not accept": http.StatusUnauthorized}
 	if d := cmp.Diff(want, got); d != "" {
 		t.Errorf("statuses (-want +got):\n%s", d)
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	if reviews != 3 {
-		t.Errorf("%d TokenReviews, want 3 (none without a token)", reviews)
+	if reviews != 4 {
+		t.Errorf("%d TokenReviews, want 4 (none without a token)", reviews)
 	}
+	wantRefusals(t, srv, map[string]float64{metrics.RefusedNoToken: 1, metrics.RefusedReviewFailed: 1,
+		metrics.RefusedWrongPod: 1, metrics.RefusedBadToken: 1})
 }

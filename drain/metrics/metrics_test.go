@@ -1,6 +1,7 @@
 package metrics
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -65,6 +66,29 @@ func TestObserveELBv2(t *testing.T) {
 	}
 	if got := testutil.CollectAndCount(m.ELBv2Latency); got != 2 {
 		t.Errorf("latency series = %d, want 2 (one per operation)", got)
+	}
+}
+
+// Every reason is exported from the start, so alerts on a rate see a series
+// before the first refusal.
+func TestHoldRefusals(t *testing.T) {
+	m := New()
+	reg := prometheus.NewPedanticRegistry()
+	if err := m.Register(reg); err != nil {
+		t.Fatal(err)
+	}
+	m.HoldRefusals.WithLabelValues(RefusedNoToken).Inc()
+	m.HoldRefusals.WithLabelValues(RefusedNoToken).Inc()
+	m.HoldRefusals.WithLabelValues(RefusedCapacity).Inc()
+	var want strings.Builder
+	want.WriteString("# HELP albdrain_hold_requests_refused_total " + "Hold requests and hold-end reports the hold endpoint refused, by reason: wrong_source, no_token, bad_token or wrong_pod (the caller is not the pod it names), review_failed, pod_unreadable, wrong_uid, bad_request, not_terminating, pod_limit or capacity.\n")
+	want.WriteString("# TYPE albdrain_hold_requests_refused_total counter\n")
+	counts := map[string]int{RefusedNoToken: 2, RefusedCapacity: 1}
+	for _, r := range RefusalReasons {
+		fmt.Fprintf(&want, "albdrain_hold_requests_refused_total{reason=%q} %d\n", r, counts[r])
+	}
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want.String()), "albdrain_hold_requests_refused_total"); err != nil {
+		t.Error(err)
 	}
 }
 

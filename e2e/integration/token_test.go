@@ -21,6 +21,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 
+	"github.com/albdrain/albdrain/drain/metrics"
 	"github.com/albdrain/albdrain/drain/prestop"
 	"github.com/albdrain/albdrain/e2e/kubetest"
 	"github.com/albdrain/albdrain/internal/contract"
@@ -68,14 +69,16 @@ func TestPodToken(t *testing.T) {
 		pod    *corev1.Pod
 		token  string
 		status int
+		// reason is the refusal counted, if any.
+		reason string
 	}{
-		{"no token", web1, "", http.StatusUnauthorized},
-		{"not a token", web1, "garbage", http.StatusUnauthorized},
-		{"token of another audience", web1, s.token(web1, "https://kubernetes.default.svc", true), http.StatusUnauthorized},
-		{"another pod's token", web1, s.token(web2, contract.TokenAudience, true), http.StatusForbidden},
-		{"the pod's ServiceAccount, bound to no pod", web1, s.token(web1, contract.TokenAudience, false), http.StatusForbidden},
-		{"the pod's own token", web1, own, http.StatusOK},
-		{"a pod injected before tokens, by its IP", legacy, "", http.StatusOK},
+		{"no token", web1, "", http.StatusUnauthorized, metrics.RefusedNoToken},
+		{"not a token", web1, "garbage", http.StatusUnauthorized, metrics.RefusedBadToken},
+		{"token of another audience", web1, s.token(web1, "https://kubernetes.default.svc", true), http.StatusUnauthorized, metrics.RefusedBadToken},
+		{"another pod's token", web1, s.token(web2, contract.TokenAudience, true), http.StatusForbidden, metrics.RefusedWrongPod},
+		{"the pod's ServiceAccount, bound to no pod", web1, s.token(web1, contract.TokenAudience, false), http.StatusForbidden, metrics.RefusedWrongPod},
+		{"the pod's own token", web1, own, http.StatusOK, ""},
+		{"a pod injected before tokens, by its IP", legacy, "", http.StatusOK, ""},
 	}
 	var got, want []string
 	for _, tc := range tests {
@@ -84,6 +87,21 @@ func TestPodToken(t *testing.T) {
 	}
 	if d := cmp.Diff(want, got); d != "" {
 		t.Errorf("answers (-want +got):\n%s", d)
+	}
+	// Each refusal is counted under the reason the apiserver's verdict gives.
+	wantRefused, gotRefused := map[string]float64{}, map[string]float64{}
+	for _, tc := range tests {
+		if tc.reason != "" {
+			wantRefused[tc.reason]++
+		}
+	}
+	for _, r := range metrics.RefusalReasons {
+		if n := testutil.ToFloat64(s.metrics.HoldRefusals.WithLabelValues(r)); n != 0 {
+			gotRefused[r] = n
+		}
+	}
+	if d := cmp.Diff(wantRefused, gotRefused); d != "" {
+		t.Errorf("albdrain_hold_requests_refused_total (-want +got):\n%s", d)
 	}
 
 	// The helper itself, with the token file as the kubelet writes it: its

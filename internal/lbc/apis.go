@@ -22,7 +22,8 @@ const (
 	// its gateway controllers only when all of them are installed.
 	APIGateway API = "Gateway"
 	// The route kinds, each on top of APIGateway; a cluster may install
-	// only some of them.
+	// only some of them. Each value is the route's Kind, which routeKinds
+	// match ReferenceGrants and listeners by.
 	APIHTTPRoute API = "HTTPRoute"
 	APIGRPCRoute API = "GRPCRoute"
 	APITCPRoute  API = "TCPRoute"

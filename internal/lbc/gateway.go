@@ -43,13 +43,15 @@ func (f *Finder) routesTo(ctx context.Context, rk routeKind, ns string, svcs []*
 			return nil, fmt.Errorf("list %ss: %w", rk.api, err)
 		}
 		for _, r := range rk.routes(list) {
-			if !slices.ContainsFunc(out, func(have route) bool { return have.meta.UID == r.meta.UID && have.meta.Name == r.meta.Name }) {
+			if !slices.ContainsFunc(out, func(have route) bool {
+				return have.meta.GetUID() == r.meta.GetUID() && have.meta.GetName() == r.meta.GetName()
+			}) {
 				out = append(out, r)
 			}
 		}
 	}
 	slices.SortFunc(out, func(a, b route) int {
-		return strings.Compare(a.meta.Namespace+"/"+a.meta.Name, b.meta.Namespace+"/"+b.meta.Name)
+		return strings.Compare(a.meta.GetNamespace()+"/"+a.meta.GetName(), b.meta.GetNamespace()+"/"+b.meta.GetName())
 	})
 	return out, nil
 }
@@ -66,7 +68,7 @@ func (f *Finder) routeBackends(ctx context.Context, rk routeKind, r route, ns st
 		if !ok || bns != ns || svc == nil {
 			continue
 		}
-		if r.meta.Namespace != ns {
+		if r.meta.GetNamespace() != ns {
 			granted, err := f.granted(ctx, r, ns, bname)
 			if err != nil {
 				return err
@@ -117,10 +119,10 @@ func gatewayServicePort(svc *corev1.Service, b gwv1.BackendRef) (corev1.ServiceP
 }
 
 func routeName(r route, podNS string) string {
-	if r.meta.Namespace == podNS {
-		return r.kind + " " + r.meta.Name
+	if r.meta.GetNamespace() == podNS {
+		return r.kind + " " + r.meta.GetName()
 	}
-	return r.kind + " " + r.meta.Namespace + "/" + r.meta.Name
+	return r.kind + " " + r.meta.GetNamespace() + "/" + r.meta.GetName()
 }
 
 // lbcGateway is a Gateway of the LBC's and its class.
@@ -143,7 +145,7 @@ func (f *Finder) lbcGateways(ctx context.Context, rk routeKind, r route) ([]lbcG
 		if (p.Group != nil && *p.Group != gwv1.GroupName) || (p.Kind != nil && *p.Kind != "Gateway") {
 			continue
 		}
-		ns := r.meta.Namespace
+		ns := r.meta.GetNamespace()
 		if p.Namespace != nil {
 			ns = string(*p.Namespace)
 		}
@@ -180,7 +182,7 @@ func (f *Finder) granted(ctx context.Context, r route, ns, svc string) (bool, er
 	}
 	for _, g := range grants.Items {
 		from := slices.ContainsFunc(g.Spec.From, func(f gwv1beta1.ReferenceGrantFrom) bool {
-			return f.Group == gwv1.GroupName && string(f.Kind) == r.kind && string(f.Namespace) == r.meta.Namespace
+			return f.Group == gwv1.GroupName && string(f.Kind) == r.kind && string(f.Namespace) == r.meta.GetNamespace()
 		})
 		to := slices.ContainsFunc(g.Spec.To, func(t gwv1beta1.ReferenceGrantTo) bool {
 			return t.Group == "" && t.Kind == "Service" && (t.Name == nil || string(*t.Name) == svc)
@@ -212,7 +214,7 @@ func attaches(gw *gwv1.Gateway, p gwv1.ParentReference, r route) bool {
 		}
 		switch from {
 		case gwv1.NamespacesFromSame:
-			if r.meta.Namespace != gw.Namespace {
+			if r.meta.GetNamespace() != gw.Namespace {
 				return false
 			}
 		case gwv1.NamespacesFromNone:

@@ -121,6 +121,25 @@ func TestFindGatewayRoutes(t *testing.T) {
 			want: lbc.Result{Backends: []lbc.Backend{albViaRoute("GRPCRoute rpc")}},
 		},
 		{
+			name: "GRPCRoute sending to the Service from its second rule, beside another Service",
+			objs: []client.Object{web, alb, gateway("gw", "aws-alb", ""), ipTGC, &gwv1.GRPCRoute{
+				ObjectMeta: metav1.ObjectMeta{Name: "rpc", Namespace: ns},
+				Spec: gwv1.GRPCRouteSpec{CommonRouteSpec: gwv1.CommonRouteSpec{ParentRefs: []gwv1.ParentReference{parent("gw")}},
+					Rules: []gwv1.GRPCRouteRule{
+						{BackendRefs: []gwv1.GRPCBackendRef{{BackendRef: backendRef("api", 80)}}},
+						{BackendRefs: []gwv1.GRPCBackendRef{{BackendRef: backendRef("api", 81)}, {BackendRef: backendRef("web", 80)}}},
+					}}}},
+			want: lbc.Result{Backends: []lbc.Backend{albViaRoute("GRPCRoute rpc")}},
+		},
+		{
+			name: "TCPRoute sending to the Service from its second rule",
+			objs: []client.Object{web, nlbClass, gateway("gw", "aws-nlb", ""), ipTGC, &gwv1.TCPRoute{
+				ObjectMeta: metav1.ObjectMeta{Name: "tcp", Namespace: ns},
+				Spec: gwv1.TCPRouteSpec{CommonRouteSpec: gwv1.CommonRouteSpec{ParentRefs: []gwv1.ParentReference{parent("gw")}},
+					Rules: []gwv1.TCPRouteRule{{BackendRefs: []gwv1.BackendRef{backendRef("api", 80)}}, {BackendRefs: []gwv1.BackendRef{backendRef("web", 80)}}}}}},
+			want: lbc.Result{Backends: []lbc.Backend{{Service: "web", TargetPort: intstr.FromString("http"), Kind: lbc.KindNLB, Route: "TCPRoute tcp", Gateway: ns + "/gw"}}},
+		},
+		{
 			name: "TCPRoute on the NLB class",
 			objs: []client.Object{web, nlbClass, gateway("gw", "aws-nlb", ""), tcpRoute("tcp", "gw", backendRef("web", 80)), ipTGC},
 			want: lbc.Result{Backends: []lbc.Backend{{Service: "web", TargetPort: intstr.FromString("http"), Kind: lbc.KindNLB, Route: "TCPRoute tcp", Gateway: ns + "/gw"}}},

@@ -54,9 +54,9 @@ func propsFor(tgc *TargetGroupConfiguration, r route) TargetGroupProps {
 			continue
 		}
 		switch {
-		case id.Namespace == r.meta.Namespace && id.Name == r.meta.Name:
+		case id.Namespace == r.meta.GetNamespace() && id.Name == r.meta.GetName():
 			best, rank = &tgc.Spec.RouteConfigurations[i].TargetGroupProps, 3
-		case id.Name == "" && id.Namespace == r.meta.Namespace && rank < 2:
+		case id.Name == "" && id.Namespace == r.meta.GetNamespace() && rank < 2:
 			best, rank = &tgc.Spec.RouteConfigurations[i].TargetGroupProps, 2
 		case id.Name == "" && id.Namespace == "" && rank < 1:
 			best, rank = &tgc.Spec.RouteConfigurations[i].TargetGroupProps, 1

@@ -103,14 +103,6 @@ type LoadBalancerConfigurationList struct {
 	Items []LoadBalancerConfiguration `json:"items"`
 }
 
-func copyPtr[T any](p *T) *T {
-	if p == nil {
-		return nil
-	}
-	v := *p
-	return &v
-}
-
 func (in TargetGroupProps) deepCopy() TargetGroupProps {
 	return TargetGroupProps{TargetType: copyPtr(in.TargetType)}
 }
@@ -142,12 +134,7 @@ func (in *TargetGroupConfiguration) DeepCopyObject() runtime.Object {
 func (in *TargetGroupConfigurationList) DeepCopyObject() runtime.Object {
 	out := &TargetGroupConfigurationList{TypeMeta: in.TypeMeta}
 	in.ListMeta.DeepCopyInto(&out.ListMeta)
-	if in.Items != nil {
-		out.Items = make([]TargetGroupConfiguration, len(in.Items))
-		for i := range in.Items {
-			in.Items[i].DeepCopyInto(&out.Items[i])
-		}
-	}
+	out.Items = copyItems(in.Items)
 	return out
 }
 
@@ -170,11 +157,6 @@ func (in *LoadBalancerConfiguration) DeepCopyObject() runtime.Object {
 func (in *LoadBalancerConfigurationList) DeepCopyObject() runtime.Object {
 	out := &LoadBalancerConfigurationList{TypeMeta: in.TypeMeta}
 	in.ListMeta.DeepCopyInto(&out.ListMeta)
-	if in.Items != nil {
-		out.Items = make([]LoadBalancerConfiguration, len(in.Items))
-		for i := range in.Items {
-			in.Items[i].DeepCopyInto(&out.Items[i])
-		}
-	}
+	out.Items = copyItems(in.Items)
 	return out
 }

@@ -8,8 +8,10 @@ import (
 
 // route is what albdrain reads of any Gateway API route.
 type route struct {
+	// kind is the route's Kind, as ReferenceGrants, listeners and
+	// TargetGroupConfigurations name it.
 	kind     string
-	meta     *metav1.ObjectMeta
+	meta     metav1.Object
 	parents  []gwv1.ParentReference
 	backends []gwv1.BackendRef
 }
@@ -28,71 +30,80 @@ type routeKind struct {
 }
 
 // routeKinds are the kinds the LBC serves: HTTP and gRPC on its ALB Gateway
-// class, TCP, TLS and UDP on its NLB class.
+// class, TCP, TLS and UDP on its NLB class. The kinds differ only in the
+// types of their rules and backend references, so each entry names just
+// where its items, parents and backends are.
 var routeKinds = []routeKind{
-	{api: APIHTTPRoute, lb: KindALB, obj: &gwv1.HTTPRoute{}, newList: func() client.ObjectList { return &gwv1.HTTPRouteList{} },
-		routes: func(l client.ObjectList) []route { return each(l.(*gwv1.HTTPRouteList).Items, httpRoute) }, of: func(o client.Object) route { return httpRoute(o.(*gwv1.HTTPRoute)) }},
-	{api: APIGRPCRoute, lb: KindALB, obj: &gwv1.GRPCRoute{}, newList: func() client.ObjectList { return &gwv1.GRPCRouteList{} },
-		routes: func(l client.ObjectList) []route { return each(l.(*gwv1.GRPCRouteList).Items, grpcRoute) }, of: func(o client.Object) route { return grpcRoute(o.(*gwv1.GRPCRoute)) }},
-	{api: APITCPRoute, lb: KindNLB, obj: &gwv1.TCPRoute{}, newList: func() client.ObjectList { return &gwv1.TCPRouteList{} },
-		routes: func(l client.ObjectList) []route { return each(l.(*gwv1.TCPRouteList).Items, tcpRoute) }, of: func(o client.Object) route { return tcpRoute(o.(*gwv1.TCPRoute)) }},
-	{api: APITLSRoute, lb: KindNLB, obj: &gwv1.TLSRoute{}, newList: func() client.ObjectList { return &gwv1.TLSRouteList{} },
-		routes: func(l client.ObjectList) []route { return each(l.(*gwv1.TLSRouteList).Items, tlsRoute) }, of: func(o client.Object) route { return tlsRoute(o.(*gwv1.TLSRoute)) }},
-	{api: APIUDPRoute, lb: KindNLB, obj: &gwv1.UDPRoute{}, newList: func() client.ObjectList { return &gwv1.UDPRouteList{} },
-		routes: func(l client.ObjectList) []route { return each(l.(*gwv1.UDPRouteList).Items, udpRoute) }, of: func(o client.Object) route { return udpRoute(o.(*gwv1.UDPRoute)) }},
+	kindOf(APIHTTPRoute, KindALB, func(l *gwv1.HTTPRouteList) []gwv1.HTTPRoute { return l.Items },
+		func(r *gwv1.HTTPRoute) ([]gwv1.ParentReference, []gwv1.BackendRef) {
+			return r.Spec.ParentRefs, ruleBackends(r.Spec.Rules, func(x *gwv1.HTTPRouteRule) []gwv1.HTTPBackendRef { return x.BackendRefs },
+				func(b *gwv1.HTTPBackendRef) gwv1.BackendRef { return b.BackendRef })
+		}),
+	kindOf(APIGRPCRoute, KindALB, func(l *gwv1.GRPCRouteList) []gwv1.GRPCRoute { return l.Items },
+		func(r *gwv1.GRPCRoute) ([]gwv1.ParentReference, []gwv1.BackendRef) {
+			return r.Spec.ParentRefs, ruleBackends(r.Spec.Rules, func(x *gwv1.GRPCRouteRule) []gwv1.GRPCBackendRef { return x.BackendRefs },
+				func(b *gwv1.GRPCBackendRef) gwv1.BackendRef { return b.BackendRef })
+		}),
+	kindOf(APITCPRoute, KindNLB, func(l *gwv1.TCPRouteList) []gwv1.TCPRoute { return l.Items },
+		func(r *gwv1.TCPRoute) ([]gwv1.ParentReference, []gwv1.BackendRef) {
+			return r.Spec.ParentRefs, ruleBackends(r.Spec.Rules, func(x *gwv1.TCPRouteRule) []gwv1.BackendRef { return x.BackendRefs }, plain)
+		}),
+	kindOf(APITLSRoute, KindNLB, func(l *gwv1.TLSRouteList) []gwv1.TLSRoute { return l.Items },
+		func(r *gwv1.TLSRoute) ([]gwv1.ParentReference, []gwv1.BackendRef) {
+			return r.Spec.ParentRefs, ruleBackends(r.Spec.Rules, func(x *gwv1.TLSRouteRule) []gwv1.BackendRef { return x.BackendRefs }, plain)
+		}),
+	kindOf(APIUDPRoute, KindNLB, func(l *gwv1.UDPRouteList) []gwv1.UDPRoute { return l.Items },
+		func(r *gwv1.UDPRoute) ([]gwv1.ParentReference, []gwv1.BackendRef) {
+			return r.Spec.ParentRefs, ruleBackends(r.Spec.Rules, func(x *gwv1.UDPRouteRule) []gwv1.BackendRef { return x.BackendRefs }, plain)
+		}),
 }
 
-func each[T any](items []T, f func(*T) route) []route {
-	out := make([]route, len(items))
-	for i := range items {
-		out[i] = f(&items[i])
+// kindOf is the routeKind of route type R, listed as L. Go reads no fields
+// through type parameters, so items and spec do that part; the API's name
+// is the route's Kind.
+func kindOf[R any, PR interface {
+	*R
+	client.Object
+}, L any, PL interface {
+	*L
+	client.ObjectList
+}](api API, lb LoadBalancerKind, items func(*L) []R, spec func(*R) ([]gwv1.ParentReference, []gwv1.BackendRef)) routeKind {
+	read := func(r *R) route {
+		parents, backends := spec(r)
+		return route{kind: string(api), meta: PR(r), parents: parents, backends: backends}
 	}
-	return out
+	return routeKind{
+		api:     api,
+		lb:      lb,
+		obj:     PR(new(R)),
+		newList: func() client.ObjectList { return PL(new(L)) },
+		routes: func(l client.ObjectList) []route {
+			rs := items(l.(PL))
+			out := make([]route, len(rs))
+			for i := range rs {
+				out[i] = read(&rs[i])
+			}
+			return out
+		},
+		of: func(o client.Object) route { return read(o.(PR)) },
+	}
 }
 
-func httpRoute(r *gwv1.HTTPRoute) route {
-	out := route{kind: "HTTPRoute", meta: &r.ObjectMeta, parents: r.Spec.ParentRefs}
-	for _, rule := range r.Spec.Rules {
-		for _, b := range rule.BackendRefs {
-			out.backends = append(out.backends, b.BackendRef)
+// ruleBackends flattens the backend references of a route's rules; ref
+// takes the BackendRef out of a kind's own reference type.
+func ruleBackends[Rule, Ref any](rules []Rule, refs func(*Rule) []Ref, ref func(*Ref) gwv1.BackendRef) []gwv1.BackendRef {
+	var out []gwv1.BackendRef
+	for i := range rules {
+		rs := refs(&rules[i])
+		for j := range rs {
+			out = append(out, ref(&rs[j]))
 		}
 	}
 	return out
 }
 
-func grpcRoute(r *gwv1.GRPCRoute) route {
-	out := route{kind: "GRPCRoute", meta: &r.ObjectMeta, parents: r.Spec.ParentRefs}
-	for _, rule := range r.Spec.Rules {
-		for _, b := range rule.BackendRefs {
-			out.backends = append(out.backends, b.BackendRef)
-		}
-	}
-	return out
-}
-
-func tcpRoute(r *gwv1.TCPRoute) route {
-	out := route{kind: "TCPRoute", meta: &r.ObjectMeta, parents: r.Spec.ParentRefs}
-	for _, rule := range r.Spec.Rules {
-		out.backends = append(out.backends, rule.BackendRefs...)
-	}
-	return out
-}
-
-func tlsRoute(r *gwv1.TLSRoute) route {
-	out := route{kind: "TLSRoute", meta: &r.ObjectMeta, parents: r.Spec.ParentRefs}
-	for _, rule := range r.Spec.Rules {
-		out.backends = append(out.backends, rule.BackendRefs...)
-	}
-	return out
-}
-
-func udpRoute(r *gwv1.UDPRoute) route {
-	out := route{kind: "UDPRoute", meta: &r.ObjectMeta, parents: r.Spec.ParentRefs}
-	for _, rule := range r.Spec.Rules {
-		out.backends = append(out.backends, rule.BackendRefs...)
-	}
-	return out
-}
+// plain is ref for the kinds whose rules hold plain BackendRefs.
+func plain(b *gwv1.BackendRef) gwv1.BackendRef { return *b }
 
 // serviceBackends returns the "namespace/name" of each Service a route sends to.
 func (r route) serviceBackends() []string {
@@ -110,7 +121,7 @@ func (r route) serviceOf(b gwv1.BackendRef) (ns, name string, ok bool) {
 	if (b.Group != nil && *b.Group != "") || (b.Kind != nil && *b.Kind != "Service") {
 		return "", "", false
 	}
-	ns = r.meta.Namespace
+	ns = r.meta.GetNamespace()
 	if b.Namespace != nil {
 		ns = string(*b.Namespace)
 	}

@@ -81,16 +81,9 @@ type TargetGroupBindingList struct {
 // DeepCopyInto copies the binding into out.
 func (in *TargetGroupBinding) DeepCopyInto(out *TargetGroupBinding) {
 	*out = *in
-	out.TypeMeta = in.TypeMeta
 	in.ObjectMeta.DeepCopyInto(&out.ObjectMeta)
-	if in.Spec.TargetType != nil {
-		t := *in.Spec.TargetType
-		out.Spec.TargetType = &t
-	}
-	if in.Status.ObservedGeneration != nil {
-		g := *in.Status.ObservedGeneration
-		out.Status.ObservedGeneration = &g
-	}
+	out.Spec.TargetType = copyPtr(in.Spec.TargetType)
+	out.Status.ObservedGeneration = copyPtr(in.Status.ObservedGeneration)
 }
 
 // DeepCopy returns a copy of the binding.
@@ -110,12 +103,7 @@ func (in *TargetGroupBinding) DeepCopyObject() runtime.Object { return in.DeepCo
 func (in *TargetGroupBindingList) DeepCopyInto(out *TargetGroupBindingList) {
 	*out = *in
 	in.ListMeta.DeepCopyInto(&out.ListMeta)
-	if in.Items != nil {
-		out.Items = make([]TargetGroupBinding, len(in.Items))
-		for i := range in.Items {
-			in.Items[i].DeepCopyInto(&out.Items[i])
-		}
-	}
+	out.Items = copyItems(in.Items)
 }
 
 // DeepCopy returns a copy of the list.
