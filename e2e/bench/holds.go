@@ -46,6 +46,7 @@ type run struct {
 func MeasureHolds(ctx context.Context, c *cluster.Cluster, t cluster.Timings, o HoldOptions) (*Section, error) {
 	rollout := func(name string, spec scenario.Spec) (*run, error) {
 		spec.Action, spec.Replicas, spec.Progress = scenario.RollingRestart, o.Replicas, o.Progress
+		spec.Poisson = true // field-like clients: a quiet period sized for them proves what it claims
 		res, err := scenario.Run(ctx, c, spec)
 		if err != nil {
 			return nil, err
@@ -121,7 +122,7 @@ func holdSection(t cluster.Timings, o HoldOptions, runs []*run, trueStops []floa
 			o.Replicas, max(t.Nodes, 1), t.LagModel(), t.Seed),
 		fmt.Sprintf("load balancer controller lag %s-%s, deregistration delay %s, draining targets health-checked: %v;",
 			t.LBCMinLag, t.LBCMaxLag, t.DeregistrationDelay, t.HealthCheckDraining),
-		fmt.Sprintf("traffic %g requests/s per pod; each albdrain policy also has a rollout at %g requests/s per pod (<policy>_low_rate);", o.Rate, o.LowRate),
+		fmt.Sprintf("traffic %g requests/s per pod, arriving as a Poisson process; each albdrain policy also has a rollout at %g requests/s per pod (<policy>_low_rate);", o.Rate, o.LowRate),
 		"true stop: from the preStop's start to when the last ALB node stopped routing new requests to the pod (emulator ground truth);",
 		"over-hold: release minus true stop (negative: released while still routed); min safe fixed sleep: the largest true stop of the run;",
 		"quiet's over-hold target is pod by pod: the quiet period sized by the requests the ALB routed to that pod in the 5 s before its hold, plus 1 s;",

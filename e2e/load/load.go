@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/url"
@@ -23,8 +24,15 @@ type Options struct {
 	URL string
 	// Workers send requests concurrently, each one at a time.
 	Workers int
-	// Interval is the pause between one worker's requests.
+	// Interval is the time between the starts of one worker's requests:
+	// fixed, or with Poisson its mean.
 	Interval time.Duration
+	// Poisson draws each worker's intervals from an exponential
+	// distribution, so the workers' requests together arrive as a Poisson
+	// process, as a service's many independent clients make them. Fixed
+	// intervals make arrivals at a pod nearly periodic, which no field
+	// traffic is.
+	Poisson bool
 	// MaxRequests and MaxDuration bound the run; it stops at whichever
 	// comes first, or at Stop.
 	MaxRequests int
@@ -150,18 +158,34 @@ func (r *Run) take() bool {
 }
 
 func (r *Run) worker(ctx context.Context) {
-	pause := time.NewTicker(r.opts.Interval)
-	defer pause.Stop()
+	interval := r.opts.intervals(rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())))
+	due := time.Now()
+	wait := time.NewTimer(0)
+	defer wait.Stop()
 	for n := 1; ctx.Err() == nil && r.take(); n++ {
 		res := r.do(ctx, r.opts.RequestsPerConnection > 0 && n%r.opts.RequestsPerConnection == 0)
 		r.mu.Lock()
 		r.results = append(r.results, res)
 		r.mu.Unlock()
+		// The next request is due an interval after this one was; one
+		// that took longer is followed at once, with no burst to catch up.
+		if due = due.Add(interval()); due.Before(time.Now()) {
+			due = time.Now()
+		}
+		wait.Reset(time.Until(due))
 		select {
 		case <-ctx.Done():
-		case <-pause.C:
+		case <-wait.C:
 		}
 	}
+}
+
+// intervals returns the source of a worker's intervals, drawing from rng.
+func (o Options) intervals(rng *rand.Rand) func() time.Duration {
+	if !o.Poisson {
+		return func() time.Duration { return o.Interval }
+	}
+	return func() time.Duration { return time.Duration(rng.ExpFloat64() * float64(o.Interval)) }
 }
 
 // do sends one request, closing its connection afterwards when last.

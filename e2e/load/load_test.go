@@ -2,6 +2,8 @@ package load
 
 import (
 	"context"
+	"math"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -95,5 +97,25 @@ func TestRequestsPerConnection(t *testing.T) {
 	run.Stop()
 	if got := conns.Load(); got != 3 {
 		t.Errorf("%d connections for 12 requests, want 3 of 4 requests each", got)
+	}
+}
+
+// Poisson intervals average the interval and vary as much as they average
+// (an exponential's coefficient of variation is 1); fixed ones do not vary.
+func TestIntervals(t *testing.T) {
+	const n = 20_000
+	for _, poisson := range []bool{false, true} {
+		next := Options{Interval: 100 * time.Millisecond, Poisson: poisson}.intervals(rand.New(rand.NewPCG(1, 2)))
+		var sum, sumSq float64
+		for range n {
+			x := next().Seconds()
+			sum, sumSq = sum+x, sumSq+x*x
+		}
+		mean := sum / n
+		cv := math.Sqrt(sumSq/n-mean*mean) / mean
+		wantCV := map[bool]float64{false: 0, true: 1}[poisson]
+		if math.Abs(mean-0.1) > 0.005 || math.Abs(cv-wantCV) > 0.05 {
+			t.Errorf("Poisson %v: mean interval %.4fs, coefficient of variation %.3f; want 0.1s and %v", poisson, mean, cv, wantCV)
+		}
 	}
 }

@@ -93,6 +93,10 @@ type Spec struct {
 	// instead of the default steady traffic of about 150-200 requests a
 	// second in all.
 	Rate float64
+	// Poisson has the clients' requests arrive as a Poisson process, as a
+	// service's many independent clients send them, instead of at fixed
+	// intervals.
+	Poisson bool
 	// DeregistrationDelay, when set, is the target group's, instead of the
 	// cluster's default.
 	DeregistrationDelay time.Duration
@@ -162,6 +166,7 @@ func trafficFor(spec Spec) load.Options {
 	if spec.Frontend == NLB {
 		opts.RequestsPerConnection = nlbRequestsPerFlow
 	}
+	opts.Poisson = spec.Poisson
 	return opts
 }
 
