@@ -12,6 +12,7 @@ import (
 	"github.com/albdrain/albdrain/e2e/cluster"
 	"github.com/albdrain/albdrain/e2e/helmchart"
 	"github.com/albdrain/albdrain/e2e/kubetest"
+	"github.com/albdrain/albdrain/e2e/ports"
 	"github.com/albdrain/albdrain/e2e/testcert"
 )
 
@@ -73,7 +74,7 @@ func newManagerSetup(ctx context.Context, env *kubetest.Env, bin, dir string) (*
 		return m, nil
 	}
 	m.certDir = filepath.Join(dir, "albdrain-certs")
-	if m.webhookPort, err = freePort(); err != nil {
+	if m.webhookPort, err = ports.Reserve(); err != nil {
 		return nil, err
 	}
 	// The manager's webhook server will not start without a certificate,
@@ -84,15 +85,15 @@ func newManagerSetup(ctx context.Context, env *kubetest.Env, bin, dir string) (*
 // start runs the manager, logging to a file named after name, and returns
 // once it is ready.
 func (m *managerSetup) start(ctx context.Context, name string) (*managerProcess, error) {
-	ports := make([]string, 3)
-	for i := range ports {
-		p, err := freePort()
+	addrs := make([]string, 3)
+	for i := range addrs {
+		p, err := ports.Reserve()
 		if err != nil {
 			return nil, err
 		}
-		ports[i] = strconv.Itoa(p)
+		addrs[i] = "127.0.0.1:" + strconv.Itoa(p)
 	}
-	probe, metrics, hold := "127.0.0.1:"+ports[0], "127.0.0.1:"+ports[1], "127.0.0.1:"+ports[2]
+	probe, metrics, hold := addrs[0], addrs[1], addrs[2]
 	args, err := helmchart.WithLocal(m.args, map[string]string{
 		"health-probe-bind-address": probe,
 		"metrics-bind-address":      metrics,

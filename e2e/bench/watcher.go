@@ -19,6 +19,7 @@ import (
 	"github.com/albdrain/albdrain/drain"
 	"github.com/albdrain/albdrain/drain/metrics"
 	"github.com/albdrain/albdrain/e2e/kubetest"
+	"github.com/albdrain/albdrain/e2e/ports"
 	"github.com/albdrain/albdrain/internal/lbc"
 )
 
@@ -30,11 +31,11 @@ type watcher struct {
 	done    chan error
 }
 
-// startWatcher runs the watcher with cfg, its hold endpoint on a free
+// startWatcher runs the watcher with cfg, its hold endpoint on a reserved
 // loopback port over plain HTTP, and returns once the endpoint listens,
 // which is after the manager's cache has synced.
 func startWatcher(ctx context.Context, rc *rest.Config, cfg drain.Config, awsCfg aws.Config) (*watcher, error) {
-	port, err := freePort()
+	port, err := ports.Reserve()
 	if err != nil {
 		return nil, err
 	}
@@ -89,14 +90,4 @@ func (w *watcher) stop() error {
 		return err
 	}
 	return nil
-}
-
-// freePort is a loopback TCP port free a moment ago.
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
 }

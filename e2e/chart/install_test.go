@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"strconv"
 	"testing"
@@ -27,6 +26,7 @@ import (
 	"github.com/albdrain/albdrain/drain"
 	"github.com/albdrain/albdrain/e2e/helmchart"
 	"github.com/albdrain/albdrain/e2e/kubetest"
+	"github.com/albdrain/albdrain/e2e/ports"
 )
 
 // podSecurityEnforce is the namespace label by which the apiserver enforces
@@ -187,20 +187,19 @@ func eventually(t *testing.T, what string, cond func() (bool, error), detail fun
 	}
 }
 
-func freePort(t *testing.T) int {
+func reservePort(t *testing.T) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	p, err := ports.Reserve()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return p
 }
 
 func TestInstall(t *testing.T) {
 	env := kubetest.Start(t, kubetest.WithTargetGroupBindingCRD())
 	objs := objects(t, mustRender(t, ""))
-	webhookPort := freePort(t)
+	webhookPort := reservePort(t)
 	apply(t, env.Client, objs, webhookPort)
 
 	t.Run("the manager's pod passes the restricted Pod Security Standard", func(t *testing.T) {
@@ -220,7 +219,7 @@ func TestInstall(t *testing.T) {
 		"hold-cert-dir":             certDir,
 		"hold-bind-address":         "127.0.0.1:0",
 		"metrics-bind-address":      "0",
-		"health-probe-bind-address": "127.0.0.1:" + strconv.Itoa(freePort(t)),
+		"health-probe-bind-address": "127.0.0.1:" + strconv.Itoa(reservePort(t)),
 		"cert-dns-name":             webhookHost,
 		// No Service routes here (see webhookHost): the manager stops at once.
 		"shutdown-service": "",

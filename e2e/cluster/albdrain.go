@@ -22,6 +22,7 @@ import (
 	"github.com/albdrain/albdrain/drain"
 	"github.com/albdrain/albdrain/e2e/helmchart"
 	"github.com/albdrain/albdrain/e2e/kubetest"
+	"github.com/albdrain/albdrain/e2e/ports"
 )
 
 // Namespace is where the harness installs albdrain's chart.
@@ -114,7 +115,7 @@ func NewAlbdrain(ctx context.Context, env *kubetest.Env, t Timings, awsCfg aws.C
 		return nil, err
 	}
 	wio := env.Environment.WebhookInstallOptions
-	holdPort, err := freePort()
+	holdPort, err := ports.Reserve()
 	if err != nil {
 		return nil, err
 	}

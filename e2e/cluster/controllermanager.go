@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -18,6 +17,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	"github.com/albdrain/albdrain/e2e/kubetest"
+	"github.com/albdrain/albdrain/e2e/ports"
 )
 
 // Controllers are the kube-controller-manager controllers the scenarios rely
@@ -88,7 +88,7 @@ func StartControllerManagerWithFlags(env *kubetest.Env, dir string, flags []stri
 	if err := os.WriteFile(kubeconfigPath, kubeconfig, 0o600); err != nil {
 		return nil, err
 	}
-	port, err := freePort()
+	port, err := ports.Reserve()
 	if err != nil {
 		return nil, err
 	}
@@ -173,14 +173,4 @@ func (cm *ControllerManager) Stop() error {
 		return nil // ended by our signal, as intended
 	}
 	return cm.waitErr
-}
-
-// freePort asks the kernel for a loopback port that is free now.
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/albdrain/albdrain/cmd/albdrain/app"
 	"github.com/albdrain/albdrain/e2e/helmchart"
+	"github.com/albdrain/albdrain/e2e/ports"
 )
 
 // Replicas is albdrain's manager run as its chart runs it, a Deployment of
@@ -90,11 +91,11 @@ func (c *Cluster) StartReplicas(ctx context.Context, n int, o ReplicaOptions) (_
 	}
 	host := c.Env.Environment.WebhookInstallOptions.LocalServingHost
 	for i := range n {
-		wport, err := freePort()
+		wport, err := ports.Reserve()
 		if err != nil {
 			return nil, err
 		}
-		hport, err := freePort()
+		hport, err := ports.Reserve()
 		if err != nil {
 			return nil, err
 		}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"debug/elf"
 	"flag"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -19,18 +20,33 @@ import (
 	"github.com/albdrain/albdrain/webhook"
 )
 
+// buildDir holds the binaries albdrainImage builds, once a test asks for
+// them; they stay readable until the tests end (the layer is read lazily),
+// then TestMain removes them.
+var buildDir string
+
 // albdrainImage builds albdrain's binaries and image once for the package.
 var albdrainImage = sync.OnceValues(func() (v1.Image, error) {
-	dir, err := os.MkdirTemp("", "albdrain-image-test-")
-	if err != nil {
+	var err error
+	if buildDir, err = os.MkdirTemp("", "albdrain-image-test-"); err != nil {
 		return nil, err
 	}
-	// The binaries stay readable until the process ends: the layer is read lazily.
-	if err := GoBuild(context.Background(), "go", "../..", dir, "./cmd/albdrain", "./cmd/albdrain-hold"); err != nil {
+	if err := GoBuild(context.Background(), "go", "../..", buildDir, "./cmd/albdrain", "./cmd/albdrain-hold"); err != nil {
 		return nil, err
 	}
-	return Build(Albdrain(dir))
+	return Build(Albdrain(buildDir))
 })
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if buildDir != "" {
+		if err := os.RemoveAll(buildDir); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
 
 func buildAlbdrain(t *testing.T) v1.Image {
 	t.Helper()

@@ -3,12 +3,17 @@ package kubetest
 import (
 	"errors"
 	"fmt"
+	"net"
+	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
+	"github.com/albdrain/albdrain/e2e/ports"
 )
 
 // Run starts a control plane outside a test, for a TestMain that shares one
@@ -31,6 +36,9 @@ func Run(opts ...Option) (env *Env, stop func() error, err error) {
 		Scheme:                scheme,
 		BinaryAssetsDirectory: assets,
 		WebhookInstallOptions: envtest.WebhookInstallOptions{MutatingWebhooks: o.webhooks},
+	}
+	if err := reservePorts(te); err != nil {
+		return nil, nil, err
 	}
 	if o.tgbCRD {
 		crd, err := TargetGroupBindingCRD()
@@ -70,3 +78,25 @@ func Run(opts ...Option) (env *Env, stop func() error, err error) {
 	}
 	return &Env{Environment: te, Config: cfg, Client: c, Scheme: scheme}, stop, nil
 }
+
+// reservePorts gives etcd, the apiserver and the webhook server ports
+// reserved by package ports: those envtest would choose are free only at
+// the moment it looks, and the webhook's is bound much later, by a manager
+// the test starts.
+func reservePorts(te *envtest.Environment) error {
+	var p [4]int
+	for i := range p {
+		var err error
+		if p[i], err = ports.Reserve(); err != nil {
+			return fmt.Errorf("ports for the control plane: %w", err)
+		}
+	}
+	te.ControlPlane.Etcd = &envtest.Etcd{URL: &url.URL{Scheme: "http", Host: loopback(p[0])}}
+	te.ControlPlane.Etcd.Configure().Set("listen-peer-urls", "http://"+loopback(p[1]))
+	api := te.ControlPlane.GetAPIServer()
+	api.SecureServing.Address, api.SecureServing.Port = "127.0.0.1", strconv.Itoa(p[2])
+	te.WebhookInstallOptions.LocalServingHost, te.WebhookInstallOptions.LocalServingPort = "127.0.0.1", p[3]
+	return nil
+}
+
+func loopback(port int) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(port)) }

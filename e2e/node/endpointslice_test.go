@@ -19,9 +19,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/albdrain/albdrain/e2e/albemu"
-	"github.com/albdrain/albdrain/e2e/cluster"
-	"github.com/albdrain/albdrain/e2e/kubetest"
-	"github.com/albdrain/albdrain/e2e/node"
 )
 
 // TestEndpointSlicesAndEmulatorOnRealNode checks what the load balancer
@@ -30,14 +27,8 @@ import (
 // turns it ready:false, serving:true, terminating:true once the pod is
 // deleted, and the emulator reaches the pod on the test's subnet.
 func TestEndpointSlicesAndEmulatorOnRealNode(t *testing.T) {
-	env := kubetest.Start(t)
-	cm, err := cluster.StartControllerManager(env, t.TempDir(), append(cluster.Controllers, cluster.EndpointSliceController)...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cm.Stop() })
-	n := node.Start(t, env)
-	importImages(t, n, false)
+	r := startRealNode(t, nodeSetup{endpointSlices: true})
+	env, n := r.env, r.n
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 
@@ -88,7 +79,7 @@ func TestEndpointSlicesAndEmulatorOnRealNode(t *testing.T) {
 	waitEndpoint(ctx, t, env.Client, podIP, discoveryv1.EndpointConditions{Ready: ptr.To(true), Serving: ptr.To(true), Terminating: ptr.To(false)})
 
 	// The emulator registers and reaches the pod on the test's subnet.
-	emu := albemu.NewForTest(t, albemu.Options{TargetSubnet: n.Net.Subnet, PropagationLag: 0})
+	emu := r.emulator(t, albemu.Options{PropagationLag: 0})
 	arn, err := emu.CreateTargetGroup(albemu.TargetGroupSpec{Name: "web", HealthCheck: albemu.HealthCheck{
 		Interval: 500 * time.Millisecond, Timeout: 400 * time.Millisecond, HealthyThreshold: 2, UnhealthyThreshold: 2,
 	}})

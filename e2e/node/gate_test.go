@@ -5,9 +5,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
-	elbv2 "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
@@ -15,10 +12,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/albdrain/albdrain/e2e/albemu"
-	"github.com/albdrain/albdrain/e2e/cluster"
 	"github.com/albdrain/albdrain/e2e/fakelbc"
-	"github.com/albdrain/albdrain/e2e/kubetest"
-	"github.com/albdrain/albdrain/e2e/node"
 	"github.com/albdrain/albdrain/internal/lbc"
 )
 
@@ -28,31 +22,19 @@ import (
 // its target healthy in the emulator, traffic then reaches the pod through
 // the emulator, and the pod's deletion deregisters its target.
 func TestReadinessGateOnRealNode(t *testing.T) {
-	env := kubetest.Start(t, kubetest.WithTargetGroupBindingCRD())
-	cm, err := cluster.StartControllerManager(env, t.TempDir(), append(cluster.Controllers, cluster.EndpointSliceController)...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cm.Stop() })
-	n := node.Start(t, env)
-	importImages(t, n, false)
+	r := startRealNode(t, nodeSetup{targetGroupBindings: true, endpointSlices: true})
+	env, n := r.env, r.n
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 
-	emu := albemu.NewForTest(t, albemu.Options{TargetSubnet: n.Net.Subnet, DefaultDeregistrationDelay: 2 * time.Second})
+	emu := r.emulator(t, albemu.Options{DefaultDeregistrationDelay: 2 * time.Second})
 	arn, err := emu.CreateTargetGroup(albemu.TargetGroupSpec{Name: "web", Port: 8080, HealthCheck: albemu.HealthCheck{
 		Interval: 500 * time.Millisecond, Timeout: 400 * time.Millisecond, HealthyThreshold: 2, UnhealthyThreshold: 2,
 	}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	api := elbv2.NewFromConfig(aws.Config{Region: "us-east-1", Credentials: credentials.NewStaticCredentialsProvider("id", "secret", "")},
-		func(o *elbv2.Options) { o.BaseEndpoint = aws.String(emu.URL()) })
-	ctl, err := fakelbc.Start(ctx, env.Config, fakelbc.Options{ELBv2: api, MaxLag: 100 * time.Millisecond, HealthPoll: 100 * time.Millisecond, EndpointSlices: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(ctl.Stop)
+	r.loadBalancerController(t, emu, fakelbc.Options{MaxLag: 100 * time.Millisecond, HealthPoll: 100 * time.Millisecond})
 
 	svc := &corev1.Service{
 		ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "default"},

@@ -19,61 +19,12 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/albdrain/albdrain/e2e/image"
-	"github.com/albdrain/albdrain/e2e/kubetest"
 	"github.com/albdrain/albdrain/e2e/node"
 	"github.com/albdrain/albdrain/internal/contract"
 )
 
-const (
-	albdrainRef = "albdrain.test/albdrain:e2e"
-	podappRef   = "albdrain.test/podapp:e2e"
-	// sigtermLine is what podapp prints when SIGTERM arrives.
-	sigtermLine = "podapp: SIGTERM"
-)
-
-// importImages builds albdrain's image (when withAlbdrain) and the test
-// application's, and loads them into the node; it returns albdrain's image
-// digest.
-func importImages(t *testing.T, n *node.Node, withAlbdrain bool) string {
-	t.Helper()
-	ctx := context.Background()
-	bin := t.TempDir()
-	if err := image.GoBuild(ctx, "go", ".", bin, "github.com/albdrain/albdrain/e2e/node/podapp"); err != nil {
-		t.Fatal(err)
-	}
-	images := map[string]image.Spec{podappRef: {
-		Files: []image.File{{Path: "/podapp", Source: filepath.Join(bin, "podapp")}},
-		User:  "65532:65532", Entrypoint: []string{"/podapp"},
-	}}
-	if withAlbdrain {
-		if err := image.GoBuild(ctx, "go", "../..", bin, "./cmd/albdrain", "./cmd/albdrain-hold"); err != nil {
-			t.Fatal(err)
-		}
-		images[albdrainRef] = image.Albdrain(bin)
-	}
-	var digest string
-	for ref, spec := range images {
-		img, err := image.Build(spec)
-		if err != nil {
-			t.Fatal(err)
-		}
-		archive := filepath.Join(bin, strings.NewReplacer("/", "_", ":", "_").Replace(ref)+".tar")
-		if err := image.WriteArchive(archive, ref, img); err != nil {
-			t.Fatal(err)
-		}
-		if err := n.ImportImage(ctx, archive); err != nil {
-			t.Fatal(err)
-		}
-		if ref == albdrainRef {
-			d, err := img.Digest()
-			if err != nil {
-				t.Fatal(err)
-			}
-			digest = d.String()
-		}
-	}
-	return digest
-}
+// sigtermLine is what podapp prints when SIGTERM arrives.
+const sigtermLine = "podapp: SIGTERM"
 
 // helperPod is albdrain's injection written by hand: the init container
 // installs the helper from albdrain's image into an emptyDir, and the app's
@@ -115,9 +66,8 @@ func helperPod(nodeName string, hold time.Duration) *corev1.Pod {
 // node: the runtime's record of the init container's image, the helper's
 // process in the pod's cgroup, and the app's SIGTERM in its container log.
 func TestHelperPreStopOnRealNode(t *testing.T) {
-	env := kubetest.Start(t)
-	n := node.Start(t, env)
-	digest := importImages(t, n, true)
+	r := startRealNode(t, nodeSetup{albdrain: true})
+	env, n := r.env, r.n
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 
@@ -150,8 +100,8 @@ func TestHelperPreStopOnRealNode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(string(out), digest) {
-		t.Errorf("containerd's %s is not the image built here (%s):\n%s", albdrainRef, digest, out)
+	if !strings.Contains(string(out), r.albdrainDigest) {
+		t.Errorf("containerd's %s is not the image built here (%s):\n%s", albdrainRef, r.albdrainDigest, out)
 	}
 
 	appLog := openAppLog(t, n, pod)

@@ -7,9 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
-	elbv2 "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
@@ -24,7 +21,6 @@ import (
 	"github.com/albdrain/albdrain/e2e/albemu"
 	"github.com/albdrain/albdrain/e2e/cluster"
 	"github.com/albdrain/albdrain/e2e/fakelbc"
-	"github.com/albdrain/albdrain/e2e/kubetest"
 	"github.com/albdrain/albdrain/e2e/load"
 	"github.com/albdrain/albdrain/e2e/node"
 	"github.com/albdrain/albdrain/internal/contract"
@@ -36,8 +32,7 @@ import (
 // reaching the node's pod subnet, the load balancer controller's stand-in
 // on EndpointSlices, and albdrain's manager.
 type realNodeRig struct {
-	env *kubetest.Env
-	n   *node.Node
+	*realNode
 	emu *albemu.Emulator
 }
 
@@ -52,26 +47,18 @@ func startRig(t *testing.T) *realNodeRig {
 	tm := cluster.DefaultTimings()
 	// A hold may outlast albdrain's own rollout (albdrainOwnRollout).
 	tm.MaxHold = time.Minute
-	env := kubetest.Start(t, kubetest.WithTargetGroupBindingCRD(), kubetest.WithInClusterClients())
 	// Endpoint changes reach the Services' clients (the apiserver calling
 	// albdrain's webhook, kube-proxy) after a lag, as in a cluster, where
 	// the EndpointSlice controller batches pod changes and every node's
 	// kube-proxy syncs in its own time; here they would otherwise arrive
 	// within milliseconds, and albdrain's own rollout (albdrainOwnRollout)
 	// would pass without waiting to leave its Service's endpoints.
-	cm, err := cluster.StartControllerManagerWithFlags(env, t.TempDir(), []string{"--endpointslice-updates-batch-period=2s"},
-		append(cluster.Controllers, cluster.EndpointSliceController, "serviceaccount-controller", "root-ca-certificate-publisher-controller")...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cm.Stop() })
-	n := node.Start(t, env, node.WithServices())
-	importImages(t, n, true)
+	r := startRealNode(t, nodeSetup{targetGroupBindings: true, services: true, albdrain: true,
+		endpointSlices: true, controllerFlags: []string{"--endpointslice-updates-batch-period=2s"}})
 
 	// The manager's pod calls the emulator's API on the host's end of the veth.
-	emu := albemu.NewForTest(t, albemu.Options{
-		APIAddr:                    n.Net.HostIP.String() + ":0",
-		TargetSubnet:               n.Net.Subnet,
+	emu := r.emulator(t, albemu.Options{
+		APIAddr:                    r.n.Net.HostIP.String() + ":0",
 		PropagationLag:             tm.PropagationLag,
 		ConnectTimeout:             time.Second,
 		IdleTimeout:                10 * time.Second,
@@ -80,17 +67,9 @@ func startRig(t *testing.T) *realNodeRig {
 			Interval: tm.HealthCheckInterval, Timeout: tm.HealthCheckTimeout, HealthyThreshold: 2, UnhealthyThreshold: tm.UnhealthyThreshold,
 		},
 	})
-	awsCfg := aws.Config{Region: "us-east-1", Credentials: credentials.NewStaticCredentialsProvider("id", "secret", "")}
-	api := elbv2.NewFromConfig(awsCfg, func(o *elbv2.Options) { o.BaseEndpoint = aws.String(emu.URL()) })
-	ctl, err := fakelbc.Start(context.Background(), env.Config, fakelbc.Options{
-		ELBv2: api, MinLag: tm.LBCMinLag, MaxLag: tm.LBCMaxLag, HealthPoll: tm.LBCHealthPoll, EndpointSlices: true,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(ctl.Stop)
-	installAlbdrain(t, env, n, tm, emu.URL())
-	return &realNodeRig{env: env, n: n, emu: emu}
+	r.loadBalancerController(t, emu, fakelbc.Options{MinLag: tm.LBCMinLag, MaxLag: tm.LBCMaxLag, HealthPoll: tm.LBCHealthPoll})
+	installAlbdrain(t, r.env, r.n, tm, emu.URL())
+	return &realNodeRig{realNode: r, emu: emu}
 }
 
 var webLabels = map[string]string{"app": "web"}
