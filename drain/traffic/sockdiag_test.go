@@ -106,7 +106,7 @@ func TestRequestsOnAKeptAliveConnectionAreTraffic(t *testing.T) {
 	if n := len(tr.conns); n != 1 {
 		t.Errorf("tracked %d connections, want the one kept alive", n)
 	}
-	if gap, span := tr.Estimate(Hints{}, time.Now()).Gap(), time.Since(tr.start); gap > span/3 {
+	if gap, span := tr.MeanGap(Hints{}, time.Now()), time.Since(tr.start); gap > span/3 {
 		t.Errorf("mean gap %v over %v with 3 requests, want at most a third", gap, span)
 	}
 
@@ -196,7 +196,7 @@ func TestNLBCountsNewFlowsOnly(t *testing.T) {
 	}
 	// One arrival for the NLB (the new flow); two for an ALB (the data too).
 	now := time.Now()
-	if gap, want := tr.Estimate(hints, now).Gap(), now.Sub(tr.start); gap != want {
+	if gap, want := tr.MeanGap(hints, now), now.Sub(tr.start); gap != want {
 		t.Errorf("NLB mean gap %v, want the whole %v for one new flow", gap, want)
 	}
 	if n, before := tr.arrivals(Hints{}, now); n != 2 || len(before) != 1 {

@@ -97,7 +97,7 @@ func NewTracker(f Filter) *Tracker {
 	return &Tracker{filter: f, conns: map[key]*conn{}}
 }
 
-// CountFor limits the arrivals that Estimate counts to those of the first d
+// CountFor limits the arrivals that MeanGap counts to those of the first d
 // of the watch (zero: no limit). A hold is watched while its load balancer
 // stops sending, one node after another, so arrivals counted over the whole
 // watch dilute the rate with the very silence being waited for: at a few
@@ -263,49 +263,34 @@ func (t *Tracker) LastTraffic(h Hints, now time.Time) time.Time {
 	return last
 }
 
-// Estimate is what a watch saw of the load balancer's arrivals: Arrivals
-// over Exposure, from Sources addresses (ALB nodes) that sent data before
-// it began.
-type Estimate struct {
-	Exposure time.Duration
-	Arrivals int
-	Sources  int
-}
-
-// Gap is the mean time between arrivals; with none, the whole exposure,
-// the least it can be.
-func (e Estimate) Gap() time.Duration {
-	if e.Arrivals == 0 {
-		return e.Exposure
-	}
-	return e.Exposure / time.Duration(e.Arrivals)
-}
-
-// Estimate counts the load balancer's arrivals (requests, that is data
-// segments received, for an ALB; new flows for an NLB) from the first
-// sample until now or the end of the window set by CountFor. Before the
-// first sample, each load-balancer address (an ALB node) adds its latest
-// data received and the silence since: for a node sending at a steady rate
-// that silence is one of its gaps, whichever of its kept-alive connections
-// it used. With m nodes sending alike, the window's arrivals plus the m
-// last ones, over the window plus the nodes' mean silence, give the pod's
-// rate, so a watch that has seen few arrivals, or none, is not left to
-// guess from them alone.
-func (t *Tracker) Estimate(h Hints, now time.Time) Estimate {
+// MeanGap estimates the mean time between the load balancer's arrivals
+// (requests, that is data segments received, for an ALB; new flows for an
+// NLB), counted from the first sample until now or the end of the window
+// set by CountFor. Before the first sample, each load-balancer address (an
+// ALB node) adds its latest data received and the silence since: for a
+// node sending at a steady rate that silence is one of its gaps, whichever
+// of its kept-alive connections it used. With m nodes sending alike, the
+// window's arrivals plus the m last ones, over the window plus the nodes'
+// mean silence, give the pod's gap, so a watch that has seen few arrivals,
+// or none, is not left to guess from them alone.
+func (t *Tracker) MeanGap(h Hints, now time.Time) time.Duration {
 	span := now.Sub(t.start)
 	if !t.cut.IsZero() {
 		span = t.cut.Sub(t.start)
 	}
 	n, before := t.arrivals(h, now)
-	if len(before) == 0 {
-		return Estimate{Exposure: span, Arrivals: n}
+	switch {
+	case len(before) > 0:
+		var sum time.Duration
+		for _, b := range before {
+			sum += b
+		}
+		m := time.Duration(len(before))
+		return (span + sum/m) / (time.Duration(n) + m)
+	case n > 0:
+		return span / time.Duration(n)
 	}
-	var sum time.Duration
-	for _, b := range before {
-		sum += b
-	}
-	m := len(before)
-	return Estimate{Exposure: span + sum/time.Duration(m), Arrivals: n + m, Sources: m}
+	return span
 }
 
 // arrivals counts the arrivals within the window, and says for each

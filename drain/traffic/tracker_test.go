@@ -1,8 +1,6 @@
 package traffic
 
 import (
-	"math"
-	"math/rand/v2"
 	"net/netip"
 	"testing"
 	"time"
@@ -46,71 +44,20 @@ func TestFilter(t *testing.T) {
 
 func TestPeriodSize(t *testing.T) {
 	p := Period{Gaps: 5, Min: time.Second, Max: 20 * time.Second}
-	busy := func(gap time.Duration) Estimate { // so many arrivals the rate is known
-		return Estimate{Exposure: 100_000 * gap, Arrivals: 100_000, Sources: 3}
+	got := map[time.Duration]time.Duration{}
+	for _, gap := range []time.Duration{time.Millisecond, 500 * time.Millisecond, 2 * time.Second, time.Minute} {
+		got[gap] = p.Size(gap)
 	}
-	got := map[string]time.Duration{
-		"busy, gaps under the minimum": p.Size(busy(time.Millisecond)),
-		"busy, over the maximum":       p.Size(busy(time.Minute)),
-		"no arrivals: the exposure":    p.Size(Estimate{Exposure: 2 * time.Second}),
-		"without gaps":                 Period{Min: 3 * time.Second, Max: time.Minute}.Size(busy(time.Hour)),
-	}
-	want := map[string]time.Duration{
-		"busy, gaps under the minimum": time.Second,
-		"busy, over the maximum":       20 * time.Second,
-		"no arrivals: the exposure":    10 * time.Second,
-		"without gaps":                 3 * time.Second,
-	}
+	want := map[time.Duration]time.Duration{time.Millisecond: time.Second, 500 * time.Millisecond: 2500 * time.Millisecond,
+		2 * time.Second: 10 * time.Second, time.Minute: 20 * time.Second}
 	if d := cmp.Diff(want, got); d != "" {
 		t.Errorf("Size (-want +got):\n%s", d)
 	}
-	if q := p.Size(busy(500 * time.Millisecond)); q < 2500*time.Millisecond || q > 2501*time.Millisecond {
-		t.Errorf("busy at 2/s: %v, want k gaps, 2.5s", q)
-	}
-	// Few arrivals widen the period: 7 from 3 nodes, k = 15, a 500ms gap.
-	few := Period{Gaps: 15, Min: time.Second, Max: time.Hour}
-	e := Estimate{Exposure: 3500 * time.Millisecond, Arrivals: 7, Sources: 3}
-	if q := few.Size(e); q < 10*time.Second || q > 11500*time.Millisecond {
-		t.Errorf("7 arrivals: %v, want 1.4-1.5 x the 7.5s of k gaps", q)
-	}
-	// An ALB has at least two nodes, however few addresses were seen.
-	one, two := e, e
-	one.Sources, two.Sources = 1, 2
-	if few.Size(one) != few.Size(two) {
-		t.Errorf("one source %v, two %v: want one counted as two nodes", few.Size(one), few.Size(two))
+	if fixed := (Period{Min: 3 * time.Second, Max: time.Minute}).Size(time.Hour); fixed != 3*time.Second {
+		t.Errorf("without gaps the period is %v, want the minimum", fixed)
 	}
 	if w := p.window(); w != 4*time.Second {
 		t.Errorf("window %v, want max/gaps", w)
-	}
-}
-
-// The chance that the last of 3 nodes, still sending, stays silent for the
-// quiet period is the e^-k/N the design promises, averaged over what a
-// watch of 2 s plus each node's latest request shows at low rates: a
-// period sized as k gaps of the observed rate would promise it only at a
-// known rate (at 2 requests/s its chance is about 2.3 times higher).
-func TestPeriodKeepsItsPromiseAtLowRates(t *testing.T) {
-	const nodes, window, trials = 3, 2.0, 50_000
-	p := Period{Gaps: 15, Min: time.Millisecond, Max: time.Hour}
-	promise := math.Exp(-float64(p.Gaps) / nodes)
-	rng := rand.New(rand.NewPCG(1, 2))
-	for _, rate := range []float64{1, 2, 5} {
-		var chance float64
-		for range trials {
-			n := 0 // arrivals in the window: a Poisson count
-			for s := rng.ExpFloat64() / rate; s < window; s += rng.ExpFloat64() / rate {
-				n++
-			}
-			var before float64
-			for range nodes {
-				before += rng.ExpFloat64() * nodes / rate
-			}
-			e := Estimate{Exposure: time.Duration((window + before/nodes) * float64(time.Second)), Arrivals: n + nodes, Sources: nodes}
-			chance += math.Exp(-rate / nodes * p.Size(e).Seconds())
-		}
-		if got := chance / trials; got > 1.15*promise {
-			t.Errorf("at %g requests/s a false quiet has chance %.4f, want at most e^-k/N = %.4f", rate, got, promise)
-		}
 	}
 }
 
@@ -285,7 +232,7 @@ func TestTrackerVerdicts(t *testing.T) {
 				}
 			}
 			now := at(tt.now)
-			got := verdict{Last: tr.LastTraffic(tt.hints, now), Gap: tr.Estimate(tt.hints, now).Gap()}
+			got := verdict{Last: tr.LastTraffic(tt.hints, now), Gap: tr.MeanGap(tt.hints, now)}
 			for k, c := range tr.conns {
 				if tt.hints.classify(k, c, now) == kindPending {
 					got.Pending++

@@ -2,7 +2,6 @@ package traffic
 
 import (
 	"context"
-	"math"
 	"sync"
 	"time"
 
@@ -10,34 +9,20 @@ import (
 )
 
 // Period sizes a quiet period: Gaps mean gaps between the load balancer's
-// arrivals, within Min and Max. With Poisson arrivals at rate λ, a silence
-// of k/λ while the load balancer still sends has probability e^-k, and
-// e^-k/N when only one of its N nodes still does. Gaps zero makes it Min.
+// arrivals, within Min and Max. With Poisson arrivals at the observed rate,
+// a silence of k mean gaps while the load balancer still sends has
+// probability e^-k. Gaps zero makes it Min.
 type Period struct {
 	Gaps     int
 	Min, Max time.Duration
 }
 
-// minNodes is the fewest nodes an ALB has: it spans at least two zones.
-const minNodes = 2
-
-// Size returns the quiet period for what a watch saw. The rate is only
-// estimated, from a few arrivals when traffic is low, and a rate guessed
-// too high would make the period too short: so the period is the silence
-// whose chance, averaged over the rates the arrivals allow (a Gamma
-// posterior), is the e^-k/N that k mean gaps give at a known rate. With n
-// arrivals that is k gaps times (e^x - 1)/x, x = k/(N·n): about 1.5× at 7
-// arrivals from 3 nodes, 1.03× at 80.
-func (p Period) Size(e Estimate) time.Duration {
+// Size returns the quiet period for a mean gap.
+func (p Period) Size(gap time.Duration) time.Duration {
 	if p.Gaps <= 0 {
 		return p.Min
 	}
-	q := float64(p.Gaps) * float64(e.Gap())
-	if e.Arrivals > 0 {
-		x := float64(p.Gaps) / float64(max(e.Sources, minNodes)*e.Arrivals)
-		q *= math.Expm1(x) / x
-	}
-	return min(max(time.Duration(min(q, float64(math.MaxInt64))), p.Min), max(p.Max, p.Min))
+	return min(max(time.Duration(p.Gaps)*gap, p.Min), max(p.Max, p.Min))
 }
 
 // window is how long arrivals are watched to estimate the gap: a silence
@@ -117,7 +102,7 @@ func (w *Watcher) QuietPeriod(ctx context.Context, h Hints) time.Duration {
 		closed := p.window() == 0 || !w.t.cut.IsZero()
 		next := w.sampled
 		if closed || ctx.Err() != nil {
-			q := p.Size(w.t.Estimate(h, time.Now()))
+			q := p.Size(w.t.MeanGap(h, time.Now()))
 			w.mu.Unlock()
 			return q
 		}
