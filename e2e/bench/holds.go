@@ -46,7 +46,7 @@ type run struct {
 func MeasureHolds(ctx context.Context, c *cluster.Cluster, t cluster.Timings, o HoldOptions) (*Section, error) {
 	rollout := func(name string, spec scenario.Spec) (*run, error) {
 		spec.Action, spec.Replicas, spec.Progress = scenario.RollingRestart, o.Replicas, o.Progress
-		spec.Poisson = true // field-like clients: a quiet period sized for them proves what it claims
+		spec.Poisson = true // as a service's many independent clients send, and as the quiet period's reasoning assumes
 		res, err := scenario.Run(ctx, c, spec)
 		if err != nil {
 			return nil, err
