@@ -62,7 +62,7 @@ func main() {
 	only := flag.String("only", strings.Join(measurements, ","), "measurements to run, comma-separated, of "+strings.Join(measurements, ","))
 	flag.StringVar(&o.benchtime, "benchtime", "1s", "-benchtime of the Go benchmarks (admission handler, poll round)")
 	flag.IntVar(&o.creates, "creates", 800, "pod CREATEs timed with the webhook and as many without")
-	flag.IntVar(&o.holds.replicas, "replicas", 5, "holds: Deployment size in each rollout")
+	flag.IntVar(&o.holds.replicas, "replicas", 10, "holds: Deployment size in each rollout; 10 as in a rollout that a 180 s sleep makes crawl")
 	flag.IntVar(&o.holds.rollouts, "rollouts", 1, "holds: rolling restarts per policy at -rate")
 	flag.Var(&o.holds.lag, "lag", "holds: each ALB node's lag model, e.g. lognormal:median=2s,p99=10s or uniform:min=1s,max=5s")
 	flag.IntVar(&o.holds.nodes, "nodes", 3, "holds: ALB nodes")
