@@ -121,7 +121,7 @@ func policyFigures(s *Section, name string, p HoldPolicy, rate float64, pods []p
 		Target: fmt.Sprintf("<= 0.4 x min safe (a release at each pod's true stop: %.2f x)", floor), Met: percentile(holds, 50) <= 0.4*minSafe,
 	})
 	if p.MaxOverHold != nil {
-		overHoldTargets(s, name, p, rate, pods)
+		overHoldTargets(s, name, p, rate, pods, over)
 	}
 }
 
@@ -129,14 +129,14 @@ func policyFigures(s *Section, name string, p HoldPolicy, rate float64, pods []p
 // second, twice: the period the helper sized from the traffic it saw, which
 // says whether anything but the pod's own silence delayed the release; and
 // the period the pod's true rate sizes, which adds what the helper could
+// over is each pod's over-hold in seconds, as policyFigures computed it.
 // not know from a few seconds of arrivals.
-func overHoldTargets(s *Section, name string, p HoldPolicy, rate float64, pods []podHold) {
+func overHoldTargets(s *Section, name string, p HoldPolicy, rate float64, pods []podHold, over []float64) {
 	k := func(key string) string { return name + "." + key }
-	var over, excess, own, sized, bounds []float64
+	var excess, own, sized, bounds []float64
 	for _, h := range pods {
 		b := p.MaxOverHold(h.rate).Seconds()
 		bounds = append(bounds, b)
-		over = append(over, h.overHold().Seconds())
 		excess = append(excess, h.overHold().Seconds()-b)
 		own = append(own, (h.overHold() - h.quietPeriod).Seconds())
 		if nominal := b - 1; nominal > 0 && h.quietPeriod > 0 {
