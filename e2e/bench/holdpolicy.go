@@ -129,8 +129,8 @@ func policyFigures(s *Section, name string, p HoldPolicy, rate float64, pods []p
 // second, twice: the period the helper sized from the traffic it saw, which
 // says whether anything but the pod's own silence delayed the release; and
 // the period the pod's true rate sizes, which adds what the helper could
-// over is each pod's over-hold in seconds, as policyFigures computed it.
-// not know from a few seconds of arrivals.
+// not know from a few seconds of arrivals. over is each pod's over-hold in
+// seconds, as policyFigures computed it.
 func overHoldTargets(s *Section, name string, p HoldPolicy, rate float64, pods []podHold, over []float64) {
 	k := func(key string) string { return name + "." + key }
 	var excess, own, sized, bounds []float64
