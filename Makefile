@@ -46,8 +46,11 @@ test: assets node-assets lint
 
 # fuzz runs each fuzz target for FUZZTIME beyond its committed seeds (which
 # every `go test` already runs); minimising a new input is capped so that it
-# does not take the whole budget of a short run.
-FUZZTIME ?= 10s
+# does not take the whole budget of a short run. Both are counts of inputs
+# (Nx), not durations: Go before 1.27 can end a time-bounded fuzz run with a
+# bare "context deadline exceeded" and no failing input (golang/go#75804).
+FUZZTIME ?= 20000x
+FUZZMINIMIZETIME ?= 2000x
 FUZZ_TARGETS := \
 	./drain/procnet:FuzzParse \
 	./internal/contract:FuzzParse \
@@ -59,7 +62,7 @@ fuzz:
 	@for t in $(FUZZ_TARGETS); do \
 		pkg=$${t%%:*}; fn=$${t##*:}; \
 		echo ">> fuzzing $$fn in $$pkg for $(FUZZTIME)"; \
-		$(GO) test -run='^$$' -fuzz="^$$fn\$$" -fuzztime=$(FUZZTIME) -fuzzminimizetime=5s $$pkg; \
+		$(GO) test -run='^$$' -fuzz="^$$fn\$$" -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINIMIZETIME) $$pkg; \
 	done
 
 # lint checks formatting, vet and tidiness of both modules, and the layout:
