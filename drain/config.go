@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/albdrain/albdrain/drain/elbv2client"
 	"github.com/albdrain/albdrain/drain/release"
 )
 
@@ -35,6 +36,8 @@ type Config struct {
 	AWSRegion string
 	// AWSEndpointURL overrides the ELBv2 endpoint.
 	AWSEndpointURL string
+	// AWSCallTimeout bounds every ELBv2 call, its retries included.
+	AWSCallTimeout time.Duration
 	// EarlyDeregister deregisters a terminating pod's targets at the start
 	// of its hold rather than waiting for the load balancer controller.
 	EarlyDeregister bool
@@ -78,6 +81,7 @@ func (c *Config) BindFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.APIBurst, "aws-api-burst", 10, "burst of the client-side ELBv2 Describe* limit")
 	fs.StringVar(&c.AWSRegion, "aws-region", "", "AWS region; empty uses AWS_REGION, AWS_DEFAULT_REGION or the shared config file (the SDK does not read it from instance metadata); albdrain refuses to start without one")
 	fs.StringVar(&c.AWSEndpointURL, "aws-endpoint-url", "", "ELBv2 endpoint URL override (a VPC endpoint or an emulator)")
+	fs.DurationVar(&c.AWSCallTimeout, "aws-call-timeout", elbv2client.DefaultCallTimeout, "bound on every ELBv2 call, the SDK's retries included: a call that hangs fails like any other, so polling goes on and holds reach their fallback")
 	fs.BoolVar(&c.EarlyDeregister, "early-deregister", false, "deregister a terminating pod's targets when its hold starts instead of waiting for the load balancer controller")
 	fs.IntVar(&c.MaxConcurrentHolds, "max-concurrent-holds", 1000, "holds one replica serves at once; more are refused and retried by the helper")
 	fs.DurationVar(&c.HoldMargin, "hold-margin", 30*time.Second, "added to a target group's deregistration delay to bound a hold")
@@ -99,6 +103,7 @@ func (c Config) Validate() error {
 	errs = append(errs, err)
 	check(c.ReleasePolicy == release.PolicyDraining && c.SettleTime <= 0, "settle-time must be positive with the draining policy")
 	check(c.PollInterval <= 0, "poll-interval must be positive")
+	check(c.AWSCallTimeout <= 0, "aws-call-timeout must be positive")
 	check(c.APIRate <= 0, "aws-api-qps must be positive")
 	check(c.APIBurst < 1, "aws-api-burst must be at least 1")
 	check(c.MaxConcurrentHolds < 1, "max-concurrent-holds must be at least 1")

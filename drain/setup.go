@@ -93,10 +93,11 @@ func Setup(mgr ctrl.Manager, cfg Config, finder *lbc.Finder, opts ...Option) err
 		return err
 	}
 	api := elbv2client.New(awsCfg, elbv2client.Options{
-		Endpoint: cfg.AWSEndpointURL,
-		Describe: rate.NewLimiter(rate.Limit(cfg.APIRate), cfg.APIBurst),
-		Change:   rate.NewLimiter(changeRate, changeBurst),
-		Metrics:  m,
+		Endpoint:    cfg.AWSEndpointURL,
+		CallTimeout: cfg.AWSCallTimeout,
+		Describe:    rate.NewLimiter(rate.Limit(cfg.APIRate), cfg.APIBurst),
+		Change:      rate.NewLimiter(changeRate, changeBurst),
+		Metrics:     m,
 	})
 
 	resolver := newResolver(mgr, cfg, finder, api)

@@ -1,6 +1,7 @@
 // Package elbv2client builds the watcher's ELBv2 client: the unmodified AWS
-// SDK with its standard retryer, a client-side token bucket in front of
-// every request attempt, and metrics for each attempt.
+// SDK with its standard retryer, a time limit on every call (its retries
+// included), a client-side token bucket in front of every request attempt,
+// and metrics for each attempt.
 //
 // The buckets sit inside the SDK's retry loop, so retries spend budget like
 // first attempts do: the account's ELBv2 limits are shared with the load
@@ -33,7 +34,18 @@ type Options struct {
 	Change *rate.Limiter
 	// Metrics receives one observation per attempt; nil records nothing.
 	Metrics *metrics.Metrics
+	// CallTimeout bounds each call, its retries and its waits for the token
+	// bucket included; zero means DefaultCallTimeout. A call that hangs (a
+	// black-holed connection, an endpoint that never answers) then fails
+	// like any other, so a poll loop moves on and holds reach their
+	// fallback instead of waiting on it until their deadline.
+	CallTimeout time.Duration
 }
+
+// DefaultCallTimeout is Options.CallTimeout's default: long enough for the
+// SDK's three attempts with backoff against a healthy but slow endpoint,
+// short enough that FallbackAfter failed polls end well within a hold.
+const DefaultCallTimeout = 10 * time.Second
 
 // New returns an ELBv2 client for cfg (credentials, region and retryer as
 // the SDK resolved them) with the limits and metrics of o.
@@ -42,10 +54,27 @@ func New(cfg aws.Config, o Options) *elasticloadbalancingv2.Client {
 		if o.Endpoint != "" {
 			opts.BaseEndpoint = aws.String(o.Endpoint)
 		}
+		timeout := o.CallTimeout
+		if timeout <= 0 {
+			timeout = DefaultCallTimeout
+		}
 		opts.APIOptions = append(opts.APIOptions, func(s *middleware.Stack) error {
+			// First in the initialize step, so the limit covers the whole call.
+			if err := s.Initialize.Add(callTimeout(timeout), middleware.Before); err != nil {
+				return err
+			}
 			// Inserted after "Retry" in the finalize step, so it runs once per attempt.
 			return s.Finalize.Insert(attemptMiddleware{o}, "Retry", middleware.After)
 		})
+	})
+}
+
+// callTimeout bounds a whole call, whatever context its caller passed.
+func callTimeout(d time.Duration) middleware.InitializeMiddleware {
+	return middleware.InitializeMiddlewareFunc("albdrainCallTimeout", func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
+		ctx, cancel := context.WithTimeout(ctx, d)
+		defer cancel()
+		return next.HandleInitialize(ctx, in)
 	})
 }
 

@@ -16,6 +16,7 @@ import (
 
 	"github.com/albdrain/albdrain/drain/elbv2client"
 	"github.com/albdrain/albdrain/drain/metrics"
+	"github.com/albdrain/albdrain/drain/poller"
 	"github.com/albdrain/albdrain/e2e/albemu"
 )
 
@@ -107,5 +108,31 @@ func TestBucketsLimitAttempts(t *testing.T) {
 		TargetGroupArn: aws.String(arn), Targets: []types.TargetDescription{{Id: aws.String("127.0.0.9")}},
 	}); err != nil {
 		t.Errorf("DeregisterTargets: %v", err)
+	}
+}
+
+// A DescribeTargetHealth that never answers (the emulator's latency fault,
+// far beyond any test) must fail within the client's call timeout, so that
+// the poller reports it to the holds and polls again instead of waiting on
+// it: without the bound the poll loop of that target group stops, and
+// every hold on the group runs to its deadline without reaching its
+// fallback.
+func TestHungCallIsBounded(t *testing.T) {
+	emu := albemu.NewForTest(t, albemu.Options{})
+	arn, err := emu.CreateTargetGroup(albemu.TargetGroupSpec{Name: "web"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	emu.SetFaults(albemu.Faults{Latency: time.Hour})
+	m := metrics.New()
+	c := elbv2client.New(awsConfig(), elbv2client.Options{Endpoint: emu.URL(), Metrics: m, CallTimeout: 200 * time.Millisecond})
+	p := poller.New(c, 10*time.Millisecond, m)
+	reports, stop := p.Watch(arn, poller.Target{ID: "10.0.0.1", Port: 8080})
+	defer stop()
+	// Two failed polls in a row: the loop went on after the first hung call.
+	for i := range 2 {
+		if r := <-reports; r.Err == nil {
+			t.Fatalf("poll %d under a hung API: %+v, want an error", i, r)
+		}
 	}
 }
