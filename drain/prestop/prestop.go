@@ -79,12 +79,15 @@ type Options struct {
 	// doubling up to MaxBackoff; defaults 200ms and 2s.
 	RetryBackoff, MaxBackoff time.Duration
 	// MaxFailures is how many attempts in a row may fail before the helper
-	// gives up on the watcher and falls back; default 6 (about 5s).
+	// gives up on the watcher and falls back; default 6.
 	MaxFailures int
-	// EstablishedAfter is how long an attempt must have lasted to count as
-	// an established hold whose loss (a replica going away) starts the
-	// failure count afresh; default 5s.
+	// EstablishedAfter is how long an attempt the watcher received must
+	// have lasted to count as an established hold whose loss (a replica
+	// going away) starts the failure count afresh; default 5s.
 	EstablishedAfter time.Duration
+	// AttemptTimeout bounds an attempt's dial, name resolution included,
+	// and its TLS handshake, each; default 5s.
+	AttemptTimeout time.Duration
 	// CAWait is how long the watcher's certificate may go untrusted before
 	// such failures count towards MaxFailures: after a CA change the kubelet
 	// takes up to about a minute to bring the new bundle into the pod, and
@@ -120,6 +123,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.EstablishedAfter <= 0 {
 		o.EstablishedAfter = 5 * time.Second
+	}
+	if o.AttemptTimeout <= 0 {
+		o.AttemptTimeout = 5 * time.Second
 	}
 	if o.CAWait <= 0 {
 		o.CAWait = 2 * time.Minute
@@ -160,27 +166,36 @@ func Run(ctx context.Context, spec contract.Spec, env Env, opts Options) (Result
 	return res, runThen(ctx, spec.Then, env.PodIP, opts)
 }
 
-// wait is the wait-mode hold.
+// wait is the wait-mode hold. What follows the watcher's answer depends on
+// it: the pod not going away, not registered, or its hold timed out at its
+// bound releases at once; any other answer waits for quiet (after the
+// fixed sleep, for a fallback) within the hold's bound as the watcher gave
+// it, or max-hold when it gave none.
 func wait(parent context.Context, spec contract.Spec, env Env, opts Options) Result {
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(parent, spec.MaxHold)
 	defer cancel()
 	w := watchTraffic(ctx, spec, env, opts)
-	resp := askWatcher(ctx, env, opts)
+	resp := askWatcher(ctx, env, spec.Budget, opts)
 	opts.Log.Info("watcher answered", "outcome", resp.Outcome, "message", resp.Message)
-	if resp.Outcome == contract.OutcomeFallback {
-		opts.Log.Info("falling back to a fixed sleep", "for", spec.Fallback)
-		sleep(ctx, spec.Fallback)
+	res := Result{Outcome: resp.Outcome, Signal: w.Signal()}
+	if releasesAtOnce(resp.Outcome) {
+		opts.Log.Info("hold ended without a quiet period", "outcome", res.Outcome, "after", time.Since(start))
+		return res
 	}
-	hints := traffic.HintsFrom(resp.Traffic)
-	q := w.QuietPeriod(ctx, hints)
 	quietCtx := ctx
-	if resp.Outcome == contract.OutcomeDeregistering && resp.Traffic != nil {
+	if b := boundOf(resp); b > 0 {
 		var cancelBound context.CancelFunc
-		quietCtx, cancelBound = context.WithTimeout(ctx, time.Duration(resp.Traffic.BoundMillis)*time.Millisecond)
+		quietCtx, cancelBound = context.WithTimeout(ctx, b)
 		defer cancelBound()
 	}
-	res := Result{Outcome: resp.Outcome, QuietPeriod: q, Signal: w.Signal()}
+	if resp.Outcome == contract.OutcomeFallback {
+		opts.Log.Info("falling back to a fixed sleep", "for", spec.Fallback)
+		sleep(quietCtx, spec.Fallback)
+	}
+	hints := traffic.HintsFrom(resp.Traffic)
+	q := w.QuietPeriod(quietCtx, hints)
+	res.QuietPeriod = q
 	res.Quiet = w.WaitQuiet(quietCtx, hints, q)
 	if resp.Outcome == contract.OutcomeDeregistering {
 		res.Outcome = contract.OutcomeBound
@@ -198,6 +213,24 @@ func wait(parent context.Context, spec contract.Spec, env Env, opts Options) Res
 		})
 	}
 	return res
+}
+
+// releasesAtOnce reports whether an answer ends the hold without a quiet
+// period: the pod is not going away (a probe killed the container), is in
+// no load balancer's service, or its hold reached its bound (the watcher's
+// timeout, or max-hold).
+func releasesAtOnce(o contract.Outcome) bool {
+	return o == contract.OutcomeNotTerminating || o == contract.OutcomeNotRegistered || o == contract.OutcomeTimeout
+}
+
+// boundOf is how long after resp the hold may still wait; zero when the
+// watcher gave no bound.
+func boundOf(resp contract.HoldResponse) time.Duration {
+	ms := resp.BoundMillis
+	if ms == 0 && resp.Traffic != nil {
+		ms = resp.Traffic.BoundMillis
+	}
+	return time.Duration(ms) * time.Millisecond
 }
 
 // watchTraffic starts watching the pod's load-balancer traffic, saying in

@@ -27,15 +27,16 @@ const maxTrustFile = 64 << 10
 // the new CA. It dials from the pod IP, when known, because the watcher also
 // checks that a caller's source address is the pod's. Keep-alives are off
 // so every retry opens a new connection the Service can route to a live
-// replica.
-func newClient(env Env) (*http.Client, error) {
-	dialer := &net.Dialer{Timeout: 5 * time.Second}
+// replica. timeout bounds the dial (name resolution included) and,
+// separately, the TLS handshake.
+func newClient(env Env, timeout time.Duration) (*http.Client, error) {
+	dialer := &net.Dialer{Timeout: timeout}
 	if env.PodIP.IsValid() {
 		dialer.LocalAddr = &net.TCPAddr{IP: env.PodIP.AsSlice()}
 	}
 	tr := &http.Transport{
 		DialContext:         dialer.DialContext,
-		TLSHandshakeTimeout: 5 * time.Second,
+		TLSHandshakeTimeout: timeout,
 		DisableKeepAlives:   true,
 		TLSClientConfig:     &tls.Config{MinVersion: tls.VersionTLS12},
 	}

@@ -8,7 +8,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptrace"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/albdrain/albdrain/internal/contract"
@@ -19,8 +21,17 @@ import (
 // connection so the Service may pick another replica; each retry sends what
 // is left of the deadline and the token and CA bundle as the kubelet last
 // wrote them. When the watcher stays unreachable, or refuses the pod (a
-// token it does not accept included), the answer is OutcomeFallback.
-func askWatcher(ctx context.Context, env Env, opts Options) contract.HoldResponse {
+// token it does not accept included), the answer is OutcomeFallback; when
+// it says the pod is not going away, OutcomeNotTerminating.
+//
+// An attempt that fails counts towards MaxFailures unless the watcher had
+// the request and held it for EstablishedAfter (a replica lost mid-hold).
+// A dial or TLS handshake that times out (packets dropped by a
+// NetworkPolicy, a security group, cluster DNS down) counts, so the
+// fallback comes after at most MaxFailures attempts of 2 × AttemptTimeout
+// each plus the backoffs between them: 6 × 10 s + 5 s = 65 s with the
+// defaults, 35 s when only the dial times out.
+func askWatcher(ctx context.Context, env Env, budget time.Duration, opts Options) contract.HoldResponse {
 	if env.WatcherURL == "" {
 		return contract.HoldResponse{Outcome: contract.OutcomeFallback, Message: "no watcher URL"}
 	}
@@ -31,21 +42,24 @@ func askWatcher(ctx context.Context, env Env, opts Options) contract.HoldRespons
 	var untrustedSince time.Time
 	for {
 		start := time.Now()
-		resp, retry, err := attempt(ctx, env, url, contract.HoldRequest{
+		resp, retry, sent, err := attempt(ctx, env, url, contract.HoldRequest{
 			Namespace:     env.PodNamespace,
 			Name:          env.PodName,
 			UID:           env.PodUID,
 			TimeoutMillis: time.Until(deadline).Milliseconds(),
-		})
+			BudgetMillis:  budget.Milliseconds(),
+		}, opts)
 		switch {
 		case ctx.Err() != nil:
 			return contract.HoldResponse{Outcome: contract.OutcomeTimeout, Message: "max-hold reached"}
 		case err == nil:
 			return resp
+		case errors.Is(err, errNotTerminating):
+			return contract.HoldResponse{Outcome: contract.OutcomeNotTerminating, Message: err.Error()}
 		case !retry:
 			return contract.HoldResponse{Outcome: contract.OutcomeFallback, Message: err.Error()}
 		}
-		if time.Since(start) >= opts.EstablishedAfter {
+		if sent && time.Since(start) >= opts.EstablishedAfter {
 			failures, backoff = 0, opts.RetryBackoff
 		}
 		// An untrusted certificate is most likely a CA changed since the
@@ -72,27 +86,38 @@ func askWatcher(ctx context.Context, env Env, opts Options) contract.HoldRespons
 	}
 }
 
+// errNotTerminating is the watcher's 409: the pod is not going away.
+var errNotTerminating = errors.New("the pod is not going away")
+
 // attempt makes one request. retry reports whether another attempt may
-// succeed: the connection failed or dropped, or the watcher asked for it.
-func attempt(ctx context.Context, env Env, url string, req contract.HoldRequest) (resp contract.HoldResponse, retry bool, err error) {
+// succeed: the connection failed or dropped, or the watcher asked for it;
+// sent whether the request reached the watcher in full, which a dial or
+// handshake that timed out never does.
+func attempt(ctx context.Context, env Env, url string, req contract.HoldRequest, opts Options) (resp contract.HoldResponse, retry, sent bool, err error) {
 	if req.TimeoutMillis <= 0 {
-		return resp, false, context.DeadlineExceeded
+		return resp, false, false, context.DeadlineExceeded
 	}
-	hresp, err := post(ctx, env, url, req)
+	var wrote atomic.Bool
+	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{WroteRequest: func(i httptrace.WroteRequestInfo) {
+		wrote.Store(i.Err == nil)
+	}})
+	hresp, err := post(ctx, env, url, req, opts.AttemptTimeout)
 	if err != nil {
-		return resp, !errors.Is(err, errSetup), err
+		return resp, !errors.Is(err, errSetup), wrote.Load(), err
 	}
 	defer hresp.Body.Close()
 	switch hresp.StatusCode {
 	case http.StatusOK:
 		if err := json.NewDecoder(hresp.Body).Decode(&resp); err != nil {
-			return resp, true, fmt.Errorf("reading the watcher's answer: %w", err)
+			return resp, true, true, fmt.Errorf("reading the watcher's answer: %w", err)
 		}
-		return resp, false, nil
+		return resp, false, true, nil
 	case http.StatusTooManyRequests, http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
-		return resp, true, fmt.Errorf("watcher: %s: %s", hresp.Status, readSnippet(hresp.Body))
+		return resp, true, true, fmt.Errorf("watcher: %s: %s", hresp.Status, readSnippet(hresp.Body))
+	case http.StatusConflict:
+		return resp, false, true, fmt.Errorf("%w: %s", errNotTerminating, readSnippet(hresp.Body))
 	default:
-		return resp, false, fmt.Errorf("watcher refused the hold: %s: %s", hresp.Status, readSnippet(hresp.Body))
+		return resp, false, true, fmt.Errorf("watcher refused the hold: %s: %s", hresp.Status, readSnippet(hresp.Body))
 	}
 }
 
@@ -107,8 +132,8 @@ var errSetup = errors.New("helper setup")
 
 // post sends v as JSON to url with the pod's token, on a client that
 // trusts the CA bundle as it is now.
-func post(ctx context.Context, env Env, url string, v any) (*http.Response, error) {
-	client, err := newClient(env)
+func post(ctx context.Context, env Env, url string, v any, timeout time.Duration) (*http.Response, error) {
+	client, err := newClient(env, timeout)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", errSetup, err)
 	}
@@ -147,7 +172,7 @@ func reportEnd(ctx context.Context, env Env, opts Options, end contract.HoldEnd)
 	err := func() error {
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), reportTimeout)
 		defer cancel()
-		resp, err := post(ctx, env, strings.TrimSuffix(env.WatcherURL, "/")+contract.HoldEndPath, end)
+		resp, err := post(ctx, env, strings.TrimSuffix(env.WatcherURL, "/")+contract.HoldEndPath, end, opts.AttemptTimeout)
 		if err != nil {
 			return err
 		}

@@ -151,6 +151,9 @@ type Spec struct {
 	Ports []int32
 	// Then is the container's own preStop, run after the hold; nil when it had none.
 	Then *Handler
+	// Budget is the application's shutdown budget, its own grace period,
+	// which the hold must leave it (wait mode); zero when unknown.
+	Budget time.Duration
 }
 
 // Command renders the preStop exec command for the helper at path.
@@ -162,6 +165,9 @@ func (s Spec) Command(path string) []string {
 	cmd := []string{path, sub, "--max-hold=" + s.MaxHold.String()}
 	if s.Mode == ModeWait {
 		cmd = append(cmd, "--fallback="+s.Fallback.String(), "--quiet-period="+s.QuietPeriod.String())
+		if s.Budget > 0 {
+			cmd = append(cmd, "--shutdown-budget="+s.Budget.String())
+		}
 		if s.QuietGaps > 0 {
 			cmd = append(cmd, "--quiet-gaps="+strconv.Itoa(s.QuietGaps), "--quiet-period-max="+s.QuietPeriodMax.String())
 		}
@@ -198,6 +204,7 @@ func Parse(args []string) (Spec, error) {
 	fs.DurationVar(&s.QuietPeriod, "quiet-period", 0, "")
 	fs.IntVar(&s.QuietGaps, "quiet-gaps", 0, "")
 	fs.DurationVar(&s.QuietPeriodMax, "quiet-period-max", 0, "")
+	fs.DurationVar(&s.Budget, "shutdown-budget", 0, "")
 	fs.Func("port", "", func(v string) error {
 		p, err := strconv.ParseUint(v, 10, 16)
 		if err != nil || p == 0 {
@@ -225,8 +232,8 @@ func Parse(args []string) (Spec, error) {
 	if s.MaxHold <= 0 {
 		return Spec{}, errors.New("max-hold must be positive")
 	}
-	if s.Fallback < 0 || s.QuietPeriod < 0 || s.QuietGaps < 0 {
-		return Spec{}, errors.New("fallback, quiet-period and quiet-gaps must not be negative")
+	if s.Fallback < 0 || s.QuietPeriod < 0 || s.QuietGaps < 0 || s.Budget < 0 {
+		return Spec{}, errors.New("fallback, quiet-period, quiet-gaps and shutdown-budget must not be negative")
 	}
 	if s.QuietGaps > 0 && s.QuietPeriodMax < s.QuietPeriod {
 		return Spec{}, errors.New("quiet-period-max must be at least quiet-period")

@@ -10,6 +10,7 @@ import (
 func TestCommandParseRoundTrip(t *testing.T) {
 	for _, s := range []Spec{
 		{Mode: ModeWait, MaxHold: 330 * time.Second, Fallback: 30 * time.Second, QuietPeriod: 3 * time.Second, Ports: []int32{80, 8080}},
+		{Mode: ModeWait, MaxHold: 330 * time.Second, Fallback: 30 * time.Second, QuietPeriod: 3 * time.Second, Ports: []int32{80}, Budget: 120 * time.Second},
 		{Mode: ModeWait, MaxHold: 330 * time.Second, Fallback: 30 * time.Second, QuietPeriod: time.Second, QuietGaps: 10, QuietPeriodMax: 30 * time.Second, Ports: []int32{80}},
 		{Mode: ModeWait, MaxHold: time.Minute, Fallback: time.Second, QuietPeriod: 0, Ports: []int32{9000},
 			Then: &Handler{HTTPGet: &HTTPGetAction{Path: "/stop", Port: "9000", HTTPHeaders: []HTTPHeader{{Name: "X", Value: "y"}}}}},
@@ -40,6 +41,7 @@ func TestParseRejects(t *testing.T) {
 		{"wait", "--max-hold=10s", `--then={"httpGet":{"port":[80]}}`},
 		{"wait", "--max-hold=10s", "--fallback=-1s"},
 		{"wait", "--max-hold=10s", "--quiet-gaps=-1"},
+		{"wait", "--max-hold=10s", "--shutdown-budget=-1s"},
 		{"wait", "--max-hold=10s", "--quiet-period=5s", "--quiet-gaps=3", "--quiet-period-max=1s"},
 	} {
 		if _, err := Parse(args); err == nil {

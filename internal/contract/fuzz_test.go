@@ -47,7 +47,7 @@ func FuzzParse(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if s.MaxHold <= 0 || s.Fallback < 0 || s.QuietPeriod < 0 {
+		if s.MaxHold <= 0 || s.Fallback < 0 || s.QuietPeriod < 0 || s.Budget < 0 {
 			t.Fatalf("accepted an unbounded hold: %+v", s)
 		}
 		for _, p := range s.Ports {

@@ -9,8 +9,10 @@ import "time"
 // pod may stop.
 //
 // Status codes: 200 carries a HoldResponse; 503 (and 502, 504, 429) mean
-// "retry, possibly against another replica"; any other status is final and
-// the helper falls back to its fixed sleep.
+// "retry, possibly against another replica"; 409 means the pod is not going
+// away (no deletion, no eviction or node shutdown by the kubelet: a probe
+// killed the container), and the helper releases at once; any other status
+// is final and the helper falls back to its fixed sleep.
 
 // HoldPath is the path, under EnvWatcherURL, the helper POSTs holds to.
 const HoldPath = "/v1/hold"
@@ -34,6 +36,12 @@ type HoldRequest struct {
 	// the request. Each retry sends what then remains, so the deadline
 	// travels with the hold without comparing clocks across nodes.
 	TimeoutMillis int64 `json:"timeoutMillis"`
+	// BudgetMillis is the application's shutdown budget (Spec.Budget): the
+	// watcher ends the hold that long before the pod's grace period ends,
+	// or at half the grace period when the budget is longer, so a shortened
+	// grace period (a drain's --grace-period, a spot interruption) still
+	// leaves the application time to stop. Zero: the watcher's default.
+	BudgetMillis int64 `json:"budgetMillis,omitempty"`
 }
 
 // HoldEndPath is the path, under EnvWatcherURL, where the helper reports
@@ -46,6 +54,12 @@ type HoldResponse struct {
 	Outcome Outcome `json:"outcome"`
 	// Message says why, for the helper's log.
 	Message string `json:"message,omitempty"`
+	// BoundMillis is what is left, when the watcher answers, of the hold's
+	// bound (the earliest of max-hold, the grace period less the
+	// application's budget, and the deregistration delay plus margin):
+	// whatever the outcome, the helper's quiet wait ends by then. Zero
+	// means unknown (a watcher of an earlier version): max-hold bounds it.
+	BoundMillis int64 `json:"boundMillis,omitempty"`
 	// Traffic describes the load balancer's traffic to the pod, when the
 	// watcher knows it; the helper's quiet period uses it.
 	Traffic *Traffic `json:"traffic,omitempty"`
@@ -140,6 +154,13 @@ const (
 	// an end: the helper reports the end in a HoldEnd.
 	OutcomeDeregistering Outcome = "deregistering"
 )
+
+// OutcomeNotTerminating is the helper's, never the watcher's: the watcher
+// refused the hold with 409 because the pod is not going away (a liveness
+// or startup probe killed the container, which the kubelet restarts in the
+// same pod, still a target in service), so the helper releases at once.
+// The watcher counts the refusal, not a hold.
+const OutcomeNotTerminating Outcome = "not_terminating"
 
 // Outcomes lists every outcome that ends a hold, for initialising metrics.
 var Outcomes = []Outcome{OutcomeDeregistered, OutcomeDrainingSettled, OutcomeNotRegistered, OutcomeTimeout, OutcomeFallback, OutcomeQuiet, OutcomeBound}
