@@ -131,6 +131,7 @@ func Setup(mgr ctrl.Manager, cfg Config, finder *lbc.Finder, opts ...Option) err
 		Addr:          cfg.HoldAddr,
 		CertDir:       cfg.CertDir,
 		Pods:          mgr.GetClient(),
+		LivePods:      mgr.GetAPIReader(),
 		Holder:        h,
 		Tokens:        endpoint.Tokens{Client: mgr.GetClient()},
 		Metrics:       m,

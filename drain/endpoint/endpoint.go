@@ -6,7 +6,8 @@
 // A caller can hold, and learn about, only its own pod: the request's source
 // IP must be one of the pod's IPs and, for pods the webhook gave a token, the
 // request must carry that pod's ServiceAccount token, which the apiserver
-// verifies (a TokenReview) as bound to that very pod. Only a terminating pod may hold, and a
+// verifies (a TokenReview) as bound to that very pod. Only a pod going away
+// (deleted, or evicted or shut down by its kubelet) may hold, and a
 // pod has at most one hold per replica, which its concurrent requests join.
 // Holds, requests per pod and request bodies are bounded so a misbehaving
 // client cannot exhaust the watcher. Every refusal is logged and counted by
@@ -49,9 +50,10 @@ const maxHeaderBytes = 16 << 10
 
 // Holder decides when a pod may stop.
 type Holder interface {
-	// Hold returns when pod may stop or requested has come; false means ctx
-	// ended first and nothing was decided.
-	Hold(ctx context.Context, pod *corev1.Pod, requested time.Time) (contract.HoldResponse, bool)
+	// Hold returns when pod may stop or requested has come, leaving the
+	// application budget before the pod's grace period ends; false means
+	// ctx ended first and nothing was decided.
+	Hold(ctx context.Context, pod *corev1.Pod, requested time.Time, budget time.Duration) (contract.HoldResponse, bool)
 	// End records the helper's report of how a hold ended.
 	End(ctx context.Context, pod *corev1.Pod, end contract.HoldEnd)
 }
@@ -65,6 +67,10 @@ type Options struct {
 	CertDir string
 	// Pods reads pods, normally from the manager's cache of managed pods.
 	Pods client.Reader
+	// LivePods, when set, reads pods from the apiserver: a hold is refused
+	// as not terminating only once the apiserver agrees, however far this
+	// replica's cache lags.
+	LivePods client.Reader
 	// Holder runs the holds.
 	Holder Holder
 	// Tokens verifies the pods' tokens.
@@ -189,12 +195,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	key := types.NamespacedName{Namespace: req.Namespace, Name: req.Name}
 	if !s.terminating(r.Context(), key, pod) {
-		logger.Info("refused hold: the pod is not terminating", "pod", key)
-		s.refuse(w, metrics.RefusedNotTerminating, "the pod is not terminating", http.StatusConflict)
+		// The helper releases at once on 409 (contract.OutcomeNotTerminating).
+		logger.Info("refused hold: the pod is not going away", "pod", key)
+		s.refuse(w, metrics.RefusedNotTerminating, contract.NotTerminatingMessage, http.StatusConflict)
 		return
 	}
 
-	f, res := s.join(log.IntoContext(r.Context(), logger), pod, requested)
+	budget := time.Duration(req.BudgetMillis) * time.Millisecond
+	f, res := s.join(log.IntoContext(r.Context(), logger), pod, requested, budget)
 	switch res {
 	case tooManyForPod:
 		s.refuse(w, metrics.RefusedPodLimit, "too many requests for this pod's hold", http.StatusTooManyRequests)

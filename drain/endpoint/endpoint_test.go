@@ -51,7 +51,7 @@ func (f *fakeHolder) End(_ context.Context, _ *corev1.Pod, end contract.HoldEnd)
 	f.ends <- end
 }
 
-func (f *fakeHolder) Hold(ctx context.Context, _ *corev1.Pod, requested time.Time) (contract.HoldResponse, bool) {
+func (f *fakeHolder) Hold(ctx context.Context, _ *corev1.Pod, requested time.Time, _ time.Duration) (contract.HoldResponse, bool) {
 	f.calls <- requested
 	if f.release != nil {
 		select {

@@ -7,6 +7,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/albdrain/albdrain/internal/contract"
 )
@@ -40,7 +41,7 @@ const (
 // join adds a request to the pod's flight, starting the hold if there is
 // none. ctx carries the request's logger; the hold itself ends only when
 // its last request leaves or the server stops.
-func (s *Server) join(ctx context.Context, pod *corev1.Pod, requested time.Time) (*flight, joinResult) {
+func (s *Server) join(ctx context.Context, pod *corev1.Pod, requested time.Time, budget time.Duration) (*flight, joinResult) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if f := s.flights[pod.UID]; f != nil {
@@ -63,7 +64,7 @@ func (s *Server) join(ctx context.Context, pod *corev1.Pod, requested time.Time)
 		defer func() { <-s.slots }()
 		defer stopOnShutdown()
 		defer cancel()
-		resp, ok := s.opts.Holder.Hold(hctx, pod, requested)
+		resp, ok := s.opts.Holder.Hold(hctx, pod, requested, budget)
 		s.mu.Lock()
 		if s.flights[pod.UID] == f {
 			delete(s.flights, pod.UID)
@@ -91,28 +92,58 @@ func (s *Server) leave(uid types.UID, f *flight) {
 }
 
 // terminatingLag bounds how long a hold request waits for the cache to show
-// its pod terminating: the helper runs only once the kubelet has seen the
+// its pod going away: the helper runs only once the kubelet has seen the
 // deletion, but this replica's informer may not have yet.
 const (
 	terminatingLag   = 5 * time.Second
 	terminatingRetry = 100 * time.Millisecond
 )
 
-// terminating reports whether the pod is being deleted, reading it again
-// for a few seconds if not, and leaves the newest copy in pod. Only a
-// terminating pod may hold: a running one would take a slot for nothing.
+// terminating reports whether the pod is going away, reading it again for
+// a few seconds if not, and then once from the apiserver itself when
+// LivePods is set, and leaves the newest copy in pod. Only a pod going away
+// may hold: a running one would take a slot for nothing, and its helper
+// (a container killed by a probe) releases at once on the refusal.
 func (s *Server) terminating(ctx context.Context, key types.NamespacedName, pod *corev1.Pod) bool {
-	if pod.DeletionTimestamp != nil {
+	if goingAway(pod) {
 		return true
 	}
 	uid := pod.UID
-	err := wait.PollUntilContextTimeout(ctx, terminatingRetry, terminatingLag, false, func(ctx context.Context) (bool, error) {
+	read := func(ctx context.Context, r client.Reader) (bool, error) {
 		var fresh corev1.Pod
-		if err := s.opts.Pods.Get(ctx, key, &fresh); err != nil || fresh.UID != uid {
+		if err := r.Get(ctx, key, &fresh); err != nil || fresh.UID != uid {
 			return false, nil
 		}
 		*pod = fresh
-		return pod.DeletionTimestamp != nil, nil
+		return goingAway(pod), nil
+	}
+	err := wait.PollUntilContextTimeout(ctx, terminatingRetry, terminatingLag, false, func(ctx context.Context) (bool, error) {
+		return read(ctx, s.opts.Pods)
 	})
-	return err == nil
+	if err == nil {
+		return true
+	}
+	if s.opts.LivePods == nil || ctx.Err() != nil {
+		return false
+	}
+	ok, _ := read(ctx, s.opts.LivePods)
+	return ok
+}
+
+// goingAway reports whether pod is terminating: deleted through the API, or
+// being stopped by its kubelet without a deletion (node-pressure eviction,
+// graceful node shutdown), which marks it with a DisruptionTarget condition
+// and, once stopped, a final phase. A pod with none of these is staying,
+// and a preStop it runs is a container's restart (a failed liveness or
+// startup probe), which no hold helps.
+func goingAway(pod *corev1.Pod) bool {
+	if pod.DeletionTimestamp != nil || pod.Status.Phase == corev1.PodFailed || pod.Status.Phase == corev1.PodSucceeded {
+		return true
+	}
+	for _, c := range pod.Status.Conditions {
+		if c.Type == corev1.DisruptionTarget && c.Status == corev1.ConditionTrue {
+			return true
+		}
+	}
+	return false
 }

@@ -85,15 +85,20 @@ type Holder struct {
 }
 
 // Hold holds pod until it may stop or until requested, whichever is first,
-// and says why it ended. It returns false if ctx ended first: the caller
-// went away or the server is stopping, and a retry will decide.
-func (h *Holder) Hold(ctx context.Context, pod *corev1.Pod, requested time.Time) (contract.HoldResponse, bool) {
+// leaving the application budget (release.DefaultBudget when zero) before
+// the pod's grace period ends, and says why it ended. It returns false if
+// ctx ended first: the caller went away or the server is stopping, and a
+// retry will decide.
+func (h *Holder) Hold(ctx context.Context, pod *corev1.Pod, requested time.Time, budget time.Duration) (contract.HoldResponse, bool) {
 	start := time.Now()
 	ctx = log.IntoContext(ctx, log.FromContext(ctx).WithValues("pod", klog.KObj(pod)))
 	h.Metrics.HoldsInFlight.Inc()
 	defer h.Metrics.HoldsInFlight.Dec()
 
-	resp, ok := h.hold(ctx, pod, start, requested)
+	if budget <= 0 {
+		budget = release.DefaultBudget
+	}
+	resp, ok := h.hold(ctx, pod, start, requested, budget)
 	if !ok {
 		log.FromContext(ctx).V(1).Info("hold abandoned", "cause", context.Cause(ctx))
 		return contract.HoldResponse{}, false
@@ -122,9 +127,15 @@ func (h *Holder) Hold(ctx context.Context, pod *corev1.Pod, requested time.Time)
 }
 
 // hold decides the answer; ok is false when ctx ended first.
-func (h *Holder) hold(ctx context.Context, pod *corev1.Pod, start, requested time.Time) (resp contract.HoldResponse, ok bool) {
+func (h *Holder) hold(ctx context.Context, pod *corev1.Pod, start, requested time.Time, budget time.Duration) (resp contract.HoldResponse, ok bool) {
+	var deadline time.Time
 	answer := func(o contract.Outcome, msg string) (contract.HoldResponse, bool) {
-		return contract.HoldResponse{Outcome: o, Message: msg}, true
+		resp := contract.HoldResponse{Outcome: o, Message: msg}
+		if !deadline.IsZero() && o != contract.OutcomeTimeout && o != contract.OutcomeNotRegistered {
+			// At least a millisecond: the helper reads zero as no bound.
+			resp.BoundMillis = max(time.Until(deadline).Milliseconds(), 1)
+		}
+		return resp, true
 	}
 	targets, err := h.Resolver.Targets(ctx, pod)
 	switch {
@@ -137,7 +148,7 @@ func (h *Holder) hold(ctx context.Context, pod *corev1.Pod, start, requested tim
 	}
 	ip := pod.Status.PodIP
 
-	deadline := release.Deadline(h.bounds(ctx, pod, targets, start, requested))
+	deadline = release.Deadline(h.bounds(ctx, pod, targets, start, requested, budget))
 	h.Recorder.Eventf(pod, nil, corev1.EventTypeNormal, ReasonHoldStarted, "Hold",
 		"Holding until the target %s leaves service in %d target group(s), at most %s", ip, len(targets), deadline.Sub(start).Round(time.Second))
 	log.FromContext(ctx).Info("hold started", "targetGroups", len(targets), "deadline", deadline)
@@ -185,10 +196,10 @@ func (h *Holder) hold(ctx context.Context, pod *corev1.Pod, start, requested tim
 			case d.Outcome == contract.OutcomeNotRegistered:
 				return answer(d.Outcome, describe(targets, obs))
 			default:
+				traffic := h.traffic(ctx, targets)
 				resp, _ = answer(d.Outcome, describe(targets, obs))
-				resp.Traffic = h.traffic(ctx, targets)
-				// At least a millisecond: the helper reads zero as no bound.
-				resp.Traffic.BoundMillis = max(time.Until(deadline).Milliseconds(), 1)
+				resp.Traffic = traffic
+				resp.Traffic.BoundMillis = resp.BoundMillis
 				return resp, true
 			}
 		}
@@ -243,8 +254,8 @@ func (h *Holder) traffic(ctx context.Context, targets []targetgroups.Target) *co
 
 // bounds collects the limits of a hold. A target group whose delay cannot be
 // read leaves the hold bounded by the request and the grace period only.
-func (h *Holder) bounds(ctx context.Context, pod *corev1.Pod, targets []targetgroups.Target, start, requested time.Time) release.Bounds {
-	b := release.Bounds{Requested: requested, Margin: h.Margin, TerminationStart: start}
+func (h *Holder) bounds(ctx context.Context, pod *corev1.Pod, targets []targetgroups.Target, start, requested time.Time, budget time.Duration) release.Bounds {
+	b := release.Bounds{Requested: requested, Margin: h.Margin, TerminationStart: start, Budget: budget}
 	if dt := pod.DeletionTimestamp; dt != nil {
 		b.Grace = dt.Time
 		if g := pod.DeletionGracePeriodSeconds; g != nil {

@@ -163,7 +163,7 @@ type held struct {
 func (f *fixture) hold(ctx context.Context, pod *corev1.Pod, requested time.Time) chan held {
 	ch := make(chan held, 1)
 	go func() {
-		resp, ok := f.h.Hold(ctx, pod, requested)
+		resp, ok := f.h.Hold(ctx, pod, requested, 0)
 		ch <- held{resp, ok}
 	}()
 	return ch

@@ -55,7 +55,7 @@ func TestEveryAnswerEndsByItsBound(t *testing.T) {
 // that never comes while the pod is still a healthy target.
 func TestNotTerminatingReleasesAtOnce(t *testing.T) {
 	f, url := startWatcher(t, func(_ int, w http.ResponseWriter, _ *http.Request) {
-		http.Error(w, "the pod is not terminating", http.StatusConflict)
+		http.Error(w, contract.NotTerminatingMessage, http.StatusConflict)
 	})
 	spec := waitSpec(time.Hour, time.Hour)
 	ctx, cancel := context.WithTimeout(context.Background(), patience)

@@ -114,10 +114,12 @@ func attempt(ctx context.Context, env Env, url string, req contract.HoldRequest,
 		return resp, false, true, nil
 	case http.StatusTooManyRequests, http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
 		return resp, true, true, fmt.Errorf("watcher: %s: %s", hresp.Status, readSnippet(hresp.Body))
-	case http.StatusConflict:
-		return resp, false, true, fmt.Errorf("%w: %s", errNotTerminating, readSnippet(hresp.Body))
 	default:
-		return resp, false, true, fmt.Errorf("watcher refused the hold: %s: %s", hresp.Status, readSnippet(hresp.Body))
+		body := readSnippet(hresp.Body)
+		if hresp.StatusCode == http.StatusConflict && strings.HasPrefix(body, contract.NotTerminatingMessage) {
+			return resp, false, true, fmt.Errorf("%w: %s", errNotTerminating, body)
+		}
+		return resp, false, true, fmt.Errorf("watcher refused the hold: %s: %s", hresp.Status, body)
 	}
 }
 

@@ -159,6 +159,12 @@ type Bounds struct {
 	Requested time.Time
 	// Grace is when the kubelet kills the pod (its deletionTimestamp); zero if unknown.
 	Grace time.Time
+	// Budget is the application's shutdown budget, which the hold leaves
+	// it before Grace: the hold ends Budget before Grace, or halfway from
+	// TerminationStart to Grace when the budget does not fit in half the
+	// grace period (a grace period shortened by a drain or a spot
+	// interruption), so hold and application share it.
+	Budget time.Duration
 	// TerminationStart is when the pod began terminating, from which the
 	// target groups' deregistration delays count.
 	TerminationStart time.Time
@@ -170,13 +176,24 @@ type Bounds struct {
 	Margin time.Duration
 }
 
+// DefaultBudget is the shutdown budget of a hold whose helper sent none:
+// Kubernetes' default grace period.
+const DefaultBudget = 30 * time.Second
+
 // Deadline is the earliest of the bounds: a hold never outlasts the helper's
-// max-hold, the pod's grace period, or the time the ALB can still be using
-// the target (its deregistration delay plus a margin).
+// max-hold, the pod's grace period less the application's budget, or the
+// time the ALB can still be using the target (its deregistration delay plus
+// a margin).
 func Deadline(b Bounds) time.Time {
 	d := b.Requested
-	if !b.Grace.IsZero() && b.Grace.Before(d) {
-		d = b.Grace
+	if !b.Grace.IsZero() {
+		leave := b.Budget
+		if !b.TerminationStart.IsZero() {
+			leave = min(leave, b.Grace.Sub(b.TerminationStart)/2)
+		}
+		if g := b.Grace.Add(-max(leave, 0)); g.Before(d) {
+			d = g
+		}
 	}
 	if b.MaxDeregistrationDelay >= 0 && !b.TerminationStart.IsZero() {
 		if t := b.TerminationStart.Add(b.MaxDeregistrationDelay + b.Margin); t.Before(d) {

@@ -118,6 +118,11 @@ func TestDeadline(t *testing.T) {
 		{"requested only", Bounds{Requested: t0.Add(time.Minute), MaxDeregistrationDelay: -1}, t0.Add(time.Minute)},
 		{"grace earlier", Bounds{Requested: t0.Add(time.Minute), Grace: t0.Add(30 * time.Second), MaxDeregistrationDelay: -1}, t0.Add(30 * time.Second)},
 		{"grace later", Bounds{Requested: t0.Add(time.Minute), Grace: t0.Add(2 * time.Minute), MaxDeregistrationDelay: -1}, t0.Add(time.Minute)},
+		{"grace less the budget", Bounds{Requested: t0.Add(10 * time.Minute), Grace: t0.Add(5 * time.Minute), TerminationStart: t0, Budget: 2 * time.Minute, MaxDeregistrationDelay: -1}, t0.Add(3 * time.Minute)},
+		// kubectl drain --grace-period=30 on a pod whose application needs
+		// 2 minutes: hold and application share the 30 s.
+		{"shortened grace shared", Bounds{Requested: t0.Add(10 * time.Minute), Grace: t0.Add(30 * time.Second), TerminationStart: t0, Budget: 2 * time.Minute, MaxDeregistrationDelay: -1}, t0.Add(15 * time.Second)},
+		{"budget without a start", Bounds{Requested: t0.Add(10 * time.Minute), Grace: t0.Add(5 * time.Minute), Budget: time.Minute, MaxDeregistrationDelay: -1}, t0.Add(4 * time.Minute)},
 		{
 			"deregistration delay plus margin from termination start",
 			Bounds{Requested: t0.Add(10 * time.Minute), TerminationStart: t0.Add(-5 * time.Second), MaxDeregistrationDelay: 20 * time.Second, Margin: 15 * time.Second},

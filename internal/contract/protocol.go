@@ -9,10 +9,16 @@ import "time"
 // pod may stop.
 //
 // Status codes: 200 carries a HoldResponse; 503 (and 502, 504, 429) mean
-// "retry, possibly against another replica"; 409 means the pod is not going
-// away (no deletion, no eviction or node shutdown by the kubelet: a probe
-// killed the container), and the helper releases at once; any other status
-// is final and the helper falls back to its fixed sleep.
+// "retry, possibly against another replica"; 409 whose body starts with
+// NotTerminatingMessage means the pod is not going away (no deletion, no
+// eviction or node shutdown by the kubelet: a probe killed the container),
+// and the helper releases at once; any other status is final and the
+// helper falls back to its fixed sleep.
+
+// NotTerminatingMessage starts the body of the watcher's 409 for a pod that
+// is not going away, which tells it from its other 409s (a same-named
+// successor of the pod).
+const NotTerminatingMessage = "the pod is not terminating"
 
 // HoldPath is the path, under EnvWatcherURL, the helper POSTs holds to.
 const HoldPath = "/v1/hold"
