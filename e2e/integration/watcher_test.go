@@ -65,6 +65,9 @@ func TestWatcher(t *testing.T) {
 		"OnePollPerIntervalForManyPods":           testOnePollPerInterval,
 		"QuietOnceTheALBStopsSending":             testQuietOnceTheALBStopsSending,
 		"NativeSidecarServesTheTarget":            testNativeSidecar,
+		"ProbeRestartReleasesAtOnce":              testProbeRestartReleasesAtOnce,
+		"KubeletEvictionIsHeld":                   testKubeletEvictionIsHeld,
+		"ShortenedGraceLeavesTheBudget":           testShortenedGraceLeavesTheBudget,
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
@@ -502,14 +505,17 @@ func (s *scenario) register(t albemu.Target, state string) {
 }
 
 // hold runs the helper's wait mode for pod, as its preStop would, and
-// delivers the result.
-func (s *scenario) hold(pod *corev1.Pod, quiet time.Duration) <-chan prestop.Result {
+// delivers the result; changes adjust the helper's command line.
+func (s *scenario) hold(pod *corev1.Pod, quiet time.Duration, changes ...func(*contract.Spec)) <-chan prestop.Result {
 	spec := contract.Spec{
 		Mode:        contract.ModeWait,
 		MaxHold:     2 * waitLimit,
 		Fallback:    10 * time.Millisecond,
 		QuietPeriod: quiet,
 		Ports:       []int32{servedPort},
+	}
+	for _, change := range changes {
+		change(&spec)
 	}
 	env := prestop.Env{
 		PodName:      pod.Name,
