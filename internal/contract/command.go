@@ -165,11 +165,11 @@ func (s Spec) Command(path string) []string {
 	cmd := []string{path, sub, "--max-hold=" + s.MaxHold.String()}
 	if s.Mode == ModeWait {
 		cmd = append(cmd, "--fallback="+s.Fallback.String(), "--quiet-period="+s.QuietPeriod.String())
-		if s.Budget > 0 {
-			cmd = append(cmd, "--shutdown-budget="+s.Budget.String())
-		}
 		if s.QuietGaps > 0 {
 			cmd = append(cmd, "--quiet-gaps="+strconv.Itoa(s.QuietGaps), "--quiet-period-max="+s.QuietPeriodMax.String())
+		}
+		if s.Budget > 0 {
+			cmd = append(cmd, "--shutdown-budget="+s.Budget.String())
 		}
 		for _, p := range s.Ports {
 			cmd = append(cmd, "--port="+strconv.Itoa(int(p)))

@@ -13,9 +13,6 @@ import (
 	"github.com/albdrain/albdrain/internal/lbc"
 )
 
-// defaultGracePeriod is Kubernetes' grace period when a pod sets none.
-const defaultGracePeriod = 30 * time.Second
-
 // Apply mutates pod in place to hold its termination while the load balancer
 // drains it, and reports what it did. Applying it again to its own result
 // changes nothing. It returns injected=false, and leaves the pod untouched,
@@ -31,20 +28,25 @@ func Apply(pod *corev1.Pod, backends []lbc.Backend, o Options) (rec Record, inje
 		return Record{}, false, nil
 	}
 	done := map[string]bool{}
-	if prev := RecordOf(pod); prev != nil {
+	prev := RecordOf(pod)
+	if prev != nil {
 		for _, c := range prev.Containers {
 			done[c] = true
 		}
 	}
-	needHelper := false
 	userSleep := time.Duration(0)
+	for i := range pod.Spec.Containers {
+		c := &pod.Spec.Containers[i]
+		if slices.Contains(plan.containers, c.Name) {
+			userSleep = max(userSleep, userSleepOf(c, done[c.Name]))
+		}
+	}
+	budget := shutdownBudget(&pod.Spec, prev, userSleep, o)
+	needHelper := false
 	for i := range pod.Spec.Containers {
 		c := &pod.Spec.Containers[i]
 		if !slices.Contains(plan.containers, c.Name) {
 			continue
-		}
-		if d := userSleepOf(c, done[c.Name]); d > userSleep {
-			userSleep = d
 		}
 		if isHelperHook(c) {
 			needHelper = true
@@ -53,7 +55,7 @@ func Apply(pod *corev1.Pod, backends []lbc.Backend, o Options) (rec Record, inje
 		if done[c.Name] {
 			continue
 		}
-		if holdContainer(c, ov, o, plan.ports) {
+		if holdContainer(c, ov, o, plan.ports, budget) {
 			needHelper = true
 		}
 	}
@@ -62,8 +64,9 @@ func Apply(pod *corev1.Pod, backends []lbc.Backend, o Options) (rec Record, inje
 		addTrust(&pod.Spec, o)
 	}
 	gatesSkipped := addReadinessGates(pod, plan.matched, o)
-	raiseGracePeriod(&pod.Spec, ov.maxHold+userSleep+o.ShutdownBudget)
+	setGracePeriod(&pod.Spec, budget, ov.maxHold)
 	rec = newRecord(ov, plan)
+	rec.ShutdownBudgetSeconds = ptr.To(int64(budget / time.Second))
 	rec.ReadinessGatesSkipped = gatesSkipped
 	if pod.Annotations == nil {
 		pod.Annotations = map[string]string{}
@@ -80,7 +83,7 @@ func Apply(pod *corev1.Pod, backends []lbc.Backend, o Options) (rec Record, inje
 // the hold needs the helper binary in the pod. Sleep mode uses Kubernetes'
 // native sleep action unless the container's own hook must run after it,
 // which only the helper can sequence.
-func holdContainer(c *corev1.Container, ov overrides, o Options, ports []int32) bool {
+func holdContainer(c *corev1.Container, ov overrides, o Options, ports []int32, budget time.Duration) bool {
 	var own *corev1.LifecycleHandler
 	if c.Lifecycle != nil && c.Lifecycle.PreStop != nil {
 		own = c.Lifecycle.PreStop.DeepCopy()
@@ -109,6 +112,7 @@ func holdContainer(c *corev1.Container, ov overrides, o Options, ports []int32) 
 		QuietPeriodMax: min(ov.quietMax, ov.maxHold/2),
 		Ports:          ports,
 		Then:           toHandler(own),
+		Budget:         budget,
 	}
 	c.Lifecycle.PreStop = &corev1.LifecycleHandler{Exec: &corev1.ExecAction{Command: spec.Command(contract.HelperPath)}}
 	addMount(c, corev1.VolumeMount{Name: contract.VolumeName, MountPath: contract.MountPath, ReadOnly: true})
@@ -272,16 +276,39 @@ func addReadinessGate(spec *corev1.PodSpec, t corev1.PodConditionType) {
 	spec.ReadinessGates = append(spec.ReadinessGates, corev1.PodReadinessGate{ConditionType: t})
 }
 
-// raiseGracePeriod makes the grace period cover need, never lowering it.
-// It compares whole seconds: a grace period of more than about 292 years
-// (valid, if odd) would overflow a time.Duration and look short.
-func raiseGracePeriod(spec *corev1.PodSpec, need time.Duration) {
-	have := int64(defaultGracePeriod / time.Second)
-	if spec.TerminationGracePeriodSeconds != nil {
-		have = *spec.TerminationGracePeriodSeconds
+// shutdownBudget is the application's shutdown budget, which the hold
+// comes on top of: the pod's own grace period (Options.ShutdownBudget when
+// it sets none), which already covers its own preStop, or that preStop's
+// sleep when longer. A pod injected before keeps the budget its record
+// holds: its grace period has the hold in it already.
+func shutdownBudget(spec *corev1.PodSpec, prev *Record, userSleep time.Duration, o Options) time.Duration {
+	switch {
+	case prev != nil && prev.ShutdownBudgetSeconds != nil:
+		return time.Duration(*prev.ShutdownBudgetSeconds) * time.Second
+	case prev != nil && spec.TerminationGracePeriodSeconds != nil:
+		// Injected by a version that recorded no budget, whose grace period
+		// has the hold in it.
+		return time.Duration(max(min(*spec.TerminationGracePeriodSeconds, maxBudgetSeconds)-prev.MaxHoldSeconds, 0)) * time.Second
 	}
-	if needSecs := int64(need / time.Second); needSecs > have || spec.TerminationGracePeriodSeconds == nil {
-		secs := max(needSecs, have)
-		spec.TerminationGracePeriodSeconds = &secs
+	budget := o.ShutdownBudget
+	if g := spec.TerminationGracePeriodSeconds; g != nil && *g >= 0 {
+		// Capped where budget plus hold could overflow a time.Duration
+		// (about 292 years); the hold is then a rounding error anyway.
+		budget = time.Duration(min(max(*g, 0), maxBudgetSeconds)) * time.Second
 	}
+	return max(budget, userSleep)
+}
+
+// maxBudgetSeconds keeps budget plus hold within a time.Duration.
+const maxBudgetSeconds = int64(100 * 365 * 24 * 3600)
+
+// setGracePeriod makes the grace period the application's budget plus the
+// longest hold, so the hold never eats into the budget; it never lowers a
+// grace period (one beyond maxBudgetSeconds stays as it is).
+func setGracePeriod(spec *corev1.PodSpec, budget, maxHold time.Duration) {
+	secs := int64((budget + maxHold) / time.Second)
+	if g := spec.TerminationGracePeriodSeconds; g != nil && *g > secs {
+		secs = *g
+	}
+	spec.TerminationGracePeriodSeconds = &secs
 }

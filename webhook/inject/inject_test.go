@@ -68,7 +68,7 @@ func TestApplyWaitModeFull(t *testing.T) {
 			Name:   "web-1",
 			Labels: map[string]string{"app": "web", contract.ManagedLabel: "true"},
 			Annotations: map[string]string{contract.InjectedKey: `{"mode":"wait","maxHoldSeconds":330,"containers":["app"],` +
-				`"ports":[8080],"services":["web"],"targetGroupBindings":["k8s-default-web-abc"]}`},
+				`"ports":[8080],"services":["web"],"targetGroupBindings":["k8s-default-web-abc"],"shutdownBudgetSeconds":30}`},
 		},
 		Spec: corev1.PodSpec{
 			ServiceAccountName: "default",
@@ -88,7 +88,7 @@ func TestApplyWaitModeFull(t *testing.T) {
 			Containers: []corev1.Container{{
 				Name: "app", Image: "app:1", Ports: []corev1.ContainerPort{port("http", 8080)},
 				Lifecycle: &corev1.Lifecycle{PreStop: &corev1.LifecycleHandler{Exec: &corev1.ExecAction{Command: []string{
-					"/opt/albdrain/albdrain-hold", "wait", "--max-hold=5m30s", "--fallback=30s", "--quiet-period=3s", "--quiet-gaps=15", "--quiet-period-max=30s", "--port=8080",
+					"/opt/albdrain/albdrain-hold", "wait", "--max-hold=5m30s", "--fallback=30s", "--quiet-period=3s", "--quiet-gaps=15", "--quiet-period-max=30s", "--shutdown-budget=30s", "--port=8080",
 				}}}},
 				VolumeMounts: []corev1.VolumeMount{
 					{Name: contract.VolumeName, MountPath: contract.MountPath, ReadOnly: true},
@@ -174,7 +174,7 @@ func TestApply(t *testing.T) {
 		c.Lifecycle = &corev1.Lifecycle{PreStop: h}
 		return c
 	}
-	waitArgs := []string{"wait", "--max-hold=5m30s", "--fallback=30s", "--quiet-period=3s", "--quiet-gaps=15", "--quiet-period-max=30s"}
+	waitArgs := []string{"wait", "--max-hold=5m30s", "--fallback=30s", "--quiet-period=3s", "--quiet-gaps=15", "--quiet-period-max=30s", "--shutdown-budget=30s"}
 	tests := []struct {
 		name    string
 		pod     *corev1.Pod
@@ -232,11 +232,41 @@ func TestApply(t *testing.T) {
 				PreStops: map[string]*corev1.LifecycleHandler{"app": execHold(append(waitArgs, "--port=8080", `--then={"httpGet":{"path":"/shutdown","port":8080}}`)...)}},
 		},
 		{
-			name:    "existing sleep preStop runs after the hold and extends the grace period",
+			// The default grace period (30 s) covered the pod's own 10 s
+			// sleep and its shutdown; the hold comes on top of both.
+			name:    "existing sleep preStop runs after the hold, within the pod's own budget",
 			pod:     podWith(withPreStop(container("app", port("http", 8080)), &corev1.LifecycleHandler{Sleep: &corev1.SleepAction{Seconds: 10}})),
 			targets: []lbc.Backend{tgbTarget},
-			want: view{Injected: true, Managed: true, Inits: []string{"albdrain-init"}, Gates: []string{gate}, Grace: ptr.To[int64](370),
+			want: view{Injected: true, Managed: true, Inits: []string{"albdrain-init"}, Gates: []string{gate}, Grace: ptr.To[int64](360),
 				PreStops: map[string]*corev1.LifecycleHandler{"app": execHold(append(waitArgs, "--port=8080", `--then={"sleep":{"seconds":10}}`)...)}},
+		},
+		{
+			// 120 s is the application's budget, its own preStop included:
+			// it gets all of it after a hold of at most 330 s.
+			name: "own grace period and preStop: the hold comes on top of the budget",
+			pod: func() *corev1.Pod {
+				p := podWith(withPreStop(container("app", port("http", 8080)), &corev1.LifecycleHandler{Exec: &corev1.ExecAction{Command: []string{"/bin/drain"}}}))
+				p.Spec.TerminationGracePeriodSeconds = ptr.To[int64](120)
+				return p
+			}(),
+			targets: []lbc.Backend{tgbTarget},
+			want: view{Injected: true, Managed: true, Inits: []string{"albdrain-init"}, Gates: []string{gate}, Grace: ptr.To[int64](450),
+				PreStops: map[string]*corev1.LifecycleHandler{"app": execHold("wait", "--max-hold=5m30s", "--fallback=30s", "--quiet-period=3s", "--quiet-gaps=15", "--quiet-period-max=30s",
+					"--shutdown-budget=2m0s", "--port=8080", `--then={"exec":{"command":["/bin/drain"]}}`)}},
+		},
+		{
+			// A preStop sleeping longer than the grace period it had: its
+			// sleep is the budget.
+			name: "own preStop sleep beyond the own grace period is the budget",
+			pod: func() *corev1.Pod {
+				p := podWith(withPreStop(container("app", port("http", 8080)), &corev1.LifecycleHandler{Sleep: &corev1.SleepAction{Seconds: 90}}))
+				p.Spec.TerminationGracePeriodSeconds = ptr.To[int64](60)
+				return p
+			}(),
+			targets: []lbc.Backend{tgbTarget},
+			want: view{Injected: true, Managed: true, Inits: []string{"albdrain-init"}, Gates: []string{gate}, Grace: ptr.To[int64](420),
+				PreStops: map[string]*corev1.LifecycleHandler{"app": execHold("wait", "--max-hold=5m30s", "--fallback=30s", "--quiet-period=3s", "--quiet-gaps=15", "--quiet-period-max=30s",
+					"--shutdown-budget=1m30s", "--port=8080", `--then={"sleep":{"seconds":90}}`)}},
 		},
 		{
 			name:    "sleep mode uses the native sleep action and no helper",
@@ -251,7 +281,7 @@ func TestApply(t *testing.T) {
 			pod:     podWith(withPreStop(container("app", port("http", 8080)), &corev1.LifecycleHandler{Sleep: &corev1.SleepAction{Seconds: 5}})),
 			targets: []lbc.Backend{tgbTarget},
 			opts:    func(o *Options) { o.Mode = contract.ModeSleep },
-			want: view{Injected: true, Managed: true, Gates: []string{gate}, Grace: ptr.To[int64](65),
+			want: view{Injected: true, Managed: true, Gates: []string{gate}, Grace: ptr.To[int64](60),
 				PreStops: map[string]*corev1.LifecycleHandler{"app": {Sleep: &corev1.SleepAction{Seconds: 35}}}},
 		},
 		{
@@ -283,7 +313,7 @@ func TestApply(t *testing.T) {
 			targets: []lbc.Backend{tgbTarget},
 			want: view{Injected: true, Managed: true, Inits: []string{"albdrain-init"}, Gates: []string{gate}, Grace: ptr.To[int64](360),
 				PreStops: map[string]*corev1.LifecycleHandler{"app": execHold("wait", "--max-hold=5m30s", "--fallback=30s",
-					"--quiet-period=2s", "--quiet-gaps=20", "--quiet-period-max=1m0s", "--port=8080")}},
+					"--quiet-period=2s", "--quiet-gaps=20", "--quiet-period-max=1m0s", "--shutdown-budget=30s", "--port=8080")}},
 		},
 		{
 			name: "a fixed quiet period, capped at half a short hold",
@@ -294,10 +324,10 @@ func TestApply(t *testing.T) {
 			}(),
 			targets: []lbc.Backend{tgbTarget},
 			want: view{Injected: true, Managed: true, Inits: []string{"albdrain-init"}, Gates: []string{gate}, Grace: ptr.To[int64](70),
-				PreStops: map[string]*corev1.LifecycleHandler{"app": execHold("wait", "--max-hold=40s", "--fallback=30s", "--quiet-period=3s", "--port=8080")}},
+				PreStops: map[string]*corev1.LifecycleHandler{"app": execHold("wait", "--max-hold=40s", "--fallback=30s", "--quiet-period=3s", "--shutdown-budget=30s", "--port=8080")}},
 		},
 		{
-			name: "a longer grace period is never lowered",
+			name: "a long grace period is the budget, the hold on top",
 			pod: func() *corev1.Pod {
 				p := podWith(container("app", port("http", 8080)))
 				p.Spec.TerminationGracePeriodSeconds = ptr.To[int64](3600)
@@ -305,7 +335,7 @@ func TestApply(t *testing.T) {
 			}(),
 			targets: []lbc.Backend{tgbTarget},
 			opts:    func(o *Options) { o.Mode = contract.ModeSleep },
-			want: view{Injected: true, Managed: true, Gates: []string{gate}, Grace: ptr.To[int64](3600),
+			want: view{Injected: true, Managed: true, Gates: []string{gate}, Grace: ptr.To[int64](3630),
 				PreStops: map[string]*corev1.LifecycleHandler{"app": {Sleep: &corev1.SleepAction{Seconds: 30}}}},
 		},
 		{

@@ -42,7 +42,9 @@ type Options struct {
 	QuietGaps int
 	// QuietPeriodMax is the longest quiet period; zero means QuietPeriod.
 	QuietPeriodMax time.Duration
-	// ShutdownBudget is the time the application gets after the hold, on top of it in the grace period.
+	// ShutdownBudget is the time the application gets after the hold, on
+	// top of it in the grace period, for pods that set no grace period of
+	// their own; a pod's own grace period is its budget.
 	ShutdownBudget time.Duration
 	// HelperImage is the albdrain image the init container copies the helper from.
 	HelperImage string

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"k8s.io/utils/ptr"
 
 	"github.com/albdrain/albdrain/internal/contract"
 	"github.com/albdrain/albdrain/internal/lbc"
@@ -124,9 +125,15 @@ func FuzzOverrides(f *testing.F) {
 		if got != wantHold {
 			t.Errorf("annotations %q: hold of %v, want %v", before.Annotations, got, wantHold)
 		}
+		// The hold comes on top of the application's budget: the pod's own
+		// grace period, or the default one when it sets none.
+		budget := int64(o.ShutdownBudget / time.Second)
+		if grace >= 0 {
+			budget = min(grace, maxBudgetSeconds)
+		}
 		g := pod.Spec.TerminationGracePeriodSeconds
-		if g == nil || *g < int64((wantHold+o.ShutdownBudget)/time.Second) {
-			t.Errorf("grace period %v does not cover the hold %v and the shutdown budget", g, wantHold)
+		if g == nil || *g < budget+int64(wantHold/time.Second) {
+			t.Errorf("grace period %v does not cover the hold %v on top of the budget %ds", ptr.Deref(g, -1), wantHold, budget)
 		}
 		if g != nil && grace >= 0 && *g < grace {
 			t.Errorf("grace period lowered from %d to %d", grace, *g)

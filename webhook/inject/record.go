@@ -29,6 +29,9 @@ type Record struct {
 	// were left out: no load balancer controller had reconciled them, so
 	// the gate might never be set. The hold is injected all the same.
 	ReadinessGatesSkipped []string `json:"readinessGatesSkipped,omitempty"`
+	// ShutdownBudgetSeconds is the application's own shutdown budget, its
+	// grace period before injection, which the hold comes on top of.
+	ShutdownBudgetSeconds *int64 `json:"shutdownBudgetSeconds,omitempty"`
 }
 
 // RecordOf returns the record the webhook wrote on pod, or nil when there

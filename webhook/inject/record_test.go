@@ -7,6 +7,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/utils/ptr"
 
 	"github.com/albdrain/albdrain/internal/lbc"
 )
@@ -33,7 +34,7 @@ func TestRecordNamesEveryWayIn(t *testing.T) {
 	want := Record{Mode: "wait", MaxHoldSeconds: 330, Containers: []string{"app"}, Ports: []int32{8080, 9000},
 		Services: []string{"web", "api"}, Ingresses: []string{"legacy"},
 		Routes: []string{"TCPRoute raw", "HTTPRoute shop"}, Gateways: []string{"shop/nlb", "shop/alb"},
-		LoadBalancers: []string{"alb", "nlb"}}
+		LoadBalancers: []string{"alb", "nlb"}, ShutdownBudgetSeconds: ptr.To[int64](30)}
 	if d := cmp.Diff(want, rec); d != "" {
 		t.Errorf("record (-want +got):\n%s", d)
 	}
