@@ -267,7 +267,9 @@ func TestOddPods(t *testing.T) {
 			return o.pod("web", withPreStop(serving("app", 8080), corev1.LifecycleHandler{Sleep: &corev1.SleepAction{Seconds: 7}}))
 		}, func(t *testing.T, p *corev1.Pod) {
 			wantThen(t, p, "app", corev1.LifecycleHandler{Sleep: &corev1.SleepAction{Seconds: 7}})
-			wantGrace(t, p, maxHold+7*time.Second+timings.ShutdownBudget)
+			// The pod's budget is its own preStop's sleep when that is
+			// longer than the default budget; the hold comes on top.
+			wantGrace(t, p, maxHold+max(7*time.Second, timings.ShutdownBudget))
 		}},
 		{"own tcpSocket preStop", func() *corev1.Pod {
 			return o.pod("web", withPreStop(serving("app", 8080), corev1.LifecycleHandler{TCPSocket: &corev1.TCPSocketAction{Port: intstr.FromInt32(8080)}}))
@@ -285,7 +287,7 @@ func TestOddPods(t *testing.T) {
 			if pre.Sleep == nil || pre.Sleep.Seconds != 25 {
 				t.Errorf("preStop %+v, want one native sleep of 20+5 s", pre)
 			}
-			wantGrace(t, p, 25*time.Second+timings.ShutdownBudget)
+			wantGrace(t, p, 20*time.Second+max(5*time.Second, timings.ShutdownBudget))
 		}},
 		{"sleep mode with an own exec", func() *corev1.Pod {
 			p := o.pod("web", withPreStop(serving("app", 8080), exec))
