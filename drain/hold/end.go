@@ -16,9 +16,14 @@ import (
 func (h *Holder) End(ctx context.Context, pod *corev1.Pod, end contract.HoldEnd) {
 	took := time.Duration(end.HeldMillis) * time.Millisecond
 	quiet := time.Duration(end.QuietMillis) * time.Millisecond
+	awaited := h.endReported(pod.UID)
+	if !h.counted.first(pod.UID, time.Now()) {
+		log.FromContext(ctx).Info("hold end reported again; its first outcome is the one counted", "pod", pod.Namespace+"/"+pod.Name, "outcome", end.Outcome)
+		return
+	}
 	h.Metrics.ObserveHold(end.Outcome, took)
 	log.FromContext(ctx).Info("hold ended", "pod", pod.Namespace+"/"+pod.Name, "outcome", end.Outcome, "after", took.String(), "quietPeriod", quiet.String(), "signal", end.Signal,
-		"awaited", h.endReported(pod.UID))
+		"awaited", awaited)
 	seen := signalNote(end.Signal)
 	if end.Outcome == contract.OutcomeQuiet {
 		h.Recorder.Eventf(pod, nil, corev1.EventTypeNormal, ReasonHoldReleased, "Release",

@@ -82,6 +82,7 @@ type Holder struct {
 	EndReportSlack time.Duration
 
 	reports endReports
+	counted counted
 }
 
 // Hold holds pod until it may stop or until requested, whichever is first,
@@ -111,6 +112,10 @@ func (h *Holder) Hold(ctx context.Context, pod *corev1.Pod, requested time.Time,
 		log.FromContext(ctx).Info("deregistration begun; the helper waits for quiet", "after", took.Round(time.Millisecond).String(), "bound", bound.String(), "why", msg)
 		h.Recorder.Eventf(pod, nil, corev1.EventTypeNormal, ReasonHoldDeregistering, "Hold",
 			"Deregistration begun in every target group after %s; releasing once no load-balancer traffic reaches the pod for its quiet period, at most %s: %s", took.Round(time.Second), bound.Round(time.Second), msg)
+		return resp, true
+	}
+	if !h.counted.first(pod.UID, time.Now()) {
+		log.FromContext(ctx).Info("hold ended again; its first outcome is the one counted", "outcome", outcome, "after", took.Round(time.Millisecond).String(), "why", msg)
 		return resp, true
 	}
 	h.Metrics.ObserveHold(outcome, took)

@@ -377,9 +377,13 @@ func TestQuietPolicyHandsTheHoldToTheHelper(t *testing.T) {
 		}
 	}
 
-	pod := terminatingPod()
+	pod, other := terminatingPod(), terminatingPod()
+	other.UID = "other"
 	f.h.End(context.Background(), pod, contract.HoldEnd{Outcome: contract.OutcomeQuiet, HeldMillis: 4000, QuietMillis: 1000, Signal: contract.SignalSockDiag})
-	f.h.End(context.Background(), pod, contract.HoldEnd{Outcome: contract.OutcomeBound, HeldMillis: 60000, QuietMillis: 30000, Signal: contract.SignalProcNet})
+	f.h.End(context.Background(), other, contract.HoldEnd{Outcome: contract.OutcomeBound, HeldMillis: 60000, QuietMillis: 30000, Signal: contract.SignalProcNet})
+	// A second report for the same pod (another of its containers, a
+	// retry) is not a second outcome.
+	f.h.End(context.Background(), pod, contract.HoldEnd{Outcome: contract.OutcomeBound, HeldMillis: 5000, QuietMillis: 1000, Signal: contract.SignalSockDiag})
 	f.wantEvents(t, ReasonHoldReleased, ReasonHoldBounded)
 	got := map[string]float64{}
 	for _, o := range []contract.Outcome{contract.OutcomeQuiet, contract.OutcomeBound} {
@@ -429,4 +433,30 @@ func TestAnUnreportedEndIsCounted(t *testing.T) {
 	if f.h.endReported("lost") {
 		t.Error("a report after the hold was counted unreported was still awaited")
 	}
+}
+
+// A pod's outcome is counted once on a replica whatever reaches it after
+// the first: here the watcher times the hold out and counts it, and then a
+// helper's end report arrives for the same pod (TestELBv2Latency once saw
+// both counted).
+func TestOneOutcomePerPod(t *testing.T) {
+	f := newFixture(types.TargetHealthStateEnumHealthy)
+	pod := terminatingPod()
+	if r := <-f.hold(context.Background(), pod, time.Now().Add(50*time.Millisecond)); r.resp.Outcome != contract.OutcomeTimeout {
+		t.Fatalf("hold = %+v, want timeout", r.resp)
+	}
+	f.h.End(context.Background(), pod, contract.HoldEnd{Outcome: contract.OutcomeBound, HeldMillis: 1000, QuietMillis: 1000, Signal: contract.SignalSockDiag})
+	if r := <-f.hold(context.Background(), pod, time.Now().Add(50*time.Millisecond)); r.resp.Outcome != contract.OutcomeTimeout {
+		t.Fatalf("retried hold = %+v, want timeout", r.resp)
+	}
+	got := map[string]float64{}
+	for _, o := range contract.Outcomes {
+		if n := testutil.ToFloat64(f.m.Holds.WithLabelValues(string(o))); n != 0 {
+			got[string(o)] = n
+		}
+	}
+	if d := cmp.Diff(map[string]float64{"timeout": 1}, got); d != "" {
+		t.Errorf("holds by outcome (-want +got):\n%s", d)
+	}
+	f.wantEvents(t, ReasonHoldStarted, ReasonHoldTimedOut, ReasonHoldStarted)
 }
