@@ -176,10 +176,11 @@ func wait(parent context.Context, spec contract.Spec, env Env, opts Options) Res
 	ctx, cancel := context.WithTimeout(parent, spec.MaxHold)
 	defer cancel()
 	w := watchTraffic(ctx, spec, env, opts)
-	resp := askWatcher(ctx, env, spec.Budget, opts)
+	resp, pod := askOnce(ctx, env, spec, opts)
 	opts.Log.Info("watcher answered", "outcome", resp.Outcome, "message", resp.Message)
 	res := Result{Outcome: resp.Outcome, Signal: w.Signal()}
 	if releasesAtOnce(resp.Outcome) {
+		pod.release()
 		opts.Log.Info("hold ended without a quiet period", "outcome", res.Outcome, "after", time.Since(start))
 		return res
 	}
@@ -197,6 +198,9 @@ func wait(parent context.Context, spec contract.Spec, env Env, opts Options) Res
 	q := w.QuietPeriod(quietCtx, hints)
 	res.QuietPeriod = q
 	res.Quiet = w.WaitQuiet(quietCtx, hints, q)
+	// The pod is quiet when each of its held containers' ports is.
+	res = pod.end(quietCtx, res)
+	q = res.QuietPeriod
 	if resp.Outcome == contract.OutcomeDeregistering {
 		res.Outcome = contract.OutcomeBound
 		if res.Quiet {
@@ -204,7 +208,7 @@ func wait(parent context.Context, spec contract.Spec, env Env, opts Options) Res
 		}
 	}
 	opts.Log.Info("hold ended", "outcome", res.Outcome, "quiet", res.Quiet, "quietPeriod", q, "signal", res.Signal, "after", time.Since(start))
-	if resp.Outcome == contract.OutcomeDeregistering {
+	if resp.Outcome == contract.OutcomeDeregistering && pod.toLeader == nil {
 		reportEnd(parent, env, opts, contract.HoldEnd{
 			Outcome:     res.Outcome,
 			HeldMillis:  time.Since(start).Milliseconds(),
