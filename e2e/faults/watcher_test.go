@@ -238,19 +238,43 @@ func checkFellBackThenOwnPreStop(t *testing.T, hooks []kubelet.HookRun, rec *rec
 	if len(hits) != len(hooks) {
 		t.Errorf("the containers' own preStop ran %d times for %d holds", len(hits), len(hooks))
 	}
+	fellBack := 0
 	for _, h := range hooks {
-		if !strings.Contains(h.Output, "falling back to a fixed sleep") || h.Duration() < timings.Fallback {
-			t.Errorf("hold of %s did not sleep the %s fallback; helper output:\n%s", h.Duration(), timings.Fallback, h.Output)
+		// A hold the watcher answered before it went away (on a loaded
+		// machine the test may see the hold start only after that) did not
+		// need the fallback; its own preStop still runs, once.
+		from := h.Start
+		if answeredByWatcher(h.Output) {
+			t.Logf("hold of %s was answered before the watcher went away", h.Duration())
+		} else {
+			if !strings.Contains(h.Output, "falling back to a fixed sleep") || h.Duration() < timings.Fallback {
+				t.Errorf("hold of %s did not sleep the %s fallback; helper output:\n%s", h.Duration(), timings.Fallback, h.Output)
+			}
+			from = h.Start.Add(timings.Fallback)
+			fellBack++
 		}
 		// One own preStop call per hold, after its fallback and before its end.
-		i := slices.IndexFunc(hits, func(at time.Time) bool { return !at.Before(h.Start.Add(timings.Fallback)) && !at.After(h.End) })
+		i := slices.IndexFunc(hits, func(at time.Time) bool { return !at.Before(from) && !at.After(h.End) })
 		if i < 0 {
-			t.Errorf("no own preStop ran between the fallback (%s after %s) and the end of the hold at %s", timings.Fallback,
-				h.Start.Format("15:04:05.000"), h.End.Format("15:04:05.000"))
+			t.Errorf("no own preStop ran between %s and the end of the hold at %s", from.Format("15:04:05.000"), h.End.Format("15:04:05.000"))
 			continue
 		}
 		hits = slices.Delete(hits, i, i+1)
 	}
+	if fellBack == 0 {
+		t.Error("no hold fell back: the watcher answered every one, so the run did not test its absence")
+	}
+}
+
+// answeredByWatcher reports whether a helper's log shows an answer from the
+// watcher other than the fallback.
+func answeredByWatcher(output string) bool {
+	for _, line := range strings.Split(output, "\n") {
+		if strings.Contains(line, `msg="watcher answered"`) && !strings.Contains(line, "outcome="+string(contract.OutcomeFallback)) {
+			return true
+		}
+	}
+	return false
 }
 
 // recorder stands for whatever a container's own preStop does: it records

@@ -278,8 +278,9 @@ func addReadinessGate(spec *corev1.PodSpec, t corev1.PodConditionType) {
 
 // shutdownBudget is the application's shutdown budget, which the hold
 // comes on top of: the pod's own grace period (Options.ShutdownBudget when
-// it sets none), which already covers its own preStop, or that preStop's
-// sleep when longer. A pod injected before keeps the budget its record
+// it sets none, or zero: a pod killed at once has no budget to keep, and
+// the default keeps its hold from being cut short), which already covers
+// its own preStop, or that preStop's sleep when longer. A pod injected before keeps the budget its record
 // holds: its grace period has the hold in it already.
 func shutdownBudget(spec *corev1.PodSpec, prev *Record, userSleep time.Duration, o Options) time.Duration {
 	switch {
@@ -291,7 +292,7 @@ func shutdownBudget(spec *corev1.PodSpec, prev *Record, userSleep time.Duration,
 		return time.Duration(max(min(*spec.TerminationGracePeriodSeconds, maxBudgetSeconds)-prev.MaxHoldSeconds, 0)) * time.Second
 	}
 	budget := o.ShutdownBudget
-	if g := spec.TerminationGracePeriodSeconds; g != nil && *g >= 0 {
+	if g := spec.TerminationGracePeriodSeconds; g != nil && *g > 0 {
 		// Capped where budget plus hold could overflow a time.Duration
 		// (about 292 years); the hold is then a rounding error anyway.
 		budget = time.Duration(min(max(*g, 0), maxBudgetSeconds)) * time.Second

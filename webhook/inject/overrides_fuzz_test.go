@@ -126,9 +126,9 @@ func FuzzOverrides(f *testing.F) {
 			t.Errorf("annotations %q: hold of %v, want %v", before.Annotations, got, wantHold)
 		}
 		// The hold comes on top of the application's budget: the pod's own
-		// grace period, or the default one when it sets none.
+		// grace period, or the default one when it sets none or zero.
 		budget := int64(o.ShutdownBudget / time.Second)
-		if grace >= 0 {
+		if grace > 0 {
 			budget = min(grace, maxBudgetSeconds)
 		}
 		g := pod.Spec.TerminationGracePeriodSeconds
