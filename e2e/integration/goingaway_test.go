@@ -7,10 +7,13 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/albdrain/albdrain/drain/hold"
 	"github.com/albdrain/albdrain/drain/metrics"
+	"github.com/albdrain/albdrain/drain/prestop"
 	"github.com/albdrain/albdrain/e2e/albemu"
 	"github.com/albdrain/albdrain/e2e/kubetest"
 	"github.com/albdrain/albdrain/internal/contract"
@@ -104,5 +107,56 @@ func testShortenedGraceLeavesTheBudget(t *testing.T, env *kubetest.Env) {
 	}
 	if r.Outcome != contract.OutcomeTimeout {
 		t.Errorf("hold ended %+v, want timeout at its bound", r)
+	}
+}
+
+// A pod whose six containers are all held (its port undeclared, or served
+// by a native sidecar) terminates: the kubelet runs the six helpers at
+// once. The pod gets one hold, one outcome and one HoldStarted event, and
+// no helper is refused for exceeding the requests a pod may have waiting.
+func testSixHeldContainersOneHold(t *testing.T, env *kubetest.Env) {
+	const containers = 6
+	s := newScenario(t, env, true)
+	pod := s.newPod("web-1")
+	target := s.target(pod)
+	s.serve(target)
+	s.register(target, albemu.StateHealthy)
+	s.startWatcher(s.metrics)
+	s.delete(pod)
+
+	var results []<-chan prestop.Result
+	for range containers {
+		results = append(results, s.hold(pod, 0))
+	}
+	s.eventually("the hold reaches the watcher", func() bool { return testutil.ToFloat64(s.metrics.HoldsInFlight) == 1 })
+	calls := s.emu.CallCount("DescribeTargetHealth")
+	s.emuWait("a poll of the pod's target", func() bool { return s.emu.CallCount("DescribeTargetHealth") > calls })
+	if err := s.emu.DeregisterTargets(s.tg, target); err != nil {
+		t.Fatal(err)
+	}
+	for i, res := range results {
+		if r := s.result(res); r.Outcome != contract.OutcomeDeregistered {
+			t.Errorf("container %d: hold ended %+v, want deregistered", i, r)
+		}
+	}
+	if got := testutil.ToFloat64(s.metrics.Holds.WithLabelValues(string(contract.OutcomeDeregistered))); got != 1 {
+		t.Errorf("albdrain_holds_total{outcome=deregistered} = %v for one pod of %d containers, want 1", got, containers)
+	}
+	if got := testutil.ToFloat64(s.metrics.HoldRefusals.WithLabelValues(metrics.RefusedPodLimit)); got != 0 {
+		t.Errorf("%v requests refused for the pod's limit", got)
+	}
+	s.wantEvents(pod, hold.ReasonHoldStarted, hold.ReasonHoldReleased)
+	var list eventsv1.EventList
+	if err := s.env.Client.List(context.Background(), &list, client.InNamespace(s.ns)); err != nil {
+		t.Fatal(err)
+	}
+	started := 0
+	for _, e := range list.Items {
+		if e.Regarding.UID == pod.UID && e.Reason == hold.ReasonHoldStarted {
+			started++
+		}
+	}
+	if started != 1 {
+		t.Errorf("%d HoldStarted events for one pod, want 1", started)
 	}
 }

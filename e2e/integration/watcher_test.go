@@ -68,6 +68,7 @@ func TestWatcher(t *testing.T) {
 		"ProbeRestartReleasesAtOnce":              testProbeRestartReleasesAtOnce,
 		"KubeletEvictionIsHeld":                   testKubeletEvictionIsHeld,
 		"ShortenedGraceLeavesTheBudget":           testShortenedGraceLeavesTheBudget,
+		"SixHeldContainersOneHold":                testSixHeldContainersOneHold,
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
