@@ -111,3 +111,21 @@ func TestTimedOutAttemptsCountAsFailures(t *testing.T) {
 		t.Errorf("outcome %q, want fallback", res.Outcome)
 	}
 }
+
+// An end report the watcher drops (a replica going away, a slow check of
+// the caller) is sent again: a lost report leaves the pod's hold without
+// an outcome.
+func TestDroppedEndReportIsRetried(t *testing.T) {
+	f, url := startWatcher(t, func(_ int, w http.ResponseWriter, _ *http.Request) {
+		_ = jsonAnswer(w, contract.HoldResponse{Outcome: contract.OutcomeDeregistering, BoundMillis: time.Minute.Milliseconds()})
+	})
+	f.dropEnds = 2
+	if res, _ := Run(context.Background(), waitSpec(time.Minute, time.Minute), podEnv(url), quietOpts(t)); res.Outcome != contract.OutcomeQuiet {
+		t.Fatalf("Run = %+v, want quiet", res)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.ends) != 1 {
+		t.Errorf("%d end reports arrived after two were dropped, want 1", len(f.ends))
+	}
+}

@@ -38,9 +38,23 @@ type fakeWatcher struct {
 	remotes  []string
 	ends     []contract.HoldEnd
 	answer   func(n int, w http.ResponseWriter, r *http.Request)
+	// dropEnds is how many end reports to drop, as a replica dying would.
+	dropEnds int
 }
 
 func (f *fakeWatcher) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	f.mu.Lock()
+	drop := r.URL.Path == contract.HoldEndPath && f.dropEnds > 0
+	if drop {
+		f.dropEnds--
+	}
+	f.mu.Unlock()
+	if drop {
+		if conn, _, err := http.NewResponseController(w).Hijack(); err == nil {
+			conn.Close()
+		}
+		return
+	}
 	if r.URL.Path == contract.HoldEndPath {
 		var end contract.HoldEnd
 		if json.NewDecoder(r.Body).Decode(&end) != nil {

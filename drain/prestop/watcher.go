@@ -158,33 +158,53 @@ func post(ctx context.Context, env Env, url string, v any, timeout time.Duration
 	return client.Do(req)
 }
 
-// reportTimeout bounds the report of a hold's end: it is made after the
-// release, on the pod's way out, and only feeds the watcher's events and
-// metrics.
-const reportTimeout = 2 * time.Second
+// reportTimeout bounds the report of a hold's end, its retries included:
+// it is made after the release, on the pod's way out, and only feeds the
+// watcher's events and metrics, but a watcher slow to check the caller (a
+// TokenReview on a loaded apiserver) or a replica gone since the answer
+// must not lose it.
+const reportTimeout = 5 * time.Second
 
 // reportEnd tells the watcher how a hold it answered with
-// OutcomeDeregistering ended. It is one attempt, bounded by reportTimeout;
-// a failure is only logged.
+// OutcomeDeregistering ended, retrying a failed attempt (on a new
+// connection, maybe to another replica) within reportTimeout; a report
+// that never arrives is only logged, and the watcher counts it unreported.
 func reportEnd(ctx context.Context, env Env, opts Options, end contract.HoldEnd) {
 	if env.WatcherURL == "" {
 		return
 	}
 	end.Namespace, end.Name, end.UID = env.PodNamespace, env.PodName, env.PodUID
-	err := func() error {
-		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), reportTimeout)
-		defer cancel()
-		resp, err := post(ctx, env, strings.TrimSuffix(env.WatcherURL, "/")+contract.HoldEndPath, end, opts.AttemptTimeout)
-		if err != nil {
-			return err
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), reportTimeout)
+	defer cancel()
+	backoff := opts.RetryBackoff
+	for {
+		retry, err := reportOnce(ctx, env, opts, end)
+		if err == nil {
+			return
 		}
-		defer resp.Body.Close()
-		if resp.StatusCode != http.StatusNoContent && resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("watcher: %s: %s", resp.Status, readSnippet(resp.Body))
+		if !retry || ctx.Err() != nil {
+			opts.Log.Info("could not report the end of the hold", "outcome", end.Outcome, "err", err)
+			return
 		}
-		return nil
-	}()
+		sleep(ctx, backoff)
+		backoff = min(2*backoff, opts.MaxBackoff)
+	}
+}
+
+// reportOnce makes one attempt at reporting end; retry says whether another
+// may succeed.
+func reportOnce(ctx context.Context, env Env, opts Options, end contract.HoldEnd) (retry bool, err error) {
+	resp, err := post(ctx, env, strings.TrimSuffix(env.WatcherURL, "/")+contract.HoldEndPath, end, opts.AttemptTimeout)
 	if err != nil {
-		opts.Log.Info("could not report the end of the hold", "outcome", end.Outcome, "err", err)
+		return !errors.Is(err, errSetup), err
+	}
+	defer resp.Body.Close()
+	switch resp.StatusCode {
+	case http.StatusNoContent, http.StatusOK:
+		return false, nil
+	case http.StatusTooManyRequests, http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+		return true, fmt.Errorf("watcher: %s: %s", resp.Status, readSnippet(resp.Body))
+	default:
+		return false, fmt.Errorf("watcher: %s: %s", resp.Status, readSnippet(resp.Body))
 	}
 }
