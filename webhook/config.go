@@ -50,7 +50,7 @@ func (c *Config) BindFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.QuietPeriod, "quiet-period", time.Second, "shortest time without load-balancer traffic to the pod before a hold is released")
 	fs.IntVar(&c.QuietGaps, "quiet-gaps", 15, "k: the quiet period is k mean gaps between the load balancer's requests (new flows for an NLB) seen at the start of the hold, within --quiet-period and --quiet-period-max; 0 makes it --quiet-period")
 	fs.DurationVar(&c.QuietPeriodMax, "quiet-period-max", 30*time.Second, "longest quiet period, for pods with sparse traffic")
-	fs.DurationVar(&c.ShutdownBudget, "shutdown-budget", 30*time.Second, "time the application gets after the hold; added to the grace period")
+	fs.DurationVar(&c.ShutdownBudget, "shutdown-budget", 30*time.Second, "time the application gets after the hold, added to the grace period, for pods whose grace period is 0 or unset; a pod's own grace period is its budget")
 	fs.StringVar(&c.HelperImage, "helper-image", "", "image holding the albdrain-hold helper (normally albdrain's own image)")
 	fs.StringVar(&c.HelperImagePath, "helper-image-path", "/albdrain-hold", "path of the helper binary inside --helper-image")
 	fs.StringVar(&c.WatcherURL, "watcher-url", "", "hold endpoint URL the in-pod helper calls, e.g. https://albdrain.albdrain.svc:8443")

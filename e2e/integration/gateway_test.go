@@ -122,7 +122,7 @@ func TestWebhookGatewayAPI(t *testing.T) {
 		}
 		r := record(pod)
 		want := inject.Record{Mode: "wait", MaxHoldSeconds: 120, Containers: []string{"app"}, Ports: []int32{8080}, Services: []string{"web"},
-			Routes: []string{"HTTPRoute web"}, Gateways: []string{ns + "/alb"}, LoadBalancers: []string{"alb"}}
+			Routes: []string{"HTTPRoute web"}, Gateways: []string{ns + "/alb"}, LoadBalancers: []string{"alb"}, ShutdownBudgetSeconds: ptr.To[int64](30)}
 		if d := cmp.Diff(want, r); d != "" {
 			t.Errorf("record (-want +got):\n%s", d)
 		}

@@ -26,10 +26,7 @@ import (
 // that never comes.
 func testProbeRestartReleasesAtOnce(t *testing.T, env *kubetest.Env) {
 	s := newScenario(t, env, true)
-	pod := s.newPod("web-1")
-	target := s.target(pod)
-	s.serve(target)
-	s.register(target, albemu.StateHealthy)
+	pod, _ := s.servingPod("web-1")
 	s.startWatcher(s.metrics)
 
 	r := s.result(s.hold(pod, time.Hour, func(spec *contract.Spec) { spec.Fallback = time.Hour }))
@@ -52,10 +49,7 @@ func testProbeRestartReleasesAtOnce(t *testing.T, env *kubetest.Env) {
 // until its target leaves service, as a deleted pod is.
 func testKubeletEvictionIsHeld(t *testing.T, env *kubetest.Env) {
 	s := newScenario(t, env, true)
-	pod := s.newPod("web-1")
-	target := s.target(pod)
-	s.serve(target)
-	s.register(target, albemu.StateHealthy)
+	pod, target := s.servingPod("web-1")
 	// What the kubelet's eviction manager (and its node shutdown manager)
 	// writes before it kills the pod's containers.
 	pod.Status.Conditions = append(pod.Status.Conditions, corev1.PodCondition{
@@ -68,12 +62,7 @@ func testKubeletEvictionIsHeld(t *testing.T, env *kubetest.Env) {
 	s.startWatcher(s.metrics)
 
 	res := s.hold(pod, 0)
-	s.eventually("the hold reaches the watcher", func() bool { return testutil.ToFloat64(s.metrics.HoldsInFlight) == 1 })
-	calls := s.emu.CallCount("DescribeTargetHealth")
-	s.emuWait("a poll of the evicted pod's target", func() bool { return s.emu.CallCount("DescribeTargetHealth") > calls })
-	if err := s.emu.DeregisterTargets(s.tg, target); err != nil {
-		t.Fatal(err)
-	}
+	s.deregisterOncePolled(target)
 	if r := s.result(res); r.Outcome != contract.OutcomeDeregistered {
 		t.Fatalf("hold ended %+v, want deregistered once the evicted pod's target left", r)
 	}
@@ -87,10 +76,7 @@ func testKubeletEvictionIsHeld(t *testing.T, env *kubetest.Env) {
 func testShortenedGraceLeavesTheBudget(t *testing.T, env *kubetest.Env) {
 	const grace, budget = 20 * time.Second, time.Minute
 	s := newScenario(t, env, true)
-	pod := s.newPod("web-1")
-	target := s.target(pod)
-	s.serve(target)
-	s.register(target, albemu.StateHealthy)
+	pod, _ := s.servingPod("web-1")
 	s.startWatcher(s.metrics)
 	if err := s.env.Client.Delete(context.Background(), pod, client.GracePeriodSeconds(int64(grace/time.Second))); err != nil {
 		t.Fatal(err)
@@ -117,10 +103,7 @@ func testShortenedGraceLeavesTheBudget(t *testing.T, env *kubetest.Env) {
 func testSixHeldContainersOneHold(t *testing.T, env *kubetest.Env) {
 	const containers = 6
 	s := newScenario(t, env, true)
-	pod := s.newPod("web-1")
-	target := s.target(pod)
-	s.serve(target)
-	s.register(target, albemu.StateHealthy)
+	pod, target := s.servingPod("web-1")
 	s.startWatcher(s.metrics)
 	s.delete(pod)
 
@@ -128,12 +111,7 @@ func testSixHeldContainersOneHold(t *testing.T, env *kubetest.Env) {
 	for range containers {
 		results = append(results, s.hold(pod, 0))
 	}
-	s.eventually("the hold reaches the watcher", func() bool { return testutil.ToFloat64(s.metrics.HoldsInFlight) == 1 })
-	calls := s.emu.CallCount("DescribeTargetHealth")
-	s.emuWait("a poll of the pod's target", func() bool { return s.emu.CallCount("DescribeTargetHealth") > calls })
-	if err := s.emu.DeregisterTargets(s.tg, target); err != nil {
-		t.Fatal(err)
-	}
+	s.deregisterOncePolled(target)
 	for i, res := range results {
 		if r := s.result(res); r.Outcome != contract.OutcomeDeregistered {
 			t.Errorf("container %d: hold ended %+v, want deregistered", i, r)
@@ -158,5 +136,29 @@ func testSixHeldContainersOneHold(t *testing.T, env *kubetest.Env) {
 	}
 	if started != 1 {
 		t.Errorf("%d HoldStarted events for one pod, want 1", started)
+	}
+}
+
+// servingPod creates a pod whose application serves its target, registered
+// healthy as the load balancer controller would.
+func (s *scenario) servingPod(name string) (*corev1.Pod, albemu.Target) {
+	s.t.Helper()
+	pod := s.newPod(name)
+	target := s.target(pod)
+	s.serve(target)
+	s.register(target, albemu.StateHealthy)
+	return pod, target
+}
+
+// deregisterOncePolled waits until a hold reaches the watcher and the
+// target has been polled, then deregisters it as the load balancer
+// controller does when it sees the pod go.
+func (s *scenario) deregisterOncePolled(target albemu.Target) {
+	s.t.Helper()
+	s.eventually("the hold reaches the watcher", func() bool { return testutil.ToFloat64(s.metrics.HoldsInFlight) == 1 })
+	calls := s.emu.CallCount("DescribeTargetHealth")
+	s.emuWait("a poll of the pod's target", func() bool { return s.emu.CallCount("DescribeTargetHealth") > calls })
+	if err := s.emu.DeregisterTargets(s.tg, target); err != nil {
+		s.t.Fatal(err)
 	}
 }

@@ -139,12 +139,7 @@ func testNativeSidecar(t *testing.T, env *kubetest.Env) {
 	s.delete(pod)
 
 	res := s.hold(pod, 0)
-	s.eventually("the hold reaches the watcher", func() bool { return testutil.ToFloat64(s.metrics.HoldsInFlight) == 1 })
-	calls := s.emu.CallCount("DescribeTargetHealth")
-	s.emuWait("a poll of the sidecar's target", func() bool { return s.emu.CallCount("DescribeTargetHealth") > calls })
-	if err := s.emu.DeregisterTargets(s.tg, target); err != nil {
-		t.Fatal(err)
-	}
+	s.deregisterOncePolled(target)
 	if r := s.result(res); r.Outcome != contract.OutcomeDeregistered {
 		t.Fatalf("hold ended %+v, want deregistered once the sidecar's target left", r)
 	}

@@ -197,8 +197,10 @@ func TestWebhookThroughAPIServer(t *testing.T) {
 		if len(pod.Spec.ReadinessGates) != 1 || pod.Spec.ReadinessGates[0].ConditionType != "target-health.elbv2.k8s.aws/k8s-web-1234" {
 			t.Errorf("readiness gates = %v", pod.Spec.ReadinessGates)
 		}
-		if g := pod.Spec.TerminationGracePeriodSeconds; g == nil || *g != 135 {
-			t.Errorf("grace period = %v, want 135", g)
+		// The apiserver defaults the grace period (30 s) before admission:
+		// that is the application's budget, and the 120 s hold comes on top.
+		if g := pod.Spec.TerminationGracePeriodSeconds; g == nil || *g != 150 {
+			t.Errorf("grace period = %v, want 150", ptr.Deref(g, -1))
 		}
 	})
 
