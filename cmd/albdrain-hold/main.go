@@ -2,7 +2,7 @@
 // container's preStop. See package drain/prestop for what it does and
 // internal/contract for its command line:
 //
-//	albdrain-hold wait --max-hold=D --fallback=D --quiet-period=D [--quiet-gaps=K --quiet-period-max=D] --port=N... [--then=JSON]
+//	albdrain-hold wait --max-hold=D --fallback=D --quiet-period=D [--quiet-gaps=K --quiet-period-max=D] [--shutdown-budget=D] --port=N... [--then=JSON]
 //	albdrain-hold sleep --max-hold=D [--then=JSON]
 //	albdrain-hold install DEST
 package main

@@ -6,7 +6,10 @@
 // watcher cannot tell, then waits until no load-balancer traffic has reached
 // the pod for a quiet period sized by its traffic; in sleep mode it just
 // sleeps. Either way it then runs the container's own preStop. Every wait is
-// bounded by max-hold.
+// bounded by max-hold, and after the watcher's answer by the bound it
+// sends; a pod the watcher says is not going away (a container restarted
+// by a probe) is released at once. The helpers of a pod's containers share
+// one hold (share.go).
 package prestop
 
 import (
