@@ -10,7 +10,7 @@ import (
 	"testing"
 
 	"github.com/albdrain/albdrain/e2e/helmchart"
-	"helm.sh/helm/v3/pkg/action"
+	"helm.sh/helm/v4/pkg/action"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 )
 
