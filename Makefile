@@ -29,7 +29,7 @@ SHELL         := bash
 # first build shows it is alive, and passes anything else (errors) through.
 progress      := awk '/[: ]/ { print; next } { if (++n % 100 == 0) { print "   ... " n " packages compiled"; fflush() } }'
 
-.PHONY: all build test lint fuzz demo bench image assets node-assets clean
+.PHONY: all build test lint fuzz demo bench image release-local assets node-assets clean
 
 all: build
 
@@ -91,13 +91,32 @@ bench: assets
 	cd e2e && $(GO) build -o ../$(BIN)/albdrain-bench ./cmd/bench
 	BENCH_JSON=$(BENCH_JSON) $(BIN)/albdrain-bench -go=$(GO) $(BENCH_FLAGS)
 
-# image builds the manager and the in-pod helper into one image without a
-# container engine, as an OCI archive for `ctr images import` or `docker load`;
-# PUSH=1 also pushes it to the registry of IMAGE.
+# image cross-compiles the manager and the in-pod helper (no emulator, no
+# container engine) into two multi-arch images for linux/amd64 and
+# linux/arm64: IMAGE (manager and helper) and HELPER_IMAGE (the helper alone,
+# for hold.helperImage; default: IMAGE's repository with -hold). It writes
+# them as an OCI archive for `ctr images import` or `docker load`, and the
+# chart values that install them by digest to $(IMAGE_VALUES) (helm install
+# -f); PUSH=1 also pushes both to their registries.
 IMAGE_ARCHIVE ?= $(BIN)/albdrain-image.tar
+IMAGE_VALUES  ?= $(BIN)/albdrain-values.yaml
+HELPER_IMAGE  ?=
 image:
 	cd e2e && $(GO) run ./cmd/image -root .. -go=$(GO) -bin ../$(BIN)/image \
-		-tag $(IMAGE) -o ../$(IMAGE_ARCHIVE) $(if $(PUSH),-push)
+		-tag $(IMAGE) $(if $(HELPER_IMAGE),-helper-tag $(HELPER_IMAGE)) \
+		-o ../$(IMAGE_ARCHIVE) -values ../$(IMAGE_VALUES) $(if $(PUSH),-push)
+
+# release-local builds, into $(BIN)/release, everything a release publishes
+# except the push: both multi-arch images in one OCI layout (oci/), an SPDX
+# SBOM of every binary in them, and the chart packaged with its image pinned
+# to the built digests. VERSION defaults to the chart's appVersion;
+# RELEASE_REPOSITORY is albdrain's image repository. The release workflow
+# (.github/workflows/release.yml) runs it with PUSH=1, then pushes the chart,
+# attests the SBOM and signs.
+RELEASE_REPOSITORY ?= ghcr.io/albdrain/albdrain
+release-local:
+	cd e2e && $(GO) run ./cmd/release -root .. -go=$(GO) -out ../$(BIN)/release \
+		-repository $(RELEASE_REPOSITORY) $(if $(VERSION),-version $(VERSION)) $(if $(PUSH),-push)
 
 NODE_ASSETS := $(ASSETS)/kubelet $(ASSETS)/kube-proxy \
 	$(CONTAINERD_ASSETS)/containerd $(CONTAINERD_ASSETS)/ctr $(CONTAINERD_ASSETS)/containerd-shim-runc-v2

@@ -76,7 +76,12 @@ func Render(namespace string, vals map[string]any) (*Manifest, error) {
 	if err != nil {
 		return nil, err
 	}
-	chrt, err := loader.Load(dir)
+	return RenderChart(dir, namespace, vals)
+}
+
+// RenderChart is Render for the chart at path: a directory or a packaged archive.
+func RenderChart(path, namespace string, vals map[string]any) (*Manifest, error) {
+	chrt, err := loader.Load(path)
 	if err != nil {
 		return nil, err
 	}
