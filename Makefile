@@ -10,6 +10,9 @@ ASSETS        := $(ALBDRAIN_CACHE)/k8s-$(KUBE_VERSION)-etcd-$(ETCD_VERSION)
 # The real node's runtime: the version is the one its wrapper module pins.
 CONTAINERD_VERSION := $(shell sed -n 's|^require github.com/containerd/containerd/v2 ||p' e2e/tools/containerd/go.mod)
 CONTAINERD_ASSETS  := $(ALBDRAIN_CACHE)/containerd-$(CONTAINERD_VERSION)
+# promtool runs the alerts' rule unit tests (e2e/chart); the version is the one its wrapper module pins.
+PROMTOOL_VERSION := $(shell sed -n 's|^require github.com/prometheus/prometheus ||p' e2e/tools/promtool/go.mod)
+PROMTOOL           := $(ALBDRAIN_CACHE)/promtool-$(PROMTOOL_VERSION)/promtool
 CONTAINERD_LDFLAGS := -s -w -X github.com/containerd/containerd/v2/version.Version=$(CONTAINERD_VERSION)
 KUBE_LDFLAGS  := -s -w -X k8s.io/component-base/version.gitVersion=$(KUBE_VERSION) \
 	-X k8s.io/component-base/version.gitMajor=1 \
@@ -21,6 +24,7 @@ IMAGE         ?= ghcr.io/albdrain/albdrain:dev
 
 export KUBEBUILDER_ASSETS := $(ASSETS)
 export ALBDRAIN_CONTAINERD_ASSETS := $(CONTAINERD_ASSETS)
+export ALBDRAIN_PROMTOOL := $(PROMTOOL)
 
 # bash with pipefail, so a build piped into its progress counter still fails the target.
 SHELL         := bash
@@ -29,7 +33,7 @@ SHELL         := bash
 # first build shows it is alive, and passes anything else (errors) through.
 progress      := awk '/[: ]/ { print; next } { if (++n % 100 == 0) { print "   ... " n " packages compiled"; fflush() } }'
 
-.PHONY: all build test lint fuzz demo bench image release-local assets node-assets clean
+.PHONY: all build test lint fuzz demo bench image release-local assets node-assets promtool clean
 
 all: build
 
@@ -40,7 +44,7 @@ build:
 # integration and end-to-end tests against the real kube-apiserver and etcd,
 # and on a real node (kubelet, containerd, runc, CNI; needs root), all built
 # first if missing.
-test: assets node-assets lint
+test: assets node-assets promtool lint
 	$(GO) test -count=1 -timeout 10m ./...
 	cd e2e && $(GO) test -count=1 -timeout 25m ./...
 
@@ -146,6 +150,15 @@ $(CONTAINERD_ASSETS)/containerd $(CONTAINERD_ASSETS)/ctr $(CONTAINERD_ASSETS)/co
 	@echo ">> building $(@F) $(CONTAINERD_VERSION) from the Go module proxy (first time only, ~5 min)"
 	cd e2e/tools/containerd && CGO_ENABLED=0 $(GO) build -v -trimpath -tags "no_btrfs no_devmapper no_zfs" \
 		-ldflags "$(CONTAINERD_LDFLAGS)" -o $@.tmp github.com/containerd/containerd/v2/cmd/$(@F) 2>&1 | $(progress)
+	mv $@.tmp $@
+
+promtool: $(PROMTOOL)
+
+$(PROMTOOL):
+	@mkdir -p $(@D)
+	@echo ">> building promtool $(PROMTOOL_VERSION) from the Go module proxy (first time only)"
+	cd e2e/tools/promtool && CGO_ENABLED=0 $(GO) build -v -trimpath -ldflags "-s -w" \
+		-o $@.tmp github.com/prometheus/prometheus/cmd/promtool 2>&1 | $(progress)
 	mv $@.tmp $@
 
 clean:
