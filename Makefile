@@ -118,9 +118,13 @@ image:
 # (.github/workflows/release.yml) runs it with PUSH=1, then pushes the chart,
 # attests the SBOM and signs.
 RELEASE_REPOSITORY ?= ghcr.io/albdrain/albdrain
+VERSION ?= $(shell sed -n 's/^appVersion: *"*\([^"]*\)"*$$/\1/p' charts/albdrain/Chart.yaml)
+RELEASE_DIR := $(BIN)/release
 release-local:
-	cd e2e && $(GO) run ./cmd/release -root .. -go=$(GO) -out ../$(BIN)/release \
-		-repository $(RELEASE_REPOSITORY) $(if $(VERSION),-version $(VERSION)) $(if $(PUSH),-push)
+	cd e2e && $(GO) run ./cmd/image -root .. -go=$(GO) -bin ../$(RELEASE_DIR)/bin \
+		-tag $(RELEASE_REPOSITORY):$(VERSION) -layout ../$(RELEASE_DIR)/oci \
+		-sbom ../$(RELEASE_DIR)/albdrain.spdx.json -chart ../$(RELEASE_DIR) \
+		-values ../$(RELEASE_DIR)/values.yaml $(if $(PUSH),-push)
 
 NODE_ASSETS := $(ASSETS)/kubelet $(ASSETS)/kube-proxy \
 	$(CONTAINERD_ASSETS)/containerd $(CONTAINERD_ASSETS)/ctr $(CONTAINERD_ASSETS)/containerd-shim-runc-v2

@@ -16,11 +16,23 @@ func HelperRef(ref string) (string, error) {
 	return tag.Context().Name() + "-hold:" + tag.TagStr(), nil
 }
 
-// ChartValues are the chart's values that install the images just built:
+// Values are the chart's values that install the images just built:
 // albdrain's repository, tag and digest (which the chart uses over the
 // tag), and the helper image by digest. Printed and written by `make image`
 // so that nobody splits a reference by hand.
-func ChartValues(ref, helperRef string, imgs *Images) (map[string]any, error) {
+type Values struct {
+	Image struct {
+		Repository string `json:"repository"`
+		Tag        string `json:"tag"`
+		Digest     string `json:"digest"`
+	} `json:"image"`
+	Hold struct {
+		HelperImage string `json:"helperImage"`
+	} `json:"hold"`
+}
+
+// ChartValues returns the Values of imgs pushed as ref and helperRef.
+func ChartValues(ref, helperRef string, imgs *Images) (*Values, error) {
 	tag, err := name.NewTag(ref, name.StrictValidation)
 	if err != nil {
 		return nil, fmt.Errorf("image: reference %q: %w", ref, err)
@@ -37,14 +49,8 @@ func ChartValues(ref, helperRef string, imgs *Images) (map[string]any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return map[string]any{
-		"image": map[string]any{
-			"repository": tag.Context().Name(),
-			"tag":        tag.TagStr(),
-			"digest":     digest.String(),
-		},
-		"hold": map[string]any{
-			"helperImage": helperTag.Context().Name() + "@" + helperDigest.String(),
-		},
-	}, nil
+	v := &Values{}
+	v.Image.Repository, v.Image.Tag, v.Image.Digest = tag.Context().Name(), tag.TagStr(), digest.String()
+	v.Hold.HelperImage = helperTag.Context().Name() + "@" + helperDigest.String()
+	return v, nil
 }

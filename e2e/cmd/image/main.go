@@ -4,7 +4,11 @@
 // multi-architecture OCI indexes, as an OCI archive that `ctr images import`
 // (or `docker load`) reads and/or an OCI layout directory; with -push it
 // pushes both to their registries. It prints, and with -values writes, the
-// chart values that install exactly these images.
+// chart values that install exactly these images. For a release it also
+// writes an SPDX SBOM of every binary (-sbom) and packages the chart with
+// those values as its defaults (-chart); the chart push, the SBOM
+// attestation and the signatures are the release workflow's
+// (.github/workflows/release.yml).
 package main
 
 import (
@@ -14,19 +18,24 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"sigs.k8s.io/yaml"
 
+	"github.com/albdrain/albdrain/e2e/helmchart"
 	"github.com/albdrain/albdrain/e2e/image"
+	"github.com/albdrain/albdrain/e2e/sbom"
 )
 
 func main() {
 	var o options
-	flag.StringVar(&o.tag, "tag", "ghcr.io/albdrain/albdrain:dev", "albdrain's image reference")
+	flag.StringVar(&o.tag, "tag", "ghcr.io/albdrain/albdrain:dev", "albdrain's image reference; its tag is the release version")
 	flag.StringVar(&o.helperTag, "helper-tag", "", "the helper image's reference (default: the -tag repository with -hold, same tag)")
 	flag.StringVar(&o.archive, "o", "", "OCI archive to write (empty: none)")
-	flag.StringVar(&o.layout, "layout", "", "OCI layout directory to write (empty: none)")
+	flag.StringVar(&o.layout, "layout", "", "OCI layout directory to write, replaced (empty: none)")
 	flag.StringVar(&o.values, "values", "", "chart values file to write for these images (empty: none)")
+	flag.StringVar(&o.sbom, "sbom", "", "SPDX JSON SBOM of every binary to write (empty: none)")
+	flag.StringVar(&o.chart, "chart", "", "directory to package the chart into, pinned to these images, versioned as -tag's tag (empty: none)")
 	flag.BoolVar(&o.push, "push", false, "also push both images to their registries")
 	flag.StringVar(&o.root, "root", ".", "albdrain's module root")
 	flag.StringVar(&o.goBin, "go", "go", "go command")
@@ -42,14 +51,15 @@ func main() {
 
 type options struct {
 	tag, helperTag, archive, layout, values string
+	sbom, chart                             string
 	push                                    bool
 	root, goBin, binDir                     string
 	arches                                  []string
 }
 
 func run(ctx context.Context, o options) error {
-	if o.archive == "" && o.layout == "" && !o.push {
-		return fmt.Errorf("nothing to do: set -o, -layout or -push")
+	if o.archive == "" && o.layout == "" && o.chart == "" && !o.push {
+		return fmt.Errorf("nothing to do: set -o, -layout, -chart or -push")
 	}
 	if o.helperTag == "" {
 		var err error
@@ -81,6 +91,28 @@ func run(ctx context.Context, o options) error {
 		}
 		fmt.Printf("wrote OCI layout %s (%s, %s)\n", o.layout, o.tag, o.helperTag)
 	}
+	vals, err := image.ChartValues(o.tag, o.helperTag, imgs)
+	if err != nil {
+		return err
+	}
+	if o.sbom != "" {
+		if err := writeSBOM(o.sbom, "albdrain-"+vals.Image.Tag, o.arches, imgs); err != nil {
+			return err
+		}
+		fmt.Printf("wrote SBOM %s\n", o.sbom)
+	}
+	if o.chart != "" {
+		path, err := helmchart.Package(o.chart, vals.Image.Tag, helmchart.Pin{
+			Repository:  vals.Image.Repository,
+			Tag:         vals.Image.Tag,
+			Digest:      vals.Image.Digest,
+			HelperImage: vals.Hold.HelperImage,
+		})
+		if err != nil {
+			return err
+		}
+		fmt.Printf("packaged chart %s\n", path)
+	}
 	if o.push {
 		for _, e := range entries {
 			if err := image.PushIndex(e.Ref, e.Index); err != nil {
@@ -89,10 +121,6 @@ func run(ctx context.Context, o options) error {
 			d, _ := e.Index.Digest()
 			fmt.Printf("pushed %s@%s\n", e.Ref, d)
 		}
-	}
-	vals, err := image.ChartValues(o.tag, o.helperTag, imgs)
-	if err != nil {
-		return err
 	}
 	text, err := yaml.Marshal(vals)
 	if err != nil {
@@ -106,4 +134,30 @@ func run(ctx context.Context, o options) error {
 	}
 	fmt.Printf("chart values for these images (%s):\n%s", strings.Join(o.arches, ", "), text)
 	return nil
+}
+
+// writeSBOM writes the SBOM, named name, of every binary in the images to path.
+func writeSBOM(path, name string, arches []string, imgs *image.Images) error {
+	var bins []sbom.Binary
+	for _, arch := range arches {
+		for _, b := range []string{"albdrain", "albdrain-hold"} {
+			bins = append(bins, sbom.Binary{Name: b + " linux/" + arch, Path: filepath.Join(imgs.BinDirs[arch], b)})
+		}
+	}
+	doc, err := sbom.Build(name, sourceDate(), bins...)
+	if err != nil {
+		return err
+	}
+	return doc.WriteFile(path)
+}
+
+// sourceDate is the SBOM's creation time: SOURCE_DATE_EPOCH when set (the
+// release workflow sets the tagged commit's time), so that a rebuild gives
+// the same document.
+func sourceDate() time.Time {
+	var sec int64
+	if _, err := fmt.Sscan(os.Getenv("SOURCE_DATE_EPOCH"), &sec); err == nil {
+		return time.Unix(sec, 0)
+	}
+	return time.Now()
 }
