@@ -4,6 +4,10 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"github.com/albdrain/albdrain/e2e/helmchart"
 )
 
 // The schema is what stops a typo'd key from being silently ignored.
@@ -71,5 +75,27 @@ hold: {maxHold: 330, quietPeriod: 1.5}
 		if !slices.Contains(args, want) {
 			t.Errorf("manager args lack %s: %v", want, args)
 		}
+	}
+}
+
+// TestExistingServiceAccount checks serviceAccount.create: false, as the AWS
+// Load Balancer Controller's chart has it: no ServiceAccount is created, and
+// the pod and the RBAC bindings use the named one.
+func TestExistingServiceAccount(t *testing.T) {
+	m, err := helmchart.Render(releaseNamespace, parseValues(t, "serviceAccount: {create: false, name: albdrain-irsa}"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range m.Objects {
+		if o.GetKind() == "ServiceAccount" {
+			t.Errorf("ServiceAccount %s created", o.GetName())
+		}
+	}
+	dep := m.Find("Deployment", releaseName)
+	if got, _, _ := unstructured.NestedString(dep.Object, "spec", "template", "spec", "serviceAccountName"); got != "albdrain-irsa" {
+		t.Errorf("serviceAccountName %q, want albdrain-irsa", got)
+	}
+	if !strings.Contains(m.Text, "name: albdrain-irsa\n    namespace: "+releaseNamespace) {
+		t.Error("no RBAC binding names the ServiceAccount albdrain-irsa")
 	}
 }
