@@ -33,7 +33,7 @@ SHELL         := bash
 # first build shows it is alive, and passes anything else (errors) through.
 progress      := awk '/[: ]/ { print; next } { if (++n % 100 == 0) { print "   ... " n " packages compiled"; fflush() } }'
 
-.PHONY: all build test lint fuzz demo bench image release-local assets node-assets promtool clean
+.PHONY: all build test lint fuzz demo bench image release-local assets node-assets promtool generate clean
 
 all: build
 
@@ -66,14 +66,18 @@ fuzz:
 		$(GO) test -run='^$$' -fuzz="^$$fn\$$" -fuzztime=$(FUZZTIME) -fuzzminimizetime=5s $$pkg; \
 	done
 
-# lint checks formatting, vet and tidiness of both modules, and the layout:
-# the in-pod helper carries no Kubernetes or AWS code.
+# lint checks formatting, vet and tidiness of both modules, that the
+# generated DeepCopy of internal/lbc is current (controller-gen, pinned in
+# e2e/tools/controller-gen), and the layout: the in-pod helper carries no
+# Kubernetes or AWS code.
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "not gofmt-formatted:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	cd e2e && $(GO) vet ./...
 	$(GO) mod tidy -diff
 	cd e2e && $(GO) mod tidy -diff
+	@$(GO) generate ./internal/lbc; if ! git diff --quiet -- internal/lbc/zz_generated.deepcopy.go; then \
+		echo "internal/lbc: the generated DeepCopy is stale (now regenerated: commit it)"; git diff --stat -- internal/lbc/zz_generated.deepcopy.go; exit 1; fi
 	@heavy=$$($(GO) list -deps ./cmd/albdrain-hold | grep -E '^(k8s.io|sigs.k8s.io|github.com/aws)/' || true); \
 		if [ -n "$$heavy" ]; then echo "the in-pod helper depends on:"; echo "$$heavy"; exit 1; fi
 
@@ -155,6 +159,10 @@ $(CONTAINERD_ASSETS)/containerd $(CONTAINERD_ASSETS)/ctr $(CONTAINERD_ASSETS)/co
 	cd e2e/tools/containerd && CGO_ENABLED=0 $(GO) build -v -trimpath -tags "no_btrfs no_devmapper no_zfs" \
 		-ldflags "$(CONTAINERD_LDFLAGS)" -o $@.tmp github.com/containerd/containerd/v2/cmd/$(@F) 2>&1 | $(progress)
 	mv $@.tmp $@
+
+# generate regenerates the DeepCopy methods of internal/lbc's API types.
+generate:
+	$(GO) generate ./internal/lbc
 
 promtool: $(PROMTOOL)
 
