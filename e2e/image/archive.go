@@ -160,16 +160,3 @@ func PushIndex(ref string, idx v1.ImageIndex, opts ...name.Option) error {
 	}
 	return nil
 }
-
-// Push sends img to the registry named in ref, with the credentials of the
-// local Docker configuration when there are any.
-func Push(ref string, img v1.Image, opts ...name.Option) error {
-	tag, err := name.NewTag(ref, opts...)
-	if err != nil {
-		return fmt.Errorf("image: reference %q: %w", ref, err)
-	}
-	if err := remote.Write(tag, img, remote.WithAuthFromKeychain(authn.DefaultKeychain)); err != nil {
-		return fmt.Errorf("image: push %s: %w", tag, err)
-	}
-	return nil
-}
