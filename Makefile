@@ -10,6 +10,9 @@ ASSETS        := $(ALBDRAIN_CACHE)/k8s-$(KUBE_VERSION)-etcd-$(ETCD_VERSION)
 # The real node's runtime: the version is the one its wrapper module pins.
 CONTAINERD_VERSION := $(shell sed -n 's|^require github.com/containerd/containerd/v2 ||p' e2e/tools/containerd/go.mod)
 CONTAINERD_ASSETS  := $(ALBDRAIN_CACHE)/containerd-$(CONTAINERD_VERSION)
+# promtool runs the alerts' rule unit tests (e2e/chart); the version is the one its wrapper module pins.
+PROMTOOL_VERSION := $(shell sed -n 's|^require github.com/prometheus/prometheus ||p' e2e/tools/promtool/go.mod)
+PROMTOOL           := $(ALBDRAIN_CACHE)/promtool-$(PROMTOOL_VERSION)/promtool
 CONTAINERD_LDFLAGS := -s -w -X github.com/containerd/containerd/v2/version.Version=$(CONTAINERD_VERSION)
 KUBE_LDFLAGS  := -s -w -X k8s.io/component-base/version.gitVersion=$(KUBE_VERSION) \
 	-X k8s.io/component-base/version.gitMajor=1 \
@@ -21,6 +24,7 @@ IMAGE         ?= ghcr.io/albdrain/albdrain:dev
 
 export KUBEBUILDER_ASSETS := $(ASSETS)
 export ALBDRAIN_CONTAINERD_ASSETS := $(CONTAINERD_ASSETS)
+export ALBDRAIN_PROMTOOL := $(PROMTOOL)
 
 # bash with pipefail, so a build piped into its progress counter still fails the target.
 SHELL         := bash
@@ -29,7 +33,7 @@ SHELL         := bash
 # first build shows it is alive, and passes anything else (errors) through.
 progress      := awk '/[: ]/ { print; next } { if (++n % 100 == 0) { print "   ... " n " packages compiled"; fflush() } }'
 
-.PHONY: all build test lint fuzz demo bench image assets node-assets clean
+.PHONY: all build test lint fuzz demo bench image release-local assets node-assets promtool generate clean
 
 all: build
 
@@ -40,7 +44,7 @@ build:
 # integration and end-to-end tests against the real kube-apiserver and etcd,
 # and on a real node (kubelet, containerd, runc, CNI; needs root), all built
 # first if missing.
-test: assets node-assets lint
+test: assets node-assets promtool lint
 	$(GO) test -count=1 -timeout 10m ./...
 	cd e2e && $(GO) test -count=1 -timeout 25m ./...
 
@@ -65,14 +69,18 @@ fuzz:
 		$(GO) test -run='^$$' -fuzz="^$$fn\$$" -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINIMIZETIME) $$pkg; \
 	done
 
-# lint checks formatting, vet and tidiness of both modules, and the layout:
-# the in-pod helper carries no Kubernetes or AWS code.
+# lint checks formatting, vet and tidiness of both modules, that the
+# generated DeepCopy of internal/lbc is current (controller-gen, pinned in
+# e2e/tools/controller-gen), and the layout: the in-pod helper carries no
+# Kubernetes or AWS code.
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "not gofmt-formatted:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	cd e2e && $(GO) vet ./...
 	$(GO) mod tidy -diff
 	cd e2e && $(GO) mod tidy -diff
+	@$(GO) generate ./internal/lbc; if ! git diff --quiet -- internal/lbc/zz_generated.deepcopy.go; then \
+		echo "internal/lbc: the generated DeepCopy is stale (now regenerated: commit it)"; git diff --stat -- internal/lbc/zz_generated.deepcopy.go; exit 1; fi
 	@heavy=$$($(GO) list -deps ./cmd/albdrain-hold | grep -E '^(k8s.io|sigs.k8s.io|github.com/aws)/' || true); \
 		if [ -n "$$heavy" ]; then echo "the in-pod helper depends on:"; echo "$$heavy"; exit 1; fi
 
@@ -94,13 +102,36 @@ bench: assets
 	cd e2e && $(GO) build -o ../$(BIN)/albdrain-bench ./cmd/bench
 	BENCH_JSON=$(BENCH_JSON) $(BIN)/albdrain-bench -go=$(GO) $(BENCH_FLAGS)
 
-# image builds the manager and the in-pod helper into one image without a
-# container engine, as an OCI archive for `ctr images import` or `docker load`;
-# PUSH=1 also pushes it to the registry of IMAGE.
+# image cross-compiles the manager and the in-pod helper (no emulator, no
+# container engine) into two multi-arch images for linux/amd64 and
+# linux/arm64: IMAGE (manager and helper) and HELPER_IMAGE (the helper alone,
+# for hold.helperImage; default: IMAGE's repository with -hold). It writes
+# them as an OCI archive for `ctr images import` or `docker load`, and the
+# chart values that install them by digest to $(IMAGE_VALUES) (helm install
+# -f); PUSH=1 also pushes both to their registries.
 IMAGE_ARCHIVE ?= $(BIN)/albdrain-image.tar
+IMAGE_VALUES  ?= $(BIN)/albdrain-values.yaml
+HELPER_IMAGE  ?=
 image:
 	cd e2e && $(GO) run ./cmd/image -root .. -go=$(GO) -bin ../$(BIN)/image \
-		-tag $(IMAGE) -o ../$(IMAGE_ARCHIVE) $(if $(PUSH),-push)
+		-tag $(IMAGE) $(if $(HELPER_IMAGE),-helper-tag $(HELPER_IMAGE)) \
+		-o ../$(IMAGE_ARCHIVE) -values ../$(IMAGE_VALUES) $(if $(PUSH),-push)
+
+# release-local builds, into $(BIN)/release, everything a release publishes
+# except the push: both multi-arch images in one OCI layout (oci/), an SPDX
+# SBOM of every binary in them, and the chart packaged with its image pinned
+# to the built digests. VERSION defaults to the chart's appVersion;
+# RELEASE_REPOSITORY is albdrain's image repository. The release workflow
+# (.github/workflows/release.yml) runs it with PUSH=1, then pushes the chart,
+# attests the SBOM and signs.
+RELEASE_REPOSITORY ?= ghcr.io/albdrain/albdrain
+VERSION ?= $(shell sed -n 's/^appVersion: *"*\([^"]*\)"*$$/\1/p' charts/albdrain/Chart.yaml)
+RELEASE_DIR := $(BIN)/release
+release-local:
+	cd e2e && $(GO) run ./cmd/image -root .. -go=$(GO) -bin ../$(RELEASE_DIR)/bin \
+		-tag $(RELEASE_REPOSITORY):$(VERSION) -layout ../$(RELEASE_DIR)/oci \
+		-sbom ../$(RELEASE_DIR)/albdrain.spdx.json -chart ../$(RELEASE_DIR) \
+		-values ../$(RELEASE_DIR)/values.yaml $(if $(PUSH),-push)
 
 NODE_ASSETS := $(ASSETS)/kubelet $(ASSETS)/kube-proxy \
 	$(CONTAINERD_ASSETS)/containerd $(CONTAINERD_ASSETS)/ctr $(CONTAINERD_ASSETS)/containerd-shim-runc-v2
@@ -130,6 +161,19 @@ $(CONTAINERD_ASSETS)/containerd $(CONTAINERD_ASSETS)/ctr $(CONTAINERD_ASSETS)/co
 	@echo ">> building $(@F) $(CONTAINERD_VERSION) from the Go module proxy (first time only, ~5 min)"
 	cd e2e/tools/containerd && CGO_ENABLED=0 $(GO) build -v -trimpath -tags "no_btrfs no_devmapper no_zfs" \
 		-ldflags "$(CONTAINERD_LDFLAGS)" -o $@.tmp github.com/containerd/containerd/v2/cmd/$(@F) 2>&1 | $(progress)
+	mv $@.tmp $@
+
+# generate regenerates the DeepCopy methods of internal/lbc's API types.
+generate:
+	$(GO) generate ./internal/lbc
+
+promtool: $(PROMTOOL)
+
+$(PROMTOOL):
+	@mkdir -p $(@D)
+	@echo ">> building promtool $(PROMTOOL_VERSION) from the Go module proxy (first time only)"
+	cd e2e/tools/promtool && CGO_ENABLED=0 $(GO) build -v -trimpath -ldflags "-s -w" \
+		-o $@.tmp github.com/prometheus/prometheus/cmd/promtool 2>&1 | $(progress)
 	mv $@.tmp $@
 
 clean:

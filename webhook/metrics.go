@@ -33,7 +33,7 @@ type Metrics struct {
 // (controller-runtime's metrics.Registry in the manager). A second manager in
 // the same process shares the counters already registered.
 func NewMetrics(reg prometheus.Registerer) *Metrics {
-	return &Metrics{
+	m := &Metrics{
 		Mutations: register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "albdrain_webhook_mutations_total",
 			Help: "Pod admissions seen by the albdrain webhook, by result and reason.",
@@ -43,6 +43,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Readiness gates the albdrain webhook left out of injected pods because no load balancer controller had reconciled their TargetGroupBinding.",
 		})),
 	}
+	// The series the alerts take increase() of start at zero, or the first
+	// lookup failure after a restart would create the series and be lost.
+	m.Mutations.WithLabelValues(ResultError, ReasonLookupFailed)
+	m.Mutations.WithLabelValues(ResultInjected, ReasonBehindALB)
+	return m
 }
 
 // register registers c with reg, or returns the collector registered

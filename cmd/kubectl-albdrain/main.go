@@ -1,86 +1,112 @@
 // Command kubectl-albdrain is a kubectl plugin: `kubectl albdrain explain
 // POD` says whether albdrain protects a pod and, if not, why. It reads the
 // pod with the user's credentials and asks albdrain's manager through the
-// apiserver's service proxy.
+// apiserver's service proxy. Its connection flags are kubectl's own
+// (cli-runtime): --kubeconfig, --context, --namespace/-n, --as, and so on.
 package main
 
 import (
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"os"
 
+	"github.com/spf13/cobra"
+	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/clientcmd"
+	"sigs.k8s.io/yaml"
 
 	"github.com/albdrain/albdrain/internal/explain"
 )
 
-const usage = `usage: kubectl albdrain explain POD [-n NAMESPACE] [-o text|json]
-    [--albdrain-namespace albdrain] [--albdrain-service albdrain] [--albdrain-port 443]`
-
 func main() {
-	if err := run(context.Background(), os.Args[1:], os.Stdout); err != nil {
+	cmd := newRootCommand(genericclioptions.NewConfigFlags(true), os.Stdout)
+	if err := cmd.ExecuteContext(context.Background()); err != nil {
 		fmt.Fprintln(os.Stderr, "kubectl-albdrain:", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, args []string, out io.Writer) error {
-	if len(args) == 0 || args[0] != "explain" {
-		return fmt.Errorf("unknown command\n%s", usage)
+// Outputs of -o: text for people, json and yaml for scripts.
+var outputs = []string{"text", "json", "yaml"}
+
+// newRootCommand is `kubectl albdrain` with its subcommands, connecting
+// with flags and printing to out.
+func newRootCommand(flags *genericclioptions.ConfigFlags, out io.Writer) *cobra.Command {
+	root := &cobra.Command{
+		Use:           "kubectl-albdrain",
+		Short:         "Ask albdrain about pods",
+		Long:          "kubectl albdrain asks albdrain's manager, through the apiserver, what it does for a pod.",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		Annotations:   map[string]string{cobra.CommandDisplayNameAnnotation: "kubectl albdrain"},
 	}
-	fs := flag.NewFlagSet("explain", flag.ContinueOnError)
-	ns := fs.String("n", "", "namespace of the pod (default: the kubeconfig context's)")
-	output := fs.String("o", "text", "output: text or json")
-	kubeconfig := fs.String("kubeconfig", "", "path of the kubeconfig (default: $KUBECONFIG or ~/.kube/config)")
+	root.SetOut(out)
+	flags.AddFlags(root.PersistentFlags())
+	root.AddCommand(newExplainCommand(flags, out))
+	return root
+}
+
+func newExplainCommand(flags *genericclioptions.ConfigFlags, out io.Writer) *cobra.Command {
 	m := explain.Manager{}
-	fs.StringVar(&m.Namespace, "albdrain-namespace", "albdrain", "namespace albdrain is installed in")
-	fs.StringVar(&m.Service, "albdrain-service", "albdrain", "albdrain's Service")
-	fs.StringVar(&m.Port, "albdrain-port", "443", "the Service's webhook port")
-	// The pod name may come before or after the flags.
-	var pod string
-	rest := args[1:]
-	if len(rest) > 0 && rest[0] != "" && rest[0][0] != '-' {
-		pod, rest = rest[0], rest[1:]
+	var output string
+	cmd := &cobra.Command{
+		Use:   "explain POD",
+		Short: "Say whether albdrain holds a pod on termination and, if not, why",
+		Example: `  kubectl albdrain explain web-7d9c-x2x4k -n shop
+  kubectl albdrain explain web-7d9c-x2x4k -n shop -o yaml
+  kubectl albdrain explain web-7d9c-x2x4k --context prod --albdrain-namespace kube-system`,
+		Args: cobra.ExactArgs(1),
+		PreRunE: func(*cobra.Command, []string) error {
+			for _, o := range outputs {
+				if o == output {
+					return nil
+				}
+			}
+			return fmt.Errorf("-o %q: want one of %v", output, outputs)
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ns, _, err := flags.ToRawKubeConfigLoader().Namespace()
+			if err != nil {
+				return err
+			}
+			cfg, err := flags.ToRESTConfig()
+			if err != nil {
+				return err
+			}
+			cs, err := kubernetes.NewForConfig(cfg)
+			if err != nil {
+				return err
+			}
+			ex, err := explain.Ask(cmd.Context(), cs.CoreV1(), explain.ViaServiceProxy(cs, m), ns, args[0])
+			if err != nil {
+				return err
+			}
+			return write(out, output, ex)
+		},
 	}
-	if err := fs.Parse(rest); err != nil {
-		return err
-	}
-	extra := fs.Args()
-	if pod == "" && len(extra) == 1 {
-		pod, extra = extra[0], nil
-	}
-	if pod == "" || len(extra) > 0 || (*output != "text" && *output != "json") {
-		return fmt.Errorf("bad arguments\n%s", usage)
-	}
-	rules := clientcmd.NewDefaultClientConfigLoadingRules()
-	rules.ExplicitPath = *kubeconfig
-	cc := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{})
-	if *ns == "" {
-		var err error
-		if *ns, _, err = cc.Namespace(); err != nil {
-			return err
-		}
-	}
-	cfg, err := cc.ClientConfig()
-	if err != nil {
-		return err
-	}
-	cs, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		return err
-	}
-	ex, err := explain.Ask(ctx, cs.CoreV1(), explain.ViaServiceProxy(cs, m), *ns, pod)
-	if err != nil {
-		return err
-	}
-	if *output == "json" {
+	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text, json or yaml")
+	cmd.Flags().StringVar(&m.Namespace, "albdrain-namespace", "albdrain", "namespace albdrain is installed in")
+	cmd.Flags().StringVar(&m.Service, "albdrain-service", "albdrain", "albdrain's Service")
+	cmd.Flags().StringVar(&m.Port, "albdrain-port", "443", "the Service's webhook port")
+	return cmd
+}
+
+// write prints ex in the format output.
+func write(out io.Writer, output string, ex explain.Explanation) error {
+	switch output {
+	case "json":
 		enc := json.NewEncoder(out)
 		enc.SetIndent("", "  ")
 		return enc.Encode(ex)
+	case "yaml":
+		b, err := yaml.Marshal(ex)
+		if err != nil {
+			return err
+		}
+		_, err = out.Write(b)
+		return err
 	}
 	return ex.Write(out)
 }

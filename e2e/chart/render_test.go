@@ -10,7 +10,7 @@ import (
 	"testing"
 
 	"github.com/albdrain/albdrain/e2e/helmchart"
-	"helm.sh/helm/v3/pkg/action"
+	"helm.sh/helm/v4/pkg/action"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 )
 
@@ -84,6 +84,35 @@ watcher:
   releasePolicy: draining
   settleTime: 20s
 extraArgs: [--zap-stacktrace-level=panic]
+`},
+	// The conventions of the AWS Load Balancer Controller's, cert-manager's
+	// and kube-prometheus-stack's charts.
+	{"conventions", `
+serviceAccount: {create: false, name: albdrain-irsa}
+deploymentAnnotations: {reloader.stakater.com/auto: "true"}
+revisionHistoryLimit: 3
+updateStrategy: {type: RollingUpdate, rollingUpdate: {maxSurge: 0, maxUnavailable: 1}}
+hostNetwork: true
+webhook: {port: 9445, readinessGateReportAfter: 0}
+watcher: {port: 8445, pollInterval: 10}
+metrics:
+  port: 8085
+  serviceMonitor:
+    enabled: true
+    namespace: monitoring
+    interval: 15s
+    scrapeTimeout: 10s
+    honorLabels: true
+    labels: {release: kube-prometheus-stack}
+    relabelings: [{sourceLabels: [__meta_kubernetes_pod_node_name], targetLabel: node}]
+  prometheusRule:
+    enabled: true
+    disabled: {AlbdrainELBv2Throttled: true}
+healthProbe: {port: 8086}
+podDisruptionBudget: {maxUnavailable: null, minAvailable: 1}
+extraEnv: [{name: HTTPS_PROXY, value: "http://proxy.internal:3128"}]
+extraVolumes: [{name: corp-ca, configMap: {name: corp-ca}}]
+extraVolumeMounts: [{name: corp-ca, mountPath: /etc/ssl/corp, readOnly: true}]
 `},
 }
 

@@ -22,8 +22,10 @@ func TestContainersRunLocked(t *testing.T) {
 				t.Fatal(err)
 			}
 			pod := d.Spec.Template.Spec
-			if pod.HostNetwork || pod.HostPID || pod.HostIPC {
-				t.Errorf("the manager shares a host namespace")
+			// hostNetwork is the one host namespace a user may opt into (overlay CNIs).
+			optedIn := parseValues(t, vs.values)["hostNetwork"] == true
+			if pod.HostNetwork != optedIn || pod.HostPID || pod.HostIPC {
+				t.Errorf("the manager shares a host namespace (hostNetwork %v, opted in %v)", pod.HostNetwork, optedIn)
 			}
 			if sc := pod.SecurityContext; sc == nil || sc.RunAsNonRoot == nil || !*sc.RunAsNonRoot || sc.RunAsUser == nil || *sc.RunAsUser == 0 {
 				t.Errorf("pod security context %+v: want a non-root user", sc)

@@ -11,13 +11,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 
-	"helm.sh/helm/v3/pkg/action"
-	"helm.sh/helm/v3/pkg/chart/loader"
-	"helm.sh/helm/v3/pkg/chartutil"
+	"helm.sh/helm/v4/pkg/action"
+	"helm.sh/helm/v4/pkg/chart/common"
+	"helm.sh/helm/v4/pkg/chart/v2/loader"
+	release "helm.sh/helm/v4/pkg/release/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/yaml"
@@ -28,7 +30,7 @@ const ReleaseName = "albdrain"
 
 // KubeVersion is the Kubernetes version charts are rendered for: the one
 // the harness runs.
-var KubeVersion = &chartutil.KubeVersion{Version: "v1.37.2", Major: "1", Minor: "37"}
+var KubeVersion = &common.KubeVersion{Version: "v1.37.2", Major: "1", Minor: "37"}
 
 // Dir finds charts/albdrain from the working directory or one of its
 // parents, so that tests (run in their package's directory) and the demo
@@ -74,17 +76,26 @@ func Render(namespace string, vals map[string]any) (*Manifest, error) {
 	if err != nil {
 		return nil, err
 	}
-	chrt, err := loader.Load(dir)
+	return RenderChart(dir, namespace, vals)
+}
+
+// RenderChart is Render for the chart at path: a directory or a packaged archive.
+func RenderChart(path, namespace string, vals map[string]any) (*Manifest, error) {
+	chrt, err := loader.Load(path)
 	if err != nil {
 		return nil, err
 	}
-	inst := action.NewInstall(&action.Configuration{Log: func(string, ...any) {}})
-	inst.DryRun, inst.ClientOnly, inst.Replace = true, true, true
+	inst := action.NewInstall(action.NewConfiguration(action.ConfigurationSetLogger(slog.DiscardHandler)))
+	inst.DryRunStrategy, inst.Replace = action.DryRunClient, true
 	inst.ReleaseName, inst.Namespace = ReleaseName, namespace
 	inst.KubeVersion = KubeVersion
-	rel, err := inst.Run(chrt, vals)
+	r, err := inst.Run(chrt, vals)
 	if err != nil {
 		return nil, err
+	}
+	rel, ok := r.(*release.Release)
+	if !ok {
+		return nil, fmt.Errorf("helm returned a %T, not a release", r)
 	}
 	objs, err := Decode(rel.Manifest)
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 )
 
@@ -32,10 +33,28 @@ func Albdrain(binDir string) Spec {
 	}
 }
 
+// Helper is the spec of the helper image, which the webhook's init container
+// runs in every managed pod (hold.helperImage): the helper alone, at the
+// same path as in albdrain's image, so that every node pulls a few MB
+// instead of the manager too.
+func Helper(binDir string) Spec {
+	return Spec{
+		Files:      []File{{Path: HelperPath, Source: filepath.Join(binDir, "albdrain-hold")}},
+		User:       User,
+		Entrypoint: []string{HelperPath},
+	}
+}
+
 // GoBuild compiles the main packages pkgs of the module at moduleDir into
 // outDir, static (no cgo) and without local paths, as an image needs them:
 // the helper in particular is copied into application images of any base.
 func GoBuild(ctx context.Context, goBin, moduleDir, outDir string, pkgs ...string) error {
+	return GoBuildArch(ctx, goBin, moduleDir, outDir, runtime.GOARCH, pkgs...)
+}
+
+// GoBuildArch is GoBuild for the architecture goarch (a GOARCH): Go
+// cross-compiles static binaries without an emulator.
+func GoBuildArch(ctx context.Context, goBin, moduleDir, outDir, goarch string, pkgs ...string) error {
 	if err := os.MkdirAll(outDir, 0o755); err != nil {
 		return err
 	}
@@ -46,7 +65,7 @@ func GoBuild(ctx context.Context, goBin, moduleDir, outDir string, pkgs ...strin
 	args := append([]string{"build", "-trimpath", "-ldflags=-s -w", "-o", abs + "/"}, pkgs...)
 	cmd := exec.CommandContext(ctx, goBin, args...)
 	cmd.Dir = moduleDir
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+goarch)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("go build %s: %w\n%s", strings.Join(pkgs, " "), err, out)
 	}

@@ -24,27 +24,30 @@ const (
 	annotationOCIRefName     = "org.opencontainers.image.ref.name"
 )
 
+// Entry is one named image, or multi-architecture index, of an OCI layout.
+type Entry struct {
+	// Ref is the full reference with a tag, e.g. ghcr.io/albdrain/albdrain:0.1.0.
+	Ref string
+	// Image or Index, exactly one.
+	Image v1.Image
+	Index v1.ImageIndex
+}
+
 // WriteArchive writes img, named ref, as an OCI image layout in a tar archive
 // at dst, the format `ctr images import` loads.
 func WriteArchive(dst, ref string, img v1.Image) error {
-	tag, err := name.NewTag(ref, name.StrictValidation)
-	if err != nil {
-		return fmt.Errorf("image: reference %q: %w", ref, err)
-	}
+	return WriteArchiveOf(dst, Entry{Ref: ref, Image: img})
+}
+
+// WriteArchiveOf writes the entries as one OCI image layout in a tar archive at dst.
+func WriteArchiveOf(dst string, entries ...Entry) error {
 	dir, err := os.MkdirTemp("", "oci-layout-")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	p, err := layout.Write(dir, empty.Index)
-	if err != nil {
-		return fmt.Errorf("image: layout: %w", err)
-	}
-	if err := p.AppendImage(img, layout.WithAnnotations(map[string]string{
-		annotationContainerdName: tag.Name(),
-		annotationOCIRefName:     tag.TagStr(),
-	})); err != nil {
-		return fmt.Errorf("image: layout: %w", err)
+	if err := WriteLayout(dir, entries...); err != nil {
+		return err
 	}
 	tmp := dst + ".tmp"
 	if err := tarDir(tmp, dir); err != nil {
@@ -52,6 +55,45 @@ func WriteArchive(dst, ref string, img v1.Image) error {
 		return err
 	}
 	return os.Rename(tmp, dst)
+}
+
+// WriteLayout writes the entries as an OCI image layout in the directory dir,
+// which must be empty or absent: what `crane push`, `oras`, `skopeo copy
+// oci:` or a registry-less signer read.
+func WriteLayout(dir string, entries ...Entry) error {
+	if ents, err := os.ReadDir(dir); err == nil && len(ents) > 0 {
+		return fmt.Errorf("image: layout %s is not empty", dir)
+	}
+	tags := make([]name.Tag, len(entries))
+	for i, e := range entries {
+		tag, err := name.NewTag(e.Ref, name.StrictValidation)
+		if err != nil {
+			return fmt.Errorf("image: reference %q: %w", e.Ref, err)
+		}
+		if (e.Image == nil) == (e.Index == nil) {
+			return fmt.Errorf("image: %s: need exactly one of an image and an index", e.Ref)
+		}
+		tags[i] = tag
+	}
+	p, err := layout.Write(dir, empty.Index)
+	if err != nil {
+		return fmt.Errorf("image: layout: %w", err)
+	}
+	for i, e := range entries {
+		opt := layout.WithAnnotations(map[string]string{
+			annotationContainerdName: tags[i].Name(),
+			annotationOCIRefName:     tags[i].TagStr(),
+		})
+		if e.Image != nil {
+			err = p.AppendImage(e.Image, opt)
+		} else {
+			err = p.AppendIndex(e.Index, opt)
+		}
+		if err != nil {
+			return fmt.Errorf("image: layout: %w", err)
+		}
+	}
+	return nil
 }
 
 // tarDir writes the tree under dir into a tar file at dst.
@@ -106,14 +148,14 @@ func tarDir(dst, dir string) error {
 	return f.Close()
 }
 
-// Push sends img to the registry named in ref, with the credentials of the
-// local Docker configuration when there are any.
-func Push(ref string, img v1.Image, opts ...name.Option) error {
+// PushIndex sends idx, with every image it holds, to the registry named in
+// ref, with the credentials of the local Docker configuration when there are any.
+func PushIndex(ref string, idx v1.ImageIndex, opts ...name.Option) error {
 	tag, err := name.NewTag(ref, opts...)
 	if err != nil {
 		return fmt.Errorf("image: reference %q: %w", ref, err)
 	}
-	if err := remote.Write(tag, img, remote.WithAuthFromKeychain(authn.DefaultKeychain)); err != nil {
+	if err := remote.WriteIndex(tag, idx, remote.WithAuthFromKeychain(authn.DefaultKeychain)); err != nil {
 		return fmt.Errorf("image: push %s: %w", tag, err)
 	}
 	return nil

@@ -6,6 +6,7 @@ package image
 import (
 	"archive/tar"
 	"bytes"
+	"cmp"
 	"fmt"
 	"io"
 	"os"
@@ -35,6 +36,8 @@ type Spec struct {
 	User string
 	// Entrypoint is the command the image runs.
 	Entrypoint []string
+	// Arch is the GOARCH the files are built for; empty is this machine's.
+	Arch string
 }
 
 // Validate reports a spec that would build an image unfit to run.
@@ -64,8 +67,7 @@ func (s Spec) Validate() error {
 	return nil
 }
 
-// Build returns the image for spec: OCI media types, linux on this machine's
-// architecture, and fixed timestamps so that the same binaries give the same
+// Build returns the image for spec: OCI media types, linux on spec.Arch, and fixed timestamps so that the same binaries give the same
 // digest.
 func Build(spec Spec) (v1.Image, error) {
 	if err := spec.Validate(); err != nil {
@@ -91,7 +93,7 @@ func Build(spec Spec) (v1.Image, error) {
 		return nil, fmt.Errorf("image: config: %w", err)
 	}
 	cfg = cfg.DeepCopy()
-	cfg.OS, cfg.Architecture = "linux", runtime.GOARCH
+	cfg.OS, cfg.Architecture = "linux", cmp.Or(spec.Arch, runtime.GOARCH)
 	cfg.Created = v1.Time{Time: time.Unix(0, 0).UTC()}
 	cfg.Config.User = spec.User
 	cfg.Config.Entrypoint = slices.Clone(spec.Entrypoint)

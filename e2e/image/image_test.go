@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"sync"
 	"testing"
@@ -25,16 +26,14 @@ import (
 // then TestMain removes them.
 var buildDir string
 
-// albdrainImage builds albdrain's binaries and image once for the package.
-var albdrainImage = sync.OnceValues(func() (v1.Image, error) {
+// albdrainImages builds albdrain's binaries and images, for every
+// architecture, once for the package.
+var albdrainImages = sync.OnceValues(func() (*Images, error) {
 	var err error
 	if buildDir, err = os.MkdirTemp("", "albdrain-image-test-"); err != nil {
 		return nil, err
 	}
-	if err := GoBuild(context.Background(), "go", "../..", buildDir, "./cmd/albdrain", "./cmd/albdrain-hold"); err != nil {
-		return nil, err
-	}
-	return Build(Albdrain(buildDir))
+	return BuildImages(context.Background(), "go", "../..", buildDir, Arches)
 })
 
 func TestMain(m *testing.M) {
@@ -48,13 +47,39 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-func buildAlbdrain(t *testing.T) v1.Image {
+func buildImages(t *testing.T) *Images {
 	t.Helper()
-	img, err := albdrainImage()
+	imgs, err := albdrainImages()
 	if err != nil {
 		t.Fatal(err)
 	}
-	return img
+	return imgs
+}
+
+// buildAlbdrain returns albdrain's image for this machine's architecture.
+func buildAlbdrain(t *testing.T) v1.Image {
+	t.Helper()
+	return platformImage(t, buildImages(t).Albdrain, runtime.GOARCH)
+}
+
+// platformImage returns the image of idx for linux/arch.
+func platformImage(t *testing.T, idx v1.ImageIndex, arch string) v1.Image {
+	t.Helper()
+	m, err := idx.IndexManifest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range m.Manifests {
+		if d.Platform != nil && d.Platform.OS == "linux" && d.Platform.Architecture == arch {
+			img, err := idx.Image(d.Digest)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return img
+		}
+	}
+	t.Fatalf("the index has no linux/%s image", arch)
+	return nil
 }
 
 // layerFile is one file of an image's layers: its header, and where it was extracted.

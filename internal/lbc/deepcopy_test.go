@@ -11,7 +11,7 @@ import (
 	"github.com/albdrain/albdrain/internal/lbc"
 )
 
-// The LBC types' DeepCopy methods are written by hand: a copy that shares
+// The LBC types' DeepCopy methods are generated; this checks they copy deeply: a copy that shares
 // a pointer or a map with the cache's object lets a reader change the cache.
 func TestDeepCopyLists(t *testing.T) {
 	meta := func() metav1.ObjectMeta {

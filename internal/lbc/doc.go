@@ -43,3 +43,7 @@ const (
 	TagV1ServiceName = "kubernetes.io/service-name"
 	TagV1ServicePort = "kubernetes.io/service-port"
 )
+
+// The API types' DeepCopy methods are generated; controller-gen is pinned by
+// its wrapper module, outside albdrain's dependency graph.
+//go:generate go run -modfile=../../e2e/tools/controller-gen/go.mod sigs.k8s.io/controller-tools/cmd/controller-gen object paths=.

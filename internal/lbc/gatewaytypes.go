@@ -2,7 +2,6 @@ package lbc
 
 import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 )
 
@@ -25,6 +24,7 @@ const MergePreferGateway = "prefer-gateway"
 
 // TargetReference names the object a TargetGroupConfiguration configures;
 // a nil Kind means Service.
+// +kubebuilder:object:generate=true
 type TargetReference struct {
 	Group *string `json:"group,omitempty"`
 	Kind  *string `json:"kind,omitempty"`
@@ -32,12 +32,14 @@ type TargetReference struct {
 }
 
 // TargetGroupProps is the subset of a target group's properties albdrain reads.
+// +kubebuilder:object:generate=true
 type TargetGroupProps struct {
 	TargetType *TargetType `json:"targetType,omitempty"`
 }
 
 // RouteIdentifier picks the routes a RouteConfiguration applies to; empty
 // fields match any.
+// +kubebuilder:object:generate=true
 type RouteIdentifier struct {
 	Kind      string `json:"kind,omitempty"`
 	Namespace string `json:"namespace,omitempty"`
@@ -45,12 +47,14 @@ type RouteIdentifier struct {
 }
 
 // RouteConfiguration overrides the defaults for some routes.
+// +kubebuilder:object:generate=true
 type RouteConfiguration struct {
 	RouteIdentifier  RouteIdentifier  `json:"routeIdentifier"`
 	TargetGroupProps TargetGroupProps `json:"targetGroupProps"`
 }
 
 // TargetGroupConfigurationSpec is the subset of the spec albdrain reads.
+// +kubebuilder:object:generate=true
 type TargetGroupConfigurationSpec struct {
 	TargetReference      *TargetReference     `json:"targetReference,omitempty"`
 	DefaultConfiguration TargetGroupProps     `json:"defaultConfiguration,omitempty"`
@@ -60,6 +64,8 @@ type TargetGroupConfigurationSpec struct {
 // TargetGroupConfiguration configures the target groups the LBC makes for a
 // Service behind a Gateway, or, without targetReference, serves as a
 // Gateway's default.
+// +kubebuilder:object:root=true
+// +kubebuilder:object:generate=true
 type TargetGroupConfiguration struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata,omitempty"`
@@ -68,6 +74,8 @@ type TargetGroupConfiguration struct {
 }
 
 // TargetGroupConfigurationList is a list of TargetGroupConfigurations.
+// +kubebuilder:object:root=true
+// +kubebuilder:object:generate=true
 type TargetGroupConfigurationList struct {
 	metav1.TypeMeta `json:",inline"`
 	metav1.ListMeta `json:"metadata,omitempty"`
@@ -76,11 +84,13 @@ type TargetGroupConfigurationList struct {
 }
 
 // LocalName names an object in the referrer's namespace.
+// +kubebuilder:object:generate=true
 type LocalName struct {
 	Name string `json:"name"`
 }
 
 // LoadBalancerConfigurationSpec is the subset of the spec albdrain reads.
+// +kubebuilder:object:generate=true
 type LoadBalancerConfigurationSpec struct {
 	// MergingMode is honoured on a GatewayClass's configuration only.
 	MergingMode                     *string    `json:"mergingMode,omitempty"`
@@ -88,6 +98,8 @@ type LoadBalancerConfigurationSpec struct {
 }
 
 // LoadBalancerConfiguration configures a Gateway's or GatewayClass's load balancer.
+// +kubebuilder:object:root=true
+// +kubebuilder:object:generate=true
 type LoadBalancerConfiguration struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata,omitempty"`
@@ -96,67 +108,11 @@ type LoadBalancerConfiguration struct {
 }
 
 // LoadBalancerConfigurationList is a list of LoadBalancerConfigurations.
+// +kubebuilder:object:root=true
+// +kubebuilder:object:generate=true
 type LoadBalancerConfigurationList struct {
 	metav1.TypeMeta `json:",inline"`
 	metav1.ListMeta `json:"metadata,omitempty"`
 
 	Items []LoadBalancerConfiguration `json:"items"`
-}
-
-func (in TargetGroupProps) deepCopy() TargetGroupProps {
-	return TargetGroupProps{TargetType: copyPtr(in.TargetType)}
-}
-
-// DeepCopyInto copies the configuration into out.
-func (in *TargetGroupConfiguration) DeepCopyInto(out *TargetGroupConfiguration) {
-	*out = *in
-	in.ObjectMeta.DeepCopyInto(&out.ObjectMeta)
-	if r := in.Spec.TargetReference; r != nil {
-		out.Spec.TargetReference = &TargetReference{Group: copyPtr(r.Group), Kind: copyPtr(r.Kind), Name: r.Name}
-	}
-	out.Spec.DefaultConfiguration = in.Spec.DefaultConfiguration.deepCopy()
-	if in.Spec.RouteConfigurations != nil {
-		out.Spec.RouteConfigurations = make([]RouteConfiguration, len(in.Spec.RouteConfigurations))
-		for i, rc := range in.Spec.RouteConfigurations {
-			out.Spec.RouteConfigurations[i] = RouteConfiguration{RouteIdentifier: rc.RouteIdentifier, TargetGroupProps: rc.TargetGroupProps.deepCopy()}
-		}
-	}
-}
-
-// DeepCopyObject implements runtime.Object.
-func (in *TargetGroupConfiguration) DeepCopyObject() runtime.Object {
-	out := new(TargetGroupConfiguration)
-	in.DeepCopyInto(out)
-	return out
-}
-
-// DeepCopyObject implements runtime.Object.
-func (in *TargetGroupConfigurationList) DeepCopyObject() runtime.Object {
-	out := &TargetGroupConfigurationList{TypeMeta: in.TypeMeta}
-	in.ListMeta.DeepCopyInto(&out.ListMeta)
-	out.Items = copyItems(in.Items)
-	return out
-}
-
-// DeepCopyInto copies the configuration into out.
-func (in *LoadBalancerConfiguration) DeepCopyInto(out *LoadBalancerConfiguration) {
-	*out = *in
-	in.ObjectMeta.DeepCopyInto(&out.ObjectMeta)
-	out.Spec.MergingMode = copyPtr(in.Spec.MergingMode)
-	out.Spec.DefaultTargetGroupConfiguration = copyPtr(in.Spec.DefaultTargetGroupConfiguration)
-}
-
-// DeepCopyObject implements runtime.Object.
-func (in *LoadBalancerConfiguration) DeepCopyObject() runtime.Object {
-	out := new(LoadBalancerConfiguration)
-	in.DeepCopyInto(out)
-	return out
-}
-
-// DeepCopyObject implements runtime.Object.
-func (in *LoadBalancerConfigurationList) DeepCopyObject() runtime.Object {
-	out := &LoadBalancerConfigurationList{TypeMeta: in.TypeMeta}
-	in.ListMeta.DeepCopyInto(&out.ListMeta)
-	out.Items = copyItems(in.Items)
-	return out
 }

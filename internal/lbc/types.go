@@ -3,7 +3,8 @@ package lbc
 // The part of the AWS Load Balancer Controller's elbv2.k8s.aws/v1beta1 API
 // that albdrain reads: TargetGroupBinding. It is written out here rather than
 // imported so albdrain does not pull in the controller's whole dependency
-// tree for four fields.
+// tree for four fields; controller-gen writes its DeepCopy methods
+// (zz_generated.deepcopy.go, `make generate`).
 
 import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -42,12 +43,14 @@ const (
 )
 
 // ServiceReference names the Service whose endpoints a binding registers.
+// +kubebuilder:object:generate=true
 type ServiceReference struct {
 	Name string             `json:"name"`
 	Port intstr.IntOrString `json:"port"`
 }
 
 // TargetGroupBindingSpec is the subset of the binding's spec albdrain uses.
+// +kubebuilder:object:generate=true
 type TargetGroupBindingSpec struct {
 	TargetGroupARN string           `json:"targetGroupARN,omitempty"`
 	TargetType     *TargetType      `json:"targetType,omitempty"`
@@ -55,6 +58,7 @@ type TargetGroupBindingSpec struct {
 }
 
 // TargetGroupBindingStatus is the binding's status as the LBC writes it.
+// +kubebuilder:object:generate=true
 type TargetGroupBindingStatus struct {
 	// ObservedGeneration is the metadata.generation the LBC last reconciled
 	// successfully; it writes it only after registering the targets.
@@ -62,6 +66,8 @@ type TargetGroupBindingStatus struct {
 }
 
 // TargetGroupBinding ties a Service port to an ELBv2 target group.
+// +kubebuilder:object:root=true
+// +kubebuilder:object:generate=true
 type TargetGroupBinding struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata,omitempty"`
@@ -71,50 +77,11 @@ type TargetGroupBinding struct {
 }
 
 // TargetGroupBindingList is a list of TargetGroupBindings.
+// +kubebuilder:object:root=true
+// +kubebuilder:object:generate=true
 type TargetGroupBindingList struct {
 	metav1.TypeMeta `json:",inline"`
 	metav1.ListMeta `json:"metadata,omitempty"`
 
 	Items []TargetGroupBinding `json:"items"`
 }
-
-// DeepCopyInto copies the binding into out.
-func (in *TargetGroupBinding) DeepCopyInto(out *TargetGroupBinding) {
-	*out = *in
-	in.ObjectMeta.DeepCopyInto(&out.ObjectMeta)
-	out.Spec.TargetType = copyPtr(in.Spec.TargetType)
-	out.Status.ObservedGeneration = copyPtr(in.Status.ObservedGeneration)
-}
-
-// DeepCopy returns a copy of the binding.
-func (in *TargetGroupBinding) DeepCopy() *TargetGroupBinding {
-	if in == nil {
-		return nil
-	}
-	out := new(TargetGroupBinding)
-	in.DeepCopyInto(out)
-	return out
-}
-
-// DeepCopyObject implements runtime.Object.
-func (in *TargetGroupBinding) DeepCopyObject() runtime.Object { return in.DeepCopy() }
-
-// DeepCopyInto copies the list into out.
-func (in *TargetGroupBindingList) DeepCopyInto(out *TargetGroupBindingList) {
-	*out = *in
-	in.ListMeta.DeepCopyInto(&out.ListMeta)
-	out.Items = copyItems(in.Items)
-}
-
-// DeepCopy returns a copy of the list.
-func (in *TargetGroupBindingList) DeepCopy() *TargetGroupBindingList {
-	if in == nil {
-		return nil
-	}
-	out := new(TargetGroupBindingList)
-	in.DeepCopyInto(out)
-	return out
-}
-
-// DeepCopyObject implements runtime.Object.
-func (in *TargetGroupBindingList) DeepCopyObject() runtime.Object { return in.DeepCopy() }

@@ -64,3 +64,12 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- define "albdrain.helperImage" -}}
 {{- .Values.hold.helperImage | default (include "albdrain.image" .) }}
 {{- end }}
+
+{{/* A duration value as a Go duration: a plain number is seconds ("--set x=0" works). */}}
+{{- define "albdrain.duration" -}}
+{{- if or (kindIs "int64" .) (kindIs "float64" .) (kindIs "int" .) -}}
+{{- printf "%vs" . -}}
+{{- else -}}
+{{- . -}}
+{{- end -}}
+{{- end }}

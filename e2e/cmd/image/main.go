@@ -1,7 +1,14 @@
-// Command image builds albdrain's container image without a container engine:
-// it compiles the static manager and helper, writes the image as an OCI
-// archive that `ctr images import` (or `docker load`) reads, and pushes it to
-// a registry when -push is set.
+// Command image builds albdrain's images without a container engine or an
+// emulator: it cross-compiles the static manager and helper for each
+// architecture, and writes albdrain's image and the helper image as
+// multi-architecture OCI indexes, as an OCI archive that `ctr images import`
+// (or `docker load`) reads and/or an OCI layout directory; with -push it
+// pushes both to their registries. It prints, and with -values writes, the
+// chart values that install exactly these images. For a release it also
+// writes an SPDX SBOM of every binary (-sbom) and packages the chart with
+// those values as its defaults (-chart); the chart push, the SBOM
+// attestation and the signatures are the release workflow's
+// (.github/workflows/release.yml).
 package main
 
 import (
@@ -10,56 +17,147 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
+	"time"
 
+	"sigs.k8s.io/yaml"
+
+	"github.com/albdrain/albdrain/e2e/helmchart"
 	"github.com/albdrain/albdrain/e2e/image"
+	"github.com/albdrain/albdrain/e2e/sbom"
 )
 
 func main() {
-	var (
-		tag    = flag.String("tag", "ghcr.io/albdrain/albdrain:dev", "image reference")
-		out    = flag.String("o", "bin/albdrain-image.tar", "OCI archive to write (empty: none)")
-		push   = flag.Bool("push", false, "also push the image to the registry of -tag")
-		root   = flag.String("root", ".", "albdrain's module root")
-		goBin  = flag.String("go", "go", "go command")
-		binDir = flag.String("bin", "bin/image", "where the static binaries are built")
-	)
+	var o options
+	flag.StringVar(&o.tag, "tag", "ghcr.io/albdrain/albdrain:dev", "albdrain's image reference; its tag is the release version")
+	flag.StringVar(&o.helperTag, "helper-tag", "", "the helper image's reference (default: the -tag repository with -hold, same tag)")
+	flag.StringVar(&o.archive, "o", "", "OCI archive to write (empty: none)")
+	flag.StringVar(&o.layout, "layout", "", "OCI layout directory to write, replaced (empty: none)")
+	flag.StringVar(&o.values, "values", "", "chart values file to write for these images (empty: none)")
+	flag.StringVar(&o.sbom, "sbom", "", "SPDX JSON SBOM of every binary to write (empty: none)")
+	flag.StringVar(&o.chart, "chart", "", "directory to package the chart into, pinned to these images, versioned as -tag's tag (empty: none)")
+	flag.BoolVar(&o.push, "push", false, "also push both images to their registries")
+	flag.StringVar(&o.root, "root", ".", "albdrain's module root")
+	flag.StringVar(&o.goBin, "go", "go", "go command")
+	flag.StringVar(&o.binDir, "bin", "bin/image", "where the static binaries are built, one directory per architecture")
+	arches := flag.String("arches", strings.Join(image.Arches, ","), "GOARCHes to build for, comma-separated")
 	flag.Parse()
-	if err := run(context.Background(), *root, *goBin, *binDir, *tag, *out, *push); err != nil {
+	o.arches = strings.Split(*arches, ",")
+	if err := run(context.Background(), o); err != nil {
 		fmt.Fprintln(os.Stderr, "image:", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, root, goBin, binDir, tag, out string, push bool) error {
-	if out == "" && !push {
-		return fmt.Errorf("nothing to do: set -o or -push")
+type options struct {
+	tag, helperTag, archive, layout, values string
+	sbom, chart                             string
+	push                                    bool
+	root, goBin, binDir                     string
+	arches                                  []string
+}
+
+func run(ctx context.Context, o options) error {
+	if o.archive == "" && o.layout == "" && o.chart == "" && !o.push {
+		return fmt.Errorf("nothing to do: set -o, -layout, -chart or -push")
 	}
-	binDir, err := filepath.Abs(binDir)
-	if err != nil {
-		return err
-	}
-	if err := image.GoBuild(ctx, goBin, root, binDir, "./cmd/albdrain", "./cmd/albdrain-hold"); err != nil {
-		return err
-	}
-	img, err := image.Build(image.Albdrain(binDir))
-	if err != nil {
-		return err
-	}
-	digest, err := img.Digest()
-	if err != nil {
-		return err
-	}
-	if out != "" {
-		if err := image.WriteArchive(out, tag, img); err != nil {
+	if o.helperTag == "" {
+		var err error
+		if o.helperTag, err = image.HelperRef(o.tag); err != nil {
 			return err
 		}
-		fmt.Printf("wrote %s (%s, %s)\n", out, tag, digest)
 	}
-	if push {
-		if err := image.Push(tag, img); err != nil {
+	binDir, err := filepath.Abs(o.binDir)
+	if err != nil {
+		return err
+	}
+	imgs, err := image.BuildImages(ctx, o.goBin, o.root, binDir, o.arches)
+	if err != nil {
+		return err
+	}
+	entries := []image.Entry{{Ref: o.tag, Index: imgs.Albdrain}, {Ref: o.helperTag, Index: imgs.Helper}}
+	if o.archive != "" {
+		if err := image.WriteArchiveOf(o.archive, entries...); err != nil {
 			return err
 		}
-		fmt.Printf("pushed %s@%s\n", tag, digest)
+		fmt.Printf("wrote %s (%s, %s)\n", o.archive, o.tag, o.helperTag)
 	}
+	if o.layout != "" {
+		if err := os.RemoveAll(o.layout); err != nil {
+			return err
+		}
+		if err := image.WriteLayout(o.layout, entries...); err != nil {
+			return err
+		}
+		fmt.Printf("wrote OCI layout %s (%s, %s)\n", o.layout, o.tag, o.helperTag)
+	}
+	vals, err := image.ChartValues(o.tag, o.helperTag, imgs)
+	if err != nil {
+		return err
+	}
+	if o.sbom != "" {
+		if err := writeSBOM(o.sbom, "albdrain-"+vals.Image.Tag, o.arches, imgs); err != nil {
+			return err
+		}
+		fmt.Printf("wrote SBOM %s\n", o.sbom)
+	}
+	if o.chart != "" {
+		path, err := helmchart.Package(o.chart, vals.Image.Tag, helmchart.Pin{
+			Repository:  vals.Image.Repository,
+			Tag:         vals.Image.Tag,
+			Digest:      vals.Image.Digest,
+			HelperImage: vals.Hold.HelperImage,
+		})
+		if err != nil {
+			return err
+		}
+		fmt.Printf("packaged chart %s\n", path)
+	}
+	if o.push {
+		for _, e := range entries {
+			if err := image.PushIndex(e.Ref, e.Index); err != nil {
+				return err
+			}
+			d, _ := e.Index.Digest()
+			fmt.Printf("pushed %s@%s\n", e.Ref, d)
+		}
+	}
+	text, err := yaml.Marshal(vals)
+	if err != nil {
+		return err
+	}
+	if o.values != "" {
+		if err := os.WriteFile(o.values, text, 0o644); err != nil {
+			return err
+		}
+		fmt.Printf("wrote chart values %s (helm install ... -f %s)\n", o.values, o.values)
+	}
+	fmt.Printf("chart values for these images (%s):\n%s", strings.Join(o.arches, ", "), text)
 	return nil
+}
+
+// writeSBOM writes the SBOM, named name, of every binary in the images to path.
+func writeSBOM(path, name string, arches []string, imgs *image.Images) error {
+	var bins []sbom.Binary
+	for _, arch := range arches {
+		for _, b := range []string{"albdrain", "albdrain-hold"} {
+			bins = append(bins, sbom.Binary{Name: b + " linux/" + arch, Path: filepath.Join(imgs.BinDirs[arch], b)})
+		}
+	}
+	doc, err := sbom.Build(name, sourceDate(), bins...)
+	if err != nil {
+		return err
+	}
+	return doc.WriteFile(path)
+}
+
+// sourceDate is the SBOM's creation time: SOURCE_DATE_EPOCH when set (the
+// release workflow sets the tagged commit's time), so that a rebuild gives
+// the same document.
+func sourceDate() time.Time {
+	var sec int64
+	if _, err := fmt.Sscan(os.Getenv("SOURCE_DATE_EPOCH"), &sec); err == nil {
+		return time.Unix(sec, 0)
+	}
+	return time.Now()
 }
