@@ -73,7 +73,11 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	ex, err := explain.Ask(ctx, cs.CoreV1(), explain.ViaServiceProxy(cs, m), *ns, pod)
+	ask, err := explain.ViaServiceProxy(cfg, m)
+	if err != nil {
+		return err
+	}
+	ex, err := explain.Ask(ctx, cs.CoreV1(), ask, *ns, pod)
 	if err != nil {
 		return err
 	}

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"fmt"
 
+	"golang.org/x/time/rate"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -78,8 +79,10 @@ func NewManager(ctx context.Context, rc *rest.Config, cfg Config, drainOpts ...d
 		return nil, fmt.Errorf("set up drain watcher: %w", err)
 	}
 	// Served beside the webhook, so the apiserver's service proxy reaches it
-	// on the Service's webhook port.
-	mgr.GetWebhookServer().Register(explain.Path, &explain.Handler{Pods: mgr.GetAPIReader(), Finder: finder, Resolver: resolver})
+	// on the Service's webhook port; any pod reaches it too, hence its own
+	// authentication and rate limit.
+	mgr.GetWebhookServer().Register(explain.Path, &explain.Handler{Pods: mgr.GetAPIReader(), Finder: finder, Resolver: resolver,
+		Auth: explain.Reviews{Client: mgr.GetClient()}, Limit: rate.NewLimiter(explain.Rate, explain.Burst)})
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
 		return nil, err
 	}
