@@ -73,6 +73,8 @@ func checkAccess(t *testing.T, c client.Client) {
 		access{"update", "admissionregistration.k8s.io", "mutatingwebhookconfigurations", "", webhookConfig},
 		// Pods' tokens, checked by the hold endpoint.
 		access{"create", "authentication.k8s.io", "tokenreviews", "", ""},
+		// Whether an explain caller may get the pod.
+		access{"create", "authorization.k8s.io", "subjectaccessreviews", "", ""},
 		// The CA bundle it publishes in the namespaces of managed pods.
 		access{"create", "", "configmaps", other, ""},
 		access{"get", "", "configmaps", other, contract.CABundleConfigMap},

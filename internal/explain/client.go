@@ -42,7 +42,7 @@ func ViaServiceProxy(cfg *rest.Config, m Manager) (Querier, error) {
 	return func(ctx context.Context, query map[string]string) ([]byte, error) {
 		raw, err := cs.CoreV1().Services(m.Namespace).ProxyGet("https", m.Service, m.Port, Path, query).DoRaw(ctx)
 		if err != nil {
-			return nil, fmt.Errorf("ask albdrain's manager (service %s/%s): %w", m.Namespace, m.Service, err)
+			return nil, fmt.Errorf("ask albdrain's manager (service %s/%s): %w: %s", m.Namespace, m.Service, err, raw)
 		}
 		return raw, nil
 	}, nil
