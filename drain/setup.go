@@ -43,6 +43,7 @@ type Option func(*options)
 
 type options struct {
 	awsConfig    *aws.Config
+	awsOptional  bool
 	metrics      *metrics.Metrics
 	resolverInto *targetgroups.Resolver
 }
@@ -54,6 +55,12 @@ func ResolverInto(r *targetgroups.Resolver) Option { return func(o *options) { o
 // WithAWSConfig uses cfg instead of the SDK's default configuration chain
 // (environment, IRSA, EKS Pod Identity, instance metadata).
 func WithAWSConfig(cfg aws.Config) Option { return func(o *options) { o.awsConfig = &cfg } }
+
+// AWSOptional lets the watcher start without a usable AWS configuration,
+// for installs whose pods hold in sleep mode: a pod that overrides its mode
+// to wait then falls back to the helper's fixed sleep, since every ELBv2
+// call fails at once.
+func AWSOptional() Option { return func(o *options) { o.awsOptional = true } }
 
 // WithMetrics records into m instead of the collectors registered on
 // controller-runtime's registry.
@@ -90,7 +97,11 @@ func Setup(mgr ctrl.Manager, cfg Config, finder *lbc.Finder, opts ...Option) err
 	}
 	awsCfg, err := loadAWSConfig(context.Background(), o.awsConfig, cfg.AWSRegion)
 	if err != nil {
-		return err
+		if !o.awsOptional {
+			return err
+		}
+		mgr.GetLogger().Info("starting without AWS: sleep-mode holds need none; a pod overriding its mode to wait falls back to a fixed sleep", "reason", err.Error())
+		awsCfg = withoutAWS(cfg.AWSRegion, err)
 	}
 	api := elbv2client.New(awsCfg, elbv2client.Options{
 		Endpoint: cfg.AWSEndpointURL,

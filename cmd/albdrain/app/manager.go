@@ -20,6 +20,7 @@ import (
 	"github.com/albdrain/albdrain/certs/tlspolicy"
 	"github.com/albdrain/albdrain/drain"
 	"github.com/albdrain/albdrain/drain/targetgroups"
+	"github.com/albdrain/albdrain/internal/contract"
 	"github.com/albdrain/albdrain/internal/explain"
 	"github.com/albdrain/albdrain/internal/lbc"
 	"github.com/albdrain/albdrain/internal/shutdown"
@@ -75,7 +76,12 @@ func NewManager(ctx context.Context, rc *rest.Config, cfg Config, drainOpts ...d
 		return nil, fmt.Errorf("set up readiness-gate reporter: %w", err)
 	}
 	var resolver targetgroups.Resolver
-	if err := drain.Setup(mgr, cfg.Drain, finder, append(drainOpts, drain.ResolverInto(&resolver))...); err != nil {
+	drainOpts = append(drainOpts, drain.ResolverInto(&resolver))
+	if cfg.Webhook.Mode == string(contract.ModeSleep) {
+		// The chart promises sleep-only installs need no AWS credentials.
+		drainOpts = append(drainOpts, drain.AWSOptional())
+	}
+	if err := drain.Setup(mgr, cfg.Drain, finder, drainOpts...); err != nil {
 		return nil, fmt.Errorf("set up drain watcher: %w", err)
 	}
 	// Served beside the webhook, so the apiserver's service proxy reaches it
