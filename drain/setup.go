@@ -20,6 +20,7 @@ import (
 	"github.com/albdrain/albdrain/drain/metrics"
 	"github.com/albdrain/albdrain/drain/poller"
 	"github.com/albdrain/albdrain/drain/targetgroups"
+	"github.com/albdrain/albdrain/drain/unheld"
 	"github.com/albdrain/albdrain/internal/contract"
 	"github.com/albdrain/albdrain/internal/lbc"
 )
@@ -148,6 +149,11 @@ func Setup(mgr ctrl.Manager, cfg Config, finder *lbc.Finder, opts ...Option) err
 		Log:           mgr.GetLogger(),
 	})
 	if err := mgr.Add(srv); err != nil {
+		return err
+	}
+	// The helper's failures to reach this endpoint show nowhere else.
+	unasked := &unheld.Reporter{Events: mgr.GetCache(), Recorder: mgr.GetEventRecorder(EventSource), Metrics: m}
+	if err := unasked.Setup(context.Background(), mgr); err != nil {
 		return err
 	}
 	return mgr.AddReadyzCheck("albdrain-hold-server", srv.ReadyCheck)

@@ -61,6 +61,9 @@ func checkAccess(t *testing.T, c client.Client) {
 		// Events on the pods it holds, in their namespaces.
 		access{"create", "events.k8s.io", "events", other, ""},
 		access{"patch", "events.k8s.io", "events", other, ""},
+		// Its own events, to find pods whose helper never reached it.
+		access{"list", "events.k8s.io", "events", "", ""},
+		access{"watch", "events.k8s.io", "events", "", ""},
 		// The certificate Secret: the rotator's informer, and its writes.
 		access{"list", "", "secrets", own, ""},
 		access{"watch", "", "secrets", own, ""},

@@ -7,6 +7,7 @@ import (
 
 	"golang.org/x/time/rate"
 	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
@@ -20,6 +21,7 @@ import (
 	"github.com/albdrain/albdrain/certs/tlspolicy"
 	"github.com/albdrain/albdrain/drain"
 	"github.com/albdrain/albdrain/drain/targetgroups"
+	"github.com/albdrain/albdrain/drain/unheld"
 	"github.com/albdrain/albdrain/internal/contract"
 	"github.com/albdrain/albdrain/internal/explain"
 	"github.com/albdrain/albdrain/internal/lbc"
@@ -53,7 +55,10 @@ func NewManager(ctx context.Context, rc *rest.Config, cfg Config, drainOpts ...d
 		Cache: cache.Options{
 			// The watcher needs only the pods the webhook marked; caching
 			// every pod of a large cluster would cost memory for nothing.
-			ByObject:         map[client.Object]cache.ByObject{&corev1.Pod{}: drain.PodCacheByObject()},
+			ByObject: map[client.Object]cache.ByObject{
+				&corev1.Pod{}:     drain.PodCacheByObject(),
+				&eventsv1.Event{}: unheld.EventsByObject(drain.EventSource),
+			},
 			DefaultTransform: cache.TransformStripManagedFields(),
 		},
 	})
