@@ -7,6 +7,7 @@ import (
 
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/albdrain/albdrain/drain"
 	"github.com/albdrain/albdrain/e2e/kubetest"
 	"github.com/albdrain/albdrain/internal/contract"
 )
@@ -17,7 +18,21 @@ import (
 func TestSleepModeInstallStartsWithoutAWS(t *testing.T) {
 	noAWS(t)
 	env := kubetest.Start(t, kubetest.WithTargetGroupBindingCRD())
-	objs := objects(t, mustRender(t, "hold: {mode: sleep}"))
+	installAndStart(t, env, "hold: {mode: sleep}") // no AWS configuration of the test's own
+	pod := newALBNamespace(t, env.Client, "shop", optIn).eventuallyMutated(t)
+	if pod.Spec.Containers[0].Lifecycle == nil || pod.Spec.Containers[0].Lifecycle.PreStop == nil || pod.Spec.Containers[0].Lifecycle.PreStop.Sleep == nil {
+		t.Errorf("pod not given a sleep hold: %+v", pod.Spec.Containers[0].Lifecycle)
+	}
+	if pod.Annotations[contract.InjectedKey] == "" {
+		t.Errorf("pod has no %s annotation", contract.InjectedKey)
+	}
+}
+
+// installAndStart applies the chart rendered with values and runs the
+// manager under its flags and RBAC, as TestInstall does.
+func installAndStart(t *testing.T, env *kubetest.Env, values string, opts ...drain.Option) {
+	t.Helper()
+	objs := objects(t, mustRender(t, values))
 	webhookPort := reservePort(t)
 	apply(t, env.Client, objs, webhookPort)
 	args := managerArgs(t, objs)
@@ -33,14 +48,7 @@ func TestSleepModeInstallStartsWithoutAWS(t *testing.T) {
 		"cert-dns-name":             webhookHost,
 		"shutdown-service":          "",
 	}))
-	startManager(t, env, cfg) // no AWS configuration of the test's own
-	pod := newALBNamespace(t, env.Client, "shop", optIn).eventuallyMutated(t)
-	if pod.Spec.Containers[0].Lifecycle == nil || pod.Spec.Containers[0].Lifecycle.PreStop == nil || pod.Spec.Containers[0].Lifecycle.PreStop.Sleep == nil {
-		t.Errorf("pod not given a sleep hold: %+v", pod.Spec.Containers[0].Lifecycle)
-	}
-	if pod.Annotations[contract.InjectedKey] == "" {
-		t.Errorf("pod has no %s annotation", contract.InjectedKey)
-	}
+	startManager(t, env, cfg, opts...)
 }
 
 // noAWS empties every source of the AWS SDK's default chain this machine
