@@ -74,10 +74,10 @@ func PodCacheSelector() labels.Selector {
 }
 
 // PodCacheByObject is the manager cache setting for Pods the watcher relies
-// on: only managed pods, without managedFields, so the cache stays small on
+// on: only managed pods, trimmed (TrimPod), so the cache stays small on
 // large clusters. Put it in cache.Options.ByObject under &corev1.Pod{}.
 func PodCacheByObject() cache.ByObject {
-	return cache.ByObject{Label: PodCacheSelector(), Transform: cache.TransformStripManagedFields()}
+	return cache.ByObject{Label: PodCacheSelector(), Transform: TrimPod}
 }
 
 // Setup adds the watcher to mgr: the hold endpoint (served by every

@@ -59,7 +59,7 @@ func NewManager(ctx context.Context, rc *rest.Config, cfg Config, drainOpts ...d
 				&corev1.Pod{}:     drain.PodCacheByObject(),
 				&eventsv1.Event{}: unheld.EventsByObject(drain.EventSource),
 			},
-			DefaultTransform: cache.TransformStripManagedFields(),
+			DefaultTransform: trimCached,
 		},
 	})
 	if err != nil {
