@@ -45,3 +45,11 @@ func loadAWSConfig(ctx context.Context, given *aws.Config, region string) (aws.C
 	}
 	return cfg, nil
 }
+
+// withoutAWS is a configuration whose every call fails at once with why,
+// instead of waiting on a credentials chain known to be empty.
+func withoutAWS(region string, why error) aws.Config {
+	return aws.Config{Region: region, Credentials: aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
+		return aws.Credentials{}, why
+	})}
+}

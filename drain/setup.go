@@ -20,6 +20,7 @@ import (
 	"github.com/albdrain/albdrain/drain/metrics"
 	"github.com/albdrain/albdrain/drain/poller"
 	"github.com/albdrain/albdrain/drain/targetgroups"
+	"github.com/albdrain/albdrain/drain/unheld"
 	"github.com/albdrain/albdrain/internal/contract"
 	"github.com/albdrain/albdrain/internal/lbc"
 )
@@ -43,6 +44,7 @@ type Option func(*options)
 
 type options struct {
 	awsConfig    *aws.Config
+	awsOptional  bool
 	metrics      *metrics.Metrics
 	resolverInto *targetgroups.Resolver
 }
@@ -55,6 +57,12 @@ func ResolverInto(r *targetgroups.Resolver) Option { return func(o *options) { o
 // (environment, IRSA, EKS Pod Identity, instance metadata).
 func WithAWSConfig(cfg aws.Config) Option { return func(o *options) { o.awsConfig = &cfg } }
 
+// AWSOptional lets the watcher start without a usable AWS configuration,
+// for installs whose pods hold in sleep mode: a pod that overrides its mode
+// to wait then falls back to the helper's fixed sleep, since every ELBv2
+// call fails at once.
+func AWSOptional() Option { return func(o *options) { o.awsOptional = true } }
+
 // WithMetrics records into m instead of the collectors registered on
 // controller-runtime's registry.
 func WithMetrics(m *metrics.Metrics) Option { return func(o *options) { o.metrics = m } }
@@ -66,10 +74,10 @@ func PodCacheSelector() labels.Selector {
 }
 
 // PodCacheByObject is the manager cache setting for Pods the watcher relies
-// on: only managed pods, without managedFields, so the cache stays small on
+// on: only managed pods, trimmed (TrimPod), so the cache stays small on
 // large clusters. Put it in cache.Options.ByObject under &corev1.Pod{}.
 func PodCacheByObject() cache.ByObject {
-	return cache.ByObject{Label: PodCacheSelector(), Transform: cache.TransformStripManagedFields()}
+	return cache.ByObject{Label: PodCacheSelector(), Transform: TrimPod}
 }
 
 // Setup adds the watcher to mgr: the hold endpoint (served by every
@@ -90,7 +98,11 @@ func Setup(mgr ctrl.Manager, cfg Config, finder *lbc.Finder, opts ...Option) err
 	}
 	awsCfg, err := loadAWSConfig(context.Background(), o.awsConfig, cfg.AWSRegion)
 	if err != nil {
-		return err
+		if !o.awsOptional {
+			return err
+		}
+		mgr.GetLogger().Info("starting without AWS: sleep-mode holds need none; a pod overriding its mode to wait falls back to a fixed sleep", "reason", err.Error())
+		awsCfg = withoutAWS(cfg.AWSRegion, err)
 	}
 	api := elbv2client.New(awsCfg, elbv2client.Options{
 		Endpoint:    cfg.AWSEndpointURL,
@@ -139,6 +151,11 @@ func Setup(mgr ctrl.Manager, cfg Config, finder *lbc.Finder, opts ...Option) err
 		Log:           mgr.GetLogger(),
 	})
 	if err := mgr.Add(srv); err != nil {
+		return err
+	}
+	// The helper's failures to reach this endpoint show nowhere else.
+	unasked := &unheld.Reporter{Events: mgr.GetCache(), Recorder: mgr.GetEventRecorder(EventSource), Metrics: m}
+	if err := unasked.Setup(context.Background(), mgr); err != nil {
 		return err
 	}
 	return mgr.AddReadyzCheck("albdrain-hold-server", srv.ReadyCheck)

@@ -37,7 +37,13 @@ type Config struct {
 	WatcherURL, WatcherCAFile string
 	// ReadinessGates adds the load balancer controller's readiness gates.
 	ReadinessGates bool
+	// InitCPU and InitMemory are the injected init container's requests
+	// and limits, as quantities; empty leaves one unset.
+	InitCPU, InitMemory RequestLimit
 }
+
+// RequestLimit is a request and a limit of one resource.
+type RequestLimit struct{ Request, Limit string }
 
 // BindFlags registers the webhook's flags with their defaults.
 func (c *Config) BindFlags(fs *flag.FlagSet) {
@@ -55,6 +61,13 @@ func (c *Config) BindFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.HelperImagePath, "helper-image-path", "/albdrain-hold", "path of the helper binary inside --helper-image")
 	fs.StringVar(&c.WatcherURL, "watcher-url", "", "hold endpoint URL the in-pod helper calls, e.g. https://albdrain.albdrain.svc:8443")
 	fs.BoolVar(&c.ReadinessGates, "readiness-gates", true, "add the load balancer controller's target-health readiness gate for each TargetGroupBinding that a controller has reconciled (status.observedGeneration); false adds none (pods opt out with albdrain.io/readiness-gate=disabled)")
+	// Requests equal to limits pass a LimitRange's maxLimitRequestRatio, and
+	// a CPU limit a ResourceQuota on limits.cpu; 64Mi passes the usual
+	// LimitRange memory minimums. Copying the helper needs far less.
+	fs.StringVar(&c.InitCPU.Request, "init-cpu-request", "100m", "CPU request of the injected init container; empty sets none")
+	fs.StringVar(&c.InitCPU.Limit, "init-cpu-limit", "100m", "CPU limit of the injected init container; empty sets none")
+	fs.StringVar(&c.InitMemory.Request, "init-memory-request", "64Mi", "memory request of the injected init container; empty sets none")
+	fs.StringVar(&c.InitMemory.Limit, "init-memory-limit", "64Mi", "memory limit of the injected init container; empty sets none")
 	fs.StringVar(&c.WatcherCAFile, "watcher-ca-file", "", "PEM bundle the helper trusts for an https --watcher-url (defaults to the system roots); published to pods, and kept current, as the ConfigMap "+contract.CABundleConfigMap+" in their namespaces")
 }
 
@@ -86,10 +99,10 @@ func (c *Config) Options() (inject.Options, error) {
 		HelperImagePath:  c.HelperImagePath,
 		WatcherURL:       c.WatcherURL,
 		NoReadinessGates: !c.ReadinessGates,
-		InitResources: corev1.ResourceRequirements{
-			Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("10m"), corev1.ResourceMemory: resource.MustParse("16Mi")},
-			Limits:   corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("32Mi")},
-		},
+	}
+	var err error
+	if o.InitResources, err = initResources(c.InitCPU, c.InitMemory); err != nil {
+		errs = append(errs, err)
 	}
 	// The file is published to pods as a ConfigMap in their namespace (see
 	// certs/cabundle), not copied into them: a copy would go stale when the
@@ -104,4 +117,43 @@ func (c *Config) Options() (inject.Options, error) {
 		errs = append(errs, err)
 	}
 	return o, errors.Join(errs...)
+}
+
+// initResources parses the init container's requests and limits: each a
+// valid positive quantity, no request above its limit.
+func initResources(cpu, memory RequestLimit) (corev1.ResourceRequirements, error) {
+	r := corev1.ResourceRequirements{Requests: corev1.ResourceList{}, Limits: corev1.ResourceList{}}
+	var errs []error
+	for _, q := range []struct {
+		name corev1.ResourceName
+		rl   RequestLimit
+	}{{corev1.ResourceCPU, cpu}, {corev1.ResourceMemory, memory}} {
+		for _, v := range []struct {
+			kind string
+			s    string
+			into corev1.ResourceList
+		}{{"request", q.rl.Request, r.Requests}, {"limit", q.rl.Limit, r.Limits}} {
+			if v.s == "" {
+				continue
+			}
+			parsed, err := resource.ParseQuantity(v.s)
+			if err != nil || parsed.Sign() <= 0 {
+				errs = append(errs, fmt.Errorf("--init-%s-%s %q: want a positive quantity", q.name, v.kind, v.s))
+				continue
+			}
+			v.into[q.name] = parsed
+		}
+		req, hasReq := r.Requests[q.name]
+		lim, hasLim := r.Limits[q.name]
+		if hasReq && hasLim && req.Cmp(lim) > 0 {
+			errs = append(errs, fmt.Errorf("--init-%s-request %s is above --init-%s-limit %s", q.name, req.String(), q.name, lim.String()))
+		}
+	}
+	if len(r.Requests) == 0 {
+		r.Requests = nil
+	}
+	if len(r.Limits) == 0 {
+		r.Limits = nil
+	}
+	return r, errors.Join(errs...)
 }

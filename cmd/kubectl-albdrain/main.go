@@ -79,7 +79,11 @@ func newExplainCommand(flags *genericclioptions.ConfigFlags, out io.Writer) *cob
 			if err != nil {
 				return err
 			}
-			ex, err := explain.Ask(cmd.Context(), cs.CoreV1(), explain.ViaServiceProxy(cs, m), ns, args[0])
+			ask, err := explain.ViaServiceProxy(cfg, m)
+			if err != nil {
+				return err
+			}
+			ex, err := explain.Ask(cmd.Context(), cs.CoreV1(), ask, ns, args[0])
 			if err != nil {
 				return err
 			}

@@ -73,6 +73,9 @@ type Metrics struct {
 	// HoldRefusals counts hold requests and end reports the hold endpoint
 	// refused, by one of RefusalReasons.
 	HoldRefusals *prometheus.CounterVec
+	// PodsNeverHeld counts managed wait-mode pods that terminated without
+	// their helper ever reaching the watcher.
+	PodsNeverHeld prometheus.Counter
 }
 
 // New creates unregistered collectors.
@@ -117,6 +120,10 @@ func New() *Metrics {
 			Name: "albdrain_hold_requests_refused_total",
 			Help: "Hold requests and hold-end reports the hold endpoint refused, by reason: wrong_source, no_token, bad_token or wrong_pod (the caller is not the pod it names), review_failed, pod_unreadable, wrong_uid, bad_request, not_terminating, pod_limit or capacity.",
 		}, []string{"reason"}),
+		PodsNeverHeld: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "albdrain_pods_terminated_unheld_total",
+			Help: "Managed wait-mode pods deleted after their held containers ran with no hold event from any watcher replica: their helper never reached the watcher (egress denied, DNS, TLS trust, a dead watcher) or was refused before a hold began. Every replica counts every pod: use max, not sum.",
+		}),
 	}
 	for _, o := range contract.Outcomes {
 		m.Holds.WithLabelValues(string(o))
@@ -129,7 +136,7 @@ func New() *Metrics {
 
 func (m *Metrics) collectors() []prometheus.Collector {
 	return []prometheus.Collector{m.HoldDuration, m.HoldsInFlight, m.Holds, m.ELBv2Requests, m.ELBv2Latency, m.ELBv2Throttles, m.TargetGroupsWatched, m.HoldEndsUnreported,
-		m.HoldRefusals}
+		m.HoldRefusals, m.PodsNeverHeld}
 }
 
 // Register adds every collector to r.

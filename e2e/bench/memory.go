@@ -21,8 +21,9 @@ const MemoryTargetMiB = 100
 // MemoryOptions shape the memory measurement.
 type MemoryOptions struct {
 	// Pods are created in the apiserver, Managed of them as albdrain's
-	// webhook would have mutated them.
-	Pods, Managed int
+	// webhook would have mutated them; then Services more Services, which
+	// the manager caches all of.
+	Pods, Managed, Services int
 	// Manager is albdrain's manager binary; Dir receives its kubeconfig,
 	// certificate and logs.
 	Manager, Dir string
@@ -86,6 +87,16 @@ func MeasureMemory(ctx context.Context, o MemoryOptions) (_ *Section, err error)
 		return nil, err
 	}
 
+	o.Progress("creating %d Services", o.Services)
+	if err := createServices(ctx, cl, o.Services); err != nil {
+		return nil, err
+	}
+	o.Progress("albdrain's manager with %d pods, %d managed, and %d more Services", o.Pods, o.Managed, o.Services)
+	withServices, err := readMemory(ctx, m, "services", o.Settle)
+	if err != nil {
+		return nil, err
+	}
+
 	perUnmanaged := (plain.HeapInuse - none.HeapInuse) * 1024 / float64(unmanaged)
 	perManaged := (full.HeapInuse - plain.HeapInuse) * 1024 / float64(o.Managed)
 	s := &Section{Name: "memory", Notes: []string{
@@ -105,6 +116,11 @@ func MeasureMemory(ctx context.Context, o MemoryOptions) (_ *Section, err error)
 	s.Add("unmanaged_only_heap_inuse_mib", plain.HeapInuse)
 	s.Add("heap_per_managed_pod_kib", perManaged)
 	s.Add("heap_per_unmanaged_pod_kib", perUnmanaged)
+	s.Add("services", float64(o.Services))
+	s.Add("with_services_rss_mib", withServices.RSS)
+	s.Add("with_services_rss_peak_mib", withServices.HWM)
+	s.Add("with_services_heap_inuse_mib", withServices.HeapInuse)
+	s.Add("heap_per_service_kib", (withServices.HeapInuse-full.HeapInuse)*1024/float64(max(o.Services, 1)))
 	s.Compare(Comparison{
 		What: fmt.Sprintf("manager RSS, %d pods / %d managed (MiB)", o.Pods, o.Managed), Value: full.RSS,
 		Baseline: none.RSS, BaselineWhat: "no pods",
@@ -139,6 +155,14 @@ func createUnmanaged(ctx context.Context, cl client.Client, n int) error {
 	}
 	return parallel(ctx, n, func(ctx context.Context, i int) error {
 		return cl.Create(ctx, appPod(fmt.Sprintf("bench-apps-%d", i%unmanagedSpread), fmt.Sprintf("web-%d", i), "web", fmt.Sprintf("node-%d", i%100)))
+	})
+}
+
+// createServices creates n Services over the unmanaged pods' namespaces,
+// each selecting pods of its own.
+func createServices(ctx context.Context, cl client.Client, n int) error {
+	return parallel(ctx, n, func(ctx context.Context, i int) error {
+		return cl.Create(ctx, service(fmt.Sprintf("bench-apps-%d", i%unmanagedSpread), fmt.Sprintf("svc-%d", i)))
 	})
 }
 

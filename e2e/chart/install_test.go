@@ -121,17 +121,18 @@ func pointAt(t *testing.T, wh *unstructured.Unstructured, port int) {
 	}
 }
 
+// fakeAWS satisfies the watcher, which refuses to start in wait mode
+// without AWS credentials; they are never used, since no pod here is held.
+var fakeAWS = drain.WithAWSConfig(aws.Config{Region: "eu-west-1", Credentials: credentials.NewStaticCredentialsProvider("AKIDEXAMPLE", "secret", "")})
+
 // startManager runs the manager as the chart's ServiceAccount, so any
 // permission the chart forgot stops it from syncing or issuing.
-func startManager(t *testing.T, env *kubetest.Env, cfg app.Config) {
+func startManager(t *testing.T, env *kubetest.Env, cfg app.Config, opts ...drain.Option) {
 	t.Helper()
 	rc := rest.CopyConfig(env.Config)
 	rc.Impersonate = rest.ImpersonationConfig{UserName: serviceAccountUser}
 	ctx, cancel := context.WithCancel(context.Background())
-	// The watcher refuses to start without AWS credentials; these are
-	// never used, since no pod here is held.
-	awsOpt := drain.WithAWSConfig(aws.Config{Region: "eu-west-1", Credentials: credentials.NewStaticCredentialsProvider("AKIDEXAMPLE", "secret", "")})
-	mgr, err := app.NewManager(ctx, rc, cfg, awsOpt)
+	mgr, err := app.NewManager(ctx, rc, cfg, opts...)
 	if err != nil {
 		cancel()
 		t.Fatalf("manager: %v", err)
@@ -224,7 +225,7 @@ func TestInstall(t *testing.T) {
 		// No Service routes here (see webhookHost): the manager stops at once.
 		"shutdown-service": "",
 	}))
-	startManager(t, env, cfg)
+	startManager(t, env, cfg, fakeAWS)
 
 	c := &certChecks{c: env.Client, secret: secret, webhookName: releaseName, webhookPort: webhookPort}
 	apps := newALBNamespace(t, env.Client, "shop", optIn)

@@ -61,6 +61,9 @@ func checkAccess(t *testing.T, c client.Client) {
 		// Events on the pods it holds, in their namespaces.
 		access{"create", "events.k8s.io", "events", other, ""},
 		access{"patch", "events.k8s.io", "events", other, ""},
+		// Its own events, to find pods whose helper never reached it.
+		access{"list", "events.k8s.io", "events", "", ""},
+		access{"watch", "events.k8s.io", "events", "", ""},
 		// The certificate Secret: the rotator's informer, and its writes.
 		access{"list", "", "secrets", own, ""},
 		access{"watch", "", "secrets", own, ""},
@@ -73,6 +76,8 @@ func checkAccess(t *testing.T, c client.Client) {
 		access{"update", "admissionregistration.k8s.io", "mutatingwebhookconfigurations", "", webhookConfig},
 		// Pods' tokens, checked by the hold endpoint.
 		access{"create", "authentication.k8s.io", "tokenreviews", "", ""},
+		// Whether an explain caller may get the pod.
+		access{"create", "authorization.k8s.io", "subjectaccessreviews", "", ""},
 		// The CA bundle it publishes in the namespaces of managed pods.
 		access{"create", "", "configmaps", other, ""},
 		access{"get", "", "configmaps", other, contract.CABundleConfigMap},

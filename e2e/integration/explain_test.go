@@ -13,10 +13,13 @@ import (
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/albdrain/albdrain/e2e/cluster"
 	"github.com/albdrain/albdrain/e2e/kubetest"
@@ -47,7 +50,8 @@ func TestExplain(t *testing.T) {
 		Spec: lbc.TargetGroupBindingSpec{TargetGroupARN: arn, TargetType: ptr.To(lbc.TargetTypeIP),
 			ServiceRef: lbc.ServiceReference{Name: "web", Port: intstr.FromInt32(80)}}})
 	startManager(t, env)
-	ask := directQuerier(t, env)
+	reader := serviceAccountToken(t, env, ns, "reader", true)
+	ask := directQuerier(t, env, reader)
 	pods := kubernetes.NewForConfigOrDie(env.Config).CoreV1()
 
 	t.Run("protected pod: backends and the watcher's target group", func(t *testing.T) {
@@ -84,6 +88,45 @@ func TestExplain(t *testing.T) {
 		}
 	})
 
+	t.Run("only a caller whose token may get the pod is answered", func(t *testing.T) {
+		pod := &corev1.Pod{}
+		if err := cl.Get(ctx, client.ObjectKey{Namespace: ns, Name: "web-1"}, pod); err != nil {
+			t.Fatal(err)
+		}
+		query := map[string]string{"namespace": ns, "name": "web-1", "uid": string(pod.UID)}
+		for _, tc := range []struct{ name, token, want string }{
+			{"no token", "", "401"},
+			{"a forged token", "eyJhbGciOiJSUzI1NiJ9.e30.c2ln", "401"},
+			{"a ServiceAccount without access to pods", serviceAccountToken(t, env, ns, "stranger", false), "403"},
+		} {
+			if _, err := directQuerier(t, env, tc.token)(ctx, query); err == nil || !strings.HasPrefix(err.Error(), tc.want) {
+				t.Errorf("%s: %v, want %s", tc.name, err, tc.want)
+			}
+		}
+	})
+
+	t.Run("the plugin's question through the apiserver's service proxy", func(t *testing.T) {
+		rc := rest.AnonymousClientConfig(env.Config)
+		rc.BearerToken = reader
+		m := proxiedManager(t, env, rbacv1.Subject{Kind: rbacv1.ServiceAccountKind, Name: "reader", Namespace: ns})
+		ask, err := explain.ViaServiceProxy(rc, m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ex explain.Explanation
+		// Until the apiserver's informer has the EndpointSlice, it has no endpoint.
+		waitFor(t, "an answer through the service proxy", func() bool {
+			ex, err = explain.Ask(ctx, kubernetes.NewForConfigOrDie(rc).CoreV1(), ask, ns, "web-1")
+			if err != nil && !strings.Contains(err.Error(), "no endpoints available") {
+				t.Fatal(err)
+			}
+			return err == nil
+		})
+		if !ex.Protected {
+			t.Errorf("explanation = %+v", ex)
+		}
+	})
+
 	t.Run("a pod named without its UID is not explained", func(t *testing.T) {
 		_, err := ask(ctx, map[string]string{"namespace": ns, "name": "web-1", "uid": "3f1c1a55-0000-4000-8000-000000000000"})
 		if err == nil || !strings.Contains(err.Error(), "no such pod") {
@@ -93,8 +136,9 @@ func TestExplain(t *testing.T) {
 }
 
 // directQuerier asks the manager's webhook server on loopback, as the
-// apiserver's service proxy would, trusting envtest's serving CA.
-func directQuerier(t *testing.T, env *kubetest.Env) explain.Querier {
+// apiserver's service proxy would with the plugin's token, trusting
+// envtest's serving CA.
+func directQuerier(t *testing.T, env *kubetest.Env, token string) explain.Querier {
 	t.Helper()
 	wio := env.Environment.WebhookInstallOptions
 	pool := x509.NewCertPool()
@@ -111,6 +155,9 @@ func directQuerier(t *testing.T, env *kubetest.Env) explain.Querier {
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"?"+q.Encode(), nil)
 		if err != nil {
 			return nil, err
+		}
+		if token != "" {
+			req.Header.Set(explain.TokenHeader, "Bearer "+token)
 		}
 		resp, err := hc.Do(req)
 		if err != nil {

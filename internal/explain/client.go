@@ -5,11 +5,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/http"
 	"strings"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
+	"k8s.io/client-go/rest"
 )
 
 // Querier sends the explain query (namespace, name, uid) to the manager
@@ -25,15 +27,38 @@ type Manager struct {
 }
 
 // ViaServiceProxy queries the manager through the apiserver's service
-// proxy; the caller needs get on the manager Service's services/proxy.
-func ViaServiceProxy(cs kubernetes.Interface, m Manager) Querier {
+// proxy; the caller needs get on the manager Service's services/proxy, and
+// a bearer token (a token or exec credentials in the kubeconfig, not a
+// client certificate): the manager checks that its user may get the pod.
+func ViaServiceProxy(cfg *rest.Config, m Manager) (Querier, error) {
+	cfg = rest.CopyConfig(cfg)
+	// Innermost wrapper: it sees the Authorization header that token and
+	// exec credential wrappers have set, and repeats it for the manager.
+	cfg.Wrap(func(rt http.RoundTripper) http.RoundTripper { return repeatToken{rt} })
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
 	return func(ctx context.Context, query map[string]string) ([]byte, error) {
 		raw, err := cs.CoreV1().Services(m.Namespace).ProxyGet("https", m.Service, m.Port, Path, query).DoRaw(ctx)
 		if err != nil {
-			return nil, fmt.Errorf("ask albdrain's manager (service %s/%s): %w", m.Namespace, m.Service, err)
+			return nil, fmt.Errorf("ask albdrain's manager (service %s/%s): %w: %s", m.Namespace, m.Service, err, raw)
 		}
 		return raw, nil
+	}, nil
+}
+
+// repeatToken copies the request's bearer token into TokenHeader.
+type repeatToken struct{ next http.RoundTripper }
+
+func (t repeatToken) RoundTrip(r *http.Request) (*http.Response, error) {
+	auth := r.Header.Get("Authorization")
+	if auth == "" {
+		return t.next.RoundTrip(r)
 	}
+	r = r.Clone(r.Context())
+	r.Header.Set(TokenHeader, auth)
+	return t.next.RoundTrip(r)
 }
 
 // Ask reads the pod with the caller's own credentials, so the caller must

@@ -8,13 +8,16 @@ package explain
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
 
+	"golang.org/x/time/rate"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/albdrain/albdrain/drain/targetgroups"
 	"github.com/albdrain/albdrain/internal/contract"
@@ -62,14 +65,18 @@ type Explanation struct {
 	ServedAPIs []string `json:"servedAPIs"`
 }
 
-// Handler serves explanations. A caller must name the pod's UID as well as
-// its namespace and name: the UID is only known to who can read the pod, so
-// the endpoint tells no one about pods they cannot see already.
+// Handler serves explanations, only to a caller whose bearer token (in
+// TokenHeader) may get the pod, and at most Limit's rate for all callers
+// together. A caller must also name the pod's UID.
 type Handler struct {
 	// Pods reads pods from the apiserver: the manager's cache holds managed pods only.
 	Pods     client.Reader
 	Finder   *lbc.Finder
 	Resolver targetgroups.Resolver
+	// Auth decides who may ask; Limit bounds how often, before any
+	// apiserver call.
+	Auth  Authorizer
+	Limit *rate.Limiter
 }
 
 // ServeHTTP implements http.Handler: GET Path?namespace=&name=&uid=.
@@ -78,10 +85,32 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "use GET", http.StatusMethodNotAllowed)
 		return
 	}
+	if !h.Limit.Allow() {
+		w.Header().Set("Retry-After", "1")
+		http.Error(w, "too many explain requests; try again", http.StatusTooManyRequests)
+		return
+	}
 	q := r.URL.Query()
 	ns, name, uid := q.Get("namespace"), q.Get("name"), q.Get("uid")
 	if ns == "" || name == "" || uid == "" {
 		http.Error(w, "namespace, name and uid are required", http.StatusBadRequest)
+		return
+	}
+	token := bearer(r)
+	if token == "" {
+		http.Error(w, "send your bearer token in "+TokenHeader+" (kubectl albdrain does, from a kubeconfig with a token or exec credentials)", http.StatusUnauthorized)
+		return
+	}
+	switch err := h.Auth.MayGetPod(r.Context(), token, ns, name); {
+	case errors.Is(err, errUnauthenticated):
+		http.Error(w, "the token in "+TokenHeader+" is not valid", http.StatusUnauthorized)
+		return
+	case errors.Is(err, errForbidden):
+		http.Error(w, "you may not get this pod", http.StatusForbidden)
+		return
+	case err != nil:
+		logf.FromContext(r.Context()).Error(err, "authorizing an explain request")
+		http.Error(w, "cannot check your access now", http.StatusServiceUnavailable)
 		return
 	}
 	var pod corev1.Pod

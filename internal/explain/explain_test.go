@@ -3,12 +3,15 @@ package explain
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"golang.org/x/time/rate"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -55,7 +58,7 @@ func TestHandler(t *testing.T) {
 	alone := pod("alone", func(p *corev1.Pod) { p.Labels = map[string]string{"app": "other"} })
 	objs := []client.Object{web, tgb, managed, optedOut, skipped, windows, unmutated, alone}
 	h := &Handler{Pods: lbctest.IndexedFakeClient(lbctest.Scheme(t), objs...), Finder: lbctest.NewFinder(t, web, tgb),
-		Resolver: fixedTargets{{TargetGroupARN: "arn:tg/web", Port: 8080}}}
+		Resolver: fixedTargets{{TargetGroupARN: "arn:tg/web", Port: 8080}}, Auth: tokens{"reader": nil}, Limit: rate.NewLimiter(rate.Inf, 0)}
 	webBackend := []Backend{{Service: "web", TargetPort: "http", TargetGroupBinding: "k8s-web"}}
 	tests := []struct {
 		name, pod, uid string
@@ -83,7 +86,7 @@ func TestHandler(t *testing.T) {
 				uid = ""
 			}
 			rec := httptest.NewRecorder()
-			h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, Path+"?namespace=shop&name="+tc.pod+"&uid="+uid, nil))
+			h.ServeHTTP(rec, request("shop", tc.pod, uid, "reader"))
 			want := tc.wantCode
 			if want == 0 {
 				want = http.StatusOK
@@ -119,3 +122,72 @@ func TestHandler(t *testing.T) {
 		})
 	}
 }
+
+// tokens authorizes by token: the error each known token gets; an unknown
+// token is unauthenticated.
+type tokens map[string]error
+
+func (m tokens) MayGetPod(_ context.Context, token, _, _ string) error {
+	if err, ok := m[token]; ok {
+		return err
+	}
+	return errUnauthenticated
+}
+
+func request(ns, name, uid, token string) *http.Request {
+	r := httptest.NewRequest(http.MethodGet, Path+"?namespace="+ns+"&name="+name+"&uid="+uid, nil)
+	if token != "" {
+		r.Header.Set(TokenHeader, "Bearer "+token)
+	}
+	return r
+}
+
+func TestHandlerAuthorizesAndLimits(t *testing.T) {
+	p := pod("web-1", nil)
+	h := &Handler{Pods: lbctest.IndexedFakeClient(lbctest.Scheme(t), p), Finder: lbctest.NewFinder(t),
+		Resolver: fixedTargets{}, Auth: tokens{"reader": nil, "stranger": errForbidden, "down": errors.New("apiserver unavailable")}}
+	tests := []struct {
+		name     string
+		header   string
+		wantCode int
+	}{
+		{name: "no token", wantCode: http.StatusUnauthorized},
+		{name: "not a bearer token", header: "Basic cmVhZGVyOg==", wantCode: http.StatusUnauthorized},
+		{name: "unknown token", header: "Bearer forged", wantCode: http.StatusUnauthorized},
+		{name: "may not get the pod", header: "Bearer stranger", wantCode: http.StatusForbidden},
+		{name: "reviews failing", header: "Bearer down", wantCode: http.StatusServiceUnavailable},
+		{name: "may get the pod", header: "Bearer reader", wantCode: http.StatusOK},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			h.Limit = rate.NewLimiter(rate.Inf, 0)
+			r := request("shop", "web-1", string(p.UID), "")
+			if tc.header != "" {
+				r.Header.Set(TokenHeader, tc.header)
+			}
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, r)
+			if rec.Code != tc.wantCode {
+				t.Errorf("status %d, want %d: %s", rec.Code, tc.wantCode, rec.Body)
+			}
+		})
+	}
+	t.Run("over the rate: refused before any review", func(t *testing.T) {
+		counted := &countingAuth{}
+		h.Auth, h.Limit = counted, rate.NewLimiter(rate.Every(time.Hour), 2)
+		var codes []int
+		for range 4 {
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, request("shop", "web-1", string(p.UID), "reader"))
+			codes = append(codes, rec.Code)
+		}
+		want := []int{http.StatusOK, http.StatusOK, http.StatusTooManyRequests, http.StatusTooManyRequests}
+		if d := cmp.Diff(want, codes); d != "" || counted.n != 2 {
+			t.Errorf("codes (-want +got):\n%s\nreviews: %d, want 2", d, counted.n)
+		}
+	})
+}
+
+type countingAuth struct{ n int }
+
+func (c *countingAuth) MayGetPod(context.Context, string, string, string) error { c.n++; return nil }

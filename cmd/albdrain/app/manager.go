@@ -5,7 +5,9 @@ import (
 	"crypto/tls"
 	"fmt"
 
+	"golang.org/x/time/rate"
 	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
@@ -19,6 +21,8 @@ import (
 	"github.com/albdrain/albdrain/certs/tlspolicy"
 	"github.com/albdrain/albdrain/drain"
 	"github.com/albdrain/albdrain/drain/targetgroups"
+	"github.com/albdrain/albdrain/drain/unheld"
+	"github.com/albdrain/albdrain/internal/contract"
 	"github.com/albdrain/albdrain/internal/explain"
 	"github.com/albdrain/albdrain/internal/lbc"
 	"github.com/albdrain/albdrain/internal/shutdown"
@@ -51,8 +55,11 @@ func NewManager(ctx context.Context, rc *rest.Config, cfg Config, drainOpts ...d
 		Cache: cache.Options{
 			// The watcher needs only the pods the webhook marked; caching
 			// every pod of a large cluster would cost memory for nothing.
-			ByObject:         map[client.Object]cache.ByObject{&corev1.Pod{}: drain.PodCacheByObject()},
-			DefaultTransform: cache.TransformStripManagedFields(),
+			ByObject: map[client.Object]cache.ByObject{
+				&corev1.Pod{}:     drain.PodCacheByObject(),
+				&eventsv1.Event{}: unheld.EventsByObject(drain.EventSource),
+			},
+			DefaultTransform: trimCached,
 		},
 	})
 	if err != nil {
@@ -74,12 +81,19 @@ func NewManager(ctx context.Context, rc *rest.Config, cfg Config, drainOpts ...d
 		return nil, fmt.Errorf("set up readiness-gate reporter: %w", err)
 	}
 	var resolver targetgroups.Resolver
-	if err := drain.Setup(mgr, cfg.Drain, finder, append(drainOpts, drain.ResolverInto(&resolver))...); err != nil {
+	drainOpts = append(drainOpts, drain.ResolverInto(&resolver))
+	if cfg.Webhook.Mode == string(contract.ModeSleep) {
+		// The chart promises sleep-only installs need no AWS credentials.
+		drainOpts = append(drainOpts, drain.AWSOptional())
+	}
+	if err := drain.Setup(mgr, cfg.Drain, finder, drainOpts...); err != nil {
 		return nil, fmt.Errorf("set up drain watcher: %w", err)
 	}
 	// Served beside the webhook, so the apiserver's service proxy reaches it
-	// on the Service's webhook port.
-	mgr.GetWebhookServer().Register(explain.Path, &explain.Handler{Pods: mgr.GetAPIReader(), Finder: finder, Resolver: resolver})
+	// on the Service's webhook port; any pod reaches it too, hence its own
+	// authentication and rate limit.
+	mgr.GetWebhookServer().Register(explain.Path, &explain.Handler{Pods: mgr.GetAPIReader(), Finder: finder, Resolver: resolver,
+		Auth: explain.Reviews{Client: mgr.GetClient()}, Limit: rate.NewLimiter(explain.Rate, explain.Burst)})
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
 		return nil, err
 	}

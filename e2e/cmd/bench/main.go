@@ -163,7 +163,7 @@ func run(ctx context.Context, out io.Writer, o options) (err error) {
 	if want("memory") {
 		say("memory")
 		if err := add(bench.MeasureMemory(ctx, bench.MemoryOptions{
-			Pods: 10_000, Managed: 2000, Manager: manager, Dir: ws.Dir, Settle: 5 * time.Second, Progress: progress,
+			Pods: 12_000, Managed: 10_000, Services: 5000, Manager: manager, Dir: ws.Dir, Settle: 5 * time.Second, Progress: progress,
 		})); err != nil {
 			return err
 		}

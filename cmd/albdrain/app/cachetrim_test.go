@@ -1,0 +1,79 @@
+package app
+
+import (
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/utils/ptr"
+	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
+
+	"github.com/albdrain/albdrain/drain"
+	"github.com/albdrain/albdrain/internal/lbc"
+)
+
+// TestCacheTransformsKeepWhatIsRead: the cache keeps of each object what
+// lbc.Finder and the watcher read, and drops the rest.
+func TestCacheTransformsKeepWhatIsRead(t *testing.T) {
+	meta := func() metav1.ObjectMeta {
+		return metav1.ObjectMeta{Name: "web", Namespace: "shop", Labels: map[string]string{"app": "web"},
+			Annotations:   map[string]string{lastApplied: `{"kind":"..."}`, "alb.ingress.kubernetes.io/target-type": "ip"},
+			ManagedFields: []metav1.ManagedFieldsEntry{{Manager: "kubectl"}}}
+	}
+	kept := metav1.ObjectMeta{Name: "web", Namespace: "shop", Labels: map[string]string{"app": "web"},
+		Annotations: map[string]string{"alb.ingress.kubernetes.io/target-type": "ip"}}
+	ports := []corev1.ServicePort{{Name: "http", Port: 80, TargetPort: intstr.FromString("http")}}
+	containerPorts := []corev1.ContainerPort{{Name: "http", ContainerPort: 8080}}
+	tests := []struct {
+		name      string
+		transform func(any) (any, error)
+		in, want  any
+	}{
+		{"Service", trimCached,
+			&corev1.Service{ObjectMeta: meta(), Spec: corev1.ServiceSpec{Selector: map[string]string{"app": "web"}, Ports: ports, Type: corev1.ServiceTypeLoadBalancer,
+				LoadBalancerClass: ptr.To("service.k8s.aws/nlb"), ClusterIP: "10.0.0.1", ClusterIPs: []string{"10.0.0.1"}, ExternalTrafficPolicy: corev1.ServiceExternalTrafficPolicyLocal},
+				Status: corev1.ServiceStatus{LoadBalancer: corev1.LoadBalancerStatus{Ingress: []corev1.LoadBalancerIngress{{Hostname: "k8s.elb"}}}}},
+			&corev1.Service{ObjectMeta: kept, Spec: corev1.ServiceSpec{Selector: map[string]string{"app": "web"}, Ports: ports, Type: corev1.ServiceTypeLoadBalancer,
+				LoadBalancerClass: ptr.To("service.k8s.aws/nlb")}}},
+		{"Ingress", trimCached,
+			&networkingv1.Ingress{ObjectMeta: meta(), Spec: networkingv1.IngressSpec{IngressClassName: ptr.To("alb")},
+				Status: networkingv1.IngressStatus{LoadBalancer: networkingv1.IngressLoadBalancerStatus{Ingress: []networkingv1.IngressLoadBalancerIngress{{Hostname: "k8s.elb"}}}}},
+			&networkingv1.Ingress{ObjectMeta: kept, Spec: networkingv1.IngressSpec{IngressClassName: ptr.To("alb")}}},
+		{"HTTPRoute", trimCached,
+			&gwv1.HTTPRoute{ObjectMeta: meta(), Spec: gwv1.HTTPRouteSpec{CommonRouteSpec: gwv1.CommonRouteSpec{ParentRefs: []gwv1.ParentReference{{Name: "gw"}}}},
+				Status: gwv1.HTTPRouteStatus{RouteStatus: gwv1.RouteStatus{Parents: []gwv1.RouteParentStatus{{ControllerName: "gateway.k8s.aws/alb"}}}}},
+			&gwv1.HTTPRoute{ObjectMeta: kept, Spec: gwv1.HTTPRouteSpec{CommonRouteSpec: gwv1.CommonRouteSpec{ParentRefs: []gwv1.ParentReference{{Name: "gw"}}}}}},
+		{"TargetGroupBinding keeps its status", trimCached,
+			&lbc.TargetGroupBinding{ObjectMeta: meta(), Spec: lbc.TargetGroupBindingSpec{TargetGroupARN: "arn:tg"}, Status: lbc.TargetGroupBindingStatus{ObservedGeneration: ptr.To[int64](2)}},
+			&lbc.TargetGroupBinding{ObjectMeta: kept, Spec: lbc.TargetGroupBindingSpec{TargetGroupARN: "arn:tg"}, Status: lbc.TargetGroupBindingStatus{ObservedGeneration: ptr.To[int64](2)}}},
+		{"managed Pod", drain.TrimPod,
+			&corev1.Pod{ObjectMeta: meta(), Spec: corev1.PodSpec{
+				ServiceAccountName: "web",
+				InitContainers: []corev1.Container{{Name: "proxy", Image: "envoy", RestartPolicy: ptr.To(corev1.ContainerRestartPolicyAlways), Ports: containerPorts,
+					Args: []string{"--config", "big"}}},
+				Containers: []corev1.Container{{Name: "app", Image: "app:1", Ports: containerPorts, Env: []corev1.EnvVar{{Name: "SECRET_CONFIG", Value: "x"}},
+					Command: []string{"/app"}, LivenessProbe: &corev1.Probe{}, Lifecycle: &corev1.Lifecycle{PreStop: &corev1.LifecycleHandler{Sleep: &corev1.SleepAction{Seconds: 5}}}}},
+				Tolerations: []corev1.Toleration{{Key: "spot"}}},
+				Status: corev1.PodStatus{PodIP: "10.0.0.7"}},
+			&corev1.Pod{ObjectMeta: kept, Spec: corev1.PodSpec{
+				ServiceAccountName: "web",
+				InitContainers:     []corev1.Container{{Name: "proxy", Image: "envoy", RestartPolicy: ptr.To(corev1.ContainerRestartPolicyAlways), Ports: containerPorts}},
+				Containers: []corev1.Container{{Name: "app", Image: "app:1", Ports: containerPorts,
+					Lifecycle: &corev1.Lifecycle{PreStop: &corev1.LifecycleHandler{Sleep: &corev1.SleepAction{Seconds: 5}}}}}},
+				Status: corev1.PodStatus{PodIP: "10.0.0.7"}}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := tc.transform(tc.in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d := cmp.Diff(tc.want, got); d != "" {
+				t.Errorf("(-want +got):\n%s", d)
+			}
+		})
+	}
+}
