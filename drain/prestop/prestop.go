@@ -136,7 +136,8 @@ type Result struct {
 	Outcome contract.Outcome
 	// Quiet is false when a bound cut the quiet period short.
 	Quiet bool
-	// QuietPeriod is the quiet period the hold waited for.
+	// QuietPeriod is the quiet period the hold waited for: the longest of
+	// its load-balancer addresses' at the last check.
 	QuietPeriod time.Duration
 	// Signal is how traffic was seen, one of the contract's Signal values.
 	Signal string
@@ -172,16 +173,18 @@ func wait(parent context.Context, spec contract.Spec, env Env, opts Options) Res
 		opts.Log.Info("falling back to a fixed sleep", "for", spec.Fallback)
 		sleep(ctx, spec.Fallback)
 	}
-	hints := traffic.HintsFrom(resp.Traffic)
-	q := w.QuietPeriod(ctx, hints)
+	// The hold's bound counts from the answer: the quiet period is sized
+	// while it runs, so no sizing can carry the hold past it.
 	quietCtx := ctx
 	if resp.Outcome == contract.OutcomeDeregistering && resp.Traffic != nil {
 		var cancelBound context.CancelFunc
 		quietCtx, cancelBound = context.WithTimeout(ctx, time.Duration(resp.Traffic.BoundMillis)*time.Millisecond)
 		defer cancelBound()
 	}
-	res := Result{Outcome: resp.Outcome, QuietPeriod: q, Signal: w.Signal()}
-	res.Quiet = w.WaitQuiet(quietCtx, hints, q)
+	hints := traffic.HintsFrom(resp.Traffic)
+	res := Result{Outcome: resp.Outcome, Signal: w.Signal()}
+	res.Quiet, res.QuietPeriod = w.WaitQuiet(quietCtx, hints)
+	q := res.QuietPeriod
 	if resp.Outcome == contract.OutcomeDeregistering {
 		res.Outcome = contract.OutcomeBound
 		if res.Quiet {
