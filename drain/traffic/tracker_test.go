@@ -53,7 +53,7 @@ func TestPeriodForGaps(t *testing.T) {
 		{1, time.Second}:             20 * time.Second,        // (e^5-1) x 1 s, beyond the longest
 		{5, 2500 * time.Millisecond}: 4296 * time.Millisecond, // (e-1) x 2.5 s: 8.6 mean gaps
 		{50, 25 * time.Second}:       2629 * time.Millisecond, // (e^0.1-1) x 25 s: 5.3 mean gaps
-		{500, 100 * time.Second}:     1003 * time.Millisecond, // tends to k mean gaps
+		{500, 100 * time.Second}:     1005 * time.Millisecond, // tends to k mean gaps
 		{1000, time.Second}:          time.Second,             // the shortest
 	}
 	got := map[in]time.Duration{}
