@@ -273,3 +273,41 @@ func pending(tr *Tracker, h Hints) int {
 	}
 	return n
 }
+
+// A health check caught open by the first sample, from a node that sends
+// no requests, is neither a source nor a gap once it closes: counted, it
+// was that node's latest request, and its node a source whose silence had
+// to last the longest quiet period.
+func TestAHealthCheckOpenAtTheFirstSampleIsNoEvidence(t *testing.T) {
+	const ip, lb, checkerIP = "127.0.26.1", "127.0.26.2", "127.0.26.3"
+	entered, proceed := make(chan struct{}), make(chan struct{})
+	port := gatedPod(t, ip, entered, proceed)
+	hints := Hints{HealthChecks: []HealthCheck{{Port: port, MaxBytes: 1024 + 6, Interval: time.Hour}}}
+	alb := client(t, lb, true)
+	get(t, alb, ip, port, "/")
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		resp, err := client(t, checkerIP, false).Get("http://" + net.JoinHostPort(ip, strconv.Itoa(int(port))) + "/gated")
+		if err == nil {
+			resp.Body.Close()
+		}
+	}()
+	<-entered
+	tr := NewTracker(Filter{PodIP: netip.MustParseAddr(ip), Ports: []uint16{port}})
+	sample(t, tr) // the check is open, its request received
+	proceed <- struct{}{}
+	<-done
+	get(t, alb, ip, port, "/")
+	for open := true; open; {
+		sample(t, tr)
+		open = false
+		for k, c := range tr.conns {
+			open = open || (c.open && k.remote.Addr().String() == checkerIP)
+		}
+	}
+	got := evidenceOf(tr, hints, time.Now())
+	if _, ok := got[checkerIP]; ok || got[lb].Gaps != 2 {
+		t.Errorf("evidence %v: want only the load balancer's 2 gaps (its request before the watch, one after), none from the checker", got)
+	}
+}

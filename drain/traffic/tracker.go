@@ -73,6 +73,8 @@ type conn struct {
 	segs       uint32
 	counters   bool
 	open       bool
+	// closed is the first sample that showed it closed; zero while open.
+	closed time.Time
 }
 
 // Tracker folds socket samples into per-connection histories. It does no
@@ -132,17 +134,24 @@ func (t *Tracker) Observe(now time.Time, socks []Socket) {
 		if s.Info != nil {
 			c.bytes, c.segs, c.counters = s.Info.BytesReceived, s.Info.DataSegsIn, s.Info.Counters
 		}
-		c.open = open
+		c.setOpen(open, now)
 	}
 	for k, c := range t.conns {
 		if !seen[k] {
-			c.open = false
+			c.setOpen(false, now)
 		}
 	}
 	if len(t.conns) > maxConns {
 		t.fold()
 	}
 	t.last = now
+}
+
+func (c *conn) setOpen(open bool, now time.Time) {
+	if c.open && !open {
+		c.closed = now
+	}
+	c.open = open
 }
 
 func later(a, b time.Time) time.Time {
@@ -201,13 +210,22 @@ const (
 	kindPending
 )
 
-// A connection already open at the first sample is judged alike, but only
-// by its counters: the load balancer checks a target as often as every few
+// A connection already open at the first sample is a health check if its
+// counters say it carried no more and it closed within one interval of
+// that sample: the load balancer checks a target as often as every few
 // hundred milliseconds, so the first sample often catches a check, which
-// would otherwise count as its node's latest request.
+// would otherwise count as its node's latest request. Until it closes it
+// is traffic, since most such connections are the load balancer's
+// kept-alive ones.
 func (h Hints) classify(k key, c *conn, now time.Time) kind {
 	for _, hc := range h.HealthChecks {
-		if hc.Port != k.local.Port() || (c.counters && c.bytes > hc.MaxBytes) || (!c.fresh && !c.counters) {
+		if hc.Port != k.local.Port() || (c.counters && c.bytes > hc.MaxBytes) {
+			continue
+		}
+		if !c.fresh {
+			if c.counters && !c.open && c.closed.Sub(c.firstSeen) <= hc.Interval {
+				return kindHealthCheck
+			}
 			continue
 		}
 		if !c.open {
