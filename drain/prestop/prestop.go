@@ -191,7 +191,7 @@ func wait(parent context.Context, spec contract.Spec, env Env, opts Options) Res
 			res.Outcome = contract.OutcomeQuiet
 		}
 	}
-	opts.Log.Info("hold ended", "outcome", res.Outcome, "quiet", res.Quiet, "quietPeriod", q, "signal", res.Signal, "after", time.Since(start))
+	opts.Log.Info("hold ended", "outcome", res.Outcome, "quiet", res.Quiet, "quietPeriod", q, "signal", res.Signal, "after", time.Since(start), "sources", w.Sources(hints))
 	if resp.Outcome == contract.OutcomeDeregistering {
 		reportEnd(parent, env, opts, contract.HoldEnd{
 			Outcome:     res.Outcome,

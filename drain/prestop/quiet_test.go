@@ -171,7 +171,7 @@ func TestMaxHoldCutsTheQuietPeriodShort(t *testing.T) {
 	_, url := startWatcher(t, func(_ int, w http.ResponseWriter, _ *http.Request) {
 		answerOutcome(w, contract.OutcomeDeregistered)
 	})
-	spec := waitSpec(500*time.Millisecond, time.Hour)
+	spec := waitSpec(5*time.Second, time.Hour) // long enough for the answer on a loaded machine
 	spec.QuietPeriod = time.Hour
 	res, _ := Run(context.Background(), spec, podEnv(url), quietOpts(t))
 	if res.Outcome != contract.OutcomeDeregistered || res.Quiet {

@@ -19,8 +19,11 @@
 package traffic
 
 import (
+	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -345,6 +348,26 @@ func (t *Tracker) sources(h Hints, now time.Time) map[netip.Addr]*source {
 		}
 	}
 	return out
+}
+
+// Describe lists the sources as Quiet judges them at now, for the hold's
+// log: each address with its gaps, their length, its silence and its
+// quiet period.
+func (t *Tracker) Describe(h Hints, p Period, now time.Time) string {
+	srcs := t.sources(h, now)
+	addrs := slices.SortedFunc(maps.Keys(srcs), netip.Addr.Compare)
+	parts := make([]string, 0, len(addrs))
+	for _, a := range addrs {
+		s := srcs[a]
+		n, span := s.evidence(t.start)
+		name := a.String()
+		if !a.IsValid() {
+			name = "flows"
+		}
+		parts = append(parts, fmt.Sprintf("%s: %d gaps in %v, silent %v of %v", name, n, span.Round(time.Millisecond),
+			now.Sub(s.last).Round(time.Millisecond), p.forGaps(n, span).Round(time.Millisecond)))
+	}
+	return strings.Join(parts, "; ")
 }
 
 // Quiet says whether every load-balancer address has been silent for its

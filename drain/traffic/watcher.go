@@ -132,6 +132,14 @@ func (w *Watcher) WaitQuiet(ctx context.Context, h Hints) (quiet bool, period ti
 	}
 }
 
+// Sources describes the load-balancer addresses as the last verdict would
+// judge them now (Tracker.Describe), for the hold's log.
+func (w *Watcher) Sources(h Hints) string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.t.Describe(h, w.period, time.Now())
+}
+
 // HintsFrom converts the watcher's description of the traffic.
 func HintsFrom(t *contract.Traffic) Hints {
 	var h Hints
