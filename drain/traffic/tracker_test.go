@@ -63,6 +63,9 @@ func TestPeriodForGaps(t *testing.T) {
 	if d := cmp.Diff(want, got); d != "" {
 		t.Errorf("forGaps (-want +got):\n%s", d)
 	}
+	if pooled := p.forPooled(5, 2500*time.Millisecond); pooled != 2500*time.Millisecond {
+		t.Errorf("pooled flows: %v after 5 gaps in 2.5s, want 5 mean gaps, unwidened", pooled)
+	}
 	if fixed := (Period{Min: 3 * time.Second, Max: time.Minute}).forGaps(1, time.Hour); fixed != 3*time.Second {
 		t.Errorf("without gaps the period is %v, want the minimum", fixed)
 	}

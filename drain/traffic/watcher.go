@@ -27,6 +27,20 @@ type Period struct {
 // forGaps is the quiet period after n gaps of total length span; Max when
 // there are none.
 func (p Period) forGaps(n int, span time.Duration) time.Duration {
+	return p.sized(n, span, math.Expm1(float64(p.Gaps)/float64(max(n, 1))))
+}
+
+// forPooled is the quiet period of the NLB's flows, pooled because an NLB
+// may preserve its clients' addresses: k mean gaps of the n seen, as the
+// rate estimate stands, without the widening for its uncertainty. Flows
+// open far less often than requests arrive, and widened periods would
+// reach Max at the rates at which quiet helps an NLB at all.
+func (p Period) forPooled(n int, span time.Duration) time.Duration {
+	return p.sized(n, span, float64(p.Gaps)/float64(max(n, 1)))
+}
+
+// sized is span times factor within Min and Max; Max without gaps.
+func (p Period) sized(n int, span time.Duration, factor float64) time.Duration {
 	hi := max(p.Max, p.Min)
 	switch {
 	case p.Gaps <= 0:
@@ -34,7 +48,7 @@ func (p Period) forGaps(n int, span time.Duration) time.Duration {
 	case n <= 0:
 		return hi
 	}
-	q := float64(span) * math.Expm1(float64(p.Gaps)/float64(n))
+	q := float64(span) * factor
 	if q >= float64(hi) {
 		return hi
 	}
