@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/albdrain/albdrain/drain/hold"
 	"github.com/albdrain/albdrain/e2e/albemu"
 	"github.com/albdrain/albdrain/e2e/cluster"
 	"github.com/albdrain/albdrain/e2e/scenario"
@@ -50,7 +51,16 @@ func TestSlowRequestsInFlightWhenPodsStop(t *testing.T) {
 		t.Fatal(err)
 	}
 	res := runSpec(t, scenario.Spec{Protection: scenario.Albdrain, Action: scenario.RollingRestart, Poisson: true, ServeTime: serve})
-	expectClean(t, res, 3)
+	// The clients wait for their slow answers, so each pod gets only a few
+	// requests a second, and its holds may end at their bound as well as on
+	// quiet: what counts here is that none is lost.
+	if res.Summary.Errors > 0 {
+		t.Errorf("%d of %d requests failed %v", res.Summary.Errors, res.Summary.Requests, res.Summary.ByStatus)
+	}
+	expectTerminations(t, res, 3)
+	if ended := res.Albdrain.Events[hold.ReasonHoldReleased] + res.Albdrain.Events[hold.ReasonHoldBounded]; ended != 3 {
+		t.Errorf("events %v: want each of 3 holds released or bounded", res.Albdrain.Events)
+	}
 	slow := 0
 	for _, r := range res.Requests {
 		if r.Duration > time.Second {
