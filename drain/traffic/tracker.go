@@ -272,8 +272,6 @@ type source struct {
 	// n counts its arrivals since the first sample, latest their latest.
 	n      int
 	latest time.Time
-	// flows marks the NLB's flows, pooled.
-	flows bool
 }
 
 // add folds c's arrivals into s; pending connections count as activity
@@ -339,7 +337,7 @@ func (t *Tracker) sources(h Hints, now time.Time) map[netip.Addr]*source {
 		}
 		s := out[peer]
 		if s == nil {
-			s = &source{flows: flows}
+			s = &source{}
 			out[peer] = s
 		}
 		s.add(t.start, c, flows, kd == kindTraffic)
@@ -350,15 +348,6 @@ func (t *Tracker) sources(h Hints, now time.Time) map[netip.Addr]*source {
 		}
 	}
 	return out
-}
-
-// periodOf is the quiet period of the source at address a: the NLB's
-// pooled flows (the invalid address) or one load-balancer address.
-func (p Period) periodOf(a netip.Addr, s *source, start time.Time) time.Duration {
-	if !a.IsValid() && s.flows {
-		return p.forPooled(s.evidence(start))
-	}
-	return p.forGaps(s.evidence(start))
 }
 
 // Describe lists the sources as Quiet judges them at now, for the hold's
@@ -376,7 +365,7 @@ func (t *Tracker) Describe(h Hints, p Period, now time.Time) string {
 			name = "flows"
 		}
 		parts = append(parts, fmt.Sprintf("%s: %d gaps in %v, silent %v of %v", name, n, span.Round(time.Millisecond),
-			now.Sub(s.last).Round(time.Millisecond), p.periodOf(a, s, t.start).Round(time.Millisecond)))
+			now.Sub(s.last).Round(time.Millisecond), p.forGaps(s.evidence(t.start)).Round(time.Millisecond)))
 	}
 	return strings.Join(parts, "; ")
 }
@@ -392,8 +381,8 @@ func (t *Tracker) Quiet(h Hints, p Period, now time.Time) (quiet bool, period ti
 		return now.Sub(t.start) >= q, q
 	}
 	quiet = true
-	for a, s := range srcs {
-		q := p.periodOf(a, s, t.start)
+	for _, s := range srcs {
+		q := p.forGaps(s.evidence(t.start))
 		period = max(period, q)
 		quiet = quiet && now.Sub(s.last) >= q
 	}

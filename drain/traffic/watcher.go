@@ -2,7 +2,6 @@ package traffic
 
 import (
 	"context"
-	"math"
 	"sync"
 	"time"
 
@@ -10,15 +9,12 @@ import (
 )
 
 // Period sizes the quiet period of one load-balancer address from the gaps
-// between its arrivals, within Min and Max. Gaps is k: once an address's
-// rate is well known the period is k of its mean gaps, and if the address
-// still sends, as a Poisson process, the chance that one of its gaps is as
-// long is e^-k. With n gaps of total length S seen, the period is
-// S(e^(k/n)-1), for which that chance stays exactly e^-k whatever the rate
-// (a gap G and the n before it are independent exponentials, and
-// P(G >= cS) = (1+c)^-n), so a rate guessed from a few arrivals gets a
-// longer period instead of a higher chance; as n grows it tends to k mean
-// gaps. Gaps zero makes every period Min.
+// between its arrivals, within Min and Max: Gaps (k) of its mean gaps.
+// With n gaps of total length S seen, the period is kS/n; if the address
+// still sends, as a Poisson process at any rate, the chance that its next
+// gap lasts that long is exactly (1+k/n)^-n (the gap G and the n before it
+// are independent exponentials, and P(G >= cS) = (1+c)^-n), which tends to
+// e^-k as n grows. Gaps zero makes every period Min.
 type Period struct {
 	Gaps     int
 	Min, Max time.Duration
@@ -27,20 +23,6 @@ type Period struct {
 // forGaps is the quiet period after n gaps of total length span; Max when
 // there are none.
 func (p Period) forGaps(n int, span time.Duration) time.Duration {
-	return p.sized(n, span, math.Expm1(float64(p.Gaps)/float64(max(n, 1))))
-}
-
-// forPooled is the quiet period of the NLB's flows, pooled because an NLB
-// may preserve its clients' addresses: k mean gaps of the n seen, as the
-// rate estimate stands, without the widening for its uncertainty. Flows
-// open far less often than requests arrive, and widened periods would
-// reach Max at the rates at which quiet helps an NLB at all.
-func (p Period) forPooled(n int, span time.Duration) time.Duration {
-	return p.sized(n, span, float64(p.Gaps)/float64(max(n, 1)))
-}
-
-// sized is span times factor within Min and Max; Max without gaps.
-func (p Period) sized(n int, span time.Duration, factor float64) time.Duration {
 	hi := max(p.Max, p.Min)
 	switch {
 	case p.Gaps <= 0:
@@ -48,7 +30,7 @@ func (p Period) sized(n int, span time.Duration, factor float64) time.Duration {
 	case n <= 0:
 		return hi
 	}
-	q := float64(span) * factor
+	q := float64(span) * float64(p.Gaps) / float64(n)
 	if q >= float64(hi) {
 		return hi
 	}
