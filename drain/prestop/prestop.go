@@ -145,7 +145,8 @@ type Result struct {
 	Outcome contract.Outcome
 	// Quiet is false when a bound cut the quiet period short.
 	Quiet bool
-	// QuietPeriod is the quiet period the hold waited for.
+	// QuietPeriod is the quiet period the hold waited for: the longest of
+	// its load-balancer addresses' at the last check.
 	QuietPeriod time.Duration
 	// Signal is how traffic was seen, one of the contract's Signal values.
 	Signal string
@@ -187,6 +188,8 @@ func wait(parent context.Context, spec contract.Spec, env Env, opts Options) Res
 		opts.Log.Info("hold ended without a quiet period", "outcome", res.Outcome, "after", time.Since(start))
 		return res
 	}
+	// The hold's bound counts from the answer: the quiet period is sized
+	// while it runs, so no sizing can carry the hold past it.
 	quietCtx := ctx
 	if b := boundOf(resp); b > 0 {
 		var cancelBound context.CancelFunc
@@ -198,19 +201,17 @@ func wait(parent context.Context, spec contract.Spec, env Env, opts Options) Res
 		sleep(quietCtx, spec.Fallback)
 	}
 	hints := traffic.HintsFrom(resp.Traffic)
-	q := w.QuietPeriod(quietCtx, hints)
-	res.QuietPeriod = q
-	res.Quiet = w.WaitQuiet(quietCtx, hints, q)
+	res.Quiet, res.QuietPeriod = w.WaitQuiet(quietCtx, hints)
 	// The pod is quiet when each of its held containers' ports is.
 	res = pod.end(quietCtx, res)
-	q = res.QuietPeriod
+	q := res.QuietPeriod
 	if resp.Outcome == contract.OutcomeDeregistering {
 		res.Outcome = contract.OutcomeBound
 		if res.Quiet {
 			res.Outcome = contract.OutcomeQuiet
 		}
 	}
-	opts.Log.Info("hold ended", "outcome", res.Outcome, "quiet", res.Quiet, "quietPeriod", q, "signal", res.Signal, "after", time.Since(start))
+	opts.Log.Info("hold ended", "outcome", res.Outcome, "quiet", res.Quiet, "quietPeriod", q, "signal", res.Signal, "after", time.Since(start), "sources", w.Sources(hints))
 	if resp.Outcome == contract.OutcomeDeregistering && pod.toLeader == nil {
 		reportEnd(parent, env, opts, contract.HoldEnd{
 			Outcome:     res.Outcome,

@@ -106,8 +106,8 @@ func TestRequestsOnAKeptAliveConnectionAreTraffic(t *testing.T) {
 	if n := len(tr.conns); n != 1 {
 		t.Errorf("tracked %d connections, want the one kept alive", n)
 	}
-	if gap, span := tr.MeanGap(Hints{}, time.Now()), time.Since(tr.start); gap > span/3 {
-		t.Errorf("mean gap %v over %v with 3 requests, want at most a third", gap, span)
+	if gaps := evidenceOf(tr, Hints{}, time.Now())[lb].Gaps; gaps != 4 {
+		t.Errorf("%d gaps seen from the load balancer, want 4: its latest request before the watch, then 3", gaps)
 	}
 
 	// Large bodies are traffic too, without counting twice per sample.
@@ -125,11 +125,11 @@ func TestAnIdleKeptAliveConnectionIsQuiet(t *testing.T) {
 	get(t, client(t, lb, true), ip, port, "/")
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	w := Watch(ctx, SockDiag{}, Filter{PodIP: netip.MustParseAddr(ip), Ports: []uint16{port}}, 5*time.Millisecond, Period{})
+	w := Watch(ctx, SockDiag{}, Filter{PodIP: netip.MustParseAddr(ip), Ports: []uint16{port}}, 5*time.Millisecond, Period{Min: 50 * time.Millisecond})
 	if w.Signal() != contract.SignalSockDiag {
 		t.Skip("sock_diag unavailable here")
 	}
-	if !w.WaitQuiet(ctx, Hints{}, 50*time.Millisecond) {
+	if quiet, _ := w.WaitQuiet(ctx, Hints{}); !quiet {
 		t.Fatal("an idle kept-alive connection never became quiet")
 	}
 	w.mu.Lock()
@@ -196,11 +196,11 @@ func TestNLBCountsNewFlowsOnly(t *testing.T) {
 	}
 	// One arrival for the NLB (the new flow); two for an ALB (the data too).
 	now := time.Now()
-	if gap, want := tr.MeanGap(hints, now), now.Sub(tr.start); gap != want {
-		t.Errorf("NLB mean gap %v, want the whole %v for one new flow", gap, want)
+	if got := evidenceOf(tr, hints, now); len(got) != 1 || got[flowsKey].Gaps != 1 {
+		t.Errorf("NLB: evidence %v, want one gap for one new flow, from all flows at once", got)
 	}
-	if n, before := tr.arrivals(Hints{}, now); n != 2 || len(before) != 1 {
-		t.Errorf("ALB: %d arrivals, latest data %v before the watch; want 2 and the first request's data", n, before)
+	if got := evidenceOf(tr, Hints{}, now)[lb]; got.Gaps != 3 {
+		t.Errorf("ALB: evidence %+v, want 3 gaps: the first request's data before the watch, the data after, the new connection", got)
 	}
 }
 
@@ -243,14 +243,14 @@ func TestHealthChecksAreNotTraffic(t *testing.T) {
 	if last := tr.LastTraffic(hints, time.Now()); !last.Equal(first) {
 		t.Errorf("health checks moved last traffic to %v", last)
 	}
-	if n, _ := tr.arrivals(Hints{}, time.Now()); n != 3 {
+	if got := evidenceOf(tr, Hints{}, time.Now())[lb].Gaps; got != 3 {
 		for k, c := range tr.conns {
 			t.Logf("%v %+v", k, c)
 		}
-		t.Errorf("without health-check hints %d arrivals, want the 3 checks", n)
+		t.Errorf("without health-check hints %d gaps, want the 3 checks'", got)
 	}
-	if n, _ := tr.arrivals(hints, time.Now()); n != 0 {
-		t.Errorf("with health-check hints %d arrivals, want none", n)
+	if got := evidenceOf(tr, hints, time.Now()); len(got) != 0 {
+		t.Errorf("with health-check hints the checker is a source: %v", got)
 	}
 
 	// A new connection the load balancer keeps alive is traffic once it
@@ -272,4 +272,42 @@ func pending(tr *Tracker, h Hints) int {
 		}
 	}
 	return n
+}
+
+// A health check caught open by the first sample, from a node that sends
+// no requests, is neither a source nor a gap once it closes: counted, it
+// was that node's latest request, and its node a source whose silence had
+// to last the longest quiet period.
+func TestAHealthCheckOpenAtTheFirstSampleIsNoEvidence(t *testing.T) {
+	const ip, lb, checkerIP = "127.0.26.1", "127.0.26.2", "127.0.26.3"
+	entered, proceed := make(chan struct{}), make(chan struct{})
+	port := gatedPod(t, ip, entered, proceed)
+	hints := Hints{HealthChecks: []HealthCheck{{Port: port, MaxBytes: 1024 + 6, Interval: time.Hour}}}
+	alb := client(t, lb, true)
+	get(t, alb, ip, port, "/")
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		resp, err := client(t, checkerIP, false).Get("http://" + net.JoinHostPort(ip, strconv.Itoa(int(port))) + "/gated")
+		if err == nil {
+			resp.Body.Close()
+		}
+	}()
+	<-entered
+	tr := NewTracker(Filter{PodIP: netip.MustParseAddr(ip), Ports: []uint16{port}})
+	sample(t, tr) // the check is open, its request received
+	proceed <- struct{}{}
+	<-done
+	get(t, alb, ip, port, "/")
+	for open := true; open; {
+		sample(t, tr)
+		open = false
+		for k, c := range tr.conns {
+			open = open || (c.open && k.remote.Addr().String() == checkerIP)
+		}
+	}
+	got := evidenceOf(tr, hints, time.Now())
+	if _, ok := got[checkerIP]; ok || got[lb].Gaps != 2 {
+		t.Errorf("evidence %v: want only the load balancer's 2 gaps (its request before the watch, one after), none from the checker", got)
+	}
 }

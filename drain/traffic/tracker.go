@@ -3,8 +3,8 @@
 // NETLINK_SOCK_DIAG with tcp_info, or /proc/net/tcp where that is
 // unavailable) and keeps, for each connection a load balancer could have
 // opened, when it last received data and how often it did. From that it
-// sizes a quiet period by the pod's own traffic and says when the pod has
-// had one.
+// sizes, for each load-balancer address (an ALB node), a quiet period by
+// that address's own traffic, and says when every address has had one.
 //
 // Only load-balancer traffic counts: connections to a served port of the
 // pod's IP from anyone but the node (the kubelet's probes), loopback or the
@@ -19,8 +19,11 @@
 package traffic
 
 import (
+	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -62,11 +65,10 @@ type conn struct {
 	firstSeen, start time.Time
 	// lastData is when it last received data; zero when unknown.
 	lastData time.Time
-	// arrivals counts the requests it carried: the data segments received
-	// (at least one per sample showing new data), or one for appearing.
+	// arrivals counts the requests it carried since the first sample: the
+	// data segments received (at least one per sample showing new data), or
+	// one for appearing.
 	arrivals int
-	// early is arrivals as it stood when the rate window closed.
-	early int
 	// dataBefore is when it last received data before the first sample;
 	// zero if it did not exist then or never received data.
 	dataBefore time.Time
@@ -74,6 +76,8 @@ type conn struct {
 	segs       uint32
 	counters   bool
 	open       bool
+	// closed is the first sample that showed it closed; zero while open.
+	closed time.Time
 }
 
 // Tracker folds socket samples into per-connection histories. It does no
@@ -83,27 +87,14 @@ type Tracker struct {
 	// start and last are the first and latest samples.
 	start, last time.Time
 	conns       map[key]*conn
-	// window is how long arrivals are counted for the rate, from the first
-	// sample; zero counts them all. cut is the sample that closed it.
-	window time.Duration
-	cut    time.Time
-	// folded summarises connections dropped past maxConns.
-	foldedLast                  time.Time
-	foldedArrivals, foldedEarly int
+	// folded summarises connections dropped past maxConns, as one source.
+	folded source
 }
 
 // NewTracker returns a tracker of the sockets f accepts.
 func NewTracker(f Filter) *Tracker {
 	return &Tracker{filter: f, conns: map[key]*conn{}}
 }
-
-// CountFor limits the arrivals that MeanGap counts to those of the first d
-// of the watch (zero: no limit). A hold is watched while its load balancer
-// stops sending, one node after another, so arrivals counted over the whole
-// watch dilute the rate with the very silence being waited for: at a few
-// requests a second the quiet period then grows to its maximum, and it
-// grows longer the later the question is asked.
-func (t *Tracker) CountFor(d time.Duration) { t.window = d }
 
 // Observe folds in the socket table as it was at now.
 func (t *Tracker) Observe(now time.Time, socks []Socket) {
@@ -146,24 +137,24 @@ func (t *Tracker) Observe(now time.Time, socks []Socket) {
 		if s.Info != nil {
 			c.bytes, c.segs, c.counters = s.Info.BytesReceived, s.Info.DataSegsIn, s.Info.Counters
 		}
-		c.open = open
+		c.setOpen(open, now)
 	}
 	for k, c := range t.conns {
 		if !seen[k] {
-			c.open = false
+			c.setOpen(false, now)
 		}
-	}
-	if t.window > 0 && t.cut.IsZero() && now.Sub(t.start) >= t.window {
-		t.cut = now
-		for _, c := range t.conns {
-			c.early = c.arrivals
-		}
-		t.foldedEarly = t.foldedArrivals
 	}
 	if len(t.conns) > maxConns {
 		t.fold()
 	}
 	t.last = now
+}
+
+func (c *conn) setOpen(open bool, now time.Time) {
+	if c.open && !open {
+		c.closed = now
+	}
+	c.open = open
 }
 
 func later(a, b time.Time) time.Time {
@@ -195,11 +186,7 @@ func (t *Tracker) fold() {
 		if c.open {
 			continue
 		}
-		if a := c.activity(false); a.After(t.foldedLast) {
-			t.foldedLast = a
-		}
-		t.foldedArrivals += c.arrivals
-		t.foldedEarly += c.early
+		t.folded.add(t.start, c, false, true)
 		delete(t.conns, k)
 	}
 }
@@ -226,12 +213,22 @@ const (
 	kindPending
 )
 
+// A connection already open at the first sample is a health check if its
+// counters say it carried no more and it closed within one interval of
+// that sample: the load balancer checks a target as often as every few
+// hundred milliseconds, so the first sample often catches a check, which
+// would otherwise count as its node's latest request. Until it closes it
+// is traffic, since most such connections are the load balancer's
+// kept-alive ones.
 func (h Hints) classify(k key, c *conn, now time.Time) kind {
-	if !c.fresh {
-		return kindTraffic
-	}
 	for _, hc := range h.HealthChecks {
 		if hc.Port != k.local.Port() || (c.counters && c.bytes > hc.MaxBytes) {
+			continue
+		}
+		if !c.fresh {
+			if c.counters && !c.open && c.closed.Sub(c.firstSeen) <= hc.Interval {
+				return kindHealthCheck
+			}
 			continue
 		}
 		if !c.open {
@@ -248,10 +245,7 @@ func (h Hints) classify(k key, c *conn, now time.Time) kind {
 // as the samples show; never before the first sample, since what came just
 // before it is unknown.
 func (t *Tracker) LastTraffic(h Hints, now time.Time) time.Time {
-	last := t.start
-	if t.foldedLast.After(last) {
-		last = t.foldedLast
-	}
+	last := later(t.start, t.folded.last)
 	for k, c := range t.conns {
 		if h.classify(k, c, now) == kindHealthCheck {
 			continue
@@ -263,66 +257,134 @@ func (t *Tracker) LastTraffic(h Hints, now time.Time) time.Time {
 	return last
 }
 
-// MeanGap estimates the mean time between the load balancer's arrivals
-// (requests, that is data segments received, for an ALB; new flows for an
-// NLB), counted from the first sample until now or the end of the window
-// set by CountFor. Before the first sample, each load-balancer address (an
-// ALB node) adds its latest data received and the silence since: for a
-// node sending at a steady rate that silence is one of its gaps, whichever
-// of its kept-alive connections it used. With m nodes sending alike, the
-// window's arrivals plus the m last ones, over the window plus the nodes'
-// mean silence, give the pod's gap, so a watch that has seen few arrivals,
-// or none, is not left to guess from them alone.
-func (t *Tracker) MeanGap(h Hints, now time.Time) time.Duration {
-	span := now.Sub(t.start)
-	if !t.cut.IsZero() {
-		span = t.cut.Sub(t.start)
-	}
-	n, before := t.arrivals(h, now)
-	switch {
-	case len(before) > 0:
-		var sum time.Duration
-		for _, b := range before {
-			sum += b
-		}
-		m := time.Duration(len(before))
-		return (span + sum/m) / (time.Duration(n) + m)
-	case n > 0:
-		return span / time.Duration(n)
-	}
-	return span
+// source is what the samples show of one load-balancer address: an ALB
+// node, which connects from an address of its own, or for an NLB all
+// flows at once (it may preserve each client's address).
+type source struct {
+	// last is when its traffic last reached the pod, pending connections
+	// included; zero if never.
+	last time.Time
+	// age is how long before the first sample its latest data arrived
+	// (aged is false when none did): for an address sending steadily, an
+	// exponential gap of its own.
+	age  time.Duration
+	aged bool
+	// n counts its arrivals since the first sample, latest their latest.
+	n      int
+	latest time.Time
 }
 
-// arrivals counts the arrivals within the window, and says for each
-// load-balancer address how long before the first sample its latest data
-// arrived.
-func (t *Tracker) arrivals(h Hints, now time.Time) (n int, before map[netip.Addr]time.Duration) {
-	cut := !t.cut.IsZero()
-	n, before = t.foldedArrivals, map[netip.Addr]time.Duration{}
-	if cut {
-		n = t.foldedEarly
+// add folds c's arrivals into s; pending connections count as activity
+// only, since they may yet turn out to be health checks.
+func (s *source) add(start time.Time, c *conn, flows, counted bool) {
+	s.last = later(s.last, c.activity(flows))
+	if !counted {
+		return
+	}
+	if flows {
+		if c.fresh {
+			s.n++
+			s.latest = later(s.latest, c.start)
+		}
+		return
+	}
+	if !c.dataBefore.IsZero() {
+		if age := start.Sub(c.dataBefore); !s.aged || age < s.age {
+			s.age, s.aged = age, true
+		}
+	}
+	if c.arrivals > 0 {
+		s.n += c.arrivals
+		s.latest = later(s.latest, c.lastData)
+	}
+}
+
+// evidence is how many exponential gaps between the address's arrivals
+// the samples show, and their total length: the age of its latest data
+// before the watch, one gap, and the time from the first sample to its
+// latest arrival since, which holds as many gaps as arrivals (the first of
+// them from the first sample on, by the exponential's lack of memory). The
+// trailing silence is left out: it is what is being judged. A tolerance
+// is added to the length for the kernel's millisecond ages, so a length
+// is never zero.
+func (s source) evidence(start time.Time) (gaps int, span time.Duration) {
+	if s.aged {
+		gaps, span = 1, s.age
+	}
+	if s.n > 0 {
+		gaps += s.n
+		span += max(s.latest.Sub(start), 0)
+	}
+	return gaps, span + dataTolerance
+}
+
+// sources groups the load balancer's connections by address.
+func (t *Tracker) sources(h Hints, now time.Time) map[netip.Addr]*source {
+	out := map[netip.Addr]*source{}
+	if !t.folded.last.IsZero() {
+		f := t.folded
+		out[netip.Addr{}] = &f
 	}
 	for k, c := range t.conns {
-		if h.classify(k, c, now) == kindHealthCheck {
+		kd := h.classify(k, c, now)
+		if kd == kindHealthCheck {
 			continue
 		}
-		if slices.Contains(h.Flows, k.local.Port()) {
-			if c.fresh && (!cut || !c.firstSeen.After(t.cut)) {
-				n++
-			}
-			continue
+		flows := slices.Contains(h.Flows, k.local.Port())
+		peer := k.remote.Addr()
+		if flows {
+			peer = netip.Addr{}
 		}
-		if cut {
-			n += c.early
-		} else {
-			n += c.arrivals
+		s := out[peer]
+		if s == nil {
+			s = &source{}
+			out[peer] = s
 		}
-		if !c.dataBefore.IsZero() {
-			age, peer := t.start.Sub(c.dataBefore), k.remote.Addr()
-			if b, ok := before[peer]; !ok || age < b {
-				before[peer] = age
-			}
+		s.add(t.start, c, flows, kd == kindTraffic)
+	}
+	for p, s := range out {
+		if s.last.IsZero() && !s.aged {
+			delete(out, p) // a connection that never carried data
 		}
 	}
-	return n, before
+	return out
+}
+
+// Describe lists the sources as Quiet judges them at now, for the hold's
+// log: each address with its gaps, their length, its silence and its
+// quiet period.
+func (t *Tracker) Describe(h Hints, p Period, now time.Time) string {
+	srcs := t.sources(h, now)
+	addrs := slices.SortedFunc(maps.Keys(srcs), netip.Addr.Compare)
+	parts := make([]string, 0, len(addrs))
+	for _, a := range addrs {
+		s := srcs[a]
+		n, span := s.evidence(t.start)
+		name := a.String()
+		if !a.IsValid() {
+			name = "flows"
+		}
+		parts = append(parts, fmt.Sprintf("%s: %d gaps in %v, silent %v of %v", name, n, span.Round(time.Millisecond),
+			now.Sub(s.last).Round(time.Millisecond), p.forGaps(s.evidence(t.start)).Round(time.Millisecond)))
+	}
+	return strings.Join(parts, "; ")
+}
+
+// Quiet says whether every load-balancer address has been silent for its
+// quiet period, sized by p from that address's own arrivals, and the
+// longest of those periods. Without any address the pod has heard from,
+// the period is p's longest, from the first sample.
+func (t *Tracker) Quiet(h Hints, p Period, now time.Time) (quiet bool, period time.Duration) {
+	srcs := t.sources(h, now)
+	if len(srcs) == 0 {
+		q := p.forGaps(0, 0)
+		return now.Sub(t.start) >= q, q
+	}
+	quiet = true
+	for _, s := range srcs {
+		q := p.forGaps(s.evidence(t.start))
+		period = max(period, q)
+		quiet = quiet && now.Sub(s.last) >= q
+	}
+	return quiet, period
 }

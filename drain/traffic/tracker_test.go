@@ -42,44 +42,76 @@ func TestFilter(t *testing.T) {
 	}
 }
 
-func TestPeriodSize(t *testing.T) {
+func TestPeriodForGaps(t *testing.T) {
 	p := Period{Gaps: 5, Min: time.Second, Max: 20 * time.Second}
-	got := map[time.Duration]time.Duration{}
-	for _, gap := range []time.Duration{time.Millisecond, 500 * time.Millisecond, 2 * time.Second, time.Minute} {
-		got[gap] = p.Size(gap)
+	type in struct {
+		N    int
+		Span time.Duration
 	}
-	want := map[time.Duration]time.Duration{time.Millisecond: time.Second, 500 * time.Millisecond: 2500 * time.Millisecond,
-		2 * time.Second: 10 * time.Second, time.Minute: 20 * time.Second}
+	want := map[in]time.Duration{
+		{0, 0}:                       20 * time.Second, // nothing known: the longest
+		{1, 5 * time.Second}:         20 * time.Second, // 5 gaps of 5 s, beyond the longest
+		{5, 2500 * time.Millisecond}: 2500 * time.Millisecond,
+		{50, 25 * time.Second}:       2500 * time.Millisecond,
+		{1000, time.Second}:          time.Second, // the shortest
+	}
+	got := map[in]time.Duration{}
+	for x := range want {
+		got[x] = p.forGaps(x.N, x.Span).Round(time.Millisecond)
+	}
 	if d := cmp.Diff(want, got); d != "" {
-		t.Errorf("Size (-want +got):\n%s", d)
+		t.Errorf("forGaps (-want +got):\n%s", d)
 	}
-	if fixed := (Period{Min: 3 * time.Second, Max: time.Minute}).Size(time.Hour); fixed != 3*time.Second {
+	if fixed := (Period{Min: 3 * time.Second, Max: time.Minute}).forGaps(1, time.Hour); fixed != 3*time.Second {
 		t.Errorf("without gaps the period is %v, want the minimum", fixed)
 	}
-	if w := p.window(); w != 4*time.Second {
-		t.Errorf("window %v, want max/gaps", w)
+}
+
+// evidence is what a tracker knows of one source's rate.
+type evidence struct {
+	Gaps int
+	Span time.Duration
+}
+
+// flowsKey names the source of every NLB flow in evidenceOf.
+const flowsKey = "flows"
+
+// evidenceOf is each source's evidence, by address.
+func evidenceOf(tr *Tracker, h Hints, now time.Time) map[string]evidence {
+	out := map[string]evidence{}
+	for a, s := range tr.sources(h, now) {
+		k := a.String()
+		if !a.IsValid() {
+			k = flowsKey
+		}
+		n, span := s.evidence(tr.start)
+		out[k] = evidence{n, span}
 	}
+	return out
 }
 
 // verdict is what a tracker says at a time.
 type verdict struct {
 	Last    time.Time
-	Gap     time.Duration
+	Sources map[string]evidence
 	Pending int
 }
 
+// ev is n gaps over ms milliseconds, plus the kernel's tolerance.
+func ev(n, ms int) evidence {
+	return evidence{n, time.Duration(ms)*time.Millisecond + dataTolerance}
+}
+
 func TestTrackerVerdicts(t *testing.T) {
-	const pod, lb = "10.0.0.5:8080", "10.0.1.1:"
+	const pod, lb, lb2 = "10.0.0.5:8080", "10.0.1.1:", "10.0.1.2:"
 	hc := Hints{HealthChecks: []HealthCheck{{Port: 8080, MaxBytes: 200, Interval: time.Second}}}
 	nlb := Hints{Flows: []uint16{8080}}
 	tests := []struct {
 		name    string
 		samples map[int][]Socket // by ms after t0
 		hints   Hints
-		// window limits the arrivals counted (Tracker.CountFor).
-		window time.Duration
-		now    int
-		want   verdict
+		now     int
+		want    verdict
 	}{{
 		name: "requests on a kept-alive connection",
 		samples: map[int][]Socket{
@@ -89,17 +121,16 @@ func TestTrackerVerdicts(t *testing.T) {
 			300: {sock(pod, lb+"1", stateEstablished, data(130, 1400))},
 		},
 		now: 400,
-		// Two requests in 400ms, and one 300ms before the watch began.
-		want: verdict{Last: at(170), Gap: 700 * time.Millisecond / 3},
+		// One request 300ms before the watch, two in it by 170ms.
+		want: verdict{Last: at(170), Sources: map[string]evidence{"10.0.1.1": ev(3, 470)}},
 	}, {
 		name: "every data segment is a request",
 		samples: map[int][]Socket{
 			0:   {sock(pod, lb+"1", stateEstablished, &Info{LastDataRecv: time.Second, BytesReceived: 1000, Counters: true, DataSegsIn: 10})},
 			100: {sock(pod, lb+"1", stateEstablished, &Info{LastDataRecv: 0, BytesReceived: 2000, Counters: true, DataSegsIn: 19})},
 		},
-		now: 100,
-		// Nine requests in 100ms after a second's silence.
-		want: verdict{Last: at(100), Gap: 1100 * time.Millisecond / 10},
+		now:  100,
+		want: verdict{Last: at(100), Sources: map[string]evidence{"10.0.1.1": ev(10, 1100)}},
 	}, {
 		name: "a peer's FIN is not data",
 		samples: map[int][]Socket{
@@ -107,29 +138,39 @@ func TestTrackerVerdicts(t *testing.T) {
 			100: {sock(pod, lb+"1", 8, &Info{LastDataRecv: time.Second, BytesReceived: 1001, Counters: true, DataSegsIn: 5}), sock(pod, lb+"2", 8, data(1100, 501))},
 		},
 		now:  200,
-		want: verdict{Last: at(0), Gap: 1200 * time.Millisecond},
+		want: verdict{Last: at(0), Sources: map[string]evidence{"10.0.1.1": ev(1, 1000)}},
 	}, {
-		name: "each ALB node's latest data before the watch, whichever pooled connection carried it",
+		name: "each ALB node is a source, whichever pooled connection carried its data",
 		samples: map[int][]Socket{
 			0: {sock(pod, lb+"1", stateEstablished, data(300, 1000)), sock(pod, lb+"2", stateEstablished, data(5000, 100)),
-				sock(pod, "10.0.1.2:1", stateEstablished, data(900, 500))},
+				sock(pod, lb2+"1", stateEstablished, data(900, 500))},
 			100: {sock(pod, lb+"1", stateEstablished, data(10, 1200)), sock(pod, lb+"2", stateEstablished, data(5100, 100)),
-				sock(pod, "10.0.1.2:1", stateEstablished, data(1000, 500))},
+				sock(pod, lb2+"1", stateEstablished, data(1000, 500))},
 			200: {sock(pod, lb+"1", stateEstablished, data(110, 1200)), sock(pod, lb+"2", stateEstablished, data(5200, 100)),
-				sock(pod, "10.0.1.2:1", stateEstablished, data(50, 700))},
+				sock(pod, lb2+"1", stateEstablished, data(50, 700))},
 		},
 		now: 400,
-		// Two requests in 400ms; before the watch, one per node, 300ms and
-		// 900ms earlier (the second node's idle connection says nothing).
-		want: verdict{Last: at(150), Gap: (400*time.Millisecond + 600*time.Millisecond) / 4},
+		// The first node's idle connection says nothing.
+		want: verdict{Last: at(150), Sources: map[string]evidence{"10.0.1.1": ev(2, 390), "10.0.1.2": ev(2, 1050)}},
 	}, {
-		name: "an idle connection: the silence before the hold counts",
+		name: "an idle connection: the silence before the hold is one gap",
 		samples: map[int][]Socket{
 			0:   {sock(pod, lb+"1", stateEstablished, data(5000, 1000))},
 			100: {sock(pod, lb+"1", stateEstablished, data(5100, 1000))},
 		},
 		now:  1000,
-		want: verdict{Last: at(0), Gap: 6 * time.Second},
+		want: verdict{Last: at(0), Sources: map[string]evidence{"10.0.1.1": ev(1, 5000)}},
+	}, {
+		name: "the silence after the latest arrival is not evidence",
+		samples: map[int][]Socket{
+			0:    {sock(pod, lb+"1", stateEstablished, data(100, 1000))},
+			100:  {sock(pod, lb+"1", stateEstablished, data(0, 1100))},
+			200:  {sock(pod, lb+"1", stateEstablished, data(0, 1200))},
+			300:  {sock(pod, lb+"1", stateEstablished, data(0, 1300))},
+			5000: {sock(pod, lb+"1", stateEstablished, data(4700, 1300))},
+		},
+		now:  5000,
+		want: verdict{Last: at(300), Sources: map[string]evidence{"10.0.1.1": ev(4, 400)}},
 	}, {
 		name: "without counters, a moving last-data time is data",
 		samples: map[int][]Socket{
@@ -138,7 +179,7 @@ func TestTrackerVerdicts(t *testing.T) {
 			200: {sock(pod, lb+"1", stateEstablished, &Info{LastDataRecv: 150 * time.Millisecond})},
 		},
 		now:  200,
-		want: verdict{Last: at(50), Gap: 500 * time.Millisecond / 2},
+		want: verdict{Last: at(50), Sources: map[string]evidence{"10.0.1.1": ev(2, 350)}},
 	}, {
 		name: "health checks come and go",
 		samples: map[int][]Socket{
@@ -149,7 +190,16 @@ func TestTrackerVerdicts(t *testing.T) {
 		},
 		hints: hc,
 		now:   300,
-		want:  verdict{Last: at(0), Gap: 300 * time.Millisecond},
+		want:  verdict{Last: at(0), Sources: map[string]evidence{}},
+	}, {
+		name: "a health check open at the first sample is no source",
+		samples: map[int][]Socket{
+			0:   {sock(pod, lb2+"7", stateEstablished, data(1, 120)), sock(pod, lb+"1", stateEstablished, data(300, 1000))},
+			100: {sock(pod, lb+"1", stateEstablished, data(300, 1000))},
+		},
+		hints: hc,
+		now:   100,
+		want:  verdict{Last: at(0), Sources: map[string]evidence{"10.0.1.1": ev(1, 300)}},
 	}, {
 		name: "a new connection carrying more than a health check is traffic",
 		samples: map[int][]Socket{
@@ -159,16 +209,16 @@ func TestTrackerVerdicts(t *testing.T) {
 		},
 		hints: hc,
 		now:   200,
-		want:  verdict{Last: at(99), Gap: 200 * time.Millisecond},
+		want:  verdict{Last: at(99), Sources: map[string]evidence{"10.0.1.1": ev(1, 99)}},
 	}, {
-		name: "a health check still open is pending",
+		name: "a health check still open is pending: activity, not evidence",
 		samples: map[int][]Socket{
 			0:   nil,
 			100: {sock(pod, lb+"2", stateEstablished, data(1, 100))},
 		},
 		hints: hc,
 		now:   100,
-		want:  verdict{Last: at(99), Gap: 100 * time.Millisecond, Pending: 1},
+		want:  verdict{Last: at(99), Sources: map[string]evidence{"10.0.1.1": ev(0, 0)}, Pending: 1},
 	}, {
 		name: "a connection open past the check interval is traffic",
 		samples: map[int][]Socket{
@@ -178,41 +228,17 @@ func TestTrackerVerdicts(t *testing.T) {
 		},
 		hints: hc,
 		now:   1200,
-		want:  verdict{Last: at(99), Gap: 1200 * time.Millisecond},
+		want:  verdict{Last: at(99), Sources: map[string]evidence{"10.0.1.1": ev(1, 99)}},
 	}, {
-		name: "NLB: data on established flows is not traffic, a new flow is",
+		name: "NLB: data on established flows is not traffic, a new flow is; all flows are one source",
 		samples: map[int][]Socket{
 			0:   {sock(pod, lb+"1", stateEstablished, data(5, 1000))},
 			100: {sock(pod, lb+"1", stateEstablished, data(5, 2000))},
-			200: {sock(pod, lb+"1", stateEstablished, data(5, 3000)), sock(pod, lb+"4", stateEstablished, data(50, 0))},
+			200: {sock(pod, lb+"1", stateEstablished, data(5, 3000)), sock(pod, lb2+"4", stateEstablished, data(50, 0))},
 		},
 		hints: nlb,
 		now:   400,
-		want:  verdict{Last: at(150), Gap: 400 * time.Millisecond},
-	}, {
-		name: "only the window's arrivals count: the silence after it does not lengthen the gap",
-		samples: map[int][]Socket{
-			0:    {sock(pod, lb+"1", stateEstablished, data(100, 1000))},
-			100:  {sock(pod, lb+"1", stateEstablished, data(0, 1100))},
-			200:  {sock(pod, lb+"1", stateEstablished, data(0, 1200))},
-			300:  {sock(pod, lb+"1", stateEstablished, data(0, 1300))},
-			5000: {sock(pod, lb+"1", stateEstablished, data(4700, 1300))},
-		},
-		window: 200 * time.Millisecond,
-		now:    5000,
-		// Two requests in the 200ms window, one 100ms before it.
-		want: verdict{Last: at(300), Gap: 100 * time.Millisecond},
-	}, {
-		name: "NLB: a flow opened after the window is traffic but not counted",
-		samples: map[int][]Socket{
-			0:   {sock(pod, lb+"1", stateEstablished, data(5, 1000))},
-			100: {sock(pod, lb+"1", stateEstablished, data(5, 2000))},
-			200: {sock(pod, lb+"1", stateEstablished, data(5, 3000)), sock(pod, lb+"4", stateEstablished, data(50, 0))},
-		},
-		hints:  nlb,
-		window: 100 * time.Millisecond,
-		now:    400,
-		want:   verdict{Last: at(150), Gap: 100 * time.Millisecond},
+		want:  verdict{Last: at(150), Sources: map[string]evidence{flowsKey: ev(1, 150)}},
 	}, {
 		name: "procnet: a new connection is traffic when first seen",
 		samples: map[int][]Socket{
@@ -220,19 +246,18 @@ func TestTrackerVerdicts(t *testing.T) {
 			100: {sock(pod, lb+"1", stateEstablished, nil), sock(pod, lb+"5", stateEstablished, nil)},
 		},
 		now:  300,
-		want: verdict{Last: at(100), Gap: 300 * time.Millisecond},
+		want: verdict{Last: at(100), Sources: map[string]evidence{"10.0.1.1": ev(1, 100)}},
 	}}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			tr := NewTracker(Filter{PodIP: netip.MustParseAddr("10.0.0.5"), Ports: []uint16{8080}})
-			tr.CountFor(tt.window)
 			for ms := 0; ms <= tt.now; ms++ {
 				if socks, ok := tt.samples[ms]; ok {
 					tr.Observe(at(ms), socks)
 				}
 			}
 			now := at(tt.now)
-			got := verdict{Last: tr.LastTraffic(tt.hints, now), Gap: tr.MeanGap(tt.hints, now)}
+			got := verdict{Last: tr.LastTraffic(tt.hints, now), Sources: evidenceOf(tr, tt.hints, now)}
 			for k, c := range tr.conns {
 				if tt.hints.classify(k, c, now) == kindPending {
 					got.Pending++
@@ -258,7 +283,11 @@ func TestTrackerFoldsClosedConnectionsPastItsBound(t *testing.T) {
 	if len(tr.conns) != 1 {
 		t.Errorf("%d connections tracked after folding, want 1", len(tr.conns))
 	}
-	if n, _ := tr.arrivals(Hints{}, at(300)); n != maxConns+2 {
+	n := 0
+	for _, s := range tr.sources(Hints{}, at(300)) {
+		n += s.n
+	}
+	if n != maxConns+2 {
 		t.Errorf("%d arrivals after folding, want %d", n, maxConns+2)
 	}
 	if last := tr.LastTraffic(Hints{}, at(300)); !last.Equal(at(300)) {

@@ -8,31 +8,33 @@ import (
 	"github.com/albdrain/albdrain/internal/contract"
 )
 
-// Period sizes a quiet period: Gaps mean gaps between the load balancer's
-// arrivals, within Min and Max. With Poisson arrivals at the observed rate,
-// a silence of k mean gaps while the load balancer still sends has
-// probability e^-k. Gaps zero makes it Min.
+// Period sizes the quiet period of one load-balancer address from the gaps
+// between its arrivals, within Min and Max: Gaps (k) of its mean gaps.
+// With n gaps of total length S seen, the period is kS/n; if the address
+// still sends, as a Poisson process at any rate, the chance that its next
+// gap lasts that long is exactly (1+k/n)^-n (the gap G and the n before it
+// are independent exponentials, and P(G >= cS) = (1+c)^-n), which tends to
+// e^-k as n grows. Gaps zero makes every period Min.
 type Period struct {
 	Gaps     int
 	Min, Max time.Duration
 }
 
-// Size returns the quiet period for a mean gap.
-func (p Period) Size(gap time.Duration) time.Duration {
-	if p.Gaps <= 0 {
+// forGaps is the quiet period after n gaps of total length span; Max when
+// there are none.
+func (p Period) forGaps(n int, span time.Duration) time.Duration {
+	hi := max(p.Max, p.Min)
+	switch {
+	case p.Gaps <= 0:
 		return p.Min
+	case n <= 0:
+		return hi
 	}
-	return min(max(time.Duration(p.Gaps)*gap, p.Min), max(p.Max, p.Min))
-}
-
-// window is how long arrivals are watched to estimate the gap: a silence
-// that long already makes the quiet period Max. Only the window's arrivals
-// count, since the load balancer may be stopping by the time it ends.
-func (p Period) window() time.Duration {
-	if p.Gaps <= 0 {
-		return 0
+	q := float64(span) * float64(p.Gaps) / float64(n)
+	if q >= float64(hi) {
+		return hi
 	}
-	return p.Max / time.Duration(p.Gaps)
+	return max(time.Duration(q), p.Min)
 }
 
 // Watcher samples the socket table in the background and answers questions
@@ -47,12 +49,10 @@ type Watcher struct {
 }
 
 // Watch samples src every interval until ctx ends, sizing quiet periods by
-// p from the arrivals of the first p.window(). A nil src (nothing to read)
-// or a filter without ports makes a blind watcher, which finds every
-// period quiet at once.
+// p. A nil src (nothing to read) or a filter without ports makes a blind
+// watcher, which finds the pod quiet at once.
 func Watch(ctx context.Context, src Source, f Filter, interval time.Duration, p Period) *Watcher {
 	w := &Watcher{signal: contract.SignalNone, period: p, t: NewTracker(f), sampled: make(chan struct{})}
-	w.t.CountFor(p.window())
 	if src == nil || len(f.Ports) == 0 {
 		return w
 	}
@@ -90,62 +90,50 @@ func (w *Watcher) Signal() string { return w.signal }
 
 func (w *Watcher) blind() bool { return w.signal == contract.SignalNone }
 
-// QuietPeriod sizes the quiet period by the arrivals seen in the watch's
-// window, first waiting for the window to close (or until ctx ends).
-func (w *Watcher) QuietPeriod(ctx context.Context, h Hints) time.Duration {
-	p := w.period
+// WaitQuiet returns true once every load-balancer address the pod has heard
+// from has been silent for its own quiet period (Tracker.Quiet), checked
+// after every sample, or false when ctx ends first; period is the longest
+// of those periods at the last check. A blind watcher returns true at once.
+//
+// Each address is judged by its own rate because the load balancer's nodes
+// stop one by one: once only a straggler still routes to the pod, it sends
+// only its share of the traffic, and a period sized by the pod's whole rate
+// would often pass between two of its requests.
+func (w *Watcher) WaitQuiet(ctx context.Context, h Hints) (quiet bool, period time.Duration) {
 	if w.blind() {
-		return p.Min
-	}
-	for {
-		w.mu.Lock()
-		closed := p.window() == 0 || !w.t.cut.IsZero()
-		next := w.sampled
-		if closed || ctx.Err() != nil {
-			q := p.Size(w.t.MeanGap(h, time.Now()))
-			w.mu.Unlock()
-			return q
-		}
-		w.mu.Unlock()
-		select {
-		case <-next:
-		case <-ctx.Done():
-		}
-	}
-}
-
-// WaitQuiet returns true once no load-balancer traffic has reached the pod
-// for q, checked after every sample, or false when ctx ends first. A blind
-// watcher returns true at once.
-func (w *Watcher) WaitQuiet(ctx context.Context, h Hints, q time.Duration) bool {
-	if w.blind() {
-		return true
+		return true, w.period.Min
 	}
 	// The first verdict waits for a sample taken now, not one from before
 	// the call.
 	w.mu.Lock()
 	next := w.sampled
 	w.mu.Unlock()
-	select {
-	case <-next:
-	case <-ctx.Done():
-		return false
-	}
 	for {
-		w.mu.Lock()
-		now := time.Now()
-		quiet := now.Sub(w.t.LastTraffic(h, now)) >= q
-		next := w.sampled
-		w.mu.Unlock()
-		if quiet {
-			return true
-		}
+		ended := false
 		select {
 		case <-next:
 		case <-ctx.Done():
-			return false
+			ended = true
+		}
+		w.mu.Lock()
+		quiet, period = w.t.Quiet(h, w.period, time.Now())
+		next = w.sampled
+		w.mu.Unlock()
+		switch {
+		case ended:
+			return false, period
+		case quiet:
+			return true, period
 		}
 	}
+}
+
+// Sources describes the load-balancer addresses as the last verdict would
+// judge them now (Tracker.Describe), for the hold's log.
+func (w *Watcher) Sources(h Hints) string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.t.Describe(h, w.period, time.Now())
 }
 
 // HintsFrom converts the watcher's description of the traffic.

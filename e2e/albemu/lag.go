@@ -19,15 +19,23 @@ import (
 //	uniform:min=1s,max=5s
 //	lognormal:median=2s,p99=10s        (optionally ,max=20s: draws above are clamped)
 //	samples:1s,1.5s,2s,9s              (each draw picks one at random)
+//	straggler:min=1s,max=3s,slow=0.2,by=4
+//
+// A straggler draw is uniform between min and max, and a share slow of the
+// draws is by times longer: most of an ALB's nodes apply a change within a
+// few seconds, and now and then one lags several times as long (see
+// straggler.go).
 //
 // In the field, lags vary per rollout and per node, with a heavy tail:
 // load balancer controller users report 15-60 s for ALBs. A lognormal
 // given its median and p99 is a simple model of that.
 type LagModel struct {
-	kind    string          // "", "constant", "uniform", "lognormal", "samples"
-	a, b    time.Duration   // constant: a; uniform: a..b; lognormal: median a, p99 b
+	kind    string          // "", "constant", "uniform", "lognormal", "samples", "straggler"
+	a, b    time.Duration   // constant: a; uniform and straggler: a..b; lognormal: median a, p99 b
 	max     time.Duration   // lognormal's clamp; zero for none
 	samples []time.Duration // sorted
+	// slow is a straggler's share of slow draws, by how much slower they are.
+	slow, by float64
 }
 
 // z99 is the standard normal's 99th percentile.
@@ -41,7 +49,7 @@ func ParseLag(s string) (LagModel, error) {
 	kind, args, found := strings.Cut(strings.TrimSpace(s), ":")
 	if !found {
 		if _, err := time.ParseDuration(kind); err != nil {
-			return LagModel{}, fmt.Errorf("lag %q: want a duration or kind:args (constant, uniform, lognormal, samples)", s)
+			return LagModel{}, fmt.Errorf("lag %q: want a duration or kind:args (constant, uniform, lognormal, samples, straggler)", s)
 		}
 		kind, args = "constant", kind
 	}
@@ -68,9 +76,11 @@ func parseLagArgs(kind, args string) (LagModel, error) {
 		}
 		slices.Sort(m.samples)
 		return m, nil
+	case "straggler":
+		return parseStraggler(args)
 	case "uniform", "lognormal":
 	default:
-		return LagModel{}, fmt.Errorf("unknown kind %q: want constant, uniform, lognormal or samples", kind)
+		return LagModel{}, fmt.Errorf("unknown kind %q: want constant, uniform, lognormal, samples or straggler", kind)
 	}
 	named := map[string]time.Duration{}
 	for part := range strings.SplitSeq(args, ",") {
@@ -133,6 +143,8 @@ func (m LagModel) String() string {
 			parts[i] = d.String()
 		}
 		return "samples:" + strings.Join(parts, ",")
+	case "straggler":
+		return fmt.Sprintf("straggler:min=%s,max=%s,slow=%g,by=%g", m.a, m.b, m.slow, m.by)
 	}
 	return "constant:" + m.a.String()
 }
@@ -161,6 +173,8 @@ func (m LagModel) Draw(r *rand.Rand) time.Duration {
 		return m.clamp(time.Duration(float64(m.a) * math.Exp(m.sigma()*r.NormFloat64())))
 	case "samples":
 		return m.samples[r.IntN(len(m.samples))]
+	case "straggler":
+		return m.drawStraggler(r)
 	}
 	return m.a
 }
@@ -184,6 +198,8 @@ func (m LagModel) Quantile(p float64) time.Duration {
 	case "samples":
 		i := int(math.Ceil(p*float64(len(m.samples)))) - 1
 		return m.samples[min(max(i, 0), len(m.samples)-1)]
+	case "straggler":
+		return m.stragglerQuantile(p)
 	}
 	return m.a
 }

@@ -25,6 +25,11 @@ func TestParseLag(t *testing.T) {
 		{in: "lognormal:median=2s,p99=10s", want: "lognormal:median=2s,p99=10s", q50: 2 * time.Second},
 		{in: "lognormal:p99=10s,median=2s,max=20s", want: "lognormal:median=2s,p99=10s,max=20s", q50: 2 * time.Second},
 		{in: "samples:3s,1s,2s", want: "samples:1s,2s,3s", q50: 2 * time.Second},
+		{in: "straggler:by=4,slow=0.2,max=3s,min=1s", want: "straggler:min=1s,max=3s,slow=0.2,by=4", q50: 2250 * time.Millisecond},
+		{in: "straggler:min=1s,max=3s,slow=0.2", wantErr: "needs min="},
+		{in: "straggler:min=1s,max=3s,slow=1.2,by=4", wantErr: "a share"},
+		{in: "straggler:min=1s,max=3s,slow=0.2,by=0.5", wantErr: "factor"},
+		{in: "straggler:min=1s,max=3s,slow=0.2,by=4,p=1", wantErr: "not \"p\""},
 		{in: "", wantErr: "want a duration"},
 		{in: "gamma:k=2", wantErr: "unknown kind"},
 		{in: "uniform:min=3s,max=1s", wantErr: "min above max"},
@@ -94,6 +99,36 @@ func TestLognormalLag(t *testing.T) {
 	// The slowest of three nodes is slower than one node.
 	if one, three := m.Quantile(0.9), m.QuantileOfMax(0.9, 3); three <= one {
 		t.Errorf("p90 of the slowest of 3 nodes %s, not above one node's %s", three, one)
+	}
+}
+
+// A straggler model's slow share lags by times as long, among draws as well
+// as analytically.
+func TestStragglerLag(t *testing.T) {
+	t.Parallel()
+	m, err := albemu.ParseLag("straggler:min=1s,max=3s,slow=0.2,by=4")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 80% of draws in 1-3 s, 20% in 4-12 s: the p99 is 4 s + 0.95 x 8 s.
+	if got := m.Quantile(0.99); (got - 11600*time.Millisecond).Abs() > time.Millisecond {
+		t.Errorf("p99 %s, want 11.6s", got)
+	}
+	draws := m.Draws(7, 20000)
+	slow := 0
+	for _, d := range draws {
+		if d < time.Second || d > 12*time.Second || (d > 3*time.Second && d < 4*time.Second) {
+			t.Fatalf("draw %s outside 1-3 s and 4-12 s", d)
+		}
+		if d > 3*time.Second {
+			slow++
+		}
+	}
+	if share := float64(slow) / float64(len(draws)); share < 0.18 || share > 0.22 {
+		t.Errorf("%.3f of draws slow, want about 0.2", share)
+	}
+	if diff := cmp.Diff(draws[:50], m.Draws(7, 50)); diff != "" {
+		t.Errorf("same seed, different draws:\n%s", diff)
 	}
 }
 

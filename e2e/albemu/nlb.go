@@ -107,6 +107,7 @@ func (l *NLBListener) forward(client net.Conn) {
 	defer client.Close()
 	e := l.e
 	n := int((l.spread.Add(1) - 1) % uint64(len(e.nodes)))
+	e.clientConnected(l.tg, n)
 	rec := RequestRecord{Time: time.Now(), Listener: l.Addr(), Node: n, TargetGroupArn: l.tg.arn, Method: "TCP"}
 	defer func() {
 		rec.Duration = time.Since(rec.Time)

@@ -82,7 +82,9 @@ func (e *Emulator) AddListener(tgARN, addr string) (*Listener, error) {
 // round robin over the load balancer's addresses spreads its clients: every
 // request on a connection goes through the same node.
 func (l *Listener) assignNode(ctx context.Context, _ net.Conn) context.Context {
-	return withNode(ctx, int((l.spread.Add(1)-1)%uint64(len(l.e.nodes))))
+	n := int((l.spread.Add(1) - 1) % uint64(len(l.e.nodes)))
+	l.e.clientConnected(l.tg, n)
+	return withNode(ctx, n)
 }
 
 // URL is the listener's base URL, e.g. "http://127.0.0.1:34567".

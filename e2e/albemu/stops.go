@@ -21,6 +21,11 @@ type Stop struct {
 	// target from its routing set (if its registration had reached it);
 	// zero while it may still route new requests to the target.
 	Nodes []time.Time
+	// Serving[i] says whether node i had a client connection for the
+	// target group before it applied the deregistration (or by now, while
+	// it has not): a node no client reaches routes nothing, however late
+	// it stops.
+	Serving []bool
 }
 
 // Complete reports whether every node has stopped routing to the target.
@@ -28,19 +33,47 @@ func (s Stop) Complete() bool {
 	return !slices.ContainsFunc(s.Nodes, time.Time.IsZero)
 }
 
-// TrueStop is the latest of the nodes' stops: from then on no new request
-// reaches the target. Zero until every node has stopped.
+// TrueStop is the latest stop of the nodes that clients reach: from then on
+// no new request reaches the target. It is the deregistration itself when
+// no client reached any node, and zero until every node has stopped.
 func (s Stop) TrueStop() time.Time {
 	if !s.Complete() {
 		return time.Time{}
 	}
-	var last time.Time
-	for _, t := range s.Nodes {
-		if t.After(last) {
+	last := s.Deregistered
+	for i, t := range s.Nodes {
+		if t.After(last) && (s.Serving == nil || s.Serving[i]) {
 			last = t
 		}
 	}
 	return last
+}
+
+// clientConnected records that node n got a client connection for tg.
+func (e *Emulator) clientConnected(tg *targetGroup, n int) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if tg.clients == nil {
+		tg.clients = make([]time.Time, len(e.nodes))
+	}
+	if tg.clients[n].IsZero() {
+		tg.clients[n] = time.Now()
+	}
+}
+
+// servingLocked fills in s.Serving from its target group's client
+// connections; a group since deleted leaves it nil, so every node counts.
+func (e *Emulator) servingLocked(s *Stop) {
+	tg, err := e.groupLocked(s.TargetGroupArn)
+	if err != nil {
+		return
+	}
+	s.Serving = make([]bool, len(s.Nodes))
+	for i, stopped := range s.Nodes {
+		if i < len(tg.clients) && !tg.clients[i].IsZero() {
+			s.Serving[i] = stopped.IsZero() || tg.clients[i].Before(stopped)
+		}
+	}
 }
 
 // Stops are every deregistration's ground truth so far, oldest first.
@@ -50,6 +83,7 @@ func (e *Emulator) Stops() []Stop {
 	out := make([]Stop, len(e.stops))
 	for i, s := range e.stops {
 		out[i] = s.clone()
+		e.servingLocked(&out[i])
 	}
 	return out
 }
@@ -61,7 +95,9 @@ func (e *Emulator) TargetStop(tgARN string, t Target) (Stop, bool) {
 	defer e.mu.Unlock()
 	for _, s := range slices.Backward(e.stops) {
 		if s.TargetGroupArn == tgARN && s.Target == t {
-			return s.clone(), true
+			c := s.clone()
+			e.servingLocked(&c)
+			return c, true
 		}
 	}
 	return Stop{}, false

@@ -92,6 +92,9 @@ type targetGroup struct {
 	// targets by its own propagation lags.
 	routes [][]*route
 	next   []int // round-robin cursors, per node
+	// clients[i] is when node i first got a client connection for the
+	// group (see Stop.Serving); nil until one did.
+	clients []time.Time
 }
 
 var targetGroupName = regexp.MustCompile(`^[A-Za-z0-9](?:[A-Za-z0-9-]{0,30}[A-Za-z0-9])?$`)

@@ -15,8 +15,11 @@ import (
 type HoldOptions struct {
 	// Replicas is the Deployment's size in each rollout.
 	Replicas int32
-	// Rollouts is how many rolling restarts run per policy at Rate.
-	Rollouts int
+	// Rollouts is how many rolling restarts run per albdrain policy at
+	// Rate, FixedRollouts per fixed sleep (default Rollouts). Each rollout
+	// draws its lags from a seed of its own: the cluster's, plus the
+	// rollout's number in the run.
+	Rollouts, FixedRollouts int
 	// Rate and LowRate are the traffic in requests per second per pod: each
 	// albdrain policy also gets one rollout at LowRate, where a quiet pod
 	// is normal and proves nothing.
@@ -30,6 +33,7 @@ type HoldOptions struct {
 // run is what the measurement keeps of one rollout.
 type run struct {
 	policy   string // JSON name: the policy's, with "_low_rate" at LowRate
+	seed     uint64 // of the rollout's lag draws
 	pods     []podHold
 	requests int
 	failed   int
@@ -44,14 +48,19 @@ type run struct {
 // (its true stop) and compares the pod's release with it. The cluster's
 // manager is left on the last albdrain policy.
 func MeasureHolds(ctx context.Context, c *cluster.Cluster, t cluster.Timings, o HoldOptions) (*Section, error) {
+	seq := uint64(0)
 	rollout := func(name string, spec scenario.Spec) (*run, error) {
 		spec.Action, spec.Replicas, spec.Progress = scenario.RollingRestart, o.Replicas, o.Progress
 		spec.Poisson = true // as a service's many independent clients send, and as the quiet period's reasoning assumes
+		seed := t.Seed + seq
+		seq++
+		c.Emulator.SetLag(t.LagModel(), seed)
 		res, err := scenario.Run(ctx, c, spec)
 		if err != nil {
 			return nil, err
 		}
-		r := &run{policy: name, requests: res.Summary.Requests, failed: res.Summary.Errors}
+		r := &run{policy: name, seed: seed, requests: res.Summary.Requests, failed: res.Summary.Errors}
+		o.Progress(fmt.Sprintf("%s rollout, seed %d: %d of %d requests failed", name, seed, r.failed, r.requests))
 		for _, term := range res.Terminations {
 			h, err := podHoldOf(term, res, spec.Protection)
 			if err != nil {
@@ -95,7 +104,11 @@ func MeasureHolds(ctx context.Context, c *cluster.Cluster, t cluster.Timings, o 
 			sleeps[p.Name] = spec.FixedSleep.Seconds()
 			o.Progress(fmt.Sprintf("%s: a fixed preStop sleep of %s", p.Name, spec.FixedSleep))
 		}
-		for range o.Rollouts {
+		rollouts := o.Rollouts
+		if !p.albdrain() && o.FixedRollouts > 0 {
+			rollouts = o.FixedRollouts
+		}
+		for range rollouts {
 			r, err := rollout(p.Name, spec)
 			if err != nil {
 				return nil, err
@@ -126,7 +139,7 @@ func holdSection(t cluster.Timings, o HoldOptions, runs []*run, trueStops []floa
 		"true stop: from the preStop's start to when the last ALB node stopped routing new requests to the pod (emulator ground truth);",
 		"over-hold: release minus true stop (negative: released while still routed); min safe fixed sleep: the largest true stop of the run;",
 		"quiet's over-hold target is pod by pod: the quiet period sized by the requests the ALB routed to that pod in the 5 s before its hold, plus 1 s;",
-		fmt.Sprintf("%d rollout(s) per policy; fixed sleeps are set from the true stops observed before them, rounded up to whole seconds", o.Rollouts),
+		fmt.Sprintf("%d rollout(s) per albdrain policy, each with lags drawn from a seed of its own; fixed sleeps are set from the true stops observed before them, rounded up to whole seconds", o.Rollouts),
 	}}
 	s.Add("min_safe_fixed_sleep_s", minSafe)
 	s.Add("true_stop_p50_s", percentile(trueStops, 50))
@@ -164,10 +177,41 @@ func holdSection(t cluster.Timings, o HoldOptions, runs []*run, trueStops []floa
 		if policies[name].albdrain() {
 			s.Add(name+".released_by_policy", released)
 		}
+		rolloutFigures(s, name, byPolicy[name])
 		s.Details = append(s.Details, name+":")
 		for _, p := range pods {
 			s.Details = append(s.Details, "  "+p.String())
 		}
 	}
+	if p99, ok := sleeps["fixed_p99"]; ok && len(byPolicy["quiet"]) > 0 {
+		var holds []float64
+		for _, r := range byPolicy["quiet"] {
+			for _, p := range r.pods {
+				holds = append(holds, p.hold.Seconds())
+			}
+		}
+		s.Compare(Comparison{
+			What: "quiet: hold median (s)", Value: percentile(holds, 50), Baseline: p99, BaselineWhat: "fixed sleep at the p99 true stop",
+			Target: "<= 0.5 x that sleep", Met: percentile(holds, 50) <= 0.5*p99,
+		})
+	}
 	return s
+}
+
+// rolloutFigures adds a policy's failed requests rollout by rollout: the
+// goal is none in every rollout, not few on average.
+func rolloutFigures(s *Section, name string, runs []*run) {
+	worst, failing := 0, 0
+	line := name + " failed requests per rollout (seed: failed/requests):"
+	for _, r := range runs {
+		worst = max(worst, r.failed)
+		if r.failed > 0 {
+			failing++
+		}
+		line += fmt.Sprintf(" %d:%d/%d", r.seed, r.failed, r.requests)
+	}
+	s.Add(name+".rollouts", float64(len(runs)))
+	s.Add(name+".rollouts_with_errors", float64(failing))
+	s.Add(name+".max_errors_in_a_rollout", float64(worst))
+	s.Details = append(s.Details, line)
 }

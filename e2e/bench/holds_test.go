@@ -2,6 +2,7 @@ package bench
 
 import (
 	"log/slog"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -82,7 +83,7 @@ func TestHoldSectionKeys(t *testing.T) {
 		{policy: "baseline", pods: pods(0, 0), requests: 100, failed: 9},
 		{policy: "quiet", pods: quietPods, requests: 100, released: 2},
 		{policy: "deregistered", pods: pods(20, 21), requests: 100, released: 2},
-		{policy: "fixed_p90", pods: pods(3, 3), requests: 100, failed: 4},
+		{policy: "fixed_p90", seed: 7, pods: pods(3, 3), requests: 100, failed: 4},
 	}
 	s := holdSection(cluster.FieldTimings(), HoldOptions{Replicas: 2, Rollouts: 1, Rate: 40, Policies: HoldPolicies(time.Second, time.Second, 30*time.Second)},
 		runs, []float64{2, 3, 2, 3, 2, 3}, map[string]float64{"fixed_p90": 3})
@@ -108,13 +109,19 @@ func TestHoldSectionKeys(t *testing.T) {
 		"holds.fixed_p90.errors":                       4,
 		"holds.fixed_p90.over_hold_min_s":              0,
 		"holds.fixed_p90.pods":                         2,
+		"holds.fixed_p90.rollouts_with_errors":         1,
+		"holds.fixed_p90.max_errors_in_a_rollout":      4,
+		"holds.quiet.rollouts_with_errors":             0,
 	} {
 		if v, ok := got[key]; !ok || v != round(want) {
 			t.Errorf("%s = %v (present %v), want %v", key, v, ok, round(want))
 		}
 	}
-	if len(s.Details) != 4+8 {
-		t.Errorf("details %q: want a heading and a line per pod for each of 4 policies", s.Details)
+	if len(s.Details) != 4*2+8 {
+		t.Errorf("details %q: want a line per rollout, a heading and a line per pod for each of 4 policies", s.Details)
+	}
+	if !slices.Contains(s.Details, "fixed_p90 failed requests per rollout (seed: failed/requests): 7:4/100") {
+		t.Errorf("details %q: no line of fixed_p90's rollouts", s.Details)
 	}
 }
 

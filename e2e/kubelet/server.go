@@ -13,7 +13,12 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+
+	"github.com/albdrain/albdrain/e2e/load"
 )
+
+// maxServeTime bounds the work a request may ask for.
+const maxServeTime = time.Minute
 
 // container is one running container: an HTTP server on each of its TCP
 // container ports, standing in for the application.
@@ -86,9 +91,15 @@ func (ct *container) kill() {
 
 // appHandler is the application every container runs: it answers each
 // request after serveTime, the time a real handler spends working, so that
-// requests are in flight when a pod stops.
+// requests are in flight when a pod stops, or after the time the request
+// asks for in load.ServeTimeHeader (the clients' own distribution, which
+// leaves the load balancer's health checks fast).
 func appHandler(podName string, serveTime time.Duration) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		serveTime := serveTime
+		if d, err := time.ParseDuration(r.Header.Get(load.ServeTimeHeader)); err == nil && d > 0 {
+			serveTime = min(d, maxServeTime)
+		}
 		if serveTime > 0 {
 			t := time.NewTimer(serveTime)
 			defer t.Stop()

@@ -12,6 +12,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"sort"
 	"sync"
@@ -44,6 +45,23 @@ type Options struct {
 	// through a Network Load Balancer every connection is a flow, so the
 	// traffic then opens new flows steadily while older ones carry requests.
 	RequestsPerConnection int
+	// ServeTime, when set, draws how long the application works on each
+	// request, sent as the ServeTimeHeader, which the local cluster's
+	// application honours: slow requests are then in flight when a pod
+	// stops, while the load balancer's health checks stay fast.
+	ServeTime Durations
+	// From, when set, is the loopback address the clients connect from:
+	// another pod's, for traffic inside the cluster.
+	From netip.Addr
+}
+
+// ServeTimeHeader asks the local cluster's application to work that long
+// (a Go duration) on the request.
+const ServeTimeHeader = "X-Albdrain-Serve-Time"
+
+// Durations is a distribution of durations, such as albemu.LagModel.
+type Durations interface {
+	Draw(r *rand.Rand) time.Duration
 }
 
 // Result is one request.
@@ -93,6 +111,13 @@ func Start(ctx context.Context, opts Options) (*Run, error) {
 	if opts.Workers < 1 || opts.Interval <= 0 || opts.MaxRequests < 1 || opts.MaxDuration <= 0 || opts.Timeout <= 0 || opts.RequestsPerConnection < 0 {
 		return nil, errors.New("load options: workers, interval, max requests, max duration and timeout must be positive, requests per connection not negative")
 	}
+	if opts.From.IsValid() && !opts.From.IsLoopback() {
+		return nil, fmt.Errorf("load source %s: only loopback IPs", opts.From)
+	}
+	dialer := &net.Dialer{}
+	if opts.From.IsValid() {
+		dialer.LocalAddr = &net.TCPAddr{IP: opts.From.AsSlice()}
+	}
 	ctx, cancel := context.WithTimeout(ctx, opts.MaxDuration)
 	r := &Run{
 		opts:   opts,
@@ -102,7 +127,7 @@ func Start(ctx context.Context, opts Options) (*Run, error) {
 			Timeout: opts.Timeout,
 			// Clients keep connections to the load balancer open, as browsers
 			// and service clients do; the pods' connections are the ALB's.
-			Transport: &http.Transport{MaxIdleConnsPerHost: opts.Workers, IdleConnTimeout: 30 * time.Second},
+			Transport: &http.Transport{DialContext: dialer.DialContext, MaxIdleConnsPerHost: opts.Workers, IdleConnTimeout: 30 * time.Second},
 		},
 	}
 	var wg sync.WaitGroup
@@ -158,12 +183,17 @@ func (r *Run) take() bool {
 }
 
 func (r *Run) worker(ctx context.Context) {
-	interval := r.opts.intervals(rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())))
+	rng := rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))
+	interval := r.opts.intervals(rng)
 	due := time.Now()
 	wait := time.NewTimer(0)
 	defer wait.Stop()
 	for n := 1; ctx.Err() == nil && r.take(); n++ {
-		res := r.do(ctx, r.opts.RequestsPerConnection > 0 && n%r.opts.RequestsPerConnection == 0)
+		var serve time.Duration
+		if r.opts.ServeTime != nil {
+			serve = r.opts.ServeTime.Draw(rng)
+		}
+		res := r.do(ctx, r.opts.RequestsPerConnection > 0 && n%r.opts.RequestsPerConnection == 0, serve)
 		r.mu.Lock()
 		r.results = append(r.results, res)
 		r.mu.Unlock()
@@ -188,8 +218,9 @@ func (o Options) intervals(rng *rand.Rand) func() time.Duration {
 	return func() time.Duration { return time.Duration(rng.ExpFloat64() * float64(o.Interval)) }
 }
 
-// do sends one request, closing its connection afterwards when last.
-func (r *Run) do(ctx context.Context, last bool) Result {
+// do sends one request, closing its connection afterwards when last, and
+// asking the application to work serve on it when set.
+func (r *Run) do(ctx context.Context, last bool, serve time.Duration) Result {
 	start := time.Now()
 	res := Result{Start: start}
 	// Requests in flight when the run stops are left to finish: cutting
@@ -197,6 +228,9 @@ func (r *Run) do(ctx context.Context, last bool) Result {
 	req, err := http.NewRequestWithContext(context.WithoutCancel(ctx), http.MethodGet, r.opts.URL, nil)
 	if err == nil {
 		req.Close = last
+		if serve > 0 {
+			req.Header.Set(ServeTimeHeader, serve.String())
+		}
 		var resp *http.Response
 		if resp, err = r.client.Do(req); err == nil {
 			_, err = io.Copy(io.Discard, resp.Body)

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -117,5 +118,47 @@ func TestIntervals(t *testing.T) {
 		if math.Abs(mean-0.1) > 0.005 || math.Abs(cv-wantCV) > 0.05 {
 			t.Errorf("Poisson %v: mean interval %.4fs, coefficient of variation %.3f; want 0.1s and %v", poisson, mean, cv, wantCV)
 		}
+	}
+}
+
+// constant is a distribution of one duration.
+type constant time.Duration
+
+func (c constant) Draw(*rand.Rand) time.Duration { return time.Duration(c) }
+
+// Each request asks for the serve time drawn for it, from the address the
+// clients connect from.
+func TestServeTimeAndSource(t *testing.T) {
+	type seen struct{ serve, from string }
+	got := make(chan seen, 10)
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		host, _, _ := net.SplitHostPort(r.RemoteAddr)
+		got <- seen{r.Header.Get(ServeTimeHeader), host}
+	}))
+	srv.Start()
+	defer srv.Close()
+	run, err := Start(context.Background(), Options{
+		URL: srv.URL, Workers: 1, Interval: time.Millisecond, MaxRequests: 3, MaxDuration: time.Minute, Timeout: 5 * time.Second,
+		ServeTime: constant(1500 * time.Millisecond), From: netip.MustParseAddr("127.0.77.1"),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitDone(t, run)
+	run.Stop()
+	close(got)
+	n := 0
+	for s := range got {
+		n++
+		if s != (seen{"1.5s", "127.0.77.1"}) {
+			t.Errorf("request %+v, want a serve time of 1.5s from 127.0.77.1", s)
+		}
+	}
+	if n != 3 {
+		t.Errorf("%d requests, want 3", n)
+	}
+	if _, err := Start(context.Background(), Options{URL: srv.URL, Workers: 1, Interval: time.Millisecond, MaxRequests: 1, MaxDuration: time.Minute, Timeout: time.Second,
+		From: netip.MustParseAddr("10.0.0.1")}); err == nil {
+		t.Error("a source off loopback was accepted")
 	}
 }

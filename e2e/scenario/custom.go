@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"net/netip"
+	"strconv"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -14,6 +17,7 @@ import (
 
 	"github.com/albdrain/albdrain/e2e/cluster"
 	"github.com/albdrain/albdrain/e2e/kubelet"
+	"github.com/albdrain/albdrain/e2e/load"
 )
 
 // Custom is a scenario under albdrain whose disruption the caller scripts,
@@ -25,6 +29,13 @@ type Custom struct {
 	Name string
 	// Replicas is the Deployment's size; default 3.
 	Replicas int32
+	// Frontend, Rate, Poisson, ServeTime and DeregistrationDelay shape the
+	// load balancer and the clients' traffic as Spec's do.
+	Frontend            Frontend
+	Rate                float64
+	Poisson             bool
+	ServeTime           load.Durations
+	DeregistrationDelay time.Duration
 	// Workload, when set, changes the Deployment before it is created.
 	Workload func(*appsv1.Deployment)
 	// Disrupt runs once the traffic has warmed up and returns once its
@@ -89,6 +100,26 @@ func (s *Steps) Poll(ctx context.Context, what string, cond wait.ConditionWithCo
 	return poll(ctx, what, cond)
 }
 
+// InClusterClient is the address SendInCluster's clients connect from: a
+// pod of the cluster's own, neither the node nor a load-balancer node.
+var InClusterClient = netip.MustParseAddr("127.0.251.1")
+
+// SendInCluster sends Poisson traffic at rate requests per second straight
+// to pod's IP, as another pod of the cluster would, until ctx ends or the
+// run is stopped. Its requests are not the load balancer's: the emulator
+// neither routes nor records them.
+func (s *Steps) SendInCluster(ctx context.Context, pod *corev1.Pod, rate float64) (*load.Run, error) {
+	if pod.Status.PodIP == "" || rate <= 0 {
+		return nil, fmt.Errorf("in-cluster traffic to pod %s: want a pod IP and a positive rate", pod.Name)
+	}
+	opts := traffic
+	opts.Workers, opts.Poisson, opts.From = 1, true, InClusterClient
+	opts.Interval = time.Duration(float64(time.Second) / rate)
+	opts.URL = "http://" + net.JoinHostPort(pod.Status.PodIP, strconv.Itoa(podPort))
+	s.Progressf("in-cluster traffic to pod %s at %g requests/s", pod.Name, rate)
+	return load.Start(ctx, opts)
+}
+
 // Progressf reports a step.
 func (s *Steps) Progressf(format string, args ...any) { s.r.progress(format, args...) }
 
@@ -107,10 +138,13 @@ func RunCustom(ctx context.Context, c *cluster.Cluster, spec Custom) (*Result, e
 	defer cancel()
 	seq := runSeq.Add(1)
 	r := &runner{
-		c:    c,
-		spec: Spec{Protection: Albdrain, Action: Action(spec.Name), Replicas: spec.Replicas, Progress: spec.Progress, Timeout: spec.Timeout},
-		seq:  seq,
-		ns:   fmt.Sprintf("%s-%d", spec.Name, seq),
+		c: c,
+		spec: Spec{
+			Protection: Albdrain, Action: Action(spec.Name), Replicas: spec.Replicas, Progress: spec.Progress, Timeout: spec.Timeout,
+			Frontend: spec.Frontend, Rate: spec.Rate, Poisson: spec.Poisson, ServeTime: spec.ServeTime, DeregistrationDelay: spec.DeregistrationDelay,
+		},
+		seq: seq,
+		ns:  fmt.Sprintf("%s-%d", spec.Name, seq),
 	}
 	res, err := r.run(ctx, plan{
 		workload:        spec.Workload,

@@ -97,6 +97,10 @@ type Spec struct {
 	// service's many independent clients send them, instead of at fixed
 	// intervals.
 	Poisson bool
+	// ServeTime, when set, draws how long the application works on each
+	// client request (load.Options.ServeTime); the health checks are not
+	// slowed.
+	ServeTime load.Durations
 	// DeregistrationDelay, when set, is the target group's, instead of the
 	// cluster's default.
 	DeregistrationDelay time.Duration
@@ -166,7 +170,7 @@ func trafficFor(spec Spec) load.Options {
 	if spec.Frontend == NLB {
 		opts.RequestsPerConnection = nlbRequestsPerFlow
 	}
-	opts.Poisson = spec.Poisson
+	opts.Poisson, opts.ServeTime = spec.Poisson, spec.ServeTime
 	return opts
 }
 

@@ -46,6 +46,7 @@ type options struct {
 // holdFlags shape the hold-precision section.
 type holdFlags struct {
 	replicas, rollouts, nodes int
+	fixedRollouts             int
 	seed                      uint64
 	hcDraining                bool
 	lag                       albemu.LagModel
@@ -63,8 +64,9 @@ func main() {
 	flag.StringVar(&o.benchtime, "benchtime", "1s", "-benchtime of the Go benchmarks (admission handler, poll round)")
 	flag.IntVar(&o.creates, "creates", 800, "pod CREATEs timed with the webhook and as many without")
 	flag.IntVar(&o.holds.replicas, "replicas", 10, "holds: Deployment size in each rollout; 10 as in a rollout that a 180 s sleep makes crawl")
-	flag.IntVar(&o.holds.rollouts, "rollouts", 1, "holds: rolling restarts per policy at -rate")
-	flag.Var(&o.holds.lag, "lag", "holds: each ALB node's lag model, e.g. lognormal:median=2s,p99=10s or uniform:min=1s,max=5s")
+	flag.IntVar(&o.holds.rollouts, "rollouts", 1, "holds: rolling restarts per albdrain policy at -rate, each drawing its lags from a seed of its own (-seed, -seed+1, ...)")
+	flag.IntVar(&o.holds.fixedRollouts, "fixed-rollouts", 0, "holds: rolling restarts per fixed sleep (0: as -rollouts)")
+	flag.Var(&o.holds.lag, "lag", "holds: each ALB node's lag model, e.g. lognormal:median=2s,p99=10s, uniform:min=1s,max=5s or straggler:min=1s,max=3s,slow=0.2,by=4")
 	flag.IntVar(&o.holds.nodes, "nodes", 3, "holds: ALB nodes")
 	flag.Uint64Var(&o.holds.seed, "seed", 1, "holds: seed of the lag draws")
 	flag.BoolVar(&o.holds.hcDraining, "hc-draining", false, "holds: the ALB keeps health-checking draining targets")
@@ -83,8 +85,8 @@ func main() {
 			os.Exit(2)
 		}
 	}
-	if o.holds.replicas < 1 || o.holds.rollouts < 1 || o.holds.nodes < 1 || o.holds.rate <= 0 || o.holds.lowRate < 0 {
-		fmt.Fprintln(os.Stderr, "bench: -replicas, -rollouts, -nodes and -rate must be positive, -low-rate not negative")
+	if o.holds.replicas < 1 || o.holds.rollouts < 1 || o.holds.nodes < 1 || o.holds.rate <= 0 || o.holds.lowRate < 0 || o.holds.fixedRollouts < 0 {
+		fmt.Fprintln(os.Stderr, "bench: -replicas, -rollouts, -nodes and -rate must be positive, -low-rate and -fixed-rollouts not negative")
 		os.Exit(2)
 	}
 	o.jsonPath = os.Getenv("BENCH_JSON")
@@ -216,7 +218,7 @@ func measureHolds(ctx context.Context, ws *cluster.Workspace, o options) (_ *ben
 	}()
 	ws.Say("hold precision: rolling restarts behind the emulated ALB")
 	return bench.MeasureHolds(ctx, c, t, bench.HoldOptions{
-		Replicas: int32(h.replicas), Rollouts: h.rollouts, Rate: h.rate, LowRate: h.lowRate,
+		Replicas: int32(h.replicas), Rollouts: h.rollouts, FixedRollouts: h.fixedRollouts, Rate: h.rate, LowRate: h.lowRate,
 		Policies: policies,
 		Progress: func(line string) {
 			// The per-second traffic counts would drown the steps.
