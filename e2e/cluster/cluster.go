@@ -248,4 +248,6 @@ func (c *Cluster) awsConfig(appID string) aws.Config {
 // IsLBCCall reports whether an AWS call came from the load balancer
 // controller rather than from albdrain: by the User-Agent the real
 // controller sends (fakelbc.UserAgentPrefix).
-func IsLBCCall(call albemu.Call) bool { return strings.HasPrefix(call.UserAgent, fakelbc.UserAgentPrefix) }
+func IsLBCCall(call albemu.Call) bool {
+	return strings.HasPrefix(call.UserAgent, fakelbc.UserAgentPrefix)
+}

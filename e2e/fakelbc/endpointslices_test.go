@@ -105,4 +105,3 @@ func TestEndpointRules(t *testing.T) {
 	f.create(slice("lone", f.endpoint("unknown", "10.1.0.8", no, no), f.endpoint("down", "10.1.0.7", no, no)))
 	f.waitResolved("lone", []string{"10.1.0.8"})
 }
-

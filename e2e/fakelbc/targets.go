@@ -36,7 +36,9 @@ type targetInfo struct {
 	health *elbv2types.TargetHealth
 }
 
-func (t targetInfo) is(s elbv2types.TargetHealthStateEnum) bool { return t.health != nil && t.health.State == s }
+func (t targetInfo) is(s elbv2types.TargetHealthStateEnum) bool {
+	return t.health != nil && t.health.State == s
+}
 
 func newTargetsCache(api API, ttl time.Duration) *targetsCache {
 	return &targetsCache{api: api, ttl: ttl, groups: map[string]*cachedGroup{}}
