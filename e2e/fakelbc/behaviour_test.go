@@ -104,11 +104,7 @@ func TestCachedHealthyTargetMissesEarlyDeregistration(t *testing.T) {
 	f.ctl.targets.mu.Lock()
 	clear(f.ctl.targets.groups)
 	f.ctl.targets.mu.Unlock()
-	pod := f.pod("other")
-	pod.Status.Conditions = append(pod.Status.Conditions, corev1.PodCondition{Type: corev1.ContainersReady, Status: corev1.ConditionTrue})
-	if err := f.env.Client.Status().Update(ctx, pod); err != nil {
-		t.Fatal(err)
-	}
+	f.setCondition("other", corev1.ContainersReady, corev1.ConditionTrue)
 	f.waitState("10.3.0.1", albemu.StateHealthy)
 }
 
@@ -143,4 +139,24 @@ func TestPodEventsQueueGateNamedBindings(t *testing.T) {
 	if workers != 3 {
 		t.Errorf("%d workers, want the controller's default 3", workers)
 	}
+}
+
+// TestTerminationDeregistersAtOnce: a gated pod's termination changes no
+// field the controller's pod cache keeps (k8s.PodInfo), so it is the
+// EndpointSlice event (enqueueRequestsForEndpointSlicesEvent) that
+// deregisters it, not a requeue. Without EndpointSlices the stand-in's pod
+// event stands in for that slice event; with an hour's requeue nothing
+// else could deregister the target.
+func TestTerminationDeregistersAtOnce(t *testing.T) {
+	f := setupWith(t, Options{Requeue: time.Hour})
+	f.runPod("gated", "10.4.0.1", true, corev1.ContainersReady)
+	f.waitState("10.4.0.1", albemu.StateHealthy)
+	// The gate turns True on a reconcile after the target is healthy: a
+	// change to the pod's conditions names the binding.
+	f.setCondition("gated", "example.com/touched", corev1.ConditionTrue)
+	f.waitGate("gated", func(c corev1.PodCondition) bool { return c.Status == corev1.ConditionTrue })
+	if err := f.env.Client.Delete(context.Background(), f.pod("gated")); err != nil {
+		t.Fatal(err)
+	}
+	f.waitState("10.4.0.1", albemu.StateDraining)
 }

@@ -2,6 +2,7 @@ package fakelbc
 
 import (
 	"context"
+	"encoding/json"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
@@ -215,6 +216,20 @@ func (f *fixture) waitGate(pod string, ok func(corev1.PodCondition) bool) corev1
 	return c
 }
 
+// setCondition merges one condition into the pod's status, leaving the
+// others (the controller's gate among them) alone.
+func (f *fixture) setCondition(pod string, t corev1.PodConditionType, v corev1.ConditionStatus) {
+	f.t.Helper()
+	body, err := json.Marshal(map[string]any{"status": map[string]any{"conditions": []map[string]any{{"type": t, "status": v}}}})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: pod}}
+	if err := f.env.Client.Status().Patch(context.Background(), p, client.RawPatch(types.StrategicMergePatchType, body)); err != nil {
+		f.t.Fatal(err)
+	}
+}
+
 func (f *fixture) binding(name string) *lbc.TargetGroupBinding {
 	f.t.Helper()
 	var tgb lbc.TargetGroupBinding
@@ -308,14 +323,7 @@ func TestGateWaitsForRequeue(t *testing.T) {
 	// Each gate patch is a pod event that queues the binding again; the
 	// reconcile after the patch that records the failing checks changes
 	// nothing, and then only the requeue or a new event would.
-	touch := func(v corev1.ConditionStatus) {
-		t.Helper()
-		p := f.pod("gated")
-		p.Status.Conditions = append(p.Status.Conditions, corev1.PodCondition{Type: "example.com/touched", Status: v})
-		if err := f.env.Client.Status().Update(ctx, p); err != nil {
-			t.Fatal(err)
-		}
-	}
+	touch := func(v corev1.ConditionStatus) { f.setCondition("gated", "example.com/touched", v) }
 	touch(corev1.ConditionFalse)
 	// A reconcile that finishes after one that already saw the failing
 	// reason on the pod came after the patch: it found nothing to change.

@@ -28,11 +28,16 @@ const legacyGatePrefix = "target-health.alb.ingress.k8s.aws/"
 // onPod queues the bindings the pod's readiness gates name, and only those
 // (enqueueRequestsForPodEvent.enqueueImpactedTargetGroupBindings): an
 // ungated pod's changes reach the controller through its EndpointSlice.
-// Without EndpointSlices the stand-in derives endpoints from pods, so a pod
-// change then also stands in for the slice change it would cause.
+// Without EndpointSlices the stand-in derives endpoints from pods, so a
+// change of what the slice would show of the pod (its termination, say)
+// then also stands in for the slice event it would cause.
 func (c *Controller) onPod(ctx context.Context, old, obj client.Object) {
 	pod := obj.(*corev1.Pod)
-	if o, ok := old.(*corev1.Pod); ok && equality.Semantic.DeepEqual(podInfo(o), podInfo(pod)) {
+	o, _ := old.(*corev1.Pod)
+	if !c.opts.EndpointSlices && (o == nil || !equality.Semantic.DeepEqual(sliceView(o), sliceView(pod))) {
+		c.enqueueSelecting(ctx, pod)
+	}
+	if o != nil && equality.Semantic.DeepEqual(podInfo(o), podInfo(pod)) {
 		return
 	}
 	for _, g := range pod.Spec.ReadinessGates {
@@ -43,9 +48,12 @@ func (c *Controller) onPod(ctx context.Context, old, obj client.Object) {
 			}
 		}
 	}
-	if c.opts.EndpointSlices {
-		return
-	}
+}
+
+// enqueueSelecting queues the ip bindings of the Services selecting the
+// pod: without EndpointSlices, the pod's change stands in for the change
+// of its Service's slice.
+func (c *Controller) enqueueSelecting(ctx context.Context, pod *corev1.Pod) {
 	var svcs corev1.ServiceList
 	if err := c.cache.List(ctx, &svcs, client.InNamespace(pod.Namespace)); err != nil {
 		c.opts.Log.Error("list Services", "namespace", pod.Namespace, "err", err)
@@ -56,6 +64,11 @@ func (c *Controller) onPod(ctx context.Context, old, obj client.Object) {
 			c.enqueueBindingsOf(ctx, pod.Namespace, svc.Name, lbc.TargetTypeIP)
 		}
 	}
+}
+
+// sliceView is what the EndpointSlice controller publishes of a pod.
+func sliceView(p *corev1.Pod) any {
+	return []any{p.Labels, p.DeletionTimestamp != nil, p.Status.Phase, p.Status.PodIP, conditionTrue(p, corev1.PodReady), p.Spec.NodeName}
 }
 
 // podInfo is the part of a pod the controller's pod cache keeps
