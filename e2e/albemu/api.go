@@ -42,7 +42,7 @@ var actions = map[string]action{
 	"ModifyTargetGroupAttributes": {[]param{
 		tgArnParam, keyValuesParam("Attributes", func(r *request) *[]keyValue { return &r.Attributes }),
 	}, (*Emulator).apiModifyTargetGroupAttributes},
-	"RegisterTargets":      {[]param{tgArnParam, targetsParam("Targets")}, (*Emulator).apiRegisterTargets},
+	"RegisterTargets":      {[]param{tgArnParam, targetsParam("Targets"), zonesParam("Targets")}, (*Emulator).apiRegisterTargets},
 	"DeregisterTargets":    {[]param{tgArnParam, targetsParam("Targets")}, (*Emulator).apiDeregisterTargets},
 	"DescribeTargetHealth": {[]param{tgArnParam, targetsParam("Targets")}, (*Emulator).apiDescribeTargetHealth},
 }
@@ -81,6 +81,10 @@ func (e *Emulator) serveAPI(w http.ResponseWriter, r *http.Request) {
 		panic(http.ErrAbortHandler) // the server closes the connection unanswered
 	}
 
+	if handle, ok := ec2Actions[call.Action]; ok && parseErr == nil {
+		e.serveEC2(w, call, form, handle, faults)
+		return
+	}
 	result, apiErr := e.answer(call.Action, form, parseErr, faults)
 	var body []byte
 	if apiErr == nil {

@@ -17,6 +17,9 @@ const (
 	CodeServiceUnavailable       = "ServiceUnavailable"
 	CodeInvalidAction            = "InvalidAction"
 	CodeMissingAction            = "MissingAction"
+	// CodeAccessDenied is the answer to a call the caller's IAM policy does
+	// not allow (EC2 calls it CodeUnauthorizedOperation).
+	CodeAccessDenied = "AccessDenied"
 )
 
 // APIError is an ELBv2 error. The API answers with it in AWS's XML error
@@ -39,6 +42,8 @@ func (e *APIError) status() int {
 		return http.StatusInternalServerError
 	case CodeServiceUnavailable:
 		return http.StatusServiceUnavailable
+	case CodeAccessDenied, CodeUnauthorizedOperation:
+		return http.StatusForbidden
 	default:
 		return http.StatusBadRequest
 	}

@@ -10,6 +10,7 @@ type request struct {
 	LoadBalancerArn, Marker                           string
 	Port, PageSize                                    optInt
 	Targets                                           []Target
+	Zones                                             []string // Targets' AvailabilityZone, "" where absent
 	TargetGroupArns, Names, ResourceArns              []string
 	Tags, Attributes                                  []keyValue
 	HealthCheck                                       healthCheckParams
@@ -64,6 +65,16 @@ func listParam(key string, dst func(*request) *[]string) param {
 func targetsParam(key string) param {
 	return func(f queryForm, r *request) (err *APIError) {
 		r.Targets, err = f.targets(key)
+		return err
+	}
+}
+
+func zonesParam(key string) param {
+	return func(f queryForm, r *request) *APIError {
+		items, err := f.structs(key)
+		for _, it := range items {
+			r.Zones = append(r.Zones, it["AvailabilityZone"])
+		}
 		return err
 	}
 }

@@ -65,6 +65,12 @@ type Options struct {
 	// created. Its addresses are registered, health-checked and sent
 	// traffic exactly like loopback ones; every other address stays refused.
 	TargetSubnet netip.Prefix
+	// VPC is what DescribeVpcs answers and RegisterTargets checks
+	// availability zones against; default DefaultVPCID holding 10.0.0.0/8,
+	// loopback and TargetSubnet.
+	VPC *VPC
+	// SecurityGroups are what DescribeSecurityGroups lists; default none.
+	SecurityGroups []SecurityGroup
 }
 
 // Immediate is the deregistration delay for none at all: draining ends at
@@ -108,6 +114,9 @@ func (o Options) withDefaults() Options {
 	if o.Lag == nil {
 		lag := ConstantLag(o.PropagationLag)
 		o.Lag = &lag
+	}
+	if o.VPC == nil {
+		o.VPC = defaultVPC(o.TargetSubnet)
 	}
 	if o.MaxTargetsPerGroup <= 0 {
 		o.MaxTargetsPerGroup = defaultMaxTargets

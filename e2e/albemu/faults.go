@@ -38,6 +38,9 @@ type Faults struct {
 	// Latency is added before each call is answered.
 	Latency time.Duration
 	Outage  Outage
+	// Denied answers every call AccessDenied (EC2: UnauthorizedOperation),
+	// as AWS does when the caller's IAM policy lacks the action.
+	Denied bool
 	// UserAgent, when set, limits the faults to calls whose User-Agent
 	// contains it: one client's, such as "app/albdrain".
 	UserAgent string
@@ -111,6 +114,8 @@ func (s *faultState) verdict() *APIError {
 	switch {
 	case s == nil:
 		return nil
+	case s.Denied:
+		return &APIError{Code: CodeAccessDenied, Message: "User is not authorized to perform this action"}
 	case s.Outage == OutageUnavailable:
 		return &APIError{Code: CodeServiceUnavailable, Message: "Service Unavailable"}
 	case s.limiter != nil && !s.limiter.Allow():

@@ -133,8 +133,8 @@ func holdSection(t cluster.Timings, o HoldOptions, runs []*run, trueStops []floa
 	s := &Section{Name: "holds", Notes: []string{
 		fmt.Sprintf("rolling restarts of %d pods behind an emulated ALB of %d nodes, each drawing its lag from %s (seed %d);",
 			o.Replicas, max(t.Nodes, 1), t.LagModel(), t.Seed),
-		fmt.Sprintf("load balancer controller lag %s-%s, deregistration delay %s, draining targets health-checked: %v;",
-			t.LBCMinLag, t.LBCMaxLag, t.DeregistrationDelay, t.HealthCheckDraining),
+		fmt.Sprintf("load balancer controller lag %s-%s, readiness-gate requeue %s, deregistration delay %s, draining targets health-checked: %v;",
+			t.LBCMinLag, t.LBCMaxLag, t.LBCRequeue, t.DeregistrationDelay, t.HealthCheckDraining),
 		fmt.Sprintf("traffic %g requests/s per pod, arriving as a Poisson process; each albdrain policy also has a rollout at %g requests/s per pod (<policy>_low_rate);", o.Rate, o.LowRate),
 		"true stop: from the preStop's start to when the last ALB node stopped routing new requests to the pod (emulator ground truth);",
 		"over-hold: release minus true stop (negative: released while still routed); min safe fixed sleep: the largest true stop of the run;",

@@ -16,7 +16,6 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
-	elbv2 "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
 
 	"github.com/albdrain/albdrain/e2e/albemu"
 	"github.com/albdrain/albdrain/e2e/fakelbc"
@@ -25,12 +24,10 @@ import (
 	"github.com/albdrain/albdrain/internal/contract"
 )
 
-// Application IDs the two ELBv2 clients put in their User-Agent, so the
-// emulator's call log tells whose calls they were.
-const (
-	LBCAppID      = "aws-load-balancer-controller"
-	AlbdrainAppID = "albdrain"
-)
+// AlbdrainAppID is the application ID albdrain's ELBv2 client puts in its
+// User-Agent; the load balancer controller's calls carry
+// fakelbc.UserAgent, as the real controller's do.
+const AlbdrainAppID = "albdrain"
 
 // Timings are the cluster's time constants, compressed from AWS's so a
 // rollout takes seconds, with their proportions kept: the ALB's data plane
@@ -57,9 +54,10 @@ type Timings struct {
 	HealthCheckInterval, HealthCheckTimeout time.Duration
 	UnhealthyThreshold                      int
 	// LBCMinLag and LBCMaxLag bound the load balancer controller's reaction
-	// to a Kubernetes change; LBCHealthPoll is how often it checks target
-	// health for readiness gates.
-	LBCMinLag, LBCMaxLag, LBCHealthPoll time.Duration
+	// to a Kubernetes change; LBCRequeue is its
+	// --targetgroupbinding-requeue-duration, how long a binding waits to
+	// read target health again while a readiness gate is not True.
+	LBCMinLag, LBCMaxLag, LBCRequeue time.Duration
 	// ServeTime is how long the application takes per request.
 	ServeTime time.Duration
 	// MaxHold, Fallback, QuietPeriod and ShutdownBudget are albdrain's
@@ -70,9 +68,11 @@ type Timings struct {
 	WatcherPoll, HoldMargin time.Duration
 }
 
-// DefaultTimings are the scenarios' timings: propagation lag 1.5s, load
-// balancer controller lag 0.5-1s, deregistration delay 4s, health checks
-// every 500ms. As with AWS's defaults (2 failures 30s apart), failed health
+// DefaultTimings are the scenarios' timings: propagation lag 1.5s, a load
+// balancer controller that reacts at once (as the real one does, from its
+// informers) and re-reads target health for readiness gates every 1.5s (its
+// 15s requeue, compressed tenfold like FieldTimings), deregistration delay
+// 4s, health checks every 500ms. As with AWS's defaults (2 failures 30s apart), failed health
 // checks notice a stopped pod later than a deregistration propagates, so
 // they do not hide the race.
 func DefaultTimings() Timings {
@@ -82,9 +82,7 @@ func DefaultTimings() Timings {
 		HealthCheckInterval: 500 * time.Millisecond,
 		HealthCheckTimeout:  250 * time.Millisecond,
 		UnhealthyThreshold:  5,
-		LBCMinLag:           500 * time.Millisecond,
-		LBCMaxLag:           time.Second,
-		LBCHealthPoll:       300 * time.Millisecond,
+		LBCRequeue:          fakelbc.DefaultRequeue / 10,
 		ServeTime:           10 * time.Millisecond,
 		MaxHold:             30 * time.Second,
 		Fallback:            10 * time.Second,
@@ -202,13 +200,15 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 	}
 	c.stops = append(c.stops, func() error { c.Kubelet.Stop(); return nil })
 
+	lbcELB, lbcEC2 := fakelbc.Clients(c.Emulator.URL())
 	lbcCtl, err := fakelbc.Start(ctx, env.Config, fakelbc.Options{
-		ELBv2:      c.elbv2Client(LBCAppID),
-		MinLag:     t.LBCMinLag,
-		MaxLag:     t.LBCMaxLag,
-		HealthPoll: t.LBCHealthPoll,
-		Log:        opts.Log.With("component", "lbc"),
-		Gateways:   true,
+		ELBv2:    lbcELB,
+		EC2:      lbcEC2,
+		MinLag:   t.LBCMinLag,
+		MaxLag:   t.LBCMaxLag,
+		Requeue:  t.LBCRequeue,
+		Log:      opts.Log.With("component", "lbc"),
+		Gateways: true,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("load balancer controller: %w", err)
@@ -245,10 +245,9 @@ func (c *Cluster) awsConfig(appID string) aws.Config {
 	}
 }
 
-func (c *Cluster) elbv2Client(appID string) *elbv2.Client {
-	return elbv2.NewFromConfig(c.awsConfig(appID), func(o *elbv2.Options) { o.BaseEndpoint = aws.String(c.Emulator.URL()) })
+// IsLBCCall reports whether an AWS call came from the load balancer
+// controller rather than from albdrain: by the User-Agent the real
+// controller sends (fakelbc.UserAgentPrefix).
+func IsLBCCall(call albemu.Call) bool {
+	return strings.HasPrefix(call.UserAgent, fakelbc.UserAgentPrefix)
 }
-
-// IsLBCCall reports whether an ELBv2 call came from the load balancer
-// controller rather than from albdrain.
-func IsLBCCall(call albemu.Call) bool { return strings.Contains(call.UserAgent, "app/"+LBCAppID) }

@@ -1,18 +1,14 @@
-// Package lbc stands in for the AWS Load Balancer Controller's
-// TargetGroupBinding reconciler for ip targets. For each binding it registers
-// the pods behind the bound Service port in the target group through the
-// ELBv2 API (the real SDK, pointed at the ALB emulator) and deregisters the
-// ones that stop serving or terminate, each change a reconcile lag after
-// Kubernetes reported it, as the real controller is never instant. It also
-// sets the readiness-gate conditions target-health.elbv2.k8s.aws/<binding>
-// from DescribeTargetHealth, True once the target is healthy, and after
-// each successful reconcile writes status.observedGeneration, as the real
-// controller does.
-//
-// Like the real controller, it registers a pod whose endpoint is not ready
-// when the pod carries the binding's readiness gate and its containers are
-// ready: the gate waits for the target to be healthy, so registration cannot
-// wait for the gate.
+// Package fakelbc stands in for the AWS Load Balancer Controller's
+// TargetGroupBinding reconciler for ip targets (v3:
+// controllers/elbv2.targetGroupBindingReconciler over
+// pkg/targetgroupbinding.defaultResourceManager). For each binding it
+// registers the Service's endpoints in the target group through the ELBv2
+// API (the real SDK, pointed at the ALB emulator), sets the pods'
+// readiness-gate conditions target-health.elbv2.k8s.aws/<binding> from the
+// target health it caches, and writes status.observedGeneration only when a
+// reconcile ends without a requeue. Each file names the controller function
+// it follows; what still differs is listed in the README ("What runs for
+// real, and what is a stand-in").
 //
 // It shares no code with albdrain: it resolves Services, ports and targets
 // on its own, so a mistake in albdrain's resolution shows up as a mismatch
@@ -27,17 +23,22 @@ import (
 	"sync"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	elbv2 "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
+	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/rest"
 	toolscache "k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/record"
 	"k8s.io/client-go/util/workqueue"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 
+	"github.com/albdrain/albdrain/e2e/albemu"
 	"github.com/albdrain/albdrain/e2e/kubetest"
 	"github.com/albdrain/albdrain/internal/lbc"
 )
@@ -51,44 +52,82 @@ type API interface {
 	DescribeTags(ctx context.Context, in *elbv2.DescribeTagsInput, optFns ...func(*elbv2.Options)) (*elbv2.DescribeTagsOutput, error)
 }
 
+// EC2API is the part of the EC2 client the controller uses.
+type EC2API interface {
+	DescribeSecurityGroups(ctx context.Context, in *ec2.DescribeSecurityGroupsInput, optFns ...func(*ec2.Options)) (*ec2.DescribeSecurityGroupsOutput, error)
+	DescribeVpcs(ctx context.Context, in *ec2.DescribeVpcsInput, optFns ...func(*ec2.Options)) (*ec2.DescribeVpcsOutput, error)
+}
+
+// Defaults the controller ships with.
+const (
+	// DefaultRequeue is --targetgroupbinding-requeue-duration.
+	DefaultRequeue = 15 * time.Second
+	// DefaultTargetsCacheTTL is targetgroupbinding.defaultTargetsCacheTTL.
+	DefaultTargetsCacheTTL = 5 * time.Minute
+	// DefaultClusterName is the cluster the stand-in says it runs in.
+	DefaultClusterName = "albdrain-e2e"
+	// workers is --targetgroupbinding-max-concurrent-reconciles' default.
+	workers = 3
+	// maxBackoff is --targetgroupbinding-max-exponential-backoff-delay's
+	// default: failed reconciles retry from 5ms up to it.
+	maxBackoff = 1000 * time.Second
+)
+
 // Options configure the controller.
 type Options struct {
-	// ELBv2 is the client it registers targets with.
+	// ELBv2 is the client it registers targets with; EC2 the one it reads
+	// security groups and the VPC with.
 	ELBv2 API
-	// MinLag and MaxLag bound the reconcile lag: each change is acted on
-	// after a delay drawn uniformly between them.
+	EC2   EC2API
+	// ClusterName and VPCID are --cluster-name and --aws-vpc-id; defaults
+	// DefaultClusterName and albemu.DefaultVPCID.
+	ClusterName, VPCID string
+	// MinLag and MaxLag bound the reaction lag: each event is acted on
+	// after a delay drawn uniformly between them. The real controller
+	// queues a binding the moment its informer sees the event, so the
+	// default is none; a test may add one to model a loaded controller.
 	MinLag, MaxLag time.Duration
-	// HealthPoll is how often a binding is reconciled again while some of
-	// its gated pods are not yet healthy.
-	HealthPoll time.Duration
+	// Requeue is --targetgroupbinding-requeue-duration: how long a binding
+	// waits before its target health is read again while a readiness gate
+	// is not True (default DefaultRequeue).
+	Requeue time.Duration
+	// TargetsCacheTTL is how long healthy targets are taken from the cache
+	// without asking ELBv2 (default DefaultTargetsCacheTTL).
+	TargetsCacheTTL time.Duration
 	// Log receives the controller's log; default discards.
 	Log *slog.Logger
 	// Gateways makes it also reconcile HTTPRoutes on ALB Gateways into
 	// TargetGroupBindings; the cluster must serve the Gateway API and the
 	// controller's gateway CRDs.
 	Gateways bool
-	// EndpointSlices reads targets from the Services' EndpointSlices, as the
-	// real controller does, instead of from the pods. It needs pods with
-	// addresses the EndpointSlice controller publishes: a real node's.
+	// EndpointSlices reads endpoints from the Services' EndpointSlices, as
+	// the real controller does, instead of deriving them from the pods. It
+	// needs pods with addresses the EndpointSlice controller publishes: a
+	// real node's.
 	EndpointSlices bool
+
+	// observe, when set, is told the outcome of every reconcile: this
+	// package's tests wait on it instead of on time.
+	observe func(key types.NamespacedName, requeue bool, err error)
 }
 
 // Controller is a running stand-in. Create it with Start.
 type Controller struct {
-	opts   Options
-	cache  cache.Cache
-	client client.Client
-	queue  workqueue.TypedDelayingInterface[types.NamespacedName]
-	routes workqueue.TypedRateLimitingInterface[types.NamespacedName]
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	opts     Options
+	cache    cache.Cache
+	client   client.Client
+	events   record.EventRecorder
+	queue    workqueue.TypedRateLimitingInterface[types.NamespacedName]
+	routes   workqueue.TypedRateLimitingInterface[types.NamespacedName]
+	targets  *targetsCache
+	network  *network
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
+	stopSink func()
 
 	mu  sync.Mutex
 	rng *rand.Rand
 }
-
-// workers is how many bindings are reconciled at once.
-const workers = 2
 
 // Start runs the controller until Stop.
 func Start(ctx context.Context, cfg *rest.Config, opts Options) (*Controller, error) {
@@ -96,10 +135,22 @@ func Start(ctx context.Context, cfg *rest.Config, opts Options) (*Controller, er
 		opts.Log = slog.New(slog.DiscardHandler)
 	}
 	if opts.MaxLag < opts.MinLag {
-		return nil, fmt.Errorf("reconcile lag: max %s below min %s", opts.MaxLag, opts.MinLag)
+		return nil, fmt.Errorf("reaction lag: max %s below min %s", opts.MaxLag, opts.MinLag)
 	}
-	if opts.HealthPoll <= 0 {
-		return nil, fmt.Errorf("health poll interval must be positive")
+	if opts.ELBv2 == nil || opts.EC2 == nil {
+		return nil, fmt.Errorf("load balancer controller needs an ELBv2 and an EC2 client")
+	}
+	if opts.Requeue <= 0 {
+		opts.Requeue = DefaultRequeue
+	}
+	if opts.TargetsCacheTTL <= 0 {
+		opts.TargetsCacheTTL = DefaultTargetsCacheTTL
+	}
+	if opts.ClusterName == "" {
+		opts.ClusterName = DefaultClusterName
+	}
+	if opts.VPCID == "" {
+		opts.VPCID = albemu.DefaultVPCID
 	}
 	cfg = rest.CopyConfig(cfg)
 	cfg.QPS, cfg.Burst = 100, 200
@@ -112,33 +163,50 @@ func Start(ctx context.Context, cfg *rest.Config, opts Options) (*Controller, er
 	if err != nil {
 		return nil, err
 	}
-	cctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	c := &Controller{
-		opts: opts, cache: ca, client: cl, cancel: cancel,
-		queue:  workqueue.NewTypedDelayingQueue[types.NamespacedName](),
-		routes: workqueue.NewTypedRateLimitingQueue(workqueue.DefaultTypedControllerRateLimiter[types.NamespacedName]()),
-		rng:    rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())),
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, err
 	}
-	handlers := map[client.Object]func(client.Object){
-		&lbc.TargetGroupBinding{}: func(o client.Object) { c.enqueue(types.NamespacedName{Namespace: o.GetNamespace(), Name: o.GetName()}) },
-		&corev1.Pod{}:             func(o client.Object) { c.enqueueNamespace(cctx, o.GetNamespace()) },
-		&corev1.Service{}:         func(o client.Object) { c.enqueueNamespace(cctx, o.GetNamespace()) },
+	cctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	if err := ca.IndexField(cctx, &lbc.TargetGroupBinding{}, indexServiceRef, func(o client.Object) []string {
+		return []string{o.(*lbc.TargetGroupBinding).Spec.ServiceRef.Name}
+	}); err != nil {
+		cancel()
+		return nil, err
+	}
+	broadcaster := record.NewBroadcaster(record.WithContext(cctx))
+	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: cs.CoreV1().Events("")})
+	c := &Controller{
+		opts: opts, cache: ca, client: cl, cancel: cancel, stopSink: broadcaster.Shutdown,
+		events: broadcaster.NewRecorder(scheme, corev1.EventSource{Component: "targetGroupBinding"}),
+		queue: workqueue.NewTypedRateLimitingQueue(workqueue.NewTypedItemExponentialFailureRateLimiter[types.NamespacedName](
+			5*time.Millisecond, maxBackoff)),
+		routes:  workqueue.NewTypedRateLimitingQueue(workqueue.DefaultTypedControllerRateLimiter[types.NamespacedName]()),
+		targets: newTargetsCache(opts.ELBv2, opts.TargetsCacheTTL),
+		network: &network{ec2: opts.EC2, cluster: opts.ClusterName, vpc: opts.VPCID},
+		rng:     rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())),
+	}
+	handlers := map[client.Object]func(ctx context.Context, old, obj client.Object){
+		&lbc.TargetGroupBinding{}: func(_ context.Context, _, o client.Object) { c.enqueue(client.ObjectKeyFromObject(o)) },
+		&corev1.Pod{}:             c.onPod,
+		&corev1.Service{}:         c.onService,
+		&corev1.Node{}:            c.onNode,
+	}
+	if opts.EndpointSlices {
+		handlers[&discoveryv1.EndpointSlice{}] = c.onEndpointSlice
 	}
 	if opts.Gateways {
 		// Routes are reconciled after the lag too; the configuration they
 		// depend on is created with them in the scenarios.
-		handlers[&gwv1.HTTPRoute{}] = func(o client.Object) {
-			c.routes.AddAfter(types.NamespacedName{Namespace: o.GetNamespace(), Name: o.GetName()}, c.lag())
+		handlers[&gwv1.HTTPRoute{}] = func(_ context.Context, _, o client.Object) {
+			c.routes.AddAfter(client.ObjectKeyFromObject(o), c.lag())
 		}
-		handlers[&gwv1.Gateway{}] = func(o client.Object) { c.enqueueRoutes(cctx, o.GetNamespace()) }
-		handlers[&lbc.TargetGroupConfiguration{}] = func(o client.Object) { c.enqueueRoutes(cctx, o.GetNamespace()) }
+		handlers[&gwv1.Gateway{}] = func(ctx context.Context, _, o client.Object) { c.enqueueRoutes(ctx, o.GetNamespace()) }
+		handlers[&lbc.TargetGroupConfiguration{}] = func(ctx context.Context, _, o client.Object) { c.enqueueRoutes(ctx, o.GetNamespace()) }
 		if _, err := ca.GetInformer(cctx, &gwv1.GatewayClass{}); err != nil {
 			cancel()
 			return nil, err
 		}
-	}
-	if opts.EndpointSlices {
-		handlers[&discoveryv1.EndpointSlice{}] = func(o client.Object) { c.enqueueNamespace(cctx, o.GetNamespace()) }
 	}
 	for obj, h := range handlers {
 		inf, err := ca.GetInformer(cctx, obj)
@@ -146,7 +214,7 @@ func Start(ctx context.Context, cfg *rest.Config, opts Options) (*Controller, er
 			cancel()
 			return nil, err
 		}
-		if _, err := inf.AddEventHandler(eventHandler(h)); err != nil {
+		if _, err := inf.AddEventHandler(eventHandler(cctx, h)); err != nil {
 			cancel()
 			return nil, err
 		}
@@ -203,45 +271,53 @@ func (c *Controller) Stop() {
 	c.queue.ShutDown()
 	c.routes.ShutDown()
 	c.wg.Wait()
+	c.stopSink()
 }
 
-func eventHandler(h func(client.Object)) toolscache.ResourceEventHandler {
-	on := func(obj any) {
-		if tomb, ok := obj.(toolscache.DeletedFinalStateUnknown); ok {
-			obj = tomb.Obj
+// eventHandler calls h with the object before (nil on create) and after
+// the change (before, on delete).
+func eventHandler(ctx context.Context, h func(ctx context.Context, old, obj client.Object)) toolscache.ResourceEventHandler {
+	obj := func(o any) client.Object {
+		if tomb, ok := o.(toolscache.DeletedFinalStateUnknown); ok {
+			o = tomb.Obj
 		}
-		if o, ok := obj.(client.Object); ok {
-			h(o)
+		co, _ := o.(client.Object)
+		return co
+	}
+	call := func(old, o client.Object) {
+		if o != nil {
+			h(ctx, old, o)
 		}
 	}
-	return toolscache.ResourceEventHandlerFuncs{AddFunc: on, UpdateFunc: func(_, obj any) { on(obj) }, DeleteFunc: on}
+	return toolscache.ResourceEventHandlerFuncs{
+		AddFunc:    func(o any) { call(nil, obj(o)) },
+		UpdateFunc: func(old, o any) { call(obj(old), obj(o)) },
+		DeleteFunc: func(o any) { call(nil, obj(o)) },
+	}
 }
 
-// lag draws one reconcile lag.
+// lag draws one reaction lag.
 func (c *Controller) lag() time.Duration {
+	if c.opts.MaxLag == 0 {
+		return 0
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.opts.MinLag + time.Duration(c.rng.Int64N(int64(c.opts.MaxLag-c.opts.MinLag)+1))
 }
 
-// enqueue schedules a binding's reconcile after the lag. A binding already
-// waiting keeps its earlier time, so bursts of events coalesce.
-func (c *Controller) enqueue(key types.NamespacedName) { c.queue.AddAfter(key, c.lag()) }
-
-// enqueueNamespace schedules every binding of a namespace: pods and Services
-// are few per namespace in the scenarios, so finding the precise bindings
-// would save nothing.
-func (c *Controller) enqueueNamespace(ctx context.Context, ns string) {
-	var tgbs lbc.TargetGroupBindingList
-	if err := c.cache.List(ctx, &tgbs, client.InNamespace(ns)); err != nil {
-		c.opts.Log.Error("list TargetGroupBindings", "namespace", ns, "err", err)
+// enqueue schedules a binding's reconcile after the reaction lag. A binding
+// already waiting keeps its earlier time, so bursts of events coalesce.
+func (c *Controller) enqueue(key types.NamespacedName) {
+	if d := c.lag(); d > 0 {
+		c.queue.AddAfter(key, d)
 		return
 	}
-	for _, tgb := range tgbs.Items {
-		c.enqueue(types.NamespacedName{Namespace: ns, Name: tgb.Name})
-	}
+	c.queue.Add(key)
 }
 
+// work runs reconciles as controller-runtime does: an error retries with
+// exponential backoff, a requested requeue after Options.Requeue.
 func (c *Controller) work(ctx context.Context) {
 	for {
 		key, shutdown := c.queue.Get()
@@ -249,13 +325,19 @@ func (c *Controller) work(ctx context.Context) {
 			return
 		}
 		requeue, err := c.reconcile(ctx, key)
-		c.queue.Done(key)
 		switch {
 		case err != nil && ctx.Err() == nil:
 			c.opts.Log.Info("reconcile failed; retrying", "binding", key, "err", err)
-			c.queue.AddAfter(key, c.opts.HealthPoll)
+			c.queue.AddRateLimited(key)
 		case requeue:
-			c.queue.AddAfter(key, c.opts.HealthPoll)
+			c.queue.Forget(key)
+			c.queue.AddAfter(key, c.opts.Requeue)
+		default:
+			c.queue.Forget(key)
+		}
+		c.queue.Done(key)
+		if c.opts.observe != nil {
+			c.opts.observe(key, requeue, err)
 		}
 	}
 }

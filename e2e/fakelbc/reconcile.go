@@ -1,252 +1,329 @@
 package fakelbc
 
 import (
-	"cmp"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"net/netip"
 	"slices"
+	"strconv"
+	"strings"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	elbv2 "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
 	elbv2types "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2/types"
+	"github.com/aws/smithy-go"
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/apimachinery/pkg/util/intstr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	"github.com/albdrain/albdrain/internal/lbc"
 )
 
-// target is an ip target.
-type target struct {
-	ip   string
-	port int32
-}
+// Metadata the controller keeps on a binding.
+const (
+	// Finalizer is targetGroupBindingFinalizer: the binding is not gone
+	// until its targets are deregistered.
+	Finalizer = "elbv2.k8s.aws/resources"
+	// CheckpointKey and CheckpointTimeKey are annotations.AnnotationCheckPoint
+	// and its timestamp: a hash of the endpoints and spec last reconciled.
+	CheckpointKey     = "elbv2.k8s.aws/checkpoint"
+	CheckpointTimeKey = CheckpointKey + "-timestamp"
+)
 
-// reconcile brings one binding's target group in line with its Service's
-// endpoints and the pods' readiness gates in line with target health, then
-// records the generation it reconciled in the binding's status. It asks to
-// be requeued while a gated pod waits for its target to be healthy.
+// Event reasons, as pkg/k8s/events.go spells them.
+const (
+	EventSuccessfullyReconciled = "SuccessfullyReconciled"
+	EventFailedReconcile        = "FailedReconcile"
+	EventFailedNetworkReconcile = "FailedNetworkReconcile"
+	EventBackendNotFound        = "BackendNotFound"
+)
+
+// reconcile is targetGroupBindingReconciler.reconcile: clean up a binding
+// being deleted, otherwise add the finalizer, reconcile the targets, and
+// only when that needs no requeue record the generation and an event.
 func (c *Controller) reconcile(ctx context.Context, key types.NamespacedName) (requeue bool, err error) {
 	var tgb lbc.TargetGroupBinding
 	if err := c.cache.Get(ctx, key, &tgb); err != nil {
 		return false, client.IgnoreNotFound(err)
 	}
-	if tgb.Spec.TargetType != nil && *tgb.Spec.TargetType != lbc.TargetTypeIP {
-		return false, nil
+	if !tgb.DeletionTimestamp.IsZero() {
+		return false, c.cleanup(ctx, &tgb)
 	}
-	members, err := c.members(ctx, &tgb)
+	if !controllerutil.ContainsFinalizer(&tgb, Finalizer) {
+		base := tgb.DeepCopy()
+		controllerutil.AddFinalizer(&tgb, Finalizer)
+		if err := c.client.Patch(ctx, &tgb, client.MergeFrom(base)); err != nil {
+			return false, err
+		}
+	}
+	requeue, skipped, err := c.reconcileTargets(ctx, &tgb)
 	if err != nil {
+		c.events.Event(&tgb, corev1.EventTypeWarning, EventFailedReconcile, "Failed reconcile due to "+err.Error())
 		return false, err
 	}
-	arn := aws.String(tgb.Spec.TargetGroupARN)
-	out, err := c.opts.ELBv2.DescribeTargetHealth(ctx, &elbv2.DescribeTargetHealthInput{TargetGroupArn: arn})
-	if err != nil {
-		return false, fmt.Errorf("describe target health: %w", err)
+	if requeue || skipped {
+		return requeue, nil
 	}
-	// Draining targets are on their way out already; like the real
-	// controller, they do not count as registered.
-	registered := map[target]elbv2types.TargetHealthStateEnum{}
-	for _, d := range out.TargetHealthDescriptions {
-		state := d.TargetHealth.State
-		if state == elbv2types.TargetHealthStateEnumDraining {
-			continue
-		}
-		registered[target{aws.ToString(d.Target.Id), aws.ToInt32(d.Target.Port)}] = state
+	if err := MarkReconciled(ctx, c.client, &tgb); err != nil {
+		return false, err
+	}
+	c.events.Event(&tgb, corev1.EventTypeNormal, EventSuccessfullyReconciled, "Successfully reconciled")
+	return false, nil
+}
+
+// reconcileTargets is defaultResourceManager.Reconcile and
+// reconcileWithIPTargetType. A binding without a target type is refused:
+// the controller's own webhook defaults it, and none runs here. Instance
+// bindings are not reconciled by the stand-in. skipped reports a reconcile
+// its checkpoint made unnecessary, requeue one that waits for target
+// health or for EC2.
+func (c *Controller) reconcileTargets(ctx context.Context, tgb *lbc.TargetGroupBinding) (requeue, skipped bool, err error) {
+	if tgb.Spec.TargetType == nil {
+		return false, false, fmt.Errorf("targetType is not specified: %s/%s", tgb.Namespace, tgb.Name)
+	}
+	if *tgb.Spec.TargetType != lbc.TargetTypeIP {
+		return false, true, nil
+	}
+	gate := corev1.PodConditionType(lbc.ReadinessGatePrefix + tgb.Name)
+	oldCheckpoint := tgb.Annotations[CheckpointKey]
+	eps, err := c.resolve(ctx, tgb)
+	if errors.Is(err, errBackendNotFound) {
+		c.events.Event(tgb, corev1.EventTypeWarning, EventBackendNotFound, err.Error())
+		return false, false, c.deregisterAll(ctx, tgb)
+	}
+	if err != nil {
+		return false, false, err
+	}
+	checkpoint, err := checkpointOf(eps, tgb)
+	if err != nil {
+		return false, false, err
+	}
+	if checkpoint == oldCheckpoint && !needGateFlip(eps, gate) {
+		return false, true, nil
 	}
 
-	var add, remove []elbv2types.TargetDescription
-	for t := range registered {
-		if _, ok := members[t]; !ok {
-			remove = append(remove, description(t))
+	arn := tgb.Spec.TargetGroupARN
+	targets, err := c.targets.list(ctx, arn)
+	if err != nil {
+		return false, false, err
+	}
+	// Draining targets are on their way out already: they count as absent
+	// (partitionTargetsByDrainingStatus, matchPodEndpointWithTargets).
+	byTarget := map[target]targetInfo{}
+	for _, t := range targets {
+		if !t.is(elbv2types.TargetHealthStateEnumDraining) {
+			byTarget[t.target] = t
 		}
 	}
-	for t := range members {
-		if _, ok := registered[t]; !ok {
-			add = append(add, description(t))
+	var add []endpoint
+	matched := map[target]bool{}
+	for _, e := range eps {
+		if _, ok := byTarget[e.target]; ok {
+			matched[e.target] = true
+		} else {
+			add = append(add, e)
+		}
+	}
+	var remove []target
+	for t := range byTarget {
+		if !matched[t] {
+			remove = append(remove, t)
+		}
+	}
+	networkErr := c.network.endpointSGs(ctx)
+	if networkErr != nil {
+		c.opts.Log.Info("requesting network requeue", "binding", tgb.Name, "err", networkErr)
+		c.events.Event(tgb, corev1.EventTypeWarning, EventFailedNetworkReconcile, networkErr.Error())
+	}
+	probe := slices.ContainsFunc(eps, func(e endpoint) bool {
+		t, ok := byTarget[e.target]
+		return ok && hasGate(e.pod, gate) && !t.is(elbv2types.TargetHealthStateEnumHealthy)
+	})
+	// Clear the checkpoint before changing anything, so a failure part way
+	// is not skipped next time.
+	if len(add) > 0 || len(remove) > 0 || networkErr != nil || probe {
+		if err := c.saveCheckpoint(ctx, tgb, ""); err != nil {
+			return false, false, err
 		}
 	}
 	if len(remove) > 0 {
-		if _, err := c.opts.ELBv2.DeregisterTargets(ctx, &elbv2.DeregisterTargetsInput{TargetGroupArn: arn, Targets: remove}); err != nil {
-			return false, fmt.Errorf("deregister targets: %w", err)
+		if err := c.deregister(ctx, arn, remove); err != nil {
+			return false, false, err
 		}
-		c.opts.Log.Info("deregistered targets", "binding", key, "targets", ids(remove))
 	}
 	if len(add) > 0 {
-		if _, err := c.opts.ELBv2.RegisterTargets(ctx, &elbv2.RegisterTargetsInput{TargetGroupArn: arn, Targets: add}); err != nil {
-			return false, fmt.Errorf("register targets: %w", err)
+		if err := c.register(ctx, tgb, add); err != nil {
+			return false, false, err
 		}
-		c.opts.Log.Info("registered targets", "binding", key, "targets", ids(add))
 	}
-	requeue, err = c.updateGates(ctx, tgb.Name, members, registered)
+	for _, e := range eps {
+		th := registering
+		if t, ok := byTarget[e.target]; ok {
+			th = t.health
+		}
+		again, err := c.setGate(ctx, e.pod, gate, th)
+		if err != nil {
+			return false, false, err
+		}
+		requeue = requeue || again
+	}
+	if requeue || networkErr != nil {
+		return true, false, nil
+	}
+	return false, false, c.saveCheckpoint(ctx, tgb, checkpoint)
+}
+
+// checkpointOf is calculateTGBReconcileCheckpoint: a hash of the sorted
+// endpoints and one of the spec.
+func checkpointOf(eps []endpoint, tgb *lbc.TargetGroupBinding) (string, error) {
+	ids := make([]string, 0, len(eps))
+	for _, e := range eps {
+		ids = append(ids, e.String())
+	}
+	slices.Sort(ids)
+	spec, err := json.Marshal(tgb.Spec)
 	if err != nil {
-		return requeue, err
+		return "", err
 	}
-	return requeue, MarkReconciled(ctx, c.client, &tgb)
+	a, b := sha256.Sum256([]byte(strings.Join(ids, ","))), sha256.Sum256(spec)
+	return hex.EncodeToString(a[:]) + "/" + hex.EncodeToString(b[:]), nil
 }
 
-// members are the targets the binding should have: the pods the Service
-// selects that are ready, plus those that carry the binding's readiness
-// gate, have ready containers and are not terminating.
-//
-// The real controller reads these from the Service's EndpointSlices, and so
-// does this one with Options.EndpointSlices (pods on a real node). Otherwise
-// the pods are read directly, by the EndpointSlice controller's own rules
-// (a pod IP, not finished; ready means the Ready condition and not
-// terminating), because the apiserver refuses loopback addresses in
-// EndpointSlices and the stand-in kubelet's pods have loopback ones.
-func (c *Controller) members(ctx context.Context, tgb *lbc.TargetGroupBinding) (map[target]*corev1.Pod, error) {
-	var svc corev1.Service
-	err := c.cache.Get(ctx, types.NamespacedName{Namespace: tgb.Namespace, Name: tgb.Spec.ServiceRef.Name}, &svc)
-	if apierrors.IsNotFound(err) {
-		return nil, nil
+// saveCheckpoint is updateTGBCheckPoint.
+func (c *Controller) saveCheckpoint(ctx context.Context, tgb *lbc.TargetGroupBinding, cp string) error {
+	if tgb.Annotations[CheckpointKey] == cp {
+		return nil
 	}
-	if err != nil {
-		return nil, err
+	base := tgb.DeepCopy()
+	if tgb.Annotations == nil {
+		tgb.Annotations = map[string]string{}
 	}
-	if len(svc.Spec.Selector) == 0 {
-		return nil, nil
-	}
-	sp, ok := servicePort(&svc, tgb.Spec.ServiceRef.Port)
-	if !ok {
-		return nil, fmt.Errorf("service %s has no port %s", svc.Name, tgb.Spec.ServiceRef.Port.String())
-	}
-	if c.opts.EndpointSlices {
-		return c.sliceMembers(ctx, tgb, &svc, sp)
-	}
-	var pods corev1.PodList
-	if err := c.cache.List(ctx, &pods, client.InNamespace(tgb.Namespace), client.MatchingLabels(svc.Spec.Selector)); err != nil {
-		return nil, err
-	}
-	gate := corev1.PodConditionType(lbc.ReadinessGatePrefix + tgb.Name)
-	out := map[target]*corev1.Pod{}
-	for i := range pods.Items {
-		pod := &pods.Items[i]
-		if pod.Status.PodIP == "" || pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed {
-			continue
-		}
-		port, ok := podPort(pod, sp)
-		if !ok {
-			continue
-		}
-		terminating := pod.DeletionTimestamp != nil
-		ready := !terminating && conditionTrue(pod, corev1.PodReady)
-		if ready || (!terminating && hasGate(pod, gate) && conditionTrue(pod, corev1.ContainersReady)) {
-			out[target{pod.Status.PodIP, port}] = pod
-		}
-	}
-	return out, nil
+	tgb.Annotations[CheckpointKey] = cp
+	tgb.Annotations[CheckpointTimeKey] = strconv.FormatInt(time.Now().Unix(), 10)
+	return c.client.Patch(ctx, tgb, client.MergeFrom(base))
 }
 
-// updateGates sets each member pod's readiness-gate condition from its
-// target's health, and reports whether some gate still waits.
-func (c *Controller) updateGates(ctx context.Context, tgbName string, members map[target]*corev1.Pod, registered map[target]elbv2types.TargetHealthStateEnum) (bool, error) {
-	gate := corev1.PodConditionType(lbc.ReadinessGatePrefix + tgbName)
-	waiting := false
-	for t, pod := range members {
-		if pod == nil || !hasGate(pod, gate) {
-			continue
-		}
-		healthy := registered[t] == elbv2types.TargetHealthStateEnumHealthy
-		status := corev1.ConditionFalse
-		if healthy {
-			status = corev1.ConditionTrue
-		} else {
-			waiting = true
-		}
-		if have := condition(pod, gate); have != nil && have.Status == status {
-			continue
-		}
-		if err := c.setCondition(ctx, pod, corev1.PodCondition{
-			Type: gate, Status: status, LastTransitionTime: metav1.Now(),
-			// A target registered in this very reconcile has no state yet.
-			Reason:  cmp.Or(string(registered[t]), string(elbv2types.TargetHealthStateEnumInitial)),
-			Message: "target " + t.String() + " in target group of TargetGroupBinding " + tgbName,
-		}); err != nil {
-			return waiting, err
-		}
-	}
-	return waiting, nil
-}
-
-// setCondition merges one condition into the pod's status; a strategic
-// merge keyed by type leaves the kubelet's conditions alone.
-func (c *Controller) setCondition(ctx context.Context, pod *corev1.Pod, cond corev1.PodCondition) error {
-	body, err := json.Marshal(map[string]any{
-		"metadata": map[string]any{"uid": pod.UID},
-		"status":   map[string]any{"conditions": []corev1.PodCondition{cond}},
-	})
+// register is registerPodEndpoints: a pod IP outside the VPC's blocks is
+// registered in zone "all"; if ELBv2 answers that a zone is required, the
+// call is retried once with each pod's node's zone.
+func (c *Controller) register(ctx context.Context, tgb *lbc.TargetGroupBinding, eps []endpoint) error {
+	outside, err := c.network.outsideVPC(ctx)
 	if err != nil {
 		return err
 	}
-	err = c.client.Status().Patch(ctx, pod, client.RawPatch(types.StrategicMergePatchType, body))
-	if apierrors.IsNotFound(err) {
-		return nil // gone meanwhile: nothing left to gate
-	}
-	return err
-}
-
-func servicePort(svc *corev1.Service, ref intstr.IntOrString) (corev1.ServicePort, bool) {
-	for _, sp := range svc.Spec.Ports {
-		if (ref.Type == intstr.Int && sp.Port == ref.IntVal) || (ref.Type == intstr.String && sp.Name == ref.StrVal) {
-			return sp, true
-		}
-	}
-	return corev1.ServicePort{}, false
-}
-
-// podPort is the pod port a Service port sends to: its target port by
-// number, or the pod's container port of that name and protocol.
-func podPort(pod *corev1.Pod, sp corev1.ServicePort) (int32, bool) {
-	tp := sp.TargetPort
-	if tp.Type == intstr.Int {
-		if tp.IntVal == 0 {
-			return sp.Port, true
-		}
-		return tp.IntVal, true
-	}
-	proto := cmp.Or(sp.Protocol, corev1.ProtocolTCP)
-	for _, c := range pod.Spec.Containers {
-		for _, cp := range c.Ports {
-			if cp.Name == tp.StrVal && cmp.Or(cp.Protocol, corev1.ProtocolTCP) == proto {
-				return cp.ContainerPort, true
+	descs := func(podZone bool) ([]elbv2types.TargetDescription, error) {
+		var out []elbv2types.TargetDescription
+		for _, e := range eps {
+			d := description(e.target)
+			ip, err := netip.ParseAddr(e.ip)
+			if err != nil {
+				return nil, err
 			}
+			if outside(ip) {
+				d.AvailabilityZone = aws.String("all")
+				if podZone {
+					var node corev1.Node
+					if err := c.cache.Get(ctx, types.NamespacedName{Name: e.pod.Spec.NodeName}, &node); err != nil {
+						return nil, err
+					}
+					d.AvailabilityZone = aws.String(node.Labels[corev1.LabelTopologyZone])
+				}
+			}
+			out = append(out, d)
 		}
+		return out, nil
 	}
-	return 0, false
-}
-
-func hasGate(pod *corev1.Pod, gate corev1.PodConditionType) bool {
-	return slices.ContainsFunc(pod.Spec.ReadinessGates, func(g corev1.PodReadinessGate) bool { return g.ConditionType == gate })
-}
-
-func condition(pod *corev1.Pod, t corev1.PodConditionType) *corev1.PodCondition {
-	for i := range pod.Status.Conditions {
-		if pod.Status.Conditions[i].Type == t {
-			return &pod.Status.Conditions[i]
+	arn := aws.String(tgb.Spec.TargetGroupARN)
+	ds, err := descs(false)
+	if err != nil {
+		return err
+	}
+	_, err = c.opts.ELBv2.RegisterTargets(ctx, &elbv2.RegisterTargetsInput{TargetGroupArn: arn, Targets: ds})
+	if isZoneError(err) {
+		if ds, err = descs(true); err != nil {
+			return err
 		}
+		_, err = c.opts.ELBv2.RegisterTargets(ctx, &elbv2.RegisterTargetsInput{TargetGroupArn: arn, Targets: ds})
 	}
+	if err != nil {
+		return fmt.Errorf("register targets: %w", err)
+	}
+	ts := make([]target, len(eps))
+	for i, e := range eps {
+		ts[i] = e.target
+	}
+	c.targets.changed(tgb.Spec.TargetGroupARN, ts, true)
+	c.opts.Log.Info("registered targets", "binding", tgb.Name, "targets", ts)
 	return nil
 }
 
-func conditionTrue(pod *corev1.Pod, t corev1.PodConditionType) bool {
-	c := condition(pod, t)
-	return c != nil && c.Status == corev1.ConditionTrue
+// isZoneError is isAZValidationError.
+func isZoneError(err error) bool {
+	var apiErr smithy.APIError
+	return errors.As(err, &apiErr) && apiErr.ErrorCode() == "ValidationError" &&
+		strings.Contains(apiErr.ErrorMessage(), "you must specify an Availability Zone")
+}
+
+func (c *Controller) deregister(ctx context.Context, arn string, ts []target) error {
+	ds := make([]elbv2types.TargetDescription, len(ts))
+	for i, t := range ts {
+		ds[i] = description(t)
+	}
+	if _, err := c.opts.ELBv2.DeregisterTargets(ctx, &elbv2.DeregisterTargetsInput{TargetGroupArn: aws.String(arn), Targets: ds}); err != nil {
+		return fmt.Errorf("deregister targets: %w", err)
+	}
+	c.targets.changed(arn, ts, false)
+	c.opts.Log.Info("deregistered targets", "arn", arn, "targets", ts)
+	return nil
+}
+
+// deregisterAll is cleanupTargets: a target group already gone is clean.
+func (c *Controller) deregisterAll(ctx context.Context, tgb *lbc.TargetGroupBinding) error {
+	ts, err := c.targets.list(ctx, tgb.Spec.TargetGroupARN)
+	var apiErr smithy.APIError
+	if errors.As(err, &apiErr) && (apiErr.ErrorCode() == "TargetGroupNotFound" || apiErr.ErrorCode() == "ValidationError") {
+		return nil
+	}
+	if err != nil || len(ts) == 0 {
+		return err
+	}
+	all := make([]target, len(ts))
+	for i, t := range ts {
+		all[i] = t.target
+	}
+	return c.deregister(ctx, tgb.Spec.TargetGroupARN, all)
+}
+
+// cleanup is cleanupTargetGroupBinding with Cleanup: deregister the
+// targets, set every gate the binding names True, drop the finalizer.
+func (c *Controller) cleanup(ctx context.Context, tgb *lbc.TargetGroupBinding) error {
+	if !controllerutil.ContainsFinalizer(tgb, Finalizer) {
+		return nil
+	}
+	if err := c.deregisterAll(ctx, tgb); err != nil {
+		return err
+	}
+	var pods corev1.PodList
+	if err := c.cache.List(ctx, &pods, client.InNamespace(tgb.Namespace)); err != nil {
+		return err
+	}
+	gate := corev1.PodConditionType(lbc.ReadinessGatePrefix + tgb.Name)
+	for i := range pods.Items {
+		if _, err := c.setGate(ctx, &pods.Items[i], gate, deletedBinding); err != nil {
+			return err
+		}
+	}
+	base := tgb.DeepCopy()
+	controllerutil.RemoveFinalizer(tgb, Finalizer)
+	return client.IgnoreNotFound(c.client.Patch(ctx, tgb, client.MergeFrom(base)))
 }
 
 func description(t target) elbv2types.TargetDescription {
 	return elbv2types.TargetDescription{Id: aws.String(t.ip), Port: aws.Int32(t.port)}
 }
-
-func ids(ts []elbv2types.TargetDescription) []string {
-	out := make([]string, len(ts))
-	for i, t := range ts {
-		out[i] = target{aws.ToString(t.Id), aws.ToInt32(t.Port)}.String()
-	}
-	return out
-}
-
-func (t target) String() string { return fmt.Sprintf("%s:%d", t.ip, t.port) }

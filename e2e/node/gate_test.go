@@ -34,7 +34,7 @@ func TestReadinessGateOnRealNode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r.loadBalancerController(t, emu, fakelbc.Options{MaxLag: 100 * time.Millisecond, HealthPoll: 100 * time.Millisecond})
+	r.loadBalancerController(t, emu, fakelbc.Options{Requeue: 100 * time.Millisecond})
 
 	svc := &corev1.Service{
 		ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "default"},

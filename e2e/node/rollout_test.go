@@ -67,7 +67,7 @@ func startRig(t *testing.T) *realNodeRig {
 			Interval: tm.HealthCheckInterval, Timeout: tm.HealthCheckTimeout, HealthyThreshold: 2, UnhealthyThreshold: tm.UnhealthyThreshold,
 		},
 	})
-	r.loadBalancerController(t, emu, fakelbc.Options{MinLag: tm.LBCMinLag, MaxLag: tm.LBCMaxLag, HealthPoll: tm.LBCHealthPoll})
+	r.loadBalancerController(t, emu, fakelbc.Options{MinLag: tm.LBCMinLag, MaxLag: tm.LBCMaxLag, Requeue: tm.LBCRequeue})
 	installAlbdrain(t, r.env, r.n, tm, emu.URL())
 	return &realNodeRig{realNode: r, emu: emu}
 }

@@ -7,10 +7,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
-	elbv2 "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
-
 	"github.com/albdrain/albdrain/e2e/albemu"
 	"github.com/albdrain/albdrain/e2e/cluster"
 	"github.com/albdrain/albdrain/e2e/fakelbc"
@@ -90,8 +86,7 @@ func (r *realNode) emulator(t *testing.T, o albemu.Options) *albemu.Emulator {
 // with o, on EndpointSlices, calling emu through the AWS SDK.
 func (r *realNode) loadBalancerController(t *testing.T, emu *albemu.Emulator, o fakelbc.Options) {
 	t.Helper()
-	awsCfg := aws.Config{Region: "us-east-1", Credentials: credentials.NewStaticCredentialsProvider("id", "secret", "")}
-	o.ELBv2 = elbv2.NewFromConfig(awsCfg, func(eo *elbv2.Options) { eo.BaseEndpoint = aws.String(emu.URL()) })
+	o.ELBv2, o.EC2 = fakelbc.Clients(emu.URL())
 	o.EndpointSlices = true
 	ctl, err := fakelbc.Start(t.Context(), r.env.Config, o)
 	if err != nil {

@@ -83,10 +83,10 @@ traffic through the ALB, and a rolling restart, three times:
   fixed-sleep  a preStop sleep of %s: the p90 of the lag a pod sees, a careful guess
   albdrain     the namespace opted in: each pod is held until the ALB is done with it
 Timings: the ALB has %d nodes; each applies a change after its own lag, drawn from
-%s (seed %d); the load balancer controller reacts after %s-%s;
-deregistration delay %s.
+%s (seed %d); the load balancer controller reacts after %s-%s and re-reads
+target health for readiness gates every %s; deregistration delay %s.
 
-`, o.fixedSleep, max(t.Nodes, 1), t.LagModel(), t.Seed, t.LBCMinLag, t.LBCMaxLag, t.DeregistrationDelay)
+`, o.fixedSleep, max(t.Nodes, 1), t.LagModel(), t.Seed, t.LBCMinLag, t.LBCMaxLag, t.LBCRequeue, t.DeregistrationDelay)
 
 	c, err := ws.StartCluster(ctx, o.goCmd, t)
 	if err != nil {
@@ -116,6 +116,10 @@ deregistration delay %s.
 
 	fmt.Fprintln(out)
 	writeTable(out, runs)
+	fmt.Fprintln(out)
+	if err := writeGateWaits(ctx, out, c.Env.Client, results[len(results)-1].Namespace, t.LBCRequeue); err != nil {
+		return err
+	}
 	svgPath := filepath.Join(o.outDir, "timeline.svg")
 	if err := os.WriteFile(svgPath, timeline(results), 0o644); err != nil {
 		return err
