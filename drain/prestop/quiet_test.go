@@ -138,9 +138,11 @@ func TestQuietPolicyBoundEndsABusyHold(t *testing.T) {
 		set  func(*contract.Spec)
 	}{
 		{"never quiet", func(s *contract.Spec) { s.QuietPeriod = time.Hour }},
-		// Sized by the load balancer's own gaps, the period outlasts the
-		// bound: k = 1 would make a single gap's silence count as quiet.
-		{"a period of many gaps", func(s *contract.Spec) { s.QuietGaps, s.QuietPeriodMax = 100000, time.Hour }},
+		// A period of many gaps outlasts the bound; sized from a window of
+		// QuietPeriodMax/k (an hour here), as before, it would have held the
+		// pod past its bound to max-hold. (k = 1 would make one gap's
+		// silence count as quiet.)
+		{"a period sized from an hour of arrivals", func(s *contract.Spec) { s.QuietGaps, s.QuietPeriodMax = 1000, 1000 * time.Hour }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			podIP, lbIP := fmt.Sprintf("127.0.32.%d", 2*i+1), fmt.Sprintf("127.0.32.%d", 2*i+2)
