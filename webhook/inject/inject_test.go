@@ -174,7 +174,7 @@ func TestApply(t *testing.T) {
 		c.Lifecycle = &corev1.Lifecycle{PreStop: h}
 		return c
 	}
-	waitArgs := []string{"wait", "--max-hold=5m30s", "--fallback=30s", "--quiet-period=3s", "--quiet-gaps=15", "--quiet-period-max=30s", "--shutdown-budget=30s"}
+
 	tests := []struct {
 		name    string
 		pod     *corev1.Pod
