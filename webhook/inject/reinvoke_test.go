@@ -241,3 +241,31 @@ func TestApplyReinvocation(t *testing.T) {
 		})
 	}
 }
+
+// TestApplyHeldSidecarTrust: a held sidecar's helper gets the same trust
+// volume and environment as an app container's.
+func TestApplyHeldSidecarTrust(t *testing.T) {
+	pod := podWith(container("app", port("http", 8080)))
+	pod.Spec.ServiceAccountName = "default"
+	pod.Spec.InitContainers = []corev1.Container{nativeSidecar("envoy", envoyDrain)}
+	if _, _, err := Apply(pod, []lbc.Backend{tgbTarget}, testOptions()); err != nil {
+		t.Fatal(err)
+	}
+	names := func(c corev1.Container) (mounts, env []string) {
+		for _, m := range c.VolumeMounts {
+			mounts = append(mounts, m.Name)
+		}
+		for _, e := range c.Env {
+			env = append(env, e.Name)
+		}
+		return mounts, env
+	}
+	wantMounts, wantEnv := names(pod.Spec.Containers[0])
+	gotMounts, gotEnv := names(pod.Spec.InitContainers[0])
+	if d := cmp.Diff(wantMounts, gotMounts); d != "" {
+		t.Errorf("sidecar's mounts (-app +sidecar):\n%s", d)
+	}
+	if d := cmp.Diff(wantEnv, gotEnv); d != "" {
+		t.Errorf("sidecar's env (-app +sidecar):\n%s", d)
+	}
+}
