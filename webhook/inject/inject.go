@@ -28,7 +28,8 @@ func Apply(pod *corev1.Pod, backends []lbc.Backend, o Options) (rec Record, inje
 		return Record{}, false, nil
 	}
 	prev := RecordOf(pod)
-	done := heldBefore(&pod.Spec, prev)
+	done := heldBefore(pod.Spec.Containers, prev, func(r *Record) []string { return r.Containers })
+	doneSidecars := heldBefore(pod.Spec.InitContainers, prev, func(r *Record) []string { return r.Sidecars })
 	userSleep := time.Duration(0)
 	for i := range pod.Spec.Containers {
 		c := &pod.Spec.Containers[i]
@@ -36,11 +37,11 @@ func Apply(pod *corev1.Pod, backends []lbc.Backend, o Options) (rec Record, inje
 			userSleep = max(userSleep, userSleepOf(c, done[c.Name]))
 		}
 	}
-	sidecars := sidecarsToHold(&pod.Spec, done)
+	sidecars := sidecarsToHold(&pod.Spec, doneSidecars)
 	for i := range pod.Spec.InitContainers {
 		c := &pod.Spec.InitContainers[i]
 		if slices.Contains(sidecars, c.Name) {
-			userSleep = max(userSleep, userSleepOf(c, done[c.Name]))
+			userSleep = max(userSleep, userSleepOf(c, doneSidecars[c.Name]))
 		}
 	}
 	budget := shutdownBudget(&pod.Spec, prev, userSleep, o)
@@ -67,7 +68,7 @@ func Apply(pod *corev1.Pod, backends []lbc.Backend, o Options) (rec Record, inje
 		case !slices.Contains(sidecars, c.Name):
 		case isHelperHook(c):
 			needHelper = true
-		case !done[c.Name] && holdContainer(c, ov, o, plan.ports, budget):
+		case !doneSidecars[c.Name] && holdContainer(c, ov, o, plan.ports, budget):
 			needHelper = true
 		}
 	}
@@ -185,13 +186,16 @@ func toHandler(h *corev1.LifecycleHandler) *contract.Handler {
 // in place. A later webhook (a mesh or platform injector) may have replaced
 // or removed a preStop since: such a container is held again, with the new
 // preStop run after the hold, rather than trusted to the record.
-func heldBefore(spec *corev1.PodSpec, prev *Record) map[string]bool {
+//
+// App containers and sidecars are looked up apart (recorded picks which
+// list), as the webhook runs before the apiserver refuses a name both use.
+func heldBefore(cs []corev1.Container, prev *Record, recorded func(*Record) []string) map[string]bool {
 	done := map[string]bool{}
 	if prev == nil {
 		return done
 	}
-	for _, c := range append(slices.Clone(spec.InitContainers), spec.Containers...) {
-		if !slices.Contains(prev.Containers, c.Name) && !slices.Contains(prev.Sidecars, c.Name) {
+	for _, c := range cs {
+		if !slices.Contains(recorded(prev), c.Name) {
 			continue
 		}
 		h := preStopOf(&c)

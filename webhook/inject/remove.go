@@ -21,12 +21,14 @@ func Remove(pod *corev1.Pod) bool {
 	if prev == nil {
 		return false
 	}
-	held := append(slices.Clone(prev.Containers), prev.Sidecars...)
-	for _, cs := range [][]corev1.Container{pod.Spec.InitContainers, pod.Spec.Containers} {
-		for i := range cs {
-			if slices.Contains(held, cs[i].Name) {
-				unhold(&cs[i], prev)
-			}
+	for i := range pod.Spec.InitContainers {
+		if slices.Contains(prev.Sidecars, pod.Spec.InitContainers[i].Name) {
+			unhold(&pod.Spec.InitContainers[i], prev)
+		}
+	}
+	for i := range pod.Spec.Containers {
+		if slices.Contains(prev.Containers, pod.Spec.Containers[i].Name) {
+			unhold(&pod.Spec.Containers[i], prev)
 		}
 	}
 	pod.Spec.InitContainers = slices.DeleteFunc(pod.Spec.InitContainers, func(c corev1.Container) bool { return c.Name == contract.InitContainerName })
