@@ -39,8 +39,6 @@ func TestApplyNativeSidecarPreStop(t *testing.T) {
 		targets []lbc.Backend
 		opts    func(*Options)
 		want    view
-		// sidecars is the record's list of held sidecars.
-		sidecars []string
 	}{
 		{
 			name: "sidecar serving the port: its drain hook runs after the hold",
@@ -50,12 +48,11 @@ func TestApplyNativeSidecarPreStop(t *testing.T) {
 				return p
 			}(),
 			targets: []lbc.Backend{{Service: "web", TargetPort: intstr.FromString("proxy"), TargetGroupBinding: "k8s-default-web-abc"}},
-			want: view{Injected: true, Managed: true, Inits: []string{"envoy", "albdrain-init"}, Gates: []string{gate}, Grace: ptr.To[int64](360),
+			want: view{Injected: true, Managed: true, Inits: []string{"envoy", "albdrain-init"}, Gates: []string{gate}, Grace: ptr.To[int64](360), Sidecars: []string{"envoy"},
 				PreStops: map[string]*corev1.LifecycleHandler{
 					"app":   withArgs("--port=9000"),
 					"envoy": withArgs("--port=9000", `--then={"exec":{"command":["/bin/drain-listeners"]}}`),
 				}},
-			sidecars: []string{"envoy"},
 		},
 		{
 			name: "sidecar the served app depends on: its drain hook runs after the hold",
@@ -65,12 +62,11 @@ func TestApplyNativeSidecarPreStop(t *testing.T) {
 				return p
 			}(),
 			targets: []lbc.Backend{tgbTarget},
-			want: view{Injected: true, Managed: true, Inits: []string{"log-shipper", "albdrain-init"}, Gates: []string{gate}, Grace: ptr.To[int64](360),
+			want: view{Injected: true, Managed: true, Inits: []string{"log-shipper", "albdrain-init"}, Gates: []string{gate}, Grace: ptr.To[int64](360), Sidecars: []string{"log-shipper"},
 				PreStops: map[string]*corev1.LifecycleHandler{
 					"app":         withArgs("--port=8080"),
 					"log-shipper": withArgs("--port=8080", `--then={"exec":{"command":["/bin/drain-listeners"]}}`),
 				}},
-			sidecars: []string{"log-shipper"},
 		},
 		{
 			name: "sidecar's own sleep counts toward the budget",
@@ -80,12 +76,11 @@ func TestApplyNativeSidecarPreStop(t *testing.T) {
 				return p
 			}(),
 			targets: []lbc.Backend{tgbTarget},
-			want: view{Injected: true, Managed: true, Inits: []string{"envoy", "albdrain-init"}, Gates: []string{gate}, Grace: ptr.To[int64](375),
+			want: view{Injected: true, Managed: true, Inits: []string{"envoy", "albdrain-init"}, Gates: []string{gate}, Grace: ptr.To[int64](375), Sidecars: []string{"envoy"},
 				PreStops: map[string]*corev1.LifecycleHandler{
 					"app":   execHold("wait", "--max-hold=5m30s", "--fallback=30s", "--quiet-period=3s", "--quiet-gaps=15", "--quiet-period-max=30s", "--shutdown-budget=45s", "--port=8080"),
 					"envoy": execHold("wait", "--max-hold=5m30s", "--fallback=30s", "--quiet-period=3s", "--quiet-gaps=15", "--quiet-period-max=30s", "--shutdown-budget=45s", "--port=8080", `--then={"sleep":{"seconds":45}}`),
 				}},
-			sidecars: []string{"envoy"},
 		},
 		{
 			name: "sleep mode: the sidecar's sleep follows the hold natively",
@@ -96,12 +91,11 @@ func TestApplyNativeSidecarPreStop(t *testing.T) {
 			}(),
 			targets: []lbc.Backend{tgbTarget},
 			opts:    func(o *Options) { o.Mode = contract.ModeSleep },
-			want: view{Injected: true, Managed: true, Inits: []string{"envoy"}, Gates: []string{gate}, Grace: ptr.To[int64](60),
+			want: view{Injected: true, Managed: true, Inits: []string{"envoy"}, Gates: []string{gate}, Grace: ptr.To[int64](60), Sidecars: []string{"envoy"},
 				PreStops: map[string]*corev1.LifecycleHandler{
 					"app":   {Sleep: &corev1.SleepAction{Seconds: 30}},
 					"envoy": {Sleep: &corev1.SleepAction{Seconds: 35}},
 				}},
-			sidecars: []string{"envoy"},
 		},
 		{
 			name: "sidecar without a preStop and an ordinary init container are left alone",
@@ -119,29 +113,7 @@ func TestApplyNativeSidecarPreStop(t *testing.T) {
 		},
 	}
 	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			o := testOptions()
-			if tc.opts != nil {
-				tc.opts(&o)
-			}
-			rec, injected, err := Apply(tc.pod, tc.targets, o)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if d := cmp.Diff(tc.want, viewOf(tc.pod, injected)); d != "" {
-				t.Errorf("(-want +got):\n%s", d)
-			}
-			if d := cmp.Diff(tc.sidecars, rec.Sidecars); d != "" {
-				t.Errorf("record's sidecars (-want +got):\n%s", d)
-			}
-			again := tc.pod.DeepCopy()
-			if _, _, err := Apply(again, tc.targets, o); err != nil {
-				t.Fatal(err)
-			}
-			if d := cmp.Diff(tc.pod, again); d != "" {
-				t.Errorf("second pass changed the pod (-first +second):\n%s", d)
-			}
-		})
+		t.Run(tc.name, func(t *testing.T) { checkApply(t, tc.pod, tc.targets, tc.opts, tc.want) })
 	}
 }
 
@@ -198,7 +170,7 @@ func TestApplyReinvocation(t *testing.T) {
 				return p
 			},
 			later: setPreStop("envoy", platform),
-			want: view{Injected: true, Managed: true, Inits: []string{"envoy", "albdrain-init"}, Gates: []string{gate}, Grace: ptr.To[int64](360),
+			want: view{Injected: true, Managed: true, Inits: []string{"envoy", "albdrain-init"}, Gates: []string{gate}, Grace: ptr.To[int64](360), Sidecars: []string{"envoy"},
 				PreStops: map[string]*corev1.LifecycleHandler{
 					"app":   withArgs("--port=8080"),
 					"envoy": withArgs("--port=8080", `--then={"exec":{"command":["/bin/platform-drain"]}}`),
