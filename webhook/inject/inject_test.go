@@ -178,13 +178,7 @@ func TestApply(t *testing.T) {
 		return c
 	}
 
-	tests := []struct {
-		name    string
-		pod     *corev1.Pod
-		targets []lbc.Backend
-		opts    func(*Options)
-		want    view
-	}{
+	tests := []applyCase{
 		{
 			name:    "named target port holds only the container declaring it",
 			pod:     podWith(container("app", port("http", 8080)), container("metrics", port("metrics", 9090))),
@@ -394,6 +388,16 @@ func TestApply(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { checkApply(t, tc.pod, tc.targets, tc.opts, tc.want) })
 	}
+}
+
+// applyCase is a pod, the backends in front of it, how the test changes
+// the options, and the view of the mutated pod.
+type applyCase struct {
+	name    string
+	pod     *corev1.Pod
+	targets []lbc.Backend
+	opts    func(*Options)
+	want    view
 }
 
 // checkApply applies the mutation to pod, compares the view of the result

@@ -33,13 +33,7 @@ var envoyDrain = &corev1.LifecycleHandler{Exec: &corev1.ExecAction{Command: []st
 // as the pod is deleted, so it is moved behind a hold like an app
 // container's.
 func TestApplyNativeSidecarPreStop(t *testing.T) {
-	tests := []struct {
-		name    string
-		pod     *corev1.Pod
-		targets []lbc.Backend
-		opts    func(*Options)
-		want    view
-	}{
+	tests := []applyCase{
 		{
 			name: "sidecar serving the port: its drain hook runs after the hold",
 			pod: func() *corev1.Pod {
@@ -186,30 +180,10 @@ func TestApplyReinvocation(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			o := testOptions()
-			if tc.opts != nil {
-				tc.opts(&o)
-			}
 			pod := tc.pod()
-			targets := []lbc.Backend{tgbTarget}
-			if _, _, err := Apply(pod, targets, o); err != nil {
-				t.Fatal(err)
-			}
+			firstPass(t, pod, tc.opts)
 			tc.later(pod)
-			_, injected, err := Apply(pod, targets, o)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if d := cmp.Diff(tc.want, viewOf(pod, injected)); d != "" {
-				t.Errorf("second pass (-want +got):\n%s", d)
-			}
-			again := pod.DeepCopy()
-			if _, _, err := Apply(again, targets, o); err != nil {
-				t.Fatal(err)
-			}
-			if d := cmp.Diff(pod, again); d != "" {
-				t.Errorf("third pass changed the pod (-second +third):\n%s", d)
-			}
+			checkApply(t, pod, []lbc.Backend{tgbTarget}, tc.opts, tc.want)
 		})
 	}
 }
@@ -239,5 +213,17 @@ func TestApplyHeldSidecarTrust(t *testing.T) {
 	}
 	if d := cmp.Diff(wantEnv, gotEnv); d != "" {
 		t.Errorf("sidecar's env (-app +sidecar):\n%s", d)
+	}
+}
+
+// firstPass injects pod behind tgbTarget, failing the test unless it does.
+func firstPass(t *testing.T, pod *corev1.Pod, opts func(*Options)) {
+	t.Helper()
+	o := testOptions()
+	if opts != nil {
+		opts(&o)
+	}
+	if _, injected, err := Apply(pod, []lbc.Backend{tgbTarget}, o); err != nil || !injected {
+		t.Fatalf("Apply = %v, %v", injected, err)
 	}
 }

@@ -9,7 +9,6 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/albdrain/albdrain/internal/contract"
-	"github.com/albdrain/albdrain/internal/lbc"
 )
 
 // TestRemove: undoing a pass gives back the pod as it was, but for the load
@@ -59,14 +58,8 @@ func TestRemove(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			o := testOptions()
-			if tc.opts != nil {
-				tc.opts(&o)
-			}
 			pod := tc.pod()
-			if _, injected, err := Apply(pod, []lbc.Backend{tgbTarget}, o); err != nil || !injected {
-				t.Fatalf("Apply = %v, %v", injected, err)
-			}
+			firstPass(t, pod, tc.opts)
 			if !Remove(pod) {
 				t.Fatal("Remove found no record")
 			}
