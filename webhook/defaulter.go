@@ -60,6 +60,12 @@ func (d *PodDefaulter) Default(ctx context.Context, pod *corev1.Pod) error {
 		return nil
 	}
 	if reason, why := Unsupported(pod); reason != "" {
+		// On a reinvocation, a mesh injector may have added its proxy since
+		// albdrain's first pass: that pass's hold would claim protection the
+		// pod does not have.
+		if inject.Remove(pod) {
+			log.V(1).Info("removed the hold an earlier pass injected", "namespace", ns)
+		}
 		setAnnotation(pod, contract.SkippedKey, why)
 		log.V(1).Info("pod is behind a load balancer but cannot be held", "namespace", ns, "reason", why)
 		d.count(ResultSkipped, reason)

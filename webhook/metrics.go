@@ -16,6 +16,7 @@ const (
 	ReasonNotIPTarget     = "not_ip_target"
 	ReasonWindows         = "windows"
 	ReasonHostNetwork     = "host_network"
+	ReasonServiceMesh     = "service_mesh"
 	ReasonNoServingPort   = "no_serving_container"
 	ReasonInvalidOverride = "invalid_override"
 	ReasonLookupFailed    = "lookup_failed"

@@ -24,6 +24,13 @@ func Unsupported(pod *corev1.Pod) (reason, why string) {
 		// could not resolve the watcher through cluster DNS.
 		return ReasonHostNetwork, "hostNetwork pod: its address and sockets are the node's"
 	}
+	if m := meshOf(pod); m != "" {
+		// The proxy takes the load balancer's connections and reaches the
+		// app from loopback, so the helper would see no traffic and release
+		// at once; the proxy itself is not held and gets SIGTERM first; and
+		// the helper's own call to the watcher may go through it.
+		return ReasonServiceMesh, m + " sidecar proxy: albdrain cannot hold a meshed pod yet (the proxy takes the load balancer's traffic and is not held)"
+	}
 	return "", ""
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -286,6 +287,46 @@ func TestWebhookThroughAPIServer(t *testing.T) {
 		}
 		if got := pod.Annotations[contract.SkippedKey]; !strings.Contains(got, "hostNetwork") {
 			t.Errorf("skipped = %q, want the hostNetwork reason", got)
+		}
+	})
+
+	// The proxy would take the load balancer's traffic and die first: a
+	// hold here would claim protection the pod does not have.
+	t.Run("meshed pod: created unmutated, reason recorded", func(t *testing.T) {
+		pod := restrictedPod("opted-in", "web-mesh")
+		pod.Annotations = map[string]string{"sidecar.istio.io/status": `{"containers":["istio-proxy"]}`}
+		pod.Spec.Containers = append(pod.Spec.Containers, corev1.Container{Name: "istio-proxy", Image: "proxyv2:1",
+			SecurityContext: pod.Spec.Containers[0].SecurityContext})
+		mustCreate(t, cl, pod)
+		if isMutated(pod) || len(pod.Spec.InitContainers) != 0 || pod.Spec.Containers[0].Lifecycle != nil {
+			t.Errorf("meshed pod was mutated: labels %v, init containers %v", pod.Labels, pod.Spec.InitContainers)
+		}
+		if got := pod.Annotations[contract.SkippedKey]; !strings.Contains(got, "Istio") {
+			t.Errorf("skipped = %q, want the mesh reason", got)
+		}
+	})
+
+	// The kubelet runs a native sidecar's preStop as soon as the pod is
+	// deleted; behind the hold, the drain hook waits for the load balancer.
+	t.Run("native sidecar's own preStop runs after the hold", func(t *testing.T) {
+		pod := restrictedPod("opted-in", "web-sidecar")
+		pod.Spec.InitContainers = []corev1.Container{{Name: "envoy", Image: "envoy:1",
+			RestartPolicy:   ptr.To(corev1.ContainerRestartPolicyAlways),
+			SecurityContext: pod.Spec.Containers[0].SecurityContext,
+			Lifecycle: &corev1.Lifecycle{PreStop: &corev1.LifecycleHandler{
+				Exec: &corev1.ExecAction{Command: []string{"/bin/drain-listeners"}}}}}}
+		mustCreate(t, cl, pod)
+		if !isMutated(pod) {
+			t.Fatal("pod not mutated")
+		}
+		envoy := pod.Spec.InitContainers[0]
+		h := envoy.Lifecycle.PreStop
+		if h.Exec == nil || h.Exec.Command[0] != contract.HelperPath ||
+			!slices.Contains(h.Exec.Command, `--then={"exec":{"command":["/bin/drain-listeners"]}}`) {
+			t.Errorf("sidecar preStop = %+v, want the hold then the drain hook", h)
+		}
+		if !slices.ContainsFunc(envoy.VolumeMounts, func(m corev1.VolumeMount) bool { return m.Name == contract.VolumeName }) {
+			t.Errorf("sidecar mounts = %v, want the helper volume", envoy.VolumeMounts)
 		}
 	})
 

@@ -150,7 +150,10 @@ func (h *Handler) Explain(ctx context.Context, pod *corev1.Pod) (Explanation, er
 			ex.Record = &rec
 		}
 	}
-	ex.Protected = ex.Record != nil && pod.Labels[contract.ManagedLabel] == "true"
+	// A pod an earlier albdrain held before it knew the pod's kind (a meshed
+	// pod, say) carries a hold that does not protect it.
+	unsupported, _ := webhook.Unsupported(pod)
+	ex.Protected = ex.Record != nil && pod.Labels[contract.ManagedLabel] == "true" && unsupported == ""
 	ex.Why = why(pod, &ex)
 	if ex.Protected {
 		targets, err := h.Resolver.Targets(ctx, pod)
@@ -175,6 +178,9 @@ func why(pod *corev1.Pod, ex *Explanation) string {
 		return "the webhook skipped it: " + pod.Annotations[contract.SkippedKey]
 	}
 	if _, why := webhook.Unsupported(pod); why != "" {
+		if ex.Record != nil {
+			return "it carries a hold from an earlier albdrain that cannot protect it: " + why
+		}
 		return "albdrain cannot hold it: " + why
 	}
 	if len(ex.Backends) == 0 && len(ex.Skipped) > 0 {

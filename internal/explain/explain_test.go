@@ -54,9 +54,17 @@ func TestHandler(t *testing.T) {
 		p.Annotations = map[string]string{contract.SkippedKey: "hostNetwork pod: its address and sockets are the node's"}
 	})
 	windows := pod("windows", func(p *corev1.Pod) { p.Spec.OS = &corev1.PodOS{Name: corev1.Windows} })
+	meshed := pod("meshed", func(p *corev1.Pod) {
+		p.Spec.Containers = append(p.Spec.Containers, corev1.Container{Name: "linkerd-proxy", Image: "proxy:1"})
+	})
+	meshedHeld := pod("meshed-held", func(p *corev1.Pod) {
+		p.Labels[contract.ManagedLabel] = "true"
+		p.Annotations = map[string]string{"sidecar.istio.io/status": "{}",
+			contract.InjectedKey: `{"mode":"wait","maxHoldSeconds":330,"containers":["app"],"ports":[8080],"services":["web"]}`}
+	})
 	unmutated := pod("unmutated", nil)
 	alone := pod("alone", func(p *corev1.Pod) { p.Labels = map[string]string{"app": "other"} })
-	objs := []client.Object{web, tgb, managed, optedOut, skipped, windows, unmutated, alone}
+	objs := []client.Object{web, tgb, managed, optedOut, skipped, windows, meshed, meshedHeld, unmutated, alone}
 	h := &Handler{Pods: lbctest.IndexedFakeClient(lbctest.Scheme(t), objs...), Finder: lbctest.NewFinder(t, web, tgb),
 		Resolver: fixedTargets{{TargetGroupARN: "arn:tg/web", Port: 8080}}, Auth: tokens{"reader": nil}, Limit: rate.NewLimiter(rate.Inf, 0)}
 	webBackend := []Backend{{Service: "web", TargetPort: "http", TargetGroupBinding: "k8s-web"}}
@@ -70,6 +78,11 @@ func TestHandler(t *testing.T) {
 		{name: "opted out", pod: "opted-out", want: Explanation{Why: "the pod opts out with albdrain.io/inject=disabled", Backends: webBackend}},
 		{name: "skipped by the webhook", pod: "skipped", want: Explanation{Why: "the webhook skipped it: hostNetwork pod: its address and sockets are the node's", Backends: webBackend}},
 		{name: "a rule skips it now", pod: "windows", want: Explanation{Why: "albdrain cannot hold it: Windows pod: albdrain's helper runs on Linux only", Backends: webBackend}},
+		{name: "a mesh proxy", pod: "meshed", want: Explanation{Why: "albdrain cannot hold it: Linkerd sidecar proxy: albdrain cannot hold a meshed pod yet " +
+			"(the proxy takes the load balancer's traffic and is not held)", Backends: webBackend}},
+		{name: "a mesh proxy in a pod held before albdrain knew meshes", pod: "meshed-held", want: Explanation{
+			Why: "it carries a hold from an earlier albdrain that cannot protect it: Istio sidecar proxy: albdrain cannot hold a meshed pod yet " +
+				"(the proxy takes the load balancer's traffic and is not held)", Backends: webBackend}},
 		{name: "behind a load balancer but never mutated", pod: "unmutated", want: Explanation{Backends: webBackend}},
 		{name: "behind nothing", pod: "alone", want: Explanation{Why: "no rule puts it behind an AWS load balancer as an ip target"}},
 		{name: "wrong UID", pod: "managed", uid: "guessed", wantCode: http.StatusNotFound},
@@ -116,7 +129,7 @@ func TestHandler(t *testing.T) {
 			if d := cmp.Diff(tc.want, got); d != "" {
 				t.Errorf("(-want +got):\n%s", d)
 			}
-			if (got.Record != nil) != (tc.pod == "managed") {
+			if (got.Record != nil) != (tc.pod == "managed" || tc.pod == "meshed-held") {
 				t.Errorf("record = %+v", got.Record)
 			}
 		})

@@ -24,6 +24,9 @@ func FuzzApply(f *testing.F) {
 		`{"spec":{"terminationGracePeriodSeconds":99999,"volumes":[{"name":"albdrain-bin"}],"containers":[{"name":"a","env":[{"name":"ALBDRAIN_POD_IP","value":"x"}]}]}}`,
 		`{"metadata":{"annotations":{"albdrain.io/injected":"{not json"}},"spec":{"containers":[{"name":"a","lifecycle":{"preStop":{"exec":{"command":["/opt/albdrain/albdrain-hold","wait"]}}}}]}}`,
 		`{"spec":{"hostNetwork":true,"containers":[]}}`,
+		`{"spec":{"initContainers":[{"name":"envoy","restartPolicy":"Always","lifecycle":{"preStop":{"exec":{"command":["/drain"]}}}}],"containers":[{"name":"a","ports":[{"containerPort":8080}]}]}}`,
+		`{"metadata":{"annotations":{"albdrain.io/injected":"{\"mode\":\"sleep\",\"maxHoldSeconds\":30,\"containers\":[\"a\"],\"sidecars\":[\"s\"]}"}},` +
+			`"spec":{"initContainers":[{"name":"s","restartPolicy":"Always","lifecycle":{"preStop":{"sleep":{"seconds":3}}}}],"containers":[{"name":"a","lifecycle":{"preStop":{"exec":{"command":["/x"]}}}}]}}`,
 	}
 	for i, s := range seeds {
 		f.Add([]byte(s), int32(8080), "http", i%2 == 0)

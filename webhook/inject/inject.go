@@ -27,18 +27,21 @@ func Apply(pod *corev1.Pod, backends []lbc.Backend, o Options) (rec Record, inje
 	if len(plan.containers) == 0 {
 		return Record{}, false, nil
 	}
-	done := map[string]bool{}
 	prev := RecordOf(pod)
-	if prev != nil {
-		for _, c := range prev.Containers {
-			done[c] = true
-		}
-	}
+	done := heldBefore(pod.Spec.Containers, prev, func(r *Record) []string { return r.Containers })
+	doneSidecars := heldBefore(pod.Spec.InitContainers, prev, func(r *Record) []string { return r.Sidecars })
 	userSleep := time.Duration(0)
 	for i := range pod.Spec.Containers {
 		c := &pod.Spec.Containers[i]
 		if slices.Contains(plan.containers, c.Name) {
 			userSleep = max(userSleep, userSleepOf(c, done[c.Name]))
+		}
+	}
+	sidecars := sidecarsToHold(&pod.Spec, doneSidecars)
+	for i := range pod.Spec.InitContainers {
+		c := &pod.Spec.InitContainers[i]
+		if slices.Contains(sidecars, c.Name) {
+			userSleep = max(userSleep, userSleepOf(c, doneSidecars[c.Name]))
 		}
 	}
 	budget := shutdownBudget(&pod.Spec, prev, userSleep, o)
@@ -59,6 +62,16 @@ func Apply(pod *corev1.Pod, backends []lbc.Backend, o Options) (rec Record, inje
 			needHelper = true
 		}
 	}
+	for i := range pod.Spec.InitContainers {
+		c := &pod.Spec.InitContainers[i]
+		switch {
+		case !slices.Contains(sidecars, c.Name):
+		case isHelperHook(c):
+			needHelper = true
+		case !doneSidecars[c.Name] && holdContainer(c, ov, o, plan.ports, budget):
+			needHelper = true
+		}
+	}
 	if needHelper {
 		addHelper(&pod.Spec, o)
 		addTrust(&pod.Spec, o)
@@ -66,6 +79,7 @@ func Apply(pod *corev1.Pod, backends []lbc.Backend, o Options) (rec Record, inje
 	gatesSkipped := addReadinessGates(pod, plan.matched, o)
 	setGracePeriod(&pod.Spec, budget, ov.maxHold)
 	rec = newRecord(ov, plan)
+	rec.Sidecars = sidecars
 	rec.ShutdownBudgetSeconds = ptr.To(int64(budget / time.Second))
 	rec.ReadinessGatesSkipped = gatesSkipped
 	if pod.Annotations == nil {
@@ -77,6 +91,27 @@ func Apply(pod *corev1.Pod, backends []lbc.Backend, o Options) (rec Record, inje
 	}
 	pod.Labels[contract.ManagedLabel] = "true"
 	return rec, true, nil
+}
+
+// sidecarsToHold names the native sidecars whose own preStop must wait for
+// the hold. The kubelet runs a sidecar's preStop as soon as the pod is
+// deleted, alongside the app containers' holds: an Envoy "drain listeners"
+// hook would stop serving while the load balancer still sends. Holding the
+// sidecar too runs that hook after the hold, as for an app container. A
+// sidecar without a preStop of its own needs nothing: the kubelet stops it
+// only after every app container has stopped.
+func sidecarsToHold(spec *corev1.PodSpec, done map[string]bool) []string {
+	var out []string
+	for i := range spec.InitContainers {
+		c := &spec.InitContainers[i]
+		if c.RestartPolicy == nil || *c.RestartPolicy != corev1.ContainerRestartPolicyAlways {
+			continue
+		}
+		if preStopOf(c) != nil || done[c.Name] {
+			out = append(out, c.Name)
+		}
+	}
+	return out
 }
 
 // holdContainer puts the hold in front of c's own preStop and reports whether
@@ -145,6 +180,41 @@ func toHandler(h *corev1.LifecycleHandler) *contract.Handler {
 	var out contract.Handler
 	_ = json.Unmarshal(b, &out)
 	return &out
+}
+
+// heldBefore names the containers an earlier pass held whose hold is still
+// in place. A later webhook (a mesh or platform injector) may have replaced
+// or removed a preStop since: such a container is held again, with the new
+// preStop run after the hold, rather than trusted to the record.
+//
+// App containers and sidecars are looked up apart (recorded picks which
+// list), as the webhook runs before the apiserver refuses a name both use.
+func heldBefore(cs []corev1.Container, prev *Record, recorded func(*Record) []string) map[string]bool {
+	done := map[string]bool{}
+	if prev == nil {
+		return done
+	}
+	for _, c := range cs {
+		if !slices.Contains(recorded(prev), c.Name) {
+			continue
+		}
+		h := preStopOf(&c)
+		switch {
+		case isHelperHook(&c):
+			done[c.Name] = true
+		case h != nil && h.Sleep != nil && prev.Mode == string(contract.ModeSleep) && h.Sleep.Seconds >= prev.MaxHoldSeconds:
+			// Sleep mode's native sleep: the hold plus the container's own.
+			done[c.Name] = true
+		}
+	}
+	return done
+}
+
+func preStopOf(c *corev1.Container) *corev1.LifecycleHandler {
+	if c.Lifecycle == nil {
+		return nil
+	}
+	return c.Lifecycle.PreStop
 }
 
 func isHelperHook(c *corev1.Container) bool {

@@ -139,6 +139,8 @@ type view struct {
 	Managed  bool
 	// GatesSkipped is the record's readinessGatesSkipped.
 	GatesSkipped []string
+	// Sidecars is the record's list of held native sidecars.
+	Sidecars []string
 }
 
 func viewOf(pod *corev1.Pod, injected bool) view {
@@ -157,6 +159,7 @@ func viewOf(pod *corev1.Pod, injected bool) view {
 	}
 	if r := RecordOf(pod); r != nil {
 		v.GatesSkipped = r.ReadinessGatesSkipped
+		v.Sidecars = r.Sidecars
 	}
 	return v
 }
@@ -174,14 +177,8 @@ func TestApply(t *testing.T) {
 		c.Lifecycle = &corev1.Lifecycle{PreStop: h}
 		return c
 	}
-	waitArgs := []string{"wait", "--max-hold=5m30s", "--fallback=30s", "--quiet-period=3s", "--quiet-gaps=15", "--quiet-period-max=30s", "--shutdown-budget=30s"}
-	tests := []struct {
-		name    string
-		pod     *corev1.Pod
-		targets []lbc.Backend
-		opts    func(*Options)
-		want    view
-	}{
+
+	tests := []applyCase{
 		{
 			name:    "named target port holds only the container declaring it",
 			pod:     podWith(container("app", port("http", 8080)), container("metrics", port("metrics", 9090))),
@@ -389,27 +386,42 @@ func TestApply(t *testing.T) {
 		},
 	}
 	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			o := testOptions()
-			if tc.opts != nil {
-				tc.opts(&o)
-			}
-			_, injected, err := Apply(tc.pod, tc.targets, o)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if d := cmp.Diff(tc.want, viewOf(tc.pod, injected)); d != "" {
-				t.Errorf("(-want +got):\n%s", d)
-			}
-			// A second pass (reinvocationPolicy: IfNeeded) changes nothing.
-			again := tc.pod.DeepCopy()
-			if _, _, err := Apply(again, tc.targets, o); err != nil {
-				t.Fatal(err)
-			}
-			if d := cmp.Diff(tc.pod, again); d != "" {
-				t.Errorf("second pass changed the pod (-first +second):\n%s", d)
-			}
-		})
+		t.Run(tc.name, func(t *testing.T) { checkApply(t, tc.pod, tc.targets, tc.opts, tc.want) })
+	}
+}
+
+// applyCase is a pod, the backends in front of it, how the test changes
+// the options, and the view of the mutated pod.
+type applyCase struct {
+	name    string
+	pod     *corev1.Pod
+	targets []lbc.Backend
+	opts    func(*Options)
+	want    view
+}
+
+// checkApply applies the mutation to pod, compares the view of the result
+// with want, and checks that a second pass changes nothing.
+func checkApply(t *testing.T, pod *corev1.Pod, targets []lbc.Backend, opts func(*Options), want view) {
+	t.Helper()
+	o := testOptions()
+	if opts != nil {
+		opts(&o)
+	}
+	_, injected, err := Apply(pod, targets, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := cmp.Diff(want, viewOf(pod, injected)); d != "" {
+		t.Errorf("(-want +got):\n%s", d)
+	}
+	// A second pass (reinvocationPolicy: IfNeeded) changes nothing.
+	again := pod.DeepCopy()
+	if _, _, err := Apply(again, targets, o); err != nil {
+		t.Fatal(err)
+	}
+	if d := cmp.Diff(pod, again); d != "" {
+		t.Errorf("second pass changed the pod (-first +second):\n%s", d)
 	}
 }
 

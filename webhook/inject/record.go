@@ -12,9 +12,12 @@ import (
 // Record is what the webhook wrote into a pod and why, stored as JSON in the
 // pod's contract.InjectedKey annotation for people and for the next pass.
 type Record struct {
-	Mode                string   `json:"mode"`
-	MaxHoldSeconds      int64    `json:"maxHoldSeconds"`
-	Containers          []string `json:"containers"`
+	Mode           string   `json:"mode"`
+	MaxHoldSeconds int64    `json:"maxHoldSeconds"`
+	Containers     []string `json:"containers"`
+	// Sidecars are the native sidecars whose own preStop was moved behind
+	// a hold, so it no longer runs alongside the app containers' holds.
+	Sidecars            []string `json:"sidecars,omitempty"`
 	Ports               []int32  `json:"ports"`
 	Services            []string `json:"services"`
 	TargetGroupBindings []string `json:"targetGroupBindings,omitempty"`

@@ -9,8 +9,9 @@ import (
 	"github.com/albdrain/albdrain/internal/contract"
 )
 
-// addTrust gives the pod, and every container the helper holds, the trust
-// volume: what the helper needs to be trusted and to trust.
+// addTrust gives the pod, and every container the helper holds (native
+// sidecars included), the trust volume: what the helper needs to be trusted
+// and to trust.
 //
 //   - A ServiceAccount token bound to the pod, for albdrain's audience only,
 //     which the watcher checks with a TokenReview. It works whether or not
@@ -53,12 +54,14 @@ func addTrust(spec *corev1.PodSpec, o Options) {
 			VolumeSource: corev1.VolumeSource{Projected: &corev1.ProjectedVolumeSource{Sources: sources}},
 		})
 	}
-	for i := range spec.Containers {
-		c := &spec.Containers[i]
-		if !isHelperHook(c) {
-			continue
+	for _, cs := range [][]corev1.Container{spec.InitContainers, spec.Containers} {
+		for i := range cs {
+			c := &cs[i]
+			if !isHelperHook(c) {
+				continue
+			}
+			addMount(c, corev1.VolumeMount{Name: contract.TrustVolumeName, MountPath: contract.TrustMountPath, ReadOnly: true})
+			addEnv(c, []corev1.EnvVar{{Name: contract.EnvTrustDir, Value: contract.TrustMountPath}})
 		}
-		addMount(c, corev1.VolumeMount{Name: contract.TrustVolumeName, MountPath: contract.TrustMountPath, ReadOnly: true})
-		addEnv(c, []corev1.EnvVar{{Name: contract.EnvTrustDir, Value: contract.TrustMountPath}})
 	}
 }
