@@ -142,7 +142,7 @@ func TestQuietPolicyBoundEndsABusyHold(t *testing.T) {
 		// QuietPeriodMax/k (an hour here), as before, it would have held the
 		// pod past its bound to max-hold. (k = 1 would make one gap's
 		// silence count as quiet.)
-		{"a period sized from an hour of arrivals", func(s *contract.Spec) { s.QuietGaps, s.QuietPeriodMax = 1000, 1000 * time.Hour }},
+		{"a period sized from an hour of arrivals", func(s *contract.Spec) { s.QuietGaps, s.QuietPeriodMax = 1000, 1000*time.Hour }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			podIP, lbIP := fmt.Sprintf("127.0.32.%d", 2*i+1), fmt.Sprintf("127.0.32.%d", 2*i+2)
