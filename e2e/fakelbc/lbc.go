@@ -16,6 +16,7 @@
 package fakelbc
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
@@ -91,6 +92,11 @@ type Options struct {
 	// waits before its target health is read again while a readiness gate
 	// is not True (default DefaultRequeue).
 	Requeue time.Duration
+	// MaxBackoff is --targetgroupbinding-max-exponential-backoff-delay:
+	// the longest wait before a failed reconcile is retried (default 1000s).
+	// A test that ends an ELBv2 fault and needs the controller back at once
+	// sets it, as an operator may.
+	MaxBackoff time.Duration
 	// TargetsCacheTTL is how long healthy targets are taken from the cache
 	// without asking ELBv2 (default DefaultTargetsCacheTTL).
 	TargetsCacheTTL time.Duration
@@ -180,7 +186,7 @@ func Start(ctx context.Context, cfg *rest.Config, opts Options) (*Controller, er
 		opts: opts, cache: ca, client: cl, cancel: cancel, stopSink: broadcaster.Shutdown,
 		events: broadcaster.NewRecorder(scheme, corev1.EventSource{Component: "targetGroupBinding"}),
 		queue: workqueue.NewTypedRateLimitingQueue(workqueue.NewTypedItemExponentialFailureRateLimiter[types.NamespacedName](
-			5*time.Millisecond, maxBackoff)),
+			5*time.Millisecond, cmp.Or(opts.MaxBackoff, maxBackoff))),
 		routes:  workqueue.NewTypedRateLimitingQueue(workqueue.DefaultTypedControllerRateLimiter[types.NamespacedName]()),
 		targets: newTargetsCache(opts.ELBv2, opts.TargetsCacheTTL),
 		network: &network{ec2: opts.EC2, cluster: opts.ClusterName, vpc: opts.VPCID},

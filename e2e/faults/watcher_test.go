@@ -17,6 +17,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/albdrain/albdrain/drain/hold"
+	"github.com/albdrain/albdrain/e2e/albemu"
 	"github.com/albdrain/albdrain/e2e/cluster"
 	"github.com/albdrain/albdrain/e2e/kubelet"
 	"github.com/albdrain/albdrain/e2e/scenario"
@@ -135,6 +136,11 @@ func TestOneOfTwoReplicasKilled(t *testing.T) {
 	res := runCustom(t, scenario.Custom{
 		Name: "replica-killed",
 		Disrupt: func(ctx context.Context, s *scenario.Steps) error {
+			// No deregistration until the kill: the load balancer
+			// controller reacts at once, and a hold answered before the
+			// kill would leave the other replica nothing to take up.
+			shared.Emulator.SetActionFaults("DeregisterTargets", albemu.Faults{ErrorFraction: 1})
+			defer shared.Emulator.ClearFaults()
 			if err := s.RollingRestart(ctx); err != nil {
 				return err
 			}
@@ -156,7 +162,9 @@ func TestOneOfTwoReplicasKilled(t *testing.T) {
 				return err
 			}
 			s.Progressf("killing replica %d of %d while it holds a pod", killed, reps.Len())
-			return reps.Kill(killed)
+			err = reps.Kill(killed)
+			shared.Emulator.ClearFaults()
+			return err
 		},
 	})
 	checkBounded(t, res, 3)

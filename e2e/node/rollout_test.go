@@ -67,7 +67,12 @@ func startRig(t *testing.T) *realNodeRig {
 			Interval: tm.HealthCheckInterval, Timeout: tm.HealthCheckTimeout, HealthyThreshold: 2, UnhealthyThreshold: tm.UnhealthyThreshold,
 		},
 	})
-	r.loadBalancerController(t, emu, fakelbc.Options{MinLag: tm.LBCMinLag, MaxLag: tm.LBCMaxLag, Requeue: tm.LBCRequeue})
+	// albdrain's own rollout fails every DeregisterTargets for its length:
+	// at the controller's default backoff (up to 1000 s, doubling from
+	// 5 ms) its retry after the fault could come past the holds' bound, so
+	// the rig caps it, as --targetgroupbinding-max-exponential-backoff-delay
+	// lets an operator do.
+	r.loadBalancerController(t, emu, fakelbc.Options{MinLag: tm.LBCMinLag, MaxLag: tm.LBCMaxLag, Requeue: tm.LBCRequeue, MaxBackoff: 2 * time.Second})
 	installAlbdrain(t, r.env, r.n, tm, emu.URL())
 	return &realNodeRig{realNode: r, emu: emu}
 }
