@@ -101,8 +101,9 @@ func TestCAChange(t *testing.T) {
 	hooks := checkBounded(t, res, len(before)+len(after))
 	// A pod that waited for its bundle may reach the watcher after its
 	// target has left: deregistered (its readiness gate says it was
-	// registered). Fallback is not allowed.
-	checkOutcomes(t, res, contract.OutcomeQuiet, contract.OutcomeDeregistered)
+	// registered); or after the hold's bound, which leaves the application
+	// its share of the grace period: timeout. Fallback is not allowed.
+	checkOutcomes(t, res, contract.OutcomeQuiet, contract.OutcomeDeregistered, contract.OutcomeTimeout)
 	checkNoFailures(t, res)
 	if len(before) != 2 || len(after) != 2 {
 		t.Errorf("%d pods before the change and %d after, want 2 and 2", len(before), len(after))
