@@ -141,7 +141,7 @@ func TestHandlerReadinessGateOfUnreconciledBinding(t *testing.T) {
 			if pod.Labels[contract.ManagedLabel] != "true" || len(pod.Spec.InitContainers) != 1 {
 				t.Errorf("hold not injected: labels %v, init containers %v", pod.Labels, pod.Spec.InitContainers)
 			}
-			var rec inject.Record
+			var rec contract.Record
 			if err := json.Unmarshal([]byte(pod.Annotations[contract.InjectedKey]), &rec); err != nil {
 				t.Fatalf("injected record: %v", err)
 			}

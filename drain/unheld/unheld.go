@@ -25,7 +25,6 @@ import (
 
 	"github.com/albdrain/albdrain/drain/metrics"
 	"github.com/albdrain/albdrain/internal/contract"
-	"github.com/albdrain/albdrain/webhook/inject"
 )
 
 // ReasonNeverHeld is the Warning event's reason.
@@ -104,7 +103,7 @@ func (r *Reporter) Setup(ctx context.Context, mgr ctrl.Manager) error {
 // a wait-mode pod, deleted through the API, one of whose held containers
 // ran (a preStop hook runs only in a started container).
 func Expected(pod *corev1.Pod) bool {
-	rec := inject.RecordOf(pod)
+	rec := contract.ParseRecord(pod.Annotations)
 	if rec == nil || rec.Mode != string(contract.ModeWait) || pod.DeletionTimestamp == nil {
 		return false
 	}

@@ -26,7 +26,6 @@ import (
 	"github.com/albdrain/albdrain/internal/contract"
 	"github.com/albdrain/albdrain/internal/lbc"
 	"github.com/albdrain/albdrain/webhook/gates"
-	"github.com/albdrain/albdrain/webhook/inject"
 )
 
 // TestReadinessGatesNobodySets runs the webhook and the reporter against a
@@ -99,7 +98,7 @@ func TestReadinessGatesNobodySets(t *testing.T) {
 		t.Errorf("readiness gates %v behind a binding no controller reconciled", orphan.Spec.ReadinessGates)
 	}
 	want := []string{"TargetGroupBinding k8s-orphan was never reconciled by a load balancer controller (no status.observedGeneration)"}
-	if d := cmp.Diff(want, inject.RecordOf(orphan).ReadinessGatesSkipped); d != "" {
+	if d := cmp.Diff(want, contract.ParseRecord(orphan.Annotations).ReadinessGatesSkipped); d != "" {
 		t.Errorf("readinessGatesSkipped (-want +got):\n%s", d)
 	}
 	waitPodCondition(t, cl, orphan, corev1.PodReady, corev1.ConditionTrue)

@@ -17,7 +17,6 @@ import (
 	"github.com/albdrain/albdrain/e2e/kubetest"
 	"github.com/albdrain/albdrain/internal/contract"
 	"github.com/albdrain/albdrain/internal/lbc"
-	"github.com/albdrain/albdrain/webhook/inject"
 )
 
 // TestWebhookGatewayAPI starts albdrain on a cluster without the Gateway
@@ -106,9 +105,9 @@ func TestWebhookGatewayAPI(t *testing.T) {
 	waitFor(t, "the Gateway rules to turn on", func() bool { return isMutated(dryRun("web")) })
 	waitFor(t, "the TCPRoute rules to turn on", func() bool { return isMutated(dryRun("raw")) })
 
-	record := func(pod *corev1.Pod) inject.Record {
+	record := func(pod *corev1.Pod) contract.Record {
 		t.Helper()
-		var r inject.Record
+		var r contract.Record
 		if err := json.Unmarshal([]byte(pod.Annotations[contract.InjectedKey]), &r); err != nil {
 			t.Fatalf("record %q: %v", pod.Annotations[contract.InjectedKey], err)
 		}
@@ -121,7 +120,7 @@ func TestWebhookGatewayAPI(t *testing.T) {
 			t.Fatal("not mutated")
 		}
 		r := record(pod)
-		want := inject.Record{Mode: "wait", MaxHoldSeconds: 120, Containers: []string{"app"}, Ports: []int32{8080}, Services: []string{"web"},
+		want := contract.Record{Mode: "wait", MaxHoldSeconds: 120, Containers: []string{"app"}, Ports: []int32{8080}, Services: []string{"web"},
 			Routes: []string{"HTTPRoute web"}, Gateways: []string{ns + "/alb"}, LoadBalancers: []string{"alb"}, ShutdownBudgetSeconds: ptr.To[int64](30)}
 		if d := cmp.Diff(want, r); d != "" {
 			t.Errorf("record (-want +got):\n%s", d)

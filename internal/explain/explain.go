@@ -23,7 +23,6 @@ import (
 	"github.com/albdrain/albdrain/internal/contract"
 	"github.com/albdrain/albdrain/internal/lbc"
 	"github.com/albdrain/albdrain/webhook"
-	"github.com/albdrain/albdrain/webhook/inject"
 )
 
 // Path is where the manager serves explanations.
@@ -55,7 +54,7 @@ type Explanation struct {
 	// Why says why the pod is, or is not, protected.
 	Why string `json:"why"`
 	// Record is what the webhook wrote into the pod, when it did.
-	Record *inject.Record `json:"record,omitempty"`
+	Record *contract.Record `json:"record,omitempty"`
 	// Backends and Skipped are what the rules match for the pod now.
 	Backends []Backend `json:"backends,omitempty"`
 	Skipped  []string  `json:"skipped,omitempty"`
@@ -145,7 +144,7 @@ func (h *Handler) Explain(ctx context.Context, pod *corev1.Pod) (Explanation, er
 	}
 	ex.Skipped = found.Skipped
 	if v, ok := pod.Annotations[contract.InjectedKey]; ok {
-		var rec inject.Record
+		var rec contract.Record
 		if json.Unmarshal([]byte(v), &rec) == nil {
 			ex.Record = &rec
 		}

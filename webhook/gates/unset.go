@@ -16,8 +16,8 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 
+	"github.com/albdrain/albdrain/internal/contract"
 	"github.com/albdrain/albdrain/internal/lbc"
-	"github.com/albdrain/albdrain/webhook/inject"
 )
 
 // Unset is an albdrain-injected readiness gate of a pod that is not True.
@@ -44,7 +44,7 @@ func (u Unset) String() string {
 // health) or the gate's own last change, whichever is later. It returns
 // nothing for a terminating pod or one whose containers are not ready.
 func Blocking(pod *corev1.Pod) (unset []Unset, since time.Time) {
-	rec := inject.RecordOf(pod)
+	rec := contract.ParseRecord(pod.Annotations)
 	if rec == nil || pod.DeletionTimestamp != nil {
 		return nil, time.Time{}
 	}

@@ -11,7 +11,6 @@ import (
 
 	"github.com/albdrain/albdrain/internal/contract"
 	"github.com/albdrain/albdrain/internal/lbc"
-	"github.com/albdrain/albdrain/webhook/inject"
 )
 
 var (
@@ -23,7 +22,7 @@ var (
 // gatedPod is a pod the webhook injected for bindings, with the gates of
 // gated bindings and its containers ready at ready.
 func gatedPod(bindings, gated []string, conds ...corev1.PodCondition) *corev1.Pod {
-	rec, _ := json.Marshal(inject.Record{Mode: "wait", TargetGroupBindings: bindings})
+	rec, _ := json.Marshal(contract.Record{Mode: "wait", TargetGroupBindings: bindings})
 	p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "web-1", Namespace: "shop", UID: "uid-1",
 		CreationTimestamp: metav1.NewTime(created),
 		Annotations:       map[string]string{contract.InjectedKey: string(rec)},

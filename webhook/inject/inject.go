@@ -18,18 +18,18 @@ import (
 // changes nothing. It returns injected=false, and leaves the pod untouched,
 // when no container serves any of the targets. An error means the pod's own
 // annotations are invalid; the pod is then left as it was.
-func Apply(pod *corev1.Pod, backends []lbc.Backend, o Options) (rec Record, injected bool, err error) {
+func Apply(pod *corev1.Pod, backends []lbc.Backend, o Options) (rec contract.Record, injected bool, err error) {
 	ov, err := readOverrides(pod.Annotations, o)
 	if err != nil {
-		return Record{}, false, err
+		return contract.Record{}, false, err
 	}
 	plan := planHolds(&pod.Spec, backends)
 	if len(plan.containers) == 0 {
-		return Record{}, false, nil
+		return contract.Record{}, false, nil
 	}
-	prev := RecordOf(pod)
-	done := heldBefore(pod.Spec.Containers, prev, func(r *Record) []string { return r.Containers })
-	doneSidecars := heldBefore(pod.Spec.InitContainers, prev, func(r *Record) []string { return r.Sidecars })
+	prev := contract.ParseRecord(pod.Annotations)
+	done := heldBefore(pod.Spec.Containers, prev, func(r *contract.Record) []string { return r.Containers })
+	doneSidecars := heldBefore(pod.Spec.InitContainers, prev, func(r *contract.Record) []string { return r.Sidecars })
 	userSleep := time.Duration(0)
 	for i := range pod.Spec.Containers {
 		c := &pod.Spec.Containers[i]
@@ -85,7 +85,7 @@ func Apply(pod *corev1.Pod, backends []lbc.Backend, o Options) (rec Record, inje
 	if pod.Annotations == nil {
 		pod.Annotations = map[string]string{}
 	}
-	pod.Annotations[contract.InjectedKey] = rec.marshal()
+	pod.Annotations[contract.InjectedKey] = marshalRecord(rec)
 	if pod.Labels == nil {
 		pod.Labels = map[string]string{}
 	}
@@ -189,7 +189,7 @@ func toHandler(h *corev1.LifecycleHandler) *contract.Handler {
 //
 // App containers and sidecars are looked up apart (recorded picks which
 // list), as the webhook runs before the apiserver refuses a name both use.
-func heldBefore(cs []corev1.Container, prev *Record, recorded func(*Record) []string) map[string]bool {
+func heldBefore(cs []corev1.Container, prev *contract.Record, recorded func(*contract.Record) []string) map[string]bool {
 	done := map[string]bool{}
 	if prev == nil {
 		return done
@@ -352,7 +352,7 @@ func addReadinessGate(spec *corev1.PodSpec, t corev1.PodConditionType) {
 // the default keeps its hold from being cut short), which already covers
 // its own preStop, or that preStop's sleep when longer. A pod injected before keeps the budget its record
 // holds: its grace period has the hold in it already.
-func shutdownBudget(spec *corev1.PodSpec, prev *Record, userSleep time.Duration, o Options) time.Duration {
+func shutdownBudget(spec *corev1.PodSpec, prev *contract.Record, userSleep time.Duration, o Options) time.Duration {
 	switch {
 	case prev != nil && prev.ShutdownBudgetSeconds != nil:
 		return time.Duration(*prev.ShutdownBudgetSeconds) * time.Second

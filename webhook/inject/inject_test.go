@@ -157,7 +157,7 @@ func viewOf(pod *corev1.Pod, injected bool) view {
 	for _, g := range pod.Spec.ReadinessGates {
 		v.Gates = append(v.Gates, string(g.ConditionType))
 	}
-	if r := RecordOf(pod); r != nil {
+	if r := contract.ParseRecord(pod.Annotations); r != nil {
 		v.GatesSkipped = r.ReadinessGatesSkipped
 		v.Sidecars = r.Sidecars
 	}

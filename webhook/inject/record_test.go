@@ -1,6 +1,7 @@
 package inject
 
 import (
+	"github.com/albdrain/albdrain/internal/contract"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -31,14 +32,14 @@ func TestRecordNamesEveryWayIn(t *testing.T) {
 	if err != nil || !injected {
 		t.Fatalf("Apply = %v, %v", injected, err)
 	}
-	want := Record{Mode: "wait", MaxHoldSeconds: 330, Containers: []string{"app"}, Ports: []int32{8080, 9000},
+	want := contract.Record{Mode: "wait", MaxHoldSeconds: 330, Containers: []string{"app"}, Ports: []int32{8080, 9000},
 		Services: []string{"web", "api"}, Ingresses: []string{"legacy"},
 		Routes: []string{"TCPRoute raw", "HTTPRoute shop"}, Gateways: []string{"shop/nlb", "shop/alb"},
 		LoadBalancers: []string{"alb", "nlb"}, ShutdownBudgetSeconds: ptr.To[int64](30)}
 	if d := cmp.Diff(want, rec); d != "" {
 		t.Errorf("record (-want +got):\n%s", d)
 	}
-	if got := RecordOf(pod); got == nil || cmp.Diff(want, *got) != "" {
+	if got := contract.ParseRecord(pod.Annotations); got == nil || cmp.Diff(want, *got) != "" {
 		t.Errorf("annotation holds %+v, want %+v", got, want)
 	}
 }

@@ -17,7 +17,7 @@ import (
 // It reports whether the pod had been injected; a pod without a record is
 // left as it is.
 func Remove(pod *corev1.Pod) bool {
-	prev := RecordOf(pod)
+	prev := contract.ParseRecord(pod.Annotations)
 	if prev == nil {
 		return false
 	}
@@ -45,7 +45,7 @@ func Remove(pod *corev1.Pod) bool {
 
 // unhold gives c back its own preStop and drops the helper's mounts and
 // environment.
-func unhold(c *corev1.Container, prev *Record) {
+func unhold(c *corev1.Container, prev *contract.Record) {
 	h := preStopOf(c)
 	switch {
 	case isHelperHook(c):
