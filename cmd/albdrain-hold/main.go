@@ -1,5 +1,5 @@
 // Command albdrain-hold is the in-pod helper albdrain injects as a
-// container's preStop. See package drain/prestop for what it does and
+// container's preStop. See package drain/helper for what it does and
 // internal/contract for its command line:
 //
 //	albdrain-hold wait --max-hold=D --fallback=D --quiet-period=D [--quiet-gaps=K --quiet-period-max=D] [--shutdown-budget=D] --port=N... [--then=JSON]
@@ -14,7 +14,7 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/albdrain/albdrain/drain/prestop"
+	"github.com/albdrain/albdrain/drain/helper"
 	"github.com/albdrain/albdrain/internal/contract"
 )
 
@@ -28,7 +28,7 @@ func run(args []string) int {
 			fmt.Fprintln(os.Stderr, "usage: albdrain-hold install DEST")
 			return 2
 		}
-		if err := prestop.Install(args[1]); err != nil {
+		if err := helper.Install(args[1]); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			return 1
 		}
@@ -41,7 +41,7 @@ func run(args []string) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if _, err := prestop.Run(ctx, spec, prestop.EnvFromOS(), prestop.Options{}); err != nil {
+	if _, err := helper.Run(ctx, spec, helper.EnvFromOS(), helper.Options{}); err != nil {
 		fmt.Fprintln(os.Stderr, "albdrain-hold:", err)
 		return 1
 	}

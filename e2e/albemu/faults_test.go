@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	elbv2 "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
+	awselbv2 "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
 
 	"github.com/albdrain/albdrain/e2e/albemu"
 )
@@ -28,8 +28,8 @@ func newFaultsFixture(t *testing.T) (*albemu.Emulator, string) {
 	return emu, arn
 }
 
-func describeHealth(ctx context.Context, client *elbv2.Client, arn string) error {
-	_, err := client.DescribeTargetHealth(ctx, &elbv2.DescribeTargetHealthInput{TargetGroupArn: aws.String(arn)})
+func describeHealth(ctx context.Context, client *awselbv2.Client, arn string) error {
+	_, err := client.DescribeTargetHealth(ctx, &awselbv2.DescribeTargetHealthInput{TargetGroupArn: aws.String(arn)})
 	return err
 }
 
@@ -138,7 +138,7 @@ func TestActionFaultsOverrideGlobal(t *testing.T) {
 	if err := describeHealth(ctx, client, arn); err != nil {
 		t.Fatalf("action without faults: %v", err)
 	}
-	_, err := client.DescribeTags(ctx, &elbv2.DescribeTagsInput{ResourceArns: []string{arn}})
+	_, err := client.DescribeTags(ctx, &awselbv2.DescribeTagsInput{ResourceArns: []string{arn}})
 	if errorCode(err) != albemu.CodeThrottling {
 		t.Fatalf("other action: %v, want the global throttling", err)
 	}

@@ -16,7 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
-	elbv2 "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
+	awselbv2 "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
 
 	"github.com/albdrain/albdrain/e2e/albemu"
 )
@@ -44,7 +44,7 @@ var fastHealth = albemu.HealthCheck{
 
 // newClient is an SDK client for the emulator. backoff replaces the
 // retryer's delay (nil: retry at once) and maxAttempts its attempt budget.
-func newClient(t *testing.T, emu *albemu.Emulator, maxAttempts int, backoff retry.BackoffDelayerFunc) *elbv2.Client {
+func newClient(t *testing.T, emu *albemu.Emulator, maxAttempts int, backoff retry.BackoffDelayerFunc) *awselbv2.Client {
 	t.Helper()
 	if backoff == nil {
 		backoff = func(int, error) (time.Duration, error) { return 0, nil }
@@ -65,7 +65,7 @@ func newClient(t *testing.T, emu *albemu.Emulator, maxAttempts int, backoff retr
 	if err != nil {
 		t.Fatalf("load SDK config: %v", err)
 	}
-	return elbv2.NewFromConfig(cfg, func(o *elbv2.Options) { o.BaseEndpoint = aws.String(emu.URL()) })
+	return awselbv2.NewFromConfig(cfg, func(o *awselbv2.Options) { o.BaseEndpoint = aws.String(emu.URL()) })
 }
 
 // target is a real HTTP server on its own loopback IP, standing in for a

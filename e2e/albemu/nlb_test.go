@@ -9,7 +9,7 @@ import (
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	elbv2 "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
+	awselbv2 "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
 	"github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2/types"
 
 	"github.com/albdrain/albdrain/e2e/albemu"
@@ -86,7 +86,7 @@ func TestNLBFlowsWhileDraining(t *testing.T) {
 			ctx := testContext(t)
 			emu := albemu.NewForTest(t, albemu.Options{})
 			client := newClient(t, emu, 1, nil)
-			created, err := client.CreateTargetGroup(ctx, &elbv2.CreateTargetGroupInput{
+			created, err := client.CreateTargetGroup(ctx, &awselbv2.CreateTargetGroupInput{
 				Name: aws.String("tcp"), Protocol: types.ProtocolEnumTcp, Port: aws.Int32(9000),
 				HealthCheckProtocol: types.ProtocolEnumTcp, TargetType: types.TargetTypeEnumIp,
 			})
@@ -97,7 +97,7 @@ func TestNLBFlowsWhileDraining(t *testing.T) {
 			if err := emu.SetHealthCheck(arn, fastHealth); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := client.ModifyTargetGroupAttributes(ctx, &elbv2.ModifyTargetGroupAttributesInput{
+			if _, err := client.ModifyTargetGroupAttributes(ctx, &awselbv2.ModifyTargetGroupAttributesInput{
 				TargetGroupArn: aws.String(arn), Attributes: []types.TargetGroupAttribute{
 					{Key: aws.String("deregistration_delay.timeout_seconds"), Value: aws.String("1")},
 					{Key: aws.String(albemu.AttrConnectionTermination), Value: aws.String(fmt.Sprint(terminate))},
@@ -107,7 +107,7 @@ func TestNLBFlowsWhileDraining(t *testing.T) {
 			}
 			ip := map[bool]string{false: "127.0.1.6", true: "127.0.1.7"}[terminate]
 			target := startEcho(t, ip)
-			if _, err := client.RegisterTargets(ctx, &elbv2.RegisterTargetsInput{TargetGroupArn: aws.String(arn), Targets: []types.TargetDescription{
+			if _, err := client.RegisterTargets(ctx, &awselbv2.RegisterTargetsInput{TargetGroupArn: aws.String(arn), Targets: []types.TargetDescription{
 				{Id: aws.String(target.ID), Port: aws.Int32(target.Port)},
 			}}); err != nil {
 				t.Fatal(err)
@@ -124,7 +124,7 @@ func TestNLBFlowsWhileDraining(t *testing.T) {
 				t.Fatalf("flow before deregistration: %v", err)
 			}
 
-			if _, err := client.DeregisterTargets(ctx, &elbv2.DeregisterTargetsInput{TargetGroupArn: aws.String(arn), Targets: []types.TargetDescription{
+			if _, err := client.DeregisterTargets(ctx, &awselbv2.DeregisterTargetsInput{TargetGroupArn: aws.String(arn), Targets: []types.TargetDescription{
 				{Id: aws.String(target.ID), Port: aws.Int32(target.Port)},
 			}}); err != nil {
 				t.Fatal(err)

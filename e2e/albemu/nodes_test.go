@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	elbv2 "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
+	awselbv2 "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
 	"github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2/types"
 	"github.com/google/go-cmp/cmp"
 
@@ -77,14 +77,14 @@ func TestNodesApplyDeregistrationAfterTheirOwnLags(t *testing.T) {
 	d := newDataPlane(t, albemu.Options{Lag: &fastAndNever, Seed: seed}, albemu.TargetGroupSpec{DeregistrationDelay: time.Hour})
 	client := newClient(t, d.emu, 1, nil)
 	a, b := startTarget(t, "127.0.1.1"), startTarget(t, "127.0.1.2")
-	if _, err := client.RegisterTargets(ctx, &elbv2.RegisterTargetsInput{TargetGroupArn: aws.String(d.arn), Targets: []types.TargetDescription{
+	if _, err := client.RegisterTargets(ctx, &awselbv2.RegisterTargetsInput{TargetGroupArn: aws.String(d.arn), Targets: []types.TargetDescription{
 		{Id: aws.String(a.ID), Port: aws.Int32(a.Port)}, {Id: aws.String(b.ID), Port: aws.Int32(b.Port)},
 	}}); err != nil {
 		t.Fatal(err)
 	}
 	d.waitState(t, ctx, a, albemu.StateHealthy)
 	d.waitState(t, ctx, b, albemu.StateHealthy)
-	if _, err := client.DeregisterTargets(ctx, &elbv2.DeregisterTargetsInput{TargetGroupArn: aws.String(d.arn), Targets: []types.TargetDescription{
+	if _, err := client.DeregisterTargets(ctx, &awselbv2.DeregisterTargetsInput{TargetGroupArn: aws.String(d.arn), Targets: []types.TargetDescription{
 		{Id: aws.String(a.ID), Port: aws.Int32(a.Port)},
 	}}); err != nil {
 		t.Fatal(err)

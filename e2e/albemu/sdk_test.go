@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	elbv2 "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
+	awselbv2 "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
 	"github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2/types"
 
 	"github.com/albdrain/albdrain/e2e/albemu"
@@ -20,7 +20,7 @@ func TestSDKTargetGroupOperations(t *testing.T) {
 	emu := albemu.NewForTest(t, albemu.Options{})
 	client := newClient(t, emu, 1, nil)
 
-	created, err := client.CreateTargetGroup(ctx, &elbv2.CreateTargetGroupInput{
+	created, err := client.CreateTargetGroup(ctx, &awselbv2.CreateTargetGroupInput{
 		Name:       aws.String("k8s-shop-web"),
 		Protocol:   types.ProtocolEnumHttp,
 		Port:       aws.Int32(8080),
@@ -42,12 +42,12 @@ func TestSDKTargetGroupOperations(t *testing.T) {
 		t.Fatalf("created %+v, want port 8080, ip, AWS health-check defaults", tg)
 	}
 
-	byName, err := client.DescribeTargetGroups(ctx, &elbv2.DescribeTargetGroupsInput{Names: []string{"k8s-shop-web"}})
+	byName, err := client.DescribeTargetGroups(ctx, &awselbv2.DescribeTargetGroupsInput{Names: []string{"k8s-shop-web"}})
 	if err != nil || len(byName.TargetGroups) != 1 || aws.ToString(byName.TargetGroups[0].TargetGroupArn) != arn {
 		t.Fatalf("describe by name: %+v, %v", byName, err)
 	}
 
-	tags, err := client.DescribeTags(ctx, &elbv2.DescribeTagsInput{ResourceArns: []string{arn}})
+	tags, err := client.DescribeTags(ctx, &awselbv2.DescribeTagsInput{ResourceArns: []string{arn}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,7 +62,7 @@ func TestSDKTargetGroupOperations(t *testing.T) {
 	if got := deregistrationDelay(t, client, arn); got != "300" {
 		t.Fatalf("default deregistration delay %q, want 300", got)
 	}
-	if _, err := client.ModifyTargetGroupAttributes(ctx, &elbv2.ModifyTargetGroupAttributesInput{
+	if _, err := client.ModifyTargetGroupAttributes(ctx, &awselbv2.ModifyTargetGroupAttributesInput{
 		TargetGroupArn: aws.String(arn),
 		Attributes:     []types.TargetGroupAttribute{{Key: aws.String("deregistration_delay.timeout_seconds"), Value: aws.String("45")}},
 	}); err != nil {
@@ -72,7 +72,7 @@ func TestSDKTargetGroupOperations(t *testing.T) {
 		t.Fatalf("deregistration delay %q after modify, want 45", got)
 	}
 
-	modified, err := client.ModifyTargetGroup(ctx, &elbv2.ModifyTargetGroupInput{
+	modified, err := client.ModifyTargetGroup(ctx, &awselbv2.ModifyTargetGroupInput{
 		TargetGroupArn:             aws.String(arn),
 		HealthCheckPath:            aws.String("/ready"),
 		HealthCheckIntervalSeconds: aws.Int32(10),
@@ -88,9 +88,9 @@ func TestSDKTargetGroupOperations(t *testing.T) {
 	}
 }
 
-func deregistrationDelay(t *testing.T, client *elbv2.Client, arn string) string {
+func deregistrationDelay(t *testing.T, client *awselbv2.Client, arn string) string {
 	t.Helper()
-	out, err := client.DescribeTargetGroupAttributes(t.Context(), &elbv2.DescribeTargetGroupAttributesInput{TargetGroupArn: aws.String(arn)})
+	out, err := client.DescribeTargetGroupAttributes(t.Context(), &awselbv2.DescribeTargetGroupAttributesInput{TargetGroupArn: aws.String(arn)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,7 +114,7 @@ func TestSDKTargetRegistrationAndHealth(t *testing.T) {
 	}
 	a, b := startTarget(t, "127.0.0.30"), startTarget(t, "127.0.0.31")
 
-	if _, err := client.RegisterTargets(ctx, &elbv2.RegisterTargetsInput{
+	if _, err := client.RegisterTargets(ctx, &awselbv2.RegisterTargetsInput{
 		TargetGroupArn: aws.String(arn),
 		Targets:        []types.TargetDescription{sdkTarget(a.Target), sdkTarget(b.Target)},
 	}); err != nil {
@@ -125,7 +125,7 @@ func TestSDKTargetRegistrationAndHealth(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	all, err := client.DescribeTargetHealth(ctx, &elbv2.DescribeTargetHealthInput{TargetGroupArn: aws.String(arn)})
+	all, err := client.DescribeTargetHealth(ctx, &awselbv2.DescribeTargetHealthInput{TargetGroupArn: aws.String(arn)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -143,13 +143,13 @@ func TestSDKTargetRegistrationAndHealth(t *testing.T) {
 	}
 
 	// Deregistering a target that was never registered succeeds.
-	if _, err := client.DeregisterTargets(ctx, &elbv2.DeregisterTargetsInput{
+	if _, err := client.DeregisterTargets(ctx, &awselbv2.DeregisterTargetsInput{
 		TargetGroupArn: aws.String(arn),
 		Targets:        []types.TargetDescription{sdkTarget(a.Target), {Id: aws.String("127.0.0.77")}},
 	}); err != nil {
 		t.Fatal(err)
 	}
-	asked, err := client.DescribeTargetHealth(ctx, &elbv2.DescribeTargetHealthInput{
+	asked, err := client.DescribeTargetHealth(ctx, &awselbv2.DescribeTargetHealthInput{
 		TargetGroupArn: aws.String(arn),
 		Targets:        []types.TargetDescription{sdkTarget(a.Target), {Id: aws.String("127.0.0.77")}},
 	})
@@ -193,7 +193,7 @@ func TestSDKPaging(t *testing.T) {
 
 	var got []string
 	pages := 0
-	p := elbv2.NewDescribeTargetGroupsPaginator(client, &elbv2.DescribeTargetGroupsInput{PageSize: aws.Int32(3)})
+	p := awselbv2.NewDescribeTargetGroupsPaginator(client, &awselbv2.DescribeTargetGroupsInput{PageSize: aws.Int32(3)})
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
 		if err != nil {
@@ -208,7 +208,7 @@ func TestSDKPaging(t *testing.T) {
 		t.Fatalf("%d pages with %v, want 3 pages with %v", pages, got, want)
 	}
 
-	byLB, err := client.DescribeTargetGroups(ctx, &elbv2.DescribeTargetGroupsInput{LoadBalancerArn: aws.String(lb)})
+	byLB, err := client.DescribeTargetGroups(ctx, &awselbv2.DescribeTargetGroupsInput{LoadBalancerArn: aws.String(lb)})
 	if err != nil || len(byLB.TargetGroups) != 4 || byLB.NextMarker != nil {
 		t.Fatalf("by load balancer: %d groups, marker %v, %v; want 4 and no marker", len(byLB.TargetGroups), byLB.NextMarker, err)
 	}
@@ -245,7 +245,7 @@ func TestSDKErrorsAreTyped(t *testing.T) {
 		{
 			name: "unknown target group",
 			call: func() error {
-				_, err := client.DescribeTargetHealth(ctx, &elbv2.DescribeTargetHealthInput{TargetGroupArn: aws.String(missing)})
+				_, err := client.DescribeTargetHealth(ctx, &awselbv2.DescribeTargetHealthInput{TargetGroupArn: aws.String(missing)})
 				return err
 			},
 			wantCode: "TargetGroupNotFound", wantType: new(*types.TargetGroupNotFoundException),
@@ -253,7 +253,7 @@ func TestSDKErrorsAreTyped(t *testing.T) {
 		{
 			name: "unknown name",
 			call: func() error {
-				_, err := client.DescribeTargetGroups(ctx, &elbv2.DescribeTargetGroupsInput{Names: []string{"nope"}})
+				_, err := client.DescribeTargetGroups(ctx, &awselbv2.DescribeTargetGroupsInput{Names: []string{"nope"}})
 				return err
 			},
 			wantCode: "TargetGroupNotFound", wantType: new(*types.TargetGroupNotFoundException),
@@ -261,7 +261,7 @@ func TestSDKErrorsAreTyped(t *testing.T) {
 		{
 			name: "non-loopback target",
 			call: func() error {
-				_, err := client.RegisterTargets(ctx, &elbv2.RegisterTargetsInput{TargetGroupArn: aws.String(arn), Targets: targets("10.1.2.3")})
+				_, err := client.RegisterTargets(ctx, &awselbv2.RegisterTargetsInput{TargetGroupArn: aws.String(arn), Targets: targets("10.1.2.3")})
 				return err
 			},
 			wantCode: "InvalidTarget", wantType: new(*types.InvalidTargetException),
@@ -269,7 +269,7 @@ func TestSDKErrorsAreTyped(t *testing.T) {
 		{
 			name: "not an IP",
 			call: func() error {
-				_, err := client.RegisterTargets(ctx, &elbv2.RegisterTargetsInput{TargetGroupArn: aws.String(arn), Targets: targets("i-0123456789")})
+				_, err := client.RegisterTargets(ctx, &awselbv2.RegisterTargetsInput{TargetGroupArn: aws.String(arn), Targets: targets("i-0123456789")})
 				return err
 			},
 			wantCode: "InvalidTarget", wantType: new(*types.InvalidTargetException),
@@ -277,7 +277,7 @@ func TestSDKErrorsAreTyped(t *testing.T) {
 		{
 			name: "too many targets",
 			call: func() error {
-				_, err := client.RegisterTargets(ctx, &elbv2.RegisterTargetsInput{TargetGroupArn: aws.String(arn), Targets: targets("127.0.0.40", "127.0.0.41", "127.0.0.42")})
+				_, err := client.RegisterTargets(ctx, &awselbv2.RegisterTargetsInput{TargetGroupArn: aws.String(arn), Targets: targets("127.0.0.40", "127.0.0.41", "127.0.0.42")})
 				return err
 			},
 			wantCode: "TooManyTargets", wantType: new(*types.TooManyTargetsException),
@@ -285,7 +285,7 @@ func TestSDKErrorsAreTyped(t *testing.T) {
 		{
 			name: "duplicate name with other settings",
 			call: func() error {
-				_, err := client.CreateTargetGroup(ctx, &elbv2.CreateTargetGroupInput{Name: aws.String("web"), Protocol: types.ProtocolEnumHttp, Port: aws.Int32(9090)})
+				_, err := client.CreateTargetGroup(ctx, &awselbv2.CreateTargetGroupInput{Name: aws.String("web"), Protocol: types.ProtocolEnumHttp, Port: aws.Int32(9090)})
 				return err
 			},
 			wantCode: "DuplicateTargetGroupName", wantType: new(*types.DuplicateTargetGroupNameException),
@@ -293,7 +293,7 @@ func TestSDKErrorsAreTyped(t *testing.T) {
 		{
 			name: "deregistration delay out of range",
 			call: func() error {
-				_, err := client.ModifyTargetGroupAttributes(ctx, &elbv2.ModifyTargetGroupAttributesInput{
+				_, err := client.ModifyTargetGroupAttributes(ctx, &awselbv2.ModifyTargetGroupAttributesInput{
 					TargetGroupArn: aws.String(arn),
 					Attributes:     []types.TargetGroupAttribute{{Key: aws.String("deregistration_delay.timeout_seconds"), Value: aws.String("3601")}},
 				})
@@ -304,7 +304,7 @@ func TestSDKErrorsAreTyped(t *testing.T) {
 		{
 			name: "unknown attribute",
 			call: func() error {
-				_, err := client.ModifyTargetGroupAttributes(ctx, &elbv2.ModifyTargetGroupAttributesInput{
+				_, err := client.ModifyTargetGroupAttributes(ctx, &awselbv2.ModifyTargetGroupAttributesInput{
 					TargetGroupArn: aws.String(arn),
 					Attributes:     []types.TargetGroupAttribute{{Key: aws.String("no.such.key"), Value: aws.String("1")}},
 				})
@@ -315,7 +315,7 @@ func TestSDKErrorsAreTyped(t *testing.T) {
 		{
 			name: "more than 20 tag resources",
 			call: func() error {
-				_, err := client.DescribeTags(ctx, &elbv2.DescribeTagsInput{ResourceArns: manyArns})
+				_, err := client.DescribeTags(ctx, &awselbv2.DescribeTagsInput{ResourceArns: manyArns})
 				return err
 			},
 			wantCode: "ValidationError",
@@ -323,7 +323,7 @@ func TestSDKErrorsAreTyped(t *testing.T) {
 		{
 			name: "bad marker",
 			call: func() error {
-				_, err := client.DescribeTargetGroups(ctx, &elbv2.DescribeTargetGroupsInput{Marker: aws.String("garbage")})
+				_, err := client.DescribeTargetGroups(ctx, &awselbv2.DescribeTargetGroupsInput{Marker: aws.String("garbage")})
 				return err
 			},
 			wantCode: "ValidationError",
@@ -331,7 +331,7 @@ func TestSDKErrorsAreTyped(t *testing.T) {
 		{
 			name: "two filters",
 			call: func() error {
-				_, err := client.DescribeTargetGroups(ctx, &elbv2.DescribeTargetGroupsInput{Names: []string{"web"}, TargetGroupArns: []string{arn}})
+				_, err := client.DescribeTargetGroups(ctx, &awselbv2.DescribeTargetGroupsInput{Names: []string{"web"}, TargetGroupArns: []string{arn}})
 				return err
 			},
 			wantCode: "ValidationError",

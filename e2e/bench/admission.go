@@ -19,7 +19,7 @@ const (
 	harnessDir           = "e2e"
 	handlerBenchmarkPkg  = "./integration"
 	handlerBenchmarkName = "BenchmarkAdmission"
-	pollBenchmarkPkg     = "github.com/albdrain/albdrain/drain/poller"
+	pollBenchmarkPkg     = "github.com/albdrain/albdrain/drain/watcher/elbv2"
 	pollBenchmarkName    = "BenchmarkPollRound"
 )
 

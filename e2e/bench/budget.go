@@ -11,7 +11,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 
-	"github.com/albdrain/albdrain/drain"
+	drainwatcher "github.com/albdrain/albdrain/drain/watcher"
 	"github.com/albdrain/albdrain/e2e/albemu"
 	"github.com/albdrain/albdrain/e2e/kubetest"
 	"github.com/albdrain/albdrain/internal/contract"
@@ -67,7 +67,7 @@ func MeasureBudget(ctx context.Context, o BudgetOptions) (_ *Section, err error)
 	if err != nil {
 		return nil, err
 	}
-	cfg := drain.NewConfig()
+	cfg := drainwatcher.NewConfig()
 	cfg.AWSRegion, cfg.AWSEndpointURL = "us-east-1", emu.URL()
 	awsCfg := aws.Config{
 		Region:      "us-east-1",

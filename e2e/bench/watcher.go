@@ -16,8 +16,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
-	"github.com/albdrain/albdrain/drain"
-	"github.com/albdrain/albdrain/drain/metrics"
+	drainwatcher "github.com/albdrain/albdrain/drain/watcher"
+	"github.com/albdrain/albdrain/drain/watcher/metrics"
 	"github.com/albdrain/albdrain/e2e/kubetest"
 	"github.com/albdrain/albdrain/e2e/ports"
 	"github.com/albdrain/albdrain/internal/lbc"
@@ -34,7 +34,7 @@ type watcher struct {
 // startWatcher runs the watcher with cfg, its hold endpoint on a reserved
 // loopback port over plain HTTP, and returns once the endpoint listens,
 // which is after the manager's cache has synced.
-func startWatcher(ctx context.Context, rc *rest.Config, cfg drain.Config, awsCfg aws.Config) (*watcher, error) {
+func startWatcher(ctx context.Context, rc *rest.Config, cfg drainwatcher.Config, awsCfg aws.Config) (*watcher, error) {
 	port, err := ports.Reserve()
 	if err != nil {
 		return nil, err
@@ -48,7 +48,7 @@ func startWatcher(ctx context.Context, rc *rest.Config, cfg drain.Config, awsCfg
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
 		Cache: cache.Options{
-			ByObject:         map[client.Object]cache.ByObject{&corev1.Pod{}: drain.PodCacheByObject()},
+			ByObject:         map[client.Object]cache.ByObject{&corev1.Pod{}: drainwatcher.PodCacheByObject()},
 			DefaultTransform: cache.TransformStripManagedFields(),
 		},
 	})
@@ -59,7 +59,7 @@ func startWatcher(ctx context.Context, rc *rest.Config, cfg drain.Config, awsCfg
 	if err != nil {
 		return nil, err
 	}
-	if err := drain.Setup(mgr, cfg, finder, drain.WithAWSConfig(awsCfg), drain.WithMetrics(metrics.New())); err != nil {
+	if err := drainwatcher.Setup(mgr, cfg, finder, drainwatcher.WithAWSConfig(awsCfg), drainwatcher.WithMetrics(metrics.New())); err != nil {
 		return nil, err
 	}
 	mctx, cancel := context.WithCancel(context.WithoutCancel(ctx))

@@ -8,7 +8,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	drainmetrics "github.com/albdrain/albdrain/drain/metrics"
+	drainmetrics "github.com/albdrain/albdrain/drain/watcher/metrics"
 	"github.com/albdrain/albdrain/webhook"
 	"github.com/albdrain/albdrain/webhook/gates"
 )

@@ -7,7 +7,7 @@ import (
 
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/albdrain/albdrain/drain"
+	"github.com/albdrain/albdrain/drain/watcher"
 	"github.com/albdrain/albdrain/e2e/kubetest"
 	"github.com/albdrain/albdrain/internal/contract"
 )
@@ -30,7 +30,7 @@ func TestSleepModeInstallStartsWithoutAWS(t *testing.T) {
 
 // installAndStart applies the chart rendered with values and runs the
 // manager under its flags and RBAC, as TestInstall does.
-func installAndStart(t *testing.T, env *kubetest.Env, values string, opts ...drain.Option) {
+func installAndStart(t *testing.T, env *kubetest.Env, values string, opts ...watcher.Option) {
 	t.Helper()
 	objs := objects(t, mustRender(t, values))
 	webhookPort := reservePort(t)

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	elbv2 "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
+	awselbv2 "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
 	elbv2types "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2/types"
 	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
@@ -87,7 +87,7 @@ func TestCachedHealthyTargetMissesEarlyDeregistration(t *testing.T) {
 	f.waitGate("ready", func(c corev1.PodCondition) bool { return c.Status == corev1.ConditionTrue })
 
 	api, _ := Clients(f.emu.URL())
-	if _, err := api.DeregisterTargets(ctx, &elbv2.DeregisterTargetsInput{TargetGroupArn: aws.String(f.arn),
+	if _, err := api.DeregisterTargets(ctx, &awselbv2.DeregisterTargetsInput{TargetGroupArn: aws.String(f.arn),
 		Targets: []elbv2types.TargetDescription{{Id: aws.String("10.3.0.1"), Port: aws.Int32(8080)}}}); err != nil {
 		t.Fatal(err)
 	}

@@ -6,7 +6,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
-	elbv2 "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
+	awselbv2 "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
 	"github.com/aws/smithy-go/middleware"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 )
@@ -23,13 +23,13 @@ const (
 
 // Clients are an ELBv2 and an EC2 client for the emulator at url, sending
 // the controller's User-Agent.
-func Clients(url string) (*elbv2.Client, *ec2.Client) {
+func Clients(url string) (*awselbv2.Client, *ec2.Client) {
 	cfg := aws.Config{
 		Region:      "us-east-1",
 		Credentials: credentials.NewStaticCredentialsProvider("AKIDEMULATOR", "emulator-secret", ""),
 		APIOptions:  []func(*middleware.Stack) error{overrideUserAgent},
 	}
-	return elbv2.NewFromConfig(cfg, func(o *elbv2.Options) { o.BaseEndpoint = aws.String(url) }),
+	return awselbv2.NewFromConfig(cfg, func(o *awselbv2.Options) { o.BaseEndpoint = aws.String(url) }),
 		ec2.NewFromConfig(cfg, func(o *ec2.Options) { o.BaseEndpoint = aws.String(url) })
 }
 

@@ -5,7 +5,7 @@ import (
 	"fmt"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	elbv2 "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
+	awselbv2 "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -105,7 +105,7 @@ func (c *Controller) bindBackend(ctx context.Context, ns, svc string, port int32
 
 // targetGroupTagged returns the target group tagged with resource.
 func (c *Controller) targetGroupTagged(ctx context.Context, resource string) (string, error) {
-	groups, err := c.opts.ELBv2.DescribeTargetGroups(ctx, &elbv2.DescribeTargetGroupsInput{})
+	groups, err := c.opts.ELBv2.DescribeTargetGroups(ctx, &awselbv2.DescribeTargetGroupsInput{})
 	if err != nil {
 		return "", fmt.Errorf("describe target groups: %w", err)
 	}
@@ -114,7 +114,7 @@ func (c *Controller) targetGroupTagged(ctx context.Context, resource string) (st
 		arns = append(arns, aws.ToString(g.TargetGroupArn))
 	}
 	for start := 0; start < len(arns); start += 20 {
-		tags, err := c.opts.ELBv2.DescribeTags(ctx, &elbv2.DescribeTagsInput{ResourceArns: arns[start:min(start+20, len(arns))]})
+		tags, err := c.opts.ELBv2.DescribeTags(ctx, &awselbv2.DescribeTagsInput{ResourceArns: arns[start:min(start+20, len(arns))]})
 		if err != nil {
 			return "", fmt.Errorf("describe tags: %w", err)
 		}

@@ -25,7 +25,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
-	elbv2 "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
+	awselbv2 "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -46,11 +46,11 @@ import (
 
 // API is the part of the ELBv2 client the controller uses.
 type API interface {
-	DescribeTargetHealth(ctx context.Context, in *elbv2.DescribeTargetHealthInput, optFns ...func(*elbv2.Options)) (*elbv2.DescribeTargetHealthOutput, error)
-	RegisterTargets(ctx context.Context, in *elbv2.RegisterTargetsInput, optFns ...func(*elbv2.Options)) (*elbv2.RegisterTargetsOutput, error)
-	DeregisterTargets(ctx context.Context, in *elbv2.DeregisterTargetsInput, optFns ...func(*elbv2.Options)) (*elbv2.DeregisterTargetsOutput, error)
-	DescribeTargetGroups(ctx context.Context, in *elbv2.DescribeTargetGroupsInput, optFns ...func(*elbv2.Options)) (*elbv2.DescribeTargetGroupsOutput, error)
-	DescribeTags(ctx context.Context, in *elbv2.DescribeTagsInput, optFns ...func(*elbv2.Options)) (*elbv2.DescribeTagsOutput, error)
+	DescribeTargetHealth(ctx context.Context, in *awselbv2.DescribeTargetHealthInput, optFns ...func(*awselbv2.Options)) (*awselbv2.DescribeTargetHealthOutput, error)
+	RegisterTargets(ctx context.Context, in *awselbv2.RegisterTargetsInput, optFns ...func(*awselbv2.Options)) (*awselbv2.RegisterTargetsOutput, error)
+	DeregisterTargets(ctx context.Context, in *awselbv2.DeregisterTargetsInput, optFns ...func(*awselbv2.Options)) (*awselbv2.DeregisterTargetsOutput, error)
+	DescribeTargetGroups(ctx context.Context, in *awselbv2.DescribeTargetGroupsInput, optFns ...func(*awselbv2.Options)) (*awselbv2.DescribeTargetGroupsOutput, error)
+	DescribeTags(ctx context.Context, in *awselbv2.DescribeTagsInput, optFns ...func(*awselbv2.Options)) (*awselbv2.DescribeTagsOutput, error)
 }
 
 // EC2API is the part of the EC2 client the controller uses.

@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	elbv2 "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
+	awselbv2 "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
 	elbv2types "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2/types"
 	"github.com/aws/smithy-go"
 	corev1 "k8s.io/api/core/v1"
@@ -244,12 +244,12 @@ func (c *Controller) register(ctx context.Context, tgb *lbc.TargetGroupBinding, 
 	if err != nil {
 		return err
 	}
-	_, err = c.opts.ELBv2.RegisterTargets(ctx, &elbv2.RegisterTargetsInput{TargetGroupArn: arn, Targets: ds})
+	_, err = c.opts.ELBv2.RegisterTargets(ctx, &awselbv2.RegisterTargetsInput{TargetGroupArn: arn, Targets: ds})
 	if isZoneError(err) {
 		if ds, err = descs(true); err != nil {
 			return err
 		}
-		_, err = c.opts.ELBv2.RegisterTargets(ctx, &elbv2.RegisterTargetsInput{TargetGroupArn: arn, Targets: ds})
+		_, err = c.opts.ELBv2.RegisterTargets(ctx, &awselbv2.RegisterTargetsInput{TargetGroupArn: arn, Targets: ds})
 	}
 	if err != nil {
 		return fmt.Errorf("register targets: %w", err)
@@ -275,7 +275,7 @@ func (c *Controller) deregister(ctx context.Context, arn string, ts []target) er
 	for i, t := range ts {
 		ds[i] = description(t)
 	}
-	if _, err := c.opts.ELBv2.DeregisterTargets(ctx, &elbv2.DeregisterTargetsInput{TargetGroupArn: aws.String(arn), Targets: ds}); err != nil {
+	if _, err := c.opts.ELBv2.DeregisterTargets(ctx, &awselbv2.DeregisterTargetsInput{TargetGroupArn: aws.String(arn), Targets: ds}); err != nil {
 		return fmt.Errorf("deregister targets: %w", err)
 	}
 	c.targets.changed(arn, ts, false)

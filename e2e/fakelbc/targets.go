@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	elbv2 "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
+	awselbv2 "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
 	elbv2types "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2/types"
 )
 
@@ -83,7 +83,7 @@ func (m *targetsCache) list(ctx context.Context, arn string) ([]targetInfo, erro
 }
 
 func (m *targetsCache) describe(ctx context.Context, arn string, only []target) ([]targetInfo, error) {
-	in := &elbv2.DescribeTargetHealthInput{TargetGroupArn: aws.String(arn)}
+	in := &awselbv2.DescribeTargetHealthInput{TargetGroupArn: aws.String(arn)}
 	for _, t := range only {
 		in.Targets = append(in.Targets, description(t))
 	}

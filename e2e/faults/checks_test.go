@@ -12,8 +12,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
-	"github.com/albdrain/albdrain/drain/hold"
-	"github.com/albdrain/albdrain/drain/metrics"
+	"github.com/albdrain/albdrain/drain/watcher/hold"
+	"github.com/albdrain/albdrain/drain/watcher/metrics"
 	"github.com/albdrain/albdrain/e2e/albemu"
 	"github.com/albdrain/albdrain/e2e/cluster"
 	"github.com/albdrain/albdrain/e2e/kubelet"

@@ -8,8 +8,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 
-	"github.com/albdrain/albdrain/drain/elbv2client"
-	"github.com/albdrain/albdrain/drain/hold"
+	"github.com/albdrain/albdrain/drain/watcher/elbv2"
+	"github.com/albdrain/albdrain/drain/watcher/hold"
 	"github.com/albdrain/albdrain/e2e/albemu"
 	"github.com/albdrain/albdrain/e2e/cluster"
 	"github.com/albdrain/albdrain/e2e/scenario"
@@ -148,7 +148,7 @@ func TestELBv2Hung(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		if err := shared.Albdrain.RestartWith(ctx, "--aws-call-timeout="+elbv2client.DefaultCallTimeout.String(), "--hold-margin="+timings.HoldMargin.String()); err != nil {
+		if err := shared.Albdrain.RestartWith(ctx, "--aws-call-timeout="+elbv2.DefaultCallTimeout.String(), "--hold-margin="+timings.HoldMargin.String()); err != nil {
 			t.Errorf("restore albdrain: %v", err)
 		}
 	})

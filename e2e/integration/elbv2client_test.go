@@ -9,14 +9,13 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/credentials"
-	elbv2 "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
+	awselbv2 "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
 	"github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2/types"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"golang.org/x/time/rate"
 
-	"github.com/albdrain/albdrain/drain/elbv2client"
-	"github.com/albdrain/albdrain/drain/metrics"
-	"github.com/albdrain/albdrain/drain/poller"
+	"github.com/albdrain/albdrain/drain/watcher/elbv2"
+	"github.com/albdrain/albdrain/drain/watcher/metrics"
 	"github.com/albdrain/albdrain/e2e/albemu"
 )
 
@@ -37,9 +36,9 @@ func TestEveryAttemptIsMeasured(t *testing.T) {
 		t.Fatal(err)
 	}
 	m := metrics.New()
-	c := elbv2client.New(awsConfig(), elbv2client.Options{Endpoint: emu.URL(), Metrics: m})
+	c := elbv2.NewClient(awsConfig(), elbv2.ClientOptions{Endpoint: emu.URL(), Metrics: m})
 	ctx := context.Background()
-	in := &elbv2.DescribeTargetHealthInput{TargetGroupArn: aws.String(arn)}
+	in := &awselbv2.DescribeTargetHealthInput{TargetGroupArn: aws.String(arn)}
 
 	if _, err := c.DescribeTargetHealth(ctx, in); err != nil {
 		t.Fatal(err)
@@ -72,8 +71,8 @@ func TestEveryAttemptIsMeasured(t *testing.T) {
 func TestMissingGroupIsAnError(t *testing.T) {
 	emu := albemu.NewForTest(t, albemu.Options{})
 	m := metrics.New()
-	c := elbv2client.New(awsConfig(), elbv2client.Options{Endpoint: emu.URL(), Metrics: m})
-	_, err := c.DescribeTargetHealth(context.Background(), &elbv2.DescribeTargetHealthInput{TargetGroupArn: aws.String("arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/none/0")})
+	c := elbv2.NewClient(awsConfig(), elbv2.ClientOptions{Endpoint: emu.URL(), Metrics: m})
+	_, err := c.DescribeTargetHealth(context.Background(), &awselbv2.DescribeTargetHealthInput{TargetGroupArn: aws.String("arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/none/0")})
 	var nf *types.TargetGroupNotFoundException
 	if !errors.As(err, &nf) {
 		t.Fatalf("err = %v, want TargetGroupNotFound", err)
@@ -90,8 +89,8 @@ func TestBucketsLimitAttempts(t *testing.T) {
 		t.Fatal(err)
 	}
 	// One token, never refilled within the test.
-	c := elbv2client.New(awsConfig(), elbv2client.Options{Endpoint: emu.URL(), Describe: rate.NewLimiter(rate.Every(time.Hour), 1)})
-	in := &elbv2.DescribeTargetHealthInput{TargetGroupArn: aws.String(arn)}
+	c := elbv2.NewClient(awsConfig(), elbv2.ClientOptions{Endpoint: emu.URL(), Describe: rate.NewLimiter(rate.Every(time.Hour), 1)})
+	in := &awselbv2.DescribeTargetHealthInput{TargetGroupArn: aws.String(arn)}
 	if _, err := c.DescribeTargetHealth(context.Background(), in); err != nil {
 		t.Fatal(err)
 	}
@@ -104,7 +103,7 @@ func TestBucketsLimitAttempts(t *testing.T) {
 		t.Errorf("emulator saw %d calls, want 1", n)
 	}
 	// Other operations draw on the other bucket (unlimited here).
-	if _, err := c.DeregisterTargets(context.Background(), &elbv2.DeregisterTargetsInput{
+	if _, err := c.DeregisterTargets(context.Background(), &awselbv2.DeregisterTargetsInput{
 		TargetGroupArn: aws.String(arn), Targets: []types.TargetDescription{{Id: aws.String("127.0.0.9")}},
 	}); err != nil {
 		t.Errorf("DeregisterTargets: %v", err)
@@ -125,9 +124,9 @@ func TestHungCallIsBounded(t *testing.T) {
 	}
 	emu.SetFaults(albemu.Faults{Latency: time.Hour})
 	m := metrics.New()
-	c := elbv2client.New(awsConfig(), elbv2client.Options{Endpoint: emu.URL(), Metrics: m, CallTimeout: 200 * time.Millisecond})
-	p := poller.New(c, 10*time.Millisecond, m)
-	reports, stop := p.Watch(arn, poller.Target{ID: "10.0.0.1", Port: 8080})
+	c := elbv2.NewClient(awsConfig(), elbv2.ClientOptions{Endpoint: emu.URL(), Metrics: m, CallTimeout: 200 * time.Millisecond})
+	p := elbv2.NewPoller(c, 10*time.Millisecond, m)
+	reports, stop := p.Subscribe(arn, elbv2.Target{ID: "10.0.0.1", Port: 8080})
 	defer stop()
 	// Two failed polls in a row: the loop went on after the first hung call.
 	for i := range 2 {

@@ -11,9 +11,9 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/albdrain/albdrain/drain/hold"
-	"github.com/albdrain/albdrain/drain/metrics"
-	"github.com/albdrain/albdrain/drain/prestop"
+	"github.com/albdrain/albdrain/drain/helper"
+	"github.com/albdrain/albdrain/drain/watcher/hold"
+	"github.com/albdrain/albdrain/drain/watcher/metrics"
 	"github.com/albdrain/albdrain/e2e/albemu"
 	"github.com/albdrain/albdrain/e2e/kubetest"
 	"github.com/albdrain/albdrain/internal/contract"
@@ -107,7 +107,7 @@ func testSixHeldContainersOneHold(t *testing.T, env *kubetest.Env) {
 	s.startWatcher(s.metrics)
 	s.delete(pod)
 
-	var results []<-chan prestop.Result
+	var results []<-chan helper.Result
 	for range containers {
 		results = append(results, s.hold(pod, 0))
 	}

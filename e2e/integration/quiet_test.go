@@ -8,8 +8,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
-	"github.com/albdrain/albdrain/drain/hold"
-	"github.com/albdrain/albdrain/drain/release"
+	"github.com/albdrain/albdrain/drain/watcher/hold"
+	"github.com/albdrain/albdrain/drain/watcher/release"
 	"github.com/albdrain/albdrain/e2e/albemu"
 	"github.com/albdrain/albdrain/e2e/kubetest"
 	"github.com/albdrain/albdrain/internal/contract"

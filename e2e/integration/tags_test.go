@@ -9,21 +9,21 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
-	elbv2 "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
+	awselbv2 "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
 	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 
-	"github.com/albdrain/albdrain/drain/targetgroups"
+	"github.com/albdrain/albdrain/drain/watcher/targetgroups"
 	"github.com/albdrain/albdrain/e2e/albemu"
 	"github.com/albdrain/albdrain/internal/lbc"
 	"github.com/albdrain/albdrain/internal/lbc/lbctest"
 )
 
 // sdkClient is the real SDK pointed at the emulator.
-func sdkClient(emu *albemu.Emulator) *elbv2.Client {
-	return elbv2.New(elbv2.Options{
+func sdkClient(emu *albemu.Emulator) *awselbv2.Client {
+	return awselbv2.New(awselbv2.Options{
 		Region:       "us-east-1",
 		Credentials:  credentials.NewStaticCredentialsProvider("AKIDEXAMPLE", "secret", ""),
 		BaseEndpoint: aws.String(emu.URL()),
@@ -68,11 +68,11 @@ func TestTagsTargets(t *testing.T) {
 		service("other", map[string]string{"app": "other"}, corev1.ServicePort{Port: 80}),
 	)
 	tags := &targetgroups.Tags{API: sdkClient(emu), Finder: f, Cluster: "demo", MaxAge: time.Hour, MinAge: time.Hour}
-	got, err := tags.Targets(context.Background(), webPod())
+	got, err := tags.Registrations(context.Background(), webPod())
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []targetgroups.Target{
+	want := []targetgroups.Registration{
 		{TargetGroupARN: byResource, Port: 8080},
 		{TargetGroupARN: byName, Port: 8080},
 		{TargetGroupARN: v1, Port: 9090},
@@ -90,7 +90,7 @@ func TestTagsTargets(t *testing.T) {
 	lonely := webPod()
 	lonely.Labels = map[string]string{"app": "lonely"}
 	for _, p := range []*corev1.Pod{webPod(), lonely} {
-		if _, err := tags.Targets(context.Background(), p); err != nil {
+		if _, err := tags.Registrations(context.Background(), p); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -114,15 +114,15 @@ func TestTagsRelistsForAnUnknownGroup(t *testing.T) {
 	f := lbctest.NewFinder(t, service("web", map[string]string{"app": "web"}, corev1.ServicePort{Port: 80, TargetPort: intstr.FromInt32(8080)}))
 	// MinAge zero: a miss may relist at once.
 	tags := &targetgroups.Tags{API: sdkClient(emu), Finder: f, Cluster: "demo", MaxAge: time.Hour}
-	if got, err := tags.Targets(context.Background(), webPod()); err != nil || len(got) != 0 {
+	if got, err := tags.Registrations(context.Background(), webPod()); err != nil || len(got) != 0 {
 		t.Fatalf("Targets before the group exists = %v, %v", got, err)
 	}
 	arn := createGroup(t, emu, "k8s-shop-web", map[string]string{lbc.TagCluster: "demo", lbc.TagResource: "shop/ing-web:80"})
-	got, err := tags.Targets(context.Background(), webPod())
+	got, err := tags.Registrations(context.Background(), webPod())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff([]targetgroups.Target{{TargetGroupARN: arn, Port: 8080}}, got); diff != "" {
+	if diff := cmp.Diff([]targetgroups.Registration{{TargetGroupARN: arn, Port: 8080}}, got); diff != "" {
 		t.Errorf("Targets after the group appeared (-want +got):\n%s", diff)
 	}
 }
@@ -132,7 +132,7 @@ func TestTagsWithoutClusterNameIgnoresControllerTags(t *testing.T) {
 	createGroup(t, emu, "k8s-shop-web", map[string]string{lbc.TagCluster: "demo", lbc.TagResource: "shop/ing-web:80"})
 	f := lbctest.NewFinder(t, service("web", map[string]string{"app": "web"}, corev1.ServicePort{Port: 80}))
 	tags := &targetgroups.Tags{API: sdkClient(emu), Finder: f, MaxAge: time.Hour}
-	if got, err := tags.Targets(context.Background(), webPod()); err != nil || len(got) != 0 {
+	if got, err := tags.Registrations(context.Background(), webPod()); err != nil || len(got) != 0 {
 		t.Errorf("Targets = %v, %v; want none without a cluster name", got, err)
 	}
 }
@@ -140,7 +140,7 @@ func TestTagsWithoutClusterNameIgnoresControllerTags(t *testing.T) {
 func TestTagsNoSelectingServiceSkipsAWS(t *testing.T) {
 	emu := albemu.NewForTest(t, albemu.Options{})
 	tags := &targetgroups.Tags{API: sdkClient(emu), Finder: lbctest.NewFinder(t), Cluster: "demo", MaxAge: time.Hour}
-	if got, err := tags.Targets(context.Background(), webPod()); err != nil || len(got) != 0 {
+	if got, err := tags.Registrations(context.Background(), webPod()); err != nil || len(got) != 0 {
 		t.Errorf("Targets = %v, %v; want none", got, err)
 	}
 	if n := len(emu.Calls()); n != 0 {

@@ -21,8 +21,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 
-	"github.com/albdrain/albdrain/drain/metrics"
-	"github.com/albdrain/albdrain/drain/prestop"
+	"github.com/albdrain/albdrain/drain/helper"
+	"github.com/albdrain/albdrain/drain/watcher/metrics"
 	"github.com/albdrain/albdrain/e2e/kubetest"
 	"github.com/albdrain/albdrain/internal/contract"
 )
@@ -161,19 +161,19 @@ func (s *scenario) askDirect(pod *corev1.Pod, token string) int {
 }
 
 // holdWithToken runs the helper for pod with token in its trust volume.
-func (s *scenario) holdWithToken(pod *corev1.Pod, token string) prestop.Result {
+func (s *scenario) holdWithToken(pod *corev1.Pod, token string) helper.Result {
 	s.t.Helper()
 	dir := s.t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, contract.TokenFile), []byte(token), 0o600); err != nil {
 		s.t.Fatal(err)
 	}
 	spec := contract.Spec{Mode: contract.ModeWait, MaxHold: waitLimit, Fallback: 10 * time.Millisecond, Ports: []int32{servedPort}}
-	env := prestop.Env{
+	env := helper.Env{
 		PodName: pod.Name, PodNamespace: pod.Namespace, PodUID: string(pod.UID),
 		PodIP:      netip.MustParseAddr(pod.Status.PodIP),
 		WatcherURL: "http://" + s.holdAddr,
 		TrustDir:   dir,
 	}
-	r, _ := prestop.Run(context.Background(), spec, env, prestop.Options{Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	r, _ := helper.Run(context.Background(), spec, env, helper.Options{Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	return r
 }

@@ -11,8 +11,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/albdrain/albdrain/drain"
-	"github.com/albdrain/albdrain/drain/unheld"
+	"github.com/albdrain/albdrain/drain/watcher"
+	"github.com/albdrain/albdrain/drain/watcher/unheld"
 	"github.com/albdrain/albdrain/e2e/kubetest"
 	"github.com/albdrain/albdrain/internal/contract"
 )
@@ -56,7 +56,7 @@ func TestUnheldPodsAreReported(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, e := range list.Items {
-		if e.Regarding.UID == held.UID && e.Reason == unheld.ReasonNeverHeld && e.ReportingController == drain.EventSource {
+		if e.Regarding.UID == held.UID && e.Reason == unheld.ReasonNeverHeld && e.ReportingController == watcher.EventSource {
 			t.Errorf("the held pod is reported unheld: %s", e.Note)
 		}
 	}

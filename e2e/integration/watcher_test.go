@@ -31,11 +31,11 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
-	"github.com/albdrain/albdrain/drain"
-	"github.com/albdrain/albdrain/drain/hold"
-	"github.com/albdrain/albdrain/drain/metrics"
-	"github.com/albdrain/albdrain/drain/prestop"
-	"github.com/albdrain/albdrain/drain/release"
+	"github.com/albdrain/albdrain/drain/helper"
+	"github.com/albdrain/albdrain/drain/watcher"
+	"github.com/albdrain/albdrain/drain/watcher/hold"
+	"github.com/albdrain/albdrain/drain/watcher/metrics"
+	"github.com/albdrain/albdrain/drain/watcher/release"
 	"github.com/albdrain/albdrain/e2e/albemu"
 	"github.com/albdrain/albdrain/e2e/kubetest"
 	"github.com/albdrain/albdrain/internal/contract"
@@ -251,7 +251,7 @@ func testOnePollPerInterval(t *testing.T, env *kubetest.Env) {
 		pods = append(pods, pod)
 	}
 	s.startWatcher(s.metrics)
-	var results []<-chan prestop.Result
+	var results []<-chan helper.Result
 	for _, pod := range pods {
 		s.delete(pod)
 		results = append(results, s.hold(pod, 0))
@@ -387,12 +387,12 @@ func (s *scenario) startWatcher(m *metrics.Metrics) (stop func()) {
 		Scheme:  kubetest.NewScheme(),
 		Logger:  testr.New(s.t),
 		Metrics: metricsserver.Options{BindAddress: "0"},
-		Cache:   cache.Options{ByObject: map[client.Object]cache.ByObject{&corev1.Pod{}: drain.PodCacheByObject()}},
+		Cache:   cache.Options{ByObject: map[client.Object]cache.ByObject{&corev1.Pod{}: watcher.PodCacheByObject()}},
 	})
 	if err != nil {
 		s.t.Fatal(err)
 	}
-	cfg := drain.NewConfig()
+	cfg := watcher.NewConfig()
 	cfg.HoldAddr = s.holdAddr
 	cfg.CertDir = "" // plain HTTP: the helper in these tests has no CA to trust
 	cfg.PollInterval = pollInterval
@@ -412,7 +412,7 @@ func (s *scenario) startWatcher(m *metrics.Metrics) (stop func()) {
 	if err != nil {
 		s.t.Fatal(err)
 	}
-	if err := drain.Setup(mgr, cfg, finder, drain.WithAWSConfig(awsCfg), drain.WithMetrics(m)); err != nil {
+	if err := watcher.Setup(mgr, cfg, finder, watcher.WithAWSConfig(awsCfg), watcher.WithMetrics(m)); err != nil {
 		s.t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -502,7 +502,7 @@ func (s *scenario) register(t albemu.Target, state string) {
 
 // hold runs the helper's wait mode for pod, as its preStop would, and
 // delivers the result; changes adjust the helper's command line.
-func (s *scenario) hold(pod *corev1.Pod, quiet time.Duration, changes ...func(*contract.Spec)) <-chan prestop.Result {
+func (s *scenario) hold(pod *corev1.Pod, quiet time.Duration, changes ...func(*contract.Spec)) <-chan helper.Result {
 	spec := contract.Spec{
 		Mode:        contract.ModeWait,
 		MaxHold:     2 * waitLimit,
@@ -513,36 +513,36 @@ func (s *scenario) hold(pod *corev1.Pod, quiet time.Duration, changes ...func(*c
 	for _, change := range changes {
 		change(&spec)
 	}
-	env := prestop.Env{
+	env := helper.Env{
 		PodName:      pod.Name,
 		PodNamespace: pod.Namespace,
 		PodUID:       string(pod.UID),
 		PodIP:        netip.MustParseAddr(pod.Status.PodIP),
 		WatcherURL:   "http://" + s.holdAddr,
 	}
-	opts := prestop.Options{
+	opts := helper.Options{
 		Log:          slog.New(slog.NewTextHandler(io.Discard, nil)),
 		RetryBackoff: 20 * time.Millisecond,
 		MaxBackoff:   100 * time.Millisecond,
 		// Long enough for a replica to come up in the restart test.
 		MaxFailures: 300,
 	}
-	res := make(chan prestop.Result, 1)
+	res := make(chan helper.Result, 1)
 	go func() {
-		r, _ := prestop.Run(context.Background(), spec, env, opts)
+		r, _ := helper.Run(context.Background(), spec, env, opts)
 		res <- r
 	}()
 	return res
 }
 
-func (s *scenario) result(res <-chan prestop.Result) prestop.Result {
+func (s *scenario) result(res <-chan helper.Result) helper.Result {
 	s.t.Helper()
 	select {
 	case r := <-res:
 		return r
 	case <-time.After(waitLimit):
 		s.t.Fatal("the hold never ended")
-		return prestop.Result{}
+		return helper.Result{}
 	}
 }
 
@@ -578,7 +578,7 @@ func (s *scenario) wantEvents(pod *corev1.Pod, reasons ...string) {
 		}
 		seen := map[string]bool{}
 		for _, e := range list.Items {
-			if e.Regarding.UID == pod.UID && e.ReportingController == drain.EventSource {
+			if e.Regarding.UID == pod.UID && e.ReportingController == watcher.EventSource {
 				seen[e.Reason] = true
 			}
 		}

@@ -4,7 +4,7 @@ import (
 	"context"
 	"testing"
 
-	"github.com/albdrain/albdrain/drain/hold"
+	"github.com/albdrain/albdrain/drain/watcher/hold"
 	"github.com/albdrain/albdrain/e2e/load"
 	"github.com/albdrain/albdrain/e2e/scenario"
 )

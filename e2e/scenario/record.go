@@ -7,7 +7,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
-	"github.com/albdrain/albdrain/drain/hold"
+	"github.com/albdrain/albdrain/drain/watcher/hold"
 	"github.com/albdrain/albdrain/webhook"
 )
 

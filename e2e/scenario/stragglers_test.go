@@ -4,7 +4,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/albdrain/albdrain/drain/hold"
+	"github.com/albdrain/albdrain/drain/watcher/hold"
 	"github.com/albdrain/albdrain/e2e/albemu"
 	"github.com/albdrain/albdrain/e2e/cluster"
 	"github.com/albdrain/albdrain/e2e/scenario"

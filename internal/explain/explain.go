@@ -19,7 +19,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 
-	"github.com/albdrain/albdrain/drain/targetgroups"
+	"github.com/albdrain/albdrain/drain/watcher/targetgroups"
 	"github.com/albdrain/albdrain/internal/contract"
 	"github.com/albdrain/albdrain/internal/lbc"
 	"github.com/albdrain/albdrain/webhook"
@@ -155,7 +155,7 @@ func (h *Handler) Explain(ctx context.Context, pod *corev1.Pod) (Explanation, er
 	ex.Protected = ex.Record != nil && pod.Labels[contract.ManagedLabel] == "true" && unsupported == ""
 	ex.Why = why(pod, &ex)
 	if ex.Protected {
-		targets, err := h.Resolver.Targets(ctx, pod)
+		targets, err := h.Resolver.Registrations(ctx, pod)
 		if err != nil {
 			return ex, fmt.Errorf("resolve target groups: %w", err)
 		}

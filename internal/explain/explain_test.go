@@ -19,15 +19,15 @@ import (
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/albdrain/albdrain/drain/targetgroups"
+	"github.com/albdrain/albdrain/drain/watcher/targetgroups"
 	"github.com/albdrain/albdrain/internal/contract"
 	"github.com/albdrain/albdrain/internal/lbc"
 	"github.com/albdrain/albdrain/internal/lbc/lbctest"
 )
 
-type fixedTargets []targetgroups.Target
+type fixedRegistrations []targetgroups.Registration
 
-func (f fixedTargets) Targets(context.Context, *corev1.Pod) ([]targetgroups.Target, error) {
+func (f fixedRegistrations) Registrations(context.Context, *corev1.Pod) ([]targetgroups.Registration, error) {
 	return f, nil
 }
 
@@ -66,7 +66,7 @@ func TestHandler(t *testing.T) {
 	alone := pod("alone", func(p *corev1.Pod) { p.Labels = map[string]string{"app": "other"} })
 	objs := []client.Object{web, tgb, managed, optedOut, skipped, windows, meshed, meshedHeld, unmutated, alone}
 	h := &Handler{Pods: lbctest.IndexedFakeClient(lbctest.Scheme(t), objs...), Finder: lbctest.NewFinder(t, web, tgb),
-		Resolver: fixedTargets{{TargetGroupARN: "arn:tg/web", Port: 8080}}, Auth: tokens{"reader": nil}, Limit: rate.NewLimiter(rate.Inf, 0)}
+		Resolver: fixedRegistrations{{TargetGroupARN: "arn:tg/web", Port: 8080}}, Auth: tokens{"reader": nil}, Limit: rate.NewLimiter(rate.Inf, 0)}
 	webBackend := []Backend{{Service: "web", TargetPort: "http", TargetGroupBinding: "k8s-web"}}
 	tests := []struct {
 		name, pod, uid string
@@ -158,7 +158,7 @@ func request(ns, name, uid, token string) *http.Request {
 func TestHandlerAuthorizesAndLimits(t *testing.T) {
 	p := pod("web-1", nil)
 	h := &Handler{Pods: lbctest.IndexedFakeClient(lbctest.Scheme(t), p), Finder: lbctest.NewFinder(t),
-		Resolver: fixedTargets{}, Auth: tokens{"reader": nil, "stranger": errForbidden, "down": errors.New("apiserver unavailable")}}
+		Resolver: fixedRegistrations{}, Auth: tokens{"reader": nil, "stranger": errForbidden, "down": errors.New("apiserver unavailable")}}
 	tests := []struct {
 		name     string
 		header   string

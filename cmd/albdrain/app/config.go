@@ -8,7 +8,7 @@ import (
 	"flag"
 
 	"github.com/albdrain/albdrain/certs"
-	"github.com/albdrain/albdrain/drain"
+	"github.com/albdrain/albdrain/drain/watcher"
 	"github.com/albdrain/albdrain/internal/lbc"
 	"github.com/albdrain/albdrain/internal/shutdown"
 	"github.com/albdrain/albdrain/webhook"
@@ -26,7 +26,7 @@ type Config struct {
 	// Gates configures the report of pods its readiness gates keep NotReady.
 	Gates gates.Config
 	// Drain configures the watcher and its hold endpoint.
-	Drain drain.Config
+	Drain watcher.Config
 	// Certs configures the serving certificate of the webhook and hold endpoint.
 	Certs certs.Config
 	// LBC mirrors the load balancer controller's settings.

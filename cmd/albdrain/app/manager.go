@@ -19,9 +19,9 @@ import (
 	crwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	"github.com/albdrain/albdrain/certs/tlspolicy"
-	"github.com/albdrain/albdrain/drain"
-	"github.com/albdrain/albdrain/drain/targetgroups"
-	"github.com/albdrain/albdrain/drain/unheld"
+	"github.com/albdrain/albdrain/drain/watcher"
+	"github.com/albdrain/albdrain/drain/watcher/targetgroups"
+	"github.com/albdrain/albdrain/drain/watcher/unheld"
 	"github.com/albdrain/albdrain/internal/contract"
 	"github.com/albdrain/albdrain/internal/explain"
 	"github.com/albdrain/albdrain/internal/lbc"
@@ -35,7 +35,7 @@ import (
 // out of the Service's endpoints first, then the manager's own graceful
 // shutdown, bounded by cfg.Shutdown.Grace. drainOpts let tests hand the
 // watcher an AWS configuration of their own.
-func NewManager(ctx context.Context, rc *rest.Config, cfg Config, drainOpts ...drain.Option) (ctrl.Manager, error) {
+func NewManager(ctx context.Context, rc *rest.Config, cfg Config, drainOpts ...watcher.Option) (ctrl.Manager, error) {
 	scheme := runtime.NewScheme()
 	if err := clientgoscheme.AddToScheme(scheme); err != nil {
 		return nil, err
@@ -56,8 +56,8 @@ func NewManager(ctx context.Context, rc *rest.Config, cfg Config, drainOpts ...d
 			// The watcher needs only the pods the webhook marked; caching
 			// every pod of a large cluster would cost memory for nothing.
 			ByObject: map[client.Object]cache.ByObject{
-				&corev1.Pod{}:     drain.PodCacheByObject(),
-				&eventsv1.Event{}: unheld.EventsByObject(drain.EventSource),
+				&corev1.Pod{}:     watcher.PodCacheByObject(),
+				&eventsv1.Event{}: unheld.EventsByObject(watcher.EventSource),
 			},
 			DefaultTransform: trimCached,
 		},
@@ -81,12 +81,12 @@ func NewManager(ctx context.Context, rc *rest.Config, cfg Config, drainOpts ...d
 		return nil, fmt.Errorf("set up readiness-gate reporter: %w", err)
 	}
 	var resolver targetgroups.Resolver
-	drainOpts = append(drainOpts, drain.ResolverInto(&resolver))
+	drainOpts = append(drainOpts, watcher.ResolverInto(&resolver))
 	if cfg.Webhook.Mode == string(contract.ModeSleep) {
 		// The chart promises sleep-only installs need no AWS credentials.
-		drainOpts = append(drainOpts, drain.AWSOptional())
+		drainOpts = append(drainOpts, watcher.AWSOptional())
 	}
-	if err := drain.Setup(mgr, cfg.Drain, finder, drainOpts...); err != nil {
+	if err := watcher.Setup(mgr, cfg.Drain, finder, drainOpts...); err != nil {
 		return nil, fmt.Errorf("set up drain watcher: %w", err)
 	}
 	// Served beside the webhook, so the apiserver's service proxy reaches it

@@ -1,0 +1,55 @@
+package watcher
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+)
+
+// credentialsTimeout bounds the first credentials retrieval at start; the
+// chain ends in instance metadata, which answers within a second when it
+// is reachable at all.
+const credentialsTimeout = 30 * time.Second
+
+// loadAWSConfig resolves the SDK configuration and fails at start when it
+// cannot work: without a region or credentials every ELBv2 call would fail,
+// every hold would fall back to a fixed sleep, and the manager would still
+// report Ready. A given configuration is checked like a resolved one.
+func loadAWSConfig(ctx context.Context, given *aws.Config, region string) (aws.Config, error) {
+	var cfg aws.Config
+	if given != nil {
+		cfg = given.Copy()
+	} else {
+		var err error
+		if cfg, err = awsconfig.LoadDefaultConfig(ctx); err != nil {
+			return aws.Config{}, fmt.Errorf("AWS configuration: %w", err)
+		}
+	}
+	if region != "" {
+		cfg.Region = region
+	}
+	if cfg.Region == "" {
+		return aws.Config{}, errors.New("AWS configuration: no region: set --aws-region (chart value aws.region) or AWS_REGION; the SDK does not read it from instance metadata")
+	}
+	if cfg.Credentials == nil {
+		return aws.Config{}, errors.New("AWS configuration: no credentials provider")
+	}
+	ctx, cancel := context.WithTimeout(ctx, credentialsTimeout)
+	defer cancel()
+	if _, err := cfg.Credentials.Retrieve(ctx); err != nil {
+		return aws.Config{}, fmt.Errorf("AWS configuration: no usable credentials (IRSA, EKS Pod Identity, environment or instance profile): %w", err)
+	}
+	return cfg, nil
+}
+
+// withoutAWS is a configuration whose every call fails at once with why,
+// instead of waiting on a credentials chain known to be empty.
+func withoutAWS(region string, why error) aws.Config {
+	return aws.Config{Region: region, Credentials: aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
+		return aws.Credentials{}, why
+	})}
+}

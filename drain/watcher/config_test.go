@@ -1,0 +1,118 @@
+package watcher
+
+import (
+	"flag"
+	"io"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/albdrain/albdrain/drain/watcher/release"
+)
+
+func TestDefaults(t *testing.T) {
+	want := Config{
+		HoldAddr:           ":8443",
+		CertDir:            "/tmp/k8s-webhook-server/serving-certs",
+		ReleasePolicy:      release.PolicyQuiet,
+		SettleTime:         30 * time.Second,
+		PollInterval:       5 * time.Second,
+		APIRate:            5,
+		APIBurst:           10,
+		AWSCallTimeout:     10 * time.Second,
+		MaxConcurrentHolds: 1000,
+		HoldMargin:         30 * time.Second,
+		FallbackAfter:      3,
+		DiscoveryRefresh:   5 * time.Minute,
+	}
+	// A zero Config bound to flags, as a command line embeds it, gets the same.
+	var bound Config
+	bound.BindFlags(flag.NewFlagSet("albdrain", flag.ContinueOnError))
+	for name, got := range map[string]Config{"NewConfig": NewConfig(), "BindFlags": bound} {
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("%s defaults (-want +got):\n%s", name, diff)
+		}
+	}
+	if err := want.Validate(); err != nil {
+		t.Errorf("defaults invalid: %v", err)
+	}
+}
+
+func TestBindFlags(t *testing.T) {
+	c := NewConfig()
+	fs := flag.NewFlagSet("albdrain", flag.ContinueOnError)
+	c.BindFlags(fs)
+	err := fs.Parse([]string{
+		"--hold-bind-address=:8443",
+		"--hold-cert-dir=/certs",
+		"--release-policy=draining",
+		"--settle-time=45s",
+		"--poll-interval=2s",
+		"--aws-api-qps=2.5",
+		"--aws-api-burst=4",
+		"--aws-region=eu-west-1",
+		"--aws-endpoint-url=https://elasticloadbalancing.eu-west-1.amazonaws.com",
+		"--aws-call-timeout=3s",
+		"--early-deregister",
+		"--max-concurrent-holds=50",
+		"--hold-margin=10s",
+		"--fallback-after-failures=5",
+		"--cluster-name=prod",
+		"--discovery-refresh=1m",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Config{
+		HoldAddr:           ":8443",
+		CertDir:            "/certs",
+		ReleasePolicy:      release.PolicyDraining,
+		SettleTime:         45 * time.Second,
+		PollInterval:       2 * time.Second,
+		APIRate:            2.5,
+		APIBurst:           4,
+		AWSRegion:          "eu-west-1",
+		AWSEndpointURL:     "https://elasticloadbalancing.eu-west-1.amazonaws.com",
+		AWSCallTimeout:     3 * time.Second,
+		EarlyDeregister:    true,
+		MaxConcurrentHolds: 50,
+		HoldMargin:         10 * time.Second,
+		FallbackAfter:      5,
+		ClusterName:        "prod",
+		DiscoveryRefresh:   time.Minute,
+	}
+	if diff := cmp.Diff(want, c); diff != "" {
+		t.Errorf("parsed config (-want +got):\n%s", diff)
+	}
+	if err := c.Validate(); err != nil {
+		t.Errorf("Validate: %v", err)
+	}
+}
+
+func TestBadPolicyFlag(t *testing.T) {
+	c := NewConfig()
+	fs := flag.NewFlagSet("albdrain", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	c.BindFlags(fs)
+	if err := fs.Parse([]string{"--release-policy=healthy"}); err == nil {
+		t.Error("unknown release policy accepted")
+	}
+}
+
+func TestValidateReportsEveryProblem(t *testing.T) {
+	c := Config{ReleasePolicy: release.PolicyDraining, HoldMargin: -1}
+	err := c.Validate()
+	if err == nil {
+		t.Fatal("zero config validated")
+	}
+	for _, flagName := range []string{
+		"hold-bind-address", "settle-time", "poll-interval", "aws-api-qps", "aws-api-burst",
+		"max-concurrent-holds", "hold-margin", "fallback-after-failures", "discovery-refresh",
+	} {
+		if !strings.Contains(err.Error(), flagName) {
+			t.Errorf("Validate error does not mention %s: %v", flagName, err)
+		}
+	}
+}

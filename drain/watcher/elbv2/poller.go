@@ -1,0 +1,195 @@
+// The poller asks ELBv2 about held pods' targets. There is one poll loop
+// per target group, shared by every hold waiting on that group: each
+// interval it sends one DescribeTargetHealth naming all of their targets and
+// hands each hold its own target's answer. A loop runs only while some hold
+// waits on its group, so the API cost grows with the number of target
+// groups being drained, not with the number of pods.
+
+package elbv2
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"net/netip"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awselbv2 "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
+	"github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2/types"
+
+	"github.com/albdrain/albdrain/drain/watcher/metrics"
+)
+
+// DescribeAPI is the part of the ELBv2 client the poller uses.
+type DescribeAPI interface {
+	DescribeTargetHealth(ctx context.Context, in *awselbv2.DescribeTargetHealthInput, optFns ...func(*awselbv2.Options)) (*awselbv2.DescribeTargetHealthOutput, error)
+}
+
+// Target is an ip target: the pod IP and the port it is registered on.
+type Target struct {
+	ID   string
+	Port int32
+}
+
+// Report is one poll's answer about one target.
+type Report struct {
+	// Err is set when the poll failed; the other fields are then empty.
+	Err error
+	// State is the target's state, empty when ELBv2 did not list it.
+	State string
+	// Reason is ELBv2's reason code for State, for logs and events.
+	Reason string
+	// GroupGone is set when the target group no longer exists.
+	GroupGone bool
+}
+
+// Poller runs the per-target-group poll loops. Its methods are safe for
+// concurrent use.
+type Poller struct {
+	api      DescribeAPI
+	interval time.Duration
+	metrics  *metrics.Metrics
+
+	mu     sync.Mutex
+	groups map[string]*group
+}
+
+// NewPoller returns a poller that polls each watched target group every interval.
+func NewPoller(api DescribeAPI, interval time.Duration, m *metrics.Metrics) *Poller {
+	return &Poller{api: api, interval: interval, metrics: m, groups: map[string]*group{}}
+}
+
+type group struct {
+	arn    string
+	cancel context.CancelFunc
+	// subs is guarded by Poller.mu.
+	subs map[*subscription]struct{}
+}
+
+type subscription struct {
+	target Target
+	// ch holds the latest report; older ones are dropped unread because
+	// only the newest state matters.
+	ch chan Report
+}
+
+// Subscribe subscribes to reports about target in the target group tgARN. The
+// first report comes from the group's next poll (at once if the group was
+// not being polled). Call stop when done; the group's loop ends with its
+// last subscriber.
+func (p *Poller) Subscribe(tgARN string, target Target) (reports <-chan Report, stop func()) {
+	target.ID = canonicalID(target.ID)
+	s := &subscription{target: target, ch: make(chan Report, 1)}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	g := p.groups[tgARN]
+	if g == nil {
+		ctx, cancel := context.WithCancel(context.Background())
+		g = &group{arn: tgARN, cancel: cancel, subs: map[*subscription]struct{}{}}
+		p.groups[tgARN] = g
+		p.metrics.TargetGroupsWatched.Inc()
+		go p.loop(ctx, g)
+	}
+	g.subs[s] = struct{}{}
+	return s.ch, sync.OnceFunc(func() { p.unsubscribe(g, s) })
+}
+
+func (p *Poller) unsubscribe(g *group, s *subscription) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	delete(g.subs, s)
+	if len(g.subs) == 0 {
+		g.cancel()
+		delete(p.groups, g.arn)
+		p.metrics.TargetGroupsWatched.Dec()
+	}
+}
+
+func (p *Poller) loop(ctx context.Context, g *group) {
+	t := time.NewTicker(p.interval)
+	defer t.Stop()
+	for {
+		p.poll(ctx, g)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// poll sends one DescribeTargetHealth for every target subscribed now and
+// delivers the answers. Targets are deduplicated: two replicas of the same
+// pod's retried hold ask about one target.
+func (p *Poller) poll(ctx context.Context, g *group) {
+	p.mu.Lock()
+	subs := make([]*subscription, 0, len(g.subs))
+	for s := range g.subs {
+		subs = append(subs, s)
+	}
+	p.mu.Unlock()
+	if len(subs) == 0 {
+		return
+	}
+	targets := make([]Target, 0, len(subs))
+	for _, s := range subs {
+		targets = append(targets, s.target)
+	}
+	slices.SortFunc(targets, func(a, b Target) int {
+		return cmp.Or(cmp.Compare(a.ID, b.ID), cmp.Compare(a.Port, b.Port))
+	})
+	targets = slices.Compact(targets)
+
+	in := &awselbv2.DescribeTargetHealthInput{TargetGroupArn: aws.String(g.arn)}
+	for _, t := range targets {
+		in.Targets = append(in.Targets, types.TargetDescription{Id: aws.String(t.ID), Port: aws.Int32(t.Port)})
+	}
+	out, err := p.api.DescribeTargetHealth(ctx, in)
+	if ctx.Err() != nil {
+		return // the last hold left mid-poll; nobody is listening
+	}
+	byTarget := map[Target]Report{}
+	var notFound *types.TargetGroupNotFoundException
+	switch {
+	case errors.As(err, &notFound):
+		for _, t := range targets {
+			byTarget[t] = Report{GroupGone: true}
+		}
+	case err != nil:
+		for _, t := range targets {
+			byTarget[t] = Report{Err: err}
+		}
+	default:
+		for _, d := range out.TargetHealthDescriptions {
+			if d.Target == nil || d.TargetHealth == nil {
+				continue
+			}
+			t := Target{ID: canonicalID(aws.ToString(d.Target.Id)), Port: aws.ToInt32(d.Target.Port)}
+			byTarget[t] = Report{State: string(d.TargetHealth.State), Reason: string(d.TargetHealth.Reason)}
+		}
+	}
+	for _, s := range subs {
+		deliver(s.ch, byTarget[s.target])
+	}
+}
+
+func deliver(ch chan Report, r Report) {
+	select {
+	case <-ch:
+	default:
+	}
+	ch <- r
+}
+
+// canonicalID spells an IP target one way, so that a pod IP and ELBv2's
+// answer name the same target however each writes it (IPv6 has many
+// spellings: zeros compressed or not, upper or lower case, IPv4-mapped).
+func canonicalID(id string) string {
+	if a, err := netip.ParseAddr(id); err == nil {
+		return a.Unmap().String()
+	}
+	return id
+}

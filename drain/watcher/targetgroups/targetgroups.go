@@ -1,0 +1,39 @@
+// Package targetgroups finds the ELBv2 target groups a pod is registered in,
+// the port it is registered on, and the target groups' deregistration
+// delays. It runs once per hold, from caches: Kubernetes objects come from
+// the manager's informers through the shared lbc.Finder, and AWS facts from
+// caches refreshed on their own schedule, so polling never repeats it.
+package targetgroups
+
+import (
+	"context"
+
+	corev1 "k8s.io/api/core/v1"
+)
+
+// Registration is one target group the pod is in and the port it is registered on.
+type Registration struct {
+	TargetGroupARN string
+	Port           int32
+}
+
+// Resolver finds the target groups a pod is registered in.
+type Resolver interface {
+	Registrations(ctx context.Context, pod *corev1.Pod) ([]Registration, error)
+}
+
+// Either resolves through Bindings while Use reports true, and through Tags
+// otherwise: the TargetGroupBinding CRD may appear while the manager runs.
+type Either struct {
+	Use      func() bool
+	Bindings Resolver
+	Tags     Resolver
+}
+
+// Targets implements Resolver.
+func (e Either) Registrations(ctx context.Context, pod *corev1.Pod) ([]Registration, error) {
+	if e.Use() {
+		return e.Bindings.Registrations(ctx, pod)
+	}
+	return e.Tags.Registrations(ctx, pod)
+}
