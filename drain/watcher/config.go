@@ -20,7 +20,9 @@ type Config struct {
 	// HoldAddr is where the hold endpoint listens.
 	HoldAddr string
 	// CertDir holds tls.crt and tls.key for the hold endpoint; empty serves
-	// plain HTTP (the helper's requests then cross the pod network unencrypted).
+	// plain HTTP (the helper's requests then cross the pod network
+	// unencrypted). Its flag's default, empty, is the manager's word for
+	// "the webhook's directory": package app fills that in.
 	CertDir string
 	// ReleasePolicy is when a target counts as out of service.
 	ReleasePolicy release.Policy
@@ -68,7 +70,7 @@ func NewConfig() Config {
 // Describe* budget (50/s, burst 200), which the account shares.
 func (c *Config) BindFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.HoldAddr, "hold-bind-address", ":8443", "address the hold endpoint listens on")
-	fs.StringVar(&c.CertDir, "hold-cert-dir", "/tmp/k8s-webhook-server/serving-certs", "directory with the hold endpoint's tls.crt and tls.key (reloaded on change), by default the webhook's; empty serves plain HTTP, for local tests only")
+	fs.StringVar(&c.CertDir, "hold-cert-dir", "", "directory with the hold endpoint's tls.crt and tls.key (reloaded on change); empty follows --webhook-cert-dir")
 	c.ReleasePolicy = release.PolicyQuiet
 	fs.Func("release-policy", `when a pod is released: "quiet" (its target draining, unused or absent in every target group, then no load-balancer traffic for the pod's quiet period), "deregistered" (absent or unused) or "draining" (draining for --settle-time) (default "quiet")`, func(s string) error {
 		p, err := release.ParsePolicy(s)

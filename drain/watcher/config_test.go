@@ -15,7 +15,6 @@ import (
 func TestDefaults(t *testing.T) {
 	want := Config{
 		HoldAddr:           ":8443",
-		CertDir:            "/tmp/k8s-webhook-server/serving-certs",
 		ReleasePolicy:      release.PolicyQuiet,
 		SettleTime:         30 * time.Second,
 		PollInterval:       5 * time.Second,

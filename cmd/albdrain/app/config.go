@@ -73,3 +73,15 @@ func (c *Config) Validate() error {
 	}
 	return errors.Join(errs...)
 }
+
+// drainConfig is the watcher's configuration as the manager runs it. The
+// webhook and the hold endpoint serve the same certificate, which certs
+// writes to the webhook's directory: the hold endpoint reads it there
+// unless --hold-cert-dir names another.
+func (c Config) drainConfig() watcher.Config {
+	d := c.Drain
+	if d.CertDir == "" {
+		d.CertDir = c.Webhook.CertDir
+	}
+	return d
+}

@@ -86,7 +86,7 @@ func NewManager(ctx context.Context, rc *rest.Config, cfg Config, drainOpts ...w
 		// The chart promises sleep-only installs need no AWS credentials.
 		drainOpts = append(drainOpts, watcher.AWSOptional())
 	}
-	if err := watcher.Setup(mgr, cfg.Drain, finder, drainOpts...); err != nil {
+	if err := watcher.Setup(mgr, cfg.drainConfig(), finder, drainOpts...); err != nil {
 		return nil, fmt.Errorf("set up drain watcher: %w", err)
 	}
 	// Served beside the webhook, so the apiserver's service proxy reaches it
