@@ -25,7 +25,7 @@ func emptySecret() *corev1.Secret {
 }
 
 func newTestRotator() *rotator.CertRotator {
-	return newRotator(testCfg, "", make(chan struct{}))
+	return newRotator(testCfg, "", "cert-rotator", make(chan struct{}))
 }
 
 func getSecret(t *testing.T, c client.Client) *corev1.Secret {

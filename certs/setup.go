@@ -8,8 +8,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strconv"
-	"sync/atomic"
 	"time"
 
 	"github.com/open-policy-agent/cert-controller/pkg/rotator"
@@ -43,13 +41,14 @@ const mountTimeout = 2 * time.Minute
 // it (about a minute on a fresh install), and adds cert-controller's rotator
 // to mgr. Call it before mgr.Start. The returned check passes once the CA is
 // in the webhook configuration, so a replica is not ready before the
-// apiserver can verify it.
-func Setup(ctx context.Context, mgr ctrl.Manager, cfg Config, certDir string) (healthz.Checker, error) {
+// apiserver can verify it. rotatorName names the rotator's controller;
+// controller-runtime wants it unique in the process.
+func Setup(ctx context.Context, mgr ctrl.Manager, cfg Config, certDir, rotatorName string) (healthz.Checker, error) {
 	if !cfg.Rotate {
 		return healthz.Ping, nil
 	}
 	ready := make(chan struct{})
-	cr := newRotator(cfg, certDir, ready)
+	cr := newRotator(cfg, certDir, rotatorName, ready)
 	if err := issue(ctx, mgr.GetAPIReader(), mgr.GetClient(), cr); err != nil {
 		return nil, err
 	}
@@ -69,16 +68,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, cfg Config, certDir string) (h
 	}, nil
 }
 
-// rotators counts the rotators created in this process. controller-runtime
-// refuses a second controller of the same name in a process, which a
-// manager built again in-process (tests, restarts) would register.
-var rotators atomic.Int64
-
-func newRotator(cfg Config, certDir string, ready chan struct{}) *rotator.CertRotator {
-	name := "cert-rotator"
-	if n := rotators.Add(1); n > 1 {
-		name += "-" + strconv.FormatInt(n, 10)
-	}
+func newRotator(cfg Config, certDir, name string, ready chan struct{}) *rotator.CertRotator {
 	return &rotator.CertRotator{
 		ControllerName: name,
 		SecretKey:      types.NamespacedName{Namespace: cfg.SecretNamespace, Name: cfg.SecretName},

@@ -10,7 +10,6 @@ import (
 
 	jsonpatch "github.com/evanphx/json-patch/v5"
 	"github.com/google/go-cmp/cmp"
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -58,7 +57,7 @@ func newHandlerWithStatus(t *testing.T, status lbc.TargetGroupBindingStatus) han
 			ServiceRef: lbc.ServiceReference{Name: "web", Port: intstr.FromInt32(80)}},
 		Status: status,
 	}
-	m := NewMetrics(prometheus.NewRegistry())
+	m := NewMetrics()
 	d := &PodDefaulter{
 		Finder: &lbc.Finder{Reader: lbctest.IndexedFakeClient(s, svc, tgb), Served: lbc.Serving(lbc.APITargetGroupBinding)},
 		Options: inject.Options{Mode: contract.ModeWait, MaxHold: 60 * time.Second, Sleep: 20 * time.Second, Fallback: 10 * time.Second,

@@ -1,6 +1,10 @@
 package webhook
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"errors"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
 
 // Results and reasons of a mutation, the label values of the mutations counter.
 const (
@@ -30,19 +34,18 @@ type Metrics struct {
 	GatesSkipped prometheus.Counter
 }
 
-// NewMetrics creates the webhook's metrics and registers them with reg
-// (controller-runtime's metrics.Registry in the manager). A second manager in
-// the same process shares the counters already registered.
-func NewMetrics(reg prometheus.Registerer) *Metrics {
+// NewMetrics creates the webhook's collectors, unregistered: the manager
+// registers them (package app).
+func NewMetrics() *Metrics {
 	m := &Metrics{
-		Mutations: register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+		Mutations: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "albdrain_webhook_mutations_total",
 			Help: "Pod admissions seen by the albdrain webhook, by result and reason.",
-		}, []string{"result", "reason"})),
-		GatesSkipped: register(reg, prometheus.NewCounter(prometheus.CounterOpts{
+		}, []string{"result", "reason"}),
+		GatesSkipped: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "albdrain_webhook_readiness_gates_skipped_total",
 			Help: "Readiness gates the albdrain webhook left out of injected pods because no load balancer controller had reconciled their TargetGroupBinding.",
-		})),
+		}),
 	}
 	// The series the alerts take increase() of start at zero, or the first
 	// lookup failure after a restart would create the series and be lost.
@@ -51,15 +54,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	return m
 }
 
-// register registers c with reg, or returns the collector registered
-// already under its name.
-func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
-	if err := reg.Register(c); err != nil {
-		are, ok := err.(prometheus.AlreadyRegisteredError)
-		if !ok {
-			panic(err)
-		}
-		return are.ExistingCollector.(C)
-	}
-	return c
+// Register adds every collector to r.
+func (m *Metrics) Register(r prometheus.Registerer) error {
+	return errors.Join(r.Register(m.Mutations), r.Register(m.GatesSkipped))
 }

@@ -13,7 +13,9 @@ import (
 // series born at its first error misses that error.
 func TestMetricsStartAtZero(t *testing.T) {
 	reg := prometheus.NewPedanticRegistry()
-	NewMetrics(reg)
+	if err := NewMetrics().Register(reg); err != nil {
+		t.Fatal(err)
+	}
 	want := `
 # HELP albdrain_webhook_mutations_total Pod admissions seen by the albdrain webhook, by result and reason.
 # TYPE albdrain_webhook_mutations_total counter

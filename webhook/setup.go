@@ -5,15 +5,15 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/metrics"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/albdrain/albdrain/internal/lbc"
 )
 
 // Setup registers the pod mutation on the manager's webhook server. finder
-// is the manager's lbc.Finder, shared with the watcher.
-func Setup(ctx context.Context, mgr ctrl.Manager, cfg Config, finder *lbc.Finder) error {
+// is the manager's lbc.Finder, shared with the watcher; m the webhook's
+// collectors, which the manager registers.
+func Setup(ctx context.Context, mgr ctrl.Manager, cfg Config, finder *lbc.Finder, m *Metrics) error {
 	opts, err := cfg.Options()
 	if err != nil {
 		return err
@@ -22,7 +22,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, cfg Config, finder *lbc.Finder
 	d := &PodDefaulter{
 		Finder:  finder,
 		Options: opts,
-		Metrics: NewMetrics(metrics.Registry),
+		Metrics: m,
 	}
 	mgr.GetWebhookServer().Register(Path, admission.WithDefaulter[*corev1.Pod](mgr.GetScheme(), d))
 	return nil

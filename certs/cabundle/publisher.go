@@ -22,10 +22,8 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
@@ -63,7 +61,10 @@ type Publisher struct {
 	// Poll and Resync default to DefaultPoll and DefaultResync.
 	Poll, Resync time.Duration
 
-	pods client.Reader // the manager's cache of managed pods
+	// pods is the manager's cache. The publisher relies on the manager's
+	// cache policy (package app) holding managed pods only: their
+	// namespaces, and no others, get the bundle.
+	pods client.Reader
 
 	mu      sync.Mutex
 	current []byte // the CA file's PEM, nil until read
@@ -79,7 +80,8 @@ type syncState struct {
 }
 
 // Setup adds the publisher to mgr: a controller over the managed pods'
-// namespaces, and the CA file's watch.
+// namespaces, and the CA file's watch. The manager's cache must hold
+// managed pods only.
 func (p *Publisher) Setup(mgr ctrl.Manager) error {
 	if p.Poll <= 0 {
 		p.Poll = DefaultPoll
@@ -95,8 +97,6 @@ func (p *Publisher) Setup(mgr ctrl.Manager) error {
 	})
 	err := ctrl.NewControllerManagedBy(mgr).
 		Named("cabundle").
-		// A manager may be built more than once in a process (tests).
-		WithOptions(controller.Options{SkipNameValidation: ptr.To(true)}).
 		WatchesRawSource(source.Kind(mgr.GetCache(), &corev1.Pod{}, byNamespace)).
 		WatchesRawSource(source.Channel(p.changes, &handler.EnqueueRequestForObject{})).
 		Complete(p)

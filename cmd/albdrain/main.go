@@ -28,7 +28,7 @@ func main() {
 		os.Exit(2)
 	}
 	ctx := ctrl.SetupSignalHandler()
-	mgr, err := app.NewManager(ctx, ctrl.GetConfigOrDie(), cfg)
+	mgr, err := app.NewManager(ctx, ctrl.GetConfigOrDie(), cfg, app.Options{})
 	if err == nil {
 		err = mgr.Start(ctx)
 	}

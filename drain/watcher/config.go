@@ -34,6 +34,11 @@ type Config struct {
 	// Describe* calls, shared with the load balancer controller's budget.
 	APIRate  float64
 	APIBurst int
+	// DeregisterRate and DeregisterBurst are the client-side token bucket
+	// for DeregisterTargets (early deregistration), shared with the load
+	// balancer controller's budget for changes.
+	DeregisterRate  float64
+	DeregisterBurst int
 	// AWSRegion overrides the region the SDK would resolve.
 	AWSRegion string
 	// AWSEndpointURL overrides the ELBv2 endpoint.
@@ -67,7 +72,8 @@ func NewConfig() Config {
 
 // BindFlags sets c to the defaults and registers its flags on fs. The
 // default API rate is a tenth of the load balancer controller's own
-// Describe* budget (50/s, burst 200), which the account shares.
+// Describe* budget (50/s, burst 200), and the default deregistration rate a
+// quarter of its budget for changes (4/s, burst 20): the account shares both.
 func (c *Config) BindFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.HoldAddr, "hold-bind-address", ":8443", "address the hold endpoint listens on")
 	fs.StringVar(&c.CertDir, "hold-cert-dir", "", "directory with the hold endpoint's tls.crt and tls.key (reloaded on change); empty follows --webhook-cert-dir")
@@ -81,6 +87,8 @@ func (c *Config) BindFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.PollInterval, "poll-interval", 5*time.Second, "how often each target group with waiting holds is polled (one DescribeTargetHealth for all its held pods)")
 	fs.Float64Var(&c.APIRate, "aws-api-qps", 5, "client-side limit on ELBv2 Describe* requests per second (the account's budget is shared with the load balancer controller)")
 	fs.IntVar(&c.APIBurst, "aws-api-burst", 10, "burst of the client-side ELBv2 Describe* limit")
+	fs.Float64Var(&c.DeregisterRate, "aws-deregister-qps", 1, "client-side limit on ELBv2 DeregisterTargets requests per second, for --early-deregister (the account's budget is shared with the load balancer controller)")
+	fs.IntVar(&c.DeregisterBurst, "aws-deregister-burst", 5, "burst of the client-side ELBv2 DeregisterTargets limit")
 	fs.StringVar(&c.AWSRegion, "aws-region", "", "AWS region; empty uses AWS_REGION, AWS_DEFAULT_REGION or the shared config file (the SDK does not read it from instance metadata); albdrain refuses to start without one")
 	fs.StringVar(&c.AWSEndpointURL, "aws-endpoint-url", "", "ELBv2 endpoint URL override (a VPC endpoint or an emulator)")
 	fs.DurationVar(&c.AWSCallTimeout, "aws-call-timeout", elbv2.DefaultCallTimeout, "bound on every ELBv2 call, the SDK's retries included: a call that hangs fails like any other, so polling goes on and holds reach their fallback")
@@ -108,6 +116,8 @@ func (c Config) Validate() error {
 	check(c.AWSCallTimeout <= 0, "aws-call-timeout must be positive")
 	check(c.APIRate <= 0, "aws-api-qps must be positive")
 	check(c.APIBurst < 1, "aws-api-burst must be at least 1")
+	check(c.DeregisterRate <= 0, "aws-deregister-qps must be positive")
+	check(c.DeregisterBurst < 1, "aws-deregister-burst must be at least 1")
 	check(c.MaxConcurrentHolds < 1, "max-concurrent-holds must be at least 1")
 	check(c.HoldMargin < 0, "hold-margin must not be negative")
 	check(c.FallbackAfter < 1, "fallback-after-failures must be at least 1")

@@ -20,6 +20,8 @@ func TestDefaults(t *testing.T) {
 		PollInterval:       5 * time.Second,
 		APIRate:            5,
 		APIBurst:           10,
+		DeregisterRate:     1,
+		DeregisterBurst:    5,
 		AWSCallTimeout:     10 * time.Second,
 		MaxConcurrentHolds: 1000,
 		HoldMargin:         30 * time.Second,
@@ -51,6 +53,8 @@ func TestBindFlags(t *testing.T) {
 		"--poll-interval=2s",
 		"--aws-api-qps=2.5",
 		"--aws-api-burst=4",
+		"--aws-deregister-qps=0.5",
+		"--aws-deregister-burst=2",
 		"--aws-region=eu-west-1",
 		"--aws-endpoint-url=https://elasticloadbalancing.eu-west-1.amazonaws.com",
 		"--aws-call-timeout=3s",
@@ -72,6 +76,8 @@ func TestBindFlags(t *testing.T) {
 		PollInterval:       2 * time.Second,
 		APIRate:            2.5,
 		APIBurst:           4,
+		DeregisterRate:     0.5,
+		DeregisterBurst:    2,
 		AWSRegion:          "eu-west-1",
 		AWSEndpointURL:     "https://elasticloadbalancing.eu-west-1.amazonaws.com",
 		AWSCallTimeout:     3 * time.Second,
@@ -107,7 +113,7 @@ func TestValidateReportsEveryProblem(t *testing.T) {
 		t.Fatal("zero config validated")
 	}
 	for _, flagName := range []string{
-		"hold-bind-address", "settle-time", "poll-interval", "aws-api-qps", "aws-api-burst",
+		"hold-bind-address", "settle-time", "poll-interval", "aws-api-qps", "aws-api-burst", "aws-deregister-qps", "aws-deregister-burst",
 		"max-concurrent-holds", "hold-margin", "fallback-after-failures", "discovery-refresh",
 	} {
 		if !strings.Contains(err.Error(), flagName) {

@@ -11,20 +11,14 @@ type Metrics struct {
 	Unset prometheus.Gauge
 }
 
-// NewMetrics creates the reporter's gauge and registers it with reg
-// (controller-runtime's metrics.Registry in the manager). Managers in one
-// process share the gauge registered first, each adding its own pods.
-func NewMetrics(reg prometheus.Registerer) *Metrics {
-	var g prometheus.Gauge = prometheus.NewGauge(prometheus.GaugeOpts{
+// NewMetrics creates the reporter's gauge, unregistered: the manager
+// registers it (package app).
+func NewMetrics() *Metrics {
+	return &Metrics{Unset: prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: unsetMetric,
 		Help: "Pods whose albdrain-injected readiness gate has not been True for longer than --readiness-gate-report-after since their containers became ready.",
-	})
-	if err := reg.Register(g); err != nil {
-		are, ok := err.(prometheus.AlreadyRegisteredError)
-		if !ok {
-			panic(err)
-		}
-		g = are.ExistingCollector.(prometheus.Gauge)
-	}
-	return &Metrics{Unset: g}
+	})}
 }
+
+// Register adds the gauge to r.
+func (m *Metrics) Register(r prometheus.Registerer) error { return r.Register(m.Unset) }

@@ -9,12 +9,9 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
-	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/log"
-	"sigs.k8s.io/controller-runtime/pkg/metrics"
 )
 
 // EventSource is the reporting controller of the reporter's events.
@@ -27,7 +24,9 @@ const ReasonGateUnset = "ReadinessGateUnset"
 // and episode, those an injected readiness gate has kept NotReady for
 // longer than After. It reads pods and writes events only.
 type Reporter struct {
-	// Pods reads pods: the manager's cache, which holds the managed ones.
+	// Pods reads pods: the manager's cache. The reporter relies on the
+	// manager's cache policy (package app) holding managed pods only, so
+	// it reconciles no other pod.
 	Pods client.Reader
 	// Recorder records the Warning events.
 	Recorder events.EventRecorder
@@ -41,8 +40,10 @@ type Reporter struct {
 	reported map[types.NamespacedName]types.UID
 }
 
-// Setup adds the reporter to mgr, unless cfg turns it off.
-func Setup(mgr ctrl.Manager, cfg Config) error {
+// Setup adds the reporter to mgr, unless cfg turns it off. It watches the
+// pods of the manager's cache, which must hold managed pods only; m is the
+// reporter's gauge, which the manager registers.
+func Setup(mgr ctrl.Manager, cfg Config, m *Metrics) error {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
@@ -52,14 +53,13 @@ func Setup(mgr ctrl.Manager, cfg Config) error {
 	r := &Reporter{
 		Pods:     mgr.GetClient(),
 		Recorder: mgr.GetEventRecorder(EventSource),
-		Metrics:  NewMetrics(metrics.Registry),
+		Metrics:  m,
 		After:    cfg.ReportAfter,
 	}
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("readiness-gates").
+		// Each replica reports.
 		For(&corev1.Pod{}).
-		// Each replica reports; tests run several managers in one process.
-		WithOptions(controller.Options{SkipNameValidation: ptr.To(true)}).
 		Complete(r)
 }
 

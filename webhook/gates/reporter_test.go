@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -25,7 +24,7 @@ func TestReporter(t *testing.T) {
 	fresh.Status.Conditions[0].LastTransitionTime = metav1.Now()
 	cl := fake.NewClientBuilder().WithScheme(clientgoscheme.Scheme).WithObjects(stuck, fresh).WithStatusSubresource(&corev1.Pod{}).Build()
 	rec := events.NewFakeRecorder(10)
-	r := &Reporter{Pods: cl, Recorder: rec, Metrics: NewMetrics(prometheus.NewRegistry()), After: 5 * time.Minute}
+	r := &Reporter{Pods: cl, Recorder: rec, Metrics: NewMetrics(), After: 5 * time.Minute}
 	reconcile := func(p *corev1.Pod) ctrl.Result {
 		t.Helper()
 		res, err := r.Reconcile(ctx, ctrl.Request{NamespacedName: types.NamespacedName{Namespace: p.Namespace, Name: p.Name}})

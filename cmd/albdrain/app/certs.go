@@ -20,8 +20,8 @@ import (
 // namespaces, so a CA that changes reaches pods already running.
 // The flag cannot simply point there, since the file does not exist when
 // the flags are validated on a fresh install.
-func setupCerts(ctx context.Context, mgr ctrl.Manager, cfg *Config) error {
-	ready, err := certs.Setup(ctx, mgr, cfg.Certs, cfg.Webhook.CertDir)
+func setupCerts(ctx context.Context, mgr ctrl.Manager, cfg *Config, p *Process) error {
+	ready, err := certs.Setup(ctx, mgr, cfg.Certs, cfg.Webhook.CertDir, p.rotatorName())
 	if err != nil {
 		return err
 	}
@@ -29,8 +29,8 @@ func setupCerts(ctx context.Context, mgr ctrl.Manager, cfg *Config) error {
 		cfg.Webhook.WatcherCAFile = filepath.Join(cfg.Webhook.CertDir, certs.CACertFile)
 	}
 	if cfg.Webhook.WatcherCAFile != "" {
-		p := &cabundle.Publisher{File: cfg.Webhook.WatcherCAFile, Client: mgr.GetClient(), Reader: mgr.GetAPIReader()}
-		if err := p.Setup(mgr); err != nil {
+		pub := &cabundle.Publisher{File: cfg.Webhook.WatcherCAFile, Client: mgr.GetClient(), Reader: mgr.GetAPIReader()}
+		if err := pub.Setup(mgr); err != nil {
 			return err
 		}
 	}

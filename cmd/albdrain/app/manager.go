@@ -6,23 +6,18 @@ import (
 	"fmt"
 
 	"golang.org/x/time/rate"
-	corev1 "k8s.io/api/core/v1"
-	eventsv1 "k8s.io/api/events/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
-	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	crwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	"github.com/albdrain/albdrain/certs/tlspolicy"
 	"github.com/albdrain/albdrain/drain/watcher"
-	"github.com/albdrain/albdrain/drain/watcher/targetgroups"
-	"github.com/albdrain/albdrain/drain/watcher/unheld"
-	"github.com/albdrain/albdrain/internal/contract"
 	"github.com/albdrain/albdrain/internal/explain"
 	"github.com/albdrain/albdrain/internal/lbc"
 	"github.com/albdrain/albdrain/internal/shutdown"
@@ -33,11 +28,17 @@ import (
 // NewManager builds the manager with albdrain's webhook and watcher added.
 // Its Start stops in the order of package shutdown once its context ends:
 // out of the Service's endpoints first, then the manager's own graceful
-// shutdown, bounded by cfg.Shutdown.Grace. drainOpts let tests hand the
-// watcher an AWS configuration of their own.
-func NewManager(ctx context.Context, rc *rest.Config, cfg Config, drainOpts ...watcher.Option) (ctrl.Manager, error) {
+// shutdown, bounded by cfg.Shutdown.Grace. The facts the manager's parts
+// share are stated here once: the certificate directory, the cache policy
+// (CacheOptions), the AWS configuration and ELBv2 client, the target-group
+// resolver and the collectors.
+func NewManager(ctx context.Context, rc *rest.Config, cfg Config, opts Options) (ctrl.Manager, error) {
 	scheme := runtime.NewScheme()
 	if err := clientgoscheme.AddToScheme(scheme); err != nil {
+		return nil, err
+	}
+	m, err := opts.Process.metrics()
+	if err != nil {
 		return nil, err
 	}
 	mgr, err := ctrl.NewManager(rc, ctrl.Options{
@@ -52,20 +53,14 @@ func NewManager(ctx context.Context, rc *rest.Config, cfg Config, drainOpts ...w
 			CertDir: cfg.Webhook.CertDir,
 			TLSOpts: []func(*tls.Config){tlspolicy.Apply},
 		}),
-		Cache: cache.Options{
-			// The watcher needs only the pods the webhook marked; caching
-			// every pod of a large cluster would cost memory for nothing.
-			ByObject: map[client.Object]cache.ByObject{
-				&corev1.Pod{}:     watcher.PodCacheByObject(),
-				&eventsv1.Event{}: unheld.EventsByObject(watcher.EventSource),
-			},
-			DefaultTransform: trimCached,
-		},
+		Cache: CacheOptions(),
+		// Managers of one process (tests) repeat their controllers' names.
+		Controller: config.Controller{SkipNameValidation: ptr.To(opts.Process != nil)},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("create manager: %w", err)
 	}
-	if err := setupCerts(ctx, mgr, &cfg); err != nil {
+	if err := setupCerts(ctx, mgr, &cfg, opts.Process); err != nil {
 		return nil, fmt.Errorf("set up certificates: %w", err)
 	}
 	// One Finder, its indexes and informers, answers both the webhook and the
@@ -74,19 +69,19 @@ func NewManager(ctx context.Context, rc *rest.Config, cfg Config, drainOpts ...w
 	if err != nil {
 		return nil, fmt.Errorf("set up load balancer controller lookups: %w", err)
 	}
-	if err := webhook.Setup(ctx, mgr, cfg.Webhook, finder); err != nil {
+	if err := webhook.Setup(ctx, mgr, cfg.Webhook, finder, m.Webhook); err != nil {
 		return nil, fmt.Errorf("set up webhook: %w", err)
 	}
-	if err := gates.Setup(mgr, cfg.Gates); err != nil {
+	if err := gates.Setup(mgr, cfg.Gates, m.Gates); err != nil {
 		return nil, fmt.Errorf("set up readiness-gate reporter: %w", err)
 	}
-	var resolver targetgroups.Resolver
-	drainOpts = append(drainOpts, watcher.ResolverInto(&resolver))
-	if cfg.Webhook.Mode == string(contract.ModeSleep) {
-		// The chart promises sleep-only installs need no AWS credentials.
-		drainOpts = append(drainOpts, watcher.AWSOptional())
+	api, err := newELBv2(ctx, mgr.GetLogger(), cfg, opts.AWS, m.Watcher)
+	if err != nil {
+		return nil, err
 	}
-	if err := watcher.Setup(mgr, cfg.drainConfig(), finder, drainOpts...); err != nil {
+	// One resolver answers the watcher and explain alike.
+	resolver := newResolver(mgr.GetLogger(), cfg.Drain, finder, api)
+	if err := watcher.Setup(mgr, cfg.drainConfig(), watcher.Deps{ELBv2: api, Resolver: resolver, Metrics: m.Watcher}); err != nil {
 		return nil, fmt.Errorf("set up drain watcher: %w", err)
 	}
 	// Served beside the webhook, so the apiserver's service proxy reaches it

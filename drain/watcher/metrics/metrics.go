@@ -6,11 +6,9 @@ package metrics
 
 import (
 	"errors"
-	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	"github.com/albdrain/albdrain/internal/contract"
 )
@@ -78,7 +76,8 @@ type Metrics struct {
 	PodsNeverHeld prometheus.Counter
 }
 
-// New creates unregistered collectors.
+// New creates the collectors, unregistered: the manager registers them
+// (package app).
 func New() *Metrics {
 	m := &Metrics{
 		HoldDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
@@ -161,21 +160,4 @@ func (m *Metrics) ObserveELBv2(operation, result string, d time.Duration) {
 	if result == ResultThrottled {
 		m.ELBv2Throttles.WithLabelValues(operation).Inc()
 	}
-}
-
-var (
-	defaultOnce    sync.Once
-	defaultMetrics *Metrics
-)
-
-// Default returns the process's collectors, registered on controller-runtime's
-// registry (served by the manager's metrics endpoint) the first time it is
-// called. Registration happens once so a process may set the watcher up
-// more than once, as tests that restart it do.
-func Default() *Metrics {
-	defaultOnce.Do(func() {
-		defaultMetrics = New()
-		ctrlmetrics.Registry.MustRegister(defaultMetrics.collectors()...)
-	})
-	return defaultMetrics
 }

@@ -91,9 +91,3 @@ func TestHoldRefusals(t *testing.T) {
 		t.Error(err)
 	}
 }
-
-func TestDefaultRegistersOnce(t *testing.T) {
-	if Default() != Default() {
-		t.Error("Default returned different collectors")
-	}
-}

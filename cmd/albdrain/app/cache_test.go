@@ -11,7 +11,6 @@ import (
 	"k8s.io/utils/ptr"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 
-	"github.com/albdrain/albdrain/drain/watcher"
 	"github.com/albdrain/albdrain/internal/lbc"
 )
 
@@ -49,7 +48,7 @@ func TestCacheTransformsKeepWhatIsRead(t *testing.T) {
 		{"TargetGroupBinding keeps its status", trimCached,
 			&lbc.TargetGroupBinding{ObjectMeta: meta(), Spec: lbc.TargetGroupBindingSpec{TargetGroupARN: "arn:tg"}, Status: lbc.TargetGroupBindingStatus{ObservedGeneration: ptr.To[int64](2)}},
 			&lbc.TargetGroupBinding{ObjectMeta: kept, Spec: lbc.TargetGroupBindingSpec{TargetGroupARN: "arn:tg"}, Status: lbc.TargetGroupBindingStatus{ObservedGeneration: ptr.To[int64](2)}}},
-		{"managed Pod", watcher.TrimPod,
+		{"managed Pod", trimPod,
 			&corev1.Pod{ObjectMeta: meta(), Spec: corev1.PodSpec{
 				ServiceAccountName: "web",
 				InitContainers: []corev1.Container{{Name: "proxy", Image: "envoy", RestartPolicy: ptr.To(corev1.ContainerRestartPolicyAlways), Ports: containerPorts,
