@@ -10,7 +10,10 @@ import (
 	"fmt"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"github.com/albdrain/albdrain/drain/watcher/elbv2"
+	"github.com/albdrain/albdrain/drain/watcher/metrics"
 	"github.com/albdrain/albdrain/drain/watcher/release"
 )
 
@@ -123,4 +126,16 @@ func (c Config) Validate() error {
 	check(c.FallbackAfter < 1, "fallback-after-failures must be at least 1")
 	check(c.DiscoveryRefresh <= 0, "discovery-refresh must be positive")
 	return errors.Join(errs...)
+}
+
+// ClientOptions are the ELBv2 client's options the flags set: its endpoint,
+// its time limit and its two call budgets, recording into m.
+func (c Config) ClientOptions(m *metrics.Metrics) elbv2.ClientOptions {
+	return elbv2.ClientOptions{
+		Endpoint:    c.AWSEndpointURL,
+		CallTimeout: c.AWSCallTimeout,
+		Describe:    rate.NewLimiter(rate.Limit(c.APIRate), c.APIBurst),
+		Change:      rate.NewLimiter(rate.Limit(c.DeregisterRate), c.DeregisterBurst),
+		Metrics:     m,
+	}
 }

@@ -94,6 +94,14 @@ func TestBindFlags(t *testing.T) {
 	if err := c.Validate(); err != nil {
 		t.Errorf("Validate: %v", err)
 	}
+	o := c.ClientOptions(nil)
+	budgets := map[string][2]float64{
+		"Describe": {float64(o.Describe.Limit()), float64(o.Describe.Burst())},
+		"Change":   {float64(o.Change.Limit()), float64(o.Change.Burst())},
+	}
+	if diff := cmp.Diff(map[string][2]float64{"Describe": {2.5, 4}, "Change": {0.5, 2}}, budgets); diff != "" {
+		t.Errorf("client budgets (-want +got):\n%s", diff)
+	}
 }
 
 func TestBadPolicyFlag(t *testing.T) {

@@ -10,19 +10,11 @@ import (
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	awselbv2 "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
 	"github.com/go-logr/logr"
-	"golang.org/x/time/rate"
 
-	"github.com/albdrain/albdrain/drain/watcher"
 	"github.com/albdrain/albdrain/drain/watcher/elbv2"
 	watchermetrics "github.com/albdrain/albdrain/drain/watcher/metrics"
-	"github.com/albdrain/albdrain/drain/watcher/targetgroups"
 	"github.com/albdrain/albdrain/internal/contract"
-	"github.com/albdrain/albdrain/internal/lbc"
 )
-
-// minTagRelist is how soon target-group tags may be listed again for a pod
-// that matched none, in case its target group is new.
-const minTagRelist = 30 * time.Second
 
 // newELBv2 builds the manager's one ELBv2 client, with the call budgets of
 // the flags. It fails when AWS cannot work, unless every pod holds in sleep
@@ -39,34 +31,7 @@ func newELBv2(ctx context.Context, log logr.Logger, cfg Config, given *aws.Confi
 		log.Info("starting without AWS: sleep-mode holds need none; a pod overriding its mode to wait falls back to a fixed sleep", "reason", err.Error())
 		awsCfg = withoutAWS(d.AWSRegion, err)
 	}
-	return elbv2.NewClient(awsCfg, elbv2.ClientOptions{
-		Endpoint:    d.AWSEndpointURL,
-		CallTimeout: d.AWSCallTimeout,
-		Describe:    rate.NewLimiter(rate.Limit(d.APIRate), d.APIBurst),
-		Change:      rate.NewLimiter(rate.Limit(d.DeregisterRate), d.DeregisterBurst),
-		Metrics:     m,
-	}), nil
-}
-
-// newResolver finds pods' registrations for the watcher and explain alike:
-// through TargetGroupBindings while the cluster serves the CRD, and through
-// target-group tags otherwise; the CRD may be installed while the manager
-// runs.
-func newResolver(log logr.Logger, cfg watcher.Config, finder *lbc.Finder, api *awselbv2.Client) targetgroups.Resolver {
-	if !finder.Served.Has(lbc.APITargetGroupBinding) && cfg.ClusterName == "" {
-		log.Info("no TargetGroupBinding CRD and no --cluster-name: until the CRD is installed, only the v1 ingress controller's target-group tags can be matched")
-	}
-	return targetgroups.Either{
-		Use:      func() bool { return finder.Served.Has(lbc.APITargetGroupBinding) },
-		Bindings: targetgroups.Bindings{Finder: finder},
-		Tags: &targetgroups.Tags{
-			API:     api,
-			Finder:  finder,
-			Cluster: cfg.ClusterName,
-			MaxAge:  cfg.DiscoveryRefresh,
-			MinAge:  min(cfg.DiscoveryRefresh, minTagRelist),
-		},
-	}
+	return elbv2.NewClient(awsCfg, d.ClientOptions(m)), nil
 }
 
 // credentialsTimeout bounds the first credentials retrieval at start; the

@@ -80,7 +80,7 @@ func NewManager(ctx context.Context, rc *rest.Config, cfg Config, opts Options) 
 		return nil, err
 	}
 	// One resolver answers the watcher and explain alike.
-	resolver := newResolver(mgr.GetLogger(), cfg.Drain, finder, api)
+	resolver := watcher.NewResolver(mgr.GetLogger(), cfg.Drain, finder, api)
 	if err := watcher.Setup(mgr, cfg.drainConfig(), watcher.Deps{ELBv2: api, Resolver: resolver, Metrics: m.Watcher}); err != nil {
 		return nil, fmt.Errorf("set up drain watcher: %w", err)
 	}
