@@ -9,14 +9,13 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
+	"github.com/albdrain/albdrain/cmd/albdrain/app"
 	drainwatcher "github.com/albdrain/albdrain/drain/watcher"
+	"github.com/albdrain/albdrain/drain/watcher/elbv2"
 	"github.com/albdrain/albdrain/drain/watcher/metrics"
 	"github.com/albdrain/albdrain/e2e/kubetest"
 	"github.com/albdrain/albdrain/e2e/ports"
@@ -47,10 +46,7 @@ func startWatcher(ctx context.Context, rc *rest.Config, cfg drainwatcher.Config,
 		Scheme:                 kubetest.NewScheme(),
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
-		Cache: cache.Options{
-			ByObject:         map[client.Object]cache.ByObject{&corev1.Pod{}: drainwatcher.PodCacheByObject()},
-			DefaultTransform: cache.TransformStripManagedFields(),
-		},
+		Cache:                  app.CacheOptions(),
 	})
 	if err != nil {
 		return nil, err
@@ -59,7 +55,10 @@ func startWatcher(ctx context.Context, rc *rest.Config, cfg drainwatcher.Config,
 	if err != nil {
 		return nil, err
 	}
-	if err := drainwatcher.Setup(mgr, cfg, finder, drainwatcher.WithAWSConfig(awsCfg), drainwatcher.WithMetrics(metrics.New())); err != nil {
+	m := metrics.New()
+	api := elbv2.NewClient(awsCfg, cfg.ClientOptions(m))
+	deps := drainwatcher.Deps{ELBv2: api, Resolver: drainwatcher.NewResolver(mgr.GetLogger(), cfg, finder, api), Metrics: m}
+	if err := drainwatcher.Setup(mgr, cfg, deps); err != nil {
 		return nil, err
 	}
 	mctx, cancel := context.WithCancel(context.WithoutCancel(ctx))

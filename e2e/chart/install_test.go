@@ -23,7 +23,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/albdrain/albdrain/cmd/albdrain/app"
-	"github.com/albdrain/albdrain/drain/watcher"
 	"github.com/albdrain/albdrain/e2e/helmchart"
 	"github.com/albdrain/albdrain/e2e/kubetest"
 	"github.com/albdrain/albdrain/e2e/ports"
@@ -123,16 +122,17 @@ func pointAt(t *testing.T, wh *unstructured.Unstructured, port int) {
 
 // fakeAWS satisfies the watcher, which refuses to start in wait mode
 // without AWS credentials; they are never used, since no pod here is held.
-var fakeAWS = watcher.WithAWSConfig(aws.Config{Region: "eu-west-1", Credentials: credentials.NewStaticCredentialsProvider("AKIDEXAMPLE", "secret", "")})
+var fakeAWS = &aws.Config{Region: "eu-west-1", Credentials: credentials.NewStaticCredentialsProvider("AKIDEXAMPLE", "secret", "")}
 
 // startManager runs the manager as the chart's ServiceAccount, so any
-// permission the chart forgot stops it from syncing or issuing.
-func startManager(t *testing.T, env *kubetest.Env, cfg app.Config, opts ...watcher.Option) {
+// permission the chart forgot stops it from syncing or issuing. awsCfg, when
+// set, replaces the SDK's default chain.
+func startManager(t *testing.T, env *kubetest.Env, cfg app.Config, awsCfg *aws.Config) {
 	t.Helper()
 	rc := rest.CopyConfig(env.Config)
 	rc.Impersonate = rest.ImpersonationConfig{UserName: serviceAccountUser}
 	ctx, cancel := context.WithCancel(context.Background())
-	mgr, err := app.NewManager(ctx, rc, cfg, opts...)
+	mgr, err := app.NewManager(ctx, rc, cfg, app.Options{AWS: awsCfg, Process: app.InProcess()})
 	if err != nil {
 		cancel()
 		t.Fatalf("manager: %v", err)

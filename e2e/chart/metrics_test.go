@@ -8,9 +8,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	drainmetrics "github.com/albdrain/albdrain/drain/watcher/metrics"
-	"github.com/albdrain/albdrain/webhook"
-	"github.com/albdrain/albdrain/webhook/gates"
+	"github.com/albdrain/albdrain/cmd/albdrain/app"
 )
 
 var fqName = regexp.MustCompile(`fqName: "([^"]+)"`)
@@ -38,9 +36,10 @@ func exportedMetrics(t *testing.T) map[string]bool {
 			}
 		}
 	}
-	collect(drainmetrics.New())
-	collect(webhook.NewMetrics(prometheus.NewRegistry()))
-	collect(gates.NewMetrics(prometheus.NewRegistry()))
+	m := app.NewMetrics()
+	collect(m.Watcher)
+	collect(m.Webhook)
+	collect(m.Gates)
 	if len(names) < 5 {
 		t.Fatalf("found only %v: the collectors were not read", names)
 	}

@@ -11,8 +11,8 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
+	"github.com/albdrain/albdrain/cmd/albdrain/app"
 	"github.com/albdrain/albdrain/internal/contract"
 	"github.com/albdrain/albdrain/internal/lbc"
 	"github.com/albdrain/albdrain/webhook"
@@ -191,7 +191,7 @@ func (o *albNamespace) selectorsHold(t *testing.T) {
 	if err := o.c.Update(ctx, &ns); err != nil {
 		t.Fatal(err)
 	}
-	skipped := webhook.NewMetrics(ctrlmetrics.Registry).Mutations.WithLabelValues(webhook.ResultSkipped, webhook.ReasonSystemNamespace)
+	skipped := app.InProcess().Metrics.Webhook.Mutations.WithLabelValues(webhook.ResultSkipped, webhook.ReasonSystemNamespace)
 	before := testutil.ToFloat64(skipped)
 	o.admit(t, webPod("kube-system", nil))
 	if after := testutil.ToFloat64(skipped); after != before {

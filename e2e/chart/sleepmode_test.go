@@ -5,9 +5,9 @@ import (
 	"strconv"
 	"testing"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/albdrain/albdrain/drain/watcher"
 	"github.com/albdrain/albdrain/e2e/kubetest"
 	"github.com/albdrain/albdrain/internal/contract"
 )
@@ -18,7 +18,7 @@ import (
 func TestSleepModeInstallStartsWithoutAWS(t *testing.T) {
 	noAWS(t)
 	env := kubetest.Start(t, kubetest.WithTargetGroupBindingCRD())
-	installAndStart(t, env, "hold: {mode: sleep}") // no AWS configuration of the test's own
+	installAndStart(t, env, "hold: {mode: sleep}", nil) // no AWS configuration of the test's own
 	pod := newALBNamespace(t, env.Client, "shop", optIn).eventuallyMutated(t)
 	if pod.Spec.Containers[0].Lifecycle == nil || pod.Spec.Containers[0].Lifecycle.PreStop == nil || pod.Spec.Containers[0].Lifecycle.PreStop.Sleep == nil {
 		t.Errorf("pod not given a sleep hold: %+v", pod.Spec.Containers[0].Lifecycle)
@@ -30,7 +30,7 @@ func TestSleepModeInstallStartsWithoutAWS(t *testing.T) {
 
 // installAndStart applies the chart rendered with values and runs the
 // manager under its flags and RBAC, as TestInstall does.
-func installAndStart(t *testing.T, env *kubetest.Env, values string, opts ...watcher.Option) {
+func installAndStart(t *testing.T, env *kubetest.Env, values string, awsCfg *aws.Config) {
 	t.Helper()
 	objs := objects(t, mustRender(t, values))
 	webhookPort := reservePort(t)
@@ -48,7 +48,7 @@ func installAndStart(t *testing.T, env *kubetest.Env, values string, opts ...wat
 		"cert-dns-name":             webhookHost,
 		"shutdown-service":          "",
 	}))
-	startManager(t, env, cfg, opts...)
+	startManager(t, env, cfg, awsCfg)
 }
 
 // noAWS empties every source of the AWS SDK's default chain this machine

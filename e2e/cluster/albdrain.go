@@ -19,7 +19,6 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 
 	"github.com/albdrain/albdrain/cmd/albdrain/app"
-	"github.com/albdrain/albdrain/drain/watcher"
 	"github.com/albdrain/albdrain/e2e/helmchart"
 	"github.com/albdrain/albdrain/e2e/kubetest"
 	"github.com/albdrain/albdrain/e2e/ports"
@@ -164,7 +163,7 @@ func (a *Albdrain) Start(ctx context.Context) error {
 	// emulator takes any static credentials.
 	rc := rest.CopyConfig(a.env.Config)
 	rc.Impersonate = rest.ImpersonationConfig{UserName: a.user}
-	mgr, err := app.NewManager(mctx, rc, a.config, watcher.WithAWSConfig(a.aws))
+	mgr, err := app.NewManager(mctx, rc, a.config, app.Options{AWS: &a.aws, Process: app.InProcess()})
 	if err != nil {
 		cancel()
 		return fmt.Errorf("albdrain manager: %w", err)

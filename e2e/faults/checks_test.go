@@ -12,6 +12,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/albdrain/albdrain/cmd/albdrain/app"
 	"github.com/albdrain/albdrain/drain/watcher/hold"
 	"github.com/albdrain/albdrain/drain/watcher/metrics"
 	"github.com/albdrain/albdrain/e2e/albemu"
@@ -184,7 +185,7 @@ func checkNoFailures(t *testing.T, res *scenario.Result) {
 // elbv2Attempts reads albdrain's counters of DescribeTargetHealth attempts
 // by result, from the collectors its managers in this process share.
 func elbv2Attempts() map[string]float64 {
-	m := metrics.Default()
+	m := app.InProcess().Metrics.Watcher
 	out := map[string]float64{}
 	for _, r := range []string{metrics.ResultSuccess, metrics.ResultThrottled, metrics.ResultError} {
 		out[r] = testutil.ToFloat64(m.ELBv2Requests.WithLabelValues("DescribeTargetHealth", r))

@@ -18,8 +18,6 @@ import (
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/albdrain/albdrain/e2e/kubetest"
 	"github.com/albdrain/albdrain/internal/contract"
 	"github.com/albdrain/albdrain/internal/lbc"
@@ -76,7 +74,7 @@ func BenchmarkAdmission(b *testing.B) {
 		Options: inject.Options{Mode: contract.ModeWait, MaxHold: 330 * time.Second, Sleep: 30 * time.Second, Fallback: 30 * time.Second,
 			QuietPeriod: 3 * time.Second, ShutdownBudget: 30 * time.Second, HelperImage: "albdrain:bench", HelperImagePath: "/albdrain-hold",
 			WatcherURL: "https://albdrain.albdrain.svc:8443"},
-		Metrics: webhook.NewMetrics(prometheus.NewRegistry()),
+		Metrics: webhook.NewMetrics(),
 	}
 	h := admission.WithDefaulter[*corev1.Pod](env.Scheme, d)
 	// The pod matches the 500th Service, which one binding and one Ingress

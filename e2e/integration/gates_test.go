@@ -18,8 +18,8 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
+	"github.com/albdrain/albdrain/cmd/albdrain/app"
 	"github.com/albdrain/albdrain/e2e/cluster"
 	"github.com/albdrain/albdrain/e2e/kubelet"
 	"github.com/albdrain/albdrain/e2e/kubetest"
@@ -65,7 +65,7 @@ func TestReadinessGatesNobodySets(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(k.Stop)
-	gauge := gates.NewMetrics(metrics.Registry).Unset // the manager's, registered first or next
+	gauge := app.InProcess().Metrics.Gates.Unset // the manager's
 	before := testutil.ToFloat64(gauge)
 	startManager(t, env, "--readiness-gate-report-after=1s")
 

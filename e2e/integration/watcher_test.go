@@ -27,12 +27,13 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
+	"github.com/albdrain/albdrain/cmd/albdrain/app"
 	"github.com/albdrain/albdrain/drain/helper"
 	"github.com/albdrain/albdrain/drain/watcher"
+	"github.com/albdrain/albdrain/drain/watcher/elbv2"
 	"github.com/albdrain/albdrain/drain/watcher/hold"
 	"github.com/albdrain/albdrain/drain/watcher/metrics"
 	"github.com/albdrain/albdrain/drain/watcher/release"
@@ -387,7 +388,7 @@ func (s *scenario) startWatcher(m *metrics.Metrics) (stop func()) {
 		Scheme:  kubetest.NewScheme(),
 		Logger:  testr.New(s.t),
 		Metrics: metricsserver.Options{BindAddress: "0"},
-		Cache:   cache.Options{ByObject: map[client.Object]cache.ByObject{&corev1.Pod{}: watcher.PodCacheByObject()}},
+		Cache:   app.CacheOptions(),
 	})
 	if err != nil {
 		s.t.Fatal(err)
@@ -412,7 +413,9 @@ func (s *scenario) startWatcher(m *metrics.Metrics) (stop func()) {
 	if err != nil {
 		s.t.Fatal(err)
 	}
-	if err := watcher.Setup(mgr, cfg, finder, watcher.WithAWSConfig(awsCfg), watcher.WithMetrics(m)); err != nil {
+	api := elbv2.NewClient(awsCfg, cfg.ClientOptions(m))
+	deps := watcher.Deps{ELBv2: api, Resolver: watcher.NewResolver(mgr.GetLogger(), cfg, finder, api), Metrics: m}
+	if err := watcher.Setup(mgr, cfg, deps); err != nil {
 		s.t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())

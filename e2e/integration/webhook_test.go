@@ -20,7 +20,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/albdrain/albdrain/cmd/albdrain/app"
-	"github.com/albdrain/albdrain/drain/watcher"
 	"github.com/albdrain/albdrain/e2e/cluster"
 	"github.com/albdrain/albdrain/e2e/fakelbc"
 	"github.com/albdrain/albdrain/e2e/kubetest"
@@ -107,7 +106,8 @@ func startManager(t *testing.T, env *kubetest.Env, extra ...string) func() {
 		"--max-hold=2m", "--sleep-duration=20s", "--fallback-sleep=20s", "--quiet-period=2s", "--shutdown-budget=15s",
 		"--helper-image=albdrain:test", "--watcher-url=https://albdrain.albdrain.svc:8443"}, extra...)...)
 	mctx, cancel := context.WithCancel(ctrl.LoggerInto(ctx, ctrl.Log))
-	mgr, err := app.NewManager(mctx, env.Config, cfg, watcher.WithAWSConfig(awsConfig()))
+	awsCfg := awsConfig()
+	mgr, err := app.NewManager(mctx, env.Config, cfg, app.Options{AWS: &awsCfg, Process: app.InProcess()})
 	if err != nil {
 		t.Fatal(err)
 	}
