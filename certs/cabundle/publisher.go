@@ -44,6 +44,9 @@ const (
 	DefaultResync = 10 * time.Minute
 )
 
+// managed selects the pods the webhook marked.
+var managed = client.MatchingLabels{contract.ManagedLabel: "true"}
+
 // managedBy labels the ConfigMaps the publisher writes.
 const managedBy = "albdrain"
 
@@ -61,9 +64,10 @@ type Publisher struct {
 	// Poll and Resync default to DefaultPoll and DefaultResync.
 	Poll, Resync time.Duration
 
-	// pods is the manager's cache. The publisher relies on the manager's
-	// cache policy (package app) holding managed pods only: their
-	// namespaces, and no others, get the bundle.
+	// pods is the manager's cache, which the manager's cache policy
+	// (package app) keeps to managed pods; the publisher lists them with
+	// the managed label all the same, since only their namespaces may get
+	// the bundle.
 	pods client.Reader
 
 	mu      sync.Mutex
@@ -80,8 +84,8 @@ type syncState struct {
 }
 
 // Setup adds the publisher to mgr: a controller over the managed pods'
-// namespaces, and the CA file's watch. The manager's cache must hold
-// managed pods only.
+// namespaces, and the CA file's watch. It watches the pods of the
+// manager's cache, which must hold managed pods only.
 func (p *Publisher) Setup(mgr ctrl.Manager) error {
 	if p.Poll <= 0 {
 		p.Poll = DefaultPoll
@@ -143,7 +147,7 @@ func (p *Publisher) watchFile(ctx context.Context) {
 // touchAll enqueues every namespace that has managed pods.
 func (p *Publisher) touchAll(ctx context.Context) {
 	var list corev1.PodList
-	if err := p.pods.List(ctx, &list); err != nil {
+	if err := p.pods.List(ctx, &list, managed); err != nil {
 		ctrl.LoggerFrom(ctx).Error(err, "listing managed pods")
 		return
 	}
@@ -174,7 +178,7 @@ func (p *Publisher) Reconcile(ctx context.Context, req reconcile.Request) (recon
 	// A namespace whose managed pods are all gone is left alone; its
 	// ConfigMap stays, as kube-root-ca.crt does.
 	var pods corev1.PodList
-	if err := p.pods.List(ctx, &pods, client.InNamespace(req.Namespace)); err != nil {
+	if err := p.pods.List(ctx, &pods, client.InNamespace(req.Namespace), managed); err != nil {
 		return reconcile.Result{}, err
 	}
 	if len(pods.Items) == 0 {
