@@ -24,7 +24,7 @@ import (
 
 	"github.com/albdrain/albdrain/e2e/helmchart"
 	"github.com/albdrain/albdrain/e2e/image"
-	"github.com/albdrain/albdrain/e2e/sbom"
+	"github.com/albdrain/albdrain/e2e/tools/sbom"
 )
 
 func main() {

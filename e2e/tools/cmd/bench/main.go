@@ -24,7 +24,7 @@ import (
 	"time"
 
 	"github.com/albdrain/albdrain/e2e/albemu"
-	"github.com/albdrain/albdrain/e2e/bench"
+	"github.com/albdrain/albdrain/e2e/tools/bench"
 	"github.com/albdrain/albdrain/e2e/cluster"
 )
 
