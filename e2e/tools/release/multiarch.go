@@ -1,7 +1,9 @@
-// Package release builds what a release of albdrain publishes from the
-// images package image defines: both images for every architecture as OCI
-// indexes, the chart values that install them by digest, and the push to a
-// registry. `make image` and `make release-local` run it (cmd/image).
+// Package release builds what a release of albdrain publishes, from the
+// image package image defines and the chart package helmchart renders: both
+// images for every architecture as OCI indexes, the chart values that
+// install them by digest, the chart packaged with those values as its
+// defaults, and the push to a registry. `make image` and `make
+// release-local` run it (cmd/image).
 package release
 
 import (

@@ -22,7 +22,6 @@ import (
 
 	"sigs.k8s.io/yaml"
 
-	"github.com/albdrain/albdrain/e2e/helmchart"
 	"github.com/albdrain/albdrain/e2e/image"
 	"github.com/albdrain/albdrain/e2e/tools/release"
 	"github.com/albdrain/albdrain/e2e/tools/sbom"
@@ -103,7 +102,7 @@ func run(ctx context.Context, o options) error {
 		fmt.Printf("wrote SBOM %s\n", o.sbom)
 	}
 	if o.chart != "" {
-		path, err := helmchart.Package(o.chart, vals.Image.Tag, helmchart.Pin{
+		path, err := release.PackageChart(o.chart, vals.Image.Tag, release.Pin{
 			Repository:  vals.Image.Repository,
 			Tag:         vals.Image.Tag,
 			Digest:      vals.Image.Digest,
