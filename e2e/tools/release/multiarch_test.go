@@ -3,11 +3,8 @@ package release
 import (
 	"context"
 	"debug/elf"
-	"fmt"
-	"os"
 	"path/filepath"
 	"sort"
-	"sync"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -16,30 +13,6 @@ import (
 
 	"github.com/albdrain/albdrain/e2e/image"
 )
-
-// buildDir holds the binaries albdrainImages builds; TestMain removes it.
-var buildDir string
-
-// albdrainImages builds albdrain's binaries and images, for every
-// architecture, once for the package.
-var albdrainImages = sync.OnceValues(func() (*Images, error) {
-	var err error
-	if buildDir, err = os.MkdirTemp("", "albdrain-release-test-"); err != nil {
-		return nil, err
-	}
-	return BuildImages(context.Background(), "go", "../../..", buildDir, Arches)
-})
-
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if buildDir != "" {
-		if err := os.RemoveAll(buildDir); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			code = 1
-		}
-	}
-	os.Exit(code)
-}
 
 // platformImage returns the image of idx for linux/arch.
 func platformImage(t *testing.T, idx v1.ImageIndex, arch string) v1.Image {
@@ -69,7 +42,7 @@ var elfMachine = map[string]elf.Machine{"amd64": elf.EM_X86_64, "arm64": elf.EM_
 // linux image per architecture, whose config names that architecture and
 // whose every binary is a static ELF executable for that machine.
 func TestImagesPerArchitecture(t *testing.T) {
-	imgs, err := albdrainImages()
+	imgs, err := BuildImages(context.Background(), "go", "../../..", t.TempDir(), Arches)
 	if err != nil {
 		t.Fatal(err)
 	}
