@@ -62,14 +62,15 @@ test-tools:
 E2E_SCENARIOS := scenario faults
 E2E_NODE      := node
 e2e_other     := $(GO) list ./... | grep -vE '/e2e/($(subst $(eval) ,|,$(E2E_SCENARIOS) $(E2E_NODE)))(/|$$)'
-# ROOT_ENVTEST are the root packages with tests against a real apiserver,
-# which skip under -short.
-ROOT_ENVTEST  := ./cmd/albdrain/app
+# root_envtest lists the root packages whose tests start a real apiserver
+# (they import envtest, and skip under -short), so none is left out.
+root_envtest  := $(GO) list -f '{{.ImportPath}} {{join .TestImports " "}} {{join .XTestImports " "}}' ./... \
+	| awk '/ sigs.k8s.io\/controller-runtime\/pkg\/envtest( |$$)/ { print $$1 }'
 
 # test-integration runs the tests against a real kube-apiserver and etcd
 # (envtest) and the harness's own tests: no node, no scenario.
 test-integration: assets promtool
-	$(GO) test -count=1 -timeout 10m $(ROOT_ENVTEST)
+	$(GO) test -count=1 -timeout 10m $$($(root_envtest))
 	cd e2e && $(GO) test -count=1 -timeout 15m $$($(e2e_other))
 
 # test-e2e runs the scenarios and the faults: a local cluster (real
