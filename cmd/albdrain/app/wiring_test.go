@@ -60,7 +60,10 @@ func startAPIServer(t *testing.T) *envtest.Environment {
 	return env
 }
 
-// freeAddr is a loopback address with a port no listener holds now.
+// freeAddr is a loopback address with a port no listener holds now. The
+// root module cannot use the harness's reserved ports (e2e/ports); should
+// another process take the port before the manager listens, the manager
+// fails to start and the test says so rather than passing.
 func freeAddr(t *testing.T) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
