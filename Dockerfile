@@ -2,7 +2,7 @@
 # albdrain's image for Docker users: the manager (/albdrain) and the in-pod
 # helper (/albdrain-hold) that the webhook's init container copies into pods,
 # both static, alone on an empty base, as distroless's nonroot user.
-# `make image` builds the same image without Docker (e2e/cmd/image); a test in
+# `make image` builds the same image without Docker (e2e/tools/cmd/image); a test in
 # e2e/image checks that both agree.
 
 ARG GO_VERSION=1.26

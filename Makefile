@@ -21,6 +21,9 @@ ETCD_LDFLAGS  := -s -w
 GO            ?= go
 BIN           := bin
 IMAGE         ?= ghcr.io/albdrain/albdrain:dev
+# TOOLS is the release tooling's module (demo, bench, image, SBOM): it imports the
+# harness, but no test imports it.
+TOOLS         := e2e/tools
 
 export KUBEBUILDER_ASSETS := $(ASSETS)
 export ALBDRAIN_CONTAINERD_ASSETS := $(CONTAINERD_ASSETS)
@@ -33,20 +36,53 @@ SHELL         := bash
 # first build shows it is alive, and passes anything else (errors) through.
 progress      := awk '/[: ]/ { print; next } { if (++n % 100 == 0) { print "   ... " n " packages compiled"; fflush() } }'
 
-.PHONY: all build test lint fuzz demo bench image release-local assets node-assets promtool generate clean
+.PHONY: all build test test-unit test-tools test-integration test-e2e test-node lint fuzz demo bench image release-local assets node-assets promtool generate clean
 
 all: build
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/ ./cmd/...
 
-# test runs every test: albdrain's own unit tests, then the harness module's
-# integration and end-to-end tests against the real kube-apiserver and etcd,
-# and on a real node (kubelet, containerd, runc, CNI; needs root), all built
-# first if missing.
-test: assets node-assets promtool lint
-	$(GO) test -count=1 -timeout 10m ./...
-	cd e2e && $(GO) test -count=1 -timeout 25m ./...
+# test runs every test, tier by tier (lint first): see e2e/README.md for which
+# package is in which tier, what it costs and what it needs.
+test: lint test-unit test-tools test-integration test-e2e test-node
+
+# test-unit runs albdrain's own unit tests: the root module under -short,
+# which skips its few envtest tests (test-integration runs them); no assets.
+test-unit:
+	$(GO) test -short -count=1 -timeout 10m ./...
+
+# test-tools runs the release tooling's own tests (image, SBOM, bench's
+# statistics; no assets).
+test-tools:
+	cd $(TOOLS) && $(GO) test -count=1 -timeout 10m ./...
+
+# E2E_SCENARIOS and E2E_NODE are the harness module's packages of test-e2e and
+# test-node; test-integration runs every other one, so a new package lands there.
+E2E_SCENARIOS := scenario faults
+E2E_NODE      := node
+e2e_other     := $(GO) list ./... | grep -vE '/e2e/($(subst $(eval) ,|,$(E2E_SCENARIOS) $(E2E_NODE)))(/|$$)'
+# root_envtest lists the root packages whose tests start a real apiserver
+# (they import envtest, and skip under -short), so none is left out.
+root_envtest  := $(GO) list -f '{{.ImportPath}} {{join .TestImports " "}} {{join .XTestImports " "}}' ./... \
+	| awk '/ sigs.k8s.io\/controller-runtime\/pkg\/envtest( |$$)/ { print $$1 }'
+
+# test-integration runs the tests against a real kube-apiserver and etcd
+# (envtest) and the harness's own tests: no node, no scenario.
+test-integration: assets promtool
+	$(GO) test -count=1 -timeout 10m $$($(root_envtest))
+	cd e2e && $(GO) test -count=1 -timeout 15m $$($(e2e_other))
+
+# test-e2e runs the scenarios and the faults: a local cluster (real
+# apiserver, kubelet stand-ins, the ELBv2 emulator) under load.
+test-e2e: assets
+	cd e2e && $(GO) test -count=1 -timeout 25m $(addprefix ./,$(E2E_SCENARIOS))
+
+# test-node runs albdrain on a real node (kubelet, containerd, runc, CNI in
+# namespaces of their own), which needs root: it fails, not skips, without it.
+test-node: assets node-assets
+	@if [ "$$(id -u)" -ne 0 ]; then echo "test-node: the real node needs root (network and mount namespaces); run as root, e.g. sudo -E make test-node" >&2; exit 1; fi
+	cd e2e && $(GO) test -count=1 -timeout 15m ./$(E2E_NODE)/...
 
 # fuzz runs each fuzz target for FUZZTIME beyond its committed seeds (which
 # every `go test` already runs); minimising a new input is capped so that it
@@ -71,20 +107,20 @@ fuzz:
 
 # lint checks formatting, vet and tidiness of both modules, that the
 # generated DeepCopy of internal/lbc is current (controller-gen, pinned in
-# e2e/tools/controller-gen), and the import boundary of the in-pod helper:
-# of albdrain it imports only drain/helper and the contract, so it carries
-# no Kubernetes or AWS code.
+# e2e/tools/controller-gen), and the layout: no import runs upward, and the
+# in-pod helper imports only drain/helper and the contract, so it carries no
+# Kubernetes or AWS code (internal/layers; test-unit runs it too).
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "not gofmt-formatted:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	cd e2e && $(GO) vet ./...
+	cd $(TOOLS) && $(GO) vet ./...
 	$(GO) mod tidy -diff
 	cd e2e && $(GO) mod tidy -diff
+	cd $(TOOLS) && $(GO) mod tidy -diff
 	@$(GO) generate ./internal/lbc; if ! git diff --quiet -- internal/lbc/zz_generated.deepcopy.go; then \
 		echo "internal/lbc: the generated DeepCopy is stale (now regenerated: commit it)"; git diff --stat -- internal/lbc/zz_generated.deepcopy.go; exit 1; fi
-	@bad=$$($(GO) list -deps ./cmd/albdrain-hold | grep -E '^(k8s.io|sigs.k8s.io|github.com/aws|github.com/albdrain/albdrain)/' \
-		| grep -vE '^github.com/albdrain/albdrain/(cmd/albdrain-hold|drain/helper(/.*)?|internal/contract)$$' || true); \
-		if [ -n "$$bad" ]; then echo "the in-pod helper may import only drain/helper and internal/contract, but depends on:"; echo "$$bad"; exit 1; fi
+	$(GO) test -count=1 ./internal/layers
 
 # demo runs the local demo: a rolling restart under load behind the local
 # ALB, whose nodes draw heavy-tailed lags, with no protection, a fixed
@@ -92,7 +128,7 @@ lint:
 # (e.g. DEMO_FLAGS='-lag=uniform:min=1s,max=3s -seed=2').
 demo: assets
 	@echo ">> compiling the demo (the first time takes a minute or two)"
-	cd e2e && $(GO) build -o ../$(BIN)/albdrain-demo ./cmd/demo
+	cd $(TOOLS) && $(GO) build -o $(abspath $(BIN)/albdrain-demo) ./cmd/demo
 	$(BIN)/albdrain-demo -go=$(GO) $(DEMO_FLAGS)
 
 # bench measures albdrain's costs, each beside a baseline from the same run:
@@ -101,7 +137,7 @@ demo: assets
 # writes the figures there as JSON; BENCH_FLAGS are passed on, e.g.
 # BENCH_FLAGS='-only=holds -lag=lognormal:median=2s,p99=10s -nodes=3 -seed=7 -rate=5'.
 bench: assets
-	cd e2e && $(GO) build -o ../$(BIN)/albdrain-bench ./cmd/bench
+	cd $(TOOLS) && $(GO) build -o $(abspath $(BIN)/albdrain-bench) ./cmd/bench
 	BENCH_JSON=$(BENCH_JSON) $(BIN)/albdrain-bench -go=$(GO) $(BENCH_FLAGS)
 
 # image cross-compiles the manager and the in-pod helper (no emulator, no
@@ -115,9 +151,9 @@ IMAGE_ARCHIVE ?= $(BIN)/albdrain-image.tar
 IMAGE_VALUES  ?= $(BIN)/albdrain-values.yaml
 HELPER_IMAGE  ?=
 image:
-	cd e2e && $(GO) run ./cmd/image -root .. -go=$(GO) -bin ../$(BIN)/image \
+	cd $(TOOLS) && $(GO) run ./cmd/image -root $(CURDIR) -go=$(GO) -bin $(abspath $(BIN)/image) \
 		-tag $(IMAGE) $(if $(HELPER_IMAGE),-helper-tag $(HELPER_IMAGE)) \
-		-o ../$(IMAGE_ARCHIVE) -values ../$(IMAGE_VALUES) $(if $(PUSH),-push)
+		-o $(abspath $(IMAGE_ARCHIVE)) -values $(abspath $(IMAGE_VALUES)) $(if $(PUSH),-push)
 
 # release-local builds, into $(BIN)/release, everything a release publishes
 # except the push: both multi-arch images in one OCI layout (oci/), an SPDX
@@ -130,10 +166,10 @@ RELEASE_REPOSITORY ?= ghcr.io/albdrain/albdrain
 VERSION ?= $(shell sed -n 's/^appVersion: *"*\([^"]*\)"*$$/\1/p' charts/albdrain/Chart.yaml)
 RELEASE_DIR := $(BIN)/release
 release-local:
-	cd e2e && $(GO) run ./cmd/image -root .. -go=$(GO) -bin ../$(RELEASE_DIR)/bin \
-		-tag $(RELEASE_REPOSITORY):$(VERSION) -layout ../$(RELEASE_DIR)/oci \
-		-sbom ../$(RELEASE_DIR)/albdrain.spdx.json -chart ../$(RELEASE_DIR) \
-		-values ../$(RELEASE_DIR)/values.yaml $(if $(PUSH),-push)
+	cd $(TOOLS) && $(GO) run ./cmd/image -root $(CURDIR) -go=$(GO) -bin $(abspath $(RELEASE_DIR)/bin) \
+		-tag $(RELEASE_REPOSITORY):$(VERSION) -layout $(abspath $(RELEASE_DIR)/oci) \
+		-sbom $(abspath $(RELEASE_DIR)/albdrain.spdx.json) -chart $(abspath $(RELEASE_DIR)) \
+		-values $(abspath $(RELEASE_DIR)/values.yaml) $(if $(PUSH),-push)
 
 NODE_ASSETS := $(ASSETS)/kubelet $(ASSETS)/kube-proxy \
 	$(CONTAINERD_ASSETS)/containerd $(CONTAINERD_ASSETS)/ctr $(CONTAINERD_ASSETS)/containerd-shim-runc-v2

@@ -8,12 +8,10 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
 )
 
 // The annotations that name an image in an OCI layout's index: containerd
@@ -146,17 +144,4 @@ func tarDir(dst, dir string) error {
 		return fmt.Errorf("image: archive: %w", err)
 	}
 	return f.Close()
-}
-
-// PushIndex sends idx, with every image it holds, to the registry named in
-// ref, with the credentials of the local Docker configuration when there are any.
-func PushIndex(ref string, idx v1.ImageIndex, opts ...name.Option) error {
-	tag, err := name.NewTag(ref, opts...)
-	if err != nil {
-		return fmt.Errorf("image: reference %q: %w", ref, err)
-	}
-	if err := remote.WriteIndex(tag, idx, remote.WithAuthFromKeychain(authn.DefaultKeychain)); err != nil {
-		return fmt.Errorf("image: push %s: %w", tag, err)
-	}
-	return nil
 }

@@ -1,15 +1,12 @@
 package image
 
 import (
-	"archive/tar"
 	"context"
 	"debug/elf"
 	"flag"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
-	"runtime"
 	"sort"
 	"sync"
 	"testing"
@@ -26,14 +23,18 @@ import (
 // then TestMain removes them.
 var buildDir string
 
-// albdrainImages builds albdrain's binaries and images, for every
-// architecture, once for the package.
-var albdrainImages = sync.OnceValues(func() (*Images, error) {
+// albdrainImage builds albdrain's binaries and its image, for this machine's
+// architecture, once for the package (the release's other architectures are
+// tools/release's).
+var albdrainImage = sync.OnceValues(func() (v1.Image, error) {
 	var err error
 	if buildDir, err = os.MkdirTemp("", "albdrain-image-test-"); err != nil {
 		return nil, err
 	}
-	return BuildImages(context.Background(), "go", "../..", buildDir, Arches)
+	if err := GoBuild(context.Background(), "go", "../..", buildDir, "./cmd/albdrain", "./cmd/albdrain-hold"); err != nil {
+		return nil, err
+	}
+	return Build(Albdrain(buildDir))
 })
 
 func TestMain(m *testing.M) {
@@ -47,84 +48,14 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-func buildImages(t *testing.T) *Images {
-	t.Helper()
-	imgs, err := albdrainImages()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return imgs
-}
-
 // buildAlbdrain returns albdrain's image for this machine's architecture.
 func buildAlbdrain(t *testing.T) v1.Image {
 	t.Helper()
-	return platformImage(t, buildImages(t).Albdrain, runtime.GOARCH)
-}
-
-// platformImage returns the image of idx for linux/arch.
-func platformImage(t *testing.T, idx v1.ImageIndex, arch string) v1.Image {
-	t.Helper()
-	m, err := idx.IndexManifest()
+	img, err := albdrainImage()
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, d := range m.Manifests {
-		if d.Platform != nil && d.Platform.OS == "linux" && d.Platform.Architecture == arch {
-			img, err := idx.Image(d.Digest)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return img
-		}
-	}
-	t.Fatalf("the index has no linux/%s image", arch)
-	return nil
-}
-
-// layerFile is one file of an image's layers: its header, and where it was extracted.
-type layerFile struct {
-	hdr   *tar.Header
-	local string
-}
-
-// layerFiles extracts every file of img's layers and returns them by path in the image.
-func layerFiles(t *testing.T, img v1.Image) map[string]layerFile {
-	t.Helper()
-	layers, err := img.Layers()
-	if err != nil {
-		t.Fatal(err)
-	}
-	files := map[string]layerFile{}
-	dir := t.TempDir()
-	for _, l := range layers {
-		rc, err := l.Uncompressed()
-		if err != nil {
-			t.Fatal(err)
-		}
-		tr := tar.NewReader(rc)
-		for {
-			hdr, err := tr.Next()
-			if err == io.EOF {
-				break
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			dst := filepath.Join(dir, hdr.Name)
-			files["/"+hdr.Name] = layerFile{hdr: hdr, local: dst}
-			out, err := os.Create(dst)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if _, err := io.Copy(out, tr); err != nil {
-				t.Fatal(err)
-			}
-			out.Close()
-		}
-		rc.Close()
-	}
-	return files
+	return img
 }
 
 func TestAlbdrainImageConfig(t *testing.T) {
@@ -150,15 +81,18 @@ func TestAlbdrainImageConfig(t *testing.T) {
 
 func TestAlbdrainImageFiles(t *testing.T) {
 	img := buildAlbdrain(t)
-	files := layerFiles(t, img)
+	dir := t.TempDir()
+	files, err := Extract(img, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
 	var paths []string
-	for p, lf := range files {
+	for p, hdr := range files {
 		paths = append(paths, p)
-		hdr := lf.hdr
 		if hdr.Mode != 0o755 || hdr.Uid != 0 {
 			t.Errorf("%s: mode %o uid %d, want 755 owned by root", p, hdr.Mode, hdr.Uid)
 		}
-		f, err := elf.Open(lf.local)
+		f, err := elf.Open(filepath.Join(dir, p))
 		if err != nil {
 			t.Fatalf("%s: %v", p, err)
 		}

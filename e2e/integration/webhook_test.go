@@ -10,6 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	"github.com/aws/aws-sdk-go-v2/credentials"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -129,6 +132,19 @@ func startManager(t *testing.T, env *kubetest.Env, extra ...string) func() {
 	}
 	waitFor(t, "webhook server to start", func() bool { return mgr.GetWebhookServer().StartedChecker()(nil) == nil })
 	return stop
+}
+
+// awsConfig is the manager's AWS configuration in these tests: static
+// credentials (startManager names no ELBv2 endpoint, so no call gets far)
+// and the standard retryer with its backoff shortened.
+func awsConfig() aws.Config {
+	return aws.Config{
+		Region:      "us-east-1",
+		Credentials: credentials.NewStaticCredentialsProvider("AKIDEXAMPLE", "secret", ""),
+		Retryer: func() aws.Retryer {
+			return retry.NewStandard(func(o *retry.StandardOptions) { o.MaxBackoff = time.Millisecond })
+		},
+	}
 }
 
 // parseFlags builds the manager's configuration the way main does.

@@ -24,8 +24,8 @@ import (
 	"time"
 
 	"github.com/albdrain/albdrain/e2e/albemu"
-	"github.com/albdrain/albdrain/e2e/bench"
 	"github.com/albdrain/albdrain/e2e/cluster"
+	"github.com/albdrain/albdrain/e2e/tools/bench"
 )
 
 // trafficLine is the scenarios' per-second progress line.

@@ -1,4 +1,4 @@
-package image
+package release
 
 import (
 	"fmt"
@@ -11,7 +11,7 @@ import (
 func HelperRef(ref string) (string, error) {
 	tag, err := name.NewTag(ref, name.StrictValidation)
 	if err != nil {
-		return "", fmt.Errorf("image: reference %q: %w", ref, err)
+		return "", fmt.Errorf("release: reference %q: %w", ref, err)
 	}
 	return tag.Context().Name() + "-hold:" + tag.TagStr(), nil
 }
@@ -35,11 +35,11 @@ type Values struct {
 func ChartValues(ref, helperRef string, imgs *Images) (*Values, error) {
 	tag, err := name.NewTag(ref, name.StrictValidation)
 	if err != nil {
-		return nil, fmt.Errorf("image: reference %q: %w", ref, err)
+		return nil, fmt.Errorf("release: reference %q: %w", ref, err)
 	}
 	helperTag, err := name.NewTag(helperRef, name.StrictValidation)
 	if err != nil {
-		return nil, fmt.Errorf("image: reference %q: %w", helperRef, err)
+		return nil, fmt.Errorf("release: reference %q: %w", helperRef, err)
 	}
 	digest, err := imgs.Albdrain.Digest()
 	if err != nil {

@@ -1,14 +1,38 @@
-package image
+package release
 
 import (
+	"context"
 	"debug/elf"
+	"path/filepath"
 	"sort"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/albdrain/albdrain/e2e/image"
 )
+
+// platformImage returns the image of idx for linux/arch.
+func platformImage(t *testing.T, idx v1.ImageIndex, arch string) v1.Image {
+	t.Helper()
+	m, err := idx.IndexManifest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range m.Manifests {
+		if d.Platform != nil && d.Platform.OS == "linux" && d.Platform.Architecture == arch {
+			img, err := idx.Image(d.Digest)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return img
+		}
+	}
+	t.Fatalf("the index has no linux/%s image", arch)
+	return nil
+}
 
 // elfMachine is the ELF machine each GOARCH's binaries must carry: a node
 // of the other architecture fails them with "exec format error".
@@ -18,14 +42,17 @@ var elfMachine = map[string]elf.Machine{"amd64": elf.EM_X86_64, "arm64": elf.EM_
 // linux image per architecture, whose config names that architecture and
 // whose every binary is a static ELF executable for that machine.
 func TestImagesPerArchitecture(t *testing.T) {
-	imgs := buildImages(t)
+	imgs, err := BuildImages(context.Background(), "go", "../../..", t.TempDir(), Arches)
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, tt := range []struct {
 		name      string
 		idx       v1.ImageIndex
 		wantFiles []string
 	}{
-		{"albdrain", imgs.Albdrain, []string{ManagerPath, HelperPath}},
-		{"helper", imgs.Helper, []string{HelperPath}},
+		{"albdrain", imgs.Albdrain, []string{image.ManagerPath, image.HelperPath}},
+		{"helper", imgs.Helper, []string{image.HelperPath}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			m, err := tt.idx.IndexManifest()
@@ -51,11 +78,15 @@ func TestImagesPerArchitecture(t *testing.T) {
 				if cfg.OS != "linux" || cfg.Architecture != arch {
 					t.Errorf("%s image config says %s/%s", arch, cfg.OS, cfg.Architecture)
 				}
-				files := layerFiles(t, img)
+				dir := t.TempDir()
+				files, err := image.Extract(img, dir)
+				if err != nil {
+					t.Fatal(err)
+				}
 				var paths []string
-				for p, lf := range files {
+				for p := range files {
 					paths = append(paths, p)
-					f, err := elf.Open(lf.local)
+					f, err := elf.Open(filepath.Join(dir, p))
 					if err != nil {
 						t.Fatalf("%s %s: %v", arch, p, err)
 					}

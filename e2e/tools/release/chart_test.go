@@ -1,4 +1,4 @@
-package helmchart
+package release
 
 import (
 	"strings"
@@ -7,6 +7,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"helm.sh/helm/v4/pkg/chart/v2/loader"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"github.com/albdrain/albdrain/e2e/helmchart"
 )
 
 // TestPackagePinsImages packages the chart as the release does and installs
@@ -19,7 +21,7 @@ func TestPackagePinsImages(t *testing.T) {
 		Digest:      "sha256:" + strings.Repeat("a", 64),
 		HelperImage: "registry.test/albdrain/albdrain-hold@sha256:" + strings.Repeat("b", 64),
 	}
-	path, err := Package(t.TempDir(), "1.2.3", pin)
+	path, err := PackageChart(t.TempDir(), "1.2.3", pin)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -35,11 +37,11 @@ func TestPackagePinsImages(t *testing.T) {
 			t.Error("the packaged values.yaml lost its comments")
 		}
 	}
-	m, err := RenderChart(path, "albdrain-system", map[string]any{})
+	m, err := helmchart.RenderChart(path, "albdrain-system", map[string]any{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	dep := m.Find("Deployment", ReleaseName)
+	dep := m.Find("Deployment", helmchart.ReleaseName)
 	if dep == nil {
 		t.Fatal("no Deployment")
 	}

@@ -13,7 +13,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 )
 
-// goOut runs the go command in the harness module and returns its output.
+// goOut runs the go command in the tools module and returns its output.
 func goOut(t *testing.T, args ...string) string {
 	t.Helper()
 	cmd := exec.Command("go", args...)
@@ -25,7 +25,7 @@ func goOut(t *testing.T, args ...string) string {
 	return strings.TrimSpace(string(out))
 }
 
-// TestBuild describes a binary of the harness (the image builder, which
+// TestBuild describes a binary of the tools module (the image builder, which
 // links go-containerregistry) from the module list the toolchain embedded,
 // and checks it against what the go command says of the same module.
 func TestBuild(t *testing.T) {

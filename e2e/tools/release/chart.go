@@ -1,4 +1,4 @@
-package helmchart
+package release
 
 import (
 	"fmt"
@@ -9,6 +9,8 @@ import (
 	"helm.sh/helm/v4/pkg/chart/v2/loader"
 	chartutil "helm.sh/helm/v4/pkg/chart/v2/util"
 	"sigs.k8s.io/yaml"
+
+	"github.com/albdrain/albdrain/e2e/helmchart"
 )
 
 // Pin is what a packaged chart installs by default: albdrain's image by
@@ -18,13 +20,13 @@ type Pin struct {
 	HelperImage             string
 }
 
-// Package writes the chart, as `helm package` does, into outDir with the
+// PackageChart writes the chart, as `helm package` does, into outDir with the
 // version and appVersion version and its default values pinned to the
 // images of pin, and returns the archive's path. The values file keeps its
 // comments: only the pinned lines are replaced, and the result is checked
 // to parse to exactly the intended values.
-func Package(outDir, version string, pin Pin) (string, error) {
-	dir, err := Dir()
+func PackageChart(outDir, version string, pin Pin) (string, error) {
+	dir, err := helmchart.Dir()
 	if err != nil {
 		return "", err
 	}

@@ -1,4 +1,10 @@
-package image
+// Package release builds what a release of albdrain publishes, from the
+// image package image defines and the chart package helmchart renders: both
+// images for every architecture as OCI indexes, the chart values that
+// install them by digest, the chart packaged with those values as its
+// defaults, and the push to a registry. `make image` and `make
+// release-local` run it (cmd/image).
+package release
 
 import (
 	"context"
@@ -9,6 +15,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/albdrain/albdrain/e2e/image"
 )
 
 // Arches are the architectures albdrain's images are built for: EKS's x86
@@ -29,22 +37,22 @@ type Images struct {
 // and the helper image as OCI indexes over those architectures.
 func BuildImages(ctx context.Context, goBin, root, binDir string, arches []string) (*Images, error) {
 	if len(arches) == 0 {
-		return nil, fmt.Errorf("image: no architectures")
+		return nil, fmt.Errorf("release: no architectures")
 	}
 	out := &Images{BinDirs: map[string]string{}}
 	var albdrain, helper []v1.Image
 	for _, arch := range arches {
 		dir := filepath.Join(binDir, arch)
-		if err := GoBuildArch(ctx, goBin, root, dir, arch, "./cmd/albdrain", "./cmd/albdrain-hold"); err != nil {
+		if err := image.GoBuildArch(ctx, goBin, root, dir, arch, "./cmd/albdrain", "./cmd/albdrain-hold"); err != nil {
 			return nil, err
 		}
 		out.BinDirs[arch] = dir
 		for _, b := range []struct {
-			spec Spec
+			spec image.Spec
 			imgs *[]v1.Image
-		}{{Albdrain(dir), &albdrain}, {Helper(dir), &helper}} {
+		}{{image.Albdrain(dir), &albdrain}, {image.Helper(dir), &helper}} {
 			b.spec.Arch = arch
-			img, err := Build(b.spec)
+			img, err := image.Build(b.spec)
 			if err != nil {
 				return nil, err
 			}
@@ -69,11 +77,11 @@ func Index(imgs ...v1.Image) (v1.ImageIndex, error) {
 	for _, img := range imgs {
 		cfg, err := img.ConfigFile()
 		if err != nil {
-			return nil, fmt.Errorf("image: index: %w", err)
+			return nil, fmt.Errorf("release: index: %w", err)
 		}
 		p := v1.Platform{OS: cfg.OS, Architecture: cfg.Architecture}
 		if seen[p.String()] {
-			return nil, fmt.Errorf("image: index: platform %s twice", p)
+			return nil, fmt.Errorf("release: index: platform %s twice", p)
 		}
 		seen[p.String()] = true
 		idx = mutate.AppendManifests(idx, mutate.IndexAddendum{

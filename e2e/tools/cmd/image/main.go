@@ -22,9 +22,9 @@ import (
 
 	"sigs.k8s.io/yaml"
 
-	"github.com/albdrain/albdrain/e2e/helmchart"
 	"github.com/albdrain/albdrain/e2e/image"
-	"github.com/albdrain/albdrain/e2e/sbom"
+	"github.com/albdrain/albdrain/e2e/tools/release"
+	"github.com/albdrain/albdrain/e2e/tools/sbom"
 )
 
 func main() {
@@ -40,7 +40,7 @@ func main() {
 	flag.StringVar(&o.root, "root", ".", "albdrain's module root")
 	flag.StringVar(&o.goBin, "go", "go", "go command")
 	flag.StringVar(&o.binDir, "bin", "bin/image", "where the static binaries are built, one directory per architecture")
-	arches := flag.String("arches", strings.Join(image.Arches, ","), "GOARCHes to build for, comma-separated")
+	arches := flag.String("arches", strings.Join(release.Arches, ","), "GOARCHes to build for, comma-separated")
 	flag.Parse()
 	o.arches = strings.Split(*arches, ",")
 	if err := run(context.Background(), o); err != nil {
@@ -63,7 +63,7 @@ func run(ctx context.Context, o options) error {
 	}
 	if o.helperTag == "" {
 		var err error
-		if o.helperTag, err = image.HelperRef(o.tag); err != nil {
+		if o.helperTag, err = release.HelperRef(o.tag); err != nil {
 			return err
 		}
 	}
@@ -71,7 +71,7 @@ func run(ctx context.Context, o options) error {
 	if err != nil {
 		return err
 	}
-	imgs, err := image.BuildImages(ctx, o.goBin, o.root, binDir, o.arches)
+	imgs, err := release.BuildImages(ctx, o.goBin, o.root, binDir, o.arches)
 	if err != nil {
 		return err
 	}
@@ -91,7 +91,7 @@ func run(ctx context.Context, o options) error {
 		}
 		fmt.Printf("wrote OCI layout %s (%s, %s)\n", o.layout, o.tag, o.helperTag)
 	}
-	vals, err := image.ChartValues(o.tag, o.helperTag, imgs)
+	vals, err := release.ChartValues(o.tag, o.helperTag, imgs)
 	if err != nil {
 		return err
 	}
@@ -102,7 +102,7 @@ func run(ctx context.Context, o options) error {
 		fmt.Printf("wrote SBOM %s\n", o.sbom)
 	}
 	if o.chart != "" {
-		path, err := helmchart.Package(o.chart, vals.Image.Tag, helmchart.Pin{
+		path, err := release.PackageChart(o.chart, vals.Image.Tag, release.Pin{
 			Repository:  vals.Image.Repository,
 			Tag:         vals.Image.Tag,
 			Digest:      vals.Image.Digest,
@@ -115,7 +115,7 @@ func run(ctx context.Context, o options) error {
 	}
 	if o.push {
 		for _, e := range entries {
-			if err := image.PushIndex(e.Ref, e.Index); err != nil {
+			if err := release.PushIndex(e.Ref, e.Index); err != nil {
 				return err
 			}
 			d, _ := e.Index.Digest()
@@ -137,7 +137,7 @@ func run(ctx context.Context, o options) error {
 }
 
 // writeSBOM writes the SBOM, named name, of every binary in the images to path.
-func writeSBOM(path, name string, arches []string, imgs *image.Images) error {
+func writeSBOM(path, name string, arches []string, imgs *release.Images) error {
 	var bins []sbom.Binary
 	for _, arch := range arches {
 		for _, b := range []string{"albdrain", "albdrain-hold"} {
