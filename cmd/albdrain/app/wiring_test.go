@@ -107,7 +107,7 @@ func TestManagerWiring(t *testing.T) {
 	}
 
 	ctx, cancel := context.WithCancel(ctrl.LoggerInto(context.Background(), ctrl.Log))
-	mgr, err := app.NewManager(ctx, env.Config, cfg)
+	mgr, err := app.NewManager(ctx, env.Config, cfg, app.Options{Process: app.InProcess()}) // other tests of this package register the process's collectors
 	if err != nil {
 		cancel()
 		t.Fatal(err)
