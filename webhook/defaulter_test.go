@@ -60,7 +60,7 @@ func newHandlerWithStatus(t *testing.T, status lbc.TargetGroupBindingStatus) han
 	}
 	m := NewMetrics(prometheus.NewRegistry())
 	d := &PodDefaulter{
-		Finder: &lbc.Finder{Reader: lbctest.IndexedFakeClient(s, svc, tgb), Served: lbc.Serving(lbc.APITargetGroupBinding)},
+		Finder: &lbc.Finder{Reader: lbctest.IndexedFakeClient(s, svc, tgb), Served: lbc.NewAPISet(lbc.APITargetGroupBinding)},
 		Options: inject.Options{Mode: contract.ModeWait, MaxHold: 60 * time.Second, Sleep: 20 * time.Second, Fallback: 10 * time.Second,
 			QuietPeriod: time.Second, ShutdownBudget: 10 * time.Second, HelperImage: "albdrain:test", HelperImagePath: "/albdrain-hold",
 			WatcherURL: "http://albdrain:8443"},
