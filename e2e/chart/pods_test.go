@@ -14,6 +14,7 @@ import (
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	"github.com/albdrain/albdrain/internal/contract"
+	"github.com/albdrain/albdrain/internal/eligibility"
 	"github.com/albdrain/albdrain/internal/lbc"
 	"github.com/albdrain/albdrain/webhook"
 )
@@ -191,7 +192,7 @@ func (o *albNamespace) selectorsHold(t *testing.T) {
 	if err := o.c.Update(ctx, &ns); err != nil {
 		t.Fatal(err)
 	}
-	skipped := webhook.NewMetrics(ctrlmetrics.Registry).Mutations.WithLabelValues(webhook.ResultSkipped, webhook.ReasonSystemNamespace)
+	skipped := webhook.NewMetrics(ctrlmetrics.Registry).Mutations.WithLabelValues(string(eligibility.ResultSkipped), string(eligibility.ReasonSystemNamespace))
 	before := testutil.ToFloat64(skipped)
 	o.admit(t, webPod("kube-system", nil))
 	if after := testutil.ToFloat64(skipped); after != before {

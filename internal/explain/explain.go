@@ -21,8 +21,8 @@ import (
 
 	"github.com/albdrain/albdrain/drain/watcher/targetgroups"
 	"github.com/albdrain/albdrain/internal/contract"
+	"github.com/albdrain/albdrain/internal/eligibility"
 	"github.com/albdrain/albdrain/internal/lbc"
-	"github.com/albdrain/albdrain/webhook"
 )
 
 // Path is where the manager serves explanations.
@@ -151,7 +151,7 @@ func (h *Handler) Explain(ctx context.Context, pod *corev1.Pod) (Explanation, er
 	}
 	// A pod an earlier albdrain held before it knew the pod's kind (a meshed
 	// pod, say) carries a hold that does not protect it.
-	unsupported, _ := webhook.Unsupported(pod)
+	unsupported, _ := eligibility.Unsupported(pod)
 	ex.Protected = ex.Record != nil && pod.Labels[contract.ManagedLabel] == "true" && unsupported == ""
 	ex.Why = why(pod, &ex)
 	if ex.Protected {
@@ -176,7 +176,7 @@ func why(pod *corev1.Pod, ex *Explanation) string {
 	case pod.Annotations[contract.SkippedKey] != "":
 		return "the webhook skipped it: " + pod.Annotations[contract.SkippedKey]
 	}
-	if _, why := webhook.Unsupported(pod); why != "" {
+	if _, why := eligibility.Unsupported(pod); why != "" {
 		if ex.Record != nil {
 			return "it carries a hold from an earlier albdrain that cannot protect it: " + why
 		}
