@@ -52,6 +52,14 @@ type Backend struct {
 	Gateway string
 }
 
+// Registration is one target group a pod is registered in, and the port the
+// LBC registered it on: what a Backend becomes once its binding has a target
+// group.
+type Registration struct {
+	TargetGroupARN string
+	Port           int32
+}
+
 // Finder looks up a pod's load balancer backends. It lists from the cache
 // through the indexes of RegisterIndexes and without deep copies, since
 // admission latency matters and it only reads; nothing it returns points into
