@@ -61,7 +61,7 @@ func newHandlerWithStatus(t *testing.T, status lbc.TargetGroupBindingStatus) han
 	}
 	m := NewMetrics(prometheus.NewRegistry())
 	d := &PodDefaulter{
-		Finder: &lbc.Finder{Reader: lbctest.IndexedFakeClient(s, svc, tgb), Served: lbc.NewAPISet(lbc.APITargetGroupBinding)},
+		Finder:  &lbc.Finder{Reader: lbctest.IndexedFakeClient(s, svc, tgb), Served: lbc.NewAPISet(lbc.APITargetGroupBinding)},
 		Options: testOptions(),
 		Metrics: m,
 	}
