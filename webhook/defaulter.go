@@ -3,13 +3,13 @@ package webhook
 import (
 	"context"
 	"fmt"
-	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/albdrain/albdrain/internal/contract"
+	"github.com/albdrain/albdrain/internal/eligibility"
 	"github.com/albdrain/albdrain/internal/lbc"
 	"github.com/albdrain/albdrain/webhook/inject"
 )
@@ -26,58 +26,60 @@ type PodDefaulter struct {
 
 var _ admission.Defaulter[*corev1.Pod] = (*PodDefaulter)(nil)
 
-// Default implements admission.Defaulter.
+// Default implements admission.Defaulter: it acts on eligibility's decision.
 func (d *PodDefaulter) Default(ctx context.Context, pod *corev1.Pod) error {
 	log := ctrl.LoggerFrom(ctx)
 	ns := pod.Namespace
 	if req, err := admission.RequestFromContext(ctx); err == nil && req.Namespace != "" {
 		ns = req.Namespace
 	}
-	if strings.EqualFold(pod.Annotations[contract.InjectKey], "disabled") {
-		d.count(ResultSkipped, ReasonOptedOut)
-		return nil
+	dec := eligibility.Rules{Finder: d.Finder, Overrides: d.Options.CheckOverrides}.Decide(ctx, ns, pod)
+	switch dec.Result {
+	case eligibility.ResultError:
+		log.Error(dec.Err, "looking up the pod's load balancer backends; admitting it unmutated", "namespace", ns)
+	case eligibility.ResultDenied:
+		d.count(dec.Result, dec.Reason)
+		return fmt.Errorf("albdrain: %w", dec.Err)
+	case eligibility.ResultSkipped:
+		d.skip(ctx, ns, pod, dec)
+	case eligibility.ResultInjected:
+		return d.inject(ctx, ns, pod, dec)
 	}
-	// The apiserver's namespaceSelector should already keep these out; this
-	// guards a misconfigured selector from touching the control plane.
-	if ns == "kube-system" {
-		d.count(ResultSkipped, ReasonSystemNamespace)
-		return nil
+	d.count(dec.Result, dec.Reason)
+	return nil
+}
+
+// skip records why a pod behind a load balancer is left alone.
+func (d *PodDefaulter) skip(ctx context.Context, ns string, pod *corev1.Pod, dec eligibility.Decision) {
+	if dec.Note == "" {
+		return
 	}
-	found, err := d.Finder.Find(ctx, ns, pod)
-	if err != nil {
-		log.Error(err, "looking up the pod's load balancer backends; admitting it unmutated", "namespace", ns)
-		d.count(ResultError, ReasonLookupFailed)
-		return nil
-	}
-	if len(found.Backends) == 0 {
-		reason := ReasonNoBackend
-		if len(found.Skipped) > 0 {
-			reason = ReasonNotIPTarget
-			setAnnotation(pod, contract.SkippedKey, strings.Join(found.Skipped, "; "))
-			log.V(1).Info("pod is behind a load balancer but not as an ip target", "namespace", ns, "reasons", found.Skipped)
-		}
-		d.count(ResultSkipped, reason)
-		return nil
-	}
-	if reason, why := Unsupported(pod); reason != "" {
+	log := ctrl.LoggerFrom(ctx)
+	if dec.Reason.Unsupported() {
 		// On a reinvocation, a mesh injector may have added its proxy since
 		// albdrain's first pass: that pass's hold would claim protection the
 		// pod does not have.
 		if inject.Remove(pod) {
 			log.V(1).Info("removed the hold an earlier pass injected", "namespace", ns)
 		}
-		setAnnotation(pod, contract.SkippedKey, why)
-		log.V(1).Info("pod is behind a load balancer but cannot be held", "namespace", ns, "reason", why)
-		d.count(ResultSkipped, reason)
-		return nil
 	}
-	rec, injected, err := inject.Apply(pod, found.Backends, d.Options)
+	setAnnotation(pod, contract.SkippedKey, dec.Note)
+	log.V(1).Info("pod is behind a load balancer but is not held", "namespace", ns, "reason", dec.Reason, "why", dec.Note)
+}
+
+// inject applies the hold to a pod the rules accept.
+func (d *PodDefaulter) inject(ctx context.Context, ns string, pod *corev1.Pod, dec eligibility.Decision) error {
+	log := ctrl.LoggerFrom(ctx)
+	rec, injected, err := inject.Apply(pod, dec.Match.Backends, d.Options)
+	// Decide has checked the overrides and the serving ports already; Apply
+	// reports both again since it is also used alone, and the answers stay
+	// those of the rules.
 	if err != nil {
-		d.count(ResultDenied, ReasonInvalidOverride)
+		d.count(eligibility.ResultDenied, eligibility.ReasonInvalidOverride)
 		return fmt.Errorf("albdrain: %w", err)
 	}
 	if !injected {
-		d.count(ResultSkipped, ReasonNoServingPort)
+		d.count(eligibility.ResultSkipped, eligibility.ReasonNoServingPort)
 		return nil
 	}
 	log.V(1).Info("injected drain hold", "namespace", ns, "mode", rec.Mode, "containers", rec.Containers,
@@ -89,13 +91,13 @@ func (d *PodDefaulter) Default(ctx context.Context, pod *corev1.Pod) error {
 			d.Metrics.GatesSkipped.Add(float64(len(rec.ReadinessGatesSkipped)))
 		}
 	}
-	d.count(ResultInjected, ReasonBehindALB)
+	d.count(dec.Result, dec.Reason)
 	return nil
 }
 
-func (d *PodDefaulter) count(result, reason string) {
+func (d *PodDefaulter) count(result eligibility.Result, reason eligibility.Reason) {
 	if d.Metrics != nil {
-		d.Metrics.Mutations.WithLabelValues(result, reason).Inc()
+		d.Metrics.Mutations.WithLabelValues(string(result), string(reason)).Inc()
 	}
 }
 

@@ -20,6 +20,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/albdrain/albdrain/internal/contract"
+	"github.com/albdrain/albdrain/internal/eligibility"
 	"github.com/albdrain/albdrain/internal/lbc"
 	"github.com/albdrain/albdrain/internal/lbc/lbctest"
 	"github.com/albdrain/albdrain/webhook/inject"
@@ -59,13 +60,17 @@ func newHandlerWithStatus(t *testing.T, status lbc.TargetGroupBindingStatus) han
 	}
 	m := NewMetrics()
 	d := &PodDefaulter{
-		Finder: &lbc.Finder{Reader: lbctest.IndexedFakeClient(s, svc, tgb), Served: lbc.Serving(lbc.APITargetGroupBinding)},
-		Options: inject.Options{Mode: contract.ModeWait, MaxHold: 60 * time.Second, Sleep: 20 * time.Second, Fallback: 10 * time.Second,
-			QuietPeriod: time.Second, ShutdownBudget: 10 * time.Second, HelperImage: "albdrain:test", HelperImagePath: "/albdrain-hold",
-			WatcherURL: "http://albdrain:8443"},
+		Finder:  &lbc.Finder{Reader: lbctest.IndexedFakeClient(s, svc, tgb), Served: lbc.NewAPISet(lbc.APITargetGroupBinding)},
+		Options: testOptions(),
 		Metrics: m,
 	}
 	return handlerFixture{handler: admission.WithDefaulter[*corev1.Pod](s, d), metrics: m}
+}
+
+func testOptions() inject.Options {
+	return inject.Options{Mode: contract.ModeWait, MaxHold: 60 * time.Second, Sleep: 20 * time.Second, Fallback: 10 * time.Second,
+		QuietPeriod: time.Second, ShutdownBudget: 10 * time.Second, HelperImage: "albdrain:test", HelperImagePath: "/albdrain-hold",
+		WatcherURL: "http://albdrain:8443"}
 }
 
 // A pod as the apiserver sends it: no namespace yet, generateName only, and a
@@ -101,7 +106,7 @@ func TestHandlerInjectsAndKeepsUnknownFields(t *testing.T) {
 			t.Errorf("patch %s %s touches a field albdrain does not own", op, p)
 		}
 	}
-	if got := testutil.ToFloat64(f.metrics.Mutations.WithLabelValues(ResultInjected, ReasonBehindALB)); got != 1 {
+	if got := testutil.ToFloat64(f.metrics.Mutations.WithLabelValues(string(eligibility.ResultInjected), string(eligibility.ReasonBehindALB))); got != 1 {
 		t.Errorf("injected counter = %v, want 1", got)
 	}
 }
@@ -162,16 +167,16 @@ func TestHandlerDecisions(t *testing.T) {
 		wantCode    int32
 		wantPatches bool
 		wantMsg     string
-		result      string
-		reason      string
+		result      eligibility.Result
+		reason      eligibility.Reason
 	}{
-		{name: "opted out", ns: "shop", raw: podRaw(`{"albdrain.io/inject":"disabled"}`), wantAllowed: true, result: ResultSkipped, reason: ReasonOptedOut},
-		{name: "kube-system", ns: "kube-system", raw: podRaw(""), wantAllowed: true, result: ResultSkipped, reason: ReasonSystemNamespace},
-		{name: "no backend in namespace", ns: "other", raw: podRaw(""), wantAllowed: true, result: ResultSkipped, reason: ReasonNoBackend},
+		{name: "opted out", ns: "shop", raw: podRaw(`{"albdrain.io/inject":"disabled"}`), wantAllowed: true, result: eligibility.ResultSkipped, reason: eligibility.ReasonOptedOut},
+		{name: "kube-system", ns: "kube-system", raw: podRaw(""), wantAllowed: true, result: eligibility.ResultSkipped, reason: eligibility.ReasonSystemNamespace},
+		{name: "no backend in namespace", ns: "other", raw: podRaw(""), wantAllowed: true, result: eligibility.ResultSkipped, reason: eligibility.ReasonNoBackend},
 		{name: "invalid max hold", ns: "shop", raw: podRaw(`{"albdrain.io/max-hold-seconds":"soon"}`), wantCode: http.StatusForbidden,
-			wantMsg: "albdrain.io/max-hold-seconds", result: ResultDenied, reason: ReasonInvalidOverride},
+			wantMsg: "albdrain.io/max-hold-seconds", result: eligibility.ResultDenied, reason: eligibility.ReasonInvalidOverride},
 		{name: "invalid mode", ns: "shop", raw: podRaw(`{"albdrain.io/mode":"forever"}`), wantCode: http.StatusForbidden,
-			wantMsg: "albdrain.io/mode", result: ResultDenied, reason: ReasonInvalidOverride},
+			wantMsg: "albdrain.io/mode", result: eligibility.ResultDenied, reason: eligibility.ReasonInvalidOverride},
 		{name: "malformed object", ns: "shop", raw: `{"spec":`, wantCode: http.StatusBadRequest},
 		{name: "wrong type in a known field", ns: "shop", raw: `{"apiVersion":"v1","kind":"Pod","spec":{"containers":"nope"}}`, wantCode: http.StatusBadRequest},
 	}
@@ -191,7 +196,7 @@ func TestHandlerDecisions(t *testing.T) {
 				}
 			}
 			if tc.result != "" {
-				if got := testutil.ToFloat64(f.metrics.Mutations.WithLabelValues(tc.result, tc.reason)); got != 1 {
+				if got := testutil.ToFloat64(f.metrics.Mutations.WithLabelValues(string(tc.result), string(tc.reason))); got != 1 {
 					t.Errorf("counter %s/%s = %v, want 1", tc.result, tc.reason, got)
 				}
 			}

@@ -4,29 +4,12 @@ import (
 	"errors"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/albdrain/albdrain/internal/eligibility"
 )
 
-// Results and reasons of a mutation, the label values of the mutations counter.
-const (
-	ResultInjected = "injected"
-	ResultSkipped  = "skipped"
-	ResultDenied   = "denied"
-	ResultError    = "error"
-
-	ReasonBehindALB       = "behind_alb"
-	ReasonOptedOut        = "opted_out"
-	ReasonSystemNamespace = "system_namespace"
-	ReasonNoBackend       = "no_alb_backend"
-	ReasonNotIPTarget     = "not_ip_target"
-	ReasonWindows         = "windows"
-	ReasonHostNetwork     = "host_network"
-	ReasonServiceMesh     = "service_mesh"
-	ReasonNoServingPort   = "no_serving_container"
-	ReasonInvalidOverride = "invalid_override"
-	ReasonLookupFailed    = "lookup_failed"
-)
-
-// Metrics counts the webhook's decisions, by a bounded set of label values.
+// Metrics counts the webhook's decisions, by eligibility's results and
+// reasons: a bounded set of label values.
 type Metrics struct {
 	Mutations *prometheus.CounterVec
 	// GatesSkipped counts the readiness gates left out of injected pods
@@ -49,8 +32,8 @@ func NewMetrics() *Metrics {
 	}
 	// The series the alerts take increase() of start at zero, or the first
 	// lookup failure after a restart would create the series and be lost.
-	m.Mutations.WithLabelValues(ResultError, ReasonLookupFailed)
-	m.Mutations.WithLabelValues(ResultInjected, ReasonBehindALB)
+	m.Mutations.WithLabelValues(string(eligibility.ResultError), string(eligibility.ReasonLookupFailed))
+	m.Mutations.WithLabelValues(string(eligibility.ResultInjected), string(eligibility.ReasonBehindALB))
 	return m
 }
 

@@ -10,60 +10,27 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/albdrain/albdrain/internal/contract"
+	"github.com/albdrain/albdrain/internal/eligibility"
 	"github.com/albdrain/albdrain/webhook/webhooktest"
 )
-
-func TestIsWindows(t *testing.T) {
-	osIn := func(vals ...string) corev1.NodeSelectorTerm {
-		return corev1.NodeSelectorTerm{MatchExpressions: []corev1.NodeSelectorRequirement{{Key: osLabel, Operator: corev1.NodeSelectorOpIn, Values: vals}}}
-	}
-	required := func(terms ...corev1.NodeSelectorTerm) *corev1.Affinity {
-		return &corev1.Affinity{NodeAffinity: &corev1.NodeAffinity{RequiredDuringSchedulingIgnoredDuringExecution: &corev1.NodeSelector{NodeSelectorTerms: terms}}}
-	}
-	tests := []struct {
-		name string
-		spec corev1.PodSpec
-		want bool
-	}{
-		{name: "spec.os windows", spec: corev1.PodSpec{OS: &corev1.PodOS{Name: corev1.Windows}}, want: true},
-		{name: "spec.os linux wins over a selector", spec: corev1.PodSpec{OS: &corev1.PodOS{Name: corev1.Linux}, NodeSelector: map[string]string{osLabel: "windows"}}},
-		{name: "node selector", spec: corev1.PodSpec{NodeSelector: map[string]string{osLabel: "windows"}}, want: true},
-		{name: "linux node selector", spec: corev1.PodSpec{NodeSelector: map[string]string{osLabel: "linux"}}},
-		{name: "required affinity", spec: corev1.PodSpec{Affinity: required(osIn("windows"))}, want: true},
-		{name: "every term windows", spec: corev1.PodSpec{Affinity: required(osIn("windows"), osIn("windows"))}, want: true},
-		{name: "a term allowing linux", spec: corev1.PodSpec{Affinity: required(osIn("windows"), osIn("linux"))}},
-		{name: "values allowing linux", spec: corev1.PodSpec{Affinity: required(osIn("windows", "linux"))}},
-		{name: "NotIn windows", spec: corev1.PodSpec{Affinity: required(corev1.NodeSelectorTerm{MatchExpressions: []corev1.NodeSelectorRequirement{
-			{Key: osLabel, Operator: corev1.NodeSelectorOpNotIn, Values: []string{"windows"}}}})}},
-		{name: "preferred affinity only", spec: corev1.PodSpec{Affinity: &corev1.Affinity{NodeAffinity: &corev1.NodeAffinity{
-			PreferredDuringSchedulingIgnoredDuringExecution: []corev1.PreferredSchedulingTerm{{Weight: 1, Preference: osIn("windows")}}}}}},
-		{name: "nothing", spec: corev1.PodSpec{}},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			if got := isWindows(&tc.spec); got != tc.want {
-				t.Errorf("isWindows = %v, want %v", got, tc.want)
-			}
-		})
-	}
-}
 
 // TestHandlerSkipsUnsupportedPods: a Windows or hostNetwork pod behind an
 // ip target group is admitted unmutated, with the reason recorded.
 func TestHandlerSkipsUnsupportedPods(t *testing.T) {
 	app := `"containers":[` + webhooktest.App("app", "") + `]`
 	tests := []struct {
-		name, spec, reason, why string
+		name, spec, why string
+		reason          eligibility.Reason
 	}{
-		{name: "windows", spec: `"os":{"name":"windows"},` + app, reason: ReasonWindows, why: "Windows pod: albdrain's helper runs on Linux only"},
-		{name: "windows selector", spec: `"nodeSelector":{"kubernetes.io/os":"windows"},` + app, reason: ReasonWindows, why: "Windows pod: albdrain's helper runs on Linux only"},
-		{name: "hostNetwork", spec: `"hostNetwork":true,` + app, reason: ReasonHostNetwork, why: "hostNetwork pod: its address and sockets are the node's"},
+		{name: "windows", spec: `"os":{"name":"windows"},` + app, reason: eligibility.ReasonWindows, why: "Windows pod: albdrain's helper runs on Linux only"},
+		{name: "windows selector", spec: `"nodeSelector":{"kubernetes.io/os":"windows"},` + app, reason: eligibility.ReasonWindows, why: "Windows pod: albdrain's helper runs on Linux only"},
+		{name: "hostNetwork", spec: `"hostNetwork":true,` + app, reason: eligibility.ReasonHostNetwork, why: "hostNetwork pod: its address and sockets are the node's"},
 		{name: "istio-proxy container", spec: `"containers":[` + webhooktest.App("app", "") + `,{"name":"istio-proxy","image":"proxyv2:1"}]`,
-			reason: ReasonServiceMesh, why: istioWhy},
+			reason: eligibility.ReasonServiceMesh, why: istioWhy},
 		{name: "istio-proxy native sidecar", spec: `"initContainers":[{"name":"istio-proxy","image":"proxyv2:1","restartPolicy":"Always"}],` + app,
-			reason: ReasonServiceMesh, why: istioWhy},
+			reason: eligibility.ReasonServiceMesh, why: istioWhy},
 		{name: "linkerd-init", spec: `"initContainers":[{"name":"linkerd-init","image":"proxy-init:1"}],` + app,
-			reason: ReasonServiceMesh, why: "Linkerd" + meshWhy},
+			reason: eligibility.ReasonServiceMesh, why: "Linkerd" + meshWhy},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -87,7 +54,7 @@ func TestHandlerSkipsUnsupportedPods(t *testing.T) {
 			if d := cmp.Diff(in.Spec, out.Spec); d != "" {
 				t.Errorf("pod was mutated (-in +out):\n%s", d)
 			}
-			if got := testutil.ToFloat64(f.metrics.Mutations.WithLabelValues(ResultSkipped, tc.reason)); got != 1 {
+			if got := testutil.ToFloat64(f.metrics.Mutations.WithLabelValues(string(eligibility.ResultSkipped), string(tc.reason))); got != 1 {
 				t.Errorf("counter skipped/%s = %v, want 1", tc.reason, got)
 			}
 		})
@@ -140,7 +107,7 @@ func TestHandlerMeshInjectedAfterAlbdrain(t *testing.T) {
 	if len(out.Spec.InitContainers) != 0 || out.Spec.Containers[0].Lifecycle != nil || len(out.Spec.Containers[0].Env) != 0 {
 		t.Errorf("hold left in the pod: %+v", out.Spec)
 	}
-	if got := testutil.ToFloat64(f.metrics.Mutations.WithLabelValues(ResultSkipped, ReasonServiceMesh)); got != 1 {
-		t.Errorf("counter skipped/%s = %v, want 1", ReasonServiceMesh, got)
+	if got := testutil.ToFloat64(f.metrics.Mutations.WithLabelValues(string(eligibility.ResultSkipped), string(eligibility.ReasonServiceMesh))); got != 1 {
+		t.Errorf("counter skipped/%s = %v, want 1", eligibility.ReasonServiceMesh, got)
 	}
 }

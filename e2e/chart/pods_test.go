@@ -14,8 +14,8 @@ import (
 
 	"github.com/albdrain/albdrain/cmd/albdrain/app"
 	"github.com/albdrain/albdrain/internal/contract"
+	"github.com/albdrain/albdrain/internal/eligibility"
 	"github.com/albdrain/albdrain/internal/lbc"
-	"github.com/albdrain/albdrain/webhook"
 )
 
 // albNamespace is a namespace holding a Service that is the backend of an
@@ -191,7 +191,7 @@ func (o *albNamespace) selectorsHold(t *testing.T) {
 	if err := o.c.Update(ctx, &ns); err != nil {
 		t.Fatal(err)
 	}
-	skipped := app.InProcess().Metrics.Webhook.Mutations.WithLabelValues(webhook.ResultSkipped, webhook.ReasonSystemNamespace)
+	skipped := app.InProcess().Metrics.Webhook.Mutations.WithLabelValues(string(eligibility.ResultSkipped), string(eligibility.ReasonSystemNamespace))
 	before := testutil.ToFloat64(skipped)
 	o.admit(t, webPod("kube-system", nil))
 	if after := testutil.ToFloat64(skipped); after != before {

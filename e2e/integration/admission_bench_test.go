@@ -70,7 +70,7 @@ func BenchmarkAdmission(b *testing.B) {
 		b.Fatal("cache did not sync")
 	}
 	d := &webhook.PodDefaulter{
-		Finder: &lbc.Finder{Reader: c, Served: lbc.Serving(lbc.APITargetGroupBinding)},
+		Finder: &lbc.Finder{Reader: c, Served: lbc.NewAPISet(lbc.APITargetGroupBinding)},
 		Options: inject.Options{Mode: contract.ModeWait, MaxHold: 330 * time.Second, Sleep: 30 * time.Second, Fallback: 30 * time.Second,
 			QuietPeriod: 3 * time.Second, ShutdownBudget: 30 * time.Second, HelperImage: "albdrain:bench", HelperImagePath: "/albdrain-hold",
 			WatcherURL: "https://albdrain.albdrain.svc:8443"},

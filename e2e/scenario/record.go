@@ -8,7 +8,7 @@ import (
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	"github.com/albdrain/albdrain/drain/watcher/hold"
-	"github.com/albdrain/albdrain/webhook"
+	"github.com/albdrain/albdrain/internal/eligibility"
 )
 
 // AlbdrainRecord is what albdrain itself recorded during a run: the
@@ -45,7 +45,7 @@ func snapshotMetrics() (metricSnapshot, error) {
 			case "albdrain_holds_total":
 				s.holds[label(m, "outcome")] += m.GetCounter().GetValue()
 			case "albdrain_webhook_mutations_total":
-				if label(m, "result") == webhook.ResultInjected {
+				if label(m, "result") == string(eligibility.ResultInjected) {
 					s.injected += m.GetCounter().GetValue()
 				}
 			}

@@ -1,7 +1,7 @@
 // Package explain answers, for one pod, whether albdrain protects it and why
 // not: what the webhook recorded, the load balancer backends the shared
-// lbc.Finder matches now, the rule that skips it, and the target groups the
-// watcher would hold it on. The manager serves it on its webhook server, for
+// lbc.Finder matches now, the webhook's own decision for the pod now
+// (eligibility), and the target groups the watcher would hold it on. The manager serves it on its webhook server, for
 // the kubectl albdrain plugin through the apiserver's service proxy.
 package explain
 
@@ -19,10 +19,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 
-	"github.com/albdrain/albdrain/drain/watcher/targetgroups"
 	"github.com/albdrain/albdrain/internal/contract"
+	"github.com/albdrain/albdrain/internal/eligibility"
 	"github.com/albdrain/albdrain/internal/lbc"
-	"github.com/albdrain/albdrain/webhook"
 )
 
 // Path is where the manager serves explanations.
@@ -53,6 +52,9 @@ type Explanation struct {
 	Protected bool `json:"protected"`
 	// Why says why the pod is, or is not, protected.
 	Why string `json:"why"`
+	// Reason is the rule that decides for the pod as it is now: the
+	// webhook's reason for it, the label of its mutations counter.
+	Reason eligibility.Reason `json:"reason"`
 	// Record is what the webhook wrote into the pod, when it did.
 	Record *contract.Record `json:"record,omitempty"`
 	// Backends and Skipped are what the rules match for the pod now.
@@ -69,13 +71,20 @@ type Explanation struct {
 // together. A caller must also name the pod's UID.
 type Handler struct {
 	// Pods reads pods from the apiserver: the manager's cache holds managed pods only.
-	Pods     client.Reader
-	Finder   *lbc.Finder
-	Resolver targetgroups.Resolver
+	Pods   client.Reader
+	Finder *lbc.Finder
+	// Resolver is the watcher's: where it would look for the pod's targets.
+	Resolver Resolver
 	// Auth decides who may ask; Limit bounds how often, before any
 	// apiserver call.
 	Auth  Authorizer
 	Limit *rate.Limiter
+}
+
+// Resolver finds the target groups a pod is registered in, as the watcher
+// does when it holds the pod (its targetgroups resolver).
+type Resolver interface {
+	Registrations(ctx context.Context, pod *corev1.Pod) ([]lbc.Registration, error)
 }
 
 // ServeHTTP implements http.Handler: GET Path?namespace=&name=&uid=.
@@ -134,26 +143,26 @@ func (h *Handler) Explain(ctx context.Context, pod *corev1.Pod) (Explanation, er
 	for _, a := range h.Finder.Served.List() {
 		ex.ServedAPIs = append(ex.ServedAPIs, string(a))
 	}
-	found, err := h.Finder.Find(ctx, pod.Namespace, pod)
+	// One lookup, shown and decided on: the decision may stop before its own
+	// lookup, and the backends are shown all the same.
+	m, err := h.Finder.Find(ctx, pod.Namespace, pod)
 	if err != nil {
 		return ex, fmt.Errorf("find backends: %w", err)
 	}
-	for _, b := range found.Backends {
+	for _, b := range m.Backends {
 		ex.Backends = append(ex.Backends, Backend{Service: b.Service, TargetPort: b.TargetPort.String(), LoadBalancer: string(b.Kind),
 			TargetGroupBinding: b.TargetGroupBinding, Ingress: b.Ingress, Route: b.Route, Gateway: b.Gateway})
 	}
-	ex.Skipped = found.Skipped
-	if v, ok := pod.Annotations[contract.InjectedKey]; ok {
-		var rec contract.Record
-		if json.Unmarshal([]byte(v), &rec) == nil {
-			ex.Record = &rec
-		}
-	}
+	ex.Skipped = m.Skipped
+	ex.Record = contract.ParseRecord(pod.Annotations)
+	dec := eligibility.Rules{Finder: found(m)}.Decide(ctx, pod.Namespace, pod)
+	ex.Reason = dec.Reason
 	// A pod an earlier albdrain held before it knew the pod's kind (a meshed
-	// pod, say) carries a hold that does not protect it.
-	unsupported, _ := webhook.Unsupported(pod)
+	// pod, say) carries a hold that does not protect it, whichever rule
+	// decides first now.
+	unsupported, cannot := eligibility.Unsupported(pod)
 	ex.Protected = ex.Record != nil && pod.Labels[contract.ManagedLabel] == "true" && unsupported == ""
-	ex.Why = why(pod, &ex)
+	ex.Why = why(pod, &ex, dec, cannot)
 	if ex.Protected {
 		targets, err := h.Resolver.Registrations(ctx, pod)
 		if err != nil {
@@ -166,28 +175,30 @@ func (h *Handler) Explain(ctx context.Context, pod *corev1.Pod) (Explanation, er
 	return ex, nil
 }
 
-// why picks the rule that decided, in the webhook's order.
-func why(pod *corev1.Pod, ex *Explanation) string {
+// why says why the pod is protected or not: what the webhook recorded
+// while it still holds, else the decision for the pod now.
+func why(pod *corev1.Pod, ex *Explanation, dec eligibility.Decision, cannot string) string {
+	recorded := pod.Annotations[contract.SkippedKey]
 	switch {
 	case ex.Protected:
 		return "the webhook injected the hold: the pod is behind " + strings.Join(ex.Record.Services, ", ")
-	case strings.EqualFold(pod.Annotations[contract.InjectKey], "disabled"):
-		return "the pod opts out with " + contract.InjectKey + "=disabled"
-	case pod.Annotations[contract.SkippedKey] != "":
-		return "the webhook skipped it: " + pod.Annotations[contract.SkippedKey]
-	}
-	if _, why := webhook.Unsupported(pod); why != "" {
-		if ex.Record != nil {
-			return "it carries a hold from an earlier albdrain that cannot protect it: " + why
-		}
-		return "albdrain cannot hold it: " + why
-	}
-	if len(ex.Backends) == 0 && len(ex.Skipped) > 0 {
-		return "it is behind a load balancer, but not as an ip target: " + strings.Join(ex.Skipped, "; ")
-	}
-	if len(ex.Backends) == 0 {
-		return "no rule puts it behind an AWS load balancer as an ip target"
+	case ex.Record != nil && cannot != "":
+		return "it carries a hold from an earlier albdrain that cannot protect it: " + cannot
+	case dec.Result != eligibility.ResultInjected && dec.Note != "" && dec.Note == recorded:
+		return "the webhook skipped it: " + recorded
+	case dec.Result != eligibility.ResultInjected:
+		return dec.Why
+	case recorded != "":
+		// The rules have changed their answer since the webhook saw the pod.
+		return "the webhook skipped it: " + recorded + "; it would hold it now: recreate the pod"
 	}
 	return "it is behind a load balancer now, but the webhook did not mutate it: its namespace is not selected by the webhook, " +
 		"it was created before albdrain or its backends, or while albdrain was unavailable; recreate the pod"
+}
+
+// found answers every lookup with a match already made.
+type found lbc.Match
+
+func (f found) Find(context.Context, string, *corev1.Pod) (lbc.Match, error) {
+	return lbc.Match(f), nil
 }

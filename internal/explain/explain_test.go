@@ -19,15 +19,15 @@ import (
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/albdrain/albdrain/drain/watcher/targetgroups"
 	"github.com/albdrain/albdrain/internal/contract"
+	"github.com/albdrain/albdrain/internal/eligibility"
 	"github.com/albdrain/albdrain/internal/lbc"
 	"github.com/albdrain/albdrain/internal/lbc/lbctest"
 )
 
-type fixedRegistrations []targetgroups.Registration
+type fixedRegistrations []lbc.Registration
 
-func (f fixedRegistrations) Registrations(context.Context, *corev1.Pod) ([]targetgroups.Registration, error) {
+func (f fixedRegistrations) Registrations(context.Context, *corev1.Pod) ([]lbc.Registration, error) {
 	return f, nil
 }
 
@@ -53,6 +53,14 @@ func TestHandler(t *testing.T) {
 	skipped := pod("skipped", func(p *corev1.Pod) {
 		p.Annotations = map[string]string{contract.SkippedKey: "hostNetwork pod: its address and sockets are the node's"}
 	})
+	skippedHost := pod("skipped-host", func(p *corev1.Pod) {
+		p.Spec.HostNetwork = true
+		p.Annotations = map[string]string{contract.SkippedKey: "hostNetwork pod: its address and sockets are the node's"}
+	})
+	noPort := pod("no-port", func(p *corev1.Pod) { p.Spec.Containers[0].Ports[0].Name = "metrics" })
+	system := pod("system", func(p *corev1.Pod) { p.Namespace = "kube-system" })
+	systemWeb, systemTGB := web.DeepCopy(), tgb.DeepCopy()
+	systemWeb.Namespace, systemTGB.Namespace = "kube-system", "kube-system"
 	windows := pod("windows", func(p *corev1.Pod) { p.Spec.OS = &corev1.PodOS{Name: corev1.Windows} })
 	meshed := pod("meshed", func(p *corev1.Pod) {
 		p.Spec.Containers = append(p.Spec.Containers, corev1.Container{Name: "linkerd-proxy", Image: "proxy:1"})
@@ -64,27 +72,34 @@ func TestHandler(t *testing.T) {
 	})
 	unmutated := pod("unmutated", nil)
 	alone := pod("alone", func(p *corev1.Pod) { p.Labels = map[string]string{"app": "other"} })
-	objs := []client.Object{web, tgb, managed, optedOut, skipped, windows, meshed, meshedHeld, unmutated, alone}
-	h := &Handler{Pods: lbctest.IndexedFakeClient(lbctest.Scheme(t), objs...), Finder: lbctest.NewFinder(t, web, tgb),
+	objs := []client.Object{web, tgb, managed, optedOut, skipped, skippedHost, windows, meshed, meshedHeld, unmutated, alone, noPort, system}
+	h := &Handler{Pods: lbctest.IndexedFakeClient(lbctest.Scheme(t), objs...), Finder: lbctest.NewFinder(t, web, tgb, systemWeb, systemTGB),
 		Resolver: fixedRegistrations{{TargetGroupARN: "arn:tg/web", Port: 8080}}, Auth: tokens{"reader": nil}, Limit: rate.NewLimiter(rate.Inf, 0)}
 	webBackend := []Backend{{Service: "web", TargetPort: "http", TargetGroupBinding: "k8s-web"}}
 	tests := []struct {
-		name, pod, uid string
-		wantCode       int
-		want           Explanation
+		name, ns, pod, uid string
+		wantCode           int
+		want               Explanation
 	}{
-		{name: "protected", pod: "managed", want: Explanation{Protected: true, Why: "the webhook injected the hold: the pod is behind web",
+		{name: "protected", pod: "managed", want: Explanation{Protected: true, Why: "the webhook injected the hold: the pod is behind web", Reason: eligibility.ReasonBehindALB,
 			Backends: webBackend, TargetGroups: []TargetGroup{{ARN: "arn:tg/web", Port: 8080}}}},
-		{name: "opted out", pod: "opted-out", want: Explanation{Why: "the pod opts out with albdrain.io/inject=disabled", Backends: webBackend}},
-		{name: "skipped by the webhook", pod: "skipped", want: Explanation{Why: "the webhook skipped it: hostNetwork pod: its address and sockets are the node's", Backends: webBackend}},
-		{name: "a rule skips it now", pod: "windows", want: Explanation{Why: "albdrain cannot hold it: Windows pod: albdrain's helper runs on Linux only", Backends: webBackend}},
+		{name: "opted out", pod: "opted-out", want: Explanation{Why: "the pod opts out with albdrain.io/inject=disabled", Reason: eligibility.ReasonOptedOut, Backends: webBackend}},
+		{name: "skipped by the webhook", pod: "skipped-host", want: Explanation{Why: "the webhook skipped it: hostNetwork pod: its address and sockets are the node's",
+			Reason: eligibility.ReasonHostNetwork, Backends: webBackend}},
+		{name: "skipped by the webhook, held now", pod: "skipped", want: Explanation{Why: "the webhook skipped it: hostNetwork pod: its address and sockets are the node's; " +
+			"it would hold it now: recreate the pod", Reason: eligibility.ReasonBehindALB, Backends: webBackend}},
+		{name: "a rule skips it now", pod: "windows", want: Explanation{Why: "albdrain cannot hold it: Windows pod: albdrain's helper runs on Linux only", Reason: eligibility.ReasonWindows, Backends: webBackend}},
 		{name: "a mesh proxy", pod: "meshed", want: Explanation{Why: "albdrain cannot hold it: Linkerd sidecar proxy: albdrain cannot hold a meshed pod yet " +
-			"(the proxy takes the load balancer's traffic and is not held)", Backends: webBackend}},
+			"(the proxy takes the load balancer's traffic and is not held)", Reason: eligibility.ReasonServiceMesh, Backends: webBackend}},
 		{name: "a mesh proxy in a pod held before albdrain knew meshes", pod: "meshed-held", want: Explanation{
 			Why: "it carries a hold from an earlier albdrain that cannot protect it: Istio sidecar proxy: albdrain cannot hold a meshed pod yet " +
-				"(the proxy takes the load balancer's traffic and is not held)", Backends: webBackend}},
-		{name: "behind a load balancer but never mutated", pod: "unmutated", want: Explanation{Backends: webBackend}},
-		{name: "behind nothing", pod: "alone", want: Explanation{Why: "no rule puts it behind an AWS load balancer as an ip target"}},
+				"(the proxy takes the load balancer's traffic and is not held)", Reason: eligibility.ReasonServiceMesh, Backends: webBackend}},
+		{name: "behind a load balancer but never mutated", pod: "unmutated", want: Explanation{Reason: eligibility.ReasonBehindALB, Backends: webBackend}},
+		{name: "behind nothing", pod: "alone", want: Explanation{Why: "no rule puts it behind an AWS load balancer as an ip target", Reason: eligibility.ReasonNoBackend}},
+		{name: "no port serves the target port", pod: "no-port", want: Explanation{Why: "it is behind a load balancer, but no port of the pod serves " +
+			"Service web target port http", Reason: eligibility.ReasonNoServingPort, Backends: webBackend}},
+		{name: "kube-system", ns: "kube-system", pod: "system", want: Explanation{Why: "albdrain never holds pods in kube-system",
+			Reason: eligibility.ReasonSystemNamespace, Backends: webBackend}},
 		{name: "wrong UID", pod: "managed", uid: "guessed", wantCode: http.StatusNotFound},
 		{name: "unknown pod", pod: "gone", wantCode: http.StatusNotFound},
 		{name: "no UID", pod: "managed", uid: "-", wantCode: http.StatusBadRequest},
@@ -98,8 +113,12 @@ func TestHandler(t *testing.T) {
 			case "-":
 				uid = ""
 			}
+			ns := tc.ns
+			if ns == "" {
+				ns = "shop"
+			}
 			rec := httptest.NewRecorder()
-			h.ServeHTTP(rec, request("shop", tc.pod, uid, "reader"))
+			h.ServeHTTP(rec, request(ns, tc.pod, uid, "reader"))
 			want := tc.wantCode
 			if want == 0 {
 				want = http.StatusOK
@@ -117,7 +136,7 @@ func TestHandler(t *testing.T) {
 			if err := json.Unmarshal(rec.Body.Bytes(), &got); err != nil {
 				t.Fatal(err)
 			}
-			tc.want.Namespace, tc.want.Name = "shop", tc.pod
+			tc.want.Namespace, tc.want.Name = ns, tc.pod
 			tc.want.ServedAPIs = got.ServedAPIs
 			tc.want.Record = got.Record
 			if tc.want.Why == "" {

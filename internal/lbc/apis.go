@@ -62,17 +62,17 @@ func (a API) needs() API {
 	}
 }
 
-// Served is the set of optional APIs whose rules are on. It grows while the
-// manager runs, as CRDs are installed; it never shrinks, since an informer
-// of a removed CRD only stops seeing changes.
-type Served struct {
+// APISet is the set of optional APIs the apiserver serves, whose rules are
+// on. It grows while the manager runs, as CRDs are installed; it never
+// shrinks, since an informer of a removed CRD only stops seeing changes.
+type APISet struct {
 	mu  sync.RWMutex
 	set map[API]bool
 }
 
-// Serving returns a set holding apis; tests use it for a fixed set.
-func Serving(apis ...API) *Served {
-	s := &Served{}
+// NewAPISet returns a set holding apis; tests use it for a fixed set.
+func NewAPISet(apis ...API) *APISet {
+	s := &APISet{}
 	for _, a := range apis {
 		s.add(a)
 	}
@@ -80,7 +80,7 @@ func Serving(apis ...API) *Served {
 }
 
 // Has reports whether a is on. A nil set has nothing on.
-func (s *Served) Has(a API) bool {
+func (s *APISet) Has(a API) bool {
 	if s == nil {
 		return false
 	}
@@ -90,7 +90,7 @@ func (s *Served) Has(a API) bool {
 }
 
 // List returns the APIs that are on, sorted.
-func (s *Served) List() []API {
+func (s *APISet) List() []API {
 	if s == nil {
 		return nil
 	}
@@ -99,7 +99,7 @@ func (s *Served) List() []API {
 	return slices.Sorted(maps.Keys(s.set))
 }
 
-func (s *Served) add(a API) {
+func (s *APISet) add(a API) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.set == nil {

@@ -52,6 +52,14 @@ type Backend struct {
 	Gateway string
 }
 
+// Registration is one target group a pod is registered in, and the port the
+// LBC registered it on: what a Backend becomes once its binding has a target
+// group.
+type Registration struct {
+	TargetGroupARN string
+	Port           int32
+}
+
 // Finder looks up a pod's load balancer backends. It lists from the cache
 // through the indexes of RegisterIndexes and without deep copies, since
 // admission latency matters and it only reads; nothing it returns points into
@@ -59,8 +67,9 @@ type Backend struct {
 type Finder struct {
 	// Reader is the manager's cached client, with the indexes registered.
 	Reader client.Reader
-	// Served is the optional APIs whose rules are on; nil means none.
-	Served *Served
+	// Served is the set of optional APIs the apiserver serves, whose rules
+	// are on; nil means none.
+	Served *APISet
 	// DefaultTargetType is the LBC's --default-target-type: the target type
 	// of Ingresses, NLB Services and Gateway backends that name none.
 	// Empty means instance, as in the LBC.
@@ -74,8 +83,9 @@ func (f *Finder) defaultTargetType() TargetType {
 	return f.DefaultTargetType
 }
 
-// Result is what Find learned about a pod.
-type Result struct {
+// Match is what Find matched for a pod: its ip backends, and why it left
+// the others alone.
+type Match struct {
 	// Backends are the ip-mode backends whose Services select the pod.
 	Backends []Backend
 	// Skipped says, per backend, why one that is not ip-mode was left alone.
@@ -84,8 +94,8 @@ type Result struct {
 
 // Find returns the ALB backends of a pod in namespace ns (a pod being created
 // may not carry its namespace yet).
-func (f *Finder) Find(ctx context.Context, ns string, pod *corev1.Pod) (Result, error) {
-	var res Result
+func (f *Finder) Find(ctx context.Context, ns string, pod *corev1.Pod) (Match, error) {
+	var res Match
 	selecting, err := f.Selecting(ctx, ns, pod)
 	if err != nil {
 		return res, err
@@ -149,7 +159,7 @@ func (f *Finder) Selecting(ctx context.Context, ns string, pod *corev1.Pod) ([]*
 	return out, nil
 }
 
-func (f *Finder) fromBindings(ctx context.Context, ns string, svcs []*corev1.Service, res *Result) error {
+func (f *Finder) fromBindings(ctx context.Context, ns string, svcs []*corev1.Service, res *Match) error {
 	for _, svc := range svcs {
 		if err := f.bindingsOf(ctx, ns, svc, res); err != nil {
 			return err
@@ -158,7 +168,7 @@ func (f *Finder) fromBindings(ctx context.Context, ns string, svcs []*corev1.Ser
 	return nil
 }
 
-func (f *Finder) bindingsOf(ctx context.Context, ns string, svc *corev1.Service, res *Result) error {
+func (f *Finder) bindingsOf(ctx context.Context, ns string, svc *corev1.Service, res *Match) error {
 	var tgbs TargetGroupBindingList
 	if err := f.Reader.List(ctx, &tgbs, client.InNamespace(ns), client.MatchingFields{IndexServiceRef: svc.Name},
 		client.UnsafeDisableDeepCopy); err != nil {
@@ -183,7 +193,7 @@ func (f *Finder) bindingsOf(ctx context.Context, ns string, svc *corev1.Service,
 	return nil
 }
 
-func (f *Finder) fromIngresses(ctx context.Context, ns string, svcs []*corev1.Service, res *Result) error {
+func (f *Finder) fromIngresses(ctx context.Context, ns string, svcs []*corev1.Service, res *Match) error {
 	var ings []*networkingv1.Ingress
 	for _, svc := range svcs {
 		var list networkingv1.IngressList

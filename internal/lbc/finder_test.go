@@ -89,34 +89,34 @@ func TestFind(t *testing.T) {
 		noTGBCRD bool
 		// defaultType is the controller-wide default target type.
 		defaultType lbc.TargetType
-		want        lbc.Result
+		want        lbc.Match
 	}{
 		{
 			name: "ip binding by service port name resolves the named targetPort",
 			objs: []client.Object{web, binding("tgb-web", "web", intstr.FromString("http"), ip)},
-			want: lbc.Result{Backends: []lbc.Backend{{Service: "web", TargetPort: intstr.FromString("http"), TargetGroupBinding: "tgb-web", TargetGroupARN: arnOf("tgb-web")}}},
+			want: lbc.Match{Backends: []lbc.Backend{{Service: "web", TargetPort: intstr.FromString("http"), TargetGroupBinding: "tgb-web", TargetGroupARN: arnOf("tgb-web")}}},
 		},
 		{
 			name: "binding no controller reconciled is a backend that says so",
 			objs: []client.Object{web, unreconciled(binding("tgb-web", "web", intstr.FromString("http"), ip), nil)},
-			want: lbc.Result{Backends: []lbc.Backend{{Service: "web", TargetPort: intstr.FromString("http"), TargetGroupBinding: "tgb-web", TargetGroupARN: arnOf("tgb-web"),
+			want: lbc.Match{Backends: []lbc.Backend{{Service: "web", TargetPort: intstr.FromString("http"), TargetGroupBinding: "tgb-web", TargetGroupARN: arnOf("tgb-web"),
 				NotReconciled: "TargetGroupBinding tgb-web was never reconciled by a load balancer controller (no status.observedGeneration)"}}},
 		},
 		{
 			name: "binding whose spec change no controller reconciled yet",
 			objs: []client.Object{web, unreconciled(binding("tgb-web", "web", intstr.FromString("http"), ip), ptr.To[int64](1))},
-			want: lbc.Result{Backends: []lbc.Backend{{Service: "web", TargetPort: intstr.FromString("http"), TargetGroupBinding: "tgb-web", TargetGroupARN: arnOf("tgb-web"),
+			want: lbc.Match{Backends: []lbc.Backend{{Service: "web", TargetPort: intstr.FromString("http"), TargetGroupBinding: "tgb-web", TargetGroupARN: arnOf("tgb-web"),
 				NotReconciled: "TargetGroupBinding tgb-web: generation 2 not reconciled by a load balancer controller (status.observedGeneration 1)"}}},
 		},
 		{
 			name: "binding by port number, targetPort defaults to the port",
 			objs: []client.Object{service("web", nil, corev1.ServicePort{Port: 8080}), binding("tgb-web", "web", intstr.FromInt32(8080), ip)},
-			want: lbc.Result{Backends: []lbc.Backend{{Service: "web", TargetPort: intstr.FromInt32(8080), TargetGroupBinding: "tgb-web", TargetGroupARN: arnOf("tgb-web")}}},
+			want: lbc.Match{Backends: []lbc.Backend{{Service: "web", TargetPort: intstr.FromInt32(8080), TargetGroupBinding: "tgb-web", TargetGroupARN: arnOf("tgb-web")}}},
 		},
 		{
 			name: "instance binding is skipped with its reason",
 			objs: []client.Object{web, binding("tgb-web", "web", intstr.FromInt32(80), instance)},
-			want: lbc.Result{Skipped: []string{"TargetGroupBinding tgb-web targets instance"}},
+			want: lbc.Match{Skipped: []string{"TargetGroupBinding tgb-web targets instance"}},
 		},
 		{
 			name: "binding of another service or an unknown port does not match",
@@ -139,7 +139,7 @@ func TestFind(t *testing.T) {
 		{
 			name: "ALB ingress by class name, ip on the ingress",
 			objs: []client.Object{web, albClass, ingress("shop", ptr.To("alb"), ipAnn, backend("web", networkingv1.ServiceBackendPort{Number: 80}))},
-			want: lbc.Result{Backends: []lbc.Backend{{Service: "web", TargetPort: intstr.FromString("http"), Kind: lbc.KindALB, Ingress: "shop"}}},
+			want: lbc.Match{Backends: []lbc.Backend{{Service: "web", TargetPort: intstr.FromString("http"), Kind: lbc.KindALB, Ingress: "shop"}}},
 		},
 		{
 			name: "ingress of another controller is ignored",
@@ -150,7 +150,7 @@ func TestFind(t *testing.T) {
 			name: "legacy class annotation, ip on the service, backend by port name",
 			objs: []client.Object{service("web", ipAnn, svcPort("http", 80, intstr.FromInt32(8080))),
 				ingress("shop", nil, map[string]string{lbc.LegacyClassAnnotation: "alb"}, backend("web", networkingv1.ServiceBackendPort{Name: "http"}))},
-			want: lbc.Result{Backends: []lbc.Backend{{Service: "web", TargetPort: intstr.FromInt32(8080), Kind: lbc.KindALB, Ingress: "shop"}}},
+			want: lbc.Match{Backends: []lbc.Backend{{Service: "web", TargetPort: intstr.FromInt32(8080), Kind: lbc.KindALB, Ingress: "shop"}}},
 		},
 		{
 			name: "default backend of the default ALB class",
@@ -159,37 +159,37 @@ func TestFind(t *testing.T) {
 				Spec: networkingv1.IngressSpec{DefaultBackend: &networkingv1.IngressBackend{Service: &networkingv1.IngressServiceBackend{
 					Name: "web", Port: networkingv1.ServiceBackendPort{Number: 80}}}},
 			}},
-			want: lbc.Result{Backends: []lbc.Backend{{Service: "web", TargetPort: intstr.FromString("http"), Kind: lbc.KindALB, Ingress: "shop"}}},
+			want: lbc.Match{Backends: []lbc.Backend{{Service: "web", TargetPort: intstr.FromString("http"), Kind: lbc.KindALB, Ingress: "shop"}}},
 		},
 		{
 			name: "ALB ingress without target-type is instance mode",
 			objs: []client.Object{web, albClass, ingress("shop", ptr.To("alb"), nil, backend("web", networkingv1.ServiceBackendPort{Number: 80}))},
-			want: lbc.Result{Skipped: []string{"Ingress shop targets Service web as instance"}},
+			want: lbc.Match{Skipped: []string{"Ingress shop targets Service web as instance"}},
 		},
 		{
 			name:        "ALB ingress without target-type under a default of ip",
 			objs:        []client.Object{web, albClass, ingress("shop", ptr.To("alb"), nil, backend("web", networkingv1.ServiceBackendPort{Number: 80}))},
 			defaultType: lbc.TargetTypeIP,
-			want:        lbc.Result{Backends: []lbc.Backend{{Service: "web", TargetPort: intstr.FromString("http"), Kind: lbc.KindALB, Ingress: "shop"}}},
+			want:        lbc.Match{Backends: []lbc.Backend{{Service: "web", TargetPort: intstr.FromString("http"), Kind: lbc.KindALB, Ingress: "shop"}}},
 		},
 		{
 			name: "an explicit instance annotation beats a default of ip",
 			objs: []client.Object{web, albClass, ingress("shop", ptr.To("alb"), map[string]string{lbc.TargetTypeAnnotation: "instance"},
 				backend("web", networkingv1.ServiceBackendPort{Number: 80}))},
 			defaultType: lbc.TargetTypeIP,
-			want:        lbc.Result{Skipped: []string{"Ingress shop targets Service web as instance"}},
+			want:        lbc.Match{Skipped: []string{"Ingress shop targets Service web as instance"}},
 		},
 		{
 			name: "service's instance annotation wins over the ingress's ip",
 			objs: []client.Object{service("web", map[string]string{lbc.TargetTypeAnnotation: "instance"}, svcPort("http", 80, intstr.FromString("http"))),
 				albClass, ingress("shop", ptr.To("alb"), ipAnn, backend("web", networkingv1.ServiceBackendPort{Number: 80}))},
-			want: lbc.Result{Skipped: []string{"Ingress shop targets Service web as instance"}},
+			want: lbc.Match{Skipped: []string{"Ingress shop targets Service web as instance"}},
 		},
 		{
 			name: "binding and ingress of the same service both recorded",
 			objs: []client.Object{web, albClass, binding("tgb-web", "web", intstr.FromInt32(80), ip),
 				ingress("shop", ptr.To("alb"), ipAnn, backend("web", networkingv1.ServiceBackendPort{Number: 80}), backend("web", networkingv1.ServiceBackendPort{Name: "http"}))},
-			want: lbc.Result{Backends: []lbc.Backend{
+			want: lbc.Match{Backends: []lbc.Backend{
 				{Service: "web", TargetPort: intstr.FromString("http"), Kind: lbc.KindALB, TargetGroupBinding: "tgb-web", TargetGroupARN: arnOf("tgb-web")},
 				{Service: "web", TargetPort: intstr.FromString("http"), Kind: lbc.KindALB, Ingress: "shop"},
 			}},
@@ -221,9 +221,9 @@ func testScheme(t *testing.T) *runtime.Scheme {
 	return s
 }
 
-func served(bindings bool) *lbc.Served {
+func served(bindings bool) *lbc.APISet {
 	if bindings {
-		return lbc.Serving(lbc.APITargetGroupBinding)
+		return lbc.NewAPISet(lbc.APITargetGroupBinding)
 	}
-	return lbc.Serving()
+	return lbc.NewAPISet()
 }

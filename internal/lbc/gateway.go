@@ -15,7 +15,7 @@ import (
 
 // fromRoutes adds the backends of Gateway API routes that an LBC Gateway
 // serves and that send to svcs, as the LBC's gateway controllers resolve them.
-func (f *Finder) fromRoutes(ctx context.Context, ns string, svcs []*corev1.Service, res *Result) error {
+func (f *Finder) fromRoutes(ctx context.Context, ns string, svcs []*corev1.Service, res *Match) error {
 	for _, rk := range routeKinds {
 		if !f.Served.Has(rk.api) {
 			continue
@@ -56,7 +56,7 @@ func (f *Finder) routesTo(ctx context.Context, rk routeKind, ns string, svcs []*
 	return out, nil
 }
 
-func (f *Finder) routeBackends(ctx context.Context, rk routeKind, r route, ns string, svcs []*corev1.Service, res *Result) error {
+func (f *Finder) routeBackends(ctx context.Context, rk routeKind, r route, ns string, svcs []*corev1.Service, res *Match) error {
 	gws, err := f.lbcGateways(ctx, rk, r)
 	if err != nil || len(gws) == 0 {
 		return err

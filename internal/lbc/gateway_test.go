@@ -105,12 +105,12 @@ func TestFindGatewayRoutes(t *testing.T) {
 		objs        []client.Object
 		apis        []lbc.API
 		defaultType lbc.TargetType
-		want        lbc.Result
+		want        lbc.Match
 	}{
 		{
 			name: "HTTPRoute on the ALB class, Service TargetGroupConfiguration ip",
 			objs: []client.Object{web, alb, gateway("gw", "aws-alb", ""), httpRoute("shop", ns, "gw", backendRef("web", 80)), ipTGC},
-			want: lbc.Result{Backends: []lbc.Backend{albViaRoute("HTTPRoute shop")}},
+			want: lbc.Match{Backends: []lbc.Backend{albViaRoute("HTTPRoute shop")}},
 		},
 		{
 			name: "GRPCRoute on the ALB class",
@@ -118,7 +118,7 @@ func TestFindGatewayRoutes(t *testing.T) {
 				ObjectMeta: metav1.ObjectMeta{Name: "rpc", Namespace: ns},
 				Spec: gwv1.GRPCRouteSpec{CommonRouteSpec: gwv1.CommonRouteSpec{ParentRefs: []gwv1.ParentReference{parent("gw")}},
 					Rules: []gwv1.GRPCRouteRule{{BackendRefs: []gwv1.GRPCBackendRef{{BackendRef: backendRef("web", 80)}}}}}}},
-			want: lbc.Result{Backends: []lbc.Backend{albViaRoute("GRPCRoute rpc")}},
+			want: lbc.Match{Backends: []lbc.Backend{albViaRoute("GRPCRoute rpc")}},
 		},
 		{
 			name: "GRPCRoute sending to the Service from its second rule, beside another Service",
@@ -129,7 +129,7 @@ func TestFindGatewayRoutes(t *testing.T) {
 						{BackendRefs: []gwv1.GRPCBackendRef{{BackendRef: backendRef("api", 80)}}},
 						{BackendRefs: []gwv1.GRPCBackendRef{{BackendRef: backendRef("api", 81)}, {BackendRef: backendRef("web", 80)}}},
 					}}}},
-			want: lbc.Result{Backends: []lbc.Backend{albViaRoute("GRPCRoute rpc")}},
+			want: lbc.Match{Backends: []lbc.Backend{albViaRoute("GRPCRoute rpc")}},
 		},
 		{
 			name: "TCPRoute sending to the Service from its second rule",
@@ -137,12 +137,12 @@ func TestFindGatewayRoutes(t *testing.T) {
 				ObjectMeta: metav1.ObjectMeta{Name: "tcp", Namespace: ns},
 				Spec: gwv1.TCPRouteSpec{CommonRouteSpec: gwv1.CommonRouteSpec{ParentRefs: []gwv1.ParentReference{parent("gw")}},
 					Rules: []gwv1.TCPRouteRule{{BackendRefs: []gwv1.BackendRef{backendRef("api", 80)}}, {BackendRefs: []gwv1.BackendRef{backendRef("web", 80)}}}}}},
-			want: lbc.Result{Backends: []lbc.Backend{{Service: "web", TargetPort: intstr.FromString("http"), Kind: lbc.KindNLB, Route: "TCPRoute tcp", Gateway: ns + "/gw"}}},
+			want: lbc.Match{Backends: []lbc.Backend{{Service: "web", TargetPort: intstr.FromString("http"), Kind: lbc.KindNLB, Route: "TCPRoute tcp", Gateway: ns + "/gw"}}},
 		},
 		{
 			name: "TCPRoute on the NLB class",
 			objs: []client.Object{web, nlbClass, gateway("gw", "aws-nlb", ""), tcpRoute("tcp", "gw", backendRef("web", 80)), ipTGC},
-			want: lbc.Result{Backends: []lbc.Backend{{Service: "web", TargetPort: intstr.FromString("http"), Kind: lbc.KindNLB, Route: "TCPRoute tcp", Gateway: ns + "/gw"}}},
+			want: lbc.Match{Backends: []lbc.Backend{{Service: "web", TargetPort: intstr.FromString("http"), Kind: lbc.KindNLB, Route: "TCPRoute tcp", Gateway: ns + "/gw"}}},
 		},
 		{
 			name: "TLSRoute on the NLB class",
@@ -150,7 +150,7 @@ func TestFindGatewayRoutes(t *testing.T) {
 				ObjectMeta: metav1.ObjectMeta{Name: "tls", Namespace: ns},
 				Spec: gwv1.TLSRouteSpec{CommonRouteSpec: gwv1.CommonRouteSpec{ParentRefs: []gwv1.ParentReference{parent("gw")}},
 					Hostnames: []gwv1.Hostname{"shop.example.com"}, Rules: []gwv1.TLSRouteRule{{BackendRefs: []gwv1.BackendRef{backendRef("web", 80)}}}}}},
-			want: lbc.Result{Backends: []lbc.Backend{{Service: "web", TargetPort: intstr.FromString("http"), Kind: lbc.KindNLB, Route: "TLSRoute tls", Gateway: ns + "/gw"}}},
+			want: lbc.Match{Backends: []lbc.Backend{{Service: "web", TargetPort: intstr.FromString("http"), Kind: lbc.KindNLB, Route: "TLSRoute tls", Gateway: ns + "/gw"}}},
 		},
 		{
 			name: "UDPRoute on the NLB class is noted, not held",
@@ -158,7 +158,7 @@ func TestFindGatewayRoutes(t *testing.T) {
 				tgc("dns-tgc", "dns", ip), &gwv1.UDPRoute{ObjectMeta: metav1.ObjectMeta{Name: "dns", Namespace: ns},
 					Spec: gwv1.UDPRouteSpec{CommonRouteSpec: gwv1.CommonRouteSpec{ParentRefs: []gwv1.ParentReference{parent("gw")}},
 						Rules: []gwv1.UDPRouteRule{{BackendRefs: []gwv1.BackendRef{backendRef("dns", 53)}}}}}},
-			want: lbc.Result{Skipped: []string{"UDPRoute dns sends to Service dns port 53 over UDP; albdrain holds TCP backends only"}},
+			want: lbc.Match{Skipped: []string{"UDPRoute dns sends to Service dns port 53 over UDP; albdrain holds TCP backends only"}},
 		},
 		{
 			name: "HTTPRoute on the NLB class is not served by the LBC",
@@ -180,20 +180,20 @@ func TestFindGatewayRoutes(t *testing.T) {
 		{
 			name: "no configuration: instance",
 			objs: []client.Object{web, alb, gateway("gw", "aws-alb", ""), httpRoute("shop", ns, "gw", backendRef("web", 80))},
-			want: lbc.Result{Skipped: []string{"HTTPRoute shop on Gateway shop/gw targets Service web as instance"}},
+			want: lbc.Match{Skipped: []string{"HTTPRoute shop on Gateway shop/gw targets Service web as instance"}},
 		},
 		{
 			name:        "no configuration under a default of ip",
 			objs:        []client.Object{web, alb, gateway("gw", "aws-alb", ""), httpRoute("shop", ns, "gw", backendRef("web", 80))},
 			defaultType: lbc.TargetTypeIP,
-			want:        lbc.Result{Backends: []lbc.Backend{albViaRoute("HTTPRoute shop")}},
+			want:        lbc.Match{Backends: []lbc.Backend{albViaRoute("HTTPRoute shop")}},
 		},
 		{
 			name: "route override to instance beats the Service default of ip",
 			objs: []client.Object{web, alb, gateway("gw", "aws-alb", ""), httpRoute("shop", ns, "gw", backendRef("web", 80)),
 				tgc("web-tgc", "web", ip, lbc.RouteConfiguration{RouteIdentifier: lbc.RouteIdentifier{Kind: "HTTPRoute", Namespace: ns, Name: "shop"},
 					TargetGroupProps: lbc.TargetGroupProps{TargetType: instance}})},
-			want: lbc.Result{Skipped: []string{"HTTPRoute shop on Gateway shop/gw targets Service web as instance"}},
+			want: lbc.Match{Skipped: []string{"HTTPRoute shop on Gateway shop/gw targets Service web as instance"}},
 		},
 		{
 			name: "kind-wide override to ip over a Service default of instance; other kinds keep the default",
@@ -201,46 +201,46 @@ func TestFindGatewayRoutes(t *testing.T) {
 				tgc("web-tgc", "web", instance, lbc.RouteConfiguration{RouteIdentifier: lbc.RouteIdentifier{Kind: "HTTPRoute"},
 					TargetGroupProps: lbc.TargetGroupProps{TargetType: ip}}, lbc.RouteConfiguration{RouteIdentifier: lbc.RouteIdentifier{Kind: "GRPCRoute"},
 					TargetGroupProps: lbc.TargetGroupProps{TargetType: instance}})},
-			want: lbc.Result{Backends: []lbc.Backend{albViaRoute("HTTPRoute shop")}},
+			want: lbc.Match{Backends: []lbc.Backend{albViaRoute("HTTPRoute shop")}},
 		},
 		{
 			name: "an override for another route does not apply",
 			objs: []client.Object{web, alb, gateway("gw", "aws-alb", ""), httpRoute("shop", ns, "gw", backendRef("web", 80)),
 				tgc("web-tgc", "web", instance, lbc.RouteConfiguration{RouteIdentifier: lbc.RouteIdentifier{Kind: "HTTPRoute", Namespace: ns, Name: "other"},
 					TargetGroupProps: lbc.TargetGroupProps{TargetType: ip}})},
-			want: lbc.Result{Skipped: []string{"HTTPRoute shop on Gateway shop/gw targets Service web as instance"}},
+			want: lbc.Match{Skipped: []string{"HTTPRoute shop on Gateway shop/gw targets Service web as instance"}},
 		},
 		{
 			name: "Gateway's LoadBalancerConfiguration default of ip",
 			objs: []client.Object{web, alb, gateway("gw", "aws-alb", "gw-lbc"), httpRoute("shop", ns, "gw", backendRef("web", 80)),
 				lbConfig("gw-lbc", "defaults", nil), tgc("defaults", "", ip)},
-			want: lbc.Result{Backends: []lbc.Backend{albViaRoute("HTTPRoute shop")}},
+			want: lbc.Match{Backends: []lbc.Backend{albViaRoute("HTTPRoute shop")}},
 		},
 		{
 			name: "a Service configuration without a target type falls back to the Gateway's default",
 			objs: []client.Object{web, alb, gateway("gw", "aws-alb", "gw-lbc"), httpRoute("shop", ns, "gw", backendRef("web", 80)),
 				lbConfig("gw-lbc", "defaults", nil), tgc("defaults", "", ip), tgc("web-tgc", "web", nil)},
-			want: lbc.Result{Backends: []lbc.Backend{albViaRoute("HTTPRoute shop")}},
+			want: lbc.Match{Backends: []lbc.Backend{albViaRoute("HTTPRoute shop")}},
 		},
 		{
 			name: "the Service's configuration beats the Gateway's default",
 			objs: []client.Object{web, alb, gateway("gw", "aws-alb", "gw-lbc"), httpRoute("shop", ns, "gw", backendRef("web", 80)),
 				lbConfig("gw-lbc", "defaults", nil), tgc("defaults", "", ip), tgc("web-tgc", "web", instance)},
-			want: lbc.Result{Skipped: []string{"HTTPRoute shop on Gateway shop/gw targets Service web as instance"}},
+			want: lbc.Match{Skipped: []string{"HTTPRoute shop on Gateway shop/gw targets Service web as instance"}},
 		},
 		{
 			name: "GatewayClass default wins over the Gateway's by default",
 			objs: []client.Object{web, gatewayClass("aws-alb", lbc.ALBGatewayController, classParams), gateway("gw", "aws-alb", "gw-lbc"),
 				httpRoute("shop", ns, "gw", backendRef("web", 80)),
 				lbConfig("gw-lbc", "gw-defaults", nil), tgc("gw-defaults", "", ip), lbConfig("class-lbc", "class-defaults", nil), tgc("class-defaults", "", instance)},
-			want: lbc.Result{Skipped: []string{"HTTPRoute shop on Gateway shop/gw targets Service web as instance"}},
+			want: lbc.Match{Skipped: []string{"HTTPRoute shop on Gateway shop/gw targets Service web as instance"}},
 		},
 		{
 			name: "prefer-gateway lets the Gateway's default win",
 			objs: []client.Object{web, gatewayClass("aws-alb", lbc.ALBGatewayController, classParams), gateway("gw", "aws-alb", "gw-lbc"),
 				httpRoute("shop", ns, "gw", backendRef("web", 80)),
 				lbConfig("gw-lbc", "gw-defaults", nil), tgc("gw-defaults", "", ip), lbConfig("class-lbc", "class-defaults", ptr.To(lbc.MergePreferGateway)), tgc("class-defaults", "", instance)},
-			want: lbc.Result{Backends: []lbc.Backend{albViaRoute("HTTPRoute shop")}},
+			want: lbc.Match{Backends: []lbc.Backend{albViaRoute("HTTPRoute shop")}},
 		},
 		{
 			name: "backend port that the Service lacks, or no port",
@@ -255,7 +255,7 @@ func TestFindGatewayRoutes(t *testing.T) {
 				&gwv1beta1.ReferenceGrant{ObjectMeta: metav1.ObjectMeta{Name: "from-edge-tcp", Namespace: ns}, Spec: gwv1beta1.ReferenceGrantSpec{
 					From: []gwv1beta1.ReferenceGrantFrom{{Group: gwv1.GroupName, Kind: "TCPRoute", Namespace: "edge"}},
 					To:   []gwv1beta1.ReferenceGrantTo{{Kind: "Service"}}}}},
-			want: lbc.Result{Skipped: []string{"HTTPRoute edge/front may not send to Service web: no ReferenceGrant allows it"}},
+			want: lbc.Match{Skipped: []string{"HTTPRoute edge/front may not send to Service web: no ReferenceGrant allows it"}},
 		},
 		{
 			name: "route in another namespace with a ReferenceGrant",
@@ -265,17 +265,17 @@ func TestFindGatewayRoutes(t *testing.T) {
 				&gwv1beta1.ReferenceGrant{ObjectMeta: metav1.ObjectMeta{Name: "from-edge", Namespace: ns}, Spec: gwv1beta1.ReferenceGrantSpec{
 					From: []gwv1beta1.ReferenceGrantFrom{{Group: gwv1.GroupName, Kind: "HTTPRoute", Namespace: "edge"}},
 					To:   []gwv1beta1.ReferenceGrantTo{{Kind: "Service"}}}}},
-			want: lbc.Result{Backends: []lbc.Backend{{Service: "web", TargetPort: intstr.FromString("http"), Kind: lbc.KindALB, Route: "HTTPRoute edge/front", Gateway: "edge/gw"}}},
+			want: lbc.Match{Backends: []lbc.Backend{{Service: "web", TargetPort: intstr.FromString("http"), Kind: lbc.KindALB, Route: "HTTPRoute edge/front", Gateway: "edge/gw"}}},
 		},
 		{
 			name: "shared Gateway whose listener allows routes from all namespaces",
 			objs: []client.Object{web, alb, shared(gwv1.NamespacesFromAll), onShared(""), ipTGC},
-			want: lbc.Result{Backends: []lbc.Backend{viaShared}},
+			want: lbc.Match{Backends: []lbc.Backend{viaShared}},
 		},
 		{
 			name: "a listener selecting namespaces is taken to allow the route",
 			objs: []client.Object{web, alb, shared(gwv1.NamespacesFromSelector), onShared("l"), ipTGC},
-			want: lbc.Result{Backends: []lbc.Backend{viaShared}},
+			want: lbc.Match{Backends: []lbc.Backend{viaShared}},
 		},
 		{
 			name: "shared Gateway whose listener allows its own namespace only",
@@ -303,7 +303,7 @@ func TestFindGatewayRoutes(t *testing.T) {
 			name: "the binding the LBC makes for a Gateway backend gets its kind",
 			objs: []client.Object{web, nlbClass, gateway("gw", "aws-nlb", ""), tcpRoute("tcp", "gw", backendRef("web", 80)), ipTGC,
 				binding("k8s-tcp-web", "web", intstr.FromInt32(80), ip)},
-			want: lbc.Result{Backends: []lbc.Backend{
+			want: lbc.Match{Backends: []lbc.Backend{
 				{Service: "web", TargetPort: intstr.FromString("http"), Kind: lbc.KindNLB, TargetGroupBinding: "k8s-tcp-web", TargetGroupARN: arnOf("k8s-tcp-web")},
 				{Service: "web", TargetPort: intstr.FromString("http"), Kind: lbc.KindNLB, Route: "TCPRoute tcp", Gateway: ns + "/gw"},
 			}},
@@ -313,7 +313,7 @@ func TestFindGatewayRoutes(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			f := lbctest.NewFinder(t, tc.objs...)
 			if tc.apis != nil {
-				f.Served = lbc.Serving(tc.apis...)
+				f.Served = lbc.NewAPISet(tc.apis...)
 			}
 			f.DefaultTargetType = tc.defaultType
 			pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": "web"}}}

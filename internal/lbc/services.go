@@ -52,7 +52,7 @@ func (f *Finder) nlbTargetType(svc *corev1.Service) TargetType {
 
 // fromNLBServices adds the TCP ports of the selecting Services that are
 // LBC NLBs with ip targets: each Service port is a listener and target group.
-func (f *Finder) fromNLBServices(svcs []*corev1.Service, res *Result) {
+func (f *Finder) fromNLBServices(svcs []*corev1.Service, res *Match) {
 	for _, svc := range svcs {
 		if !nlbService(svc) {
 			continue

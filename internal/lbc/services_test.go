@@ -41,17 +41,17 @@ func TestFindNLBServices(t *testing.T) {
 		name        string
 		objs        []client.Object
 		defaultType lbc.TargetType
-		want        lbc.Result
+		want        lbc.Match
 	}{
 		{
 			name: "LBC class with ip targets",
 			objs: []client.Object{lbService(ptr.To(lbc.NLBServiceClass), ipAnn, http)},
-			want: lbc.Result{Backends: []lbc.Backend{nlb(intstr.FromString("http"))}},
+			want: lbc.Match{Backends: []lbc.Backend{nlb(intstr.FromString("http"))}},
 		},
 		{
 			name: "external annotation with ip targets, every TCP port; UDP noted",
 			objs: []client.Object{lbService(nil, external("ip"), http, svcPort("admin", 81, intstr.FromInt32(9000)), dns)},
-			want: lbc.Result{
+			want: lbc.Match{
 				Backends: []lbc.Backend{nlb(intstr.FromString("http")), nlb(intstr.FromInt32(9000))},
 				Skipped:  []string{"NLB Service web port 53 is UDP; albdrain holds TCP backends only"},
 			},
@@ -59,23 +59,23 @@ func TestFindNLBServices(t *testing.T) {
 		{
 			name: "legacy nlb-ip type",
 			objs: []client.Object{lbService(nil, map[string]string{lbc.LBTypeAnnotation: "nlb-ip"}, http)},
-			want: lbc.Result{Backends: []lbc.Backend{nlb(intstr.FromString("http"))}},
+			want: lbc.Match{Backends: []lbc.Backend{nlb(intstr.FromString("http"))}},
 		},
 		{
 			name: "LBC class with instance targets",
 			objs: []client.Object{lbService(ptr.To(lbc.NLBServiceClass), map[string]string{lbc.NLBTargetTypeAnnotation: "instance"}, http)},
-			want: lbc.Result{Skipped: []string{"NLB Service web targets instance"}},
+			want: lbc.Match{Skipped: []string{"NLB Service web targets instance"}},
 		},
 		{
 			name: "LBC class without a target type is instance by default",
 			objs: []client.Object{lbService(ptr.To(lbc.NLBServiceClass), nil, http)},
-			want: lbc.Result{Skipped: []string{"NLB Service web targets instance"}},
+			want: lbc.Match{Skipped: []string{"NLB Service web targets instance"}},
 		},
 		{
 			name:        "LBC class without a target type under a default of ip",
 			objs:        []client.Object{lbService(ptr.To(lbc.NLBServiceClass), nil, http)},
 			defaultType: lbc.TargetTypeIP,
-			want:        lbc.Result{Backends: []lbc.Backend{nlb(intstr.FromString("http"))}},
+			want:        lbc.Match{Backends: []lbc.Backend{nlb(intstr.FromString("http"))}},
 		},
 		{
 			name: "external annotation without a target type is not the LBC's",
@@ -97,7 +97,7 @@ func TestFindNLBServices(t *testing.T) {
 			name: "an NLB binding gets the NLB's kind",
 			objs: []client.Object{lbService(ptr.To(lbc.NLBServiceClass), ipAnn, http),
 				binding("k8s-web-abc", "web", intstr.FromInt32(80), ptr.To(lbc.TargetTypeIP))},
-			want: lbc.Result{Backends: []lbc.Backend{
+			want: lbc.Match{Backends: []lbc.Backend{
 				{Service: "web", TargetPort: intstr.FromString("http"), Kind: lbc.KindNLB, TargetGroupBinding: "k8s-web-abc", TargetGroupARN: arnOf("k8s-web-abc")},
 				nlb(intstr.FromString("http")),
 			}},

@@ -69,7 +69,7 @@ func NewFinder(ctx context.Context, mgr ctrl.Manager, cfg Config) (*Finder, erro
 			return nil, fmt.Errorf("informer for %T: %w", o, err)
 		}
 	}
-	d := &discovery{mgr: mgr, served: &Served{}, interval: cfg.APIDiscoveryInterval}
+	d := &discovery{mgr: mgr, served: &APISet{}, interval: cfg.APIDiscoveryInterval}
 	if err := d.discover(ctx); err != nil {
 		return nil, err
 	}
@@ -83,7 +83,7 @@ func NewFinder(ctx context.Context, mgr ctrl.Manager, cfg Config) (*Finder, erro
 // discovery turns on the optional APIs as the cluster comes to serve them.
 type discovery struct {
 	mgr      ctrl.Manager
-	served   *Served
+	served   *APISet
 	interval time.Duration
 }
 

@@ -117,6 +117,13 @@ type overrides struct {
 	quietMin, quietMax time.Duration
 }
 
+// CheckOverrides reports what is wrong with a pod's own albdrain
+// annotations, read against these defaults as Apply reads them.
+func (o Options) CheckOverrides(annotations map[string]string) error {
+	_, err := readOverrides(annotations, o)
+	return err
+}
+
 // readOverrides applies the pod's annotations to the defaults; a malformed
 // value is an error so a typo is refused at admission instead of silently ignored.
 func readOverrides(ann map[string]string, o Options) (overrides, error) {

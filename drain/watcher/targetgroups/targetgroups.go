@@ -9,13 +9,14 @@ import (
 	"context"
 
 	corev1 "k8s.io/api/core/v1"
+
+	"github.com/albdrain/albdrain/internal/lbc"
 )
 
-// Registration is one target group the pod is in and the port it is registered on.
-type Registration struct {
-	TargetGroupARN string
-	Port           int32
-}
+// Registration is one target group the pod is in and the port it is
+// registered on. It is lbc's, so that explain can show a Resolver's answer
+// without importing the watcher.
+type Registration = lbc.Registration
 
 // Resolver finds the target groups a pod is registered in.
 type Resolver interface {

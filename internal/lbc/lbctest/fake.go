@@ -39,5 +39,5 @@ func IndexedFakeClient(s *runtime.Scheme, objs ...client.Object) client.Client {
 // NewFinder is a Finder, with every optional API served, over a fake cache
 // holding objs.
 func NewFinder(tb testing.TB, objs ...client.Object) *lbc.Finder {
-	return &lbc.Finder{Reader: IndexedFakeClient(Scheme(tb), objs...), Served: lbc.Serving(lbc.AllAPIs...)}
+	return &lbc.Finder{Reader: IndexedFakeClient(Scheme(tb), objs...), Served: lbc.NewAPISet(lbc.AllAPIs...)}
 }

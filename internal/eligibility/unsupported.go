@@ -1,4 +1,4 @@
-package webhook
+package eligibility
 
 import (
 	"slices"
@@ -9,9 +9,12 @@ import (
 // osLabel is the node label the kubelet sets to its operating system.
 const osLabel = "kubernetes.io/os"
 
-// Unsupported returns the metric reason and the recorded explanation when a
-// pod behind a load balancer cannot take albdrain's hold, or "" when it can.
-func Unsupported(pod *corev1.Pod) (reason, why string) {
+// Unsupported returns the reason and the recorded explanation when a pod
+// cannot take albdrain's hold whatever is in front of it, or "" when it can.
+// It is the decision's step for the pod's kind, also asked alone of a pod
+// that already carries a hold: an earlier albdrain may have held a pod it
+// now knows it cannot protect.
+func Unsupported(pod *corev1.Pod) (reason Reason, why string) {
 	switch {
 	case isWindows(&pod.Spec):
 		// The helper's securityContext has Linux-only fields: the apiserver
@@ -32,6 +35,12 @@ func Unsupported(pod *corev1.Pod) (reason, why string) {
 		return ReasonServiceMesh, m + " sidecar proxy: albdrain cannot hold a meshed pod yet (the proxy takes the load balancer's traffic and is not held)"
 	}
 	return "", ""
+}
+
+// Unsupported reports whether r is one of Unsupported's reasons: the pod's
+// kind, not what is in front of it, keeps albdrain from holding it.
+func (r Reason) Unsupported() bool {
+	return r == ReasonWindows || r == ReasonHostNetwork || r == ReasonServiceMesh
 }
 
 // isWindows reports whether the pod can only run on Windows nodes: by
