@@ -72,7 +72,7 @@ func TestTagsTargets(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []targetgroups.Registration{
+	want := []lbc.Registration{
 		{TargetGroupARN: byResource, Port: 8080},
 		{TargetGroupARN: byName, Port: 8080},
 		{TargetGroupARN: v1, Port: 9090},
@@ -122,7 +122,7 @@ func TestTagsRelistsForAnUnknownGroup(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff([]targetgroups.Registration{{TargetGroupARN: arn, Port: 8080}}, got); diff != "" {
+	if diff := cmp.Diff([]lbc.Registration{{TargetGroupARN: arn, Port: 8080}}, got); diff != "" {
 		t.Errorf("Targets after the group appeared (-want +got):\n%s", diff)
 	}
 }

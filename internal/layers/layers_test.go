@@ -14,13 +14,7 @@ const module = "github.com/albdrain/albdrain/"
 // known are the arrows that break a rule today, each with the rule it breaks.
 // The list may only shrink: an entry whose arrow is gone fails the test too,
 // so it is deleted once its fix lands.
-var known = map[arrow]string{
-	// explain copies the webhook's decision and reads target groups through
-	// the watcher's resolver; issue 24 gives both one home below them.
-	{"internal/explain", "drain/watcher/targetgroups"}: "explain imports neither webhook nor drain/watcher",
-	{"internal/explain", "webhook"}:                    "explain imports neither webhook nor drain/watcher",
-	{"internal/explain", "webhook/inject"}:             "explain imports neither webhook nor drain/watcher",
-}
+var known = map[arrow]string{}
 
 // arrow is a dependency of from on to, both relative to the module.
 type arrow struct{ from, to string }

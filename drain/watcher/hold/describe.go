@@ -2,14 +2,14 @@ package hold
 
 import (
 	"fmt"
+	"github.com/albdrain/albdrain/internal/lbc"
 	"strings"
 
 	"github.com/albdrain/albdrain/drain/watcher/release"
-	"github.com/albdrain/albdrain/drain/watcher/targetgroups"
 )
 
 // describe summarises target states for messages.
-func describe(targets []targetgroups.Registration, obs []release.Observation) string {
+func describe(targets []lbc.Registration, obs []release.Observation) string {
 	parts := make([]string, len(targets))
 	for i, t := range targets {
 		state := obs[i].State

@@ -3,13 +3,13 @@ package hold
 import (
 	"context"
 	"encoding/json"
+	"github.com/albdrain/albdrain/internal/lbc"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/albdrain/albdrain/drain/watcher/release"
-	"github.com/albdrain/albdrain/drain/watcher/targetgroups"
 	"github.com/albdrain/albdrain/internal/contract"
 )
 
@@ -58,7 +58,7 @@ func drainingSince(pod *corev1.Pod) map[string]time.Time {
 }
 
 // seed starts each target's observation from a recorded draining start.
-func seed(targets []targetgroups.Registration, since map[string]time.Time) []release.Observation {
+func seed(targets []lbc.Registration, since map[string]time.Time) []release.Observation {
 	obs := make([]release.Observation, len(targets))
 	for i, t := range targets {
 		obs[i].DrainingSince = since[t.TargetGroupARN]
@@ -68,7 +68,7 @@ func seed(targets []targetgroups.Registration, since map[string]time.Time) []rel
 
 // markDraining records draining starts not recorded yet. A failure only
 // means a resumed hold would settle later, so it is logged by the caller.
-func (h *Holder) markDraining(ctx context.Context, pod *corev1.Pod, targets []targetgroups.Registration, obs []release.Observation, since map[string]time.Time) error {
+func (h *Holder) markDraining(ctx context.Context, pod *corev1.Pod, targets []lbc.Registration, obs []release.Observation, since map[string]time.Time) error {
 	if h.Marker == nil || h.Policy != release.PolicyDraining {
 		return nil
 	}

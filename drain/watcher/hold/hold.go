@@ -219,7 +219,7 @@ type update struct {
 
 // follow subscribes to the pod's target in each of its target groups and
 // merges the reports into one channel until ctx ends.
-func (h *Holder) follow(ctx context.Context, ip string, targets []targetgroups.Registration) <-chan update {
+func (h *Holder) follow(ctx context.Context, ip string, targets []lbc.Registration) <-chan update {
 	updates := make(chan update)
 	for i, t := range targets {
 		reports, stop := h.Poller.Subscribe(t.TargetGroupARN, elbv2.Target{ID: ip, Port: t.Port})
@@ -245,7 +245,7 @@ func (h *Holder) follow(ctx context.Context, ip string, targets []targetgroups.R
 // traffic describes the pod's traffic for the helper. A target group whose
 // settings cannot be read counts as an ALB's without health checks: its
 // checks then delay quiet rather than a request being missed.
-func (h *Holder) traffic(ctx context.Context, targets []targetgroups.Registration) *contract.Traffic {
+func (h *Holder) traffic(ctx context.Context, targets []lbc.Registration) *contract.Traffic {
 	settings := make([]targetgroups.Setting, len(targets))
 	for i, t := range targets {
 		s, err := h.Settings.Setting(ctx, t.TargetGroupARN)
@@ -259,7 +259,7 @@ func (h *Holder) traffic(ctx context.Context, targets []targetgroups.Registratio
 
 // bounds collects the limits of a hold. A target group whose delay cannot be
 // read leaves the hold bounded by the request and the grace period only.
-func (h *Holder) bounds(ctx context.Context, pod *corev1.Pod, targets []targetgroups.Registration, start, requested time.Time, budget time.Duration) release.Bounds {
+func (h *Holder) bounds(ctx context.Context, pod *corev1.Pod, targets []lbc.Registration, start, requested time.Time, budget time.Duration) release.Bounds {
 	b := release.Bounds{Requested: requested, Margin: h.Margin, TerminationStart: start, Budget: budget}
 	if dt := pod.DeletionTimestamp; dt != nil {
 		b.Grace = dt.Time
@@ -283,7 +283,7 @@ func (h *Holder) bounds(ctx context.Context, pod *corev1.Pod, targets []targetgr
 
 // deregister removes the pod's target from each of its target groups at
 // once, so that one slow group does not delay the others' batches.
-func (h *Holder) deregister(ctx context.Context, ip string, targets []targetgroups.Registration) {
+func (h *Holder) deregister(ctx context.Context, ip string, targets []lbc.Registration) {
 	var wg sync.WaitGroup
 	for _, t := range targets {
 		wg.Go(func() {

@@ -3,6 +3,7 @@ package hold
 import (
 	"context"
 	"errors"
+	"github.com/albdrain/albdrain/internal/lbc"
 	"strings"
 	"sync"
 	"testing"
@@ -90,11 +91,11 @@ func (f *fakeELB) waitPolls(t *testing.T, n int) {
 }
 
 type resolver struct {
-	targets []targetgroups.Registration
+	targets []lbc.Registration
 	err     error
 }
 
-func (r resolver) Registrations(context.Context, *corev1.Pod) ([]targetgroups.Registration, error) {
+func (r resolver) Registrations(context.Context, *corev1.Pod) ([]lbc.Registration, error) {
 	return r.targets, r.err
 }
 
@@ -132,7 +133,7 @@ func newFixture(state types.TargetHealthStateEnum) *fixture {
 	return &fixture{
 		elb: elb, rec: rec, m: m,
 		h: &Holder{
-			Resolver:      resolver{targets: []targetgroups.Registration{{TargetGroupARN: arn, Port: 8080}}},
+			Resolver:      resolver{targets: []lbc.Registration{{TargetGroupARN: arn, Port: 8080}}},
 			Delays:        delays{arn: time.Hour},
 			Settings:      settings{arn: albSetting},
 			Poller:        elbv2.NewPoller(elb, time.Millisecond, m),

@@ -19,12 +19,12 @@ type Bindings struct {
 }
 
 // Targets implements Resolver.
-func (b Bindings) Registrations(ctx context.Context, pod *corev1.Pod) ([]Registration, error) {
+func (b Bindings) Registrations(ctx context.Context, pod *corev1.Pod) ([]lbc.Registration, error) {
 	res, err := b.Finder.Find(ctx, pod.Namespace, pod)
 	if err != nil {
 		return nil, fmt.Errorf("find the pod's backends: %w", err)
 	}
-	var out []Registration
+	var out []lbc.Registration
 	for _, be := range res.Backends {
 		if be.TargetGroupARN == "" {
 			continue // an Ingress backend whose binding does not exist yet
@@ -33,7 +33,7 @@ func (b Bindings) Registrations(ctx context.Context, pod *corev1.Pod) ([]Registr
 		if !ok {
 			continue
 		}
-		if t := (Registration{TargetGroupARN: be.TargetGroupARN, Port: port}); !slices.Contains(out, t) {
+		if t := (lbc.Registration{TargetGroupARN: be.TargetGroupARN, Port: port}); !slices.Contains(out, t) {
 			out = append(out, t)
 		}
 	}

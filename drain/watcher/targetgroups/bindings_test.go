@@ -77,7 +77,7 @@ func TestBindingsTargets(t *testing.T) {
 		t.Fatal(err)
 	}
 	// In the order of the Services' names, then the bindings'.
-	want := []Registration{
+	want := []lbc.Registration{
 		{TargetGroupARN: "arn:tg/web-http", Port: 8080},
 		{TargetGroupARN: "arn:tg/web-metrics", Port: 9090},
 		{TargetGroupARN: "arn:tg/web-default", Port: 7070},
@@ -120,7 +120,7 @@ func TestBindingsNativeSidecar(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []Registration{{TargetGroupARN: "arn:tg/by-name", Port: 15001}, {TargetGroupARN: "arn:tg/by-number", Port: 15001}}
+	want := []lbc.Registration{{TargetGroupARN: "arn:tg/by-name", Port: 15001}, {TargetGroupARN: "arn:tg/by-number", Port: 15001}}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("Targets (-want +got):\n%s", diff)
 	}

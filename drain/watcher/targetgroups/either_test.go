@@ -2,15 +2,16 @@ package targetgroups
 
 import (
 	"context"
+	"github.com/albdrain/albdrain/internal/lbc"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
 )
 
-type fixed []Registration
+type fixed []lbc.Registration
 
-func (f fixed) Registrations(context.Context, *corev1.Pod) ([]Registration, error) { return f, nil }
+func (f fixed) Registrations(context.Context, *corev1.Pod) ([]lbc.Registration, error) { return f, nil }
 
 // TestEitherFollowsTheCRD: discovery switches to bindings once the
 // TargetGroupBinding CRD is served, without a restart.
@@ -26,7 +27,7 @@ func TestEitherFollowsTheCRD(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if d := cmp.Diff([]Registration{{TargetGroupARN: tc.want}}, got); d != "" {
+		if d := cmp.Diff([]lbc.Registration{{TargetGroupARN: tc.want}}, got); d != "" {
 			t.Errorf("served=%v (-want +got):\n%s", tc.served, d)
 		}
 	}

@@ -3,6 +3,7 @@ package targetgroups
 import (
 	"context"
 	"fmt"
+	"github.com/albdrain/albdrain/internal/lbc"
 	"slices"
 	"strconv"
 	"time"
@@ -52,7 +53,7 @@ func (s Setting) Flows() bool {
 
 // Traffic describes, for the helper, the traffic to the pod's targets;
 // settings[i] is targets[i]'s target group's, zero when unknown.
-func Traffic(targets []Registration, settings []Setting) *contract.Traffic {
+func Traffic(targets []lbc.Registration, settings []Setting) *contract.Traffic {
 	t := &contract.Traffic{}
 	for i, target := range targets {
 		s := settings[i]

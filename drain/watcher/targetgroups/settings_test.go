@@ -1,6 +1,7 @@
 package targetgroups
 
 import (
+	"github.com/albdrain/albdrain/internal/lbc"
 	"testing"
 	"time"
 
@@ -14,12 +15,12 @@ func TestTraffic(t *testing.T) {
 	nlb := Setting{Protocol: "TCP", HealthCheck: &HealthCheck{Protocol: "TCP", Port: "9000", Interval: 10 * time.Second}}
 	tests := []struct {
 		name     string
-		targets  []Registration
+		targets  []lbc.Registration
 		settings []Setting
 		want     *contract.Traffic
 	}{{
 		name:     "ALB checking the traffic port",
-		targets:  []Registration{{TargetGroupARN: "a", Port: 8080}},
+		targets:  []lbc.Registration{{TargetGroupARN: "a", Port: 8080}},
 		settings: []Setting{alb},
 		want: &contract.Traffic{
 			Ports:        []contract.TrafficPort{{Port: 8080}},
@@ -27,7 +28,7 @@ func TestTraffic(t *testing.T) {
 		},
 	}, {
 		name:     "NLB checking another port",
-		targets:  []Registration{{TargetGroupARN: "n", Port: 8443}},
+		targets:  []lbc.Registration{{TargetGroupARN: "n", Port: 8443}},
 		settings: []Setting{nlb},
 		want: &contract.Traffic{
 			Ports:        []contract.TrafficPort{{Port: 8443, Flows: true}},
@@ -35,7 +36,7 @@ func TestTraffic(t *testing.T) {
 		},
 	}, {
 		name:     "an ALB and an NLB on one port: flows, both checks",
-		targets:  []Registration{{TargetGroupARN: "a", Port: 8080}, {TargetGroupARN: "n", Port: 8080}, {TargetGroupARN: "a2", Port: 8080}},
+		targets:  []lbc.Registration{{TargetGroupARN: "a", Port: 8080}, {TargetGroupARN: "n", Port: 8080}, {TargetGroupARN: "a2", Port: 8080}},
 		settings: []Setting{alb, nlb, alb},
 		want: &contract.Traffic{
 			Ports: []contract.TrafficPort{{Port: 8080, Flows: true}},
@@ -46,7 +47,7 @@ func TestTraffic(t *testing.T) {
 		},
 	}, {
 		name:     "unknown settings and checks off",
-		targets:  []Registration{{TargetGroupARN: "x", Port: 80}, {TargetGroupARN: "y", Port: 81}},
+		targets:  []lbc.Registration{{TargetGroupARN: "x", Port: 80}, {TargetGroupARN: "y", Port: 81}},
 		settings: []Setting{{}, {Protocol: "HTTPS"}},
 		want:     &contract.Traffic{Ports: []contract.TrafficPort{{Port: 80}, {Port: 81}}},
 	}}

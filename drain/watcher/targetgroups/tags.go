@@ -81,7 +81,7 @@ func (g taggedGroup) matches(svc *corev1.Service, sp corev1.ServicePort) bool {
 }
 
 // Targets implements Resolver.
-func (t *Tags) Registrations(ctx context.Context, pod *corev1.Pod) ([]Registration, error) {
+func (t *Tags) Registrations(ctx context.Context, pod *corev1.Pod) ([]lbc.Registration, error) {
 	selecting, err := t.Finder.Selecting(ctx, pod.Namespace, pod)
 	if err != nil {
 		return nil, err
@@ -103,8 +103,8 @@ func (t *Tags) Registrations(ctx context.Context, pod *corev1.Pod) ([]Registrati
 	return targets, nil
 }
 
-func match(groups []taggedGroup, svcs []*corev1.Service, pod *corev1.Pod) []Registration {
-	var out []Registration
+func match(groups []taggedGroup, svcs []*corev1.Service, pod *corev1.Pod) []lbc.Registration {
+	var out []lbc.Registration
 	for _, svc := range svcs {
 		for _, sp := range svc.Spec.Ports {
 			port, ok := lbc.RegisteredPort(&pod.Spec, lbc.TargetPortOf(sp))
@@ -113,7 +113,7 @@ func match(groups []taggedGroup, svcs []*corev1.Service, pod *corev1.Pod) []Regi
 			}
 			for _, g := range groups {
 				if g.matches(svc, sp) {
-					out = append(out, Registration{TargetGroupARN: g.arn, Port: port})
+					out = append(out, lbc.Registration{TargetGroupARN: g.arn, Port: port})
 				}
 			}
 		}

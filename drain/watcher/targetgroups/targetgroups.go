@@ -13,14 +13,9 @@ import (
 	"github.com/albdrain/albdrain/internal/lbc"
 )
 
-// Registration is one target group the pod is in and the port it is
-// registered on. It is lbc's, so that explain can show a Resolver's answer
-// without importing the watcher.
-type Registration = lbc.Registration
-
 // Resolver finds the target groups a pod is registered in.
 type Resolver interface {
-	Registrations(ctx context.Context, pod *corev1.Pod) ([]Registration, error)
+	Registrations(ctx context.Context, pod *corev1.Pod) ([]lbc.Registration, error)
 }
 
 // Either resolves through Bindings while Use reports true, and through Tags
@@ -31,8 +26,8 @@ type Either struct {
 	Tags     Resolver
 }
 
-// Targets implements Resolver.
-func (e Either) Registrations(ctx context.Context, pod *corev1.Pod) ([]Registration, error) {
+// Registrations implements Resolver.
+func (e Either) Registrations(ctx context.Context, pod *corev1.Pod) ([]lbc.Registration, error) {
 	if e.Use() {
 		return e.Bindings.Registrations(ctx, pod)
 	}
