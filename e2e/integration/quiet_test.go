@@ -8,7 +8,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
-	"github.com/albdrain/albdrain/drain/watcher/hold"
 	"github.com/albdrain/albdrain/drain/watcher/release"
 	"github.com/albdrain/albdrain/e2e/albemu"
 	"github.com/albdrain/albdrain/e2e/kubetest"
@@ -85,7 +84,7 @@ func testQuietOnceTheALBStopsSending(t *testing.T, env *kubetest.Env) {
 	s.eventually("the helper's end is counted", func() bool {
 		return testutil.ToFloat64(s.metrics.Holds.WithLabelValues(string(contract.OutcomeQuiet))) == 1
 	})
-	s.wantEvents(pod, hold.ReasonHoldStarted, hold.ReasonHoldDeregistering, hold.ReasonHoldReleased)
+	s.wantEvents(pod, contract.ReasonHoldStarted, contract.ReasonHoldDeregistering, contract.ReasonHoldReleased)
 }
 
 func routedTo(emu *albemu.Emulator, t albemu.Target) int {

@@ -33,7 +33,6 @@ import (
 
 	"github.com/albdrain/albdrain/drain/helper"
 	"github.com/albdrain/albdrain/drain/watcher"
-	"github.com/albdrain/albdrain/drain/watcher/hold"
 	"github.com/albdrain/albdrain/drain/watcher/metrics"
 	"github.com/albdrain/albdrain/drain/watcher/release"
 	"github.com/albdrain/albdrain/e2e/albemu"
@@ -118,7 +117,7 @@ func testReleasedAfterTargetLeaves(t *testing.T, env *kubetest.Env) {
 	if got := testutil.CollectAndCount(s.metrics.HoldDuration); got != 1 {
 		t.Errorf("hold duration series = %d, want 1", got)
 	}
-	s.wantEvents(pod, hold.ReasonHoldStarted, hold.ReasonHoldReleased)
+	s.wantEvents(pod, contract.ReasonHoldStarted, contract.ReasonHoldReleased)
 }
 
 // A native sidecar (a restartable init container) serving the target port
@@ -177,7 +176,7 @@ func testThrottlingFallsBack(t *testing.T, env *kubetest.Env) {
 	if got := testutil.ToFloat64(s.metrics.Holds.WithLabelValues("fallback")); got != 1 {
 		t.Errorf("albdrain_holds_total{outcome=fallback} = %v, want 1", got)
 	}
-	s.wantEvents(pod, hold.ReasonHoldStarted, hold.ReasonHoldFellBack)
+	s.wantEvents(pod, contract.ReasonHoldStarted, contract.ReasonHoldFellBack)
 }
 
 func testOutageFallsBack(t *testing.T, env *kubetest.Env) {

@@ -11,7 +11,7 @@
 // pod has at most one hold per replica, which its concurrent requests join.
 // Holds, requests per pod and request bodies are bounded so a misbehaving
 // client cannot exhaust the watcher. Every refusal is logged and counted by
-// reason (metrics.RefusalReasons).
+// reason (contract.RefusalReasons).
 package endpoint
 
 import (
@@ -184,7 +184,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// hold may occupy one of the bounded slots.
 	req, status, err := readRequest(w, r)
 	if err != nil {
-		s.refuse(w, metrics.RefusedBadRequest, "bad hold request: "+err.Error(), status)
+		s.refuse(w, contract.RefusedBadRequest, "bad hold request: "+err.Error(), status)
 		return
 	}
 	requested := time.Now().Add(time.Duration(req.TimeoutMillis) * time.Millisecond)
@@ -197,7 +197,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !s.terminating(r.Context(), key, pod) {
 		// The helper releases at once on 409 (contract.OutcomeNotTerminating).
 		logger.Info("refused hold: the pod is not going away", "pod", key)
-		s.refuse(w, metrics.RefusedNotTerminating, contract.NotTerminatingMessage, http.StatusConflict)
+		s.refuse(w, contract.RefusedNotTerminating, contract.NotTerminatingMessage, http.StatusConflict)
 		return
 	}
 
@@ -205,10 +205,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	f, res := s.join(log.IntoContext(r.Context(), logger), pod, requested, budget)
 	switch res {
 	case tooManyForPod:
-		s.refuse(w, metrics.RefusedPodLimit, "too many requests for this pod's hold", http.StatusTooManyRequests)
+		s.refuse(w, contract.RefusedPodLimit, "too many requests for this pod's hold", http.StatusTooManyRequests)
 		return
 	case noSlot:
-		s.refuse(w, metrics.RefusedCapacity, "too many holds in progress", http.StatusServiceUnavailable)
+		s.refuse(w, contract.RefusedCapacity, "too many holds in progress", http.StatusServiceUnavailable)
 		return
 	}
 	select {
@@ -231,7 +231,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // refuse answers a hold request or end report with an error and counts it
-// by reason, one of metrics.RefusalReasons.
+// by reason, one of contract.RefusalReasons.
 func (s *Server) refuse(w http.ResponseWriter, reason, msg string, status int) {
 	s.opts.Metrics.HoldRefusals.WithLabelValues(reason).Inc()
 	http.Error(w, msg, status)

@@ -26,11 +26,11 @@ func (h *Holder) End(ctx context.Context, pod *corev1.Pod, end contract.HoldEnd)
 		"awaited", awaited)
 	seen := signalNote(end.Signal)
 	if end.Outcome == contract.OutcomeQuiet {
-		h.Recorder.Eventf(pod, nil, corev1.EventTypeNormal, ReasonHoldReleased, "Release",
+		h.Recorder.Eventf(pod, nil, corev1.EventTypeNormal, contract.ReasonHoldReleased, "Release",
 			"Released after %s (quiet): no load-balancer traffic for %s%s", took.Round(time.Second), quiet, seen)
 		return
 	}
-	h.Recorder.Eventf(pod, nil, corev1.EventTypeWarning, ReasonHoldBounded, "Release",
+	h.Recorder.Eventf(pod, nil, corev1.EventTypeWarning, contract.ReasonHoldBounded, "Release",
 		"Released after %s (bound): load-balancer traffic went on until the hold's bound, never quiet for %s%s", took.Round(time.Second), quiet, seen)
 }
 

@@ -25,19 +25,6 @@ import (
 	"github.com/albdrain/albdrain/internal/lbc"
 )
 
-// Event reasons on the pod.
-const (
-	ReasonHoldStarted = "HoldStarted"
-	// ReasonHoldDeregistering: under policy quiet, deregistration has
-	// begun everywhere and the helper waits for quiet.
-	ReasonHoldDeregistering = "HoldDeregistering"
-	ReasonHoldReleased      = "HoldReleased"
-	ReasonHoldTimedOut      = "HoldTimedOut"
-	ReasonHoldFellBack      = "HoldFellBack"
-	// ReasonHoldBounded: the pod's traffic did not stop before the hold's bound.
-	ReasonHoldBounded = "HoldBounded"
-)
-
 // DelaySource tells a target group's deregistration delay.
 type DelaySource interface {
 	DeregistrationDelay(ctx context.Context, arn string) (time.Duration, error)
@@ -110,7 +97,7 @@ func (h *Holder) Hold(ctx context.Context, pod *corev1.Pod, requested time.Time,
 		bound := time.Duration(resp.Traffic.BoundMillis) * time.Millisecond
 		h.expectEnd(ctx, pod, bound)
 		log.FromContext(ctx).Info("deregistration begun; the helper waits for quiet", "after", took.Round(time.Millisecond).String(), "bound", bound.String(), "why", msg)
-		h.Recorder.Eventf(pod, nil, corev1.EventTypeNormal, ReasonHoldDeregistering, "Hold",
+		h.Recorder.Eventf(pod, nil, corev1.EventTypeNormal, contract.ReasonHoldDeregistering, "Hold",
 			"Deregistration begun in every target group after %s; releasing once no load-balancer traffic reaches the pod for its quiet period, at most %s: %s", took.Round(time.Second), bound.Round(time.Second), msg)
 		return resp, true
 	}
@@ -122,11 +109,11 @@ func (h *Holder) Hold(ctx context.Context, pod *corev1.Pod, requested time.Time,
 	log.FromContext(ctx).Info("hold ended", "outcome", outcome, "after", took.Round(time.Millisecond).String(), "why", msg)
 	switch outcome {
 	case contract.OutcomeTimeout:
-		h.Recorder.Eventf(pod, nil, corev1.EventTypeWarning, ReasonHoldTimedOut, "Hold", "Hold timed out after %s: %s", took.Round(time.Second), msg)
+		h.Recorder.Eventf(pod, nil, corev1.EventTypeWarning, contract.ReasonHoldTimedOut, "Hold", "Hold timed out after %s: %s", took.Round(time.Second), msg)
 	case contract.OutcomeFallback:
-		h.Recorder.Eventf(pod, nil, corev1.EventTypeWarning, ReasonHoldFellBack, "Hold", "Hold fell back to a fixed sleep after %s: %s", took.Round(time.Second), msg)
+		h.Recorder.Eventf(pod, nil, corev1.EventTypeWarning, contract.ReasonHoldFellBack, "Hold", "Hold fell back to a fixed sleep after %s: %s", took.Round(time.Second), msg)
 	default:
-		h.Recorder.Eventf(pod, nil, corev1.EventTypeNormal, ReasonHoldReleased, "Release", "Released after %s (%s): %s", took.Round(time.Second), outcome, msg)
+		h.Recorder.Eventf(pod, nil, corev1.EventTypeNormal, contract.ReasonHoldReleased, "Release", "Released after %s (%s): %s", took.Round(time.Second), outcome, msg)
 	}
 	return resp, true
 }
@@ -154,7 +141,7 @@ func (h *Holder) hold(ctx context.Context, pod *corev1.Pod, start, requested tim
 	ip := pod.Status.PodIP
 
 	deadline = release.Deadline(h.bounds(ctx, pod, targets, start, requested, budget))
-	h.Recorder.Eventf(pod, nil, corev1.EventTypeNormal, ReasonHoldStarted, "Hold",
+	h.Recorder.Eventf(pod, nil, corev1.EventTypeNormal, contract.ReasonHoldStarted, "Hold",
 		"Holding until the target %s leaves service in %d target group(s), at most %s", ip, len(targets), deadline.Sub(start).Round(time.Second))
 	log.FromContext(ctx).Info("hold started", "targetGroups", len(targets), "deadline", deadline)
 	if h.EarlyDeregister != nil && pod.DeletionTimestamp != nil {

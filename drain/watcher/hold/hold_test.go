@@ -214,7 +214,7 @@ func TestHeldUntilTheTargetLeaves(t *testing.T) {
 	if !r.ok || r.resp.Outcome != contract.OutcomeDeregistered {
 		t.Fatalf("hold = %+v, want deregistered", r)
 	}
-	f.wantEvents(t, ReasonHoldStarted, ReasonHoldReleased)
+	f.wantEvents(t, contract.ReasonHoldStarted, contract.ReasonHoldReleased)
 	if got := testutil.ToFloat64(f.m.Holds.WithLabelValues("deregistered")); got != 1 {
 		t.Errorf("deregistered holds = %v, want 1", got)
 	}
@@ -269,7 +269,7 @@ func TestPersistentErrorsFallBack(t *testing.T) {
 	if polls < 3 {
 		t.Errorf("fell back after %d polls, want 3", polls)
 	}
-	f.wantEvents(t, ReasonHoldStarted, ReasonHoldFellBack)
+	f.wantEvents(t, contract.ReasonHoldStarted, contract.ReasonHoldFellBack)
 }
 
 func TestDiscoveryErrorFallsBack(t *testing.T) {
@@ -288,7 +288,7 @@ func TestBounds(t *testing.T) {
 		if r.resp.Outcome != contract.OutcomeTimeout {
 			t.Fatalf("outcome %q, want timeout", r.resp.Outcome)
 		}
-		f.wantEvents(t, ReasonHoldStarted, ReasonHoldTimedOut)
+		f.wantEvents(t, contract.ReasonHoldStarted, contract.ReasonHoldTimedOut)
 		if got := testutil.ToFloat64(f.m.Holds.WithLabelValues("timeout")); got != 1 {
 			t.Errorf("timeout holds = %v, want 1", got)
 		}
@@ -370,7 +370,7 @@ func TestQuietPolicyHandsTheHoldToTheHelper(t *testing.T) {
 		t.Errorf("traffic (-want +got):\n%s", d)
 	}
 	// Handing over is not an end: no outcome is counted until the helper reports it.
-	f.wantEvents(t, ReasonHoldStarted, ReasonHoldDeregistering)
+	f.wantEvents(t, contract.ReasonHoldStarted, contract.ReasonHoldDeregistering)
 	for _, o := range contract.Outcomes {
 		if got := testutil.ToFloat64(f.m.Holds.WithLabelValues(string(o))); got != 0 {
 			t.Errorf("%s holds = %v, want 0", o, got)
@@ -384,7 +384,7 @@ func TestQuietPolicyHandsTheHoldToTheHelper(t *testing.T) {
 	// A second report for the same pod (another of its containers, a
 	// retry) is not a second outcome.
 	f.h.End(context.Background(), pod, contract.HoldEnd{Outcome: contract.OutcomeBound, HeldMillis: 5000, QuietMillis: 1000, Signal: contract.SignalSockDiag})
-	f.wantEvents(t, ReasonHoldReleased, ReasonHoldBounded)
+	f.wantEvents(t, contract.ReasonHoldReleased, contract.ReasonHoldBounded)
 	got := map[string]float64{}
 	for _, o := range []contract.Outcome{contract.OutcomeQuiet, contract.OutcomeBound} {
 		got[string(o)] = testutil.ToFloat64(f.m.Holds.WithLabelValues(string(o)))
@@ -458,5 +458,5 @@ func TestOneOutcomePerPod(t *testing.T) {
 	if d := cmp.Diff(map[string]float64{"timeout": 1}, got); d != "" {
 		t.Errorf("holds by outcome (-want +got):\n%s", d)
 	}
-	f.wantEvents(t, ReasonHoldStarted, ReasonHoldTimedOut, ReasonHoldStarted)
+	f.wantEvents(t, contract.ReasonHoldStarted, contract.ReasonHoldTimedOut, contract.ReasonHoldStarted)
 }
