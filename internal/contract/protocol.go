@@ -55,7 +55,8 @@ type HoldRequest struct {
 // report is best effort: one short request, whose answer is only logged.
 const HoldEndPath = "/v1/hold/end"
 
-// HoldResponse ends the watcher's part of a hold.
+// HoldResponse is the wire form of an Answer, which ends the watcher's part
+// of a hold; the code reads and writes Answer, whose JSON this is.
 type HoldResponse struct {
 	Outcome Outcome `json:"outcome"`
 	// Message says why, for the helper's log.
@@ -154,10 +155,10 @@ const (
 	// traffic did not stop before the hold's bound (the deregistration
 	// delay plus margin, max-hold or the grace period); reported in a HoldEnd.
 	OutcomeBound Outcome = "bound"
-	// OutcomeDeregistering is the watcher's answer under policy "quiet":
-	// every target group reports the target draining, unused or absent, and
-	// the helper now waits for quiet within Traffic.BoundMillis. It is not
-	// an end: the helper reports the end in a HoldEnd.
+	// OutcomeDeregistering is a Handoff on the wire (policy "quiet": every
+	// target group reports the target draining, unused or absent, and the
+	// helper now waits for quiet within the bound). It is not an end: the
+	// helper reports the end in a HoldEnd. Only the wire form uses it.
 	OutcomeDeregistering Outcome = "deregistering"
 )
 

@@ -50,10 +50,11 @@ const maxHeaderBytes = 16 << 10
 
 // Holder decides when a pod may stop.
 type Holder interface {
-	// Hold returns when pod may stop or requested has come, leaving the
-	// application budget before the pod's grace period ends; false means
-	// ctx ended first and nothing was decided.
-	Hold(ctx context.Context, pod *corev1.Pod, requested time.Time, budget time.Duration) (contract.HoldResponse, bool)
+	// Hold returns when the watcher's part of pod's hold is over (a final
+	// outcome, or a hand-off to the helper) or requested has come, leaving
+	// the application budget before the pod's grace period ends; false
+	// means ctx ended first and nothing was decided.
+	Hold(ctx context.Context, pod *corev1.Pod, requested time.Time, budget time.Duration) (contract.Answer, bool)
 	// End records the helper's report of how a hold ended.
 	End(ctx context.Context, pod *corev1.Pod, end contract.HoldEnd)
 }
@@ -217,7 +218,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.leave(pod.UID, f)
 		return // nobody reads an answer
 	}
-	resp, ok := f.resp, f.ok
+	a, ok := f.answer, f.ok
 	if !ok {
 		// This replica is stopping, or the hold was abandoned by every
 		// request just as this one joined.
@@ -225,7 +226,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
-	if err := json.NewEncoder(w).Encode(resp); err != nil {
+	if err := json.NewEncoder(w).Encode(a); err != nil {
 		logger.Info("could not answer hold", "err", err)
 	}
 }

@@ -40,7 +40,7 @@ const podIP = "127.0.4.1"
 
 // fakeHolder answers with resp, or blocks until release is closed or ctx ends.
 type fakeHolder struct {
-	resp      contract.HoldResponse
+	answer    contract.Answer
 	release   chan struct{}
 	calls     chan time.Time // requested deadlines
 	abandoned chan struct{}  // a hold's context ended
@@ -51,22 +51,22 @@ func (f *fakeHolder) End(_ context.Context, _ *corev1.Pod, end contract.HoldEnd)
 	f.ends <- end
 }
 
-func (f *fakeHolder) Hold(ctx context.Context, _ *corev1.Pod, requested time.Time, _ time.Duration) (contract.HoldResponse, bool) {
+func (f *fakeHolder) Hold(ctx context.Context, _ *corev1.Pod, requested time.Time, _ time.Duration) (contract.Answer, bool) {
 	f.calls <- requested
 	if f.release != nil {
 		select {
 		case <-f.release:
 		case <-ctx.Done():
 			f.abandoned <- struct{}{}
-			return contract.HoldResponse{}, false
+			return contract.Answer{}, false
 		}
 	}
-	return f.resp, true
+	return f.answer, true
 }
 
 func newHolder() *fakeHolder {
 	return &fakeHolder{
-		resp:      contract.HoldResponse{Outcome: contract.OutcomeDeregistered},
+		answer:    contract.NewFinal(contract.OutcomeDeregistered, "", contract.Wait{}),
 		calls:     make(chan time.Time, 10),
 		abandoned: make(chan struct{}, 10),
 		ends:      make(chan contract.HoldEnd, 10),

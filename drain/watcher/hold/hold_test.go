@@ -156,8 +156,8 @@ func terminatingPod() *corev1.Pod {
 }
 
 type held struct {
-	resp contract.HoldResponse
-	ok   bool
+	a  contract.Answer
+	ok bool
 }
 
 func (f *fixture) hold(ctx context.Context, pod *corev1.Pod, requested time.Time) chan held {
@@ -211,7 +211,7 @@ func TestHeldUntilTheTargetLeaves(t *testing.T) {
 	}
 	f.elb.set(types.TargetHealthStateEnumUnused)
 	r := <-done
-	if !r.ok || r.resp.Outcome != contract.OutcomeDeregistered {
+	if !r.ok || r.a.Outcome() != contract.OutcomeDeregistered {
 		t.Fatalf("hold = %+v, want deregistered", r)
 	}
 	f.wantEvents(t, contract.ReasonHoldStarted, contract.ReasonHoldReleased)
@@ -228,16 +228,16 @@ func TestDrainingPolicySettles(t *testing.T) {
 	f.h.Policy = release.PolicyDraining
 	f.h.Settle = time.Millisecond
 	r := <-f.hold(context.Background(), terminatingPod(), time.Now().Add(time.Hour))
-	if r.resp.Outcome != contract.OutcomeDrainingSettled {
-		t.Errorf("outcome %q, want draining_settled", r.resp.Outcome)
+	if r.a.Outcome() != contract.OutcomeDrainingSettled {
+		t.Errorf("outcome %q, want draining_settled", r.a.Outcome())
 	}
 }
 
 func TestNeverRegistered(t *testing.T) {
 	f := newFixture("")
 	r := <-f.hold(context.Background(), terminatingPod(), time.Now().Add(time.Hour))
-	if r.resp.Outcome != contract.OutcomeNotRegistered {
-		t.Errorf("outcome %q, want not_registered", r.resp.Outcome)
+	if r.a.Outcome() != contract.OutcomeNotRegistered {
+		t.Errorf("outcome %q, want not_registered", r.a.Outcome())
 	}
 
 	// The load balancer controller's readiness gate shows a target gone
@@ -245,14 +245,14 @@ func TestNeverRegistered(t *testing.T) {
 	pod := terminatingPod()
 	pod.Status.Conditions = []corev1.PodCondition{{Type: "target-health.elbv2.k8s.aws/k8s-shop-web", Status: corev1.ConditionTrue}}
 	r = <-f.hold(context.Background(), pod, time.Now().Add(time.Hour))
-	if r.resp.Outcome != contract.OutcomeDeregistered {
-		t.Errorf("outcome with a passed readiness gate %q, want deregistered", r.resp.Outcome)
+	if r.a.Outcome() != contract.OutcomeDeregistered {
+		t.Errorf("outcome with a passed readiness gate %q, want deregistered", r.a.Outcome())
 	}
 
 	f.h.Resolver = resolver{}
 	r = <-f.hold(context.Background(), pod, time.Now().Add(time.Hour))
-	if r.resp.Outcome != contract.OutcomeNotRegistered {
-		t.Errorf("outcome for a pod in no target group %q, want not_registered", r.resp.Outcome)
+	if r.a.Outcome() != contract.OutcomeNotRegistered {
+		t.Errorf("outcome for a pod in no target group %q, want not_registered", r.a.Outcome())
 	}
 }
 
@@ -260,8 +260,8 @@ func TestPersistentErrorsFallBack(t *testing.T) {
 	f := newFixture(types.TargetHealthStateEnumHealthy)
 	f.elb.err = errors.New("Throttling: Rate exceeded")
 	r := <-f.hold(context.Background(), terminatingPod(), time.Now().Add(time.Hour))
-	if r.resp.Outcome != contract.OutcomeFallback {
-		t.Fatalf("outcome %q, want fallback", r.resp.Outcome)
+	if r.a.Outcome() != contract.OutcomeFallback {
+		t.Fatalf("outcome %q, want fallback", r.a.Outcome())
 	}
 	f.elb.mu.Lock()
 	polls := f.elb.polls
@@ -276,8 +276,8 @@ func TestDiscoveryErrorFallsBack(t *testing.T) {
 	f := newFixture(types.TargetHealthStateEnumHealthy)
 	f.h.Resolver = resolver{err: errors.New("no cache")}
 	r := <-f.hold(context.Background(), terminatingPod(), time.Now().Add(time.Hour))
-	if r.resp.Outcome != contract.OutcomeFallback {
-		t.Errorf("outcome %q, want fallback", r.resp.Outcome)
+	if r.a.Outcome() != contract.OutcomeFallback {
+		t.Errorf("outcome %q, want fallback", r.a.Outcome())
 	}
 }
 
@@ -285,8 +285,8 @@ func TestBounds(t *testing.T) {
 	t.Run("requested", func(t *testing.T) {
 		f := newFixture(types.TargetHealthStateEnumHealthy)
 		r := <-f.hold(context.Background(), terminatingPod(), time.Now().Add(20*time.Millisecond))
-		if r.resp.Outcome != contract.OutcomeTimeout {
-			t.Fatalf("outcome %q, want timeout", r.resp.Outcome)
+		if r.a.Outcome() != contract.OutcomeTimeout {
+			t.Fatalf("outcome %q, want timeout", r.a.Outcome())
 		}
 		f.wantEvents(t, contract.ReasonHoldStarted, contract.ReasonHoldTimedOut)
 		if got := testutil.ToFloat64(f.m.Holds.WithLabelValues("timeout")); got != 1 {
@@ -301,8 +301,8 @@ func TestBounds(t *testing.T) {
 		grace := int64(3600 + 10) // deletion began 10s ago
 		pod.DeletionGracePeriodSeconds = &grace
 		r := <-f.hold(context.Background(), pod, time.Now().Add(time.Hour))
-		if r.resp.Outcome != contract.OutcomeTimeout {
-			t.Errorf("outcome %q, want timeout: the delay since deletion began is over", r.resp.Outcome)
+		if r.a.Outcome() != contract.OutcomeTimeout {
+			t.Errorf("outcome %q, want timeout: the delay since deletion began is over", r.a.Outcome())
 		}
 	})
 	t.Run("grace period", func(t *testing.T) {
@@ -311,8 +311,8 @@ func TestBounds(t *testing.T) {
 		past := metav1.NewTime(time.Now().Add(-time.Second))
 		pod.DeletionTimestamp = &past
 		r := <-f.hold(context.Background(), pod, time.Now().Add(time.Hour))
-		if r.resp.Outcome != contract.OutcomeTimeout {
-			t.Errorf("outcome %q, want timeout at the grace period", r.resp.Outcome)
+		if r.a.Outcome() != contract.OutcomeTimeout {
+			t.Errorf("outcome %q, want timeout at the grace period", r.a.Outcome())
 		}
 	})
 }
@@ -324,7 +324,7 @@ func TestAbandonedHoldRecordsNothing(t *testing.T) {
 	f.elb.waitPolls(t, 1)
 	cancel()
 	if r := <-done; r.ok {
-		t.Errorf("abandoned hold answered %+v", r.resp)
+		t.Errorf("abandoned hold answered %+v", r.a)
 	}
 	for _, o := range contract.Outcomes {
 		if got := testutil.ToFloat64(f.m.Holds.WithLabelValues(string(o))); got != 0 {
@@ -354,19 +354,18 @@ func TestQuietPolicyHandsTheHoldToTheHelper(t *testing.T) {
 	}
 	f.elb.set(types.TargetHealthStateEnumDraining)
 	r := <-done
-	if !r.ok || r.resp.Outcome != contract.OutcomeDeregistering || r.resp.Traffic == nil {
-		t.Fatalf("hold = %+v, want deregistering with the traffic", r)
+	if !r.ok || r.a.Handoff == nil || r.a.Handoff.Traffic == nil {
+		t.Fatalf("hold = %+v, want a hand-off with the traffic", r)
 	}
-	bound := time.Duration(r.resp.Traffic.BoundMillis) * time.Millisecond
+	bound := r.a.Handoff.Bound
 	if bound <= 9*time.Minute || bound > 10*time.Minute {
 		t.Errorf("bound %v, want what is left of the 10 minutes requested", bound)
 	}
-	r.resp.Traffic.BoundMillis = 0
 	want := &contract.Traffic{
 		Ports:        []contract.TrafficPort{{Port: 8080}},
 		HealthChecks: []contract.HealthCheck{{Port: 8080, Protocol: "HTTP", Path: "/healthz", IntervalMillis: 5000}},
 	}
-	if d := cmp.Diff(want, r.resp.Traffic); d != "" {
+	if d := cmp.Diff(want, r.a.Handoff.Traffic); d != "" {
 		t.Errorf("traffic (-want +got):\n%s", d)
 	}
 	// Handing over is not an end: no outcome is counted until the helper reports it.
@@ -402,8 +401,8 @@ func TestQuietPolicyWithoutSettingsStillAnswers(t *testing.T) {
 	f.h.Policy = release.PolicyQuiet
 	f.h.Settings = settings{}
 	r := <-f.hold(context.Background(), terminatingPod(), time.Now().Add(time.Hour))
-	if r.resp.Outcome != contract.OutcomeDeregistering || len(r.resp.Traffic.HealthChecks) != 0 || len(r.resp.Traffic.Ports) != 1 {
-		t.Errorf("hold = %+v, want deregistering without health checks", r.resp)
+	if r.a.Handoff == nil || len(r.a.Handoff.Traffic.HealthChecks) != 0 || len(r.a.Handoff.Traffic.Ports) != 1 {
+		t.Errorf("hold = %+v, want a hand-off without health checks", r.a)
 	}
 }
 
@@ -414,8 +413,8 @@ func TestAnUnreportedEndIsCounted(t *testing.T) {
 	lost.UID, reported.UID = "lost", "reported"
 	// The reported hold's bound is long enough that its report comes first.
 	for pod, bound := range map[*corev1.Pod]time.Duration{lost: 10 * time.Millisecond, reported: time.Hour} {
-		if r := <-f.hold(context.Background(), pod, time.Now().Add(bound)); r.resp.Outcome != contract.OutcomeDeregistering {
-			t.Fatalf("hold = %+v, want deregistering", r.resp)
+		if r := <-f.hold(context.Background(), pod, time.Now().Add(bound)); r.a.Handoff == nil {
+			t.Fatalf("hold = %+v, want deregistering", r.a)
 		}
 	}
 	f.h.End(context.Background(), reported, contract.HoldEnd{Outcome: contract.OutcomeQuiet, HeldMillis: 1000, QuietMillis: 1000, Signal: contract.SignalSockDiag})
@@ -424,13 +423,13 @@ func TestAnUnreportedEndIsCounted(t *testing.T) {
 	}); err != nil {
 		t.Fatalf("the lost report was never counted: %v", err)
 	}
-	f.h.reports.mu.Lock()
-	pending := len(f.h.reports.pending)
-	f.h.reports.mu.Unlock()
+	f.h.handoffs.mu.Lock()
+	pending := len(f.h.handoffs.pending)
+	f.h.handoffs.mu.Unlock()
 	if got := testutil.ToFloat64(f.m.HoldEndsUnreported); got != 1 || pending != 0 {
 		t.Errorf("%v unreported ends and %d still awaited, want the lost one counted and none awaited", got, pending)
 	}
-	if f.h.endReported("lost") {
+	if f.h.handoffs.ended("lost") {
 		t.Error("a report after the hold was counted unreported was still awaited")
 	}
 }
@@ -442,12 +441,12 @@ func TestAnUnreportedEndIsCounted(t *testing.T) {
 func TestOneOutcomePerPod(t *testing.T) {
 	f := newFixture(types.TargetHealthStateEnumHealthy)
 	pod := terminatingPod()
-	if r := <-f.hold(context.Background(), pod, time.Now().Add(50*time.Millisecond)); r.resp.Outcome != contract.OutcomeTimeout {
-		t.Fatalf("hold = %+v, want timeout", r.resp)
+	if r := <-f.hold(context.Background(), pod, time.Now().Add(50*time.Millisecond)); r.a.Outcome() != contract.OutcomeTimeout {
+		t.Fatalf("hold = %+v, want timeout", r.a)
 	}
 	f.h.End(context.Background(), pod, contract.HoldEnd{Outcome: contract.OutcomeBound, HeldMillis: 1000, QuietMillis: 1000, Signal: contract.SignalSockDiag})
-	if r := <-f.hold(context.Background(), pod, time.Now().Add(50*time.Millisecond)); r.resp.Outcome != contract.OutcomeTimeout {
-		t.Fatalf("retried hold = %+v, want timeout", r.resp)
+	if r := <-f.hold(context.Background(), pod, time.Now().Add(50*time.Millisecond)); r.a.Outcome() != contract.OutcomeTimeout {
+		t.Fatalf("retried hold = %+v, want timeout", r.a)
 	}
 	got := map[string]float64{}
 	for _, o := range contract.Outcomes {
