@@ -11,7 +11,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/albdrain/albdrain/drain/helper"
 	"github.com/albdrain/albdrain/e2e/albemu"
 	"github.com/albdrain/albdrain/e2e/kubetest"
 	"github.com/albdrain/albdrain/internal/contract"
@@ -105,7 +104,7 @@ func testSixHeldContainersOneHold(t *testing.T, env *kubetest.Env) {
 	s.startWatcher(s.metrics)
 	s.delete(pod)
 
-	var results []<-chan helper.Result
+	var results []<-chan contract.HoldEnd
 	for range containers {
 		results = append(results, s.hold(pod, 0))
 	}

@@ -75,8 +75,8 @@ func testQuietOnceTheALBStopsSending(t *testing.T, env *kubetest.Env) {
 		t.Fatalf("hold ended %+v, want quiet through sock_diag", r)
 	}
 	last := lastRoutedTo(s.emu, target)
-	if quiet := released.Sub(last); quiet < r.QuietPeriod {
-		t.Errorf("released %v after the ALB's last request to the pod, within the %v quiet period", quiet, r.QuietPeriod)
+	if quiet := released.Sub(last); quiet < r.QuietPeriod() {
+		t.Errorf("released %v after the ALB's last request to the pod, within the %v quiet period", quiet, r.QuietPeriod())
 	}
 	if n := failed.Load(); n != 0 {
 		t.Errorf("%d requests failed", n)

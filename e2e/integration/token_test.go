@@ -160,7 +160,7 @@ func (s *scenario) askDirect(pod *corev1.Pod, token string) int {
 }
 
 // holdWithToken runs the helper for pod with token in its trust volume.
-func (s *scenario) holdWithToken(pod *corev1.Pod, token string) helper.Result {
+func (s *scenario) holdWithToken(pod *corev1.Pod, token string) contract.HoldEnd {
 	s.t.Helper()
 	dir := s.t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, contract.TokenFile), []byte(token), 0o600); err != nil {

@@ -250,7 +250,7 @@ func testOnePollPerInterval(t *testing.T, env *kubetest.Env) {
 		pods = append(pods, pod)
 	}
 	s.startWatcher(s.metrics)
-	var results []<-chan helper.Result
+	var results []<-chan contract.HoldEnd
 	for _, pod := range pods {
 		s.delete(pod)
 		results = append(results, s.hold(pod, 0))
@@ -501,7 +501,7 @@ func (s *scenario) register(t albemu.Target, state string) {
 
 // hold runs the helper's wait mode for pod, as its preStop would, and
 // delivers the result; changes adjust the helper's command line.
-func (s *scenario) hold(pod *corev1.Pod, quiet time.Duration, changes ...func(*contract.Spec)) <-chan helper.Result {
+func (s *scenario) hold(pod *corev1.Pod, quiet time.Duration, changes ...func(*contract.Spec)) <-chan contract.HoldEnd {
 	spec := contract.Spec{
 		Mode:        contract.ModeWait,
 		MaxHold:     2 * waitLimit,
@@ -526,7 +526,7 @@ func (s *scenario) hold(pod *corev1.Pod, quiet time.Duration, changes ...func(*c
 		// Long enough for a replica to come up in the restart test.
 		MaxFailures: 300,
 	}
-	res := make(chan helper.Result, 1)
+	res := make(chan contract.HoldEnd, 1)
 	go func() {
 		r, _ := helper.Run(context.Background(), spec, env, opts)
 		res <- r
@@ -534,14 +534,14 @@ func (s *scenario) hold(pod *corev1.Pod, quiet time.Duration, changes ...func(*c
 	return res
 }
 
-func (s *scenario) result(res <-chan helper.Result) helper.Result {
+func (s *scenario) result(res <-chan contract.HoldEnd) contract.HoldEnd {
 	s.t.Helper()
 	select {
 	case r := <-res:
 		return r
 	case <-time.After(waitLimit):
 		s.t.Fatal("the hold never ended")
-		return helper.Result{}
+		return contract.HoldEnd{}
 	}
 }
 

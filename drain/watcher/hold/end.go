@@ -13,8 +13,7 @@ import (
 // End records how the helper ended a hold handed to it (contract.Handoff): the outcome's metrics and an event. The
 // endpoint has checked end.
 func (h *Holder) End(ctx context.Context, pod *corev1.Pod, end contract.HoldEnd) {
-	took := time.Duration(end.HeldMillis) * time.Millisecond
-	quiet := time.Duration(end.QuietMillis) * time.Millisecond
+	took, quiet := end.Held(), end.QuietPeriod()
 	awaited := h.handoffs.ended(pod.UID)
 	if !h.counted.first(pod.UID, time.Now()) {
 		log.FromContext(ctx).Info("hold end reported again; its first outcome is the one counted", "pod", pod.Namespace+"/"+pod.Name, "outcome", end.Outcome)

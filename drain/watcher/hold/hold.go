@@ -69,7 +69,7 @@ type Holder struct {
 	EndReportSlack time.Duration
 
 	handoffs pendingHandoffs
-	counted counted
+	counted  counted
 }
 
 // Hold holds pod until it may stop or until requested, whichever is first,
