@@ -118,11 +118,11 @@ func (a Answer) Response() HoldResponse {
 // Answer reads the wire form. A watcher of an earlier version sent a
 // hand-off's bound only in Traffic.BoundMillis.
 func (r HoldResponse) Answer() Answer {
-	w := Wait{Bound: time.Duration(r.BoundMillis) * time.Millisecond}
+	w := Wait{Bound: boundOf(r.BoundMillis)}
 	if r.Traffic != nil {
 		t := *r.Traffic
 		if w.Bound == 0 {
-			w.Bound = time.Duration(t.BoundMillis) * time.Millisecond
+			w.Bound = boundOf(t.BoundMillis)
 		}
 		t.BoundMillis = 0
 		w.Traffic = &t
@@ -131,6 +131,16 @@ func (r HoldResponse) Answer() Answer {
 		return NewHandoff(r.Message, w)
 	}
 	return NewFinal(r.Outcome, r.Message, w)
+}
+
+// boundOf reads a bound in milliseconds: none when not positive, and no
+// longer than any hold can be (MaxHoldTimeout), which also keeps a huge
+// count from overflowing.
+func boundOf(ms int64) time.Duration {
+	if ms <= 0 {
+		return 0
+	}
+	return time.Duration(min(ms, MaxHoldTimeout.Milliseconds())) * time.Millisecond
 }
 
 // MarshalJSON writes the wire form, HoldResponse.
