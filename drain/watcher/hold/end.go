@@ -10,8 +10,9 @@ import (
 	"github.com/albdrain/albdrain/internal/contract"
 )
 
-// End records how the helper ended a hold handed to it (contract.Handoff): the outcome's metrics and an event. The
-// endpoint has checked end.
+// End records how the helper ended a hold handed to it (a
+// contract.Handoff): the outcome's metrics and an event. The endpoint has
+// checked end.
 func (h *Holder) End(ctx context.Context, pod *corev1.Pod, end contract.HoldEnd) {
 	took, quiet := end.Held(), end.QuietPeriod()
 	awaited := h.handoffs.ended(pod.UID)
