@@ -155,11 +155,10 @@ func Run(ctx context.Context, spec contract.Spec, env Env, opts Options) (contra
 }
 
 // wait is the wait-mode hold. What follows the watcher's answer depends on
-// it: the pod not going away, not registered, or its hold timed out at its
-// bound releases at once; any other final outcome waits for quiet (after
-// the fixed sleep, for a fallback) within the hold's bound as the watcher
-// gave it, or max-hold when it gave none; so does a hand-off, whose outcome
-// the quiet wait decides and the helper reports.
+// it (Answer.WaitsForQuiet): a quiet wait (after the fixed sleep, for a
+// fallback) within the hold's bound as the watcher gave it, or max-hold
+// when it gave none, or none. After a hand-off, the quiet wait decides the
+// outcome and the helper reports it.
 func wait(parent context.Context, spec contract.Spec, env Env, opts Options) contract.HoldEnd {
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(parent, spec.MaxHold)
@@ -169,7 +168,7 @@ func wait(parent context.Context, spec contract.Spec, env Env, opts Options) con
 	// Logged as on the wire, where a hand-off reads deregistering.
 	opts.Log.Info("watcher answered", "outcome", a.Response().Outcome, "message", a.Message)
 	end := contract.HoldEnd{Outcome: a.Outcome(), Signal: w.Signal()}
-	if a.Handoff == nil && releasesAtOnce(end.Outcome) {
+	if !a.WaitsForQuiet() {
 		pod.release()
 		end.HeldMillis = time.Since(start).Milliseconds()
 		opts.Log.Info("hold ended without a quiet period", "outcome", end.Outcome, "after", time.Since(start))
@@ -205,14 +204,6 @@ func wait(parent context.Context, spec contract.Spec, env Env, opts Options) con
 		reportEnd(parent, env, opts, end)
 	}
 	return end
-}
-
-// releasesAtOnce reports whether a final outcome ends the hold without a
-// quiet period: the pod is not going away (a probe killed the container),
-// is in no load balancer's service, or its hold reached its bound (the
-// watcher's timeout, or max-hold).
-func releasesAtOnce(o contract.Outcome) bool {
-	return o == contract.OutcomeNotTerminating || o == contract.OutcomeNotRegistered || o == contract.OutcomeTimeout
 }
 
 // monitorTraffic starts watching the pod's load-balancer traffic, saying in

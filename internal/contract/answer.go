@@ -21,8 +21,7 @@ type Answer struct {
 }
 
 // Final ends a hold with the watcher's outcome. The helper still waits for
-// quiet after some (deregistered, draining_settled, fallback), within
-// Wait.Bound; it releases at once after the others.
+// quiet after some, within Wait.Bound (Answer.WaitsForQuiet).
 type Final struct {
 	// Outcome is never OutcomeDeregistering, which is a Handoff.
 	Outcome Outcome
@@ -77,6 +76,21 @@ func (a Answer) Outcome() Outcome {
 		return ""
 	}
 	return a.Final.Outcome
+}
+
+// WaitsForQuiet is the helper's half of "may the pod stop?": whether it
+// waits for quiet after the answer. It does after a hand-off, whose end the
+// quiet wait decides, and after a final outcome that leaves traffic
+// possible (deregistered, draining_settled, fallback). It does not when the
+// pod is not going away (a probe killed the container), is in no load
+// balancer's service, or its hold reached its bound (the watcher's timeout,
+// or max-hold).
+func (a Answer) WaitsForQuiet() bool {
+	switch a.Outcome() {
+	case OutcomeNotTerminating, OutcomeNotRegistered, OutcomeTimeout:
+		return a.Handoff != nil
+	}
+	return true
 }
 
 // Later is the answer as it stands d after it was given, to be passed on:

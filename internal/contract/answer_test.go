@@ -92,3 +92,19 @@ func TestAnswerLater(t *testing.T) {
 		t.Errorf("unknown bound later = %v, want still unknown", got)
 	}
 }
+
+func TestWaitsForQuiet(t *testing.T) {
+	got := map[string]bool{"handoff": NewHandoff("", Wait{}).WaitsForQuiet()}
+	for _, o := range append([]Outcome{OutcomeNotTerminating}, Outcomes...) {
+		got[string(o)] = NewFinal(o, "", Wait{}).WaitsForQuiet()
+	}
+	want := map[string]bool{
+		"handoff": true, "deregistered": true, "draining_settled": true, "fallback": true,
+		"not_terminating": false, "not_registered": false, "timeout": false,
+		// Never a watcher's answer; a helper that read one waits, as before.
+		"quiet": true, "bound": true,
+	}
+	if d := cmp.Diff(want, got); d != "" {
+		t.Errorf("waits for quiet (-want +got):\n%s", d)
+	}
+}

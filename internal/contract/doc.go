@@ -69,8 +69,8 @@
 //     or gone everywhere. Under the other policies, or on a timeout or a
 //     fallback, it is a Final outcome instead, which the holder counts and
 //     records (ReasonHoldReleased, ReasonHoldTimedOut, ReasonHoldFellBack);
-//     the helper then still waits for quiet within the bound after some,
-//     but reports nothing: 17 to 19 do not happen.
+//     the helper then still waits for quiet within the bound after some
+//     (Answer.WaitsForQuiet), but reports nothing: 17 to 19 do not happen.
 //  13. The target groups' protocols and health checks (cached) become the
 //     hand-off's Traffic hints.
 //  14. The holder records ReasonHoldDeregistering and awaits the end report
