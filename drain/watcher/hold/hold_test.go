@@ -414,7 +414,7 @@ func TestAnUnreportedEndIsCounted(t *testing.T) {
 	// The reported hold's bound is long enough that its report comes first.
 	for pod, bound := range map[*corev1.Pod]time.Duration{lost: 10 * time.Millisecond, reported: time.Hour} {
 		if r := <-f.hold(context.Background(), pod, time.Now().Add(bound)); r.a.Handoff == nil {
-			t.Fatalf("hold = %+v, want deregistering", r.a)
+			t.Fatalf("hold = %+v, want a hand-off", r.a)
 		}
 	}
 	f.h.End(context.Background(), reported, contract.HoldEnd{Outcome: contract.OutcomeQuiet, HeldMillis: 1000, QuietMillis: 1000, Signal: contract.SignalSockDiag})
