@@ -94,6 +94,7 @@ FUZZMINIMIZETIME ?= 2000x
 FUZZ_TARGETS := \
 	./drain/helper/procnet:FuzzParse \
 	./internal/contract:FuzzParse \
+	./internal/contract:FuzzAnswer \
 	./drain/watcher/endpoint:FuzzHoldRequest \
 	./webhook/inject:FuzzApply \
 	./webhook/inject:FuzzOverrides

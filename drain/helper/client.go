@@ -31,9 +31,9 @@ import (
 // fallback comes after at most MaxFailures attempts of 2 × AttemptTimeout
 // each plus the backoffs between them: 6 × 10 s + 5 s = 65 s with the
 // defaults, 35 s when only the dial times out.
-func askWatcher(ctx context.Context, env Env, budget time.Duration, opts Options) contract.HoldResponse {
+func askWatcher(ctx context.Context, env Env, budget time.Duration, opts Options) contract.Answer {
 	if env.WatcherURL == "" {
-		return contract.HoldResponse{Outcome: contract.OutcomeFallback, Message: "no watcher URL"}
+		return contract.NewFinal(contract.OutcomeFallback, "no watcher URL", contract.Wait{})
 	}
 	deadline, _ := ctx.Deadline()
 	url := strings.TrimSuffix(env.WatcherURL, "/") + contract.HoldPath
@@ -51,13 +51,13 @@ func askWatcher(ctx context.Context, env Env, budget time.Duration, opts Options
 		}, opts)
 		switch {
 		case ctx.Err() != nil:
-			return contract.HoldResponse{Outcome: contract.OutcomeTimeout, Message: "max-hold reached"}
+			return contract.NewFinal(contract.OutcomeTimeout, "max-hold reached", contract.Wait{})
 		case err == nil:
 			return resp
 		case errors.Is(err, errNotTerminating):
-			return contract.HoldResponse{Outcome: contract.OutcomeNotTerminating, Message: err.Error()}
+			return contract.NewFinal(contract.OutcomeNotTerminating, err.Error(), contract.Wait{})
 		case !retry:
-			return contract.HoldResponse{Outcome: contract.OutcomeFallback, Message: err.Error()}
+			return contract.NewFinal(contract.OutcomeFallback, err.Error(), contract.Wait{})
 		}
 		if sent && time.Since(start) >= opts.EstablishedAfter {
 			failures, backoff = 0, opts.RetryBackoff
@@ -79,7 +79,7 @@ func askWatcher(ctx context.Context, env Env, budget time.Duration, opts Options
 		failures++
 		opts.Log.Info("watcher attempt failed", "failures", failures, "err", err)
 		if failures >= opts.MaxFailures {
-			return contract.HoldResponse{Outcome: contract.OutcomeFallback, Message: "watcher unreachable: " + err.Error()}
+			return contract.NewFinal(contract.OutcomeFallback, "watcher unreachable: "+err.Error(), contract.Wait{})
 		}
 		sleep(ctx, backoff)
 		backoff = min(2*backoff, opts.MaxBackoff)
@@ -93,7 +93,7 @@ var errNotTerminating = errors.New("the pod is not going away")
 // succeed: the connection failed or dropped, or the watcher asked for it;
 // sent whether the request reached the watcher in full, which a dial or
 // handshake that timed out never does.
-func attempt(ctx context.Context, env Env, url string, req contract.HoldRequest, opts Options) (resp contract.HoldResponse, retry, sent bool, err error) {
+func attempt(ctx context.Context, env Env, url string, req contract.HoldRequest, opts Options) (resp contract.Answer, retry, sent bool, err error) {
 	if req.TimeoutMillis <= 0 {
 		return resp, false, false, context.DeadlineExceeded
 	}
@@ -165,8 +165,8 @@ func post(ctx context.Context, env Env, url string, v any, timeout time.Duration
 // must not lose it.
 const reportTimeout = 5 * time.Second
 
-// reportEnd tells the watcher how a hold it answered with
-// OutcomeDeregistering ended, retrying a failed attempt (on a new
+// reportEnd tells the watcher how a hold it handed over (contract.Handoff)
+// ended, retrying a failed attempt (on a new
 // connection, maybe to another replica) within reportTimeout; a report
 // that never arrives is only logged, and the watcher counts it unreported.
 func reportEnd(ctx context.Context, env Env, opts Options, end contract.HoldEnd) {

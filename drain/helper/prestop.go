@@ -136,28 +136,12 @@ func (o Options) withDefaults() Options {
 	return o
 }
 
-// Result is how a wait-mode hold ended, for the log and for tests; it is
-// zero in sleep mode.
-type Result struct {
-	// Outcome is the watcher's answer; OutcomeFallback if it could not
-	// answer, OutcomeTimeout if max-hold came first; after
-	// OutcomeDeregistering, OutcomeQuiet or OutcomeBound.
-	Outcome contract.Outcome
-	// Quiet is false when a bound cut the quiet period short.
-	Quiet bool
-	// QuietPeriod is the quiet period the hold waited for: the longest of
-	// its load-balancer addresses' at the last check.
-	QuietPeriod time.Duration
-	// Signal is how traffic was seen, one of the contract's Signal values.
-	Signal string
-}
-
-// Run executes spec: the hold its mode asks for, then the then-hook. The
-// returned error is the then-hook's; the hold itself always ends, by
-// max-hold at the latest.
-func Run(ctx context.Context, spec contract.Spec, env Env, opts Options) (Result, error) {
+// Run executes spec: the hold its mode asks for, then the then-hook, and
+// says how the hold ended (zero in sleep mode). The returned error is the
+// then-hook's; the hold itself always ends, by max-hold at the latest.
+func Run(ctx context.Context, spec contract.Spec, env Env, opts Options) (contract.HoldEnd, error) {
 	opts = opts.withDefaults()
-	var res Result
+	var res contract.HoldEnd
 	if spec.Mode == contract.ModeSleep {
 		opts.Log.Info("sleeping", "for", spec.MaxHold)
 		sleep(ctx, spec.MaxHold)
@@ -171,74 +155,55 @@ func Run(ctx context.Context, spec contract.Spec, env Env, opts Options) (Result
 }
 
 // wait is the wait-mode hold. What follows the watcher's answer depends on
-// it: the pod not going away, not registered, or its hold timed out at its
-// bound releases at once; any other answer waits for quiet (after the
-// fixed sleep, for a fallback) within the hold's bound as the watcher gave
-// it, or max-hold when it gave none.
-func wait(parent context.Context, spec contract.Spec, env Env, opts Options) Result {
+// it (Answer.WaitsForQuiet): a quiet wait (after the fixed sleep, for a
+// fallback) within the hold's bound as the watcher gave it, or max-hold
+// when it gave none, or none. After a hand-off, the quiet wait decides the
+// outcome and the helper reports it.
+func wait(parent context.Context, spec contract.Spec, env Env, opts Options) contract.HoldEnd {
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(parent, spec.MaxHold)
 	defer cancel()
 	w := monitorTraffic(ctx, spec, env, opts)
-	resp, pod := askOnce(ctx, env, spec, opts)
-	opts.Log.Info("watcher answered", "outcome", resp.Outcome, "message", resp.Message)
-	res := Result{Outcome: resp.Outcome, Signal: w.Signal()}
-	if releasesAtOnce(resp.Outcome) {
+	a, pod := askOnce(ctx, env, spec, opts)
+	// Logged as on the wire, where a hand-off reads deregistering.
+	opts.Log.Info("watcher answered", "outcome", a.Response().Outcome, "message", a.Message)
+	end := contract.HoldEnd{Outcome: a.Outcome(), Signal: w.Signal()}
+	if !a.WaitsForQuiet() {
 		pod.release()
-		opts.Log.Info("hold ended without a quiet period", "outcome", res.Outcome, "after", time.Since(start))
-		return res
+		end.HeldMillis = time.Since(start).Milliseconds()
+		opts.Log.Info("hold ended without a quiet period", "outcome", end.Outcome, "after", time.Since(start))
+		return end
 	}
 	// The hold's bound counts from the answer: the quiet period is sized
 	// while it runs, so no sizing can carry the hold past it.
+	wt := a.Wait()
 	quietCtx := ctx
-	if b := boundOf(resp); b > 0 {
+	if wt.Bound > 0 {
 		var cancelBound context.CancelFunc
-		quietCtx, cancelBound = context.WithTimeout(ctx, b)
+		quietCtx, cancelBound = context.WithTimeout(ctx, wt.Bound)
 		defer cancelBound()
 	}
-	if resp.Outcome == contract.OutcomeFallback {
+	if end.Outcome == contract.OutcomeFallback {
 		opts.Log.Info("falling back to a fixed sleep", "for", spec.Fallback)
 		sleep(quietCtx, spec.Fallback)
 	}
-	hints := traffic.HintsFrom(resp.Traffic)
-	res.Quiet, res.QuietPeriod = w.WaitQuiet(quietCtx, hints)
+	hints := traffic.HintsFrom(wt.Traffic)
+	quiet, period := w.WaitQuiet(quietCtx, hints)
+	end.Quiet, end.QuietMillis = quiet, period.Milliseconds()
 	// The pod is quiet when each of its held containers' ports is.
-	res = pod.end(quietCtx, res)
-	q := res.QuietPeriod
-	if resp.Outcome == contract.OutcomeDeregistering {
-		res.Outcome = contract.OutcomeBound
-		if res.Quiet {
-			res.Outcome = contract.OutcomeQuiet
+	end = pod.end(quietCtx, end)
+	if a.Handoff != nil {
+		end.Outcome = contract.OutcomeBound
+		if end.Quiet {
+			end.Outcome = contract.OutcomeQuiet
 		}
 	}
-	opts.Log.Info("hold ended", "outcome", res.Outcome, "quiet", res.Quiet, "quietPeriod", q, "signal", res.Signal, "after", time.Since(start), "sources", w.Sources(hints))
-	if resp.Outcome == contract.OutcomeDeregistering && pod.toLeader == nil {
-		reportEnd(parent, env, opts, contract.HoldEnd{
-			Outcome:     res.Outcome,
-			HeldMillis:  time.Since(start).Milliseconds(),
-			QuietMillis: q.Milliseconds(),
-			Signal:      res.Signal,
-		})
+	end.HeldMillis = time.Since(start).Milliseconds()
+	opts.Log.Info("hold ended", "outcome", end.Outcome, "quiet", end.Quiet, "quietPeriod", end.QuietPeriod(), "signal", end.Signal, "after", time.Since(start), "sources", w.Sources(hints))
+	if a.Handoff != nil && pod.toLeader == nil {
+		reportEnd(parent, env, opts, end)
 	}
-	return res
-}
-
-// releasesAtOnce reports whether an answer ends the hold without a quiet
-// period: the pod is not going away (a probe killed the container), is in
-// no load balancer's service, or its hold reached its bound (the watcher's
-// timeout, or max-hold).
-func releasesAtOnce(o contract.Outcome) bool {
-	return o == contract.OutcomeNotTerminating || o == contract.OutcomeNotRegistered || o == contract.OutcomeTimeout
-}
-
-// boundOf is how long after resp the hold may still wait; zero when the
-// watcher gave no bound.
-func boundOf(resp contract.HoldResponse) time.Duration {
-	ms := resp.BoundMillis
-	if ms == 0 && resp.Traffic != nil {
-		ms = resp.Traffic.BoundMillis
-	}
-	return time.Duration(ms) * time.Millisecond
+	return end
 }
 
 // monitorTraffic starts watching the pod's load-balancer traffic, saying in

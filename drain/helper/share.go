@@ -38,7 +38,7 @@ const maxElections = 20
 type leader struct {
 	ln       net.Listener
 	mu       sync.Mutex
-	answer   *contract.HoldResponse
+	answer   *contract.Answer
 	answered time.Time
 	conns    []net.Conn
 }
@@ -74,35 +74,25 @@ func (l *leader) accept() {
 }
 
 // publish hands the watcher's answer to every follower, now and later.
-func (l *leader) publish(resp contract.HoldResponse) {
+func (l *leader) publish(a contract.Answer) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.answer, l.answered = &resp, time.Now()
+	l.answer, l.answered = &a, time.Now()
 	for _, c := range l.conns {
 		l.send(c)
 	}
 }
 
-// send writes the answer to c, its bounds shortened by the time since it
+// send writes the answer to c, its bound shortened by the time since it
 // came. l.mu is held.
 func (l *leader) send(c net.Conn) {
-	resp := *l.answer
-	gone := time.Since(l.answered).Milliseconds()
-	if resp.BoundMillis > 0 {
-		resp.BoundMillis = max(resp.BoundMillis-gone, 1)
-	}
-	if resp.Traffic != nil && resp.Traffic.BoundMillis > 0 {
-		t := *resp.Traffic
-		t.BoundMillis = max(t.BoundMillis-gone, 1)
-		resp.Traffic = &t
-	}
 	_ = c.SetWriteDeadline(time.Now().Add(time.Second))
-	_ = json.NewEncoder(c).Encode(resp)
+	_ = json.NewEncoder(c).Encode(l.answer.Later(time.Since(l.answered)))
 }
 
 // gather stops taking followers and collects how each one's quiet wait
 // ended, until ctx ends; a follower that went away counts for nothing.
-func (l *leader) gather(ctx context.Context) []Result {
+func (l *leader) gather(ctx context.Context) []contract.HoldEnd {
 	l.ln.Close()
 	l.mu.Lock()
 	conns := slices.Clone(l.conns)
@@ -113,9 +103,9 @@ func (l *leader) gather(ctx context.Context) []Result {
 		}
 	})
 	defer stop()
-	var out []Result
+	var out []contract.HoldEnd
 	for _, c := range conns {
-		var r Result
+		var r contract.HoldEnd
 		if json.NewDecoder(c).Decode(&r) == nil {
 			out = append(out, r)
 		}
@@ -135,18 +125,18 @@ func (l *leader) close() {
 
 // follow takes the answer of the pod's leader; ok is false when there is
 // no leader, or it went away before it answered.
-func follow(ctx context.Context, uid string) (c net.Conn, resp contract.HoldResponse, ok bool) {
+func follow(ctx context.Context, uid string) (c net.Conn, a contract.Answer, ok bool) {
 	c, err := (&net.Dialer{}).DialContext(ctx, "unix", shareName+uid)
 	if err != nil {
-		return nil, resp, false
+		return nil, a, false
 	}
 	stop := context.AfterFunc(ctx, func() { _ = c.SetReadDeadline(time.Now()) })
 	defer stop()
-	if err := json.NewDecoder(c).Decode(&resp); err != nil {
+	if err := json.NewDecoder(c).Decode(&a); err != nil {
 		c.Close()
-		return nil, resp, false
+		return nil, a, false
 	}
-	return c, resp, true
+	return c, a, true
 }
 
 // holdOfPod is this helper's part in its pod's hold: leading it, following
@@ -159,22 +149,22 @@ type holdOfPod struct {
 
 // askOnce gets the answer to the pod's hold: from the watcher, as the
 // pod's leader or alone, or from the leader as a follower.
-func askOnce(ctx context.Context, env Env, spec contract.Spec, opts Options) (contract.HoldResponse, holdOfPod) {
+func askOnce(ctx context.Context, env Env, spec contract.Spec, opts Options) (contract.Answer, holdOfPod) {
 	for range maxElections {
 		l, busy := lead(env.PodUID)
 		if !busy {
-			resp := askWatcher(ctx, env, spec.Budget, opts)
+			a := askWatcher(ctx, env, spec.Budget, opts)
 			if l != nil {
-				l.publish(resp)
+				l.publish(a)
 			}
-			return resp, holdOfPod{leader: l}
+			return a, holdOfPod{leader: l}
 		}
-		if c, resp, ok := follow(ctx, env.PodUID); ok {
+		if c, a, ok := follow(ctx, env.PodUID); ok {
 			opts.Log.Info("another container's helper holds the pod; following its answer")
-			return resp, holdOfPod{toLeader: c}
+			return a, holdOfPod{toLeader: c}
 		}
 		if ctx.Err() != nil {
-			return contract.HoldResponse{Outcome: contract.OutcomeTimeout, Message: "max-hold reached"}, holdOfPod{}
+			return contract.NewFinal(contract.OutcomeTimeout, "max-hold reached", contract.Wait{}), holdOfPod{}
 		}
 		sleep(ctx, opts.RetryBackoff)
 	}
@@ -184,7 +174,7 @@ func askOnce(ctx context.Context, env Env, spec contract.Spec, opts Options) (co
 // end finishes this helper's part once its quiet wait ended with res, and
 // says how the pod's ended: a follower tells its leader, and a leader
 // waits, until ctx ends, for its followers, whose quiet the pod's needs.
-func (p holdOfPod) end(ctx context.Context, res Result) Result {
+func (p holdOfPod) end(ctx context.Context, res contract.HoldEnd) contract.HoldEnd {
 	switch {
 	case p.toLeader != nil:
 		_ = p.toLeader.SetWriteDeadline(time.Now().Add(time.Second))
@@ -193,7 +183,7 @@ func (p holdOfPod) end(ctx context.Context, res Result) Result {
 	case p.leader != nil:
 		for _, f := range p.leader.gather(ctx) {
 			res.Quiet = res.Quiet && f.Quiet
-			res.QuietPeriod = max(res.QuietPeriod, f.QuietPeriod)
+			res.QuietMillis = max(res.QuietMillis, f.QuietMillis)
 		}
 		p.leader.close()
 	}

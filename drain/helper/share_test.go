@@ -41,7 +41,7 @@ func TestOneHoldPerPod(t *testing.T) {
 	})
 	env := podEnv(url)
 	env.PodUID = fmt.Sprintf("uid-%d", time.Now().UnixNano())
-	results := make(chan Result, containers)
+	results := make(chan contract.HoldEnd, containers)
 	for range containers {
 		go func() {
 			res, _ := Run(context.Background(), waitSpec(time.Minute, time.Minute), env, quietOpts(t))

@@ -13,7 +13,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/albdrain/albdrain/cmd/albdrain/app"
-	"github.com/albdrain/albdrain/drain/watcher/hold"
 	"github.com/albdrain/albdrain/drain/watcher/metrics"
 	"github.com/albdrain/albdrain/e2e/albemu"
 	"github.com/albdrain/albdrain/e2e/cluster"
@@ -154,17 +153,17 @@ func checkOutcomes(t *testing.T, res *scenario.Result, allowed ...contract.Outco
 	}
 	released := rec.Holds[string(contract.OutcomeQuiet)] + rec.Holds[string(contract.OutcomeDeregistered)] + rec.Holds[string(contract.OutcomeNotRegistered)] + rec.Holds[string(contract.OutcomeDrainingSettled)]
 	for reason, want := range map[string]float64{
-		hold.ReasonHoldReleased: released,
-		hold.ReasonHoldBounded:  rec.Holds[string(contract.OutcomeBound)],
-		hold.ReasonHoldTimedOut: rec.Holds[string(contract.OutcomeTimeout)],
-		hold.ReasonHoldFellBack: rec.Holds[string(contract.OutcomeFallback)],
+		contract.ReasonHoldReleased: released,
+		contract.ReasonHoldBounded:  rec.Holds[string(contract.OutcomeBound)],
+		contract.ReasonHoldTimedOut: rec.Holds[string(contract.OutcomeTimeout)],
+		contract.ReasonHoldFellBack: rec.Holds[string(contract.OutcomeFallback)],
 	} {
 		if float64(rec.Events[reason]) != want {
 			t.Errorf("%d %s events, but the metrics count %v such holds (%v)", rec.Events[reason], reason, want, rec.Holds)
 		}
 	}
-	if rec.Events[hold.ReasonHoldStarted] < len(res.Terminations) {
-		t.Errorf("%d HoldStarted events for %d pods", rec.Events[hold.ReasonHoldStarted], len(res.Terminations))
+	if rec.Events[contract.ReasonHoldStarted] < len(res.Terminations) {
+		t.Errorf("%d HoldStarted events for %d pods", rec.Events[contract.ReasonHoldStarted], len(res.Terminations))
 	}
 }
 

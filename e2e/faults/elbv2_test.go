@@ -9,7 +9,6 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/albdrain/albdrain/drain/watcher/elbv2"
-	"github.com/albdrain/albdrain/drain/watcher/hold"
 	"github.com/albdrain/albdrain/e2e/albemu"
 	"github.com/albdrain/albdrain/e2e/cluster"
 	"github.com/albdrain/albdrain/e2e/scenario"
@@ -76,7 +75,7 @@ func TestELBv2Outage(t *testing.T) {
 			}
 			return s.Poll(ctx, "the hold under the outage to end by timeout or fallback", func(ctx context.Context) (bool, error) {
 				ev, err := s.Events(ctx)
-				return ev[hold.ReasonHoldTimedOut]+ev[hold.ReasonHoldFellBack] > 0, err
+				return ev[contract.ReasonHoldTimedOut]+ev[contract.ReasonHoldFellBack] > 0, err
 			})
 		},
 	})
@@ -167,7 +166,7 @@ func TestELBv2Hung(t *testing.T) {
 			}
 			return s.Poll(ctx, "the hold on the hung API to fall back", func(ctx context.Context) (bool, error) {
 				ev, err := s.Events(ctx)
-				return ev[hold.ReasonHoldFellBack] > 0, err
+				return ev[contract.ReasonHoldFellBack] > 0, err
 			})
 		},
 	})

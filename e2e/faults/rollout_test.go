@@ -14,7 +14,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/albdrain/albdrain/drain/watcher/hold"
 	"github.com/albdrain/albdrain/e2e/albemu"
 	"github.com/albdrain/albdrain/e2e/cluster"
 	"github.com/albdrain/albdrain/e2e/scenario"
@@ -137,7 +136,7 @@ func TestAlbdrainRollout(t *testing.T) {
 			moved++
 		}
 	}
-	started := res.Albdrain.Events[hold.ReasonHoldStarted]
+	started := res.Albdrain.Events[contract.ReasonHoldStarted]
 	t.Logf("%d pods created, %d terminated; %d holds moved off the stopped replica (%d HoldStarted events)", created, len(res.Terminations), moved, started)
 	if moved == 0 || started <= len(res.Terminations) {
 		t.Errorf("%d holds answered \"watcher stopping\", %d HoldStarted events for %d pods: no hold in flight moved to the other replica", moved, started, len(res.Terminations))

@@ -16,7 +16,6 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/albdrain/albdrain/drain/watcher/hold"
 	"github.com/albdrain/albdrain/e2e/albemu"
 	"github.com/albdrain/albdrain/e2e/cluster"
 	"github.com/albdrain/albdrain/e2e/kubelet"
@@ -109,7 +108,7 @@ func TestHoldEndpointUnreachable(t *testing.T) {
 	hooks := checkBounded(t, res, 3)
 	checkFellBackThenOwnPreStop(t, hooks, rec)
 	checkNoFailures(t, res)
-	if n := res.Albdrain.Events[hold.ReasonHoldStarted]; n != 0 {
+	if n := res.Albdrain.Events[contract.ReasonHoldStarted]; n != 0 {
 		t.Errorf("%d holds reached the watcher through a cut network", n)
 	}
 	if reps.Hold.Refused() == 0 {
@@ -170,7 +169,7 @@ func TestOneOfTwoReplicasKilled(t *testing.T) {
 	checkBounded(t, res, 3)
 	checkOutcomes(t, res, contract.OutcomeQuiet)
 	checkNoFailures(t, res)
-	if started := res.Albdrain.Events[hold.ReasonHoldStarted]; started <= len(res.Terminations) {
+	if started := res.Albdrain.Events[contract.ReasonHoldStarted]; started <= len(res.Terminations) {
 		t.Errorf("%d HoldStarted events for %d pods: no hold was taken up by the surviving replica", started, len(res.Terminations))
 	}
 	if n := reps.Hold.Active(reps.HoldBackend(killed)); n != 0 {

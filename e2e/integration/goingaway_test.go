@@ -11,9 +11,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/albdrain/albdrain/drain/helper"
-	"github.com/albdrain/albdrain/drain/watcher/hold"
-	"github.com/albdrain/albdrain/drain/watcher/metrics"
 	"github.com/albdrain/albdrain/e2e/albemu"
 	"github.com/albdrain/albdrain/e2e/kubetest"
 	"github.com/albdrain/albdrain/internal/contract"
@@ -33,7 +30,7 @@ func testProbeRestartReleasesAtOnce(t *testing.T, env *kubetest.Env) {
 	if r.Outcome != contract.OutcomeNotTerminating {
 		t.Fatalf("hold ended %+v, want not_terminating", r)
 	}
-	if got := testutil.ToFloat64(s.metrics.HoldRefusals.WithLabelValues(metrics.RefusedNotTerminating)); got != 1 {
+	if got := testutil.ToFloat64(s.metrics.HoldRefusals.WithLabelValues(contract.RefusedNotTerminating)); got != 1 {
 		t.Errorf("refusals{reason=not_terminating} = %v, want 1", got)
 	}
 	for _, o := range contract.Outcomes {
@@ -107,7 +104,7 @@ func testSixHeldContainersOneHold(t *testing.T, env *kubetest.Env) {
 	s.startWatcher(s.metrics)
 	s.delete(pod)
 
-	var results []<-chan helper.Result
+	var results []<-chan contract.HoldEnd
 	for range containers {
 		results = append(results, s.hold(pod, 0))
 	}
@@ -120,17 +117,17 @@ func testSixHeldContainersOneHold(t *testing.T, env *kubetest.Env) {
 	if got := testutil.ToFloat64(s.metrics.Holds.WithLabelValues(string(contract.OutcomeDeregistered))); got != 1 {
 		t.Errorf("albdrain_holds_total{outcome=deregistered} = %v for one pod of %d containers, want 1", got, containers)
 	}
-	if got := testutil.ToFloat64(s.metrics.HoldRefusals.WithLabelValues(metrics.RefusedPodLimit)); got != 0 {
+	if got := testutil.ToFloat64(s.metrics.HoldRefusals.WithLabelValues(contract.RefusedPodLimit)); got != 0 {
 		t.Errorf("%v requests refused for the pod's limit", got)
 	}
-	s.wantEvents(pod, hold.ReasonHoldStarted, hold.ReasonHoldReleased)
+	s.wantEvents(pod, contract.ReasonHoldStarted, contract.ReasonHoldReleased)
 	var list eventsv1.EventList
 	if err := s.env.Client.List(context.Background(), &list, client.InNamespace(s.ns)); err != nil {
 		t.Fatal(err)
 	}
 	started := 0
 	for _, e := range list.Items {
-		if e.Regarding.UID == pod.UID && e.Reason == hold.ReasonHoldStarted {
+		if e.Regarding.UID == pod.UID && e.Reason == contract.ReasonHoldStarted {
 			started++
 		}
 	}

@@ -8,7 +8,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
-	"github.com/albdrain/albdrain/drain/watcher/hold"
 	"github.com/albdrain/albdrain/drain/watcher/release"
 	"github.com/albdrain/albdrain/e2e/albemu"
 	"github.com/albdrain/albdrain/e2e/kubetest"
@@ -76,8 +75,8 @@ func testQuietOnceTheALBStopsSending(t *testing.T, env *kubetest.Env) {
 		t.Fatalf("hold ended %+v, want quiet through sock_diag", r)
 	}
 	last := lastRoutedTo(s.emu, target)
-	if quiet := released.Sub(last); quiet < r.QuietPeriod {
-		t.Errorf("released %v after the ALB's last request to the pod, within the %v quiet period", quiet, r.QuietPeriod)
+	if quiet := released.Sub(last); quiet < r.QuietPeriod() {
+		t.Errorf("released %v after the ALB's last request to the pod, within the %v quiet period", quiet, r.QuietPeriod())
 	}
 	if n := failed.Load(); n != 0 {
 		t.Errorf("%d requests failed", n)
@@ -85,7 +84,7 @@ func testQuietOnceTheALBStopsSending(t *testing.T, env *kubetest.Env) {
 	s.eventually("the helper's end is counted", func() bool {
 		return testutil.ToFloat64(s.metrics.Holds.WithLabelValues(string(contract.OutcomeQuiet))) == 1
 	})
-	s.wantEvents(pod, hold.ReasonHoldStarted, hold.ReasonHoldDeregistering, hold.ReasonHoldReleased)
+	s.wantEvents(pod, contract.ReasonHoldStarted, contract.ReasonHoldDeregistering, contract.ReasonHoldReleased)
 }
 
 func routedTo(emu *albemu.Emulator, t albemu.Target) int {

@@ -22,7 +22,6 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/albdrain/albdrain/drain/helper"
-	"github.com/albdrain/albdrain/drain/watcher/metrics"
 	"github.com/albdrain/albdrain/e2e/kubetest"
 	"github.com/albdrain/albdrain/internal/contract"
 )
@@ -72,11 +71,11 @@ func TestPodToken(t *testing.T) {
 		// reason is the refusal counted, if any.
 		reason string
 	}{
-		{"no token", web1, "", http.StatusUnauthorized, metrics.RefusedNoToken},
-		{"not a token", web1, "garbage", http.StatusUnauthorized, metrics.RefusedBadToken},
-		{"token of another audience", web1, s.token(web1, "https://kubernetes.default.svc", true), http.StatusUnauthorized, metrics.RefusedBadToken},
-		{"another pod's token", web1, s.token(web2, contract.TokenAudience, true), http.StatusForbidden, metrics.RefusedWrongPod},
-		{"the pod's ServiceAccount, bound to no pod", web1, s.token(web1, contract.TokenAudience, false), http.StatusForbidden, metrics.RefusedWrongPod},
+		{"no token", web1, "", http.StatusUnauthorized, contract.RefusedNoToken},
+		{"not a token", web1, "garbage", http.StatusUnauthorized, contract.RefusedBadToken},
+		{"token of another audience", web1, s.token(web1, "https://kubernetes.default.svc", true), http.StatusUnauthorized, contract.RefusedBadToken},
+		{"another pod's token", web1, s.token(web2, contract.TokenAudience, true), http.StatusForbidden, contract.RefusedWrongPod},
+		{"the pod's ServiceAccount, bound to no pod", web1, s.token(web1, contract.TokenAudience, false), http.StatusForbidden, contract.RefusedWrongPod},
 		{"the pod's own token", web1, own, http.StatusOK, ""},
 		{"a pod injected before tokens, by its IP", legacy, "", http.StatusOK, ""},
 	}
@@ -95,7 +94,7 @@ func TestPodToken(t *testing.T) {
 			wantRefused[tc.reason]++
 		}
 	}
-	for _, r := range metrics.RefusalReasons {
+	for _, r := range contract.RefusalReasons {
 		if n := testutil.ToFloat64(s.metrics.HoldRefusals.WithLabelValues(r)); n != 0 {
 			gotRefused[r] = n
 		}
@@ -161,7 +160,7 @@ func (s *scenario) askDirect(pod *corev1.Pod, token string) int {
 }
 
 // holdWithToken runs the helper for pod with token in its trust volume.
-func (s *scenario) holdWithToken(pod *corev1.Pod, token string) helper.Result {
+func (s *scenario) holdWithToken(pod *corev1.Pod, token string) contract.HoldEnd {
 	s.t.Helper()
 	dir := s.t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, contract.TokenFile), []byte(token), 0o600); err != nil {

@@ -50,13 +50,13 @@ func TestUnheldPodsAreReported(t *testing.T) {
 	}
 	deadline := time.Now().Add(unheld.DefaultSettle + waitLimit)
 	s.eventuallyUntil(deadline, "the unheld pod counted", func() bool { return testutil.ToFloat64(s.metrics.PodsNeverHeld) == 1 })
-	s.wantEvents(unreachable, unheld.ReasonNeverHeld)
+	s.wantEvents(unreachable, contract.ReasonHoldNeverAsked)
 	var list eventsv1.EventList
 	if err := env.Client.List(context.Background(), &list, client.InNamespace(s.ns)); err != nil {
 		t.Fatal(err)
 	}
 	for _, e := range list.Items {
-		if e.Regarding.UID == held.UID && e.Reason == unheld.ReasonNeverHeld && e.ReportingController == watcher.EventSource {
+		if e.Regarding.UID == held.UID && e.Reason == contract.ReasonHoldNeverAsked && e.ReportingController == watcher.EventSource {
 			t.Errorf("the held pod is reported unheld: %s", e.Note)
 		}
 	}

@@ -34,7 +34,6 @@ import (
 	"github.com/albdrain/albdrain/drain/helper"
 	"github.com/albdrain/albdrain/drain/watcher"
 	"github.com/albdrain/albdrain/drain/watcher/elbv2"
-	"github.com/albdrain/albdrain/drain/watcher/hold"
 	"github.com/albdrain/albdrain/drain/watcher/metrics"
 	"github.com/albdrain/albdrain/drain/watcher/release"
 	"github.com/albdrain/albdrain/e2e/albemu"
@@ -119,7 +118,7 @@ func testReleasedAfterTargetLeaves(t *testing.T, env *kubetest.Env) {
 	if got := testutil.CollectAndCount(s.metrics.HoldDuration); got != 1 {
 		t.Errorf("hold duration series = %d, want 1", got)
 	}
-	s.wantEvents(pod, hold.ReasonHoldStarted, hold.ReasonHoldReleased)
+	s.wantEvents(pod, contract.ReasonHoldStarted, contract.ReasonHoldReleased)
 }
 
 // A native sidecar (a restartable init container) serving the target port
@@ -178,7 +177,7 @@ func testThrottlingFallsBack(t *testing.T, env *kubetest.Env) {
 	if got := testutil.ToFloat64(s.metrics.Holds.WithLabelValues("fallback")); got != 1 {
 		t.Errorf("albdrain_holds_total{outcome=fallback} = %v, want 1", got)
 	}
-	s.wantEvents(pod, hold.ReasonHoldStarted, hold.ReasonHoldFellBack)
+	s.wantEvents(pod, contract.ReasonHoldStarted, contract.ReasonHoldFellBack)
 }
 
 func testOutageFallsBack(t *testing.T, env *kubetest.Env) {
@@ -252,7 +251,7 @@ func testOnePollPerInterval(t *testing.T, env *kubetest.Env) {
 		pods = append(pods, pod)
 	}
 	s.startWatcher(s.metrics)
-	var results []<-chan helper.Result
+	var results []<-chan contract.HoldEnd
 	for _, pod := range pods {
 		s.delete(pod)
 		results = append(results, s.hold(pod, 0))
@@ -505,7 +504,7 @@ func (s *scenario) register(t albemu.Target, state string) {
 
 // hold runs the helper's wait mode for pod, as its preStop would, and
 // delivers the result; changes adjust the helper's command line.
-func (s *scenario) hold(pod *corev1.Pod, quiet time.Duration, changes ...func(*contract.Spec)) <-chan helper.Result {
+func (s *scenario) hold(pod *corev1.Pod, quiet time.Duration, changes ...func(*contract.Spec)) <-chan contract.HoldEnd {
 	spec := contract.Spec{
 		Mode:        contract.ModeWait,
 		MaxHold:     2 * waitLimit,
@@ -530,7 +529,7 @@ func (s *scenario) hold(pod *corev1.Pod, quiet time.Duration, changes ...func(*c
 		// Long enough for a replica to come up in the restart test.
 		MaxFailures: 300,
 	}
-	res := make(chan helper.Result, 1)
+	res := make(chan contract.HoldEnd, 1)
 	go func() {
 		r, _ := helper.Run(context.Background(), spec, env, opts)
 		res <- r
@@ -538,14 +537,14 @@ func (s *scenario) hold(pod *corev1.Pod, quiet time.Duration, changes ...func(*c
 	return res
 }
 
-func (s *scenario) result(res <-chan helper.Result) helper.Result {
+func (s *scenario) result(res <-chan contract.HoldEnd) contract.HoldEnd {
 	s.t.Helper()
 	select {
 	case r := <-res:
 		return r
 	case <-time.After(waitLimit):
 		s.t.Fatal("the hold never ended")
-		return helper.Result{}
+		return contract.HoldEnd{}
 	}
 }
 

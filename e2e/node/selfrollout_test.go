@@ -15,7 +15,6 @@ import (
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/albdrain/albdrain/drain/watcher/hold"
 	"github.com/albdrain/albdrain/e2e/albemu"
 	"github.com/albdrain/albdrain/e2e/cluster"
 	"github.com/albdrain/albdrain/e2e/helmchart"
@@ -136,10 +135,10 @@ func (r *realNodeRig) albdrainOwnRollout(t *testing.T) {
 	for _, p := range terminated {
 		ev := waitHoldEnded(ctx, t, c, p)
 		t.Logf("%s: hold events %v", p.Name, ev)
-		if ev[hold.ReasonHoldStarted] < 2 {
-			t.Errorf("%s: %d HoldStarted events, want at least 2: its hold did not move off the stopped replica", p.Name, ev[hold.ReasonHoldStarted])
+		if ev[contract.ReasonHoldStarted] < 2 {
+			t.Errorf("%s: %d HoldStarted events, want at least 2: its hold did not move off the stopped replica", p.Name, ev[contract.ReasonHoldStarted])
 		}
-		if n := ev[hold.ReasonHoldReleased] + ev[hold.ReasonHoldBounded]; n != 1 || ev[hold.ReasonHoldTimedOut] != 0 || ev[hold.ReasonHoldFellBack] != 0 {
+		if n := ev[contract.ReasonHoldReleased] + ev[contract.ReasonHoldBounded]; n != 1 || ev[contract.ReasonHoldTimedOut] != 0 || ev[contract.ReasonHoldFellBack] != 0 {
 			t.Errorf("%s: hold events %v, want one release and no timeout or fallback", p.Name, ev)
 		}
 	}
@@ -229,7 +228,7 @@ func waitHeld(ctx context.Context, t *testing.T, c client.Client, ns string, pod
 			return false, err
 		}
 		for _, p := range pods {
-			if all[p.UID][hold.ReasonHoldStarted] > 0 {
+			if all[p.UID][contract.ReasonHoldStarted] > 0 {
 				held[p.UID] = true
 			}
 		}
@@ -328,7 +327,7 @@ func waitHoldEnded(ctx context.Context, t *testing.T, c client.Client, pod corev
 			return false, err
 		}
 		ev = all[pod.UID]
-		return ev[hold.ReasonHoldReleased]+ev[hold.ReasonHoldBounded]+ev[hold.ReasonHoldTimedOut]+ev[hold.ReasonHoldFellBack] > 0, nil
+		return ev[contract.ReasonHoldReleased]+ev[contract.ReasonHoldBounded]+ev[contract.ReasonHoldTimedOut]+ev[contract.ReasonHoldFellBack] > 0, nil
 	})
 	if err != nil {
 		t.Errorf("%s: no event tells how its hold ended: %v (events %v)", pod.Name, err, ev)

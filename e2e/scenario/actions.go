@@ -14,8 +14,8 @@ import (
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/albdrain/albdrain/drain/watcher/hold"
 	"github.com/albdrain/albdrain/e2e/albemu"
+	"github.com/albdrain/albdrain/internal/contract"
 )
 
 // disrupt causes the scenario's disruption and returns once it has been
@@ -154,7 +154,7 @@ func (r *runner) terminating(ctx context.Context) (int, error) {
 // in the namespace.
 func (r *runner) holdStarted(ctx context.Context) (bool, error) {
 	events, err := r.events(ctx)
-	return events[hold.ReasonHoldStarted] > 0, err
+	return events[contract.ReasonHoldStarted] > 0, err
 }
 
 // events counts the events on the namespace's pods by reason.

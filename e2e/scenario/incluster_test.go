@@ -4,9 +4,9 @@ import (
 	"context"
 	"testing"
 
-	"github.com/albdrain/albdrain/drain/watcher/hold"
 	"github.com/albdrain/albdrain/e2e/load"
 	"github.com/albdrain/albdrain/e2e/scenario"
+	"github.com/albdrain/albdrain/internal/contract"
 )
 
 // A client inside the cluster that keeps calling a pod straight at its IP
@@ -40,7 +40,7 @@ func TestInClusterTrafficHoldsAPodToItsBound(t *testing.T) {
 	if res.Summary.Errors > 0 {
 		t.Errorf("%d of %d requests through the ALB failed %v", res.Summary.Errors, res.Summary.Requests, res.Summary.ByStatus)
 	}
-	if got := res.Albdrain.Events[hold.ReasonHoldBounded]; got != 1 {
+	if got := res.Albdrain.Events[contract.ReasonHoldBounded]; got != 1 {
 		t.Errorf("%d HoldBounded events, want 1: the pod called from inside the cluster (events %v)", got, res.Albdrain.Events)
 	}
 }

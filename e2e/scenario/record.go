@@ -7,7 +7,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
-	"github.com/albdrain/albdrain/drain/watcher/hold"
+	"github.com/albdrain/albdrain/internal/contract"
 	"github.com/albdrain/albdrain/internal/eligibility"
 )
 
@@ -71,7 +71,7 @@ func (r *runner) albdrainRecord(ctx context.Context, before metricSnapshot, term
 	err := poll(ctx, "the watcher's events on every terminated pod", func(ctx context.Context) (bool, error) {
 		var err error
 		events, err = r.events(ctx)
-		ended := events[hold.ReasonHoldReleased] + events[hold.ReasonHoldTimedOut] + events[hold.ReasonHoldFellBack] + events[hold.ReasonHoldBounded]
+		ended := events[contract.ReasonHoldReleased] + events[contract.ReasonHoldTimedOut] + events[contract.ReasonHoldFellBack] + events[contract.ReasonHoldBounded]
 		return ended >= terminated, err
 	})
 	if err != nil {

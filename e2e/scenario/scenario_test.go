@@ -8,7 +8,6 @@ import (
 
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/albdrain/albdrain/drain/watcher/hold"
 	"github.com/albdrain/albdrain/e2e/kubelet"
 	"github.com/albdrain/albdrain/e2e/scenario"
 	"github.com/albdrain/albdrain/internal/contract"
@@ -71,7 +70,7 @@ func TestWatcherRestartMidRollout(t *testing.T) {
 		}
 		// The dropped hold was taken up again by the new manager: one more
 		// HoldStarted than there were pods.
-		if started := res.Albdrain.Events[hold.ReasonHoldStarted]; started <= len(res.Terminations) {
+		if started := res.Albdrain.Events[contract.ReasonHoldStarted]; started <= len(res.Terminations) {
 			t.Errorf("%d HoldStarted events for %d pods: no hold was resumed after the restart", started, len(res.Terminations))
 		}
 	})
@@ -168,7 +167,7 @@ func expectCleanWith(t *testing.T, res *scenario.Result, terminated int, outcome
 	if rec.Injected < float64(res.Spec.Replicas) {
 		t.Errorf("albdrain_webhook_mutations_total{result=injected} grew by %v, want at least %d", rec.Injected, res.Spec.Replicas)
 	}
-	if rec.Events[hold.ReasonHoldStarted] < terminated || rec.Events[hold.ReasonHoldReleased] != terminated {
+	if rec.Events[contract.ReasonHoldStarted] < terminated || rec.Events[contract.ReasonHoldReleased] != terminated {
 		t.Errorf("events %v: want a HoldStarted and a HoldReleased per terminated pod (%d)", rec.Events, terminated)
 	}
 }

@@ -4,10 +4,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/albdrain/albdrain/drain/watcher/hold"
 	"github.com/albdrain/albdrain/e2e/albemu"
 	"github.com/albdrain/albdrain/e2e/cluster"
 	"github.com/albdrain/albdrain/e2e/scenario"
+	"github.com/albdrain/albdrain/internal/contract"
 )
 
 // stragglerLag is issue 21's model: most nodes apply a change within 1-3 s,
@@ -58,7 +58,7 @@ func TestSlowRequestsInFlightWhenPodsStop(t *testing.T) {
 		t.Errorf("%d of %d requests failed %v", res.Summary.Errors, res.Summary.Requests, res.Summary.ByStatus)
 	}
 	expectTerminations(t, res, 3)
-	if ended := res.Albdrain.Events[hold.ReasonHoldReleased] + res.Albdrain.Events[hold.ReasonHoldBounded]; ended != 3 {
+	if ended := res.Albdrain.Events[contract.ReasonHoldReleased] + res.Albdrain.Events[contract.ReasonHoldBounded]; ended != 3 {
 		t.Errorf("events %v: want each of 3 holds released or bounded", res.Albdrain.Events)
 	}
 	slow := 0

@@ -1,12 +1,3 @@
-// Package contract is what the three parts of albdrain agree on: the
-// admission webhook writes a pod's preStop hold, the in-pod helper runs it,
-// and the watcher answers the helper's hold request. It holds the helper's
-// command line, the downward-API environment, the pod label and annotation
-// keys, and the hold request and answer. Keeping every side on one type
-// means a field cannot be written by one and misread by another.
-//
-// It imports no Kubernetes or AWS code, since the helper, which is copied
-// into every managed pod, depends on it.
 package contract
 
 import (

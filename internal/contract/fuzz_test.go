@@ -1,6 +1,7 @@
 package contract
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
 
@@ -69,6 +70,51 @@ func FuzzParse(f *testing.F) {
 		// same: an exec preStop with no command is refused either way.
 		if d := cmp.Diff(want, again, cmpopts.EquateEmpty()); d != "" {
 			t.Fatalf("round trip through %q (-want +got):\n%s", cmd, d)
+		}
+	})
+}
+
+// FuzzAnswer feeds arbitrary JSON to Answer, as a helper reads a watcher's
+// answer: whatever it accepts is a final outcome or a hand-off, never both,
+// bounded by MaxHoldTimeout, and it reads back what it writes.
+func FuzzAnswer(f *testing.F) {
+	for _, s := range []string{
+		`{"outcome":"deregistering","message":"m","boundMillis":2000,"traffic":{"boundMillis":2000,"ports":[{"port":8080,"flows":true}],"healthChecks":[{"port":8080,"protocol":"HTTP","path":"/healthz","intervalMillis":5000}]}}`,
+		`{"outcome":"deregistering","traffic":{"boundMillis":2000,"ports":[{"port":80}]}}`,
+		`{"outcome":"deregistered","boundMillis":1,"traffic":{}}`,
+		`{"outcome":"timeout","message":"target still in service"}`,
+		`{"outcome":"fallback","boundMillis":-5}`,
+		`{"outcome":"quiet","boundMillis":9223372036854775807}`,
+		`{}`,
+		`null`,
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, wire string) {
+		var a Answer
+		if json.Unmarshal([]byte(wire), &a) != nil {
+			return
+		}
+		if (a.Final == nil) == (a.Handoff == nil) {
+			t.Fatalf("%s read as %+v: want a final outcome or a hand-off", wire, a)
+		}
+		if a.Final != nil && a.Final.Outcome == OutcomeDeregistering {
+			t.Fatalf("%s read as a final deregistering", wire)
+		}
+		if b := a.Wait().Bound; b < 0 || b > MaxHoldTimeout {
+			t.Fatalf("%s read with bound %v", wire, b)
+		}
+		out, err := json.Marshal(a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var again Answer
+		if err := json.Unmarshal(out, &again); err != nil {
+			t.Fatalf("reading back %s: %v", out, err)
+		}
+		// An empty list and none write the same (omitempty) and mean the same.
+		if d := cmp.Diff(a, again, cmpopts.EquateEmpty()); d != "" {
+			t.Fatalf("%s read back through %s (-first +again):\n%s", wire, out, d)
 		}
 	})
 }

@@ -51,11 +51,12 @@ type HoldRequest struct {
 }
 
 // HoldEndPath is the path, under EnvWatcherURL, where the helper reports
-// how a hold answered with OutcomeDeregistering ended, as a HoldEnd. The
+// how a hold handed to it (a Handoff) ended, as a HoldEnd. The
 // report is best effort: one short request, whose answer is only logged.
 const HoldEndPath = "/v1/hold/end"
 
-// HoldResponse ends the watcher's part of a hold.
+// HoldResponse is the wire form of an Answer, which ends the watcher's part
+// of a hold; the code reads and writes Answer, whose JSON this is.
 type HoldResponse struct {
 	Outcome Outcome `json:"outcome"`
 	// Message says why, for the helper's log.
@@ -74,9 +75,8 @@ type HoldResponse struct {
 // Traffic is what the watcher knows of how the load balancer reaches the
 // pod, from DescribeTargetGroups.
 type Traffic struct {
-	// BoundMillis is how long the helper may wait for quiet after
-	// OutcomeDeregistering: what is left until the watcher's bound (the
-	// deregistration delay plus margin, or the grace period).
+	// BoundMillis repeats HoldResponse.BoundMillis, which a watcher of an
+	// earlier version sent only here.
 	BoundMillis int64 `json:"boundMillis,omitempty"`
 	// Ports are the pod's registered ports and their kind of traffic.
 	Ports []TrafficPort `json:"ports,omitempty"`
@@ -103,20 +103,37 @@ type HealthCheck struct {
 	IntervalMillis int64  `json:"intervalMillis,omitempty"`
 }
 
-// HoldEnd is the helper's report of how the quiet wait after
-// OutcomeDeregistering ended.
+// HoldEnd is how a hold ended, as the helper saw it: its verdict, which
+// the helpers of one pod pass to their leader, and, after a Handoff, the
+// report the leader POSTs to HoldEndPath. It is zero for a sleep-mode hold.
 type HoldEnd struct {
+	// Namespace, Name and UID name the pod in a report.
 	Namespace string `json:"namespace"`
 	Name      string `json:"name"`
 	UID       string `json:"uid,omitempty"`
-	// Outcome is OutcomeQuiet or OutcomeBound.
+	// Outcome is the watcher's final outcome; OutcomeFallback if it could
+	// not answer, OutcomeTimeout if max-hold came first, or after a
+	// Handoff, OutcomeQuiet or OutcomeBound (the only ones in a report).
 	Outcome Outcome `json:"outcome"`
 	// HeldMillis is how long the whole hold lasted, as the helper saw it.
 	HeldMillis int64 `json:"heldMillis"`
-	// QuietMillis is the quiet period the helper waited for.
+	// QuietMillis is the quiet period the helper waited for: the longest
+	// of its load-balancer addresses' at the last check.
 	QuietMillis int64 `json:"quietMillis"`
 	// Signal is how the helper saw traffic: SignalSockDiag, SignalProcNet or SignalNone.
 	Signal string `json:"signal"`
+	// Quiet is whether the quiet period passed before the hold's bound
+	// (after a Handoff, OutcomeQuiet says the same). Watchers read only
+	// Outcome; a watcher of an earlier version ignores it.
+	Quiet bool `json:"quiet,omitempty"`
+}
+
+// Held is how long the whole hold lasted.
+func (e HoldEnd) Held() time.Duration { return time.Duration(e.HeldMillis) * time.Millisecond }
+
+// QuietPeriod is the quiet period the helper waited for.
+func (e HoldEnd) QuietPeriod() time.Duration {
+	return time.Duration(e.QuietMillis) * time.Millisecond
 }
 
 // How the helper saw the pod's traffic.
@@ -154,10 +171,10 @@ const (
 	// traffic did not stop before the hold's bound (the deregistration
 	// delay plus margin, max-hold or the grace period); reported in a HoldEnd.
 	OutcomeBound Outcome = "bound"
-	// OutcomeDeregistering is the watcher's answer under policy "quiet":
-	// every target group reports the target draining, unused or absent, and
-	// the helper now waits for quiet within Traffic.BoundMillis. It is not
-	// an end: the helper reports the end in a HoldEnd.
+	// OutcomeDeregistering is a Handoff on the wire (policy "quiet": every
+	// target group reports the target draining, unused or absent, and the
+	// helper now waits for quiet within the bound). It is not an end: the
+	// helper reports the end in a HoldEnd. Only the wire form uses it.
 	OutcomeDeregistering Outcome = "deregistering"
 )
 

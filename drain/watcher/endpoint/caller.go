@@ -15,7 +15,6 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
-	"github.com/albdrain/albdrain/drain/watcher/metrics"
 	"github.com/albdrain/albdrain/internal/contract"
 )
 
@@ -30,19 +29,19 @@ func (s *Server) callersPod(w http.ResponseWriter, r *http.Request, namespace, n
 	err := s.opts.Pods.Get(r.Context(), key, pod)
 	if err != nil && !apierrors.IsNotFound(err) {
 		logger.Error(err, "reading pod", "pod", key)
-		s.refuse(w, metrics.RefusedPodUnreadable, "cannot read the pod", http.StatusServiceUnavailable)
+		s.refuse(w, contract.RefusedPodUnreadable, "cannot read the pod", http.StatusServiceUnavailable)
 		return nil, logger, false
 	}
 	// Unknown pods and other pods' callers get the same answer, so a caller
 	// learns nothing about pods that are not its own.
 	if err != nil || !fromPod(r.RemoteAddr, pod) {
 		logger.Info("refused: no managed pod of that name has the caller's IP", "path", r.URL.Path, "pod", key, "found", err == nil)
-		s.refuse(w, metrics.RefusedWrongSource, "no managed pod of that name has the caller's IP", http.StatusForbidden)
+		s.refuse(w, contract.RefusedWrongSource, "no managed pod of that name has the caller's IP", http.StatusForbidden)
 		return nil, logger, false
 	}
 	if uid != "" && string(pod.UID) != uid {
 		logger.Info("refused: pod UID differs", "path", r.URL.Path, "pod", key, "uid", uid)
-		s.refuse(w, metrics.RefusedWrongUID, "the pod of that name is a different pod", http.StatusConflict)
+		s.refuse(w, contract.RefusedWrongUID, "the pod of that name is a different pod", http.StatusConflict)
 		return nil, logger, false
 	}
 	// The token is checked after the source IP, so only callers at a pod's
@@ -63,14 +62,14 @@ func (s *Server) callersPod(w http.ResponseWriter, r *http.Request, namespace, n
 func tokenRefusal(err error) (reason string, status int) {
 	switch {
 	case errors.Is(err, errNoToken):
-		return metrics.RefusedNoToken, http.StatusUnauthorized
+		return contract.RefusedNoToken, http.StatusUnauthorized
 	case errors.Is(err, errTokenRefused):
-		return metrics.RefusedBadToken, http.StatusUnauthorized
+		return contract.RefusedBadToken, http.StatusUnauthorized
 	case errors.Is(err, errNotThePod):
-		return metrics.RefusedWrongPod, http.StatusForbidden
+		return contract.RefusedWrongPod, http.StatusForbidden
 	}
 	// The apiserver could not answer: another attempt may pass.
-	return metrics.RefusedReviewFailed, http.StatusServiceUnavailable
+	return contract.RefusedReviewFailed, http.StatusServiceUnavailable
 }
 
 // readRequest decodes and checks a hold request, or says which status

@@ -8,7 +8,6 @@ import (
 
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
-	"github.com/albdrain/albdrain/drain/watcher/metrics"
 	"github.com/albdrain/albdrain/internal/contract"
 )
 
@@ -18,7 +17,7 @@ import (
 func (s *Server) serveEnd(w http.ResponseWriter, r *http.Request) {
 	end, status, err := readEnd(w, r)
 	if err != nil {
-		s.refuse(w, metrics.RefusedBadRequest, "bad hold end: "+err.Error(), status)
+		s.refuse(w, contract.RefusedBadRequest, "bad hold end: "+err.Error(), status)
 		return
 	}
 	pod, logger, ok := s.callersPod(w, r, end.Namespace, end.Name, end.UID)

@@ -11,7 +11,7 @@
 // pod has at most one hold per replica, which its concurrent requests join.
 // Holds, requests per pod and request bodies are bounded so a misbehaving
 // client cannot exhaust the watcher. Every refusal is logged and counted by
-// reason (metrics.RefusalReasons).
+// reason (contract.RefusalReasons).
 package endpoint
 
 import (
@@ -50,10 +50,11 @@ const maxHeaderBytes = 16 << 10
 
 // Holder decides when a pod may stop.
 type Holder interface {
-	// Hold returns when pod may stop or requested has come, leaving the
-	// application budget before the pod's grace period ends; false means
-	// ctx ended first and nothing was decided.
-	Hold(ctx context.Context, pod *corev1.Pod, requested time.Time, budget time.Duration) (contract.HoldResponse, bool)
+	// Hold returns when the watcher's part of pod's hold is over (a final
+	// outcome, or a hand-off to the helper) or requested has come, leaving
+	// the application budget before the pod's grace period ends; false
+	// means ctx ended first and nothing was decided.
+	Hold(ctx context.Context, pod *corev1.Pod, requested time.Time, budget time.Duration) (contract.Answer, bool)
 	// End records the helper's report of how a hold ended.
 	End(ctx context.Context, pod *corev1.Pod, end contract.HoldEnd)
 }
@@ -184,7 +185,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// hold may occupy one of the bounded slots.
 	req, status, err := readRequest(w, r)
 	if err != nil {
-		s.refuse(w, metrics.RefusedBadRequest, "bad hold request: "+err.Error(), status)
+		s.refuse(w, contract.RefusedBadRequest, "bad hold request: "+err.Error(), status)
 		return
 	}
 	requested := time.Now().Add(time.Duration(req.TimeoutMillis) * time.Millisecond)
@@ -197,7 +198,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !s.terminating(r.Context(), key, pod) {
 		// The helper releases at once on 409 (contract.OutcomeNotTerminating).
 		logger.Info("refused hold: the pod is not going away", "pod", key)
-		s.refuse(w, metrics.RefusedNotTerminating, contract.NotTerminatingMessage, http.StatusConflict)
+		s.refuse(w, contract.RefusedNotTerminating, contract.NotTerminatingMessage, http.StatusConflict)
 		return
 	}
 
@@ -205,10 +206,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	f, res := s.join(log.IntoContext(r.Context(), logger), pod, requested, budget)
 	switch res {
 	case tooManyForPod:
-		s.refuse(w, metrics.RefusedPodLimit, "too many requests for this pod's hold", http.StatusTooManyRequests)
+		s.refuse(w, contract.RefusedPodLimit, "too many requests for this pod's hold", http.StatusTooManyRequests)
 		return
 	case noSlot:
-		s.refuse(w, metrics.RefusedCapacity, "too many holds in progress", http.StatusServiceUnavailable)
+		s.refuse(w, contract.RefusedCapacity, "too many holds in progress", http.StatusServiceUnavailable)
 		return
 	}
 	select {
@@ -217,7 +218,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.leave(pod.UID, f)
 		return // nobody reads an answer
 	}
-	resp, ok := f.resp, f.ok
+	a, ok := f.answer, f.ok
 	if !ok {
 		// This replica is stopping, or the hold was abandoned by every
 		// request just as this one joined.
@@ -225,13 +226,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
-	if err := json.NewEncoder(w).Encode(resp); err != nil {
+	if err := json.NewEncoder(w).Encode(a); err != nil {
 		logger.Info("could not answer hold", "err", err)
 	}
 }
 
 // refuse answers a hold request or end report with an error and counts it
-// by reason, one of metrics.RefusalReasons.
+// by reason, one of contract.RefusalReasons.
 func (s *Server) refuse(w http.ResponseWriter, reason, msg string, status int) {
 	s.opts.Metrics.HoldRefusals.WithLabelValues(reason).Inc()
 	http.Error(w, msg, status)

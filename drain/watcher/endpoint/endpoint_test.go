@@ -40,7 +40,7 @@ const podIP = "127.0.4.1"
 
 // fakeHolder answers with resp, or blocks until release is closed or ctx ends.
 type fakeHolder struct {
-	resp      contract.HoldResponse
+	answer    contract.Answer
 	release   chan struct{}
 	calls     chan time.Time // requested deadlines
 	abandoned chan struct{}  // a hold's context ended
@@ -51,22 +51,22 @@ func (f *fakeHolder) End(_ context.Context, _ *corev1.Pod, end contract.HoldEnd)
 	f.ends <- end
 }
 
-func (f *fakeHolder) Hold(ctx context.Context, _ *corev1.Pod, requested time.Time, _ time.Duration) (contract.HoldResponse, bool) {
+func (f *fakeHolder) Hold(ctx context.Context, _ *corev1.Pod, requested time.Time, _ time.Duration) (contract.Answer, bool) {
 	f.calls <- requested
 	if f.release != nil {
 		select {
 		case <-f.release:
 		case <-ctx.Done():
 			f.abandoned <- struct{}{}
-			return contract.HoldResponse{}, false
+			return contract.Answer{}, false
 		}
 	}
-	return f.resp, true
+	return f.answer, true
 }
 
 func newHolder() *fakeHolder {
 	return &fakeHolder{
-		resp:      contract.HoldResponse{Outcome: contract.OutcomeDeregistered},
+		answer:    contract.NewFinal(contract.OutcomeDeregistered, "", contract.Wait{}),
 		calls:     make(chan time.Time, 10),
 		abandoned: make(chan struct{}, 10),
 		ends:      make(chan contract.HoldEnd, 10),
@@ -92,7 +92,7 @@ func newServer(t *testing.T, h Holder, maxConcurrent int, more ...client.Object)
 // out reasons never counted.
 func refusals(s *Server) map[string]float64 {
 	out := map[string]float64{}
-	for _, r := range metrics.RefusalReasons {
+	for _, r := range contract.RefusalReasons {
 		if n := testutil.ToFloat64(s.opts.Metrics.HoldRefusals.WithLabelValues(r)); n != 0 {
 			out[r] = n
 		}
@@ -191,12 +191,12 @@ func TestRefusals(t *testing.T) {
 		want   int
 		reason string
 	}{
-		{"another pod's IP", "127.0.4.2", request(), http.StatusForbidden, metrics.RefusedWrongSource},
-		{"unknown pod", podIP, other, http.StatusForbidden, metrics.RefusedWrongSource},
-		{"successor with the same name", podIP, wrongUID, http.StatusConflict, metrics.RefusedWrongUID},
-		{"no timeout", podIP, noTimeout, http.StatusBadRequest, metrics.RefusedBadRequest},
-		{"not JSON", podIP, []byte("hold me"), http.StatusBadRequest, metrics.RefusedBadRequest},
-		{"too large", podIP, []byte(`{"namespace":"` + strings.Repeat("x", contract.MaxHoldRequestBytes) + `"}`), http.StatusRequestEntityTooLarge, metrics.RefusedBadRequest},
+		{"another pod's IP", "127.0.4.2", request(), http.StatusForbidden, contract.RefusedWrongSource},
+		{"unknown pod", podIP, other, http.StatusForbidden, contract.RefusedWrongSource},
+		{"successor with the same name", podIP, wrongUID, http.StatusConflict, contract.RefusedWrongUID},
+		{"no timeout", podIP, noTimeout, http.StatusBadRequest, contract.RefusedBadRequest},
+		{"not JSON", podIP, []byte("hold me"), http.StatusBadRequest, contract.RefusedBadRequest},
+		{"too large", podIP, []byte(`{"namespace":"` + strings.Repeat("x", contract.MaxHoldRequestBytes) + `"}`), http.StatusRequestEntityTooLarge, contract.RefusedBadRequest},
 	}
 	counted := map[string]float64{}
 	for _, tt := range tests {
@@ -248,7 +248,7 @@ func TestUnreadablePod(t *testing.T) {
 	if resp.StatusCode != http.StatusServiceUnavailable {
 		t.Errorf("status %s (%s), want 503", resp.Status, body)
 	}
-	wantRefusals(t, s, map[string]float64{metrics.RefusedPodUnreadable: 1})
+	wantRefusals(t, s, map[string]float64{contract.RefusedPodUnreadable: 1})
 }
 
 func TestHoldEnds(t *testing.T) {
@@ -290,7 +290,7 @@ func TestHoldEnds(t *testing.T) {
 			want = append(want, tt.body.(contract.HoldEnd))
 		}
 	}
-	wantRefusals(t, s, map[string]float64{metrics.RefusedWrongSource: 1, metrics.RefusedWrongUID: 1, metrics.RefusedBadRequest: 5})
+	wantRefusals(t, s, map[string]float64{contract.RefusedWrongSource: 1, contract.RefusedWrongUID: 1, contract.RefusedBadRequest: 5})
 	close(h.ends)
 	var got []contract.HoldEnd
 	for e := range h.ends {
@@ -324,7 +324,7 @@ func TestConcurrentHoldsAreBounded(t *testing.T) {
 	if code := <-first; code != http.StatusOK {
 		t.Errorf("first hold: status %d, want 200", code)
 	}
-	wantRefusals(t, s, map[string]float64{metrics.RefusedCapacity: 1})
+	wantRefusals(t, s, map[string]float64{contract.RefusedCapacity: 1})
 }
 
 func TestHelperGoingAwayEndsItsHold(t *testing.T) {

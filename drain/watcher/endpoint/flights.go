@@ -23,7 +23,7 @@ const MaxRequestsPerPod = 4
 // hold, and a pod cannot take more than one of the replica's slots.
 type flight struct {
 	done    chan struct{}
-	resp    contract.HoldResponse
+	answer  contract.Answer
 	ok      bool
 	waiting int
 	cancel  context.CancelFunc
@@ -64,13 +64,13 @@ func (s *Server) join(ctx context.Context, pod *corev1.Pod, requested time.Time,
 		defer func() { <-s.slots }()
 		defer stopOnShutdown()
 		defer cancel()
-		resp, ok := s.opts.Holder.Hold(hctx, pod, requested, budget)
+		a, ok := s.opts.Holder.Hold(hctx, pod, requested, budget)
 		s.mu.Lock()
 		if s.flights[pod.UID] == f {
 			delete(s.flights, pod.UID)
 		}
 		s.mu.Unlock()
-		f.resp, f.ok = resp, ok
+		f.answer, f.ok = a, ok
 		close(f.done)
 	}()
 	return f, joined

@@ -13,6 +13,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
 	"github.com/albdrain/albdrain/drain/watcher/metrics"
+	"github.com/albdrain/albdrain/internal/contract"
 )
 
 // TestConcurrentRequestsJoinOneHold checks that a pod has one hold however
@@ -50,7 +51,7 @@ func TestConcurrentRequestsJoinOneHold(t *testing.T) {
 	if n := len(h.calls); n != 0 {
 		t.Errorf("%d more holds of the same pod, want one", n)
 	}
-	wantRefusals(t, s, map[string]float64{metrics.RefusedPodLimit: 1})
+	wantRefusals(t, s, map[string]float64{contract.RefusedPodLimit: 1})
 	if len(s.slots) != 0 {
 		t.Errorf("%d slots still taken", len(s.slots))
 	}
@@ -72,7 +73,7 @@ func TestRunningPodCannotHold(t *testing.T) {
 	if n := len(h.calls); n != 0 {
 		t.Errorf("%d holds of a running pod", n)
 	}
-	wantRefusals(t, s, map[string]float64{metrics.RefusedNotTerminating: 1})
+	wantRefusals(t, s, map[string]float64{contract.RefusedNotTerminating: 1})
 }
 
 // readSignaller tells the test when the server has read a pod once.

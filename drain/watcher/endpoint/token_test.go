@@ -106,6 +106,6 @@ func TestTokenFailures(t *testing.T) {
 	if reviews != 4 {
 		t.Errorf("%d TokenReviews, want 4 (none without a token)", reviews)
 	}
-	wantRefusals(t, srv, map[string]float64{metrics.RefusedNoToken: 1, metrics.RefusedReviewFailed: 1,
-		metrics.RefusedWrongPod: 1, metrics.RefusedBadToken: 1})
+	wantRefusals(t, srv, map[string]float64{contract.RefusedNoToken: 1, contract.RefusedReviewFailed: 1,
+		contract.RefusedWrongPod: 1, contract.RefusedBadToken: 1})
 }

@@ -69,7 +69,7 @@ func TestDrainingStartSurvivesAReplicaChange(t *testing.T) {
 	second := newFixture(types.TargetHealthStateEnumDraining)
 	second.h.Policy, second.h.Settle = release.PolicyDraining, settle
 	r := <-second.hold(context.Background(), &resumed, time.Now().Add(settle/2))
-	if r.resp.Outcome != contract.OutcomeDrainingSettled {
-		t.Errorf("resumed hold: %+v, want draining_settled from the recorded start", r.resp)
+	if r.a.Outcome() != contract.OutcomeDrainingSettled {
+		t.Errorf("resumed hold: %+v, want draining_settled from the recorded start", r.a)
 	}
 }

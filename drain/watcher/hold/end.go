@@ -10,13 +10,12 @@ import (
 	"github.com/albdrain/albdrain/internal/contract"
 )
 
-// End records how the helper ended a hold answered with
-// contract.OutcomeDeregistering: the outcome's metrics and an event. The
-// endpoint has checked end.
+// End records how the helper ended a hold handed to it (a
+// contract.Handoff): the outcome's metrics and an event. The endpoint has
+// checked end.
 func (h *Holder) End(ctx context.Context, pod *corev1.Pod, end contract.HoldEnd) {
-	took := time.Duration(end.HeldMillis) * time.Millisecond
-	quiet := time.Duration(end.QuietMillis) * time.Millisecond
-	awaited := h.endReported(pod.UID)
+	took, quiet := end.Held(), end.QuietPeriod()
+	awaited := h.handoffs.ended(pod.UID)
 	if !h.counted.first(pod.UID, time.Now()) {
 		log.FromContext(ctx).Info("hold end reported again; its first outcome is the one counted", "pod", pod.Namespace+"/"+pod.Name, "outcome", end.Outcome)
 		return
@@ -26,11 +25,11 @@ func (h *Holder) End(ctx context.Context, pod *corev1.Pod, end contract.HoldEnd)
 		"awaited", awaited)
 	seen := signalNote(end.Signal)
 	if end.Outcome == contract.OutcomeQuiet {
-		h.Recorder.Eventf(pod, nil, corev1.EventTypeNormal, ReasonHoldReleased, "Release",
+		h.Recorder.Eventf(pod, nil, corev1.EventTypeNormal, contract.ReasonHoldReleased, "Release",
 			"Released after %s (quiet): no load-balancer traffic for %s%s", took.Round(time.Second), quiet, seen)
 		return
 	}
-	h.Recorder.Eventf(pod, nil, corev1.EventTypeWarning, ReasonHoldBounded, "Release",
+	h.Recorder.Eventf(pod, nil, corev1.EventTypeWarning, contract.ReasonHoldBounded, "Release",
 		"Released after %s (bound): load-balancer traffic went on until the hold's bound, never quiet for %s%s", took.Round(time.Second), quiet, seen)
 }
 

@@ -25,19 +25,6 @@ import (
 	"github.com/albdrain/albdrain/internal/lbc"
 )
 
-// Event reasons on the pod.
-const (
-	ReasonHoldStarted = "HoldStarted"
-	// ReasonHoldDeregistering: under policy quiet, deregistration has
-	// begun everywhere and the helper waits for quiet.
-	ReasonHoldDeregistering = "HoldDeregistering"
-	ReasonHoldReleased      = "HoldReleased"
-	ReasonHoldTimedOut      = "HoldTimedOut"
-	ReasonHoldFellBack      = "HoldFellBack"
-	// ReasonHoldBounded: the pod's traffic did not stop before the hold's bound.
-	ReasonHoldBounded = "HoldBounded"
-)
-
 // DelaySource tells a target group's deregistration delay.
 type DelaySource interface {
 	DeregistrationDelay(ctx context.Context, arn string) (time.Duration, error)
@@ -81,8 +68,8 @@ type Holder struct {
 	// is still awaited before the hold counts as unreported; default a minute.
 	EndReportSlack time.Duration
 
-	reports endReports
-	counted counted
+	handoffs pendingHandoffs
+	counted  counted
 }
 
 // Hold holds pod until it may stop or until requested, whichever is first,
@@ -90,7 +77,7 @@ type Holder struct {
 // the pod's grace period ends, and says why it ended. It returns false if
 // ctx ended first: the caller went away or the server is stopping, and a
 // retry will decide.
-func (h *Holder) Hold(ctx context.Context, pod *corev1.Pod, requested time.Time, budget time.Duration) (contract.HoldResponse, bool) {
+func (h *Holder) Hold(ctx context.Context, pod *corev1.Pod, requested time.Time, budget time.Duration) (contract.Answer, bool) {
 	start := time.Now()
 	ctx = log.IntoContext(ctx, log.FromContext(ctx).WithValues("pod", klog.KObj(pod)))
 	h.Metrics.HoldsInFlight.Inc()
@@ -99,62 +86,65 @@ func (h *Holder) Hold(ctx context.Context, pod *corev1.Pod, requested time.Time,
 	if budget <= 0 {
 		budget = release.DefaultBudget
 	}
-	resp, ok := h.hold(ctx, pod, start, requested, budget)
+	a, ok := h.hold(ctx, pod, start, requested, budget)
 	if !ok {
 		log.FromContext(ctx).V(1).Info("hold abandoned", "cause", context.Cause(ctx))
-		return contract.HoldResponse{}, false
+		return contract.Answer{}, false
 	}
-	outcome, msg, took := resp.Outcome, resp.Message, time.Since(start)
-	if outcome == contract.OutcomeDeregistering {
+	msg, took := a.Message, time.Since(start)
+	if a.Handoff != nil {
 		// Not an end: the helper reports it (End).
-		bound := time.Duration(resp.Traffic.BoundMillis) * time.Millisecond
-		h.expectEnd(ctx, pod, bound)
+		bound := a.Handoff.Bound
+		h.handoffs.await(ctx, pod, bound+h.endReportSlack(), h.Metrics.HoldEndsUnreported)
 		log.FromContext(ctx).Info("deregistration begun; the helper waits for quiet", "after", took.Round(time.Millisecond).String(), "bound", bound.String(), "why", msg)
-		h.Recorder.Eventf(pod, nil, corev1.EventTypeNormal, ReasonHoldDeregistering, "Hold",
+		h.Recorder.Eventf(pod, nil, corev1.EventTypeNormal, contract.ReasonHoldDeregistering, "Hold",
 			"Deregistration begun in every target group after %s; releasing once no load-balancer traffic reaches the pod for its quiet period, at most %s: %s", took.Round(time.Second), bound.Round(time.Second), msg)
-		return resp, true
+		return a, true
 	}
+	outcome := a.Final.Outcome
 	if !h.counted.first(pod.UID, time.Now()) {
 		log.FromContext(ctx).Info("hold ended again; its first outcome is the one counted", "outcome", outcome, "after", took.Round(time.Millisecond).String(), "why", msg)
-		return resp, true
+		return a, true
 	}
 	h.Metrics.ObserveHold(outcome, took)
 	log.FromContext(ctx).Info("hold ended", "outcome", outcome, "after", took.Round(time.Millisecond).String(), "why", msg)
 	switch outcome {
 	case contract.OutcomeTimeout:
-		h.Recorder.Eventf(pod, nil, corev1.EventTypeWarning, ReasonHoldTimedOut, "Hold", "Hold timed out after %s: %s", took.Round(time.Second), msg)
+		h.Recorder.Eventf(pod, nil, corev1.EventTypeWarning, contract.ReasonHoldTimedOut, "Hold", "Hold timed out after %s: %s", took.Round(time.Second), msg)
 	case contract.OutcomeFallback:
-		h.Recorder.Eventf(pod, nil, corev1.EventTypeWarning, ReasonHoldFellBack, "Hold", "Hold fell back to a fixed sleep after %s: %s", took.Round(time.Second), msg)
+		h.Recorder.Eventf(pod, nil, corev1.EventTypeWarning, contract.ReasonHoldFellBack, "Hold", "Hold fell back to a fixed sleep after %s: %s", took.Round(time.Second), msg)
 	default:
-		h.Recorder.Eventf(pod, nil, corev1.EventTypeNormal, ReasonHoldReleased, "Release", "Released after %s (%s): %s", took.Round(time.Second), outcome, msg)
+		h.Recorder.Eventf(pod, nil, corev1.EventTypeNormal, contract.ReasonHoldReleased, "Release", "Released after %s (%s): %s", took.Round(time.Second), outcome, msg)
 	}
-	return resp, true
+	return a, true
 }
 
 // hold decides the answer; ok is false when ctx ended first.
-func (h *Holder) hold(ctx context.Context, pod *corev1.Pod, start, requested time.Time, budget time.Duration) (resp contract.HoldResponse, ok bool) {
+func (h *Holder) hold(ctx context.Context, pod *corev1.Pod, start, requested time.Time, budget time.Duration) (a contract.Answer, ok bool) {
 	var deadline time.Time
-	answer := func(o contract.Outcome, msg string) (contract.HoldResponse, bool) {
-		resp := contract.HoldResponse{Outcome: o, Message: msg}
-		if !deadline.IsZero() && o != contract.OutcomeTimeout && o != contract.OutcomeNotRegistered {
-			// At least a millisecond: the helper reads zero as no bound.
-			resp.BoundMillis = max(time.Until(deadline).Milliseconds(), 1)
+	// bound is what is left of the hold's bound, for the helper's quiet wait.
+	bound := func() time.Duration {
+		if deadline.IsZero() {
+			return 0
 		}
-		return resp, true
+		return max(time.Until(deadline), time.Millisecond)
+	}
+	final := func(o contract.Outcome, msg string) (contract.Answer, bool) {
+		return contract.NewFinal(o, msg, contract.Wait{Bound: bound()}), true
 	}
 	targets, err := h.Resolver.Registrations(ctx, pod)
 	switch {
 	case ctx.Err() != nil:
-		return resp, false
+		return a, false
 	case err != nil:
-		return answer(contract.OutcomeFallback, fmt.Sprintf("finding the pod's target groups: %v", err))
+		return final(contract.OutcomeFallback, fmt.Sprintf("finding the pod's target groups: %v", err))
 	case len(targets) == 0 || pod.Status.PodIP == "":
-		return answer(contract.OutcomeNotRegistered, "the pod is in no ip target group")
+		return contract.NewFinal(contract.OutcomeNotRegistered, "the pod is in no ip target group", contract.Wait{}), true
 	}
 	ip := pod.Status.PodIP
 
 	deadline = release.Deadline(h.bounds(ctx, pod, targets, start, requested, budget))
-	h.Recorder.Eventf(pod, nil, corev1.EventTypeNormal, ReasonHoldStarted, "Hold",
+	h.Recorder.Eventf(pod, nil, corev1.EventTypeNormal, contract.ReasonHoldStarted, "Hold",
 		"Holding until the target %s leaves service in %d target group(s), at most %s", ip, len(targets), deadline.Sub(start).Round(time.Second))
 	log.FromContext(ctx).Info("hold started", "targetGroups", len(targets), "deadline", deadline)
 	if h.EarlyDeregister != nil && pod.DeletionTimestamp != nil {
@@ -172,9 +162,10 @@ func (h *Holder) hold(ctx context.Context, pod *corev1.Pod, start, requested tim
 	for {
 		select {
 		case <-ctx.Done():
-			return resp, false
+			return a, false
 		case <-timer.C:
-			return answer(contract.OutcomeTimeout, "target still in service: "+describe(targets, obs))
+			// No quiet wait: the bound has come.
+			return contract.NewFinal(contract.OutcomeTimeout, "target still in service: "+describe(targets, obs), contract.Wait{}), true
 		case u := <-updates:
 			if u.Err != nil {
 				obs[u.i] = release.Failed(obs[u.i])
@@ -197,15 +188,17 @@ func (h *Holder) hold(ctx context.Context, pod *corev1.Pod, start, requested tim
 			switch {
 			case !d.Release:
 			case d.Outcome == contract.OutcomeFallback:
-				return answer(d.Outcome, fmt.Sprintf("ELBv2 failed %d polls in a row: %v", h.FallbackAfter, u.Err))
+				return final(d.Outcome, fmt.Sprintf("ELBv2 failed %d polls in a row: %v", h.FallbackAfter, u.Err))
 			case d.Outcome == contract.OutcomeNotRegistered:
-				return answer(d.Outcome, describe(targets, obs))
+				return contract.NewFinal(d.Outcome, describe(targets, obs), contract.Wait{}), true
 			default:
-				traffic := h.traffic(ctx, targets)
-				resp, _ = answer(d.Outcome, describe(targets, obs))
-				resp.Traffic = traffic
-				resp.Traffic.BoundMillis = resp.BoundMillis
-				return resp, true
+				// The helper waits for quiet after these, knowing the traffic.
+				w := contract.Wait{Traffic: h.traffic(ctx, targets)}
+				w.Bound = bound()
+				if d.Handoff {
+					return contract.NewHandoff(describe(targets, obs), w), true
+				}
+				return contract.NewFinal(d.Outcome, describe(targets, obs), w), true
 			}
 		}
 	}

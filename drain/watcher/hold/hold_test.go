@@ -157,8 +157,8 @@ func terminatingPod() *corev1.Pod {
 }
 
 type held struct {
-	resp contract.HoldResponse
-	ok   bool
+	a  contract.Answer
+	ok bool
 }
 
 func (f *fixture) hold(ctx context.Context, pod *corev1.Pod, requested time.Time) chan held {
@@ -212,10 +212,10 @@ func TestHeldUntilTheTargetLeaves(t *testing.T) {
 	}
 	f.elb.set(types.TargetHealthStateEnumUnused)
 	r := <-done
-	if !r.ok || r.resp.Outcome != contract.OutcomeDeregistered {
+	if !r.ok || r.a.Outcome() != contract.OutcomeDeregistered {
 		t.Fatalf("hold = %+v, want deregistered", r)
 	}
-	f.wantEvents(t, ReasonHoldStarted, ReasonHoldReleased)
+	f.wantEvents(t, contract.ReasonHoldStarted, contract.ReasonHoldReleased)
 	if got := testutil.ToFloat64(f.m.Holds.WithLabelValues("deregistered")); got != 1 {
 		t.Errorf("deregistered holds = %v, want 1", got)
 	}
@@ -229,16 +229,16 @@ func TestDrainingPolicySettles(t *testing.T) {
 	f.h.Policy = release.PolicyDraining
 	f.h.Settle = time.Millisecond
 	r := <-f.hold(context.Background(), terminatingPod(), time.Now().Add(time.Hour))
-	if r.resp.Outcome != contract.OutcomeDrainingSettled {
-		t.Errorf("outcome %q, want draining_settled", r.resp.Outcome)
+	if r.a.Outcome() != contract.OutcomeDrainingSettled {
+		t.Errorf("outcome %q, want draining_settled", r.a.Outcome())
 	}
 }
 
 func TestNeverRegistered(t *testing.T) {
 	f := newFixture("")
 	r := <-f.hold(context.Background(), terminatingPod(), time.Now().Add(time.Hour))
-	if r.resp.Outcome != contract.OutcomeNotRegistered {
-		t.Errorf("outcome %q, want not_registered", r.resp.Outcome)
+	if r.a.Outcome() != contract.OutcomeNotRegistered {
+		t.Errorf("outcome %q, want not_registered", r.a.Outcome())
 	}
 
 	// The load balancer controller's readiness gate shows a target gone
@@ -246,14 +246,14 @@ func TestNeverRegistered(t *testing.T) {
 	pod := terminatingPod()
 	pod.Status.Conditions = []corev1.PodCondition{{Type: "target-health.elbv2.k8s.aws/k8s-shop-web", Status: corev1.ConditionTrue}}
 	r = <-f.hold(context.Background(), pod, time.Now().Add(time.Hour))
-	if r.resp.Outcome != contract.OutcomeDeregistered {
-		t.Errorf("outcome with a passed readiness gate %q, want deregistered", r.resp.Outcome)
+	if r.a.Outcome() != contract.OutcomeDeregistered {
+		t.Errorf("outcome with a passed readiness gate %q, want deregistered", r.a.Outcome())
 	}
 
 	f.h.Resolver = resolver{}
 	r = <-f.hold(context.Background(), pod, time.Now().Add(time.Hour))
-	if r.resp.Outcome != contract.OutcomeNotRegistered {
-		t.Errorf("outcome for a pod in no target group %q, want not_registered", r.resp.Outcome)
+	if r.a.Outcome() != contract.OutcomeNotRegistered {
+		t.Errorf("outcome for a pod in no target group %q, want not_registered", r.a.Outcome())
 	}
 }
 
@@ -261,8 +261,8 @@ func TestPersistentErrorsFallBack(t *testing.T) {
 	f := newFixture(types.TargetHealthStateEnumHealthy)
 	f.elb.err = errors.New("Throttling: Rate exceeded")
 	r := <-f.hold(context.Background(), terminatingPod(), time.Now().Add(time.Hour))
-	if r.resp.Outcome != contract.OutcomeFallback {
-		t.Fatalf("outcome %q, want fallback", r.resp.Outcome)
+	if r.a.Outcome() != contract.OutcomeFallback {
+		t.Fatalf("outcome %q, want fallback", r.a.Outcome())
 	}
 	f.elb.mu.Lock()
 	polls := f.elb.polls
@@ -270,15 +270,15 @@ func TestPersistentErrorsFallBack(t *testing.T) {
 	if polls < 3 {
 		t.Errorf("fell back after %d polls, want 3", polls)
 	}
-	f.wantEvents(t, ReasonHoldStarted, ReasonHoldFellBack)
+	f.wantEvents(t, contract.ReasonHoldStarted, contract.ReasonHoldFellBack)
 }
 
 func TestDiscoveryErrorFallsBack(t *testing.T) {
 	f := newFixture(types.TargetHealthStateEnumHealthy)
 	f.h.Resolver = resolver{err: errors.New("no cache")}
 	r := <-f.hold(context.Background(), terminatingPod(), time.Now().Add(time.Hour))
-	if r.resp.Outcome != contract.OutcomeFallback {
-		t.Errorf("outcome %q, want fallback", r.resp.Outcome)
+	if r.a.Outcome() != contract.OutcomeFallback {
+		t.Errorf("outcome %q, want fallback", r.a.Outcome())
 	}
 }
 
@@ -286,10 +286,10 @@ func TestBounds(t *testing.T) {
 	t.Run("requested", func(t *testing.T) {
 		f := newFixture(types.TargetHealthStateEnumHealthy)
 		r := <-f.hold(context.Background(), terminatingPod(), time.Now().Add(20*time.Millisecond))
-		if r.resp.Outcome != contract.OutcomeTimeout {
-			t.Fatalf("outcome %q, want timeout", r.resp.Outcome)
+		if r.a.Outcome() != contract.OutcomeTimeout {
+			t.Fatalf("outcome %q, want timeout", r.a.Outcome())
 		}
-		f.wantEvents(t, ReasonHoldStarted, ReasonHoldTimedOut)
+		f.wantEvents(t, contract.ReasonHoldStarted, contract.ReasonHoldTimedOut)
 		if got := testutil.ToFloat64(f.m.Holds.WithLabelValues("timeout")); got != 1 {
 			t.Errorf("timeout holds = %v, want 1", got)
 		}
@@ -302,8 +302,8 @@ func TestBounds(t *testing.T) {
 		grace := int64(3600 + 10) // deletion began 10s ago
 		pod.DeletionGracePeriodSeconds = &grace
 		r := <-f.hold(context.Background(), pod, time.Now().Add(time.Hour))
-		if r.resp.Outcome != contract.OutcomeTimeout {
-			t.Errorf("outcome %q, want timeout: the delay since deletion began is over", r.resp.Outcome)
+		if r.a.Outcome() != contract.OutcomeTimeout {
+			t.Errorf("outcome %q, want timeout: the delay since deletion began is over", r.a.Outcome())
 		}
 	})
 	t.Run("grace period", func(t *testing.T) {
@@ -312,8 +312,8 @@ func TestBounds(t *testing.T) {
 		past := metav1.NewTime(time.Now().Add(-time.Second))
 		pod.DeletionTimestamp = &past
 		r := <-f.hold(context.Background(), pod, time.Now().Add(time.Hour))
-		if r.resp.Outcome != contract.OutcomeTimeout {
-			t.Errorf("outcome %q, want timeout at the grace period", r.resp.Outcome)
+		if r.a.Outcome() != contract.OutcomeTimeout {
+			t.Errorf("outcome %q, want timeout at the grace period", r.a.Outcome())
 		}
 	})
 }
@@ -325,7 +325,7 @@ func TestAbandonedHoldRecordsNothing(t *testing.T) {
 	f.elb.waitPolls(t, 1)
 	cancel()
 	if r := <-done; r.ok {
-		t.Errorf("abandoned hold answered %+v", r.resp)
+		t.Errorf("abandoned hold answered %+v", r.a)
 	}
 	for _, o := range contract.Outcomes {
 		if got := testutil.ToFloat64(f.m.Holds.WithLabelValues(string(o))); got != 0 {
@@ -355,23 +355,22 @@ func TestQuietPolicyHandsTheHoldToTheHelper(t *testing.T) {
 	}
 	f.elb.set(types.TargetHealthStateEnumDraining)
 	r := <-done
-	if !r.ok || r.resp.Outcome != contract.OutcomeDeregistering || r.resp.Traffic == nil {
-		t.Fatalf("hold = %+v, want deregistering with the traffic", r)
+	if !r.ok || r.a.Handoff == nil || r.a.Handoff.Traffic == nil {
+		t.Fatalf("hold = %+v, want a hand-off with the traffic", r)
 	}
-	bound := time.Duration(r.resp.Traffic.BoundMillis) * time.Millisecond
+	bound := r.a.Handoff.Bound
 	if bound <= 9*time.Minute || bound > 10*time.Minute {
 		t.Errorf("bound %v, want what is left of the 10 minutes requested", bound)
 	}
-	r.resp.Traffic.BoundMillis = 0
 	want := &contract.Traffic{
 		Ports:        []contract.TrafficPort{{Port: 8080}},
 		HealthChecks: []contract.HealthCheck{{Port: 8080, Protocol: "HTTP", Path: "/healthz", IntervalMillis: 5000}},
 	}
-	if d := cmp.Diff(want, r.resp.Traffic); d != "" {
+	if d := cmp.Diff(want, r.a.Handoff.Traffic); d != "" {
 		t.Errorf("traffic (-want +got):\n%s", d)
 	}
 	// Handing over is not an end: no outcome is counted until the helper reports it.
-	f.wantEvents(t, ReasonHoldStarted, ReasonHoldDeregistering)
+	f.wantEvents(t, contract.ReasonHoldStarted, contract.ReasonHoldDeregistering)
 	for _, o := range contract.Outcomes {
 		if got := testutil.ToFloat64(f.m.Holds.WithLabelValues(string(o))); got != 0 {
 			t.Errorf("%s holds = %v, want 0", o, got)
@@ -385,7 +384,7 @@ func TestQuietPolicyHandsTheHoldToTheHelper(t *testing.T) {
 	// A second report for the same pod (another of its containers, a
 	// retry) is not a second outcome.
 	f.h.End(context.Background(), pod, contract.HoldEnd{Outcome: contract.OutcomeBound, HeldMillis: 5000, QuietMillis: 1000, Signal: contract.SignalSockDiag})
-	f.wantEvents(t, ReasonHoldReleased, ReasonHoldBounded)
+	f.wantEvents(t, contract.ReasonHoldReleased, contract.ReasonHoldBounded)
 	got := map[string]float64{}
 	for _, o := range []contract.Outcome{contract.OutcomeQuiet, contract.OutcomeBound} {
 		got[string(o)] = testutil.ToFloat64(f.m.Holds.WithLabelValues(string(o)))
@@ -403,8 +402,8 @@ func TestQuietPolicyWithoutSettingsStillAnswers(t *testing.T) {
 	f.h.Policy = release.PolicyQuiet
 	f.h.Settings = settings{}
 	r := <-f.hold(context.Background(), terminatingPod(), time.Now().Add(time.Hour))
-	if r.resp.Outcome != contract.OutcomeDeregistering || len(r.resp.Traffic.HealthChecks) != 0 || len(r.resp.Traffic.Ports) != 1 {
-		t.Errorf("hold = %+v, want deregistering without health checks", r.resp)
+	if r.a.Handoff == nil || len(r.a.Handoff.Traffic.HealthChecks) != 0 || len(r.a.Handoff.Traffic.Ports) != 1 {
+		t.Errorf("hold = %+v, want a hand-off without health checks", r.a)
 	}
 }
 
@@ -415,8 +414,8 @@ func TestAnUnreportedEndIsCounted(t *testing.T) {
 	lost.UID, reported.UID = "lost", "reported"
 	// The reported hold's bound is long enough that its report comes first.
 	for pod, bound := range map[*corev1.Pod]time.Duration{lost: 10 * time.Millisecond, reported: time.Hour} {
-		if r := <-f.hold(context.Background(), pod, time.Now().Add(bound)); r.resp.Outcome != contract.OutcomeDeregistering {
-			t.Fatalf("hold = %+v, want deregistering", r.resp)
+		if r := <-f.hold(context.Background(), pod, time.Now().Add(bound)); r.a.Handoff == nil {
+			t.Fatalf("hold = %+v, want a hand-off", r.a)
 		}
 	}
 	f.h.End(context.Background(), reported, contract.HoldEnd{Outcome: contract.OutcomeQuiet, HeldMillis: 1000, QuietMillis: 1000, Signal: contract.SignalSockDiag})
@@ -425,13 +424,13 @@ func TestAnUnreportedEndIsCounted(t *testing.T) {
 	}); err != nil {
 		t.Fatalf("the lost report was never counted: %v", err)
 	}
-	f.h.reports.mu.Lock()
-	pending := len(f.h.reports.pending)
-	f.h.reports.mu.Unlock()
+	f.h.handoffs.mu.Lock()
+	pending := len(f.h.handoffs.pending)
+	f.h.handoffs.mu.Unlock()
 	if got := testutil.ToFloat64(f.m.HoldEndsUnreported); got != 1 || pending != 0 {
 		t.Errorf("%v unreported ends and %d still awaited, want the lost one counted and none awaited", got, pending)
 	}
-	if f.h.endReported("lost") {
+	if f.h.handoffs.ended("lost") {
 		t.Error("a report after the hold was counted unreported was still awaited")
 	}
 }
@@ -443,12 +442,12 @@ func TestAnUnreportedEndIsCounted(t *testing.T) {
 func TestOneOutcomePerPod(t *testing.T) {
 	f := newFixture(types.TargetHealthStateEnumHealthy)
 	pod := terminatingPod()
-	if r := <-f.hold(context.Background(), pod, time.Now().Add(50*time.Millisecond)); r.resp.Outcome != contract.OutcomeTimeout {
-		t.Fatalf("hold = %+v, want timeout", r.resp)
+	if r := <-f.hold(context.Background(), pod, time.Now().Add(50*time.Millisecond)); r.a.Outcome() != contract.OutcomeTimeout {
+		t.Fatalf("hold = %+v, want timeout", r.a)
 	}
 	f.h.End(context.Background(), pod, contract.HoldEnd{Outcome: contract.OutcomeBound, HeldMillis: 1000, QuietMillis: 1000, Signal: contract.SignalSockDiag})
-	if r := <-f.hold(context.Background(), pod, time.Now().Add(50*time.Millisecond)); r.resp.Outcome != contract.OutcomeTimeout {
-		t.Fatalf("retried hold = %+v, want timeout", r.resp)
+	if r := <-f.hold(context.Background(), pod, time.Now().Add(50*time.Millisecond)); r.a.Outcome() != contract.OutcomeTimeout {
+		t.Fatalf("retried hold = %+v, want timeout", r.a)
 	}
 	got := map[string]float64{}
 	for _, o := range contract.Outcomes {
@@ -459,5 +458,5 @@ func TestOneOutcomePerPod(t *testing.T) {
 	if d := cmp.Diff(map[string]float64{"timeout": 1}, got); d != "" {
 		t.Errorf("holds by outcome (-want +got):\n%s", d)
 	}
-	f.wantEvents(t, ReasonHoldStarted, ReasonHoldTimedOut, ReasonHoldStarted)
+	f.wantEvents(t, contract.ReasonHoldStarted, contract.ReasonHoldTimedOut, contract.ReasonHoldStarted)
 }

@@ -20,41 +20,6 @@ const (
 	ResultError     = "error"
 )
 
-// Why the hold endpoint refused a hold request or an end report. The first
-// four say a caller is not the pod it names, which the chart alerts on; the
-// rest a pod's own helper may meet.
-const (
-	// RefusedWrongSource: no managed pod of the name has the caller's IP
-	// (or no such pod: callers are told the same).
-	RefusedWrongSource = "wrong_source"
-	// RefusedNoToken: the pod was given a token and the request carries none.
-	RefusedNoToken = "no_token"
-	// RefusedBadToken: the apiserver does not accept the token for albdrain
-	// (expired, another audience, a deleted pod's, or no token at all).
-	RefusedBadToken = "bad_token"
-	// RefusedWrongPod: the apiserver accepts the token, but it is bound to
-	// another pod or ServiceAccount.
-	RefusedWrongPod = "wrong_pod"
-	// RefusedReviewFailed: the TokenReview itself failed (503, retried).
-	RefusedReviewFailed = "review_failed"
-	// RefusedPodUnreadable: the pod could not be read (503, retried).
-	RefusedPodUnreadable = "pod_unreadable"
-	// RefusedWrongUID: the pod of the name is a successor of the caller's.
-	RefusedWrongUID = "wrong_uid"
-	// RefusedBadRequest: a malformed or too large body.
-	RefusedBadRequest = "bad_request"
-	// RefusedNotTerminating: a hold for a pod that is not terminating.
-	RefusedNotTerminating = "not_terminating"
-	// RefusedPodLimit: too many requests already wait on the pod's hold (429).
-	RefusedPodLimit = "pod_limit"
-	// RefusedCapacity: the replica holds as many pods as it may (503).
-	RefusedCapacity = "capacity"
-)
-
-// RefusalReasons lists every reason a request is refused.
-var RefusalReasons = []string{RefusedWrongSource, RefusedNoToken, RefusedBadToken, RefusedWrongPod,
-	RefusedReviewFailed, RefusedPodUnreadable, RefusedWrongUID, RefusedBadRequest, RefusedNotTerminating, RefusedPodLimit, RefusedCapacity}
-
 // Metrics are the watcher's collectors. Create them with New; a zero
 // Metrics is not usable.
 type Metrics struct {
@@ -69,7 +34,7 @@ type Metrics struct {
 	// never reported, so they are in no outcome of Holds.
 	HoldEndsUnreported prometheus.Counter
 	// HoldRefusals counts hold requests and end reports the hold endpoint
-	// refused, by one of RefusalReasons.
+	// refused, by one of contract.RefusalReasons.
 	HoldRefusals *prometheus.CounterVec
 	// PodsNeverHeld counts managed wait-mode pods that terminated without
 	// their helper ever reaching the watcher.
@@ -127,7 +92,7 @@ func New() *Metrics {
 	for _, o := range contract.Outcomes {
 		m.Holds.WithLabelValues(string(o))
 	}
-	for _, r := range RefusalReasons {
+	for _, r := range contract.RefusalReasons {
 		m.HoldRefusals.WithLabelValues(r)
 	}
 	return m

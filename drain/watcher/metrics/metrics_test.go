@@ -77,14 +77,14 @@ func TestHoldRefusals(t *testing.T) {
 	if err := m.Register(reg); err != nil {
 		t.Fatal(err)
 	}
-	m.HoldRefusals.WithLabelValues(RefusedNoToken).Inc()
-	m.HoldRefusals.WithLabelValues(RefusedNoToken).Inc()
-	m.HoldRefusals.WithLabelValues(RefusedCapacity).Inc()
+	m.HoldRefusals.WithLabelValues(contract.RefusedNoToken).Inc()
+	m.HoldRefusals.WithLabelValues(contract.RefusedNoToken).Inc()
+	m.HoldRefusals.WithLabelValues(contract.RefusedCapacity).Inc()
 	var want strings.Builder
 	want.WriteString("# HELP albdrain_hold_requests_refused_total " + "Hold requests and hold-end reports the hold endpoint refused, by reason: wrong_source, no_token, bad_token or wrong_pod (the caller is not the pod it names), review_failed, pod_unreadable, wrong_uid, bad_request, not_terminating, pod_limit or capacity.\n")
 	want.WriteString("# TYPE albdrain_hold_requests_refused_total counter\n")
-	counts := map[string]int{RefusedNoToken: 2, RefusedCapacity: 1}
-	for _, r := range RefusalReasons {
+	counts := map[string]int{contract.RefusedNoToken: 2, contract.RefusedCapacity: 1}
+	for _, r := range contract.RefusalReasons {
 		fmt.Fprintf(&want, "albdrain_hold_requests_refused_total{reason=%q} %d\n", r, counts[r])
 	}
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(want.String()), "albdrain_hold_requests_refused_total"); err != nil {

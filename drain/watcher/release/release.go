@@ -108,19 +108,22 @@ type Input struct {
 	Targets []Observation
 }
 
-// Decision is whether the pod may stop.
+// Decision is whether the watcher's part of the hold is over, and how.
 type Decision struct {
 	Release bool
-	// Outcome is set when Release is.
+	// Outcome is set when Release is, unless Handoff is.
 	Outcome contract.Outcome
+	// Handoff, with Release, hands the hold to the helper's quiet wait
+	// (PolicyQuiet): the watcher's part is over, the hold's is not.
+	Handoff bool
 }
 
 // Decide applies the policy. The pod is released when the target is out of
 // service in every target group; a target still initial, healthy,
 // unhealthy or unavailable is registered (the load balancer controller has
 // not deregistered it yet) and keeps the hold. Under PolicyQuiet a target
-// draining everywhere it is not out ends the watcher's part with
-// OutcomeDeregistering, and the helper's quiet period decides.
+// draining everywhere it is not out ends the watcher's part with a
+// hand-off, and the helper's quiet period decides.
 func Decide(in Input) Decision {
 	for _, o := range in.Targets {
 		if in.FallbackAfter > 0 && o.Failures >= in.FallbackAfter {
@@ -145,7 +148,7 @@ func Decide(in Input) Decision {
 	case settled:
 		return Decision{Release: true, Outcome: contract.OutcomeDrainingSettled}
 	case draining:
-		return Decision{Release: true, Outcome: contract.OutcomeDeregistering}
+		return Decision{Release: true, Handoff: true}
 	case in.WasRegistered:
 		return Decision{Release: true, Outcome: contract.OutcomeDeregistered}
 	default:

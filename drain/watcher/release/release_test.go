@@ -20,6 +20,7 @@ func drainingFor(d time.Duration) Observation {
 func TestDecide(t *testing.T) {
 	hold := Decision{}
 	release := func(o contract.Outcome) Decision { return Decision{Release: true, Outcome: o} }
+	handoff := Decision{Release: true, Handoff: true}
 	tests := []struct {
 		name          string
 		policy        Policy
@@ -47,9 +48,9 @@ func TestDecide(t *testing.T) {
 		{"settled plus out is settled", PolicyDraining, true, []Observation{drainingFor(time.Minute), seen(StateUnused)}, release(contract.OutcomeDrainingSettled)},
 		{"settled plus healthy holds", PolicyDraining, true, []Observation{drainingFor(time.Minute), seen("healthy")}, hold},
 		{"out under draining policy is deregistered", PolicyDraining, true, []Observation{seen("")}, release(contract.OutcomeDeregistered)},
-		{"draining releases to the helper under quiet", PolicyQuiet, true, []Observation{drainingFor(0)}, release(contract.OutcomeDeregistering)},
-		{"unhealthy.draining too", PolicyQuiet, true, []Observation{{Seen: true, State: StateUnhealthyDraining, DrainingSince: t0}}, release(contract.OutcomeDeregistering)},
-		{"draining plus out under quiet", PolicyQuiet, true, []Observation{drainingFor(time.Second), seen(""), {Seen: true, GroupGone: true}}, release(contract.OutcomeDeregistering)},
+		{"draining releases to the helper under quiet", PolicyQuiet, true, []Observation{drainingFor(0)}, handoff},
+		{"unhealthy.draining too", PolicyQuiet, true, []Observation{{Seen: true, State: StateUnhealthyDraining, DrainingSince: t0}}, handoff},
+		{"draining plus out under quiet", PolicyQuiet, true, []Observation{drainingFor(time.Second), seen(""), {Seen: true, GroupGone: true}}, handoff},
 		{"draining plus healthy holds under quiet", PolicyQuiet, true, []Observation{drainingFor(time.Hour), seen("healthy")}, hold},
 		{"draining plus unpolled holds under quiet", PolicyQuiet, true, []Observation{drainingFor(time.Hour), {}}, hold},
 		{"healthy holds under quiet", PolicyQuiet, true, []Observation{seen("healthy")}, hold},

@@ -27,9 +27,6 @@ import (
 	"github.com/albdrain/albdrain/internal/contract"
 )
 
-// ReasonNeverHeld is the Warning event's reason.
-const ReasonNeverHeld = "HoldNeverAsked"
-
 // regardingUID indexes the cached events by the UID of their object.
 const regardingUID = "regarding.uid"
 
@@ -134,7 +131,7 @@ func (r *Reporter) check(ctx context.Context, pod *corev1.Pod) {
 	}
 	r.Metrics.PodsNeverHeld.Inc()
 	ctrl.LoggerFrom(ctx).Info("a managed pod terminated without its helper reaching the watcher", "pod", klog.KObj(pod))
-	r.Recorder.Eventf(pod, nil, corev1.EventTypeWarning, ReasonNeverHeld, "Hold",
+	r.Recorder.Eventf(pod, nil, corev1.EventTypeWarning, contract.ReasonHoldNeverAsked, "Hold",
 		"The pod terminated without its albdrain helper reaching the watcher: it held for the fixed fallback sleep, not until the load balancer was done. "+
 			"Check that the pod can reach albdrain's hold endpoint (egress NetworkPolicy, security groups, cluster DNS, the albdrain-ca.crt trust bundle).")
 }
