@@ -55,14 +55,22 @@ type Node struct {
 // Option changes what Start sets up.
 type Option func(*options)
 
-type options struct{ services bool }
+type options struct {
+	services bool
+	router   *Router
+}
 
 // WithServices makes Services work for the node's pods as in a cluster:
 // kube-proxy, the kubernetes Service leading to the apiserver, and cluster
 // DNS (a stand-in). The apiserver must run with
-// kubetest.WithInClusterClients. One node per apiserver can have them: the
-// kubernetes and kube-dns Services lead to this node's end of its veth.
+// kubetest.WithInClusterClients. One node per apiserver can have them, or
+// every node behind one Router: the kubernetes and kube-dns Services lead
+// to the host's end of the node's (or the router's) veth.
 func WithServices() Option { return func(o *options) { o.services = true } }
+
+// OnRouter puts the node behind r, beside the other nodes there, instead of
+// joining it to the host by a veth pair of its own.
+func OnRouter(r *Router) Option { return func(o *options) { o.router = r } }
 
 // assets are the node's binaries.
 type assets struct {
@@ -139,7 +147,12 @@ func start(env *kubetest.Env, o options) (_ *Node, err error) {
 	}
 	n.undo = append(n.undo, func() error { return unmountUnder(dir) })
 
-	if n.Net, err = newNetwork(); err != nil {
+	if o.router != nil {
+		n.Net, err = o.router.attach()
+	} else {
+		n.Net, err = newNetwork()
+	}
+	if err != nil {
 		return nil, err
 	}
 	n.undo = append(n.undo, n.Net.remove)
@@ -174,7 +187,7 @@ func start(env *kubetest.Env, o options) (_ *Node, err error) {
 		return nil, err
 	}
 	if o.services {
-		if err := n.startServices(ctx, env); err != nil {
+		if err := n.startServices(ctx, env, o.router == nil || o.router.claimServices()); err != nil {
 			return nil, err
 		}
 	}
