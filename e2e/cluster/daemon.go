@@ -30,6 +30,8 @@ type Daemon struct {
 	cancel  context.CancelFunc
 	done    chan struct{}
 	waitErr error
+	// stopCode is an exit code that answers Stop's SIGTERM as a clean exit would.
+	stopCode int
 	// LogPath is the process's log, kept for post-mortems.
 	LogPath string
 }
@@ -127,7 +129,7 @@ func (d *Daemon) Stop() error {
 	d.cancel()
 	<-d.done
 	var exit *exec.ExitError
-	if errors.As(d.waitErr, &exit) && !exit.Exited() {
+	if errors.As(d.waitErr, &exit) && (!exit.Exited() || exit.ExitCode() == d.stopCode) {
 		return nil // ended by our signal, as intended
 	}
 	return d.waitErr

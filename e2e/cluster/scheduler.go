@@ -12,7 +12,7 @@ import (
 // by their topology constraints, kept off cordoned nodes. dir receives its
 // kubeconfig and log. It returns once the process reports healthy.
 func StartScheduler(env *kubetest.Env, dir string) (*Daemon, error) {
-	return startDaemon(env, dir, "kube-scheduler", func(kubeconfig, certDir string, port int) []string {
+	d, err := startDaemon(env, dir, "kube-scheduler", func(kubeconfig, certDir string, port int) []string {
 		return []string{
 			"--kubeconfig=" + kubeconfig,
 			"--authentication-kubeconfig=" + kubeconfig,
@@ -23,6 +23,14 @@ func StartScheduler(env *kubetest.Env, dir string) (*Daemon, error) {
 			"--cert-dir=" + certDir,
 			"--kube-api-qps=200",
 			"--kube-api-burst=400",
+			// Each binding in the log, for post-mortems.
+			"-v=2",
 		}
 	})
+	if err != nil {
+		return nil, err
+	}
+	// Without leader election it ends "finished without leader elect", 1.
+	d.stopCode = 1
+	return d, nil
 }
