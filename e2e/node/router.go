@@ -36,8 +36,9 @@ type Router struct {
 	routerIP netip.Addr
 	hostLink string
 
-	mu    sync.Mutex
-	nodes int
+	mu      sync.Mutex
+	nodes   int
+	removed bool
 	// services is set once a node has published the cluster-wide parts of
 	// Services (the kubernetes Service's endpoint, the cluster DNS).
 	services bool
@@ -56,11 +57,23 @@ func NewRouter(t testing.TB) *Router {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		if err := r.remove(); err != nil {
+		if err := r.Remove(); err != nil {
 			t.Errorf("remove router: %v", err)
 		}
 	})
 	return r
+}
+
+// Remove deletes the router's namespace and its link to the host, once;
+// the nodes behind it must be stopped first.
+func (r *Router) Remove() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.removed {
+		return nil
+	}
+	r.removed = true
+	return r.remove()
 }
 
 func newRouter() (_ *Router, err error) {
