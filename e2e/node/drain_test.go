@@ -67,16 +67,7 @@ func startTwoNodes(t *testing.T) *twoNodes {
 	drained := node.Start(t, env, node.OnRouter(router), node.WithServices())
 	other := node.Start(t, env, node.OnRouter(router), node.WithServices())
 	r := &realNode{env: env, n: other, albdrainDigest: importImages(t, true, drained, other)}
-	emu := r.emulator(t, albemu.Options{
-		APIAddr:                    router.HostIP.String() + ":0",
-		PropagationLag:             tm.PropagationLag,
-		ConnectTimeout:             time.Second,
-		IdleTimeout:                10 * time.Second,
-		DefaultDeregistrationDelay: tm.DeregistrationDelay,
-		DefaultHealthCheck: albemu.HealthCheck{
-			Interval: tm.HealthCheckInterval, Timeout: tm.HealthCheckTimeout, HealthyThreshold: 2, UnhealthyThreshold: tm.UnhealthyThreshold,
-		},
-	})
+	emu := r.emulator(t, rigEmulator(tm, other))
 	r.loadBalancerController(t, emu, fakelbc.Options{MinLag: tm.LBCMinLag, MaxLag: tm.LBCMaxLag, Requeue: tm.LBCRequeue})
 	installAlbdrain(t, env, other, tm, emu.URL())
 	cs, err := kubernetes.NewForConfig(env.Config)

@@ -46,7 +46,7 @@ const BridgeName = "albdrain0"
 // newNetwork creates the namespace, the veth pair and the bridge, and routes
 // the pod range from the host through the node. The host route goes with
 // the veth when the namespace is deleted.
-func newNetwork() (_ *Network, err error) {
+func newNetwork() (*Network, error) {
 	suffix := randomHex(3)
 	subnet, err := freeSubnet()
 	if err != nil {
@@ -64,16 +64,7 @@ func newNetwork() (_ *Network, err error) {
 	}
 	n.ClusterPods = n.PodRange
 	n.PodRoute = netip.PrefixFrom(n.HostIP, 32)
-	if err := run("ip", "netns", "add", n.Name); err != nil {
-		return nil, err
-	}
-	defer func() {
-		if err != nil {
-			err = errors.Join(err, n.remove())
-		}
-	}()
 	steps := [][]string{
-		{"ip", "-n", n.Name, "link", "set", "lo", "up"},
 		{"ip", "link", "add", n.hostLink, "type", "veth", "peer", "name", "eth0", "netns", n.Name},
 		{"ip", "addr", "add", n.HostIP.String() + "/30", "dev", n.hostLink},
 		{"ip", "link", "set", n.hostLink, "up"},
@@ -82,7 +73,20 @@ func newNetwork() (_ *Network, err error) {
 	}
 	steps = append(steps, n.bridgeSteps()...)
 	steps = append(steps, []string{"ip", "route", "add", n.PodRange.String(), "via", n.NodeIP.String(), "dev", n.hostLink})
-	return n, runAll(steps)
+	return n.build(steps)
+}
+
+// build creates the namespace and runs steps in it and around it (its
+// link, the bridge, routes), removing what it made if one fails.
+func (n *Network) build(steps [][]string) (*Network, error) {
+	if err := run("ip", "netns", "add", n.Name); err != nil {
+		return nil, err
+	}
+	steps = append([][]string{{"ip", "-n", n.Name, "link", "set", "lo", "up"}}, steps...)
+	if err := runAll(steps); err != nil {
+		return nil, errors.Join(err, n.remove())
+	}
+	return n, nil
 }
 
 // bridgeSteps create the pods' bridge in the node's namespace, with

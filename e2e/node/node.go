@@ -1,7 +1,8 @@
 // Package node runs a real Kubernetes node for tests: the kubelet,
 // kube-proxy and containerd built by `make node-assets`, runc and the CNI
 // plugins from the distribution, in a network namespace of the test's with
-// a bridge for pod addresses on a private subnet. WithServices adds
+// a bridge for pod addresses on a private subnet. Several nodes can sit
+// behind one Router (OnRouter), as a cluster's nodes do. WithServices adds
 // kube-proxy (nftables rules in the node's namespace only) and a cluster
 // DNS stand-in, so pods reach Services by name as in a cluster. The node
 // leaves the machine as it found it: Stop (also on a failed start) kills

@@ -113,7 +113,7 @@ func newRouter() (_ *Router, err error) {
 
 // attach creates the next node's network behind the router: its namespace,
 // a veth pair to the router, its bridge, and the routes both ways.
-func (r *Router) attach() (_ *Network, err error) {
+func (r *Router) attach() (*Network, error) {
 	r.mu.Lock()
 	i := r.nodes
 	r.nodes++
@@ -135,16 +135,7 @@ func (r *Router) attach() (_ *Network, err error) {
 	}
 	routerSide := link.Next()
 	routerLink := "n" + suffix
-	if err := run("ip", "netns", "add", n.Name); err != nil {
-		return nil, err
-	}
-	defer func() {
-		if err != nil {
-			err = errors.Join(err, n.remove())
-		}
-	}()
 	steps := [][]string{
-		{"ip", "-n", n.Name, "link", "set", "lo", "up"},
 		{"ip", "-n", r.Name, "link", "add", routerLink, "type", "veth", "peer", "name", "eth0", "netns", n.Name},
 		{"ip", "-n", r.Name, "addr", "add", routerSide.String() + "/30", "dev", routerLink},
 		{"ip", "-n", r.Name, "link", "set", routerLink, "up"},
@@ -156,7 +147,7 @@ func (r *Router) attach() (_ *Network, err error) {
 		[]string{"ip", "-n", n.Name, "route", "add", r.Subnet.String(), "via", routerSide.String(), "dev", "eth0"},
 		[]string{"ip", "-n", r.Name, "route", "add", n.PodRange.String(), "via", n.NodeIP.String(), "dev", routerLink},
 	)
-	return n, runAll(steps)
+	return n.build(steps)
 }
 
 // remove deletes the router's namespace and the host's end of its veth
