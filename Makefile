@@ -172,14 +172,14 @@ release-local:
 		-sbom $(abspath $(RELEASE_DIR)/albdrain.spdx.json) -chart $(abspath $(RELEASE_DIR)) \
 		-values $(abspath $(RELEASE_DIR)/values.yaml) $(if $(PUSH),-push)
 
-NODE_ASSETS := $(ASSETS)/kubelet $(ASSETS)/kube-proxy \
+NODE_ASSETS := $(ASSETS)/kubelet $(ASSETS)/kube-proxy $(ASSETS)/kube-scheduler \
 	$(CONTAINERD_ASSETS)/containerd $(CONTAINERD_ASSETS)/ctr $(CONTAINERD_ASSETS)/containerd-shim-runc-v2
 # assets is the control plane, which every test, the demo and the bench run;
-# node-assets the real node's kubelet, kube-proxy and containerd, which only make test runs.
+# node-assets the real nodes' kubelet, kube-proxy, kube-scheduler and containerd, which only make test runs.
 assets: $(ASSETS)/kube-apiserver $(ASSETS)/kube-controller-manager $(ASSETS)/etcd
 node-assets: $(NODE_ASSETS)
 
-$(ASSETS)/kube-apiserver $(ASSETS)/kube-controller-manager $(ASSETS)/kubelet $(ASSETS)/kube-proxy:
+$(ASSETS)/kube-apiserver $(ASSETS)/kube-controller-manager $(ASSETS)/kubelet $(ASSETS)/kube-proxy $(ASSETS)/kube-scheduler:
 	@mkdir -p $(ASSETS)
 	@echo ">> building $(@F) $(KUBE_VERSION) from the Go module proxy (first time only, up to ~10 min)"
 	cd e2e/tools/kube && CGO_ENABLED=0 $(GO) build -v -trimpath -ldflags "$(KUBE_LDFLAGS)" \

@@ -121,8 +121,8 @@ func (n *Node) containerdFiles() error {
 	var cni bytes.Buffer
 	if err := cniConfig.Execute(&cni, map[string]string{
 		"Bridge": BridgeName, "IPAMDir": filepath.Join(n.Dir, "cni", "ipam"), "PodRange": n.Net.PodRange.String(),
-		"RangeStart": fmt.Sprintf("%d.%d.0.10", b[0], b[1]), "Gateway": n.Net.Bridge.String(),
-		"HostRoute": n.Net.HostIP.String() + "/32", "ServiceCIDR": kubetest.ServiceCIDR,
+		"RangeStart": fmt.Sprintf("%d.%d.%d.10", b[0], b[1], b[2]), "Gateway": n.Net.Bridge.String(),
+		"HostRoute": n.Net.PodRoute.String(), "ServiceCIDR": kubetest.ServiceCIDR,
 	}); err != nil {
 		return err
 	}

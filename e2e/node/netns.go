@@ -23,13 +23,20 @@ type Network struct {
 	Name string
 	// Subnet holds every address of the node and its pods.
 	Subnet netip.Prefix
-	// PodRange is where CNI assigns pod addresses.
+	// PodRange is where CNI assigns this node's pod addresses.
 	PodRange netip.Prefix
+	// ClusterPods holds every node's pods (kube-proxy's cluster CIDR):
+	// PodRange for a node alone, the router's Pods behind a Router.
+	ClusterPods netip.Prefix
+	// PodRoute is what pods reach through the bridge besides their own
+	// subnet and Services: the host's end of the veth for a node alone,
+	// the router's Subnet (the host and other nodes' pods) behind a Router.
+	PodRoute netip.Prefix
 	// Bridge is the bridge's address, the pods' next hop to the host.
 	Bridge netip.Addr
 	// HostIP and NodeIP are the two ends of the veth pair.
 	HostIP, NodeIP netip.Addr
-	// hostLink is the host's end of the veth pair.
+	// hostLink is the host's end of the veth pair; none behind a Router.
 	hostLink string
 }
 
@@ -39,14 +46,13 @@ const BridgeName = "albdrain0"
 // newNetwork creates the namespace, the veth pair and the bridge, and routes
 // the pod range from the host through the node. The host route goes with
 // the veth when the namespace is deleted.
-func newNetwork() (_ *Network, err error) {
+func newNetwork() (*Network, error) {
 	suffix := randomHex(3)
 	subnet, err := freeSubnet()
 	if err != nil {
 		return nil, err
 	}
-	b := subnet.Addr().As4()
-	at := func(c, d byte) netip.Addr { return netip.AddrFrom4([4]byte{b[0], b[1], c, d}) }
+	at := func(c, d byte) netip.Addr { return subnetAddr(subnet, c, d) }
 	n := &Network{
 		Name:     "albdrain-" + suffix,
 		Subnet:   subnet,
@@ -56,40 +62,48 @@ func newNetwork() (_ *Network, err error) {
 		NodeIP:   at(128, 2),
 		hostLink: "albn-" + suffix,
 	}
-	if err := run("ip", "netns", "add", n.Name); err != nil {
-		return nil, err
-	}
-	defer func() {
-		if err != nil {
-			err = errors.Join(err, n.remove())
-		}
-	}()
+	n.ClusterPods = n.PodRange
+	n.PodRoute = netip.PrefixFrom(n.HostIP, 32)
 	steps := [][]string{
-		{"ip", "-n", n.Name, "link", "set", "lo", "up"},
 		{"ip", "link", "add", n.hostLink, "type", "veth", "peer", "name", "eth0", "netns", n.Name},
 		{"ip", "addr", "add", n.HostIP.String() + "/30", "dev", n.hostLink},
 		{"ip", "link", "set", n.hostLink, "up"},
 		{"ip", "-n", n.Name, "addr", "add", n.NodeIP.String() + "/30", "dev", "eth0"},
 		{"ip", "-n", n.Name, "link", "set", "eth0", "up"},
-		{"ip", "-n", n.Name, "link", "add", BridgeName, "type", "bridge"},
-		{"ip", "-n", n.Name, "addr", "add", n.Bridge.String() + "/17", "dev", BridgeName},
-		{"ip", "-n", n.Name, "link", "set", BridgeName, "up"},
-		// Forwarding between the veth and the bridge, in the node's namespace only.
-		{"ip", "netns", "exec", n.Name, "sh", "-c", "echo 1 > /proc/sys/net/ipv4/ip_forward"},
-		{"ip", "route", "add", n.PodRange.String(), "via", n.NodeIP.String(), "dev", n.hostLink},
 	}
-	for _, s := range steps {
-		if err := run(s[0], s[1:]...); err != nil {
-			return nil, err
-		}
+	steps = append(steps, n.bridgeSteps()...)
+	steps = append(steps, []string{"ip", "route", "add", n.PodRange.String(), "via", n.NodeIP.String(), "dev", n.hostLink})
+	return n.build(steps)
+}
+
+// build creates the namespace and runs steps in it and around it (its
+// link, the bridge, routes), removing what it made if one fails.
+func (n *Network) build(steps [][]string) (*Network, error) {
+	if err := run("ip", "netns", "add", n.Name); err != nil {
+		return nil, err
+	}
+	steps = append([][]string{{"ip", "-n", n.Name, "link", "set", "lo", "up"}}, steps...)
+	if err := runAll(steps); err != nil {
+		return nil, errors.Join(err, n.remove())
 	}
 	return n, nil
+}
+
+// bridgeSteps create the pods' bridge in the node's namespace, with
+// forwarding between it and the veth in that namespace only.
+func (n *Network) bridgeSteps() [][]string {
+	return [][]string{
+		{"ip", "-n", n.Name, "link", "add", BridgeName, "type", "bridge"},
+		{"ip", "-n", n.Name, "addr", "add", netip.PrefixFrom(n.Bridge, n.PodRange.Bits()).String(), "dev", BridgeName},
+		{"ip", "-n", n.Name, "link", "set", BridgeName, "up"},
+		{"ip", "netns", "exec", n.Name, "sh", "-c", "echo 1 > /proc/sys/net/ipv4/ip_forward"},
+	}
 }
 
 // remove deletes the namespace and the host's end of the veth pair (with its route).
 func (n *Network) remove() error {
 	var errs []error
-	if exec.Command("ip", "link", "show", n.hostLink).Run() == nil {
+	if n.hostLink != "" && exec.Command("ip", "link", "show", n.hostLink).Run() == nil {
 		errs = append(errs, run("ip", "link", "del", n.hostLink))
 	}
 	errs = append(errs, run("ip", "netns", "del", n.Name))

@@ -1,7 +1,8 @@
 // Package node runs a real Kubernetes node for tests: the kubelet,
 // kube-proxy and containerd built by `make node-assets`, runc and the CNI
 // plugins from the distribution, in a network namespace of the test's with
-// a bridge for pod addresses on a private subnet. WithServices adds
+// a bridge for pod addresses on a private subnet. Several nodes can sit
+// behind one Router (OnRouter), as a cluster's nodes do. WithServices adds
 // kube-proxy (nftables rules in the node's namespace only) and a cluster
 // DNS stand-in, so pods reach Services by name as in a cluster. The node
 // leaves the machine as it found it: Stop (also on a failed start) kills
@@ -55,14 +56,22 @@ type Node struct {
 // Option changes what Start sets up.
 type Option func(*options)
 
-type options struct{ services bool }
+type options struct {
+	services bool
+	router   *Router
+}
 
 // WithServices makes Services work for the node's pods as in a cluster:
 // kube-proxy, the kubernetes Service leading to the apiserver, and cluster
 // DNS (a stand-in). The apiserver must run with
-// kubetest.WithInClusterClients. One node per apiserver can have them: the
-// kubernetes and kube-dns Services lead to this node's end of its veth.
+// kubetest.WithInClusterClients. One node per apiserver can have them, or
+// every node behind one Router: the kubernetes and kube-dns Services lead
+// to the host's end of the node's (or the router's) veth.
 func WithServices() Option { return func(o *options) { o.services = true } }
+
+// OnRouter puts the node behind r, beside the other nodes there, instead of
+// joining it to the host by a veth pair of its own.
+func OnRouter(r *Router) Option { return func(o *options) { o.router = r } }
 
 // assets are the node's binaries.
 type assets struct {
@@ -139,7 +148,12 @@ func start(env *kubetest.Env, o options) (_ *Node, err error) {
 	}
 	n.undo = append(n.undo, func() error { return unmountUnder(dir) })
 
-	if n.Net, err = newNetwork(); err != nil {
+	if o.router != nil {
+		n.Net, err = o.router.attach()
+	} else {
+		n.Net, err = newNetwork()
+	}
+	if err != nil {
 		return nil, err
 	}
 	n.undo = append(n.undo, n.Net.remove)
@@ -174,7 +188,7 @@ func start(env *kubetest.Env, o options) (_ *Node, err error) {
 		return nil, err
 	}
 	if o.services {
-		if err := n.startServices(ctx, env); err != nil {
+		if err := n.startServices(ctx, env, o.router == nil || o.router.claimServices()); err != nil {
 			return nil, err
 		}
 	}

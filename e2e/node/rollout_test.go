@@ -56,17 +56,7 @@ func startRig(t *testing.T) *realNodeRig {
 	r := startRealNode(t, nodeSetup{targetGroupBindings: true, services: true, albdrain: true,
 		endpointSlices: true, controllerFlags: []string{"--endpointslice-updates-batch-period=2s"}})
 
-	// The manager's pod calls the emulator's API on the host's end of the veth.
-	emu := r.emulator(t, albemu.Options{
-		APIAddr:                    r.n.Net.HostIP.String() + ":0",
-		PropagationLag:             tm.PropagationLag,
-		ConnectTimeout:             time.Second,
-		IdleTimeout:                10 * time.Second,
-		DefaultDeregistrationDelay: tm.DeregistrationDelay,
-		DefaultHealthCheck: albemu.HealthCheck{
-			Interval: tm.HealthCheckInterval, Timeout: tm.HealthCheckTimeout, HealthyThreshold: 2, UnhealthyThreshold: tm.UnhealthyThreshold,
-		},
-	})
+	emu := r.emulator(t, rigEmulator(tm, r.n))
 	// albdrain's own rollout fails every DeregisterTargets for its length:
 	// at the controller's default backoff (up to 1000 s, doubling from
 	// 5 ms) its retry after the fault could come past the holds' bound, so
@@ -75,6 +65,22 @@ func startRig(t *testing.T) *realNodeRig {
 	r.loadBalancerController(t, emu, fakelbc.Options{MinLag: tm.LBCMinLag, MaxLag: tm.LBCMaxLag, Requeue: tm.LBCRequeue, MaxBackoff: 2 * time.Second})
 	installAlbdrain(t, r.env, r.n, tm, emu.URL())
 	return &realNodeRig{realNode: r, emu: emu}
+}
+
+// rigEmulator is the ALB emulator's configuration under tm, its API where
+// the manager's pod on n calls it: the host's end of n's veth (or of its
+// router's).
+func rigEmulator(tm cluster.Timings, n *node.Node) albemu.Options {
+	return albemu.Options{
+		APIAddr:                    n.Net.HostIP.String() + ":0",
+		PropagationLag:             tm.PropagationLag,
+		ConnectTimeout:             time.Second,
+		IdleTimeout:                10 * time.Second,
+		DefaultDeregistrationDelay: tm.DeregistrationDelay,
+		DefaultHealthCheck: albemu.HealthCheck{
+			Interval: tm.HealthCheckInterval, Timeout: tm.HealthCheckTimeout, HealthyThreshold: 2, UnhealthyThreshold: tm.UnhealthyThreshold,
+		},
+	}
 }
 
 var webLabels = map[string]string{"app": "web"}

@@ -63,8 +63,9 @@ conntrack:
 // Service leads to the apiserver (through the node's forwarder, as the
 // apiserver listens on loopback) and the kube-dns Service to a cluster DNS
 // stand-in (package clusterdns) on the host's end of the veth. env must run
-// with kubetest.WithInClusterClients.
-func (n *Node) startServices(ctx context.Context, env *kubetest.Env) error {
+// with kubetest.WithInClusterClients. Only the first node behind a Router
+// publishes those two Services (clusterWide); every node runs kube-proxy.
+func (n *Node) startServices(ctx context.Context, env *kubetest.Env, clusterWide bool) error {
 	if _, err := exec.LookPath("nft"); err != nil {
 		return fmt.Errorf("kube-proxy's nftables mode needs nft: .ci/run installs Debian's nftables: %w", err)
 	}
@@ -73,6 +74,9 @@ func (n *Node) startServices(ctx context.Context, env *kubetest.Env) error {
 	// namespace (per namespace since Linux 5.3) to be translated back.
 	if err := run("ip", "netns", "exec", n.Net.Name, "sh", "-c", "echo 1 > /proc/sys/net/bridge/bridge-nf-call-iptables"); err != nil {
 		return fmt.Errorf("the node's Services need br_netfilter in the kernel: %w", err)
+	}
+	if !clusterWide {
+		return n.startKubeProxy(ctx, env)
 	}
 	fwd, err := netip.ParseAddrPort(n.forwarder.Addr())
 	if err != nil {
@@ -137,7 +141,7 @@ func (n *Node) startKubeProxy(ctx context.Context, env *kubetest.Env) error {
 	}
 	var buf bytes.Buffer
 	if err := kubeProxyConfig.Execute(&buf, map[string]string{
-		"Kubeconfig": kubeconfigPath, "Name": n.Name, "PodRange": n.Net.PodRange.String(),
+		"Kubeconfig": kubeconfigPath, "Name": n.Name, "PodRange": n.Net.ClusterPods.String(),
 	}); err != nil {
 		return err
 	}

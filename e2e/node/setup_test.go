@@ -72,7 +72,7 @@ func startRealNode(t *testing.T, s nodeSetup) *realNode {
 		})
 	}
 	n := node.Start(t, env, nodeOpts...)
-	return &realNode{env: env, n: n, albdrainDigest: importImages(t, n, s.albdrain)}
+	return &realNode{env: env, n: n, albdrainDigest: importImages(t, s.albdrain, n)}
 }
 
 // emulator starts the ALB emulator with o, its targets on the node's subnet.
@@ -96,9 +96,9 @@ func (r *realNode) loadBalancerController(t *testing.T, emu *albemu.Emulator, o 
 }
 
 // importImages builds the test application's image and, when withAlbdrain,
-// albdrain's, and loads them into the node; it returns albdrain's image
+// albdrain's, and loads them into the nodes; it returns albdrain's image
 // digest.
-func importImages(t *testing.T, n *node.Node, withAlbdrain bool) string {
+func importImages(t *testing.T, withAlbdrain bool, nodes ...*node.Node) string {
 	t.Helper()
 	ctx := context.Background()
 	bin := t.TempDir()
@@ -125,8 +125,10 @@ func importImages(t *testing.T, n *node.Node, withAlbdrain bool) string {
 		if err := image.WriteArchive(archive, ref, img); err != nil {
 			t.Fatal(err)
 		}
-		if err := n.ImportImage(ctx, archive); err != nil {
-			t.Fatal(err)
+		for _, n := range nodes {
+			if err := n.ImportImage(ctx, archive); err != nil {
+				t.Fatal(err)
+			}
 		}
 		if ref == albdrainRef {
 			d, err := img.Digest()

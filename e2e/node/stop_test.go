@@ -74,3 +74,67 @@ func nftRuleset(t *testing.T, prefix ...string) string {
 	}
 	return string(out)
 }
+
+// TestRouterLeavesNothing checks the same promise for two nodes behind a
+// router: IP forwarding is switched on in the router's and the nodes'
+// namespaces only, and after the nodes stop and the router goes, no
+// namespace, link or route of theirs remains.
+func TestRouterLeavesNothing(t *testing.T) {
+	hostForward := readSysctl(t, "net/ipv4/ip_forward")
+	hostRules := nftRuleset(t)
+	env := kubetest.Start(t, kubetest.WithInClusterClients())
+	r := node.NewRouter(t)
+	a := node.Start(t, env, node.OnRouter(r), node.WithServices())
+	b := node.Start(t, env, node.OnRouter(r), node.WithServices())
+	if a.Net.PodRange.Overlaps(b.Net.PodRange) || !r.Pods.Contains(a.Net.PodRange.Addr()) || !r.Pods.Contains(b.Net.PodRange.Addr()) {
+		t.Errorf("pod ranges %s and %s, want apart and within %s", a.Net.PodRange, b.Net.PodRange, r.Pods)
+	}
+	if got := readSysctl(t, "net/ipv4/ip_forward"); got != hostForward {
+		t.Errorf("the host's ip_forward changed from %s to %s", hostForward, got)
+	}
+	out, err := exec.Command("ip", "netns", "exec", r.Name, "cat", "/proc/sys/net/ipv4/ip_forward").CombinedOutput()
+	if err != nil || strings.TrimSpace(string(out)) != "1" {
+		t.Errorf("forwarding in the router's namespace: %q (%v), want 1", out, err)
+	}
+	if got := nftRuleset(t); got != hostRules {
+		t.Errorf("the host's nftables ruleset changed while the nodes ran:\n%s", got)
+	}
+	for _, n := range []*node.Node{b, a} {
+		if err := n.Stop(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := r.Remove(); err != nil {
+		t.Fatal(err)
+	}
+	for _, ns := range []string{r.Name, a.Net.Name, b.Net.Name} {
+		if _, err := os.Stat("/run/netns/" + ns); !os.IsNotExist(err) {
+			t.Errorf("network namespace %s remains (stat: %v)", ns, err)
+		}
+	}
+	routes, err := exec.Command("ip", "-o", "addr").CombinedOutput()
+	if err != nil {
+		t.Fatal(err)
+	}
+	more, err := exec.Command("ip", "route").CombinedOutput()
+	if err != nil {
+		t.Fatal(err)
+	}
+	prefix := strings.TrimSuffix(r.Subnet.Addr().String(), "0.0")
+	if strings.Contains(string(routes)+string(more), prefix) {
+		t.Errorf("host addresses or routes in %s remain:\n%s%s", r.Subnet, routes, more)
+	}
+	if got := readSysctl(t, "net/ipv4/ip_forward"); got != hostForward {
+		t.Errorf("the host's ip_forward changed from %s to %s", hostForward, got)
+	}
+}
+
+// readSysctl reads a host sysctl under /proc/sys.
+func readSysctl(t *testing.T, name string) string {
+	t.Helper()
+	b, err := os.ReadFile("/proc/sys/" + name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(string(b))
+}
