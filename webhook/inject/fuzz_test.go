@@ -12,23 +12,26 @@ import (
 	"github.com/albdrain/albdrain/internal/lbc"
 )
 
+// applySeeds are pods to start fuzzing the mutation from, shared by
+// FuzzApply and FuzzPatch.
+var applySeeds = []string{
+	`{"spec":{"containers":[{"name":"app","ports":[{"containerPort":8080}]}]}}`,
+	`{"metadata":{"annotations":{"albdrain.io/mode":"sleep"}},"spec":{"containers":[{"name":"a","lifecycle":{"preStop":{"sleep":{"seconds":5}}}}]}}`,
+	`{"spec":{"initContainers":[{"name":"proxy","restartPolicy":"Always","ports":[{"name":"http","containerPort":80}]}],"containers":[{"name":"a"}]}}`,
+	`{"spec":{"terminationGracePeriodSeconds":0,"containers":[{"name":"a","ports":[{"name":"http","containerPort":8080}],"lifecycle":{"preStop":{"httpGet":{"port":"http"}}}}]}}`,
+	`{"spec":{"terminationGracePeriodSeconds":99999,"volumes":[{"name":"albdrain-bin"}],"containers":[{"name":"a","env":[{"name":"ALBDRAIN_POD_IP","value":"x"}]}]}}`,
+	`{"metadata":{"annotations":{"albdrain.io/injected":"{not json"}},"spec":{"containers":[{"name":"a","lifecycle":{"preStop":{"exec":{"command":["/opt/albdrain/albdrain-hold","wait"]}}}}]}}`,
+	`{"spec":{"hostNetwork":true,"containers":[]}}`,
+	`{"spec":{"initContainers":[{"name":"envoy","restartPolicy":"Always","lifecycle":{"preStop":{"exec":{"command":["/drain"]}}}}],"containers":[{"name":"a","ports":[{"containerPort":8080}]}]}}`,
+	`{"metadata":{"annotations":{"albdrain.io/injected":"{\"mode\":\"sleep\",\"maxHoldSeconds\":30,\"containers\":[\"a\"],\"sidecars\":[\"s\"]}"}},` +
+		`"spec":{"initContainers":[{"name":"s","restartPolicy":"Always","lifecycle":{"preStop":{"sleep":{"seconds":3}}}}],"containers":[{"name":"a","lifecycle":{"preStop":{"exec":{"command":["/x"]}}}}]}}`,
+}
+
 // FuzzApply feeds arbitrary pods and target ports to the mutation: it must
 // not panic, must be idempotent, must never lower the grace period, and must
 // leave names unique so the apiserver still accepts the pod.
 func FuzzApply(f *testing.F) {
-	seeds := []string{
-		`{"spec":{"containers":[{"name":"app","ports":[{"containerPort":8080}]}]}}`,
-		`{"metadata":{"annotations":{"albdrain.io/mode":"sleep"}},"spec":{"containers":[{"name":"a","lifecycle":{"preStop":{"sleep":{"seconds":5}}}}]}}`,
-		`{"spec":{"initContainers":[{"name":"proxy","restartPolicy":"Always","ports":[{"name":"http","containerPort":80}]}],"containers":[{"name":"a"}]}}`,
-		`{"spec":{"terminationGracePeriodSeconds":0,"containers":[{"name":"a","ports":[{"name":"http","containerPort":8080}],"lifecycle":{"preStop":{"httpGet":{"port":"http"}}}}]}}`,
-		`{"spec":{"terminationGracePeriodSeconds":99999,"volumes":[{"name":"albdrain-bin"}],"containers":[{"name":"a","env":[{"name":"ALBDRAIN_POD_IP","value":"x"}]}]}}`,
-		`{"metadata":{"annotations":{"albdrain.io/injected":"{not json"}},"spec":{"containers":[{"name":"a","lifecycle":{"preStop":{"exec":{"command":["/opt/albdrain/albdrain-hold","wait"]}}}}]}}`,
-		`{"spec":{"hostNetwork":true,"containers":[]}}`,
-		`{"spec":{"initContainers":[{"name":"envoy","restartPolicy":"Always","lifecycle":{"preStop":{"exec":{"command":["/drain"]}}}}],"containers":[{"name":"a","ports":[{"containerPort":8080}]}]}}`,
-		`{"metadata":{"annotations":{"albdrain.io/injected":"{\"mode\":\"sleep\",\"maxHoldSeconds\":30,\"containers\":[\"a\"],\"sidecars\":[\"s\"]}"}},` +
-			`"spec":{"initContainers":[{"name":"s","restartPolicy":"Always","lifecycle":{"preStop":{"sleep":{"seconds":3}}}}],"containers":[{"name":"a","lifecycle":{"preStop":{"exec":{"command":["/x"]}}}}]}}`,
-	}
-	for i, s := range seeds {
+	for i, s := range applySeeds {
 		f.Add([]byte(s), int32(8080), "http", i%2 == 0)
 	}
 	f.Fuzz(func(t *testing.T, raw []byte, portNum int32, portName string, named bool) {
