@@ -232,7 +232,7 @@ func TestPatch(t *testing.T) {
 				"remove /spec/volumes/1", "remove /spec/volumes/1", "replace /spec/terminationGracePeriodSeconds"},
 		},
 		{
-			name:   "removal from a sidecar pod: the helper goes from between",
+			name: "removal from a sidecar pod: the helper goes from between",
 			before: func() *corev1.Pod {
 				p := injected(sidecar())
 				// A mesh injector that ran after albdrain appended its own.
