@@ -6,9 +6,9 @@ import (
 	"testing"
 	"time"
 
-	jsonpatch "github.com/evanphx/json-patch/v5"
 	"github.com/google/go-cmp/cmp"
 	"github.com/prometheus/client_golang/prometheus"
+	gomodulesjsonpatch "gomodules.xyz/jsonpatch/v2"
 	admissionv1 "k8s.io/api/admission/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -79,8 +79,11 @@ func TestPatchHandlerAgreesWithDefaulter(t *testing.T) {
 	}
 	// What Istio's injector adds after albdrain's first pass.
 	meshed := func(raw string) string {
-		return patchJSON(t, firstPass(raw), `[{"op":"add","path":"/metadata/annotations/sidecar.istio.io~1status","value":"{}"},`+
-			`{"op":"add","path":"/spec/containers/-","value":{"name":"istio-proxy","image":"proxyv2:1","resources":{},"futureContainerField":"keep"}}]`)
+		return applyPatches(t, firstPass(raw), admission.Response{Patches: []gomodulesjsonpatch.Operation{
+			{Operation: "add", Path: "/metadata/annotations/sidecar.istio.io~1status", Value: "{}"},
+			{Operation: "add", Path: "/spec/containers/-", Value: map[string]any{
+				"name": "istio-proxy", "image": "proxyv2:1", "resources": map[string]any{}, "futureContainerField": "keep"}},
+		}})
 	}
 	sidecar := webhooktest.App("proxy", `,"restartPolicy":"Always","lifecycle":{"preStop":{"exec":{"command":["/drain"]}}}`)
 	tests := []struct {
@@ -148,20 +151,6 @@ func (hostnamer) Default(_ context.Context, pod *corev1.Pod) error {
 	pod.Spec.Hostname = "web-0"
 	setAnnotation(pod, "albdrain.io/test", "x")
 	return nil
-}
-
-// patchJSON applies a JSON patch written out to doc.
-func patchJSON(t *testing.T, doc, ops string) string {
-	t.Helper()
-	p, err := jsonpatch.DecodePatch([]byte(ops))
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, err := p.Apply([]byte(doc))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(out)
 }
 
 func jsonValue(t *testing.T, doc string) any {

@@ -36,14 +36,10 @@ func FuzzApply(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, raw []byte, portNum int32, portName string, named bool) {
 		var pod corev1.Pod
-		if json.Unmarshal(raw, &pod) != nil {
+		targets, ok := fuzzInput(raw, &pod, portNum, portName, named)
+		if !ok {
 			return
 		}
-		tp := intstr.FromInt32(portNum)
-		if named {
-			tp = intstr.FromString(portName)
-		}
-		targets := []lbc.Backend{{Service: "web", TargetPort: tp, TargetGroupBinding: "tgb"}}
 		before := pod.DeepCopy()
 		_, injected, err := Apply(&pod, targets, testOptions())
 		if err != nil || !injected {
@@ -70,6 +66,19 @@ func FuzzApply(f *testing.F) {
 			t.Fatalf("second pass changed the pod:\n%s", d)
 		}
 	})
+}
+
+// fuzzInput decodes a fuzzed pod into pod and the backend it is behind, the
+// target port by number or by name; ok is false when raw is no pod.
+func fuzzInput(raw []byte, pod *corev1.Pod, portNum int32, portName string, named bool) (targets []lbc.Backend, ok bool) {
+	if json.Unmarshal(raw, pod) != nil {
+		return nil, false
+	}
+	tp := intstr.FromInt32(portNum)
+	if named {
+		tp = intstr.FromString(portName)
+	}
+	return []lbc.Backend{{Service: "web", TargetPort: tp, TargetGroupBinding: "tgb"}}, true
 }
 
 // checkNoneAdded fails when the mutation made a name of albdrain's appear

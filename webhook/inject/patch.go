@@ -67,16 +67,24 @@ func (p *patch) uncovered(what string) {
 	}
 }
 
+// whole edits the list or map at path as one value when either side is
+// empty, and reports whether it did.
+func whole[T any](p *patch, path string, was, now int, after T) bool {
+	switch {
+	case was == 0 && now == 0:
+	case was == 0:
+		p.add(path, after)
+	case now == 0:
+		p.remove(path)
+	default:
+		return false
+	}
+	return true
+}
+
 // stringMap edits the map at path key by key, in key order.
 func (p *patch) stringMap(path string, before, after map[string]string) {
-	switch {
-	case len(before) == 0 && len(after) == 0:
-		return
-	case len(before) == 0:
-		p.add(path, after)
-		return
-	case len(after) == 0:
-		p.remove(path)
+	if whole(p, path, len(before), len(after), after) {
 		return
 	}
 	var changed []string
@@ -172,14 +180,7 @@ func (p *patch) lifecycle(path string, before, after *corev1.Lifecycle) {
 // The result is after whatever the two lists are, and an element kept in
 // place keeps the fields of the document that the typed pod does not have.
 func diffList[T any](p *patch, path string, before, after []T, match func(b, a *T) bool, elem func(path string, b, a *T)) {
-	switch {
-	case len(before) == 0 && len(after) == 0:
-		return
-	case len(before) == 0:
-		p.add(path, after)
-		return
-	case len(after) == 0:
-		p.remove(path)
+	if whole(p, path, len(before), len(after), after) {
 		return
 	}
 	j := 0

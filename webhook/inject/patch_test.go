@@ -10,7 +10,6 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"gomodules.xyz/jsonpatch/v2"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
 	kjson "sigs.k8s.io/json"
 
@@ -38,14 +37,10 @@ func FuzzPatch(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, raw []byte, portNum int32, portName string, named bool) {
 		var pod corev1.Pod
-		if json.Unmarshal(raw, &pod) != nil {
+		targets, ok := fuzzInput(raw, &pod, portNum, portName, named)
+		if !ok {
 			return
 		}
-		tp := intstr.FromInt32(portNum)
-		if named {
-			tp = intstr.FromString(portName)
-		}
-		targets := []lbc.Backend{{Service: "web", TargetPort: tp, TargetGroupBinding: "tgb"}}
 		doc := canonical(t, &pod)
 		exact := true
 		if asSent(raw, &pod) {
