@@ -18,7 +18,7 @@ import (
 // PatchHandler answers a pod review as admission.WithDefaulter does, with
 // the JSON patch inject.Patch builds from the pod before and after the
 // defaulter rather than a diff of the whole pod's JSON before and after:
-// about a quarter of the allocations per review. The defaulter stays the
+// about a fifth of the allocations per review. The defaulter stays the
 // one place that decides what a pod gets.
 type PatchHandler struct {
 	defaulter admission.Defaulter[*corev1.Pod]
