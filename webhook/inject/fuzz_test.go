@@ -12,35 +12,34 @@ import (
 	"github.com/albdrain/albdrain/internal/lbc"
 )
 
+// applySeeds are pods to start fuzzing the mutation from, shared by
+// FuzzApply and FuzzPatch.
+var applySeeds = []string{
+	`{"spec":{"containers":[{"name":"app","ports":[{"containerPort":8080}]}]}}`,
+	`{"metadata":{"annotations":{"albdrain.io/mode":"sleep"}},"spec":{"containers":[{"name":"a","lifecycle":{"preStop":{"sleep":{"seconds":5}}}}]}}`,
+	`{"spec":{"initContainers":[{"name":"proxy","restartPolicy":"Always","ports":[{"name":"http","containerPort":80}]}],"containers":[{"name":"a"}]}}`,
+	`{"spec":{"terminationGracePeriodSeconds":0,"containers":[{"name":"a","ports":[{"name":"http","containerPort":8080}],"lifecycle":{"preStop":{"httpGet":{"port":"http"}}}}]}}`,
+	`{"spec":{"terminationGracePeriodSeconds":99999,"volumes":[{"name":"albdrain-bin"}],"containers":[{"name":"a","env":[{"name":"ALBDRAIN_POD_IP","value":"x"}]}]}}`,
+	`{"metadata":{"annotations":{"albdrain.io/injected":"{not json"}},"spec":{"containers":[{"name":"a","lifecycle":{"preStop":{"exec":{"command":["/opt/albdrain/albdrain-hold","wait"]}}}}]}}`,
+	`{"spec":{"hostNetwork":true,"containers":[]}}`,
+	`{"spec":{"initContainers":[{"name":"envoy","restartPolicy":"Always","lifecycle":{"preStop":{"exec":{"command":["/drain"]}}}}],"containers":[{"name":"a","ports":[{"containerPort":8080}]}]}}`,
+	`{"metadata":{"annotations":{"albdrain.io/injected":"{\"mode\":\"sleep\",\"maxHoldSeconds\":30,\"containers\":[\"a\"],\"sidecars\":[\"s\"]}"}},` +
+		`"spec":{"initContainers":[{"name":"s","restartPolicy":"Always","lifecycle":{"preStop":{"sleep":{"seconds":3}}}}],"containers":[{"name":"a","lifecycle":{"preStop":{"exec":{"command":["/x"]}}}}]}}`,
+}
+
 // FuzzApply feeds arbitrary pods and target ports to the mutation: it must
 // not panic, must be idempotent, must never lower the grace period, and must
 // leave names unique so the apiserver still accepts the pod.
 func FuzzApply(f *testing.F) {
-	seeds := []string{
-		`{"spec":{"containers":[{"name":"app","ports":[{"containerPort":8080}]}]}}`,
-		`{"metadata":{"annotations":{"albdrain.io/mode":"sleep"}},"spec":{"containers":[{"name":"a","lifecycle":{"preStop":{"sleep":{"seconds":5}}}}]}}`,
-		`{"spec":{"initContainers":[{"name":"proxy","restartPolicy":"Always","ports":[{"name":"http","containerPort":80}]}],"containers":[{"name":"a"}]}}`,
-		`{"spec":{"terminationGracePeriodSeconds":0,"containers":[{"name":"a","ports":[{"name":"http","containerPort":8080}],"lifecycle":{"preStop":{"httpGet":{"port":"http"}}}}]}}`,
-		`{"spec":{"terminationGracePeriodSeconds":99999,"volumes":[{"name":"albdrain-bin"}],"containers":[{"name":"a","env":[{"name":"ALBDRAIN_POD_IP","value":"x"}]}]}}`,
-		`{"metadata":{"annotations":{"albdrain.io/injected":"{not json"}},"spec":{"containers":[{"name":"a","lifecycle":{"preStop":{"exec":{"command":["/opt/albdrain/albdrain-hold","wait"]}}}}]}}`,
-		`{"spec":{"hostNetwork":true,"containers":[]}}`,
-		`{"spec":{"initContainers":[{"name":"envoy","restartPolicy":"Always","lifecycle":{"preStop":{"exec":{"command":["/drain"]}}}}],"containers":[{"name":"a","ports":[{"containerPort":8080}]}]}}`,
-		`{"metadata":{"annotations":{"albdrain.io/injected":"{\"mode\":\"sleep\",\"maxHoldSeconds\":30,\"containers\":[\"a\"],\"sidecars\":[\"s\"]}"}},` +
-			`"spec":{"initContainers":[{"name":"s","restartPolicy":"Always","lifecycle":{"preStop":{"sleep":{"seconds":3}}}}],"containers":[{"name":"a","lifecycle":{"preStop":{"exec":{"command":["/x"]}}}}]}}`,
-	}
-	for i, s := range seeds {
+	for i, s := range applySeeds {
 		f.Add([]byte(s), int32(8080), "http", i%2 == 0)
 	}
 	f.Fuzz(func(t *testing.T, raw []byte, portNum int32, portName string, named bool) {
 		var pod corev1.Pod
-		if json.Unmarshal(raw, &pod) != nil {
+		targets, ok := fuzzInput(raw, &pod, portNum, portName, named)
+		if !ok {
 			return
 		}
-		tp := intstr.FromInt32(portNum)
-		if named {
-			tp = intstr.FromString(portName)
-		}
-		targets := []lbc.Backend{{Service: "web", TargetPort: tp, TargetGroupBinding: "tgb"}}
 		before := pod.DeepCopy()
 		_, injected, err := Apply(&pod, targets, testOptions())
 		if err != nil || !injected {
@@ -67,6 +66,19 @@ func FuzzApply(f *testing.F) {
 			t.Fatalf("second pass changed the pod:\n%s", d)
 		}
 	})
+}
+
+// fuzzInput decodes a fuzzed pod into pod and the backend it is behind, the
+// target port by number or by name; ok is false when raw is no pod.
+func fuzzInput(raw []byte, pod *corev1.Pod, portNum int32, portName string, named bool) (targets []lbc.Backend, ok bool) {
+	if json.Unmarshal(raw, pod) != nil {
+		return nil, false
+	}
+	tp := intstr.FromInt32(portNum)
+	if named {
+		tp = intstr.FromString(portName)
+	}
+	return []lbc.Backend{{Service: "web", TargetPort: tp, TargetGroupBinding: "tgb"}}, true
 }
 
 // checkNoneAdded fails when the mutation made a name of albdrain's appear
