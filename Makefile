@@ -97,6 +97,7 @@ FUZZ_TARGETS := \
 	./internal/contract:FuzzAnswer \
 	./drain/watcher/endpoint:FuzzHoldRequest \
 	./webhook/inject:FuzzApply \
+	./webhook/inject:FuzzPatch \
 	./webhook/inject:FuzzOverrides
 
 fuzz:

@@ -64,7 +64,7 @@ func newHandlerWithStatus(t *testing.T, status lbc.TargetGroupBindingStatus) han
 		Options: testOptions(),
 		Metrics: m,
 	}
-	return handlerFixture{handler: admission.WithDefaulter[*corev1.Pod](s, d), metrics: m}
+	return handlerFixture{handler: &admission.Webhook{Handler: NewPatchHandler(s, d)}, metrics: m}
 }
 
 func testOptions() inject.Options {

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/prometheus/client_golang/prometheus"
 	gomodulesjsonpatch "gomodules.xyz/jsonpatch/v2"
 	admissionv1 "k8s.io/api/admission/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -57,7 +56,7 @@ func podDefaulter(tb testing.TB, objs ...client.Object) *PodDefaulter {
 		Options: inject.Options{Mode: contract.ModeWait, MaxHold: 330 * time.Second, Sleep: 30 * time.Second, Fallback: 30 * time.Second,
 			QuietPeriod: 3 * time.Second, ShutdownBudget: 30 * time.Second, HelperImage: "albdrain:test", HelperImagePath: "/albdrain-hold",
 			WatcherURL: "https://albdrain.albdrain.svc:8443", CABundle: true},
-		Metrics: NewMetrics(prometheus.NewRegistry()),
+		Metrics: NewMetrics(),
 	}
 }
 

@@ -3,7 +3,6 @@ package webhook
 import (
 	"context"
 
-	corev1 "k8s.io/api/core/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
@@ -24,6 +23,6 @@ func Setup(ctx context.Context, mgr ctrl.Manager, cfg Config, finder *lbc.Finder
 		Options: opts,
 		Metrics: m,
 	}
-	mgr.GetWebhookServer().Register(Path, admission.WithDefaulter[*corev1.Pod](mgr.GetScheme(), d))
+	mgr.GetWebhookServer().Register(Path, &admission.Webhook{Handler: NewPatchHandler(mgr.GetScheme(), d)})
 	return nil
 }

@@ -76,7 +76,7 @@ func BenchmarkAdmission(b *testing.B) {
 			WatcherURL: "https://albdrain.albdrain.svc:8443"},
 		Metrics: webhook.NewMetrics(),
 	}
-	h := admission.WithDefaulter[*corev1.Pod](env.Scheme, d)
+	h := &admission.Webhook{Handler: webhook.NewPatchHandler(env.Scheme, d)}
 	// The pod matches the 500th Service, which one binding and one Ingress
 	// expose. It is as the apiserver sends it: defaulted, from a Deployment,
 	// with the usual environment, resources and probe.

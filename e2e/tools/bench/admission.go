@@ -27,7 +27,7 @@ const (
 const HandlerTargetMicros = 1000
 
 // HandlerAllocTarget is the bound on allocations per review.
-const HandlerAllocTarget = 1000
+const HandlerAllocTarget = 500
 
 // MeasureHandler runs BenchmarkAdmission with the go command goCmd and
 // reports its figures: one review through the real handler over a cache of
