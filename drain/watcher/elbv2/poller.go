@@ -52,6 +52,9 @@ type Poller struct {
 	api      DescribeAPI
 	interval time.Duration
 	metrics  *metrics.Metrics
+	// owners, when set, names the replica that polls each target group for
+	// all replicas (share.go); nil polls every group here.
+	owners Owners
 
 	mu     sync.Mutex
 	groups map[string]*group
@@ -65,8 +68,19 @@ func NewPoller(api DescribeAPI, interval time.Duration, m *metrics.Metrics) *Pol
 type group struct {
 	arn    string
 	cancel context.CancelFunc
-	// subs is guarded by Poller.mu.
+	// The fields below are guarded by Poller.mu.
 	subs map[*subscription]struct{}
+	// remote are the targets other replicas asked this one to poll for
+	// them (share.go), with when each was added and when it lapses.
+	remote map[Target]remoteTarget
+	// gen counts this group's completed polls; polled is closed and
+	// replaced when one completes, and last holds its answers.
+	gen    uint64
+	polled chan struct{}
+	last   map[Target]Report
+	// peerCancel, set while the loop reads the group from its owner, stops
+	// that read.
+	peerCancel context.CancelFunc
 }
 
 type subscription struct {
@@ -85,33 +99,53 @@ func (p *Poller) Subscribe(tgARN string, target Target) (reports <-chan Report, 
 	s := &subscription{target: target, ch: make(chan Report, 1)}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	g := p.groups[tgARN]
-	if g == nil {
-		ctx, cancel := context.WithCancel(context.Background())
-		g = &group{arn: tgARN, cancel: cancel, subs: map[*subscription]struct{}{}}
-		p.groups[tgARN] = g
-		p.metrics.TargetGroupsWatched.Inc()
-		go p.loop(ctx, g)
-	}
+	g := p.groupLocked(tgARN)
 	g.subs[s] = struct{}{}
 	return s.ch, sync.OnceFunc(func() { p.unsubscribe(g, s) })
+}
+
+// groupLocked returns tgARN's group, starting its loop if it has none.
+func (p *Poller) groupLocked(tgARN string) *group {
+	if g := p.groups[tgARN]; g != nil {
+		return g
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	g := &group{arn: tgARN, cancel: cancel, subs: map[*subscription]struct{}{}, remote: map[Target]remoteTarget{}, polled: make(chan struct{})}
+	p.groups[tgARN] = g
+	p.metrics.TargetGroupsWatched.Inc()
+	go p.loop(ctx, g)
+	return g
 }
 
 func (p *Poller) unsubscribe(g *group, s *subscription) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	delete(g.subs, s)
-	if len(g.subs) == 0 {
-		g.cancel()
-		delete(p.groups, g.arn)
-		p.metrics.TargetGroupsWatched.Dec()
+	p.endIfIdleLocked(g)
+}
+
+// endIfIdleLocked ends g's loop once neither a hold here nor another
+// replica waits on it.
+func (p *Poller) endIfIdleLocked(g *group) {
+	if len(g.subs) > 0 || len(g.remote) > 0 || p.groups[g.arn] != g {
+		return
 	}
+	g.cancel()
+	delete(p.groups, g.arn)
+	p.metrics.TargetGroupsWatched.Dec()
 }
 
 func (p *Poller) loop(ctx context.Context, g *group) {
 	t := time.NewTicker(p.interval)
 	defer t.Stop()
+	var from peerCursor
 	for {
+		// A group another replica polls is read from it, paced by its
+		// polls; any failure there falls back to this round's own poll,
+		// so sharing never leaves a hold without answers.
+		if peer := p.owner(g.arn); peer != nil && p.fromPeer(ctx, g, peer, &from) {
+			continue
+		}
 		p.poll(ctx, g)
 		select {
 		case <-ctx.Done():
@@ -121,28 +155,15 @@ func (p *Poller) loop(ctx context.Context, g *group) {
 	}
 }
 
-// poll sends one DescribeTargetHealth for every target subscribed now and
-// delivers the answers. Targets are deduplicated: two replicas of the same
-// pod's retried hold ask about one target.
+// poll sends one DescribeTargetHealth for every target subscribed now, here
+// or by another replica, and delivers the answers. Targets are
+// deduplicated: two replicas of the same pod's retried hold ask about one
+// target.
 func (p *Poller) poll(ctx context.Context, g *group) {
-	p.mu.Lock()
-	subs := make([]*subscription, 0, len(g.subs))
-	for s := range g.subs {
-		subs = append(subs, s)
-	}
-	p.mu.Unlock()
-	if len(subs) == 0 {
+	subs, targets := p.pollSet(g)
+	if len(targets) == 0 {
 		return
 	}
-	targets := make([]Target, 0, len(subs))
-	for _, s := range subs {
-		targets = append(targets, s.target)
-	}
-	slices.SortFunc(targets, func(a, b Target) int {
-		return cmp.Or(cmp.Compare(a.ID, b.ID), cmp.Compare(a.Port, b.Port))
-	})
-	targets = slices.Compact(targets)
-
 	in := &awselbv2.DescribeTargetHealthInput{TargetGroupArn: aws.String(g.arn)}
 	for _, t := range targets {
 		in.Targets = append(in.Targets, types.TargetDescription{Id: aws.String(t.ID), Port: aws.Int32(t.Port)})
@@ -163,6 +184,9 @@ func (p *Poller) poll(ctx context.Context, g *group) {
 			byTarget[t] = Report{Err: err}
 		}
 	default:
+		for _, t := range targets {
+			byTarget[t] = Report{} // not listed: ELBv2 no longer knows the target
+		}
 		for _, d := range out.TargetHealthDescriptions {
 			if d.Target == nil || d.TargetHealth == nil {
 				continue
@@ -171,9 +195,47 @@ func (p *Poller) poll(ctx context.Context, g *group) {
 			byTarget[t] = Report{State: string(d.TargetHealth.State), Reason: string(d.TargetHealth.Reason)}
 		}
 	}
+	p.completed(g, byTarget)
 	for _, s := range subs {
 		deliver(s.ch, byTarget[s.target])
 	}
+}
+
+// pollSet is what the group's next poll asks about: its subscriptions, and
+// the sorted, deduplicated targets of those and of other replicas' live
+// requests. Lapsed requests are dropped here.
+func (p *Poller) pollSet(g *group) ([]*subscription, []Target) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	subs := make([]*subscription, 0, len(g.subs))
+	targets := make([]Target, 0, len(g.subs)+len(g.remote))
+	for s := range g.subs {
+		subs = append(subs, s)
+		targets = append(targets, s.target)
+	}
+	now := time.Now()
+	for t, r := range g.remote {
+		if now.After(r.lapses) {
+			delete(g.remote, t)
+			continue
+		}
+		targets = append(targets, t)
+	}
+	p.endIfIdleLocked(g)
+	slices.SortFunc(targets, func(a, b Target) int {
+		return cmp.Or(cmp.Compare(a.ID, b.ID), cmp.Compare(a.Port, b.Port))
+	})
+	return subs, slices.Compact(targets)
+}
+
+// completed records a poll's answers for other replicas waiting on them.
+func (p *Poller) completed(g *group, byTarget map[Target]Report) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	g.gen++
+	g.last = byTarget
+	close(g.polled)
+	g.polled = make(chan struct{})
 }
 
 func deliver(ch chan Report, r Report) {

@@ -30,6 +30,10 @@ type Metrics struct {
 	ELBv2Latency        *prometheus.HistogramVec
 	ELBv2Throttles      *prometheus.CounterVec
 	TargetGroupsWatched prometheus.Gauge
+	// SharedPolls counts target-group polls read from the replica that
+	// polls the group for all, by result: read, or failed (this replica
+	// then polled the group itself).
+	SharedPolls *prometheus.CounterVec
 	// HoldEndsUnreported counts holds handed to the helper whose end it
 	// never reported, so they are in no outcome of Holds.
 	HoldEndsUnreported prometheus.Counter
@@ -76,6 +80,10 @@ func New() *Metrics {
 			Name: "albdrain_target_groups_watched",
 			Help: "Target groups this replica is polling because holds wait on them.",
 		}),
+		SharedPolls: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "albdrain_shared_polls_total",
+			Help: "Target-group polls this replica read from the replica that polls the group for all, by result: read, or failed (it then polled the group itself).",
+		}, []string{"result"}),
 		HoldEndsUnreported: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "albdrain_hold_ends_unreported_total",
 			Help: "Holds handed to the in-pod helper to wait for quiet (outcome deregistering) whose end the helper did not report within the hold's bound and a minute, so albdrain_holds_total misses them (a report arriving later is counted there too).",
@@ -95,11 +103,14 @@ func New() *Metrics {
 	for _, r := range contract.RefusalReasons {
 		m.HoldRefusals.WithLabelValues(r)
 	}
+	for _, r := range []string{"read", "failed"} {
+		m.SharedPolls.WithLabelValues(r)
+	}
 	return m
 }
 
 func (m *Metrics) collectors() []prometheus.Collector {
-	return []prometheus.Collector{m.HoldDuration, m.HoldsInFlight, m.Holds, m.ELBv2Requests, m.ELBv2Latency, m.ELBv2Throttles, m.TargetGroupsWatched, m.HoldEndsUnreported,
+	return []prometheus.Collector{m.HoldDuration, m.HoldsInFlight, m.Holds, m.ELBv2Requests, m.ELBv2Latency, m.ELBv2Throttles, m.TargetGroupsWatched, m.SharedPolls, m.HoldEndsUnreported,
 		m.HoldRefusals, m.PodsNeverHeld}
 }
 
