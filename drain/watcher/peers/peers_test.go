@@ -191,4 +191,3 @@ func TestRingAgreesAndSpreads(t *testing.T) {
 type fixedOwner struct{ peer elbv2.Peer }
 
 func (f fixedOwner) Owner(string) elbv2.Peer { return f.peer }
-
