@@ -5,6 +5,7 @@
 package watcher
 
 import (
+	"net/netip"
 	"errors"
 	"flag"
 	"fmt"
@@ -64,6 +65,24 @@ type Config struct {
 	ClusterName string
 	// DiscoveryRefresh is how long target-group tags and attributes are cached.
 	DiscoveryRefresh time.Duration
+	// Peers configures the replicas' shared polling of target groups.
+	Peers PeersConfig
+}
+
+// PeersConfig configures the replicas' shared polling (package peers).
+// Its last four fields are manager-wide facts package app fills in.
+type PeersConfig struct {
+	// Share polls each target group from one replica for all.
+	Share bool
+	// TokenFile holds this replica's token for albdrain's audience.
+	TokenFile string
+	// ServerName is the name every replica's hold certificate carries (the
+	// hold Service's), and CAFile the bundle that verifies it.
+	ServerName, CAFile string
+	// Namespace holds the replicas' peer Leases.
+	Namespace string
+	// Advertise is where the others reach this replica's hold endpoint.
+	Advertise netip.AddrPort
 }
 
 // NewConfig returns a Config with the defaults, the ones BindFlags sets.
@@ -100,6 +119,8 @@ func (c *Config) BindFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.HoldMargin, "hold-margin", 30*time.Second, "added to a target group's deregistration delay to bound a hold")
 	fs.IntVar(&c.FallbackAfter, "fallback-after-failures", 3, "consecutive failed polls of a target group (after the SDK's own retries) that end a hold with the fixed-sleep fallback")
 	fs.StringVar(&c.ClusterName, "cluster-name", "", "value of the elbv2.k8s.aws/cluster tag on this cluster's target groups, for discovery by tags when the TargetGroupBinding CRD is absent")
+	fs.BoolVar(&c.Peers.Share, "share-polls", true, "poll each target group with holds from one replica for all replicas (found through Leases in the manager's namespace), so the Describe* budget pays once per group whatever the number of replicas; a replica that cannot read another's poll polls for itself")
+	fs.StringVar(&c.Peers.TokenFile, "peer-token-file", "/var/run/secrets/albdrain/peer/token", "this replica's token for albdrain's audience, which it presents to the other replicas for --share-polls")
 	fs.DurationVar(&c.DiscoveryRefresh, "discovery-refresh", 5*time.Minute, "how long target-group tags, deregistration delays and settings (protocol, health check) are cached")
 }
 
@@ -125,6 +146,7 @@ func (c Config) Validate() error {
 	check(c.HoldMargin < 0, "hold-margin must not be negative")
 	check(c.FallbackAfter < 1, "fallback-after-failures must be at least 1")
 	check(c.DiscoveryRefresh <= 0, "discovery-refresh must be positive")
+	check(c.Peers.Share && c.Peers.TokenFile == "", "peer-token-file is required with --share-polls")
 	return errors.Join(errs...)
 }
 

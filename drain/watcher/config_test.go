@@ -3,11 +3,13 @@ package watcher
 import (
 	"flag"
 	"io"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/albdrain/albdrain/drain/watcher/release"
 )
@@ -27,12 +29,13 @@ func TestDefaults(t *testing.T) {
 		HoldMargin:         30 * time.Second,
 		FallbackAfter:      3,
 		DiscoveryRefresh:   5 * time.Minute,
+		Peers:              PeersConfig{Share: true, TokenFile: "/var/run/secrets/albdrain/peer/token"},
 	}
 	// A zero Config bound to flags, as a command line embeds it, gets the same.
 	var bound Config
 	bound.BindFlags(flag.NewFlagSet("albdrain", flag.ContinueOnError))
 	for name, got := range map[string]Config{"NewConfig": NewConfig(), "BindFlags": bound} {
-		if diff := cmp.Diff(want, got); diff != "" {
+		if diff := cmp.Diff(want, got, cmpopts.EquateComparable(netip.AddrPort{})); diff != "" {
 			t.Errorf("%s defaults (-want +got):\n%s", name, diff)
 		}
 	}
@@ -64,6 +67,8 @@ func TestBindFlags(t *testing.T) {
 		"--fallback-after-failures=5",
 		"--cluster-name=prod",
 		"--discovery-refresh=1m",
+		"--share-polls=false",
+		"--peer-token-file=/token",
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -87,8 +92,9 @@ func TestBindFlags(t *testing.T) {
 		FallbackAfter:      5,
 		ClusterName:        "prod",
 		DiscoveryRefresh:   time.Minute,
+		Peers:              PeersConfig{TokenFile: "/token"},
 	}
-	if diff := cmp.Diff(want, c); diff != "" {
+	if diff := cmp.Diff(want, c, cmpopts.EquateComparable(netip.AddrPort{})); diff != "" {
 		t.Errorf("parsed config (-want +got):\n%s", diff)
 	}
 	if err := c.Validate(); err != nil {

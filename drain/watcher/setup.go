@@ -48,11 +48,16 @@ func Setup(mgr ctrl.Manager, cfg Config, d Deps) error {
 		return fmt.Errorf("pod informer: %w", err)
 	}
 
+	poller := elbv2.NewPoller(api, cfg.PollInterval, m)
+	also, err := sharePolls(mgr, cfg, poller)
+	if err != nil {
+		return err
+	}
 	h := &hold.Holder{
 		Resolver:      d.Resolver,
 		Delays:        &targetgroups.Delays{API: api, MaxAge: cfg.DiscoveryRefresh},
 		Settings:      &targetgroups.Settings{API: api, MaxAge: cfg.DiscoveryRefresh},
-		Poller:        elbv2.NewPoller(api, cfg.PollInterval, m),
+		Poller:        poller,
 		Recorder:      mgr.GetEventRecorder(EventSource),
 		Metrics:       m,
 		Policy:        cfg.ReleasePolicy,
@@ -74,6 +79,7 @@ func Setup(mgr ctrl.Manager, cfg Config, d Deps) error {
 		Metrics:       m,
 		MaxConcurrent: cfg.MaxConcurrentHolds,
 		Log:           mgr.GetLogger(),
+		Also:          also,
 	})
 	if err := mgr.Add(srv); err != nil {
 		return err

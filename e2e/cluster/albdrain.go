@@ -6,9 +6,15 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"github.com/albdrain/albdrain/internal/contract"
+	authnv1 "k8s.io/api/authentication/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 	"net"
 	"os"
 	"path/filepath"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"strconv"
 	"time"
 
@@ -119,6 +125,10 @@ func NewAlbdrain(ctx context.Context, env *kubetest.Env, t Timings, awsCfg aws.C
 		return nil, err
 	}
 	holdAddr := net.JoinHostPort(site.HoldHost, strconv.Itoa(holdPort))
+	peerToken, err := writePeerToken(ctx, env.Client, filepath.Join(filepath.Dir(site.HoldCAFile), "albdrain-peer-token"))
+	if err != nil {
+		return nil, err
+	}
 	rendered, err := m.ManagerArgs()
 	if err != nil {
 		return nil, err
@@ -135,6 +145,11 @@ func NewAlbdrain(ctx context.Context, env *kubetest.Env, t Timings, awsCfg aws.C
 		// No Service of the chart routes to a manager in this process; the
 		// replicas that stop through their endpoints set their own.
 		"shutdown-service": "",
+		// The kubelet projects these into the manager's pod; here the
+		// namespace is the chart's, and the token one the apiserver issues
+		// the ServiceAccount for albdrain's audience.
+		"pod-namespace":   Namespace,
+		"peer-token-file": peerToken,
 	})
 	if err != nil {
 		return nil, err
@@ -220,4 +235,16 @@ func (a *Albdrain) Restart(ctx context.Context) error {
 		return err
 	}
 	return a.Start(ctx)
+}
+
+// writePeerToken writes to path a token of the manager's ServiceAccount for
+// albdrain's audience, as the chart's projected volume holds one, which
+// replicas present to each other.
+func writePeerToken(ctx context.Context, c client.Client, path string) (string, error) {
+	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: Namespace, Name: helmchart.ReleaseName}}
+	tr := &authnv1.TokenRequest{Spec: authnv1.TokenRequestSpec{Audiences: []string{contract.TokenAudience}, ExpirationSeconds: ptr.To[int64](24 * 3600)}}
+	if err := c.SubResource("token").Create(ctx, sa, tr); err != nil {
+		return "", fmt.Errorf("peer token: %w", err)
+	}
+	return path, os.WriteFile(path, []byte(tr.Status.Token), 0o600)
 }

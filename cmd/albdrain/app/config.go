@@ -6,6 +6,10 @@ package app
 import (
 	"errors"
 	"flag"
+	"net"
+	"net/netip"
+	"net/url"
+	"strconv"
 
 	"github.com/albdrain/albdrain/certs"
 	"github.com/albdrain/albdrain/drain/watcher"
@@ -83,5 +87,34 @@ func (c Config) drainConfig() watcher.Config {
 	if d.CertDir == "" {
 		d.CertDir = c.Webhook.CertDir
 	}
+	d.Peers.Namespace = c.Shutdown.Namespace
+	d.Peers.CAFile = c.Webhook.WatcherCAFile
+	d.Peers.ServerName, d.Peers.Advertise = peerAddresses(c.Webhook.WatcherURL, d.HoldAddr, c.Shutdown.PodIP)
 	return d
+}
+
+// peerAddresses are what the replicas' shared polling needs of the
+// manager's addresses: the name the hold certificate carries (the host of
+// the https URL pods call) and where the other replicas reach this one (the
+// hold endpoint's own address, or the pod's IP on its port). Either is
+// empty when it cannot be known, and the replica then polls for itself.
+func peerAddresses(watcherURL, holdAddr, podIP string) (serverName string, advertise netip.AddrPort) {
+	if u, err := url.Parse(watcherURL); err == nil && u.Scheme == "https" {
+		serverName = u.Hostname()
+	}
+	host, port, err := net.SplitHostPort(holdAddr)
+	if err != nil {
+		return serverName, advertise
+	}
+	p, err := strconv.ParseUint(port, 10, 16)
+	if err != nil {
+		return serverName, advertise
+	}
+	if a, err := netip.ParseAddr(host); err == nil && !a.IsUnspecified() {
+		return serverName, netip.AddrPortFrom(a, uint16(p))
+	}
+	if a, err := netip.ParseAddr(podIP); err == nil {
+		return serverName, netip.AddrPortFrom(a, uint16(p))
+	}
+	return serverName, advertise
 }

@@ -83,6 +83,9 @@ type Options struct {
 	// Log is the base of every hold's logger, which holds find in their
 	// context; normally the manager's logger.
 	Log logr.Logger
+	// Also serves other paths on the same port: the replicas' shared
+	// polling (package peers), which needs the hold port's TLS and reach.
+	Also map[string]http.Handler
 }
 
 // Server serves holds. It is a controller-runtime Runnable.
@@ -167,6 +170,10 @@ func (s *Server) Start(ctx context.Context) error {
 
 // ServeHTTP handles one hold, or the report of its end.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if h, ok := s.opts.Also[r.URL.Path]; ok {
+		h.ServeHTTP(w, r)
+		return
+	}
 	if r.URL.Path != contract.HoldPath && r.URL.Path != contract.HoldEndPath {
 		http.NotFound(w, r)
 		return

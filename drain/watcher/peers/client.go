@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
-	"strconv"
 	"strings"
 
 	"github.com/albdrain/albdrain/drain/watcher/elbv2"
@@ -24,15 +23,13 @@ type Client struct {
 	// HTTP reaches the replicas; its TLS configuration verifies them with
 	// albdrain's CA and the hold Service's name.
 	HTTP *http.Client
-	// Port is the replicas' hold port.
-	Port int
 	// TokenFile holds this replica's token for albdrain's audience, read
 	// on every request because the kubelet rotates it.
 	TokenFile string
 }
 
 type peer struct {
-	addr netip.Addr
+	addr netip.AddrPort
 	c    *Client
 }
 
@@ -42,7 +39,7 @@ func (p peer) Poll(ctx context.Context, tgARN string, targets []elbv2.Target, af
 	return p.c.poll(ctx, p.addr, tgARN, targets, after)
 }
 
-func (c *Client) poll(ctx context.Context, addr netip.Addr, tgARN string, targets []elbv2.Target, after uint64) (elbv2.SharedPoll, error) {
+func (c *Client) poll(ctx context.Context, addr netip.AddrPort, tgARN string, targets []elbv2.Target, after uint64) (elbv2.SharedPoll, error) {
 	req := pollRequest{TargetGroupARN: tgARN, After: after, Targets: make([]wireTarget, len(targets))}
 	for i, t := range targets {
 		req.Targets[i] = wireTarget{ID: t.ID, Port: t.Port}
@@ -55,7 +52,7 @@ func (c *Client) poll(ctx context.Context, addr netip.Addr, tgARN string, target
 	if err != nil {
 		return elbv2.SharedPoll{}, fmt.Errorf("peer token: %w", err)
 	}
-	url := "https://" + netip.AddrPortFrom(addr, uint16(c.Port)).String() + Path
+	url := "https://" + addr.String() + Path
 	hr, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
 	if err != nil {
 		return elbv2.SharedPoll{}, err
@@ -72,7 +69,7 @@ func (c *Client) poll(ctx context.Context, addr netip.Addr, tgARN string, target
 		return elbv2.SharedPoll{}, err
 	}
 	if resp.StatusCode != http.StatusOK {
-		return elbv2.SharedPoll{}, fmt.Errorf("replica %s answered %s: %s", addr, strconv.Itoa(resp.StatusCode), bytes.TrimSpace(raw))
+		return elbv2.SharedPoll{}, fmt.Errorf("replica %s answered %d: %s", addr, resp.StatusCode, bytes.TrimSpace(raw))
 	}
 	var out pollResponse
 	if err := json.Unmarshal(raw, &out); err != nil {

@@ -71,13 +71,12 @@ func owner(t *testing.T, rv *reviews) (*httptest.Server, *draining) {
 	return srv, api
 }
 
-func clientOf(t *testing.T, srv *httptest.Server, token string) (*Client, netip.Addr) {
+func clientOf(t *testing.T, srv *httptest.Server, token string) (*Client, netip.AddrPort) {
 	u, err := url.Parse(srv.URL)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ap := netip.MustParseAddrPort(u.Host)
-	return &Client{HTTP: srv.Client(), Port: int(ap.Port()), TokenFile: tokenFile(t, token)}, ap.Addr()
+	return &Client{HTTP: srv.Client(), TokenFile: tokenFile(t, token)}, netip.MustParseAddrPort(u.Host)
 }
 
 func TestReplicaReadsTheOwnersPoll(t *testing.T) {
@@ -153,20 +152,20 @@ func TestBadRequestsAreRefused(t *testing.T) {
 }
 
 func TestRingAgreesAndSpreads(t *testing.T) {
-	addrs := []netip.Addr{netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("10.0.0.2"), netip.MustParseAddr("10.0.0.3")}
+	addrs := []netip.AddrPort{netip.MustParseAddrPort("10.0.0.1:8443"), netip.MustParseAddrPort("10.0.0.2:8443"), netip.MustParseAddrPort("10.0.0.3:8443")}
 	rings := make([]*Ring, len(addrs))
 	for i, a := range addrs {
 		rings[i] = &Ring{Self: a}
 		rings[i].SetReady(addrs)
 	}
-	owned := map[netip.Addr]int{}
+	owned := map[netip.AddrPort]int{}
 	for g := range 300 {
 		arn := "arn:aws:elasticloadbalancing:eu-west-1:1:targetgroup/g" + string(rune('a'+g%26)) + "/" + string(rune('0'+g/26))
-		var owner netip.Addr
+		var owner netip.AddrPort
 		for i, r := range rings {
 			o := addrs[i]
 			if p := r.Owner(arn); p != nil {
-				o = netip.MustParseAddr(p.ID())
+				o = netip.MustParseAddrPort(p.ID())
 			}
 			if owner.IsValid() && o != owner {
 				t.Fatalf("%s: replicas disagree on the owner (%s, %s)", arn, owner, o)
@@ -181,7 +180,7 @@ func TestRingAgreesAndSpreads(t *testing.T) {
 		}
 	}
 	// A replica outside the ready set (stopping) polls everything itself.
-	r := &Ring{Self: netip.MustParseAddr("10.0.0.9")}
+	r := &Ring{Self: netip.MustParseAddrPort("10.0.0.9:8443")}
 	r.SetReady(addrs)
 	if p := r.Owner("arn:x"); p != nil {
 		t.Errorf("a replica that is not ready reads from %s, want its own poll", p.ID())

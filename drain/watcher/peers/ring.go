@@ -14,21 +14,21 @@ import (
 // same owner, and a replica joining or leaving moves only its own share of
 // the groups.
 type Ring struct {
-	// Self is this replica's pod IP.
-	Self netip.Addr
+	// Self is the address where this replica serves its peers.
+	Self netip.AddrPort
 	// Client reaches the other replicas.
 	Client *Client
 
 	mu    sync.Mutex
-	ready []netip.Addr
+	ready []netip.AddrPort
 }
 
 // SetReady replaces the set of ready replicas. A set without this replica
 // (it is stopping, or not ready yet) polls every group here: a replica
 // about to stop must not make others wait on it, nor rely on them.
-func (r *Ring) SetReady(addrs []netip.Addr) {
+func (r *Ring) SetReady(addrs []netip.AddrPort) {
 	addrs = slices.Clone(addrs)
-	slices.SortFunc(addrs, netip.Addr.Compare)
+	slices.SortFunc(addrs, netip.AddrPort.Compare)
 	addrs = slices.Compact(addrs)
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -43,7 +43,7 @@ func (r *Ring) Owner(tgARN string) elbv2.Peer {
 	if !slices.Contains(ready, r.Self) {
 		return nil
 	}
-	var best netip.Addr
+	var best netip.AddrPort
 	var bestWeight uint64
 	for _, a := range ready {
 		if w := weight(tgARN, a); !best.IsValid() || w > bestWeight {
@@ -56,7 +56,7 @@ func (r *Ring) Owner(tgARN string) elbv2.Peer {
 	return peer{addr: best, c: r.Client}
 }
 
-func weight(tgARN string, a netip.Addr) uint64 {
+func weight(tgARN string, a netip.AddrPort) uint64 {
 	h := fnv.New64a()
 	h.Write([]byte(tgARN))
 	h.Write([]byte{0})

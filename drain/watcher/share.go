@@ -1,0 +1,39 @@
+package watcher
+
+import (
+	"net/http"
+
+	ctrl "sigs.k8s.io/controller-runtime"
+
+	"github.com/albdrain/albdrain/drain/watcher/elbv2"
+	"github.com/albdrain/albdrain/drain/watcher/peers"
+)
+
+// sharePolls makes poller share its target groups with the other replicas
+// when cfg asks for it and the manager knows where its peers reach it, and
+// returns the handler the hold endpoint serves them with.
+func sharePolls(mgr ctrl.Manager, cfg Config, poller *elbv2.Poller) (map[string]http.Handler, error) {
+	pc := cfg.Peers
+	if !pc.Share {
+		return nil, nil
+	}
+	logger := mgr.GetLogger().WithName("peers")
+	if !pc.Advertise.IsValid() || pc.Namespace == "" || pc.ServerName == "" || pc.CAFile == "" {
+		logger.Info("not sharing polls: the replica's address, namespace, hold Service name or CA is unknown (set --pod-ip, --pod-namespace, an https --watcher-url and --watcher-ca-file)")
+		return nil, nil
+	}
+	ring := &peers.Ring{Self: pc.Advertise, Client: &peers.Client{HTTP: peers.NewHTTPClient(pc.CAFile, pc.ServerName), TokenFile: pc.TokenFile}}
+	poller.Share(ring)
+	if err := mgr.Add(&peers.Membership{
+		Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Namespace: pc.Namespace, Ring: ring, Renew: cfg.PollInterval,
+	}); err != nil {
+		return nil, err
+	}
+	h := &peers.Handler{
+		Poller: poller, Reviews: mgr.GetClient(), TokenFile: pc.TokenFile,
+		// A request waits for the group's next poll: an interval, and a
+		// slow call.
+		Wait: cfg.PollInterval + cfg.AWSCallTimeout,
+	}
+	return map[string]http.Handler{peers.Path: h}, nil
+}

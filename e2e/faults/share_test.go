@@ -1,0 +1,41 @@
+package faults_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/albdrain/albdrain/cmd/albdrain/app"
+	"github.com/albdrain/albdrain/e2e/cluster"
+	"github.com/albdrain/albdrain/e2e/scenario"
+	"github.com/albdrain/albdrain/internal/contract"
+)
+
+// Three replicas share the polling of the rollout's target group: the
+// replicas that hold pods of a group another replica owns read that
+// replica's polls (over HTTPS, authenticated by their albdrain tokens)
+// rather than polling ELBv2 themselves, and every hold still ends on its
+// own evidence.
+func TestReplicasSharePolls(t *testing.T) {
+	startReplicas(t, 3, cluster.ReplicaOptions{})
+	polls := app.InProcess().Metrics.Watcher.SharedPolls
+	readBefore := testutil.ToFloat64(polls.WithLabelValues("read"))
+	failedBefore := testutil.ToFloat64(polls.WithLabelValues("failed"))
+	res := runCustom(t, scenario.Custom{
+		Name:     "shared-polls",
+		Replicas: 4,
+		Disrupt: func(ctx context.Context, s *scenario.Steps) error {
+			return s.RollingRestart(ctx)
+		},
+	})
+	checkBounded(t, res, 4)
+	checkOutcomes(t, res, contract.OutcomeQuiet)
+	checkNoFailures(t, res)
+	read := testutil.ToFloat64(polls.WithLabelValues("read")) - readBefore
+	failed := testutil.ToFloat64(polls.WithLabelValues("failed")) - failedBefore
+	t.Logf("polls read from another replica: %v; failed reads (polled locally instead): %v", read, failed)
+	if read == 0 {
+		t.Error("no replica read another's poll: each polled the group itself")
+	}
+}
