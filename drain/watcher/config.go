@@ -5,10 +5,10 @@
 package watcher
 
 import (
-	"net/netip"
 	"errors"
 	"flag"
 	"fmt"
+	"net/netip"
 	"time"
 
 	"golang.org/x/time/rate"

@@ -3,6 +3,7 @@ package watcher
 import (
 	"net/http"
 
+	"k8s.io/apimachinery/pkg/util/validation"
 	ctrl "sigs.k8s.io/controller-runtime"
 
 	"github.com/albdrain/albdrain/drain/watcher/elbv2"
@@ -18,7 +19,7 @@ func sharePolls(mgr ctrl.Manager, cfg Config, poller *elbv2.Poller) (map[string]
 		return nil, nil
 	}
 	logger := mgr.GetLogger().WithName("peers")
-	if !pc.Advertise.IsValid() || pc.Namespace == "" || pc.ServerName == "" || pc.CAFile == "" {
+	if !pc.Advertise.IsValid() || len(validation.IsDNS1123Label(pc.Namespace)) > 0 || pc.ServerName == "" || pc.CAFile == "" {
 		logger.Info("not sharing polls: the replica's address, namespace, hold Service name or CA is unknown (set --pod-ip, --pod-namespace, an https --watcher-url and --watcher-ca-file)")
 		return nil, nil
 	}

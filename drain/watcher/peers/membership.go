@@ -77,7 +77,7 @@ func (m *Membership) renew(ctx context.Context) error {
 	key := client.ObjectKey{Namespace: m.Namespace, Name: m.leaseName()}
 	spec := coordinationv1.LeaseSpec{
 		HolderIdentity:       ptr.To(m.Ring.Self.String()),
-		LeaseDurationSeconds: ptr.To(int32(max(1, (3 * m.Renew).Round(time.Second)/time.Second))),
+		LeaseDurationSeconds: ptr.To(int32(max(1, (3*m.Renew).Round(time.Second)/time.Second))),
 		RenewTime:            &now,
 	}
 	err := m.Reader.Get(ctx, key, lease)
