@@ -13,7 +13,7 @@ import (
 	"github.com/albdrain/albdrain/internal/contract"
 	"github.com/albdrain/albdrain/internal/eligibility"
 	"github.com/albdrain/albdrain/internal/eligibility/eligibilitytest"
-	"github.com/albdrain/albdrain/internal/explain"
+	"github.com/albdrain/albdrain/internal/explain/serve"
 	"github.com/albdrain/albdrain/internal/lbc"
 	"github.com/albdrain/albdrain/internal/lbc/lbctest"
 	"github.com/albdrain/albdrain/webhook/webhooktest"
@@ -70,7 +70,7 @@ func TestWebhookAndExplainAgree(t *testing.T) {
 				t.Errorf("webhook (-want +got):\n%s", d)
 			}
 
-			h := &explain.Handler{Finder: finder, Resolver: noRegistrations{}}
+			h := &serve.Handler{Finder: finder, Resolver: noRegistrations{}}
 			ex, err := h.Explain(ctx, &pod)
 			// Explain shows the pod's backends whichever rule decides, so it
 			// needs the lookup even where the webhook does not.
@@ -83,7 +83,7 @@ func TestWebhookAndExplainAgree(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			explainSaid := verdict{Held: ex.Protected, Reason: ex.Reason, Note: pod.Annotations[contract.SkippedKey]}
+			explainSaid := verdict{Held: ex.Protected, Reason: eligibility.Reason(ex.Reason), Note: pod.Annotations[contract.SkippedKey]}
 			if d := cmp.Diff(webhookSaid, explainSaid); d != "" {
 				t.Errorf("explain disagrees with the webhook (-webhook +explain):\n%s", d)
 			}

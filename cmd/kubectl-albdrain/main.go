@@ -10,11 +10,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
 	"os"
 
 	"github.com/spf13/cobra"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
-	"k8s.io/client-go/kubernetes"
 	"sigs.k8s.io/yaml"
 
 	"github.com/albdrain/albdrain/internal/explain"
@@ -75,7 +75,7 @@ func newExplainCommand(flags *genericclioptions.ConfigFlags, out io.Writer) *cob
 			if err != nil {
 				return err
 			}
-			cs, err := kubernetes.NewForConfig(cfg)
+			cs, err := corev1client.NewForConfig(cfg)
 			if err != nil {
 				return err
 			}
@@ -83,7 +83,7 @@ func newExplainCommand(flags *genericclioptions.ConfigFlags, out io.Writer) *cob
 			if err != nil {
 				return err
 			}
-			ex, err := explain.Ask(cmd.Context(), cs.CoreV1(), ask, ns, args[0])
+			ex, err := explain.Ask(cmd.Context(), cs, ask, ns, args[0])
 			if err != nil {
 				return err
 			}

@@ -9,7 +9,6 @@ import (
 	"strings"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
 	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/rest"
 )
@@ -35,12 +34,12 @@ func ViaServiceProxy(cfg *rest.Config, m Manager) (Querier, error) {
 	// Innermost wrapper: it sees the Authorization header that token and
 	// exec credential wrappers have set, and repeats it for the manager.
 	cfg.Wrap(func(rt http.RoundTripper) http.RoundTripper { return repeatToken{rt} })
-	cs, err := kubernetes.NewForConfig(cfg)
+	cs, err := corev1client.NewForConfig(cfg)
 	if err != nil {
 		return nil, err
 	}
 	return func(ctx context.Context, query map[string]string) ([]byte, error) {
-		raw, err := cs.CoreV1().Services(m.Namespace).ProxyGet("https", m.Service, m.Port, Path, query).DoRaw(ctx)
+		raw, err := cs.Services(m.Namespace).ProxyGet("https", m.Service, m.Port, Path, query).DoRaw(ctx)
 		if err != nil {
 			return nil, fmt.Errorf("ask albdrain's manager (service %s/%s): %w: %s", m.Namespace, m.Service, err, raw)
 		}

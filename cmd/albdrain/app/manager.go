@@ -19,6 +19,7 @@ import (
 	"github.com/albdrain/albdrain/certs/tlspolicy"
 	"github.com/albdrain/albdrain/drain/watcher"
 	"github.com/albdrain/albdrain/internal/explain"
+	"github.com/albdrain/albdrain/internal/explain/serve"
 	"github.com/albdrain/albdrain/internal/lbc"
 	"github.com/albdrain/albdrain/internal/shutdown"
 	"github.com/albdrain/albdrain/webhook"
@@ -87,8 +88,8 @@ func NewManager(ctx context.Context, rc *rest.Config, cfg Config, opts Options) 
 	// Served beside the webhook, so the apiserver's service proxy reaches it
 	// on the Service's webhook port; any pod reaches it too, hence its own
 	// authentication and rate limit.
-	mgr.GetWebhookServer().Register(explain.Path, &explain.Handler{Pods: mgr.GetAPIReader(), Finder: finder, Resolver: resolver,
-		Auth: explain.Reviews{Client: mgr.GetClient()}, Limit: rate.NewLimiter(explain.Rate, explain.Burst)})
+	mgr.GetWebhookServer().Register(explain.Path, &serve.Handler{Pods: mgr.GetAPIReader(), Finder: finder, Resolver: resolver,
+		Auth: serve.Reviews{Client: mgr.GetClient()}, Limit: rate.NewLimiter(serve.Rate, serve.Burst)})
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
 		return nil, err
 	}

@@ -1,9 +1,10 @@
-package explain
+package serve
 
 import (
 	"context"
 	"encoding/json"
 	"errors"
+	"github.com/albdrain/albdrain/internal/explain"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -75,31 +76,31 @@ func TestHandler(t *testing.T) {
 	objs := []client.Object{web, tgb, managed, optedOut, skipped, skippedHost, windows, meshed, meshedHeld, unmutated, alone, noPort, system}
 	h := &Handler{Pods: lbctest.IndexedFakeClient(lbctest.Scheme(t), objs...), Finder: lbctest.NewFinder(t, web, tgb, systemWeb, systemTGB),
 		Resolver: fixedRegistrations{{TargetGroupARN: "arn:tg/web", Port: 8080}}, Auth: tokens{"reader": nil}, Limit: rate.NewLimiter(rate.Inf, 0)}
-	webBackend := []Backend{{Service: "web", TargetPort: "http", TargetGroupBinding: "k8s-web"}}
+	webBackend := []explain.Backend{{Service: "web", TargetPort: "http", TargetGroupBinding: "k8s-web"}}
 	tests := []struct {
 		name, ns, pod, uid string
 		wantCode           int
-		want               Explanation
+		want               explain.Explanation
 	}{
-		{name: "protected", pod: "managed", want: Explanation{Protected: true, Why: "the webhook injected the hold: the pod is behind web", Reason: eligibility.ReasonBehindALB,
-			Backends: webBackend, TargetGroups: []TargetGroup{{ARN: "arn:tg/web", Port: 8080}}}},
-		{name: "opted out", pod: "opted-out", want: Explanation{Why: "the pod opts out with albdrain.io/inject=disabled", Reason: eligibility.ReasonOptedOut, Backends: webBackend}},
-		{name: "skipped by the webhook", pod: "skipped-host", want: Explanation{Why: "the webhook skipped it: hostNetwork pod: its address and sockets are the node's",
-			Reason: eligibility.ReasonHostNetwork, Backends: webBackend}},
-		{name: "skipped by the webhook, held now", pod: "skipped", want: Explanation{Why: "the webhook skipped it: hostNetwork pod: its address and sockets are the node's; " +
-			"it would hold it now: recreate the pod", Reason: eligibility.ReasonBehindALB, Backends: webBackend}},
-		{name: "a rule skips it now", pod: "windows", want: Explanation{Why: "albdrain cannot hold it: Windows pod: albdrain's helper runs on Linux only", Reason: eligibility.ReasonWindows, Backends: webBackend}},
-		{name: "a mesh proxy", pod: "meshed", want: Explanation{Why: "albdrain cannot hold it: Linkerd sidecar proxy: albdrain cannot hold a meshed pod yet " +
-			"(the proxy takes the load balancer's traffic and is not held)", Reason: eligibility.ReasonServiceMesh, Backends: webBackend}},
-		{name: "a mesh proxy in a pod held before albdrain knew meshes", pod: "meshed-held", want: Explanation{
+		{name: "protected", pod: "managed", want: explain.Explanation{Protected: true, Why: "the webhook injected the hold: the pod is behind web", Reason: string(eligibility.ReasonBehindALB),
+			Backends: webBackend, TargetGroups: []explain.TargetGroup{{ARN: "arn:tg/web", Port: 8080}}}},
+		{name: "opted out", pod: "opted-out", want: explain.Explanation{Why: "the pod opts out with albdrain.io/inject=disabled", Reason: string(eligibility.ReasonOptedOut), Backends: webBackend}},
+		{name: "skipped by the webhook", pod: "skipped-host", want: explain.Explanation{Why: "the webhook skipped it: hostNetwork pod: its address and sockets are the node's",
+			Reason: string(eligibility.ReasonHostNetwork), Backends: webBackend}},
+		{name: "skipped by the webhook, held now", pod: "skipped", want: explain.Explanation{Why: "the webhook skipped it: hostNetwork pod: its address and sockets are the node's; " +
+			"it would hold it now: recreate the pod", Reason: string(eligibility.ReasonBehindALB), Backends: webBackend}},
+		{name: "a rule skips it now", pod: "windows", want: explain.Explanation{Why: "albdrain cannot hold it: Windows pod: albdrain's helper runs on Linux only", Reason: string(eligibility.ReasonWindows), Backends: webBackend}},
+		{name: "a mesh proxy", pod: "meshed", want: explain.Explanation{Why: "albdrain cannot hold it: Linkerd sidecar proxy: albdrain cannot hold a meshed pod yet " +
+			"(the proxy takes the load balancer's traffic and is not held)", Reason: string(eligibility.ReasonServiceMesh), Backends: webBackend}},
+		{name: "a mesh proxy in a pod held before albdrain knew meshes", pod: "meshed-held", want: explain.Explanation{
 			Why: "it carries a hold from an earlier albdrain that cannot protect it: Istio sidecar proxy: albdrain cannot hold a meshed pod yet " +
-				"(the proxy takes the load balancer's traffic and is not held)", Reason: eligibility.ReasonServiceMesh, Backends: webBackend}},
-		{name: "behind a load balancer but never mutated", pod: "unmutated", want: Explanation{Reason: eligibility.ReasonBehindALB, Backends: webBackend}},
-		{name: "behind nothing", pod: "alone", want: Explanation{Why: "no rule puts it behind an AWS load balancer as an ip target", Reason: eligibility.ReasonNoBackend}},
-		{name: "no port serves the target port", pod: "no-port", want: Explanation{Why: "it is behind a load balancer, but no port of the pod serves " +
-			"Service web target port http", Reason: eligibility.ReasonNoServingPort, Backends: webBackend}},
-		{name: "kube-system", ns: "kube-system", pod: "system", want: Explanation{Why: "albdrain never holds pods in kube-system",
-			Reason: eligibility.ReasonSystemNamespace, Backends: webBackend}},
+				"(the proxy takes the load balancer's traffic and is not held)", Reason: string(eligibility.ReasonServiceMesh), Backends: webBackend}},
+		{name: "behind a load balancer but never mutated", pod: "unmutated", want: explain.Explanation{Reason: string(eligibility.ReasonBehindALB), Backends: webBackend}},
+		{name: "behind nothing", pod: "alone", want: explain.Explanation{Why: "no rule puts it behind an AWS load balancer as an ip target", Reason: string(eligibility.ReasonNoBackend)}},
+		{name: "no port serves the target port", pod: "no-port", want: explain.Explanation{Why: "it is behind a load balancer, but no port of the pod serves " +
+			"Service web target port http", Reason: string(eligibility.ReasonNoServingPort), Backends: webBackend}},
+		{name: "kube-system", ns: "kube-system", pod: "system", want: explain.Explanation{Why: "albdrain never holds pods in kube-system",
+			Reason: string(eligibility.ReasonSystemNamespace), Backends: webBackend}},
 		{name: "wrong UID", pod: "managed", uid: "guessed", wantCode: http.StatusNotFound},
 		{name: "unknown pod", pod: "gone", wantCode: http.StatusNotFound},
 		{name: "no UID", pod: "managed", uid: "-", wantCode: http.StatusBadRequest},
@@ -132,7 +133,7 @@ func TestHandler(t *testing.T) {
 				}
 				return
 			}
-			var got Explanation
+			var got explain.Explanation
 			if err := json.Unmarshal(rec.Body.Bytes(), &got); err != nil {
 				t.Fatal(err)
 			}
@@ -167,9 +168,9 @@ func (m tokens) MayGetPod(_ context.Context, token, _, _ string) error {
 }
 
 func request(ns, name, uid, token string) *http.Request {
-	r := httptest.NewRequest(http.MethodGet, Path+"?namespace="+ns+"&name="+name+"&uid="+uid, nil)
+	r := httptest.NewRequest(http.MethodGet, explain.Path+"?namespace="+ns+"&name="+name+"&uid="+uid, nil)
 	if token != "" {
-		r.Header.Set(TokenHeader, "Bearer "+token)
+		r.Header.Set(explain.TokenHeader, "Bearer "+token)
 	}
 	return r
 }
@@ -195,7 +196,7 @@ func TestHandlerAuthorizesAndLimits(t *testing.T) {
 			h.Limit = rate.NewLimiter(rate.Inf, 0)
 			r := request("shop", "web-1", string(p.UID), "")
 			if tc.header != "" {
-				r.Header.Set(TokenHeader, tc.header)
+				r.Header.Set(explain.TokenHeader, tc.header)
 			}
 			rec := httptest.NewRecorder()
 			h.ServeHTTP(rec, r)

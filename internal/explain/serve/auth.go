@@ -1,9 +1,10 @@
-package explain
+package serve
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/albdrain/albdrain/internal/explain"
 	"net/http"
 	"strings"
 
@@ -11,12 +12,6 @@ import (
 	authzv1 "k8s.io/api/authorization/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
-
-// TokenHeader carries the caller's bearer token to the manager. The
-// apiserver's service proxy drops the Authorization header once it has
-// authenticated the caller, and forwards no identity, so the plugin repeats
-// its token here.
-const TokenHeader = "X-Albdrain-Authorization"
 
 // Rate and Burst bound the explanations all callers together get from one
 // replica: each costs a TokenReview, a SubjectAccessReview and an uncached
@@ -76,7 +71,7 @@ func (r Reviews) MayGetPod(ctx context.Context, token, namespace, name string) e
 
 // bearer reads the token the caller repeated in TokenHeader.
 func bearer(r *http.Request) string {
-	v := r.Header.Get(TokenHeader)
+	v := r.Header.Get(explain.TokenHeader)
 	scheme, token, ok := strings.Cut(v, " ")
 	if !ok || !strings.EqualFold(scheme, "Bearer") {
 		return ""
