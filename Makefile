@@ -45,11 +45,7 @@ build:
 
 # test runs every test, tier by tier (lint first): see e2e/README.md for which
 # package is in which tier, what it costs and what it needs.
-# The scenarios and the real node wait on timers far more than they compute
-# (a rollout, a load balancer's lags, grace periods), so test runs the two
-# tiers side by side, each one's output kept together.
-test: lint test-unit test-tools test-integration
-	$(MAKE) -j2 --output-sync=target test-e2e test-node
+test: lint test-unit test-tools test-integration test-e2e test-node
 
 # test-unit runs albdrain's own unit tests: the root module under -short,
 # which skips its few envtest tests (test-integration runs them); no assets.

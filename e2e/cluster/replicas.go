@@ -53,6 +53,9 @@ type ReplicaOptions struct {
 	// that slice (see kubeProxy); Terminate stops a replica as the
 	// deletion of its pod does.
 	Endpoints bool
+	// Flags are added to every replica's command line, e.g. to turn on a
+	// feature the chart leaves off.
+	Flags map[string]string
 }
 
 // Shutdown timings of replicas run with Endpoints: the settle outlasts
@@ -103,6 +106,9 @@ func (c *Cluster) StartReplicas(ctx context.Context, n int, o ReplicaOptions) (_
 		flags := map[string]string{
 			"--webhook-port":      strconv.Itoa(wport),
 			"--hold-bind-address": holdAddr,
+		}
+		for k, v := range o.Flags {
+			flags[k] = v
 		}
 		if o.Endpoints {
 			flags["--shutdown-service"] = helmchart.ReleaseName
