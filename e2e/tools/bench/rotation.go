@@ -97,15 +97,15 @@ func MeasureRotation(ctx context.Context, o RotationOptions) (_ *Section, curve 
 
 // rotationFigures are one run's figures.
 type rotationFigures struct {
-	outcomes                     map[contract.Outcome]int
-	holdP50, holdP99             float64
-	overP50, overP99             float64
-	pollP50, pollP99             float64 // poll latency in poll intervals
-	callRatio                    float64
-	callsPerInterval             float64 // mean, over intervals with holds waiting
-	replicaCallsPerInterval      []float64
-	peakGroups                   int
-	cpuMax, rssMax, sharedReadPr float64
+	outcomes                   map[contract.Outcome]int
+	holdP50, holdP99           float64
+	overP50, overP99           float64
+	pollP50, pollP99           float64 // poll latency in poll intervals
+	callRatio                  float64
+	callsPerInterval           float64 // mean, over intervals with holds waiting
+	replicaCallsPerInterval    []float64
+	peakGroups                 int
+	cpuMax, rssMax, sharedRead float64
 }
 
 func figuresOf(r *rotationRun, interval time.Duration) rotationFigures {
@@ -151,7 +151,7 @@ func figuresOf(r *rotationRun, interval time.Duration) rotationFigures {
 	}
 	f.cpuMax, f.rssMax = slices.Max(append(r.cpu, 0)), slices.Max(append(r.hwm, 0))
 	for _, s := range r.sharedRead {
-		f.sharedReadPr += s
+		f.sharedRead += s
 	}
 	return f
 }
@@ -161,7 +161,7 @@ func rotationSection(o RotationOptions, shared, unshared, unprotected *rotationR
 	s := &Section{Name: "rotation", Notes: []string{
 		fmt.Sprintf("a node drain evicts %d managed pods over %s across %d target groups of an emulated ALB of %d nodes (lags %s, deregistration delay %s,",
 			o.Pods, o.Spread, min(o.TargetGroups, o.Pods), o.Nodes, o.Lag, o.DeregistrationDelay),
-		fmt.Sprintf("load balancer controller lag %s); each pod serves HTTP on its own loopback IP under %g requests/s of Poisson traffic over all groups;", o.LBCLag, o.Rate),
+		fmt.Sprintf("load balancer controller lag %s); each pod serves HTTP on its own loopback IP, and each group has a successor on the other node, under %g requests/s of Poisson traffic over all groups;", o.LBCLag, o.Rate),
 		fmt.Sprintf("%d albdrain manager processes (the chart's flags, --poll-interval=%s) hold them; each pod's preStop is albdrain's helper (drain/helper.Run)", o.Replicas, o.PollInterval),
 		"in the bench's process, reaching replica i mod 3 over HTTPS from the pod's IP (the Service stand-in), its socket table read once per 250ms for all helpers;",
 		"hold against true stop: the helper's end minus the emulator's ground truth of when the last ALB node stopped routing to the pod;",
@@ -180,6 +180,9 @@ func rotationSection(o RotationOptions, shared, unshared, unprotected *rotationR
 	s.Add("unshared.errors", float64(unshared.failed))
 	s.Add("unprotected.errors", float64(unprotected.failed))
 	s.Add("unprotected.requests", float64(unprotected.requests))
+	s.Add("errors_routed_to_evicted", float64(shared.failedEvicted))
+	s.Add("unshared.errors_routed_to_evicted", float64(unshared.failedEvicted))
+	s.Add("unprotected.errors_routed_to_evicted", float64(unprotected.failedEvicted))
 	s.Add("timeouts_and_fallbacks", float64(timeoutsAndFallbacks))
 	for _, oc := range contract.Outcomes {
 		s.Add("outcome."+string(oc), float64(sf.outcomes[oc]))
@@ -209,7 +212,7 @@ func rotationSection(o RotationOptions, shared, unshared, unprotected *rotationR
 	s.Add("unshared.replica_rss_mib_max", uf.rssMax)
 	s.Add("replica_cpu_s_max", sf.cpuMax)
 	s.Add("unshared.replica_cpu_s_max", uf.cpuMax)
-	s.Add("shared_polls_read", sf.sharedReadPr)
+	s.Add("shared_polls_read", sf.sharedRead)
 	s.Compare(Comparison{
 		What: fmt.Sprintf("rotation of %d pods: failed requests", o.Pods), Value: float64(shared.failed),
 		Baseline: float64(unprotected.failed), BaselineWhat: "no hold", Target: "0", Met: shared.failed == 0,

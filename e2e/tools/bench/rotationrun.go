@@ -42,10 +42,13 @@ type rotationPod struct {
 
 // rotationRun is what one rotation run measured.
 type rotationRun struct {
-	name              string
-	pods              int
-	share, protected  bool
-	requests, failed  int
+	name             string
+	pods             int
+	share, protected bool
+	requests, failed int
+	// failedEvicted are the failed requests the ALB had routed to the
+	// evicted pods (its request log).
+	failedEvicted     int
 	terminations      []rotationPod
 	drainStart, ended time.Time
 	// dth are the DescribeTargetHealth calls by replica during the drain.
@@ -130,8 +133,25 @@ func (e *rotationEnv) rotate(ctx context.Context, spec runSpec) (_ *rotationRun,
 		if err != nil {
 			return nil, fmt.Errorf("pod %d's server: %w", i, err)
 		}
-		servers[i] = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") }), ReadHeaderTimeout: 10 * time.Second}
+		servers[i] = &http.Server{Handler: okHandler, ReadHeaderTimeout: 10 * time.Second}
 		go func() { _ = servers[i].Serve(ln) }()
+	}
+	// Each group's successor already runs on the other node, as the
+	// Deployment's surge pod would: the drained pods' traffic moves there.
+	successors := make([]albemu.Target, groups)
+	for g := range groups {
+		ip := netip.AddrFrom4([4]byte{127, 251, byte(1 + g/250), byte(1 + g%250)})
+		successors[g] = albemu.Target{ID: ip.String(), Port: appPort}
+		ln, err := net.Listen("tcp", netip.AddrPortFrom(ip, appPort).String())
+		if err != nil {
+			return nil, fmt.Errorf("group %d's successor: %w", g, err)
+		}
+		srv := &http.Server{Handler: okHandler, ReadHeaderTimeout: 10 * time.Second}
+		servers = append(servers, srv)
+		go func() { _ = srv.Serve(ln) }()
+		if err := emu.RegisterTargets(arns[g], successors[g]); err != nil {
+			return nil, err
+		}
 	}
 	err = parallel(ctx, len(pods), func(ctx context.Context, i int) error {
 		if err := e.cl.Create(ctx, pods[i]); err != nil {
@@ -147,7 +167,10 @@ func (e *rotationEnv) rotate(ctx context.Context, spec runSpec) (_ *rotationRun,
 		return nil, err
 	}
 	o.Progress("%s: waiting for %d targets to pass their health checks", spec.name, len(pods))
-	err = parallel(ctx, len(pods), func(ctx context.Context, i int) error {
+	err = parallel(ctx, len(pods)+groups, func(ctx context.Context, i int) error {
+		if i >= len(pods) {
+			return emu.WaitTargetState(ctx, arns[i-len(pods)], successors[i-len(pods)], "healthy")
+		}
 		return emu.WaitTargetState(ctx, arns[i%groups], albemu.Target{ID: fleetIP(i).String(), Port: appPort}, "healthy")
 	})
 	if err != nil {
@@ -221,6 +244,15 @@ func (e *rotationEnv) rotate(ctx context.Context, spec runSpec) (_ *rotationRun,
 	stopTraffic()
 	<-trafficDone
 	r.requests, r.failed = int(sent.Load()), int(failed.Load())
+	evicted := map[string]bool{}
+	for i := range pods {
+		evicted[netip.AddrPortFrom(fleetIP(i), appPort).String()] = true
+	}
+	for _, req := range emu.Requests() {
+		if evicted[req.Target] && req.Status != 460 && (req.Status >= 500 || req.Err != "") {
+			r.failedEvicted++
+		}
+	}
 	for i := range r.terminations {
 		t := &r.terminations[i]
 		stop, ok := emu.TargetStop(arns[t.group], albemu.Target{ID: fleetIP(i).String(), Port: appPort})
@@ -251,9 +283,12 @@ func (e *rotationEnv) rotate(ctx context.Context, spec runSpec) (_ *rotationRun,
 		read, _ := rep.metric(ctx, `albdrain_shared_polls_total{result="read"}`)
 		r.cpu, r.hwm, r.sharedRead = append(r.cpu, cpu-rep.cpuStart), append(r.hwm, hwm), append(r.sharedRead, read)
 	}
-	o.Progress("%s: %d of %d requests failed", spec.name, r.failed, r.requests)
+	o.Progress("%s: %d of %d requests failed, %d of them routed to evicted pods", spec.name, r.failed, r.requests, r.failedEvicted)
 	return r, nil
 }
+
+// okHandler is every pod's application.
+var okHandler = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") })
 
 // serviceBackend is the replica the hold Service sends pod i's helper to:
 // kube-proxy spreads connections evenly, here in turn.
