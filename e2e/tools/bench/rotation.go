@@ -97,26 +97,29 @@ func MeasureRotation(ctx context.Context, o RotationOptions) (_ *Section, curve 
 
 // rotationFigures are one run's figures.
 type rotationFigures struct {
-	outcomes                   map[contract.Outcome]int
-	holdP50, holdP99           float64
-	overP50, overP99           float64
-	pollP50, pollP99           float64 // poll latency in poll intervals
-	callRatio                  float64
-	callsPerInterval           float64 // mean, over intervals with holds waiting
-	replicaCallsPerInterval    []float64
-	peakGroups                 int
-	cpuMax, rssMax, sharedRead float64
+	outcomes                    map[contract.Outcome]int
+	holdP50, holdP99            float64
+	overP50, overP99            float64
+	pollP50, pollP99            float64 // poll latency in poll intervals
+	callRatio, callRatioWaiting float64
+	callsPerInterval            float64 // mean, over intervals with holds waiting
+	replicaCallsPerInterval     []float64
+	peakGroups                  int
+	cpuMax, rssMax, sharedRead  float64
 }
 
 func figuresOf(r *rotationRun, interval time.Duration) rotationFigures {
 	f := rotationFigures{outcomes: map[contract.Outcome]int{}}
 	var holds, over, poll []float64
-	var waits []waitSpan
+	// held spans each hold, as the issue counts target groups with holds;
+	// waits only its wait for the watcher's answer.
+	var held, waits []waitSpan
 	for _, t := range r.terminations {
 		f.outcomes[t.outcome]++
 		trueStop := t.stop.TrueStop().Sub(t.start).Seconds()
 		hold := t.end.Sub(t.start).Seconds()
 		holds, over = append(holds, hold), append(over, hold-trueStop)
+		held = append(held, waitSpan{Group: t.group, From: t.start, To: t.end})
 		if !t.answered.IsZero() {
 			poll = append(poll, t.answered.Sub(t.stop.Deregistered).Seconds()/interval.Seconds())
 			waits = append(waits, waitSpan{Group: t.group, From: t.start, To: t.answered})
@@ -129,7 +132,8 @@ func figuresOf(r *rotationRun, interval time.Duration) rotationFigures {
 	for _, c := range r.dth {
 		all = append(all, c...)
 	}
-	perCall, perGroups := intervalLoad(all, waits, r.drainStart, r.ended, interval)
+	f.callRatioWaiting = callRatio(intervalLoad(all, waits, r.drainStart, r.ended, interval))
+	perCall, perGroups := intervalLoad(all, held, r.drainStart, r.ended, interval)
 	f.callRatio = callRatio(perCall, perGroups)
 	f.peakGroups = slices.Max(append(perGroups, 0))
 	active := 0
@@ -139,7 +143,7 @@ func figuresOf(r *rotationRun, interval time.Duration) rotationFigures {
 		}
 	}
 	for _, c := range r.dth {
-		pc, _ := intervalLoad(c, waits, r.drainStart, r.ended, interval)
+		pc, _ := intervalLoad(c, held, r.drainStart, r.ended, interval)
 		n := 0
 		for k, g := range perGroups {
 			if g > 0 {
@@ -166,7 +170,7 @@ func rotationSection(o RotationOptions, shared, unshared, unprotected *rotationR
 		"in the bench's process, reaching replica i mod 3 over HTTPS from the pod's IP (the Service stand-in), its socket table read once per 250ms for all helpers;",
 		"hold against true stop: the helper's end minus the emulator's ground truth of when the last ALB node stopped routing to the pod;",
 		"poll latency: from DeregisterTargets to the watcher's answer to the helper, in poll intervals; calls per interval: DescribeTargetHealth",
-		"in the emulator's call log (replicas told apart by SDK app id) over intervals with holds waiting, against the groups with holds waiting then;",
+		"in the emulator's call log (replicas told apart by SDK app id) over intervals with holds, against the groups with holds then (_waiting: holds waiting for the watcher's answer);",
 		"baselines from the same run: the same rotation with --share-polls=false, and with no hold (the app stops at its deletion)",
 	}}
 	interval := o.PollInterval
@@ -194,6 +198,8 @@ func rotationSection(o RotationOptions, shared, unshared, unprotected *rotationR
 	s.Add("over_hold_p99_s", sf.overP99)
 	s.Add("describe_calls_per_interval_ratio", sf.callRatio)
 	s.Add("unshared.describe_calls_per_interval_ratio", uf.callRatio)
+	s.Add("describe_calls_per_interval_ratio_waiting", sf.callRatioWaiting)
+	s.Add("unshared.describe_calls_per_interval_ratio_waiting", uf.callRatioWaiting)
 	s.Add("describe_calls_per_interval", sf.callsPerInterval)
 	s.Add("unshared.describe_calls_per_interval", uf.callsPerInterval)
 	for k, c := range sf.replicaCallsPerInterval {

@@ -47,17 +47,16 @@ func statusKiB(status, key string) (float64, error) {
 	return 0, fmt.Errorf("no %s in /proc status", key)
 }
 
-// waitSpan is one hold's wait for the watcher: in target group Group from
-// From (the hold's start) to To (the watcher's answer).
+// waitSpan is one hold, or its wait for the watcher, in target group Group
+// from From (the hold's start) to To (its end, or the watcher's answer).
 type waitSpan struct {
 	Group    int
 	From, To time.Time
 }
 
 // intervalLoad counts, for each poll interval from start until end, the
-// DescribeTargetHealth calls made in it and the target groups with a hold
-// waiting for the watcher at any time in it: what one poll per group per
-// interval would cost.
+// DescribeTargetHealth calls made in it and the target groups with a span
+// of waits in it: what one poll per group per interval would cost.
 func intervalLoad(calls []time.Time, waits []waitSpan, start, end time.Time, interval time.Duration) (perCall, perGroups []int) {
 	n := int((end.Sub(start) + interval - 1) / interval)
 	if n <= 0 {
@@ -84,8 +83,8 @@ func intervalLoad(calls []time.Time, waits []waitSpan, start, end time.Time, int
 	return perCall, perGroups
 }
 
-// callRatio is the calls over the group-intervals that had holds waiting,
-// over the intervals where any did: 1 is one call per group with holds per
+// callRatio is the calls over the group-intervals that had holds, over the
+// intervals where any did: 1 is one call per group with holds per
 // interval, R the same group polled by each of R replicas.
 func callRatio(perCall, perGroups []int) float64 {
 	calls, groups := 0, 0

@@ -1,6 +1,8 @@
 // Command bench measures albdrain's costs (see package bench): admission
 // latency, hold precision, the ELBv2 call budget and memory at scale, each
-// beside a baseline from the same run. It prints a table and, when the
+// beside a baseline from the same run; with -only=rotation, a node drain of
+// hundreds of pods behind three manager processes (not in the default set:
+// it runs for many minutes). It prints a table and, when the
 // environment variable BENCH_JSON names a file, writes the figures there as
 // one flat JSON object.
 //
