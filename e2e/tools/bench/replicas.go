@@ -52,13 +52,11 @@ func startReplicas(ctx context.Context, m *managerSetup, cl client.Client, n int
 		}
 	}()
 	for i := range n {
-		wport, err := ports.Reserve()
-		if err != nil {
-			return nil, err
-		}
-		hport, err := ports.Reserve()
-		if err != nil {
-			return nil, err
+		var wport, hport int
+		for _, p := range []*int{&wport, &hport} {
+			if *p, err = ports.Reserve(); err != nil {
+				return nil, err
+			}
 		}
 		hold := "127.0.0.1:" + strconv.Itoa(hport)
 		p, err := m.startWith(ctx, fmt.Sprintf("%s-r%d", name, i), map[string]string{

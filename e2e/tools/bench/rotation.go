@@ -196,12 +196,23 @@ func rotationSection(o RotationOptions, shared, unshared, unprotected *rotationR
 	s.Add("hold_p99_s", sf.holdP99)
 	s.Add("over_hold_p50_s", sf.overP50)
 	s.Add("over_hold_p99_s", sf.overP99)
-	s.Add("describe_calls_per_interval_ratio", sf.callRatio)
-	s.Add("unshared.describe_calls_per_interval_ratio", uf.callRatio)
-	s.Add("describe_calls_per_interval_ratio_waiting", sf.callRatioWaiting)
-	s.Add("unshared.describe_calls_per_interval_ratio_waiting", uf.callRatioWaiting)
-	s.Add("describe_calls_per_interval", sf.callsPerInterval)
-	s.Add("unshared.describe_calls_per_interval", uf.callsPerInterval)
+	// Each figure beside the same rotation's with --share-polls=false.
+	for _, p := range []struct {
+		key              string
+		shared, unshared float64
+	}{
+		{"describe_calls_per_interval_ratio", sf.callRatio, uf.callRatio},
+		{"describe_calls_per_interval_ratio_waiting", sf.callRatioWaiting, uf.callRatioWaiting},
+		{"describe_calls_per_interval", sf.callsPerInterval, uf.callsPerInterval},
+		{"throttles", float64(shared.throttles), float64(unshared.throttles)},
+		{"poll_latency_p50_intervals", sf.pollP50, uf.pollP50},
+		{"poll_latency_p99_intervals", sf.pollP99, uf.pollP99},
+		{"replica_rss_mib_max", sf.rssMax, uf.rssMax},
+		{"replica_cpu_s_max", sf.cpuMax, uf.cpuMax},
+	} {
+		s.Add(p.key, p.shared)
+		s.Add("unshared."+p.key, p.unshared)
+	}
 	for k, c := range sf.replicaCallsPerInterval {
 		s.Add(fmt.Sprintf("replica_%d.describe_calls_per_interval", k), c)
 		s.Add(fmt.Sprintf("replica_%d.cpu_s", k), shared.cpu[k])
@@ -209,45 +220,37 @@ func rotationSection(o RotationOptions, shared, unshared, unprotected *rotationR
 		s.Add(fmt.Sprintf("replica_%d.shared_polls_read", k), shared.sharedRead[k])
 	}
 	s.Add("peak_groups_with_holds", float64(sf.peakGroups))
-	s.Add("throttles", float64(shared.throttles))
-	s.Add("unshared.throttles", float64(unshared.throttles))
-	s.Add("poll_latency_p50_intervals", sf.pollP50)
-	s.Add("poll_latency_p99_intervals", sf.pollP99)
-	s.Add("unshared.poll_latency_p99_intervals", uf.pollP99)
-	s.Add("replica_rss_mib_max", sf.rssMax)
-	s.Add("unshared.replica_rss_mib_max", uf.rssMax)
-	s.Add("replica_cpu_s_max", sf.cpuMax)
-	s.Add("unshared.replica_cpu_s_max", uf.cpuMax)
 	s.Add("shared_polls_read", sf.sharedRead)
 	s.Compare(Comparison{
 		What: fmt.Sprintf("rotation of %d pods: failed requests", o.Pods), Value: float64(shared.failed),
 		Baseline: float64(unprotected.failed), BaselineWhat: "no hold", Target: "0", Met: shared.failed == 0,
 	})
-	s.Compare(Comparison{
-		What: "rotation: timeout or fallback outcomes", Value: float64(timeoutsAndFallbacks),
-		Baseline: float64(uf.outcomes[contract.OutcomeTimeout] + uf.outcomes[contract.OutcomeFallback]), BaselineWhat: "--share-polls=false",
-		Target: "0", Met: timeoutsAndFallbacks == 0,
-	})
-	s.Compare(Comparison{
-		What: "rotation: DescribeTargetHealth per interval / groups with holds", Value: sf.callRatio,
-		Baseline: uf.callRatio, BaselineWhat: "--share-polls=false",
-		Target: fmt.Sprintf("<= %g", RotationCallRatioTarget), Met: sf.callRatio <= RotationCallRatioTarget,
-	})
-	s.Compare(Comparison{
-		What: "rotation: poll latency p99 (poll intervals)", Value: sf.pollP99,
-		Baseline: uf.pollP99, BaselineWhat: "--share-polls=false",
-		Target: fmt.Sprintf("<= %g", RotationPollLatencyTarget), Met: sf.pollP99 <= RotationPollLatencyTarget,
-	})
-	s.Compare(Comparison{
-		What: "rotation: replica peak RSS, max (MiB)", Value: sf.rssMax,
-		Baseline: uf.rssMax, BaselineWhat: "--share-polls=false",
-		Target: fmt.Sprintf("< %d MiB", RotationRSSTargetMiB), Met: sf.rssMax < RotationRSSTargetMiB,
-	})
-	s.Compare(Comparison{
-		What: "rotation: hold p99 minus true stop (s)", Value: sf.overP99,
-		Baseline: uf.overP99, BaselineWhat: "--share-polls=false",
-		Target: ">= 0: never released while routed", Met: percentileMinOver(shared) >= 0,
-	})
+	for _, c := range []Comparison{
+		{
+			What: "rotation: timeout or fallback outcomes", Value: float64(timeoutsAndFallbacks),
+			Baseline: float64(uf.outcomes[contract.OutcomeTimeout] + uf.outcomes[contract.OutcomeFallback]),
+			Target:   "0", Met: timeoutsAndFallbacks == 0,
+		},
+		{
+			What: "rotation: DescribeTargetHealth per interval / groups with holds", Value: sf.callRatio, Baseline: uf.callRatio,
+			Target: fmt.Sprintf("<= %g", RotationCallRatioTarget), Met: sf.callRatio <= RotationCallRatioTarget,
+		},
+		{
+			What: "rotation: poll latency p99 (poll intervals)", Value: sf.pollP99, Baseline: uf.pollP99,
+			Target: fmt.Sprintf("<= %g", RotationPollLatencyTarget), Met: sf.pollP99 <= RotationPollLatencyTarget,
+		},
+		{
+			What: "rotation: replica peak RSS, max (MiB)", Value: sf.rssMax, Baseline: uf.rssMax,
+			Target: fmt.Sprintf("< %d MiB", RotationRSSTargetMiB), Met: sf.rssMax < RotationRSSTargetMiB,
+		},
+		{
+			What: "rotation: hold p99 minus true stop (s)", Value: sf.overP99, Baseline: uf.overP99,
+			Target: ">= 0: never released while routed", Met: percentileMinOver(shared) >= 0,
+		},
+	} {
+		c.BaselineWhat = "--share-polls=false"
+		s.Compare(c)
+	}
 	s.Details = append(s.Details, "scaling (--share-polls, "+fmt.Sprint(o.Replicas)+" replicas):")
 	s.Details = append(s.Details, curveTable(curve, interval)...)
 	for _, r := range curve {
