@@ -138,6 +138,8 @@ demo: assets
 # lags, the ELBv2 call budget and memory at scale. BENCH_JSON=file also
 # writes the figures there as JSON; BENCH_FLAGS are passed on, e.g.
 # BENCH_FLAGS='-only=holds -lag=lognormal:median=2s,p99=10s -nodes=3 -seed=7 -rate=5'.
+# BENCH_FLAGS=-only=rotation runs the node drain behind 3 replicas (not in
+# the default set, nor in CI: about 10 minutes).
 bench: assets
 	cd $(TOOLS) && $(GO) build -o $(abspath $(BIN)/albdrain-bench) ./cmd/bench
 	BENCH_JSON=$(BENCH_JSON) $(BIN)/albdrain-bench -go=$(GO) $(BENCH_FLAGS)

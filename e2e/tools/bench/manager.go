@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
@@ -85,6 +86,12 @@ func newManagerSetup(ctx context.Context, env *kubetest.Env, bin, dir string) (*
 // start runs the manager, logging to a file named after name, and returns
 // once it is ready.
 func (m *managerSetup) start(ctx context.Context, name string) (*managerProcess, error) {
+	return m.startWith(ctx, name, nil, nil)
+}
+
+// startWith is start with more of the chart's flags replaced (local, which
+// wins over start's own) and more environment variables.
+func (m *managerSetup) startWith(ctx context.Context, name string, local map[string]string, extraEnv []string) (*managerProcess, error) {
 	addrs := make([]string, 3)
 	for i := range addrs {
 		p, err := ports.Reserve()
@@ -94,7 +101,7 @@ func (m *managerSetup) start(ctx context.Context, name string) (*managerProcess,
 		addrs[i] = "127.0.0.1:" + strconv.Itoa(p)
 	}
 	probe, metrics, hold := addrs[0], addrs[1], addrs[2]
-	args, err := helmchart.WithLocal(m.args, map[string]string{
+	args, err := withLocal(m.args, map[string]string{
 		"health-probe-bind-address": probe,
 		"metrics-bind-address":      metrics,
 		"webhook-port":              strconv.Itoa(m.webhookPort),
@@ -105,7 +112,7 @@ func (m *managerSetup) start(ctx context.Context, name string) (*managerProcess,
 		"watcher-ca-file":           "",
 		// No Service routes to it; stop at once.
 		"shutdown-service": "",
-	})
+	}, local)
 	if err != nil {
 		return nil, err
 	}
@@ -115,5 +122,13 @@ func (m *managerSetup) start(ctx context.Context, name string) (*managerProcess,
 		// metadata is off loopback).
 		"AWS_ACCESS_KEY_ID=AKIDBENCH", "AWS_SECRET_ACCESS_KEY=bench", "AWS_EC2_METADATA_DISABLED=true",
 	}
+	env = append(env, extraEnv...)
 	return startManager(ctx, m.bin, args, env, filepath.Join(m.dir, "albdrain-"+name+".log"), probe, metrics)
+}
+
+// withLocal is helmchart.WithLocal of base's flags overridden by over's.
+func withLocal(args []string, base, over map[string]string) ([]string, error) {
+	local := maps.Clone(base)
+	maps.Copy(local, over)
+	return helmchart.WithLocal(args, local)
 }

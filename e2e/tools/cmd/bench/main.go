@@ -1,6 +1,8 @@
 // Command bench measures albdrain's costs (see package bench): admission
 // latency, hold precision, the ELBv2 call budget and memory at scale, each
-// beside a baseline from the same run. It prints a table and, when the
+// beside a baseline from the same run; with -only=rotation, a node drain of
+// hundreds of pods behind three manager processes (not in the default set:
+// it runs for many minutes). It prints a table and, when the
 // environment variable BENCH_JSON names a file, writes the figures there as
 // one flat JSON object.
 //
@@ -17,6 +19,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -31,8 +34,12 @@ import (
 // trafficLine is the scenarios' per-second progress line.
 var trafficLine = regexp.MustCompile(`^\d+\.\ds\s+\d+ requests`)
 
-// measurements are the parts -only can pick, in the order they run.
-var measurements = []string{"handler", "create", "holds", "elbv2", "memory"}
+// measurements are the parts -only can pick, in the order they run;
+// rotation (minutes, many processes) only when named.
+var (
+	measurements = []string{"handler", "create", "holds", "elbv2", "memory"}
+	optional     = []string{"rotation"}
+)
 
 type options struct {
 	goCmd     string
@@ -41,6 +48,15 @@ type options struct {
 	creates   int
 	jsonPath  string
 	holds     holdFlags
+	rotation  rotationFlags
+}
+
+// rotationFlags shape the rotation measurement.
+type rotationFlags struct {
+	pods   int
+	rate   float64
+	spread time.Duration
+	svg    string
 }
 
 // holdFlags shape the hold-precision section.
@@ -60,7 +76,7 @@ func main() {
 	var o options
 	o.holds.lag = mustLag(cluster.FieldLag)
 	flag.StringVar(&o.goCmd, "go", "go", "go command that runs the handler benchmark and builds albdrain's binaries")
-	only := flag.String("only", strings.Join(measurements, ","), "measurements to run, comma-separated, of "+strings.Join(measurements, ","))
+	only := flag.String("only", strings.Join(measurements, ","), "measurements to run, comma-separated, of "+strings.Join(append(measurements, optional...), ","))
 	flag.StringVar(&o.benchtime, "benchtime", "1s", "-benchtime of the Go benchmarks (admission handler, poll round)")
 	flag.IntVar(&o.creates, "creates", 800, "pod CREATEs timed with the webhook and as many without")
 	flag.IntVar(&o.holds.replicas, "replicas", 10, "holds: Deployment size in each rollout; 10 as in a rollout that a 180 s sleep makes crawl")
@@ -74,16 +90,24 @@ func main() {
 	flag.Float64Var(&o.holds.lowRate, "low-rate", 2, "holds: traffic of each albdrain policy's extra low-traffic rollout (0: none)")
 	flag.DurationVar(&o.holds.settle, "settle", 0, "holds: the draining policy's --settle-time; 0 is the lag model's p50 for the slowest node plus one poll")
 	policies := flag.String("policies", "", "holds: the policies compared, comma-separated, of quiet,deregistered,draining,fixed_p50,fixed_p90,fixed_p99 (default all)")
+	flag.IntVar(&o.rotation.pods, "rotation-pods", 500, "rotation: managed pods a node drain evicts (the curve also runs 10 and 100)")
+	flag.Float64Var(&o.rotation.rate, "rotation-rate", 100, "rotation: Poisson traffic in requests per second over all target groups")
+	flag.DurationVar(&o.rotation.spread, "rotation-spread", time.Minute, "rotation: the drain evicts the pods evenly over this")
+	flag.StringVar(&o.rotation.svg, "rotation-svg", filepath.Join("e2e", "demo-out", "rotation-scaling.svg"), "rotation: SVG of the scaling curves, beside the demo's timeline")
 	flag.Parse()
 	if *policies != "" {
 		o.holds.policies = strings.Split(*policies, ",")
 	}
 	o.only = strings.Split(*only, ",")
 	for _, m := range o.only {
-		if !slices.Contains(measurements, m) {
+		if !slices.Contains(measurements, m) && !slices.Contains(optional, m) {
 			fmt.Fprintf(os.Stderr, "bench: unknown measurement %q in -only\n", m)
 			os.Exit(2)
 		}
+	}
+	if o.rotation.pods < 1 || o.rotation.rate <= 0 || o.rotation.spread <= 0 {
+		fmt.Fprintln(os.Stderr, "bench: -rotation-pods, -rotation-rate and -rotation-spread must be positive")
+		os.Exit(2)
 	}
 	if o.holds.replicas < 1 || o.holds.rollouts < 1 || o.holds.nodes < 1 || o.holds.rate <= 0 || o.holds.lowRate < 0 || o.holds.fixedRollouts < 0 {
 		fmt.Fprintln(os.Stderr, "bench: -replicas, -rollouts, -nodes and -rate must be positive, -low-rate and -fixed-rollouts not negative")
@@ -132,7 +156,7 @@ func run(ctx context.Context, out io.Writer, o options) (err error) {
 		}
 	}
 	var manager string
-	if want("create") || want("memory") {
+	if want("create") || want("memory") || want("rotation") {
 		say("building albdrain's manager")
 		if manager, err = bench.BuildManager(ctx, o.goCmd, ws.Dir); err != nil {
 			return err
@@ -167,6 +191,11 @@ func run(ctx context.Context, out io.Writer, o options) (err error) {
 		if err := add(bench.MeasureMemory(ctx, bench.MemoryOptions{
 			Pods: 12_000, Managed: 10_000, Services: 5000, Manager: manager, Dir: ws.Dir, Settle: 5 * time.Second, Progress: progress,
 		})); err != nil {
+			return err
+		}
+	}
+	if want("rotation") {
+		if err := measureRotation(ctx, ws, o, manager, add); err != nil {
 			return err
 		}
 	}

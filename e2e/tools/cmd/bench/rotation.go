@@ -1,0 +1,47 @@
+package main
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"slices"
+	"time"
+
+	"github.com/albdrain/albdrain/e2e/cluster"
+	"github.com/albdrain/albdrain/e2e/tools/bench"
+)
+
+// rotationPollInterval is the chart's --poll-interval, which the
+// managers keep.
+const rotationPollInterval = 5 * time.Second
+
+// measureRotation runs the rotation and its curves, writes the curves'
+// SVG, and measures admission beside it (after the rotation: the
+// benchmark starts an apiserver of its own).
+func measureRotation(ctx context.Context, ws *cluster.Workspace, o options, manager string, add func(*bench.Section, error) error) error {
+	ws.Say("rotation: a node drain of %d pods behind 3 albdrain replicas", o.rotation.pods)
+	scales := []int{10, 100, o.rotation.pods}
+	s, curve, err := bench.MeasureRotation(ctx, bench.RotationOptions{
+		Pods: o.rotation.pods, TargetGroups: 50, Nodes: 3, Spread: o.rotation.spread,
+		Lag: mustLag(cluster.FieldLag), Seed: o.holds.seed,
+		DeregistrationDelay: 20 * time.Second, LBCLag: time.Second,
+		Replicas: 3, Manager: manager, Dir: ws.Dir, Rate: o.rotation.rate,
+		PollInterval: rotationPollInterval, Scales: scales,
+		Progress: func(f string, args ...any) { ws.Say("  "+f, args...) },
+	})
+	if err := add(s, err); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(o.rotation.svg), 0o755); err != nil {
+		return err
+	}
+	if err := os.WriteFile(o.rotation.svg, bench.ScalingSVG(curve, rotationPollInterval), 0o644); err != nil {
+		return err
+	}
+	ws.Say("rotation: scaling curves in %s", o.rotation.svg)
+	if slices.Contains(o.only, "handler") {
+		return nil
+	}
+	ws.Say("admission handler beside the rotation: go test -bench BenchmarkAdmission")
+	return add(bench.MeasureHandler(ctx, o.goCmd, o.benchtime))
+}
