@@ -47,7 +47,9 @@ var rules = []rule{
 	{"explain imports neither webhook nor drain/watcher", anyOf("internal/explain"), not(anyOf("webhook", "drain/watcher"))},
 	{"the kubectl plugin links none of the manager: only explain's wire and client, and the contract",
 		func(p string) bool { return p == "cmd/kubectl-albdrain" || p == "internal/explain" },
-		func(p string) bool { return p == "internal/explain" || p == "internal/contract" || p == "cmd/kubectl-albdrain" }},
+		func(p string) bool {
+			return p == "internal/explain" || p == "internal/contract" || p == "cmd/kubectl-albdrain"
+		}},
 	{"cmd/albdrain/app is at the top: only the manager's main imports it", not(anyOf("cmd/albdrain")), not(anyOf("cmd/albdrain/app"))},
 	{"only commands import commands", not(anyOf("cmd")), not(anyOf("cmd"))},
 }
