@@ -31,8 +31,18 @@ func TestReplicasSharePolls(t *testing.T) {
 		},
 	})
 	checkBounded(t, res, 4)
-	checkOutcomes(t, res, contract.OutcomeQuiet)
 	checkNoFailures(t, res)
+	// Outcomes from this run's own events: the outcome counter is the
+	// process's, which a late end report of an earlier test's pod can move.
+	ev := res.Albdrain.Events
+	if ev[contract.ReasonHoldReleased] != len(res.Terminations) {
+		t.Errorf("%d HoldReleased events for %d terminated pods (events %v)", ev[contract.ReasonHoldReleased], len(res.Terminations), ev)
+	}
+	for _, r := range []string{contract.ReasonHoldBounded, contract.ReasonHoldTimedOut, contract.ReasonHoldFellBack} {
+		if ev[r] != 0 {
+			t.Errorf("%d %s events: a hold ended on no evidence (events %v)", ev[r], r, ev)
+		}
+	}
 	read := testutil.ToFloat64(polls.WithLabelValues("read")) - readBefore
 	failed := testutil.ToFloat64(polls.WithLabelValues("failed")) - failedBefore
 	t.Logf("polls read from another replica: %v; failed reads (polled locally instead): %v", read, failed)
