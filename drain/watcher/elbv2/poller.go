@@ -207,12 +207,7 @@ func (p *Poller) poll(ctx context.Context, g *group) {
 func (p *Poller) pollSet(g *group) ([]*subscription, []Target) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	subs := make([]*subscription, 0, len(g.subs))
-	targets := make([]Target, 0, len(g.subs)+len(g.remote))
-	for s := range g.subs {
-		subs = append(subs, s)
-		targets = append(targets, s.target)
-	}
+	subs, targets := g.subscribedLocked(len(g.remote))
 	now := time.Now()
 	for t, r := range g.remote {
 		if now.After(r.lapses) {
@@ -226,6 +221,18 @@ func (p *Poller) pollSet(g *group) ([]*subscription, []Target) {
 		return cmp.Or(cmp.Compare(a.ID, b.ID), cmp.Compare(a.Port, b.Port))
 	})
 	return subs, slices.Compact(targets)
+}
+
+// subscribedLocked lists g's subscriptions and their targets, with room for
+// extra more targets. Poller.mu must be held.
+func (g *group) subscribedLocked(extra int) ([]*subscription, []Target) {
+	subs := make([]*subscription, 0, len(g.subs))
+	targets := make([]Target, 0, len(g.subs)+extra)
+	for s := range g.subs {
+		subs = append(subs, s)
+		targets = append(targets, s.target)
+	}
+	return subs, targets
 }
 
 // completed records a poll's answers for other replicas waiting on them.

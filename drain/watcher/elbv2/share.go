@@ -85,12 +85,7 @@ func (p *Poller) remoteLease() time.Duration { return 3 * p.interval }
 // reports false when it could not, and g's loop then polls itself.
 func (p *Poller) fromPeer(ctx context.Context, g *group, peer Peer, cur *peerCursor) bool {
 	p.mu.Lock()
-	subs := make([]*subscription, 0, len(g.subs))
-	targets := make([]Target, 0, len(g.subs))
-	for s := range g.subs {
-		subs = append(subs, s)
-		targets = append(targets, s.target)
-	}
+	subs, targets := g.subscribedLocked(0)
 	// A group another replica asks about is polled here (see Serve).
 	if len(subs) == 0 || len(g.remote) > 0 {
 		p.mu.Unlock()
