@@ -3,8 +3,10 @@ package watcher
 import (
 	"context"
 	"fmt"
+	"time"
 
 	awselbv2 "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
+	"golang.org/x/time/rate"
 	corev1 "k8s.io/api/core/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -15,6 +17,14 @@ import (
 	"github.com/albdrain/albdrain/drain/watcher/metrics"
 	"github.com/albdrain/albdrain/drain/watcher/targetgroups"
 	"github.com/albdrain/albdrain/drain/watcher/unheld"
+)
+
+// warmEvery is how soon a new target group of managed pods is warmed, and
+// warmShare the part of the Describe budget warming may spend: a node drain
+// starting mid-round finds the rest of the budget for its polls.
+const (
+	warmEvery = 30 * time.Second
+	warmShare = 0.2
 )
 
 // EventSource is the reporting controller of the events the watcher records on pods.
@@ -53,10 +63,12 @@ func Setup(mgr ctrl.Manager, cfg Config, d Deps) error {
 	if err != nil {
 		return err
 	}
+	delays := &targetgroups.Delays{API: api, MaxAge: cfg.DiscoveryRefresh}
+	settings := &targetgroups.Settings{API: api, MaxAge: cfg.DiscoveryRefresh}
 	h := &hold.Holder{
 		Resolver:      d.Resolver,
-		Delays:        &targetgroups.Delays{API: api, MaxAge: cfg.DiscoveryRefresh},
-		Settings:      &targetgroups.Settings{API: api, MaxAge: cfg.DiscoveryRefresh},
+		Delays:        delays,
+		Settings:      settings,
 		Poller:        poller,
 		Recorder:      mgr.GetEventRecorder(EventSource),
 		Metrics:       m,
@@ -82,6 +94,14 @@ func Setup(mgr ctrl.Manager, cfg Config, d Deps) error {
 		Also:          also,
 	})
 	if err := mgr.Add(srv); err != nil {
+		return err
+	}
+	warmer := &targetgroups.Warmer{
+		Pods: mgr.GetClient(), Resolver: d.Resolver, Delays: delays, Settings: settings,
+		Every: warmEvery, Pace: rate.NewLimiter(rate.Limit(cfg.APIRate*warmShare), 1),
+		Warm: func(n int) { m.TargetGroupsWarm.Set(float64(n)) },
+	}
+	if err := mgr.Add(warmer); err != nil {
 		return err
 	}
 	// The helper's failures to reach this endpoint show nowhere else.

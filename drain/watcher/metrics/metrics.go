@@ -30,6 +30,9 @@ type Metrics struct {
 	ELBv2Latency        *prometheus.HistogramVec
 	ELBv2Throttles      *prometheus.CounterVec
 	TargetGroupsWatched prometheus.Gauge
+	// TargetGroupsWarm counts the target groups of managed pods whose
+	// deregistration delay and settings are cached ahead of any hold.
+	TargetGroupsWarm prometheus.Gauge
 	// SharedPolls counts target-group polls read from the replica that
 	// polls the group for all, by result: read, or failed (this replica
 	// then polled the group itself).
@@ -80,6 +83,10 @@ func New() *Metrics {
 			Name: "albdrain_target_groups_watched",
 			Help: "Target groups this replica is polling because holds wait on them.",
 		}),
+		TargetGroupsWarm: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "albdrain_target_groups_warm",
+			Help: "Target groups of running managed pods whose deregistration delay and settings this replica has cached, so that their holds spend no Describe call on them.",
+		}),
 		SharedPolls: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "albdrain_shared_polls_total",
 			Help: "Target-group polls this replica read from the replica that polls the group for all, by result: read, or failed (it then polled the group itself).",
@@ -110,7 +117,7 @@ func New() *Metrics {
 }
 
 func (m *Metrics) collectors() []prometheus.Collector {
-	return []prometheus.Collector{m.HoldDuration, m.HoldsInFlight, m.Holds, m.ELBv2Requests, m.ELBv2Latency, m.ELBv2Throttles, m.TargetGroupsWatched, m.SharedPolls, m.HoldEndsUnreported,
+	return []prometheus.Collector{m.HoldDuration, m.HoldsInFlight, m.Holds, m.ELBv2Requests, m.ELBv2Latency, m.ELBv2Throttles, m.TargetGroupsWatched, m.TargetGroupsWarm, m.SharedPolls, m.HoldEndsUnreported,
 		m.HoldRefusals, m.PodsNeverHeld}
 }
 

@@ -46,12 +46,7 @@ func (c *ttlCache[T]) get(ctx context.Context, arn string, maxAge time.Duration,
 		if err != nil {
 			return v, err
 		}
-		c.mu.Lock()
-		if c.m == nil {
-			c.m = map[string]cached[T]{}
-		}
-		c.m[arn] = cached[T]{v: v, fetched: time.Now()}
-		c.mu.Unlock()
+		c.put(arn, v, time.Now())
 		return v, nil
 	})
 	select {
@@ -75,4 +70,34 @@ func (c *ttlCache[T]) fresh(arn string, maxAge time.Duration) (T, bool) {
 		return zero, false
 	}
 	return e.v, true
+}
+
+// put stores arn's value as fetched at when.
+func (c *ttlCache[T]) put(arn string, v T, when time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil {
+		c.m = map[string]cached[T]{}
+	}
+	c.m[arn] = cached[T]{v: v, fetched: when}
+}
+
+// prune drops the values fetched before t, which get would fetch again
+// anyway: a listing's groups since deleted are not kept for ever.
+func (c *ttlCache[T]) prune(t time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for arn, e := range c.m {
+		if e.fetched.Before(t) {
+			delete(c.m, arn)
+		}
+	}
+}
+
+// age is how long ago arn's value was fetched; ok is false when none is cached.
+func (c *ttlCache[T]) age(arn string) (age time.Duration, ok bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.m[arn]
+	return time.Since(e.fetched), ok
 }

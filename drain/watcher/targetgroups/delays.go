@@ -29,7 +29,13 @@ type Delays struct {
 // DeregistrationDelay returns how long the target group keeps deregistered
 // targets draining.
 func (d *Delays) DeregistrationDelay(ctx context.Context, arn string) (time.Duration, error) {
-	delay, err := d.cache.get(ctx, arn, d.MaxAge, func(ctx context.Context) (time.Duration, error) {
+	return d.delay(ctx, arn, d.MaxAge)
+}
+
+// delay is arn's deregistration delay, fetched when the cached one is
+// older than maxAge.
+func (d *Delays) delay(ctx context.Context, arn string, maxAge time.Duration) (time.Duration, error) {
+	delay, err := d.cache.get(ctx, arn, maxAge, func(ctx context.Context) (time.Duration, error) {
 		out, err := d.API.DescribeTargetGroupAttributes(ctx, &awselbv2.DescribeTargetGroupAttributesInput{TargetGroupArn: aws.String(arn)})
 		if err != nil {
 			return 0, err

@@ -3,15 +3,17 @@ package targetgroups
 import (
 	"context"
 	"fmt"
-	"github.com/albdrain/albdrain/internal/lbc"
 	"slices"
 	"strconv"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awselbv2 "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
+	"github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2/types"
+	"golang.org/x/time/rate"
 
 	"github.com/albdrain/albdrain/internal/contract"
+	"github.com/albdrain/albdrain/internal/lbc"
 )
 
 // trafficPort is the health-check port that means the target's own port.
@@ -101,20 +103,45 @@ func (s *Settings) Setting(ctx context.Context, arn string) (Setting, error) {
 		if len(out.TargetGroups) != 1 {
 			return Setting{}, fmt.Errorf("DescribeTargetGroups returned %d target groups", len(out.TargetGroups))
 		}
-		tg := out.TargetGroups[0]
-		v := Setting{Protocol: string(tg.Protocol)}
-		if aws.ToBool(tg.HealthCheckEnabled) {
-			v.HealthCheck = &HealthCheck{
-				Protocol: string(tg.HealthCheckProtocol),
-				Port:     aws.ToString(tg.HealthCheckPort),
-				Path:     aws.ToString(tg.HealthCheckPath),
-				Interval: time.Duration(aws.ToInt32(tg.HealthCheckIntervalSeconds)) * time.Second,
-			}
-		}
-		return v, nil
+		return settingOf(out.TargetGroups[0]), nil
 	})
 	if err != nil {
 		return Setting{}, fmt.Errorf("settings of %s: %w", arn, err)
 	}
 	return v, nil
+}
+
+// settingOf is what Setting keeps of a described target group.
+func settingOf(tg types.TargetGroup) Setting {
+	v := Setting{Protocol: string(tg.Protocol)}
+	if aws.ToBool(tg.HealthCheckEnabled) {
+		v.HealthCheck = &HealthCheck{
+			Protocol: string(tg.HealthCheckProtocol),
+			Port:     aws.ToString(tg.HealthCheckPort),
+			Path:     aws.ToString(tg.HealthCheckPath),
+			Interval: time.Duration(aws.ToInt32(tg.HealthCheckIntervalSeconds)) * time.Second,
+		}
+	}
+	return v
+}
+
+// listAll stores the settings of every target group the account has in
+// the region, a page of up to 400 per call, waiting on pace before each:
+// one listing warms a node drain's groups for less than one call each.
+func (s *Settings) listAll(ctx context.Context, pace *rate.Limiter) error {
+	pages := awselbv2.NewDescribeTargetGroupsPaginator(s.API, &awselbv2.DescribeTargetGroupsInput{PageSize: aws.Int32(400)})
+	for pages.HasMorePages() {
+		if err := pace.Wait(ctx); err != nil {
+			return err
+		}
+		page, err := pages.NextPage(ctx)
+		if err != nil {
+			return fmt.Errorf("list target groups: %w", err)
+		}
+		now := time.Now()
+		for _, tg := range page.TargetGroups {
+			s.cache.put(aws.ToString(tg.TargetGroupArn), settingOf(tg), now)
+		}
+	}
+	return nil
 }

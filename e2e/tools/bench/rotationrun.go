@@ -183,6 +183,12 @@ func (e *rotationEnv) rotate(ctx context.Context, spec runSpec) (_ *rotationRun,
 			return nil, err
 		}
 		defer func() { err = errors.Join(err, stopReplicas(reps)) }()
+		// Replicas in the field have run long before a drain: their
+		// target-group caches are warm, as here before it starts.
+		o.Progress("%s: waiting for each manager to warm its caches of %d target groups", spec.name, groups)
+		if err := waitWarm(ctx, reps, groups); err != nil {
+			return nil, err
+		}
 	}
 
 	r := &rotationRun{name: spec.name, pods: spec.pods, share: spec.share, protected: spec.protected}
@@ -439,3 +445,22 @@ func newRotationEnv(ctx context.Context, o RotationOptions, m *managerSetup, cl 
 
 // label is a run's name with its scale, for the table.
 func (r *rotationRun) label() string { return r.name + "@" + strconv.Itoa(r.pods) }
+
+// waitWarm waits until every replica has cached the delay and settings of
+// all groups target groups, as its albdrain_target_groups_warm shows.
+func waitWarm(ctx context.Context, reps []*replica, groups int) error {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	defer cancel()
+	for _, rep := range reps {
+		for {
+			n, err := rep.metric(ctx, "albdrain_target_groups_warm")
+			if err == nil && int(n) >= groups {
+				break
+			}
+			if !sleepUntil(ctx, time.Now().Add(time.Second)) {
+				return fmt.Errorf("replica's caches not warm (%v warm of %d groups, %v): %w", n, groups, err, ctx.Err())
+			}
+		}
+	}
+	return nil
+}
