@@ -41,6 +41,10 @@ type RotationOptions struct {
 	PollInterval time.Duration
 	// Scales are the curve's sizes, each at most Pods.
 	Scales []int
+	// DuringDrain, when set, runs while the full-size shared rotation
+	// drains its node and its replacement pods are created: a measurement
+	// that must see the rotation's load.
+	DuringDrain func(ctx context.Context) error
 	// Progress receives a line at each step.
 	Progress func(format string, args ...any)
 }
@@ -70,7 +74,7 @@ func MeasureRotation(ctx context.Context, o RotationOptions) (_ *Section, curve 
 		return nil, nil, err
 	}
 	specs := []runSpec{
-		{name: "shared", pods: o.Pods, share: true, protected: true},
+		{name: "shared", pods: o.Pods, share: true, protected: true, during: o.DuringDrain},
 		{name: "unshared", pods: o.Pods, protected: true},
 		{name: "unprotected", pods: o.Pods},
 	}

@@ -63,6 +63,8 @@ type runSpec struct {
 	name             string
 	pods             int
 	share, protected bool
+	// during runs while the node drains (RotationOptions.DuringDrain).
+	during func(context.Context) error
 }
 
 // rotationEnv is what every run of the measurement shares.
@@ -216,6 +218,21 @@ func (e *rotationEnv) rotate(ctx context.Context, spec runSpec) (_ *rotationRun,
 	r.terminations = make([]rotationPod, len(pods))
 	errs := make([]error, len(pods))
 	var wg sync.WaitGroup
+	var duringErr error
+	if spec.during != nil {
+		wg.Go(func() { duringErr = spec.during(ctx) })
+	}
+	// The Deployments' replacements are created as their pods are evicted,
+	// as a rotation's are, through the same apiserver and into the same
+	// managers' caches.
+	replacements := make([]*corev1.Pod, len(pods))
+	defer func() {
+		for _, p := range replacements {
+			if p != nil {
+				err = errors.Join(err, client.IgnoreNotFound(e.cl.Delete(context.WithoutCancel(ctx), p, client.GracePeriodSeconds(0))))
+			}
+		}
+	}()
 	r.drainStart = time.Now()
 	for i := range pods {
 		if !sleepUntil(ctx, r.drainStart.Add(time.Duration(i)*o.Spread/time.Duration(len(pods)))) {
@@ -231,9 +248,14 @@ func (e *rotationEnv) rotate(ctx context.Context, spec runSpec) (_ *rotationRun,
 			}
 			errs[i] = e.terminate(ctx, emu, pods[i], servers[i], fleetIP(i), arns[t.group], holdURL, t)
 		})
+		rp := replacement(pods[i])
+		if err := e.cl.Create(ctx, rp); err != nil {
+			return nil, fmt.Errorf("replacement of pod %d: %w", i, err)
+		}
+		replacements[i] = rp
 	}
 	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
+	if err := errors.Join(append(errs, duringErr)...); err != nil {
 		return nil, err
 	}
 	r.ended = time.Now()
@@ -463,4 +485,14 @@ func waitWarm(ctx context.Context, reps []*replica, groups int) error {
 		}
 	}
 	return nil
+}
+
+// replacement is the pod a Deployment creates on another node for an
+// evicted one: managed and gated like it, not yet running.
+func replacement(evicted *corev1.Pod) *corev1.Pod {
+	p := appPod(evicted.Namespace, "r-"+evicted.Name, evicted.Labels["app"], "bench-node-b")
+	p.Labels[contract.ManagedLabel] = "true"
+	p.Spec.ReadinessGates = evicted.Spec.ReadinessGates
+	p.Spec.TerminationGracePeriodSeconds = evicted.Spec.TerminationGracePeriodSeconds
+	return p
 }
