@@ -114,9 +114,9 @@ func (w *Warmer) groups(ctx context.Context) ([]string, error) {
 		if pod.DeletionTimestamp != nil {
 			continue
 		}
-		key := pod.Namespace + "/" + string(pod.UID)
-		if ref := metav1.GetControllerOf(pod); ref != nil {
-			key = pod.Namespace + "/" + string(ref.UID)
+		key := "pod " + pod.Namespace + "/" + pod.Name
+		if ref := metav1.GetControllerOf(pod); ref != nil && ref.UID != "" {
+			key = "owner " + string(ref.UID)
 		}
 		if owners[key] {
 			continue
