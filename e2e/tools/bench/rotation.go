@@ -105,6 +105,10 @@ type rotationFigures struct {
 	holdP50, holdP99            float64
 	overP50, overP99            float64
 	pollP50, pollP99            float64 // poll latency in poll intervals
+	// askP99 is how long after the deletion began the helper asked, and
+	// answerP50/P99 how long the watcher then took to answer, in seconds:
+	// which side of the hold a poll latency comes from.
+	askP99, answerP50, answerP99 float64
 	callRatio, callRatioWaiting float64
 	callsPerInterval            float64 // mean, over intervals with holds waiting
 	replicaCallsPerInterval     []float64
@@ -114,7 +118,7 @@ type rotationFigures struct {
 
 func figuresOf(r *rotationRun, interval time.Duration) rotationFigures {
 	f := rotationFigures{outcomes: map[contract.Outcome]int{}}
-	var holds, over, poll []float64
+	var holds, over, poll, ask, answer []float64
 	// held spans each hold, as the issue counts target groups with holds;
 	// waits only its wait for the watcher's answer.
 	var held, waits []waitSpan
@@ -127,11 +131,13 @@ func figuresOf(r *rotationRun, interval time.Duration) rotationFigures {
 		if !t.answered.IsZero() {
 			poll = append(poll, t.answered.Sub(t.stop.Deregistered).Seconds()/interval.Seconds())
 			waits = append(waits, waitSpan{Group: t.group, From: t.start, To: t.answered})
+			ask, answer = append(ask, t.asked.Sub(t.start).Seconds()), append(answer, t.answered.Sub(t.asked).Seconds())
 		}
 	}
 	f.holdP50, f.holdP99 = percentile(holds, 50), percentile(holds, 99)
 	f.overP50, f.overP99 = percentile(over, 50), percentile(over, 99)
 	f.pollP50, f.pollP99 = percentile(poll, 50), percentile(poll, 99)
+	f.askP99, f.answerP50, f.answerP99 = percentile(ask, 99), percentile(answer, 50), percentile(answer, 99)
 	var all []time.Time
 	for _, c := range r.dth {
 		all = append(all, c...)
@@ -211,6 +217,9 @@ func rotationSection(o RotationOptions, shared, unshared, unprotected *rotationR
 		{"throttles", float64(shared.throttles), float64(unshared.throttles)},
 		{"poll_latency_p50_intervals", sf.pollP50, uf.pollP50},
 		{"poll_latency_p99_intervals", sf.pollP99, uf.pollP99},
+		{"helper_ask_after_deletion_p99_s", sf.askP99, uf.askP99},
+		{"answer_after_ask_p50_s", sf.answerP50, uf.answerP50},
+		{"answer_after_ask_p99_s", sf.answerP99, uf.answerP99},
 		{"replica_rss_mib_max", sf.rssMax, uf.rssMax},
 		{"replica_cpu_s_max", sf.cpuMax, uf.cpuMax},
 	} {

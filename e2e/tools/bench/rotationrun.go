@@ -33,9 +33,10 @@ import (
 // rotationPod is one pod's termination in a rotation run.
 type rotationPod struct {
 	group, replica int
-	// start is the deletion (and the preStop's start), answered when the
-	// watcher answered the helper, end when the pod stopped serving.
-	start, answered, end time.Time
+	// start is the deletion (and the preStop's start), asked when the
+	// helper began (the deletion answered), answered when the watcher
+	// answered the helper, end when the pod stopped serving.
+	start, asked, answered, end time.Time
 	outcome              contract.Outcome
 	stop                 albemu.Stop
 }
@@ -338,6 +339,7 @@ func (e *rotationEnv) terminate(ctx context.Context, emu *albemu.Emulator, pod *
 	}()
 	if holdURL != "" {
 		log := &answerLog{}
+		t.asked = time.Now()
 		end, _ := helper.Run(ctx, helperSpec(), helper.Env{
 			PodName: pod.Name, PodNamespace: pod.Namespace, PodUID: string(pod.UID), PodIP: ip,
 			WatcherURL: holdURL, WatcherCA: e.caPEM,
