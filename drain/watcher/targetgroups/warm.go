@@ -42,14 +42,21 @@ func (w *Warmer) NeedLeaderElection() bool { return false }
 func (w *Warmer) Start(ctx context.Context) error {
 	t := time.NewTicker(w.Every)
 	defer t.Stop()
+	failing := false
 	for {
 		n, err := w.round(ctx)
 		if ctx.Err() != nil {
 			return nil
 		}
-		if err != nil {
+		// Said once when it starts failing and once when it recovers: an
+		// install without AWS (sleep mode) fails every round.
+		switch {
+		case err != nil && !failing:
 			log.FromContext(ctx).Info("warming target-group caches failed; holds will look up what they miss", "err", err)
+		case err == nil && failing:
+			log.FromContext(ctx).Info("warming target-group caches works again", "warm", n)
 		}
+		failing = err != nil
 		if w.Warm != nil {
 			w.Warm(n)
 		}
