@@ -53,8 +53,10 @@ test-unit:
 	$(GO) test -short -count=1 -timeout 10m ./...
 
 # test-tools runs the release tooling's own tests (image, SBOM, bench's
-# statistics; no assets).
-test-tools:
+# statistics) and the README's install steps followed against a loopback
+# registry and a real apiserver (e2e/tools/install: make release-local,
+# helm push and install, the plugin), which need the control plane.
+test-tools: assets
 	cd $(TOOLS) && $(GO) test -count=1 -timeout 10m ./...
 
 # E2E_SCENARIOS and E2E_NODE are the harness module's packages of test-e2e and
