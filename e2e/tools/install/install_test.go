@@ -150,6 +150,12 @@ func (w *walk) make(args []string) {
 	if err != nil {
 		w.t.Fatalf("make: %v\n%s", err, out)
 	}
+	// What the release workflow uploads after the same make target.
+	for _, o := range readWorkflowNames(w.t, w.root).outputs {
+		if _, err := os.Stat(filepath.Join(w.bin, strings.TrimPrefix(o, "bin/"))); err != nil {
+			w.t.Errorf("the release workflow uploads %s, which make did not write: %v", o, err)
+		}
+	}
 	for _, repo := range []string{"albdrain", "albdrain-hold"} {
 		ref, err := name.NewTag(w.registry + "/" + repo + ":" + version)
 		if err != nil {
