@@ -3,6 +3,7 @@ package install
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"log"
 	"net"
@@ -13,6 +14,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -62,6 +64,27 @@ type walk struct {
 	// optedIn is the namespace the README labels; pod the pod it explains.
 	optedIn, pod string
 	explained    bool
+	// plugin waits for the kubectl plugin's build and returns its path.
+	plugin func() (string, error)
+}
+
+// buildPlugin builds the kubectl plugin from the tree into w.bin, as `go
+// install` does, while the steps before it run.
+func (w *walk) buildPlugin() {
+	path := filepath.Join(w.bin, "kubectl-albdrain")
+	done := make(chan error, 1)
+	go func() {
+		build := exec.Command("go", "build", "-o", path, "./cmd/kubectl-albdrain")
+		build.Dir = w.root
+		out, err := build.CombinedOutput()
+		if err != nil {
+			err = fmt.Errorf("build the plugin: %w\n%s", err, out)
+		}
+		done <- err
+	}()
+	w.plugin = sync.OnceValues(func() (string, error) { return path, <-done })
+	// The build writes into w.bin, which must outlive it.
+	w.t.Cleanup(func() { _, _ = w.plugin() })
 }
 
 // TestInstallAsDocumented runs the README's install section, command by
@@ -96,6 +119,7 @@ func TestInstallAsDocumented(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	w.buildPlugin()
 	w.env = kubetest.Start(t)
 	w.cs = kubernetes.NewForConfigOrDie(w.env.Config)
 	w.helm = w.helmFlags(u.Hostname())
@@ -400,11 +424,9 @@ func (w *walk) explain(args []string) {
 	if w.pod == "" {
 		w.t.Fatal("the README explains a pod before creating one")
 	}
-	plugin := filepath.Join(w.bin, "kubectl-albdrain")
-	build := exec.Command("go", "build", "-o", plugin, "./cmd/kubectl-albdrain")
-	build.Dir = w.root
-	if out, err := build.CombinedOutput(); err != nil {
-		w.t.Fatalf("build the plugin: %v\n%s", err, out)
+	plugin, err := w.plugin()
+	if err != nil {
+		w.t.Fatal(err)
 	}
 	ctx := context.Background()
 	asker := func(user string, bound bool) string {
@@ -438,7 +460,7 @@ func (w *walk) explain(args []string) {
 	dev, stranger := asker("dev", true), asker("stranger", false)
 	// Until the apiserver's RBAC cache has the bindings, it refuses.
 	var out string
-	err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, time.Minute, true, func(context.Context) (bool, error) {
+	err = wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, time.Minute, true, func(context.Context) (bool, error) {
 		out = run(dev)
 		return !strings.Contains(out, "forbidden"), nil
 	})

@@ -67,7 +67,7 @@ func (n *workflowNames) readScript(script string) {
 	for _, line := range strings.Split(script, "\n") {
 		words := strings.Fields(line)
 		for i, w := range words {
-			w = strings.Trim(w, `"';`)
+			w = strings.Trim(w, `"';()`)
 			prev := ""
 			if i > 0 {
 				prev = words[i-1]
