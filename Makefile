@@ -13,6 +13,9 @@ CONTAINERD_ASSETS  := $(ALBDRAIN_CACHE)/containerd-$(CONTAINERD_VERSION)
 # promtool runs the alerts' rule unit tests (e2e/chart); the version is the one its wrapper module pins.
 PROMTOOL_VERSION := $(shell sed -n 's|^require github.com/prometheus/prometheus ||p' e2e/tools/promtool/go.mod)
 PROMTOOL           := $(ALBDRAIN_CACHE)/promtool-$(PROMTOOL_VERSION)/promtool
+# actionlint checks the GitHub Actions workflows in lint; the version is the one its wrapper module pins.
+ACTIONLINT_VERSION := $(shell sed -n 's|^require github.com/rhysd/actionlint ||p' e2e/tools/actionlint/go.mod)
+ACTIONLINT         := $(ALBDRAIN_CACHE)/actionlint-$(ACTIONLINT_VERSION)/actionlint
 CONTAINERD_LDFLAGS := -s -w -X github.com/containerd/containerd/v2/version.Version=$(CONTAINERD_VERSION)
 KUBE_LDFLAGS  := -s -w -X k8s.io/component-base/version.gitVersion=$(KUBE_VERSION) \
 	-X k8s.io/component-base/version.gitMajor=1 \
@@ -36,7 +39,7 @@ SHELL         := bash
 # first build shows it is alive, and passes anything else (errors) through.
 progress      := awk '/[: ]/ { print; next } { if (++n % 100 == 0) { print "   ... " n " packages compiled"; fflush() } }'
 
-.PHONY: all build test test-unit test-tools test-integration test-e2e test-node lint fuzz demo bench image release-local assets node-assets promtool generate clean
+.PHONY: all build test test-unit test-tools test-integration test-e2e test-node lint fuzz demo bench image release-local assets node-assets promtool actionlint generate clean
 
 all: build
 
@@ -53,8 +56,10 @@ test-unit:
 	$(GO) test -short -count=1 -timeout 10m ./...
 
 # test-tools runs the release tooling's own tests (image, SBOM, bench's
-# statistics; no assets).
-test-tools:
+# statistics) and the README's install steps followed against a loopback
+# registry and a real apiserver (e2e/tools/install: make release-local,
+# helm push and install, the plugin), which need the control plane.
+test-tools: assets
 	cd $(TOOLS) && $(GO) test -count=1 -timeout 10m ./...
 
 # E2E_SCENARIOS and E2E_NODE are the harness module's packages of test-e2e and
@@ -111,8 +116,10 @@ fuzz:
 # generated DeepCopy of internal/lbc is current (controller-gen, pinned in
 # e2e/tools/controller-gen), and the layout: no import runs upward, and the
 # in-pod helper imports only drain/helper and the contract, so it carries no
-# Kubernetes or AWS code (internal/layers; test-unit runs it too).
-lint:
+# Kubernetes or AWS code (internal/layers; test-unit runs it too). actionlint
+# checks the workflows (.github/workflows), their run scripts too when
+# shellcheck is on PATH (.ci/run installs it).
+lint: $(ACTIONLINT)
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "not gofmt-formatted:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	cd e2e && $(GO) vet ./...
@@ -123,6 +130,8 @@ lint:
 	@$(GO) generate ./internal/lbc; if ! git diff --quiet -- internal/lbc/zz_generated.deepcopy.go; then \
 		echo "internal/lbc: the generated DeepCopy is stale (now regenerated: commit it)"; git diff --stat -- internal/lbc/zz_generated.deepcopy.go; exit 1; fi
 	$(GO) test -count=1 ./internal/layers
+	@command -v shellcheck >/dev/null || echo "lint: no shellcheck on PATH: actionlint does not check the workflows' run scripts"
+	$(ACTIONLINT)
 
 # demo runs the local demo: a rolling restart under load behind the local
 # ALB, whose nodes draw heavy-tailed lags, with no protection, a fixed
@@ -216,6 +225,15 @@ $(PROMTOOL):
 	@echo ">> building promtool $(PROMTOOL_VERSION) from the Go module proxy (first time only)"
 	cd e2e/tools/promtool && CGO_ENABLED=0 $(GO) build -v -trimpath -ldflags "-s -w" \
 		-o $@.tmp github.com/prometheus/prometheus/cmd/promtool 2>&1 | $(progress)
+	mv $@.tmp $@
+
+actionlint: $(ACTIONLINT)
+
+$(ACTIONLINT):
+	@mkdir -p $(@D)
+	@echo ">> building actionlint $(ACTIONLINT_VERSION) from the Go module proxy (first time only)"
+	cd e2e/tools/actionlint && CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w" \
+		-o $@.tmp github.com/rhysd/actionlint/cmd/actionlint
 	mv $@.tmp $@
 
 clean:

@@ -1,8 +1,10 @@
 // Command kubectl-albdrain is a kubectl plugin: `kubectl albdrain explain
 // POD` says whether albdrain protects a pod and, if not, why. It reads the
 // pod with the user's credentials and asks albdrain's manager through the
-// apiserver's service proxy. Its connection flags are kubectl's own
-// (cli-runtime): --kubeconfig, --context, --namespace/-n, --as, and so on.
+// apiserver's service proxy. Its connection flags are kubectl's own, from
+// client-go's clientcmd: --kubeconfig, --context, --namespace/-n, --as, and
+// so on (cli-runtime, which kubectl adds them with, links kustomize and its
+// resource builder, which the plugin has no use for).
 package main
 
 import (
@@ -10,18 +12,18 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
 	"os"
 
 	"github.com/spf13/cobra"
-	"k8s.io/cli-runtime/pkg/genericclioptions"
+	"github.com/spf13/pflag"
+	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/yaml"
 
 	"github.com/albdrain/albdrain/internal/explain"
 )
 
 func main() {
-	cmd := newRootCommand(genericclioptions.NewConfigFlags(true), os.Stdout)
+	cmd := newRootCommand(os.Stdout)
 	if err := cmd.ExecuteContext(context.Background()); err != nil {
 		fmt.Fprintln(os.Stderr, "kubectl-albdrain:", err)
 		os.Exit(1)
@@ -31,9 +33,26 @@ func main() {
 // Outputs of -o: text for people, json and yaml for scripts.
 var outputs = []string{"text", "json", "yaml"}
 
-// newRootCommand is `kubectl albdrain` with its subcommands, connecting
-// with flags and printing to out.
-func newRootCommand(flags *genericclioptions.ConfigFlags, out io.Writer) *cobra.Command {
+// connection is kubectl's connection flags and the kubeconfig they select.
+type connection struct {
+	rules     *clientcmd.ClientConfigLoadingRules
+	overrides clientcmd.ConfigOverrides
+}
+
+// bind adds kubectl's connection flags to fs.
+func (c *connection) bind(fs *pflag.FlagSet) {
+	c.rules = clientcmd.NewDefaultClientConfigLoadingRules()
+	fs.StringVar(&c.rules.ExplicitPath, clientcmd.RecommendedConfigPathFlag, "", "Path to the kubeconfig file to use for CLI requests.")
+	clientcmd.BindOverrideFlags(&c.overrides, fs, clientcmd.RecommendedConfigOverrideFlags(""))
+}
+
+// config is the kubeconfig the flags select, as kubectl reads it.
+func (c *connection) config() clientcmd.ClientConfig {
+	return clientcmd.NewNonInteractiveDeferredLoadingClientConfig(c.rules, &c.overrides)
+}
+
+// newRootCommand is `kubectl albdrain` with its subcommands, printing to out.
+func newRootCommand(out io.Writer) *cobra.Command {
 	root := &cobra.Command{
 		Use:           "kubectl-albdrain",
 		Short:         "Ask albdrain about pods",
@@ -43,12 +62,13 @@ func newRootCommand(flags *genericclioptions.ConfigFlags, out io.Writer) *cobra.
 		Annotations:   map[string]string{cobra.CommandDisplayNameAnnotation: "kubectl albdrain"},
 	}
 	root.SetOut(out)
-	flags.AddFlags(root.PersistentFlags())
-	root.AddCommand(newExplainCommand(flags, out))
+	conn := &connection{}
+	conn.bind(root.PersistentFlags())
+	root.AddCommand(newExplainCommand(conn, out))
 	return root
 }
 
-func newExplainCommand(flags *genericclioptions.ConfigFlags, out io.Writer) *cobra.Command {
+func newExplainCommand(conn *connection, out io.Writer) *cobra.Command {
 	m := explain.Manager{}
 	var output string
 	cmd := &cobra.Command{
@@ -67,15 +87,16 @@ func newExplainCommand(flags *genericclioptions.ConfigFlags, out io.Writer) *cob
 			return fmt.Errorf("-o %q: want one of %v", output, outputs)
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ns, _, err := flags.ToRawKubeConfigLoader().Namespace()
+			kc := conn.config()
+			ns, _, err := kc.Namespace()
 			if err != nil {
 				return err
 			}
-			cfg, err := flags.ToRESTConfig()
+			cfg, err := kc.ClientConfig()
 			if err != nil {
 				return err
 			}
-			cs, err := corev1client.NewForConfig(cfg)
+			pods, err := explain.PodsOf(cfg)
 			if err != nil {
 				return err
 			}
@@ -83,7 +104,7 @@ func newExplainCommand(flags *genericclioptions.ConfigFlags, out io.Writer) *cob
 			if err != nil {
 				return err
 			}
-			ex, err := explain.Ask(cmd.Context(), cs, ask, ns, args[0])
+			ex, err := explain.Ask(cmd.Context(), pods, ask, ns, args[0])
 			if err != nil {
 				return err
 			}

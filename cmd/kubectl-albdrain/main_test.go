@@ -8,14 +8,13 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
-	"k8s.io/cli-runtime/pkg/genericclioptions"
 
 	"github.com/albdrain/albdrain/internal/explain"
 )
 
 func execute(args ...string) (string, error) {
 	var out bytes.Buffer
-	cmd := newRootCommand(genericclioptions.NewConfigFlags(true), &out)
+	cmd := newRootCommand(&out)
 	cmd.SetErr(io.Discard)
 	cmd.SetArgs(args)
 	err := cmd.ExecuteContext(context.Background())

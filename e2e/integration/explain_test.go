@@ -16,7 +16,6 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -52,7 +51,10 @@ func TestExplain(t *testing.T) {
 	startManager(t, env)
 	reader := serviceAccountToken(t, env, ns, "reader", true)
 	ask := directQuerier(t, env, reader)
-	pods := kubernetes.NewForConfigOrDie(env.Config).CoreV1()
+	pods, err := explain.PodsOf(env.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	t.Run("protected pod: backends and the watcher's target group", func(t *testing.T) {
 		pod := restrictedPod(ns, "web-1")
@@ -113,10 +115,14 @@ func TestExplain(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		readerPods, err := explain.PodsOf(rc)
+		if err != nil {
+			t.Fatal(err)
+		}
 		var ex explain.Explanation
 		// Until the apiserver's informer has the EndpointSlice, it has no endpoint.
 		waitFor(t, "an answer through the service proxy", func() bool {
-			ex, err = explain.Ask(ctx, kubernetes.NewForConfigOrDie(rc).CoreV1(), ask, ns, "web-1")
+			ex, err = explain.Ask(ctx, readerPods, ask, ns, "web-1")
 			if err != nil && !strings.Contains(err.Error(), "no endpoints available") {
 				t.Fatal(err)
 			}

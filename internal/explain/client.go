@@ -8,8 +8,10 @@ import (
 	"net/http"
 	"strings"
 
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/serializer"
+	utilnet "k8s.io/apimachinery/pkg/util/net"
 	"k8s.io/client-go/rest"
 )
 
@@ -34,12 +36,17 @@ func ViaServiceProxy(cfg *rest.Config, m Manager) (Querier, error) {
 	// Innermost wrapper: it sees the Authorization header that token and
 	// exec credential wrappers have set, and repeats it for the manager.
 	cfg.Wrap(func(rt http.RoundTripper) http.RoundTripper { return repeatToken{rt} })
-	cs, err := corev1client.NewForConfig(cfg)
+	c, err := coreV1(cfg)
 	if err != nil {
 		return nil, err
 	}
 	return func(ctx context.Context, query map[string]string) ([]byte, error) {
-		raw, err := cs.Services(m.Namespace).ProxyGet("https", m.Service, m.Port, Path, query).DoRaw(ctx)
+		req := c.Get().Namespace(m.Namespace).Resource("services").SubResource("proxy").
+			Name(utilnet.JoinSchemeNamePort("https", m.Service, m.Port)).Suffix(Path)
+		for k, v := range query {
+			req = req.Param(k, v)
+		}
+		raw, err := req.DoRaw(ctx)
 		if err != nil {
 			return nil, fmt.Errorf("ask albdrain's manager (service %s/%s): %w: %s", m.Namespace, m.Service, err, raw)
 		}
@@ -60,10 +67,47 @@ func (t repeatToken) RoundTrip(r *http.Request) (*http.Response, error) {
 	return t.next.RoundTrip(r)
 }
 
+// coreV1 is a client of cfg's core/v1 API that decodes core/v1's types
+// alone: client-go's typed clientset registers every API group's, which
+// would more than double the plugin.
+func coreV1(cfg *rest.Config) (*rest.RESTClient, error) {
+	cfg = rest.CopyConfig(cfg)
+	scheme := runtime.NewScheme()
+	if err := corev1.AddToScheme(scheme); err != nil {
+		return nil, err
+	}
+	cfg.APIPath = "/api"
+	cfg.GroupVersion = &corev1.SchemeGroupVersion
+	cfg.NegotiatedSerializer = serializer.NewCodecFactory(scheme).WithoutConversion()
+	if cfg.UserAgent == "" {
+		cfg.UserAgent = rest.DefaultKubernetesUserAgent()
+	}
+	return rest.RESTClientFor(cfg)
+}
+
+// Pods reads pods with the credentials of its config.
+type Pods struct{ c *rest.RESTClient }
+
+// PodsOf returns the Pods of cfg.
+func PodsOf(cfg *rest.Config) (*Pods, error) {
+	c, err := coreV1(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return &Pods{c: c}, nil
+}
+
+// Get reads the pod ns/name.
+func (p *Pods) Get(ctx context.Context, ns, name string) (*corev1.Pod, error) {
+	pod := &corev1.Pod{}
+	err := p.c.Get().Namespace(ns).Resource("pods").Name(name).Do(ctx).Into(pod)
+	return pod, err
+}
+
 // Ask reads the pod with the caller's own credentials, so the caller must
 // be allowed to get it, and asks the manager to explain it.
-func Ask(ctx context.Context, pods corev1client.PodsGetter, ask Querier, ns, name string) (Explanation, error) {
-	pod, err := pods.Pods(ns).Get(ctx, name, metav1.GetOptions{})
+func Ask(ctx context.Context, pods *Pods, ask Querier, ns, name string) (Explanation, error) {
+	pod, err := pods.Get(ctx, ns, name)
 	if err != nil {
 		return Explanation{}, fmt.Errorf("get pod: %w", err)
 	}

@@ -112,7 +112,7 @@ func (p *Poller) groupLocked(tgARN string) *group {
 	ctx, cancel := context.WithCancel(context.Background())
 	g := &group{arn: tgARN, cancel: cancel, subs: map[*subscription]struct{}{}, remote: map[Target]remoteTarget{}, polled: make(chan struct{})}
 	p.groups[tgARN] = g
-	p.metrics.TargetGroupsWatched.Inc()
+	p.metrics.WatchGroup(tgARN)
 	go p.loop(ctx, g)
 	return g
 }
@@ -132,7 +132,7 @@ func (p *Poller) endIfIdleLocked(g *group) {
 	}
 	g.cancel()
 	delete(p.groups, g.arn)
-	p.metrics.TargetGroupsWatched.Dec()
+	p.metrics.UnwatchGroup(g.arn)
 }
 
 func (p *Poller) loop(ctx context.Context, g *group) {

@@ -153,6 +153,9 @@ func TestGroupsPollSeparatelyAndStopWithTheirLastHold(t *testing.T) {
 	if err := c2.ctx.Err(); err != nil {
 		t.Error("tg-2's poll cancelled by another group's hold leaving")
 	}
+	if got := testutil.CollectAndCount(m.WatchedTargetGroups); got != 1 {
+		t.Errorf("%d target-group series after tg-1's last hold, want 1 (tg-2)", got)
+	}
 	stop2()
 	if got := testutil.ToFloat64(m.TargetGroupsWatched); got != 0 {
 		t.Errorf("target groups watched = %v, want 0", got)

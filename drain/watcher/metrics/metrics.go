@@ -1,7 +1,10 @@
-// Package metrics defines the watcher's Prometheus metrics. Every label has a
-// closed set of values (outcomes, ELBv2 operation names, request results);
-// nothing is labelled by pod or target group, so cardinality stays fixed no
-// matter how many pods drain.
+// Package metrics defines the watcher's Prometheus metrics. Every label but
+// one has a closed set of values (outcomes, ELBv2 operation names, request
+// results); nothing is labelled by pod, so cardinality stays fixed no matter
+// how many pods drain. The one exception, WatchedTargetGroups, is labelled by
+// target group, and only while holds wait on the group: its series are
+// bounded by the target groups with holds, so that a dashboard can count each
+// group once across replicas.
 package metrics
 
 import (
@@ -33,6 +36,11 @@ type Metrics struct {
 	// TargetGroupsWarm counts the target groups of managed pods whose
 	// deregistration delay and settings are cached ahead of any hold.
 	TargetGroupsWarm prometheus.Gauge
+	// WatchedTargetGroups is 1 for each target group this replica polls,
+	// labelled by the group's ARN, and has no series for a group nobody
+	// waits on: counting distinct groups across replicas counts each once,
+	// where summing TargetGroupsWatched counts a group once per replica.
+	WatchedTargetGroups *prometheus.GaugeVec
 	// SharedPolls counts target-group polls read from the replica that
 	// polls the group for all, by result: read, or failed (this replica
 	// then polled the group itself).
@@ -87,6 +95,10 @@ func New() *Metrics {
 			Name: "albdrain_target_groups_warm",
 			Help: "Target groups of running managed pods whose deregistration delay and settings this replica has cached, so that their holds spend no Describe call on them.",
 		}),
+		WatchedTargetGroups: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "albdrain_watched_target_group",
+			Help: "1 for each target group this replica is polling because holds wait on it, by target_group (its ARN); a group's series goes when its last hold ends. Count distinct target_group across replicas to count each group once.",
+		}, []string{"target_group"}),
 		SharedPolls: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "albdrain_shared_polls_total",
 			Help: "Target-group polls this replica read from the replica that polls the group for all, by result: read, or failed (it then polled the group itself).",
@@ -117,7 +129,7 @@ func New() *Metrics {
 }
 
 func (m *Metrics) collectors() []prometheus.Collector {
-	return []prometheus.Collector{m.HoldDuration, m.HoldsInFlight, m.Holds, m.ELBv2Requests, m.ELBv2Latency, m.ELBv2Throttles, m.TargetGroupsWatched, m.TargetGroupsWarm, m.SharedPolls, m.HoldEndsUnreported,
+	return []prometheus.Collector{m.HoldDuration, m.HoldsInFlight, m.Holds, m.ELBv2Requests, m.ELBv2Latency, m.ELBv2Throttles, m.TargetGroupsWatched, m.TargetGroupsWarm, m.WatchedTargetGroups, m.SharedPolls, m.HoldEndsUnreported,
 		m.HoldRefusals, m.PodsNeverHeld}
 }
 
@@ -134,6 +146,19 @@ func (m *Metrics) Register(r prometheus.Registerer) error {
 func (m *Metrics) ObserveHold(o contract.Outcome, d time.Duration) {
 	m.Holds.WithLabelValues(string(o)).Inc()
 	m.HoldDuration.WithLabelValues(string(o)).Observe(d.Seconds())
+}
+
+// WatchGroup records that this replica started polling the target group arn.
+func (m *Metrics) WatchGroup(arn string) {
+	m.TargetGroupsWatched.Inc()
+	m.WatchedTargetGroups.WithLabelValues(arn).Set(1)
+}
+
+// UnwatchGroup records that this replica stopped polling arn, dropping its
+// series so that the label's values stay the groups with holds.
+func (m *Metrics) UnwatchGroup(arn string) {
+	m.TargetGroupsWatched.Dec()
+	m.WatchedTargetGroups.DeleteLabelValues(arn)
 }
 
 // ObserveELBv2 records one ELBv2 request attempt.

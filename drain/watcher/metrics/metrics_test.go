@@ -91,3 +91,35 @@ func TestHoldRefusals(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// TestWatchGroup: each polled target group has one series, named by its
+// ARN, for as long as it is polled, beside the replica's count of groups.
+func TestWatchGroup(t *testing.T) {
+	m := New()
+	reg := prometheus.NewPedanticRegistry()
+	if err := m.Register(reg); err != nil {
+		t.Fatal(err)
+	}
+	m.WatchGroup("arn:tg/a")
+	m.WatchGroup("arn:tg/b")
+	m.UnwatchGroup("arn:tg/a")
+	m.WatchGroup("arn:tg/c")
+
+	want := `
+# HELP albdrain_target_groups_watched Target groups this replica is polling because holds wait on them.
+# TYPE albdrain_target_groups_watched gauge
+albdrain_target_groups_watched 2
+# HELP albdrain_watched_target_group 1 for each target group this replica is polling because holds wait on it, by target_group (its ARN); a group's series goes when its last hold ends. Count distinct target_group across replicas to count each group once.
+# TYPE albdrain_watched_target_group gauge
+albdrain_watched_target_group{target_group="arn:tg/b"} 1
+albdrain_watched_target_group{target_group="arn:tg/c"} 1
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "albdrain_target_groups_watched", "albdrain_watched_target_group"); err != nil {
+		t.Error(err)
+	}
+	m.UnwatchGroup("arn:tg/b")
+	m.UnwatchGroup("arn:tg/c")
+	if got := testutil.CollectAndCount(m.WatchedTargetGroups); got != 0 {
+		t.Errorf("%d target-group series left after every group stopped, want 0", got)
+	}
+}
