@@ -42,7 +42,7 @@ func Real(bin, dir string, kubeconfig []byte) Controller {
 				return nil, err
 			}
 		}
-		logf, err := os.Create(filepath.Join(dir, "controller.log"))
+		logf, err := os.CreateTemp(dir, "controller-*.log")
 		if err != nil {
 			return nil, err
 		}

@@ -85,6 +85,21 @@ type Result struct {
 	Calls map[string]int
 }
 
+// Add appends o's samples and calls to r's.
+func (r *Result) Add(o Result) {
+	r.Register = append(r.Register, o.Register...)
+	r.Gate = append(r.Gate, o.Gate...)
+	r.Deregister = append(r.Deregister, o.Deregister...)
+	r.SliceWrite = append(r.SliceWrite, o.SliceWrite...)
+	r.UserAgent = o.UserAgent
+	if r.Calls == nil {
+		r.Calls = map[string]int{}
+	}
+	for k, n := range o.Calls {
+		r.Calls[k] += n
+	}
+}
+
 const (
 	nodeName    = "lbcreact-node"
 	holdFinal   = "lbcreact.albdrain.dev/hold"
@@ -101,11 +116,14 @@ func podAddr(run, i int) string {
 
 // Measure runs ctl against a fresh emulator and a namespace of its own in
 // the cluster at cfg, registers opts.Pods pods one at a time and then
-// terminates them one at a time, timing each reaction. run numbers the
-// measurement, so several can share a cluster.
+// terminates them one at a time, timing each reaction. run (1-255)
+// numbers the measurement, so several can share a cluster.
 func Measure(ctx context.Context, cfg *rest.Config, c client.Client, run int, ctl Controller, opts Options) (Result, error) {
 	opts = opts.withDefaults()
 	res := Result{Controller: ctl.Name}
+	if run < 1 || run > 255 {
+		return res, fmt.Errorf("run %d outside 1-255", run)
+	}
 	emu, err := albemu.New(albemu.Options{
 		Lag:                        ptr.To(albemu.ConstantLag(0)),
 		DefaultDeregistrationDelay: albemu.Immediate,
@@ -122,7 +140,8 @@ func Measure(ctx context.Context, cfg *rest.Config, c client.Client, run int, ct
 		return res, err
 	}
 	defer emu.Close()
-	tgARN, err := emu.CreateTargetGroup(albemu.TargetGroupSpec{Name: "lbcreact-" + ctl.Name, Port: targetPort, VpcID: albemu.DefaultVPCID})
+	ns := fmt.Sprintf("lbcreact-%s-%d", ctl.Name, run)
+	tgARN, err := emu.CreateTargetGroup(albemu.TargetGroupSpec{Name: ns, Port: targetPort, VpcID: albemu.DefaultVPCID})
 	if err != nil {
 		return res, err
 	}
@@ -132,7 +151,6 @@ func Measure(ctx context.Context, cfg *rest.Config, c client.Client, run int, ct
 	}
 	defer rec.Close()
 
-	ns := "lbcreact-" + ctl.Name
 	w := &world{c: c, ns: ns, run: run, pods: opts.Pods}
 	if err := w.create(ctx, tgARN); err != nil {
 		return res, fmt.Errorf("%s: set up: %w", ctl.Name, err)
@@ -211,6 +229,11 @@ func Measure(ctx context.Context, cfg *rest.Config, c client.Client, run int, ct
 		if err := pause(ctx, opts.Gap); err != nil {
 			return res, err
 		}
+	}
+	// The controller cleans up its own binding, so the next one measured
+	// in this cluster finds none pointing at a target group it lacks.
+	if err := w.deleteBinding(ctx); err != nil {
+		return res, fmt.Errorf("%s: %w", ctl.Name, err)
 	}
 	for _, call := range rec.Calls() {
 		res.UserAgent = call.UserAgent
@@ -394,6 +417,23 @@ func (w *world) remove(ctx context.Context, i int) error {
 	base := p.DeepCopy()
 	controllerutil.RemoveFinalizer(p, holdFinal)
 	return client.IgnoreNotFound(w.c.Patch(ctx, p, client.MergeFrom(base)))
+}
+
+// deleteBinding deletes the binding and waits for its controller to drop
+// its finalizer.
+func (w *world) deleteBinding(ctx context.Context) error {
+	tgb := &lbc.TargetGroupBinding{ObjectMeta: metav1.ObjectMeta{Namespace: w.ns, Name: bindingName}}
+	if err := w.c.Delete(ctx, tgb); err != nil {
+		return err
+	}
+	err := wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
+		err := w.c.Get(ctx, client.ObjectKeyFromObject(tgb), tgb)
+		return apierrors.IsNotFound(err), client.IgnoreNotFound(err)
+	})
+	if errors.Is(err, context.DeadlineExceeded) {
+		return errors.New("the deleted binding kept its finalizer")
+	}
+	return err
 }
 
 // waitReconciled waits for the binding's first successful reconcile.

@@ -42,10 +42,12 @@ func run(ctx context.Context) error {
 		src, bin, jsonOut string
 		opts              lbcreact.Options
 		verbose           bool
+		rounds            int
 	)
 	flag.StringVar(&src, "lbc-src", "", "the AWS Load Balancer Controller's source tree (its config/crd/bases are installed)")
 	flag.StringVar(&bin, "lbc-binary", "", "the controller binary built from -lbc-src; without it only the stand-in is measured")
-	flag.IntVar(&opts.Pods, "pods", 20, "pods registered and then terminated, one at a time")
+	flag.IntVar(&opts.Pods, "pods", 20, "pods registered and then terminated, one at a time, per round")
+	flag.IntVar(&rounds, "rounds", 3, "rounds; each measures every controller once, so both meet the same spells of machine load")
 	flag.DurationVar(&opts.Gap, "gap", 300*time.Millisecond, "pause between two samples")
 	flag.DurationVar(&opts.Settle, "settle", 2*time.Second, "pause after the pods are created, before the first sample")
 	flag.StringVar(&jsonOut, "json", "", "also write the samples to this file as JSON")
@@ -106,13 +108,19 @@ func run(ctx context.Context) error {
 	}
 	ctls = append(ctls, lbcreact.StandIn(env.Config))
 
-	var results []lbcreact.Result
-	for i, ctl := range ctls {
-		r, err := lbcreact.Measure(ctx, env.Config, env.Client, i+1, ctl, opts)
-		if err != nil {
-			return err
+	if rounds < 1 || rounds*len(ctls) > 255 {
+		return fmt.Errorf("-rounds=%d: want 1-%d", rounds, 255/len(ctls))
+	}
+	results := make([]lbcreact.Result, len(ctls))
+	for round := range rounds {
+		for i, ctl := range ctls {
+			r, err := lbcreact.Measure(ctx, env.Config, env.Client, round*len(ctls)+i+1, ctl, opts)
+			if err != nil {
+				return err
+			}
+			results[i].Controller = r.Controller
+			results[i].Add(r)
 		}
-		results = append(results, r)
 	}
 	if err := lbcreact.Write(os.Stdout, results); err != nil {
 		return err
