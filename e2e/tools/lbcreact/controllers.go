@@ -95,7 +95,10 @@ func Real(bin, dir string, kubeconfig []byte) Controller {
 func StandIn(cfg *rest.Config) Controller {
 	return Controller{Name: "standin", Start: func(ctx context.Context, url string) (func() error, error) {
 		elb, ec2 := fakelbc.Clients(url)
-		c, err := fakelbc.Start(ctx, cfg, fakelbc.Options{ELBv2: elb, EC2: ec2, EndpointSlices: true})
+		c, err := fakelbc.Start(ctx, cfg, fakelbc.Options{
+			ELBv2: elb, EC2: ec2, EndpointSlices: true,
+			MinLag: fakelbc.DefaultMinLag, MaxLag: fakelbc.DefaultMaxLag,
+		})
 		if err != nil {
 			return nil, err
 		}

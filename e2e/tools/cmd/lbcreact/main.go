@@ -21,8 +21,10 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/go-logr/logr"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/albdrain/albdrain/e2e/kubetest"
 	"github.com/albdrain/albdrain/e2e/tools/lbcreact"
@@ -56,8 +58,12 @@ func run(ctx context.Context) error {
 	if (src == "") != (bin == "") {
 		return fmt.Errorf("-lbc-src and -lbc-binary go together")
 	}
+	// The stand-in's cache logs through controller-runtime, which
+	// otherwise complains, with a stack, that nobody set its logger.
+	ctrllog.SetLogger(logr.Discard())
 	if verbose {
 		opts.Log = slog.New(slog.NewTextHandler(os.Stderr, nil))
+		ctrllog.SetLogger(logr.FromSlogHandler(opts.Log.Handler()))
 	}
 
 	var crds []*apiextensionsv1.CustomResourceDefinition
