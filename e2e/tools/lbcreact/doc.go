@@ -6,7 +6,7 @@
 // Balancer Controller (a binary built from its source, which the Go module
 // proxy does not serve) and the harness's stand-in, e2e/fakelbc, through
 // the same steps against one real kube-apiserver, so the stand-in's
-// reaction-time default can follow the real figure (fakelbc.MeasuredReaction).
+// reaction-time default can follow the real figure (fakelbc.MeasuredReal).
 //
 // The EndpointSlice is written by this package, not by the EndpointSlice
 // controller, so the figures are the load balancer controller's own
