@@ -3,6 +3,7 @@ package lbcreact
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"time"
 
@@ -12,13 +13,14 @@ import (
 )
 
 // gateTimes notes when each pod's readiness-gate condition was first seen,
-// from a watch on the namespace's pods.
+// and as what, from a watch on the namespace's pods.
 type gateTimes struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 
 	mu      sync.Mutex
 	seen    map[string]time.Time
+	first   map[string]corev1.PodCondition
 	changed chan struct{}
 }
 
@@ -29,7 +31,7 @@ func watchGates(ctx context.Context, cs kubernetes.Interface, ns string, gate co
 		cancel()
 		return nil, err
 	}
-	g := &gateTimes{cancel: cancel, done: make(chan struct{}), seen: map[string]time.Time{}, changed: make(chan struct{})}
+	g := &gateTimes{cancel: cancel, done: make(chan struct{}), seen: map[string]time.Time{}, first: map[string]corev1.PodCondition{}, changed: make(chan struct{})}
 	go func() {
 		defer close(g.done)
 		defer w.Stop()
@@ -41,7 +43,7 @@ func watchGates(ctx context.Context, cs kubernetes.Interface, ns string, gate co
 			}
 			for _, c := range p.Status.Conditions {
 				if c.Type == gate {
-					g.note(p.Name, at)
+					g.note(p.Name, at, c)
 				}
 			}
 		}
@@ -49,13 +51,13 @@ func watchGates(ctx context.Context, cs kubernetes.Interface, ns string, gate co
 	return g, nil
 }
 
-func (g *gateTimes) note(pod string, at time.Time) {
+func (g *gateTimes) note(pod string, at time.Time, c corev1.PodCondition) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if _, ok := g.seen[pod]; ok {
 		return
 	}
-	g.seen[pod] = at
+	g.seen[pod], g.first[pod] = at, c
 	close(g.changed)
 	g.changed = make(chan struct{})
 }
@@ -78,6 +80,18 @@ func (g *gateTimes) wait(ctx context.Context, pod string) (time.Time, error) {
 			return time.Time{}, ctx.Err()
 		}
 	}
+}
+
+// firstWritten counts the gate conditions as first written, by status,
+// reason and message.
+func (g *gateTimes) firstWritten() map[string]int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	out := map[string]int{}
+	for _, c := range g.first {
+		out[fmt.Sprintf("%s %s: %s", c.Status, c.Reason, c.Message)]++
+	}
+	return out
 }
 
 func (g *gateTimes) stop() {

@@ -70,6 +70,9 @@ type Result struct {
 	// SliceWrite is how long each EndpointSlice write itself took: the
 	// uncertainty of every figure's starting point.
 	SliceWrite []time.Duration
+	// FirstGates counts the readiness-gate conditions as the controller
+	// first wrote them, by status, reason and message.
+	FirstGates map[string]int
 	// UserAgent is what the controller's target calls carried.
 	UserAgent string
 	// Calls counts the AWS calls the emulator answered, by action, with
@@ -85,12 +88,18 @@ func (r *Result) Add(o Result) {
 	r.Deregister = append(r.Deregister, o.Deregister...)
 	r.SliceWrite = append(r.SliceWrite, o.SliceWrite...)
 	r.UserAgent = o.UserAgent
-	if r.Calls == nil {
-		r.Calls = map[string]int{}
+	r.Calls = addCounts(r.Calls, o.Calls)
+	r.FirstGates = addCounts(r.FirstGates, o.FirstGates)
+}
+
+func addCounts(to, from map[string]int) map[string]int {
+	if to == nil {
+		to = map[string]int{}
 	}
-	for k, n := range o.Calls {
-		r.Calls[k] += n
+	for k, n := range from {
+		to[k] += n
 	}
+	return to
 }
 
 const (
@@ -194,6 +203,7 @@ func Measure(ctx context.Context, cfg *rest.Config, c client.Client, run int, ct
 	for _, call := range rec.Calls() {
 		res.UserAgent = call.UserAgent
 	}
+	res.FirstGates = gates.firstWritten()
 	res.Calls = map[string]int{}
 	for _, call := range emu.Calls() {
 		k := call.Action

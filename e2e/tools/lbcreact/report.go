@@ -46,6 +46,7 @@ func Write(out io.Writer, results []Result) error {
 	}
 	for _, r := range results {
 		fmt.Fprintf(out, "%s: User-Agent %q, AWS calls %v\n", r.Controller, r.UserAgent, r.Calls)
+		fmt.Fprintf(out, "%s: gate conditions as first written %v\n", r.Controller, r.FirstGates)
 	}
 	return nil
 }
