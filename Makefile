@@ -153,6 +153,19 @@ bench: assets
 	cd $(TOOLS) && $(GO) build -o $(abspath $(BIN)/albdrain-bench) ./cmd/bench
 	BENCH_JSON=$(BENCH_JSON) $(BIN)/albdrain-bench -go=$(GO) $(BENCH_FLAGS)
 
+# lbc-reaction times the real AWS Load Balancer Controller beside the
+# stand-in (e2e/tools/lbcreact): from an EndpointSlice write to its
+# Register/DeregisterTargets at the emulator. The controller is not in the Go
+# module proxy, so this never runs in CI: LBC_SRC names its source tree (e.g.
+# `git archive v3.5.0 | tar -x -C dir`), whose controller is built there.
+# LBC_REACTION_FLAGS are passed on, e.g. '-rounds=5 -json=file'.
+.PHONY: lbc-reaction
+lbc-reaction: assets
+	@test -n "$(LBC_SRC)" || { echo "lbc-reaction: set LBC_SRC to the controller's source tree"; exit 1; }
+	cd $(LBC_SRC) && $(GO) build -o $(abspath $(LBC_SRC))/bin/controller .
+	cd $(TOOLS) && $(GO) build -o $(abspath $(BIN)/albdrain-lbcreact) ./cmd/lbcreact
+	$(BIN)/albdrain-lbcreact -lbc-src=$(abspath $(LBC_SRC)) -lbc-binary=$(abspath $(LBC_SRC))/bin/controller $(LBC_REACTION_FLAGS)
+
 # image cross-compiles the manager and the in-pod helper (no emulator, no
 # container engine) into two multi-arch images for linux/amd64 and
 # linux/arm64: IMAGE (manager and helper) and HELPER_IMAGE (the helper alone,

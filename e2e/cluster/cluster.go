@@ -69,9 +69,10 @@ type Timings struct {
 }
 
 // DefaultTimings are the scenarios' timings: propagation lag 1.5s, a load
-// balancer controller that reacts at once (as the real one does, from its
-// informers) and re-reads target health for readiness gates every 1.5s (its
-// 15s requeue, compressed tenfold like FieldTimings), deregistration delay
+// balancer controller that adds no lag to its own reaction (measured
+// against the real one: fakelbc.MeasuredReal) and re-reads target health
+// for readiness gates every 1.5s (its 15s requeue, compressed tenfold like
+// FieldTimings), deregistration delay
 // 4s, health checks every 500ms. As with AWS's defaults (2 failures 30s apart), failed health
 // checks notice a stopped pod later than a deregistration propagates, so
 // they do not hide the race.
@@ -82,6 +83,8 @@ func DefaultTimings() Timings {
 		HealthCheckInterval: 500 * time.Millisecond,
 		HealthCheckTimeout:  250 * time.Millisecond,
 		UnhealthyThreshold:  5,
+		LBCMinLag:           fakelbc.DefaultMinLag,
+		LBCMaxLag:           fakelbc.DefaultMaxLag,
 		LBCRequeue:          fakelbc.DefaultRequeue / 10,
 		ServeTime:           10 * time.Millisecond,
 		MaxHold:             30 * time.Second,

@@ -18,7 +18,7 @@ import (
 // apart: the SDK's "app/..." suffix never reaches the wire.
 const (
 	UserAgentPrefix = "elbv2.k8s.aws/"
-	UserAgent       = UserAgentPrefix + "v3.0.0"
+	UserAgent       = UserAgentPrefix + "v3.5.0"
 )
 
 // Clients are an ELBv2 and an EC2 client for the emulator at url, sending

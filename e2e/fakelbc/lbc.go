@@ -84,9 +84,10 @@ type Options struct {
 	// DefaultClusterName and albemu.DefaultVPCID.
 	ClusterName, VPCID string
 	// MinLag and MaxLag bound the reaction lag: each event is acted on
-	// after a delay drawn uniformly between them. The real controller
-	// queues a binding the moment its informer sees the event, so the
-	// default is none; a test may add one to model a loaded controller.
+	// after a delay drawn uniformly between them, on top of the stand-in's
+	// own reaction. The default (DefaultMinLag, DefaultMaxLag) is none,
+	// as measured against the real controller (MeasuredReal); a test may
+	// add one to model a loaded controller.
 	MinLag, MaxLag time.Duration
 	// Requeue is --targetgroupbinding-requeue-duration: how long a binding
 	// waits before its target health is read again while a readiness gate
