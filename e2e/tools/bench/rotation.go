@@ -175,7 +175,7 @@ func rotationSection(o RotationOptions, shared, unshared, unprotected *rotationR
 	s := &Section{Name: "rotation", Notes: []string{
 		fmt.Sprintf("a node drain evicts %d managed pods over %s across %d target groups of an emulated ALB of %d nodes (lags %s, deregistration delay %s,",
 			o.Pods, o.Spread, min(o.TargetGroups, o.Pods), o.Nodes, o.Lag, o.DeregistrationDelay),
-		fmt.Sprintf("load balancer controller lag %s); each pod serves HTTP on its own loopback IP, and each group has a successor on the other node, under %g requests/s of Poisson traffic over all groups;", o.LBCLag, o.Rate),
+		fmt.Sprintf("load balancer controller lag %s, the real controller's measured median reaction); each pod serves HTTP on its own loopback IP, and each group has a successor on the other node, under %g requests/s of Poisson traffic over all groups;", o.LBCLag, o.Rate),
 		fmt.Sprintf("%d albdrain manager processes (the chart's flags, --poll-interval=%s) hold them; each pod's preStop is albdrain's helper (drain/helper.Run)", o.Replicas, o.PollInterval),
 		"in the bench's process, reaching replica i mod 3 over HTTPS from the pod's IP (the Service stand-in), its socket table read once per 250ms for all helpers;",
 		"hold against true stop: the helper's end minus the emulator's ground truth of when the last ALB node stopped routing to the pod;",

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/albdrain/albdrain/e2e/cluster"
+	"github.com/albdrain/albdrain/e2e/fakelbc"
 	"github.com/albdrain/albdrain/e2e/tools/bench"
 )
 
@@ -35,7 +36,7 @@ func measureRotation(ctx context.Context, ws *cluster.Workspace, o options, mana
 	s, curve, err := bench.MeasureRotation(ctx, bench.RotationOptions{
 		Pods: o.rotation.pods, TargetGroups: 50, Nodes: 3, Spread: o.rotation.spread,
 		Lag: mustLag(cluster.FieldLag), Seed: o.holds.seed,
-		DeregistrationDelay: 20 * time.Second, LBCLag: time.Second,
+		DeregistrationDelay: 20 * time.Second, LBCLag: fakelbc.MeasuredReal.Median,
 		Replicas: 3, Manager: manager, Dir: ws.Dir, Rate: o.rotation.rate,
 		PollInterval: rotationPollInterval, Scales: scales, DuringDrain: during,
 		Progress: func(f string, args ...any) { ws.Say("  "+f, args...) },
