@@ -101,19 +101,19 @@ func MeasureRotation(ctx context.Context, o RotationOptions) (_ *Section, curve 
 
 // rotationFigures are one run's figures.
 type rotationFigures struct {
-	outcomes                    map[contract.Outcome]int
-	holdP50, holdP99            float64
-	overP50, overP99            float64
-	pollP50, pollP99            float64 // poll latency in poll intervals
+	outcomes         map[contract.Outcome]int
+	holdP50, holdP99 float64
+	overP50, overP99 float64
+	pollP50, pollP99 float64 // poll latency in poll intervals
 	// askP99 is how long after the deletion began the helper asked, and
 	// answerP50/P99 how long the watcher then took to answer, in seconds:
 	// which side of the hold a poll latency comes from.
 	askP99, answerP50, answerP99 float64
-	callRatio, callRatioWaiting float64
-	callsPerInterval            float64 // mean, over intervals with holds waiting
-	replicaCallsPerInterval     []float64
-	peakGroups                  int
-	cpuMax, rssMax, sharedRead  float64
+	callRatio, callRatioWaiting  float64
+	callsPerInterval             float64 // mean, over intervals with holds waiting
+	replicaCallsPerInterval      []float64
+	peakGroups                   int
+	cpuMax, rssMax, sharedRead   float64
 }
 
 func figuresOf(r *rotationRun, interval time.Duration) rotationFigures {

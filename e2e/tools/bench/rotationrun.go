@@ -37,8 +37,8 @@ type rotationPod struct {
 	// helper began (the deletion answered), answered when the watcher
 	// answered the helper, end when the pod stopped serving.
 	start, asked, answered, end time.Time
-	outcome              contract.Outcome
-	stop                 albemu.Stop
+	outcome                     contract.Outcome
+	stop                        albemu.Stop
 }
 
 // rotationRun is what one rotation run measured.
