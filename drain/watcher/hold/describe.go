@@ -2,10 +2,10 @@ package hold
 
 import (
 	"fmt"
-	"github.com/albdrain/albdrain/internal/lbc"
 	"strings"
 
 	"github.com/albdrain/albdrain/drain/watcher/release"
+	"github.com/albdrain/albdrain/internal/lbc"
 )
 
 // describe summarises target states for messages.

@@ -3,7 +3,6 @@ package hold
 import (
 	"context"
 	"encoding/json"
-	"github.com/albdrain/albdrain/internal/lbc"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -11,6 +10,7 @@ import (
 
 	"github.com/albdrain/albdrain/drain/watcher/release"
 	"github.com/albdrain/albdrain/internal/contract"
+	"github.com/albdrain/albdrain/internal/lbc"
 )
 
 // markTimeout bounds writing the draining start on the pod.

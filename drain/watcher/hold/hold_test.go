@@ -3,7 +3,6 @@ package hold
 import (
 	"context"
 	"errors"
-	"github.com/albdrain/albdrain/internal/lbc"
 	"strings"
 	"sync"
 	"testing"
@@ -23,6 +22,7 @@ import (
 	"github.com/albdrain/albdrain/drain/watcher/release"
 	"github.com/albdrain/albdrain/drain/watcher/targetgroups"
 	"github.com/albdrain/albdrain/internal/contract"
+	"github.com/albdrain/albdrain/internal/lbc"
 )
 
 const arn = "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/web/0123456789abcdef"

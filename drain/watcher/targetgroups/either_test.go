@@ -2,11 +2,12 @@ package targetgroups
 
 import (
 	"context"
-	"github.com/albdrain/albdrain/internal/lbc"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
+
+	"github.com/albdrain/albdrain/internal/lbc"
 )
 
 type fixed []lbc.Registration

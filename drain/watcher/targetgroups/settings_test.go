@@ -1,13 +1,13 @@
 package targetgroups
 
 import (
-	"github.com/albdrain/albdrain/internal/lbc"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/albdrain/albdrain/internal/contract"
+	"github.com/albdrain/albdrain/internal/lbc"
 )
 
 func TestTraffic(t *testing.T) {

@@ -4,13 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/albdrain/albdrain/internal/explain"
 	"net/http"
 	"strings"
 
 	authnv1 "k8s.io/api/authentication/v1"
 	authzv1 "k8s.io/api/authorization/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/albdrain/albdrain/internal/explain"
 )
 
 // Rate and Burst bound the explanations all callers together get from one

@@ -12,7 +12,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/albdrain/albdrain/internal/explain"
 	"net/http"
 	"strings"
 
@@ -24,6 +23,7 @@ import (
 
 	"github.com/albdrain/albdrain/internal/contract"
 	"github.com/albdrain/albdrain/internal/eligibility"
+	"github.com/albdrain/albdrain/internal/explain"
 	"github.com/albdrain/albdrain/internal/lbc"
 )
 
