@@ -42,6 +42,9 @@ const (
 	// ARN to when the pod's target was first seen draining there (RFC 3339),
 	// so a hold resumed on another replica settles from the same start.
 	DrainingSinceKey = "albdrain.io/draining-since"
+	// OutcomeLabel labels the one event on a pod that says how its hold
+	// ended with the hold's outcome (an Outcome).
+	OutcomeLabel = "albdrain.io/outcome"
 )
 
 // Names of the objects the webhook adds to a pod.
