@@ -13,6 +13,8 @@ import (
 
 // Keys albdrain reads or writes on pods and namespaces.
 const (
+	// AnnotationPrefix begins every key below: albdrain's own.
+	AnnotationPrefix = "albdrain.io/"
 	// InjectKey is the namespace label that opts a namespace in (value
 	// "enabled") and the pod annotation that opts a pod out (value "disabled").
 	InjectKey = "albdrain.io/inject"
