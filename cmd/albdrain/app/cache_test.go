@@ -5,12 +5,15 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 
+	"github.com/albdrain/albdrain/drain/watcher"
+	"github.com/albdrain/albdrain/drain/watcher/unheld"
 	"github.com/albdrain/albdrain/internal/contract"
 	"github.com/albdrain/albdrain/internal/lbc"
 )
@@ -49,6 +52,13 @@ func TestCacheTransformsKeepWhatIsRead(t *testing.T) {
 			&lbc.TargetGroupBinding{ObjectMeta: meta(), Spec: lbc.TargetGroupBindingSpec{TargetGroupARN: "arn:tg"}, Status: lbc.TargetGroupBindingStatus{ObservedGeneration: ptr.To[int64](2)}},
 			&lbc.TargetGroupBinding{ObjectMeta: kept, Spec: lbc.TargetGroupBindingSpec{TargetGroupARN: "arn:tg"}, Status: lbc.TargetGroupBindingStatus{ObservedGeneration: ptr.To[int64](2)}}},
 		{"managed Pod", trimPod, managedPod(), trimmedPod()},
+		{"the watcher's Event", unheld.EventsByObject(watcher.EventSource).Transform,
+			&eventsv1.Event{ObjectMeta: metav1.ObjectMeta{Name: "albdrain-hold-end.u1", Namespace: "shop", UID: "e1", ResourceVersion: "9",
+				Labels: map[string]string{contract.OutcomeLabel: "quiet"}, ManagedFields: []metav1.ManagedFieldsEntry{{Manager: "albdrain"}}},
+				Regarding: corev1.ObjectReference{Kind: "Pod", Namespace: "shop", Name: "web-1", UID: "u1"}, Reason: contract.ReasonHoldReleased,
+				Note: "Released after 4s (quiet)", ReportingController: watcher.EventSource, ReportingInstance: "albdrain-watcher-0", Action: "Release", Type: corev1.EventTypeNormal},
+			&eventsv1.Event{ObjectMeta: metav1.ObjectMeta{Name: "albdrain-hold-end.u1", Namespace: "shop", UID: "e1", ResourceVersion: "9"},
+				Regarding: corev1.ObjectReference{UID: "u1"}}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
