@@ -3,7 +3,6 @@ package watcher
 import (
 	"context"
 	"fmt"
-	"os"
 
 	awselbv2 "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
 	corev1 "k8s.io/api/core/v1"
@@ -20,13 +19,6 @@ import (
 
 // EventSource is the reporting controller of the events the watcher records on pods.
 const EventSource = "albdrain-watcher"
-
-// reportingInstance names this replica in the events it writes itself, as
-// the manager's event recorder names it in the others.
-func reportingInstance() string {
-	host, _ := os.Hostname()
-	return EventSource + "-" + host
-}
 
 // Deps are what the watcher shares with the rest of the manager, which
 // builds each once (package app).
@@ -73,7 +65,7 @@ func Setup(mgr ctrl.Manager, cfg Config, d Deps) error {
 		FallbackAfter: cfg.FallbackAfter,
 		Margin:        cfg.HoldMargin,
 		Marker:        hold.PodMarker{Client: mgr.GetClient()},
-		Ends:          &hold.EndEvents{Client: mgr.GetClient(), Controller: EventSource, Instance: reportingInstance()},
+		Ends:          &hold.EndEvents{Client: mgr.GetClient(), Controller: EventSource, Instance: hold.ReportingInstance(EventSource)},
 	}
 	if cfg.EarlyDeregister {
 		h.EarlyDeregister = &elbv2.Batcher{API: api}

@@ -2,6 +2,7 @@ package hold
 
 import (
 	"context"
+	"os"
 	"time"
 	"unicode/utf8"
 
@@ -29,6 +30,13 @@ type EndEvents struct {
 	// Controller and Instance are the events' reporting controller (the
 	// one the watcher's recorder uses) and this replica.
 	Controller, Instance string
+}
+
+// ReportingInstance names this replica in the events it writes itself for
+// controller, as the manager's event recorder names it in the others.
+func ReportingInstance(controller string) string {
+	host, _ := os.Hostname()
+	return controller + "-" + host
 }
 
 // EndEvent is how a hold ended, as an event on the pod.
