@@ -77,6 +77,7 @@ func Setup(mgr ctrl.Manager, cfg Config, d Deps) error {
 		FallbackAfter: cfg.FallbackAfter,
 		Margin:        cfg.HoldMargin,
 		Marker:        hold.PodMarker{Client: mgr.GetClient()},
+		Ends:          &hold.EndEvents{Client: mgr.GetClient(), Controller: EventSource, Instance: hold.ReportingInstance(EventSource)},
 	}
 	if cfg.EarlyDeregister {
 		h.EarlyDeregister = &elbv2.Batcher{API: api}

@@ -83,8 +83,8 @@ func TestELBv2Outage(t *testing.T) {
 	t.Logf("albdrain's DescribeTargetHealth attempts: %v", attempts)
 	checkBounded(t, res, 1)
 	checkOutcomes(t, res, contract.OutcomeTimeout, contract.OutcomeFallback)
-	if n := res.Albdrain.Holds[string(contract.OutcomeTimeout)] + res.Albdrain.Holds[string(contract.OutcomeFallback)]; n < 1 {
-		t.Errorf("no hold ended by timeout or fallback: %v", res.Albdrain.Holds)
+	if n := res.Albdrain.Outcomes[string(contract.OutcomeTimeout)] + res.Albdrain.Outcomes[string(contract.OutcomeFallback)]; n < 1 {
+		t.Errorf("no hold ended by timeout or fallback: %v", res.Albdrain.Outcomes)
 	}
 	if attempts["error"] == 0 {
 		t.Error("no DescribeTargetHealth attempt of albdrain's failed: the outage missed the watcher")

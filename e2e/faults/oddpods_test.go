@@ -37,6 +37,12 @@ func newOddNamespace(t *testing.T) *oddNamespace {
 	t.Helper()
 	ctx := context.Background()
 	o := &oddNamespace{ns: fmt.Sprintf("odd-pods-%d", oddSeq.Add(1))}
+	// Registered first, so checked after the test's own cleanup.
+	t.Cleanup(func() {
+		if left := shared.Kubelet.Stopping(o.ns); len(left) > 0 {
+			t.Errorf("pods %v of %s still terminating after the test: their helpers would report their holds' ends into a later test's counts", left, o.ns)
+		}
+	})
 	objs := []client.Object{&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: o.ns, Labels: map[string]string{contract.InjectKey: "enabled"}}}}
 	for name, tp := range map[string]intstr.IntOrString{"web": intstr.FromString("http"), "num": intstr.FromInt32(8080)} {
 		arn, err := shared.Emulator.CreateTargetGroup(albemu.TargetGroupSpec{Name: o.ns + "-" + name, Port: 8080})
@@ -353,18 +359,9 @@ func TestEphemeralContainerOnAHeldPod(t *testing.T) {
 	if err := c.Delete(ctx, &got); err != nil {
 		t.Fatal(err)
 	}
-	var term kubelet.Termination
-	err = wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, time.Minute, true, func(context.Context) (bool, error) {
-		for _, tm := range shared.Kubelet.Terminations() {
-			if tm.UID == got.UID {
-				term = tm
-				return true, nil
-			}
-		}
-		return false, nil
-	})
+	term, err := terminated(&got)
 	if err != nil {
-		t.Fatalf("the pod never terminated: %v", err)
+		t.Fatal(err)
 	}
 	// Without client traffic the pod's quiet period is its longest, which
 	// the deregistration delay's bound may cut short: either way the hold
@@ -377,4 +374,25 @@ func TestEphemeralContainerOnAHeldPod(t *testing.T) {
 	if len(term.Hooks) != 1 || term.Hooks[0].Err != "" || term.Killed || !released {
 		t.Errorf("termination %+v: want the hold released once deregistering, quiet or at its bound", term)
 	}
+}
+
+// terminated waits for the kubelet to end pod's termination, its preStop
+// hooks included, which the pod's grace period bounds.
+func terminated(pod *corev1.Pod) (kubelet.Termination, error) {
+	within := time.Minute
+	if g := pod.Spec.TerminationGracePeriodSeconds; g != nil {
+		within += time.Duration(*g) * time.Second
+	}
+	var term kubelet.Termination
+	err := wait.PollUntilContextTimeout(context.Background(), 100*time.Millisecond, within, true, func(context.Context) (bool, error) {
+		i := slices.IndexFunc(shared.Kubelet.Terminations(), func(tm kubelet.Termination) bool { return tm.UID == pod.UID })
+		if i >= 0 {
+			term = shared.Kubelet.Terminations()[i]
+		}
+		return i >= 0, nil
+	})
+	if err != nil {
+		return term, fmt.Errorf("pod %s never terminated: %w", pod.Name, err)
+	}
+	return term, nil
 }

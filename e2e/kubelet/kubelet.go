@@ -72,6 +72,8 @@ type Kubelet struct {
 	mu           sync.Mutex
 	workers      map[types.UID]*podWorker
 	terminations []Termination
+	// stopping are the pods whose termination has begun and not ended.
+	stopping map[types.UID]types.NamespacedName
 }
 
 // Start registers a Ready node and begins binding and running pods.
@@ -101,7 +103,7 @@ func Start(ctx context.Context, cfg *rest.Config, opts Options) (*Kubelet, error
 		return nil, err
 	}
 	kctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	k := &Kubelet{opts: opts, cs: cs, volDir: volDir, ips: newIPAllocator(), ctx: kctx, cancel: cancel, workers: map[types.UID]*podWorker{}}
+	k := &Kubelet{opts: opts, cs: cs, volDir: volDir, ips: newIPAllocator(), ctx: kctx, cancel: cancel, workers: map[types.UID]*podWorker{}, stopping: map[types.UID]types.NamespacedName{}}
 
 	factory := informers.NewSharedInformerFactory(cs, 0)
 	pods := factory.Core().V1().Pods().Informer()
@@ -147,10 +149,31 @@ func (k *Kubelet) Terminations() []Termination {
 	return append([]Termination(nil), k.terminations...)
 }
 
+// Stopping returns the pods of namespace whose termination has begun and
+// not ended: their preStop hooks, and so their helpers, may still run.
+func (k *Kubelet) Stopping(namespace string) []string {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	var out []string
+	for _, p := range k.stopping {
+		if p.Namespace == namespace {
+			out = append(out, p.Name)
+		}
+	}
+	return out
+}
+
+func (k *Kubelet) begin(pod *corev1.Pod) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.stopping[pod.UID] = types.NamespacedName{Namespace: pod.Namespace, Name: pod.Name}
+}
+
 func (k *Kubelet) record(t Termination) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	k.terminations = append(k.terminations, t)
+	delete(k.stopping, t.UID)
 }
 
 func registerNode(ctx context.Context, cs kubernetes.Interface, name string) error {

@@ -230,6 +230,7 @@ func (k *Kubelet) terminate(pod *corev1.Pod, rt *podRuntime) {
 	if g := pod.DeletionGracePeriodSeconds; g != nil {
 		grace = time.Duration(*g) * time.Second
 	}
+	k.begin(pod)
 	t := Termination{Namespace: pod.Namespace, Name: pod.Name, UID: pod.UID, Noticed: time.Now(), Grace: grace}
 	if rt != nil {
 		t.IP = rt.ip.String()

@@ -6,7 +6,6 @@ import (
 	"context"
 	"io"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -152,16 +151,7 @@ func waitGone(ctx context.Context, t *testing.T, c client.Client, pod *corev1.Po
 // removes the file with the pod; the open file still reads to its end.
 func openAppLog(t *testing.T, n *node.Node, pod *corev1.Pod) *os.File {
 	t.Helper()
-	logs, err := filepath.Glob(filepath.Join(n.PodLogsDir(), pod.Namespace+"_"+pod.Name+"_"+string(pod.UID), "app", "*.log"))
-	if err != nil || len(logs) == 0 {
-		t.Fatalf("no container log of the app on the node (%v)", err)
-	}
-	f, err := os.Open(logs[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { f.Close() })
-	return f
+	return openContainerLog(t, n, pod, "app")
 }
 
 // sigtermTime reads when the app printed sigtermLine, from the timestamp the

@@ -3,8 +3,11 @@ package scenario
 import (
 	"context"
 	"fmt"
+	"time"
 
 	dto "github.com/prometheus/client_model/go"
+	eventsv1 "k8s.io/api/events/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	"github.com/albdrain/albdrain/internal/contract"
@@ -15,8 +18,12 @@ import (
 // metrics it exports and the events it put on the pods.
 type AlbdrainRecord struct {
 	// Holds counts the holds that ended during the run, by outcome
-	// (albdrain_holds_total).
+	// (albdrain_holds_total). The counter is the process's, so a late end
+	// report of an earlier run's pod can add to it; Outcomes cannot.
 	Holds map[string]float64
+	// Outcomes counts the run's own pods by the outcome of their hold, from
+	// the one end event of each (labelled contract.OutcomeLabel).
+	Outcomes map[string]int
 	// Injected counts the pods the webhook mutated during the run
 	// (albdrain_webhook_mutations_total{result="injected"}).
 	Injected float64
@@ -77,15 +84,53 @@ func (r *runner) albdrainRecord(ctx context.Context, before metricSnapshot, term
 	if err != nil {
 		return nil, err
 	}
-	after, err := snapshotMetrics()
+	outcomes, err := r.outcomes(ctx)
 	if err != nil {
 		return nil, err
 	}
-	rec := &AlbdrainRecord{Holds: map[string]float64{}, Events: events, Injected: after.injected - before.injected}
+	// A replica counts an outcome just after it writes the end event: wait
+	// until the counter has caught up with the events, for a while only, as
+	// a missed count is for the caller's checks to report.
+	var after metricSnapshot
+	wctx, cancel := context.WithTimeout(ctx, countLag)
+	defer cancel()
+	err = poll(wctx, "the outcome counter to catch up with the end events", func(context.Context) (bool, error) {
+		var err error
+		if after, err = snapshotMetrics(); err != nil {
+			return false, err
+		}
+		for o, n := range outcomes {
+			if after.holds[o]-before.holds[o] < float64(n) {
+				return false, nil
+			}
+		}
+		return true, nil
+	})
+	if err != nil && wctx.Err() == nil {
+		return nil, err
+	}
+	rec := &AlbdrainRecord{Holds: map[string]float64{}, Outcomes: outcomes, Events: events, Injected: after.injected - before.injected}
 	for outcome, v := range after.holds {
 		if d := v - before.holds[outcome]; d != 0 {
 			rec.Holds[outcome] = d
 		}
 	}
 	return rec, nil
+}
+
+// countLag bounds the wait for albdrain's counter to show the outcomes its
+// events show.
+const countLag = 10 * time.Second
+
+// outcomes counts the run's pods by the outcome their end events carry.
+func (r *runner) outcomes(ctx context.Context) (map[string]int, error) {
+	var list eventsv1.EventList
+	if err := r.c.Env.Client.List(ctx, &list, client.InNamespace(r.ns), client.HasLabels{contract.OutcomeLabel}); err != nil {
+		return nil, err
+	}
+	out := map[string]int{}
+	for _, e := range list.Items {
+		out[e.Labels[contract.OutcomeLabel]]++
+	}
+	return out, nil
 }

@@ -13,6 +13,8 @@ import (
 
 // Keys albdrain reads or writes on pods and namespaces.
 const (
+	// AnnotationPrefix begins every key below: albdrain's own.
+	AnnotationPrefix = "albdrain.io/"
 	// InjectKey is the namespace label that opts a namespace in (value
 	// "enabled") and the pod annotation that opts a pod out (value "disabled").
 	InjectKey = "albdrain.io/inject"
@@ -42,6 +44,9 @@ const (
 	// ARN to when the pod's target was first seen draining there (RFC 3339),
 	// so a hold resumed on another replica settles from the same start.
 	DrainingSinceKey = "albdrain.io/draining-since"
+	// OutcomeLabel labels the one event on a pod that says how its hold
+	// ended with the hold's outcome (an Outcome).
+	OutcomeLabel = "albdrain.io/outcome"
 )
 
 // Names of the objects the webhook adds to a pod.

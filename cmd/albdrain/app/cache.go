@@ -1,6 +1,8 @@
 package app
 
 import (
+	"strings"
+
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
 	networkingv1 "k8s.io/api/networking/v1"
@@ -13,6 +15,7 @@ import (
 	"github.com/albdrain/albdrain/drain/watcher"
 	"github.com/albdrain/albdrain/drain/watcher/unheld"
 	"github.com/albdrain/albdrain/internal/contract"
+	"github.com/albdrain/albdrain/internal/lbc"
 )
 
 // CacheOptions are the manager's cache policy, stated here once. Pods: only
@@ -75,28 +78,89 @@ func trimCached(obj any) (any, error) {
 	return obj, nil
 }
 
-// trimPod is the pod cache's transform: it keeps what the manager reads of
-// a managed pod (metadata, status, volumes, readiness gates, the service
-// account, and of each container its name, image, ports, restart policy and
-// lifecycle) and drops the rest, above all environment variables, commands
-// and probes, which make up most of a large pod.
+// trimPod is the pod cache's transform. It builds a new pod of what the
+// manager reads of a managed pod and nothing else, since at 10,000 managed
+// pods every field kept costs its size 10,000 times:
+//   - metadata: identity, labels (Service selectors), albdrain's own
+//     annotations, creation and deletion;
+//   - spec: the service account and albdrain's token volume (the hold
+//     endpoint's caller check), readiness gates, and of each app container
+//     and native sidecar its name and ports (target ports by name);
+//   - status: phase, IPs, the conditions the watcher and the readiness-gate
+//     reporter read (ContainersReady, DisruptionTarget, the load balancer
+//     controller's gates) without their messages, and of each container's
+//     status its name and when it started (unheld).
+//
+// Dropped, above all: other annotations, environment variables, commands,
+// probes, images and preStop hooks, init containers that are not sidecars,
+// other volumes, and container statuses' images and IDs.
 func trimPod(obj any) (any, error) {
-	obj, err := cache.TransformStripManagedFields()(obj)
 	pod, ok := obj.(*corev1.Pod)
-	if !ok || err != nil {
-		return obj, err
+	if !ok {
+		return obj, nil
 	}
-	delete(pod.Annotations, lastApplied)
-	trim := func(cs []corev1.Container) {
-		for i, c := range cs {
-			cs[i] = corev1.Container{Name: c.Name, Image: c.Image, Ports: c.Ports, RestartPolicy: c.RestartPolicy, Lifecycle: c.Lifecycle}
+	out := &corev1.Pod{
+		TypeMeta: pod.TypeMeta,
+		ObjectMeta: metav1.ObjectMeta{
+			Name: pod.Name, Namespace: pod.Namespace, UID: pod.UID, ResourceVersion: pod.ResourceVersion,
+			Labels: pod.Labels, Annotations: ownAnnotations(pod.Annotations),
+			CreationTimestamp: pod.CreationTimestamp, DeletionTimestamp: pod.DeletionTimestamp, DeletionGracePeriodSeconds: pod.DeletionGracePeriodSeconds,
+		},
+		Spec: corev1.PodSpec{
+			ServiceAccountName: pod.Spec.ServiceAccountName,
+			ReadinessGates:     pod.Spec.ReadinessGates,
+			Containers:         trimContainers(pod.Spec.Containers, false),
+			InitContainers:     trimContainers(pod.Spec.InitContainers, true),
+		},
+		Status: corev1.PodStatus{Phase: pod.Status.Phase, PodIP: pod.Status.PodIP, PodIPs: pod.Status.PodIPs},
+	}
+	for _, v := range pod.Spec.Volumes {
+		if v.Name == contract.TrustVolumeName {
+			out.Spec.Volumes = []corev1.Volume{v}
 		}
 	}
-	trim(pod.Spec.Containers)
-	trim(pod.Spec.InitContainers)
-	pod.Spec.EphemeralContainers = nil
-	pod.Spec.Affinity = nil
-	pod.Spec.Tolerations = nil
-	pod.Spec.TopologySpreadConstraints = nil
-	return pod, nil
+	for _, c := range pod.Status.Conditions {
+		if c.Type == corev1.ContainersReady || c.Type == corev1.DisruptionTarget || strings.HasPrefix(string(c.Type), lbc.ReadinessGatePrefix) {
+			out.Status.Conditions = append(out.Status.Conditions, corev1.PodCondition{Type: c.Type, Status: c.Status, Reason: c.Reason, LastTransitionTime: c.LastTransitionTime})
+		}
+	}
+	for _, s := range pod.Status.ContainerStatuses {
+		st := corev1.ContainerStatus{Name: s.Name}
+		if r := s.State.Running; r != nil {
+			st.State.Running = &corev1.ContainerStateRunning{StartedAt: r.StartedAt}
+		}
+		if t := s.State.Terminated; t != nil {
+			st.State.Terminated = &corev1.ContainerStateTerminated{StartedAt: t.StartedAt}
+		}
+		out.Status.ContainerStatuses = append(out.Status.ContainerStatuses, st)
+	}
+	return out, nil
+}
+
+// trimContainers keeps each container's name and ports; of init containers
+// (sidecars true), only native sidecars, with their restart policy.
+func trimContainers(cs []corev1.Container, sidecars bool) []corev1.Container {
+	var out []corev1.Container
+	for _, c := range cs {
+		if sidecars && !lbc.IsSidecar(c) {
+			continue
+		}
+		out = append(out, corev1.Container{Name: c.Name, Ports: c.Ports, RestartPolicy: c.RestartPolicy})
+	}
+	return out
+}
+
+// ownAnnotations are albdrain's annotations of a, the only ones the
+// manager reads of a pod.
+func ownAnnotations(a map[string]string) map[string]string {
+	var out map[string]string
+	for k, v := range a {
+		if strings.HasPrefix(k, contract.AnnotationPrefix) {
+			if out == nil {
+				out = map[string]string{}
+			}
+			out[k] = v
+		}
+	}
+	return out
 }

@@ -67,6 +67,10 @@ type Holder struct {
 	// EndReportSlack is how long after a hold's bound a helper's end report
 	// is still awaited before the hold counts as unreported; default a minute.
 	EndReportSlack time.Duration
+	// Ends, when non-nil, records each hold's end as the pod's one end
+	// event, so that its outcome is counted once across replicas; when nil,
+	// ends go through Recorder and are counted once per replica.
+	Ends *EndEvents
 
 	handoffs pendingHandoffs
 	counted  counted
@@ -102,20 +106,17 @@ func (h *Holder) Hold(ctx context.Context, pod *corev1.Pod, requested time.Time,
 		return a, true
 	}
 	outcome := a.Final.Outcome
-	if !h.counted.first(pod.UID, time.Now()) {
-		log.FromContext(ctx).Info("hold ended again; its first outcome is the one counted", "outcome", outcome, "after", took.Round(time.Millisecond).String(), "why", msg)
-		return a, true
-	}
-	h.Metrics.ObserveHold(outcome, took)
-	log.FromContext(ctx).Info("hold ended", "outcome", outcome, "after", took.Round(time.Millisecond).String(), "why", msg)
+	ev := EndEvent{Outcome: outcome, Type: corev1.EventTypeNormal, Reason: contract.ReasonHoldReleased, Action: "Release",
+		Note: fmt.Sprintf("Released after %s (%s): %s", took.Round(time.Second), outcome, msg)}
 	switch outcome {
 	case contract.OutcomeTimeout:
-		h.Recorder.Eventf(pod, nil, corev1.EventTypeWarning, contract.ReasonHoldTimedOut, "Hold", "Hold timed out after %s: %s", took.Round(time.Second), msg)
+		ev.Type, ev.Reason, ev.Action = corev1.EventTypeWarning, contract.ReasonHoldTimedOut, "Hold"
+		ev.Note = fmt.Sprintf("Hold timed out after %s: %s", took.Round(time.Second), msg)
 	case contract.OutcomeFallback:
-		h.Recorder.Eventf(pod, nil, corev1.EventTypeWarning, contract.ReasonHoldFellBack, "Hold", "Hold fell back to a fixed sleep after %s: %s", took.Round(time.Second), msg)
-	default:
-		h.Recorder.Eventf(pod, nil, corev1.EventTypeNormal, contract.ReasonHoldReleased, "Release", "Released after %s (%s): %s", took.Round(time.Second), outcome, msg)
+		ev.Type, ev.Reason, ev.Action = corev1.EventTypeWarning, contract.ReasonHoldFellBack, "Hold"
+		ev.Note = fmt.Sprintf("Hold fell back to a fixed sleep after %s: %s", took.Round(time.Second), msg)
 	}
+	h.recordEnd(ctx, pod, ev, took, "after", took.Round(time.Millisecond).String(), "why", msg)
 	return a, true
 }
 

@@ -15,6 +15,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	toolscache "k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/events"
@@ -42,9 +43,12 @@ func EventsByObject(source string) cache.ByObject {
 		Field: fields.OneTermEqualSelector("reportingController", source),
 		Transform: func(o any) (any, error) {
 			if e, ok := o.(*eventsv1.Event); ok {
-				// Only whom each event is about is read.
-				*e = eventsv1.Event{ObjectMeta: e.ObjectMeta, Regarding: e.Regarding, Reason: e.Reason}
-				e.ManagedFields = nil
+				// Only whom each event is about is read; a busy cluster
+				// keeps an hour of them (the apiserver's event TTL).
+				*e = eventsv1.Event{
+					ObjectMeta: metav1.ObjectMeta{Name: e.Name, Namespace: e.Namespace, UID: e.UID, ResourceVersion: e.ResourceVersion},
+					Regarding:  corev1.ObjectReference{UID: e.Regarding.UID},
+				}
 			}
 			return o, nil
 		},
