@@ -6,7 +6,7 @@ import (
 
 	"golang.org/x/time/rate"
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 )
@@ -104,16 +104,17 @@ func (w *Warmer) round(ctx context.Context) (int, error) {
 }
 
 // groups lists the target groups of the managed pods that are not
-// terminating. Each owner is resolved through one of its pods: pods of a
-// ReplicaSet share their labels, so Services select them alike. A group
-// only one pod of an owner is in (a per-pod Service of a StatefulSet) may
-// be missed, and is then looked up by its hold as without warming.
+// terminating. Services select pods by their labels, so one pod per label
+// set in a namespace is resolved: a ReplicaSet's pods share theirs, and a
+// StatefulSet's pod-name label sets each of its pods apart. A group missed
+// (pods of one label set but different ports) is looked up by its hold, as
+// without warming.
 func (w *Warmer) groups(ctx context.Context) ([]string, error) {
 	var pods corev1.PodList
 	if err := w.Pods.List(ctx, &pods, client.UnsafeDisableDeepCopy); err != nil {
 		return nil, err
 	}
-	owners := map[string]bool{}
+	resolved := map[string]bool{}
 	seen := map[string]bool{}
 	var arns []string
 	for i := range pods.Items {
@@ -121,14 +122,11 @@ func (w *Warmer) groups(ctx context.Context) ([]string, error) {
 		if pod.DeletionTimestamp != nil {
 			continue
 		}
-		key := "pod " + pod.Namespace + "/" + pod.Name
-		if ref := metav1.GetControllerOf(pod); ref != nil && ref.UID != "" {
-			key = "owner " + string(ref.UID)
-		}
-		if owners[key] {
+		key := pod.Namespace + "/" + labels.Set(pod.Labels).String()
+		if resolved[key] {
 			continue
 		}
-		owners[key] = true
+		resolved[key] = true
 		regs, err := w.Resolver.Registrations(ctx, pod)
 		if err != nil {
 			return nil, err

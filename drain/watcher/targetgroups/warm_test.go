@@ -17,7 +17,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	k8stypes "k8s.io/apimachinery/pkg/types"
-	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
 	"github.com/albdrain/albdrain/internal/lbc"
@@ -97,10 +96,13 @@ func (b *byApp) Registrations(_ context.Context, pod *corev1.Pod) ([]lbc.Registr
 	return []lbc.Registration{{TargetGroupARN: pod.Labels["app"], Port: 8080}}, nil
 }
 
+// warmPod is a pod of the ReplicaSet named owner, or of none.
 func warmPod(name, app, owner string, terminating bool) *corev1.Pod {
 	p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "web", UID: k8stypes.UID(name), Labels: map[string]string{"app": app}}}
 	if owner != "" {
-		p.OwnerReferences = []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "ReplicaSet", Name: owner, UID: k8stypes.UID(owner), Controller: ptr.To(true)}}
+		p.Labels["pod-template-hash"] = owner
+	} else {
+		p.Labels["name"] = name
 	}
 	if terminating {
 		p.DeletionTimestamp = &metav1.Time{Time: time.Now()}
@@ -111,7 +113,7 @@ func warmPod(name, app, owner string, terminating bool) *corev1.Pod {
 
 // TestWarmerFillsWhatHoldsRead checks that one round caches the delay and
 // settings of every running managed pod's group, through one listing and
-// one attributes call per group, resolving each owner once; that a hold
+// one attributes call per group, resolving each label set once; that a hold
 // then spends no call on them; and that a round with nothing due spends
 // none either.
 func TestWarmerFillsWhatHoldsRead(t *testing.T) {
@@ -140,7 +142,7 @@ func TestWarmerFillsWhatHoldsRead(t *testing.T) {
 		t.Errorf("%d groups warm, want 3 (a, b, slow; not the terminating pod's)", warm)
 	}
 	if res.resolved != 3 {
-		t.Errorf("%d pods resolved, want 3: one per owner, none terminating", res.resolved)
+		t.Errorf("%d pods resolved, want 3: one per label set, none terminating", res.resolved)
 	}
 	want := map[string]int{"DescribeTargetGroups": 3, "DescribeTargetGroupAttributes": 3}
 	if diff := cmp.Diff(want, api.counted()); diff != "" {
