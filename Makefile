@@ -39,7 +39,7 @@ SHELL         := bash
 # first build shows it is alive, and passes anything else (errors) through.
 progress      := awk '/[: ]/ { print; next } { if (++n % 100 == 0) { print "   ... " n " packages compiled"; fflush() } }'
 
-.PHONY: all build test test-unit test-tools test-integration test-e2e test-node lint fuzz demo bench image release-local assets node-assets promtool actionlint generate clean
+.PHONY: all build test test-unit test-tools test-integration test-e2e test-node test-e2e-node lint fuzz demo bench image release-local assets node-assets promtool actionlint generate clean
 
 all: build
 
@@ -48,7 +48,7 @@ build:
 
 # test runs every test, tier by tier (lint first): see e2e/README.md for which
 # package is in which tier, what it costs and what it needs.
-test: lint test-unit test-tools test-integration test-e2e test-node
+test: lint test-unit test-tools test-integration test-e2e-node
 
 # test-unit runs albdrain's own unit tests: the root module under -short,
 # which skips its few envtest tests (test-integration runs them); no assets.
@@ -88,6 +88,13 @@ test-e2e: assets
 test-node: assets node-assets
 	@if [ "$$(id -u)" -ne 0 ]; then echo "test-node: the real node needs root (network and mount namespaces); run as root, e.g. sudo -E make test-node" >&2; exit 1; fi
 	cd e2e && $(GO) test -count=1 -timeout 15m ./$(E2E_NODE)/...
+
+# test-e2e-node runs test-e2e's and test-node's packages in one go test, two
+# at a time as test-e2e alone does: the node starts when the faults end, while
+# the longer scenarios still run, instead of after both.
+test-e2e-node: assets node-assets
+	@if [ "$$(id -u)" -ne 0 ]; then echo "test-e2e-node: the real node needs root (network and mount namespaces); run as root, e.g. sudo -E make test" >&2; exit 1; fi
+	cd e2e && $(GO) test -count=1 -p 2 -timeout 25m $(addprefix ./,$(E2E_SCENARIOS)) ./$(E2E_NODE)/...
 
 # fuzz runs each fuzz target for FUZZTIME beyond its committed seeds (which
 # every `go test` already runs); minimising a new input is capped so that it
