@@ -42,12 +42,8 @@ func (p Period) forGaps(n int, span time.Duration) time.Duration {
 type Monitor struct {
 	signal string
 	period Period
-	src    Source
-	// sampling is held from reading the sockets to folding them in, so
-	// samples are folded in the order they were taken.
-	sampling sync.Mutex
-	mu       sync.Mutex
-	t        *Tracker
+	mu     sync.Mutex
+	t      *Tracker
 	// sampled is closed and replaced after every sample.
 	sampled chan struct{}
 }
@@ -56,12 +52,12 @@ type Monitor struct {
 // p. A nil src (nothing to read) or a filter without ports makes a blind
 // watcher, which finds the pod quiet at once.
 func Start(ctx context.Context, src Source, f Filter, interval time.Duration, p Period) *Monitor {
-	w := &Monitor{signal: contract.SignalNone, period: p, src: src, t: NewTracker(f), sampled: make(chan struct{})}
+	w := &Monitor{signal: contract.SignalNone, period: p, t: NewTracker(f), sampled: make(chan struct{})}
 	if src == nil || len(f.Ports) == 0 {
 		return w
 	}
 	w.signal = src.Signal()
-	w.sample() // the first sample is the baseline: synchronously, before the hold goes on
+	w.sample(src) // the first sample is the baseline: synchronously, before the hold goes on
 	go func() {
 		tick := time.NewTicker(interval)
 		defer tick.Stop()
@@ -70,17 +66,15 @@ func Start(ctx context.Context, src Source, f Filter, interval time.Duration, p 
 			case <-ctx.Done():
 				return
 			case <-tick.C:
-				w.sample()
+				w.sample(src)
 			}
 		}
 	}()
 	return w
 }
 
-func (w *Monitor) sample() {
-	w.sampling.Lock()
-	defer w.sampling.Unlock()
-	socks, err := w.src.Sockets()
+func (w *Monitor) sample(src Source) {
+	socks, err := src.Sockets()
 	if err != nil {
 		return // a transient failure; the next sample decides
 	}
@@ -97,50 +91,40 @@ func (w *Monitor) Signal() string { return w.signal }
 func (w *Monitor) blind() bool { return w.signal == contract.SignalNone }
 
 // WaitQuiet returns true once every load-balancer address the pod has heard
-// from has been silent for its own quiet period (Tracker.Quiet), or false
-// when ctx ends first; period is the longest of those periods at the last
-// check. A blind watcher returns true at once.
+// from has been silent for its own quiet period (Tracker.Quiet), checked
+// after every sample, or false when ctx ends first; period is the longest
+// of those periods at the last check. A blind watcher returns true at once.
 //
 // Each address is judged by its own rate because the load balancer's nodes
 // stop one by one: once only a straggler still routes to the pod, it sends
 // only its share of the traffic, and a period sized by the pod's whole rate
 // would often pass between two of its requests.
-//
-// Every verdict is on a sample taken after the call, and one is taken the
-// moment the periods could have run (Tracker.QuietAt), besides the
-// regular ones: a release waits for the evidence, not for the next tick.
 func (w *Monitor) WaitQuiet(ctx context.Context, h Hints) (quiet bool, period time.Duration) {
 	if w.blind() {
 		return true, w.period.Min
 	}
+	// The first verdict waits for a sample taken now, not one from before
+	// the call.
 	w.mu.Lock()
 	next := w.sampled
-	now := time.Now()
-	at, period := w.t.QuietAt(h, w.period, now)
 	w.mu.Unlock()
-	due := time.NewTimer(max(at.Sub(now), 0))
-	defer due.Stop()
 	for {
+		ended := false
 		select {
 		case <-next:
-		case <-due.C:
-			w.sample() // closes next, unless it failed
-			continue
 		case <-ctx.Done():
-			w.mu.Lock()
-			_, period = w.t.Quiet(h, w.period, time.Now())
-			w.mu.Unlock()
-			return false, period
+			ended = true
 		}
 		w.mu.Lock()
+		quiet, period = w.t.Quiet(h, w.period, time.Now())
 		next = w.sampled
-		now = time.Now()
-		at, period = w.t.QuietAt(h, w.period, now)
 		w.mu.Unlock()
-		if !now.Before(at) {
+		switch {
+		case ended:
+			return false, period
+		case quiet:
 			return true, period
 		}
-		due.Reset(at.Sub(now))
 	}
 }
 

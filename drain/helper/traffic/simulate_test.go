@@ -104,9 +104,7 @@ func simulate(c simConfig) simResult {
 		}
 		tr := NewTracker(Filter{PodIP: pod.Addr(), Ports: []uint16{pod.Port()}})
 		released := time.Duration(-1)
-		// Samples every c.sample, and one the moment the rule could be met,
-		// as the Monitor takes them.
-		for now, next := time.Duration(0), time.Duration(0); released < 0; now = next {
+		for now := time.Duration(0); released < 0; now += c.sample {
 			socks := make([]Socket, n)
 			for i := range c.shares {
 				count, last := 0, time.Duration(-math.MaxInt64)
@@ -120,13 +118,9 @@ func simulate(c simConfig) simResult {
 				socks[i] = Socket{Local: pod, Remote: remote, State: stateEstablished, Info: info}
 			}
 			tr.Observe(t0.Add(now), socks)
-			next = (now/c.sample + 1) * c.sample
 			if now >= c.answer {
-				at, _ := tr.QuietAt(Hints{}, p, t0.Add(now))
-				if due := at.Sub(t0); due <= now {
+				if quiet, _ := tr.Quiet(Hints{}, p, t0.Add(now)); quiet {
 					released = now
-				} else if due < next {
-					next = due
 				}
 			}
 		}

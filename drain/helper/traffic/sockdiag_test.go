@@ -311,29 +311,3 @@ func TestAHealthCheckOpenAtTheFirstSampleIsNoEvidence(t *testing.T) {
 		t.Errorf("evidence %v: want only the load balancer's 2 gaps (its request before the watch, one after), none from the checker", got)
 	}
 }
-
-// A hold is released when its quiet period has run, not at the sample
-// after: the monitor samples again the moment the rule could be met. Here
-// the samples are an hour apart, so only that sample can end the wait.
-func TestQuietIsJudgedWhenDueNotAtTheNextSample(t *testing.T) {
-	const ip, lb = "127.0.28.1", "127.0.28.2"
-	port := pod(t, ip)
-	alb := client(t, lb, true)
-	get(t, alb, ip, port, "/")
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	w := Start(ctx, SockDiag{}, Filter{PodIP: netip.MustParseAddr(ip), Ports: []uint16{port}}, time.Hour, Period{Min: 50 * time.Millisecond})
-	if w.Signal() != contract.SignalSockDiag {
-		t.Skip("sock_diag unavailable here")
-	}
-	sent := time.Now()
-	get(t, alb, ip, port, "/") // after the first sample: its silence is the one judged
-	if quiet, _ := w.WaitQuiet(ctx, Hints{}); !quiet {
-		t.Fatal("the quiet period ran but the wait went on to the next sample")
-	}
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if last := w.t.LastTraffic(Hints{}, time.Now()); last.Before(sent.Add(-kernelSlack)) {
-		t.Errorf("last traffic %v, before the request sent at %v: the sample taken when due missed it", last, sent)
-	}
-}

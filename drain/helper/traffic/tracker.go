@@ -396,26 +396,19 @@ func (t *Tracker) Describe(h Hints, p Period, now time.Time) string {
 
 // Quiet says whether every load-balancer address has been silent for its
 // quiet period, sized by p from that address's own arrivals, and the
-// longest of those periods.
-func (t *Tracker) Quiet(h Hints, p Period, now time.Time) (quiet bool, period time.Duration) {
-	at, period := t.QuietAt(h, p, now)
-	return !now.Before(at), period
-}
-
-// QuietAt is when every load-balancer address will have been silent for its
-// quiet period if none sends again, as the samples stand at now, and the
 // longest of those periods. Without any address the pod has heard from,
 // the period is p's longest, from the first sample.
-func (t *Tracker) QuietAt(h Hints, p Period, now time.Time) (at time.Time, period time.Duration) {
+func (t *Tracker) Quiet(h Hints, p Period, now time.Time) (quiet bool, period time.Duration) {
 	srcs := t.sources(h, now)
 	if len(srcs) == 0 {
 		q := p.forGaps(0, 0)
-		return t.start.Add(q), q
+		return now.Sub(t.start) >= q, q
 	}
+	quiet = true
 	for _, s := range srcs {
 		q := p.forGaps(s.evidence(t.start))
 		period = max(period, q)
-		at = later(at, s.last.Add(q))
+		quiet = quiet && now.Sub(s.last) >= q
 	}
-	return at, period
+	return quiet, period
 }
