@@ -184,6 +184,9 @@ func TestHelperEndFromItsLog(t *testing.T) {
 		t.Errorf("outcome and quiet period (-want +got):\n%s", d)
 	}
 	src := helperSources.FindStringSubmatch(out.String())
+	if src == nil {
+		t.Fatalf("no sources in %q", out.String())
+	}
 	if d := cmp.Diff([]string{"10.0.1.1: 4 gaps in 1.2s, silent 2s of 4.5s"}, src[1:]); d != "" {
 		t.Errorf("sources (-want +got):\n%s", d)
 	}
