@@ -350,22 +350,46 @@ func (t *Tracker) sources(h Hints, now time.Time) map[netip.Addr]*source {
 	return out
 }
 
+// SourceState is one load-balancer address as Quiet judges it.
+type SourceState struct {
+	// Addr is the address; the zero Addr stands for an NLB's flows (and
+	// connections folded past the tracker's bound).
+	Addr netip.Addr
+	// Gaps and Span are the evidence: that many gaps between its
+	// arrivals, of that total length.
+	Gaps int
+	Span time.Duration
+	// Last is when its traffic last reached the pod, Period the silence
+	// it needs after that.
+	Last   time.Time
+	Period time.Duration
+}
+
+// Sources lists the load-balancer addresses as Quiet judges them at now,
+// by address.
+func (t *Tracker) Sources(h Hints, p Period, now time.Time) []SourceState {
+	srcs := t.sources(h, now)
+	out := make([]SourceState, 0, len(srcs))
+	for _, a := range slices.SortedFunc(maps.Keys(srcs), netip.Addr.Compare) {
+		s := srcs[a]
+		n, span := s.evidence(t.start)
+		out = append(out, SourceState{Addr: a, Gaps: n, Span: span, Last: s.last, Period: p.forGaps(n, span)})
+	}
+	return out
+}
+
 // Describe lists the sources as Quiet judges them at now, for the hold's
 // log: each address with its gaps, their length, its silence and its
 // quiet period.
 func (t *Tracker) Describe(h Hints, p Period, now time.Time) string {
-	srcs := t.sources(h, now)
-	addrs := slices.SortedFunc(maps.Keys(srcs), netip.Addr.Compare)
-	parts := make([]string, 0, len(addrs))
-	for _, a := range addrs {
-		s := srcs[a]
-		n, span := s.evidence(t.start)
-		name := a.String()
-		if !a.IsValid() {
+	var parts []string
+	for _, s := range t.Sources(h, p, now) {
+		name := s.Addr.String()
+		if !s.Addr.IsValid() {
 			name = "flows"
 		}
-		parts = append(parts, fmt.Sprintf("%s: %d gaps in %v, silent %v of %v", name, n, span.Round(time.Millisecond),
-			now.Sub(s.last).Round(time.Millisecond), p.forGaps(s.evidence(t.start)).Round(time.Millisecond)))
+		parts = append(parts, fmt.Sprintf("%s: %d gaps in %v, silent %v of %v", name, s.Gaps, s.Span.Round(time.Millisecond),
+			now.Sub(s.Last).Round(time.Millisecond), s.Period.Round(time.Millisecond)))
 	}
 	return strings.Join(parts, "; ")
 }

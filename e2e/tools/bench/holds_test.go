@@ -174,13 +174,21 @@ func TestSelectPolicies(t *testing.T) {
 func TestHelperEndFromItsLog(t *testing.T) {
 	var out strings.Builder
 	slog.New(slog.NewTextHandler(&out, nil)).Info("hold ended", "outcome", contract.OutcomeBound, "quiet", false,
-		"quietPeriod", 7500*time.Millisecond, "signal", contract.SignalSockDiag, "after", 23*time.Second)
+		"quietPeriod", 7500*time.Millisecond, "signal", contract.SignalSockDiag, "after", 23*time.Second,
+		"sources", "10.0.1.1: 4 gaps in 1.2s, silent 2s of 4.5s")
 	m := helperEnd.FindStringSubmatch("watcher answered\n" + out.String())
 	if m == nil {
 		t.Fatalf("no hold end in %q", out.String())
 	}
 	if d := cmp.Diff([]string{string(contract.OutcomeBound), "7.5s"}, m[1:]); d != "" {
 		t.Errorf("outcome and quiet period (-want +got):\n%s", d)
+	}
+	src := helperSources.FindStringSubmatch(out.String())
+	if src == nil {
+		t.Fatalf("no sources in %q", out.String())
+	}
+	if d := cmp.Diff([]string{"10.0.1.1: 4 gaps in 1.2s, silent 2s of 4.5s"}, src[1:]); d != "" {
+		t.Errorf("sources (-want +got):\n%s", d)
 	}
 }
 

@@ -42,6 +42,10 @@ const rateWindow = 5 * time.Second
 // log line.
 var helperEnd = regexp.MustCompile(`msg="hold ended" outcome=(\S+) quiet=\S+ quietPeriod=(\S+)`)
 
+// helperSources is what the helper's "hold ended" line says of each
+// load-balancer address: its gaps, silence and quiet period.
+var helperSources = regexp.MustCompile(`msg="hold ended" .* sources="([^"]*)"`)
+
 // overHold is release minus true stop: how long the pod was held after it
 // became safe to let go, negative when released while still routed.
 func (p podHold) overHold() time.Duration { return p.hold - p.trueStop }
@@ -72,6 +76,9 @@ func podHoldOf(term kubelet.Termination, res *scenario.Result, protection scenar
 		start, p.hold = term.Hooks[0].Start, term.Hooks[0].Duration()
 		if m := helperEnd.FindStringSubmatch(term.Hooks[0].Output); m != nil {
 			p.ended = fmt.Sprintf("  %s, quiet period %s", m[1], m[2])
+			if src := helperSources.FindStringSubmatch(term.Hooks[0].Output); src != nil {
+				p.ended += " (" + src[1] + ")"
+			}
 			var err error
 			if p.quietPeriod, err = time.ParseDuration(m[2]); err != nil {
 				return podHold{}, fmt.Errorf("pod %s: the helper's quiet period: %w", term.Name, err)
