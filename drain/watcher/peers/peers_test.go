@@ -86,7 +86,7 @@ func TestReplicaReadsTheOwnersPoll(t *testing.T) {
 
 	readerAPI := &draining{}
 	reader := elbv2.NewPoller(readerAPI, 10*time.Millisecond, metrics.New())
-	reader.Share(fixedOwner{peer: peer{addr: addr, c: c}})
+	reader.Share(fixedOwner{peer: asker(c, addr)}, elbv2.DefaultCallTimeout)
 	reports, stop := reader.Subscribe("arn:aws:elasticloadbalancing:eu-west-1:1:targetgroup/a/1", elbv2.Target{ID: "10.0.0.9", Port: 8080})
 	defer stop()
 	for range 3 {
@@ -117,7 +117,7 @@ func TestStrangersAreRefused(t *testing.T) {
 	srv, ownerAPI := owner(t, rv)
 	for _, token := range []string{"pod-token", "garbage"} {
 		c, addr := clientOf(t, srv, token)
-		_, err := c.poll(context.Background(), addr, "arn:aws:elasticloadbalancing:eu-west-1:1:targetgroup/a/1", []elbv2.Target{{ID: "10.0.0.9", Port: 8080}}, 0)
+		_, err := asker(c, addr).Poll(context.Background(), "arn:aws:elasticloadbalancing:eu-west-1:1:targetgroup/a/1", []elbv2.Target{{ID: "10.0.0.9", Port: 8080}}, 0)
 		if err == nil {
 			t.Errorf("token %q: served, want refused", token)
 		}
@@ -145,7 +145,7 @@ func TestBadRequestsAreRefused(t *testing.T) {
 		"too many":     {"arn:x", many},
 		"empty target": {"arn:x", []elbv2.Target{{Port: 80}}},
 	} {
-		if _, err := c.poll(context.Background(), addr, tc.arn, tc.targets, 0); err == nil {
+		if _, err := asker(c, addr).Poll(context.Background(), tc.arn, tc.targets, 0); err == nil {
 			t.Errorf("%s: served, want refused", name)
 		}
 	}
@@ -185,6 +185,11 @@ func TestRingAgreesAndSpreads(t *testing.T) {
 	if p := r.Owner("arn:x"); p != nil {
 		t.Errorf("a replica that is not ready reads from %s, want its own poll", p.ID())
 	}
+}
+
+// asker is a reader at 10.0.0.2 asking the replica at addr.
+func asker(c *Client, addr netip.AddrPort) peer {
+	return peer{addr: addr, self: netip.MustParseAddrPort("10.0.0.2:8443"), c: c}
 }
 
 type fixedOwner struct{ peer elbv2.Peer }
