@@ -13,6 +13,7 @@ import (
 
 	awselbv2 "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
 	"github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2/types"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	authnv1 "k8s.io/api/authentication/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -195,3 +196,44 @@ func asker(c *Client, addr netip.AddrPort) peer {
 type fixedOwner struct{ peer elbv2.Peer }
 
 func (f fixedOwner) Owner(string) elbv2.Peer { return f.peer }
+
+// Over the wire: a reader's release ends the owner's polls of its target,
+// and an owner that leaves answers a waiting reader at once, which then
+// polls for itself.
+func TestReleaseAndLeaveOverTheWire(t *testing.T) {
+	rv := &reviews{users: map[string]string{"owner-token": self, "reader-token": self}}
+	ownerMetrics := metrics.New()
+	ownerPoller := elbv2.NewPoller(&draining{}, time.Hour, ownerMetrics)
+	srv := httptest.NewTLSServer(&Handler{Poller: ownerPoller, Reviews: rv, TokenFile: tokenFile(t, "owner-token"), Wait: time.Hour})
+	t.Cleanup(srv.Close)
+	c, addr := clientOf(t, srv, "reader-token")
+	readerAPI := &draining{}
+	reader := elbv2.NewPoller(readerAPI, time.Hour, metrics.New())
+	reader.Share(fixedOwner{peer: asker(c, addr)}, time.Hour)
+	const arn = "arn:aws:elasticloadbalancing:eu-west-1:1:targetgroup/a/1"
+	next := func(ch <-chan elbv2.Report) elbv2.Report {
+		t.Helper()
+		select {
+		case r := <-ch:
+			return r
+		case <-time.After(20 * time.Second):
+			t.Fatal("no report")
+			return elbv2.Report{}
+		}
+	}
+	watched := func() float64 { return testutil.ToFloat64(ownerMetrics.TargetGroupsWatched) }
+
+	reports, stop := reader.Subscribe(arn, elbv2.Target{ID: "10.0.0.9", Port: 8080})
+	next(reports)
+	stop()
+	eventually(t, "the owner stops polling the released group", func() bool { return watched() == 0 })
+
+	reports, stop = reader.Subscribe(arn, elbv2.Target{ID: "10.0.0.9", Port: 8080})
+	defer stop()
+	next(reports)
+	eventually(t, "the reader waits on the owner's next poll", func() bool { return watched() == 1 })
+	ownerPoller.Leave()
+	if r := next(reports); r.Err != nil || readerAPI.calls.Load() != 1 {
+		t.Errorf("after the owner left: report %+v and %d polls of the reader's own, want its own poll's answer", r, readerAPI.calls.Load())
+	}
+}
