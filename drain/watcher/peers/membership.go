@@ -60,6 +60,9 @@ func (m *Membership) Start(ctx context.Context) error {
 	t := time.NewTicker(m.Renew)
 	defer t.Stop()
 	for {
+		if ctx.Err() != nil {
+			break // the stop's own errors are not worth a log line
+		}
 		if err := m.renew(ctx); err != nil {
 			logger.Error(err, "renewing the peer Lease; replicas poll for themselves meanwhile")
 		}
@@ -79,6 +82,8 @@ func (m *Membership) Start(ctx context.Context) error {
 		case <-t.C:
 		}
 	}
+	m.leave(ctx)
+	return nil
 }
 
 // leave takes the replica out of the ring here and in the others'.
