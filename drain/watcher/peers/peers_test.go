@@ -211,15 +211,17 @@ func TestReleaseAndLeaveOverTheWire(t *testing.T) {
 	reader := elbv2.NewPoller(readerAPI, time.Hour, metrics.New())
 	reader.Share(fixedOwner{peer: asker(c, addr)}, time.Hour)
 	const arn = "arn:aws:elasticloadbalancing:eu-west-1:1:targetgroup/a/1"
-	next := func(ch <-chan elbv2.Report) elbv2.Report {
+	next := func(ch <-chan elbv2.Report) (r elbv2.Report) {
 		t.Helper()
-		select {
-		case r := <-ch:
-			return r
-		case <-time.After(20 * time.Second):
-			t.Fatal("no report")
-			return elbv2.Report{}
-		}
+		eventually(t, "a report", func() bool {
+			select {
+			case r = <-ch:
+				return true
+			default:
+				return false
+			}
+		})
+		return r
 	}
 	watched := func() float64 { return testutil.ToFloat64(ownerMetrics.TargetGroupsWatched) }
 
