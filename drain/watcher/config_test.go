@@ -29,7 +29,7 @@ func TestDefaults(t *testing.T) {
 		HoldMargin:         30 * time.Second,
 		FallbackAfter:      3,
 		DiscoveryRefresh:   5 * time.Minute,
-		Peers:              PeersConfig{Share: true, TokenFile: "/var/run/secrets/albdrain/peer/token"},
+		Peers:              PeersConfig{TokenFile: "/var/run/secrets/albdrain/peer/token"},
 	}
 	// A zero Config bound to flags, as a command line embeds it, gets the same.
 	var bound Config
