@@ -39,6 +39,9 @@ type Deps struct {
 	Resolver targetgroups.Resolver
 	// Metrics are the watcher's collectors, which the manager registers.
 	Metrics *metrics.Metrics
+	// Stopping is closed when the replica's stop begins (shutdown.Gate);
+	// nil when nothing tells it before the manager stops.
+	Stopping <-chan struct{}
 }
 
 // Setup adds the watcher to mgr: the hold endpoint (served by every
@@ -59,7 +62,7 @@ func Setup(mgr ctrl.Manager, cfg Config, d Deps) error {
 	}
 
 	poller := elbv2.NewPoller(api, cfg.PollInterval, m)
-	also, err := sharePolls(mgr, cfg, poller)
+	also, err := sharePolls(mgr, cfg, poller, d.Stopping)
 	if err != nil {
 		return err
 	}

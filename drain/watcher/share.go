@@ -2,6 +2,7 @@ package watcher
 
 import (
 	"net/http"
+	"time"
 
 	"k8s.io/apimachinery/pkg/util/validation"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -10,10 +11,16 @@ import (
 	"github.com/albdrain/albdrain/drain/watcher/peers"
 )
 
+// minRenew is the shortest Lease renewal: with a short poll interval
+// (tests) renewing each interval would load the apiserver for nothing, as
+// readers fall back at once on a replica that is gone.
+const minRenew = time.Second
+
 // sharePolls makes poller share its target groups with the other replicas
 // when cfg asks for it and the manager knows where its peers reach it, and
-// returns the handler the hold endpoint serves them with.
-func sharePolls(mgr ctrl.Manager, cfg Config, poller *elbv2.Poller) (map[string]http.Handler, error) {
+// returns the handler the hold endpoint serves them with. The replica
+// leaves the others as soon as stopping is closed.
+func sharePolls(mgr ctrl.Manager, cfg Config, poller *elbv2.Poller, stopping <-chan struct{}) (map[string]http.Handler, error) {
 	pc := cfg.Peers
 	if !pc.Share {
 		return nil, nil
@@ -24,17 +31,13 @@ func sharePolls(mgr ctrl.Manager, cfg Config, poller *elbv2.Poller) (map[string]
 		return nil, nil
 	}
 	ring := &peers.Ring{Self: pc.Advertise, Client: &peers.Client{HTTP: peers.NewHTTPClient(pc.CAFile, pc.ServerName), TokenFile: pc.TokenFile}}
-	poller.Share(ring)
+	poller.Share(ring, cfg.AWSCallTimeout)
 	if err := mgr.Add(&peers.Membership{
-		Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Namespace: pc.Namespace, Ring: ring, Renew: cfg.PollInterval,
+		Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Namespace: pc.Namespace, Ring: ring,
+		Renew: max(cfg.PollInterval, minRenew), Stopping: stopping, Leave: poller.Leave,
 	}); err != nil {
 		return nil, err
 	}
-	h := &peers.Handler{
-		Poller: poller, Reviews: mgr.GetClient(), TokenFile: pc.TokenFile,
-		// A request waits for the group's next poll: an interval, and a
-		// slow call.
-		Wait: cfg.PollInterval + cfg.AWSCallTimeout,
-	}
+	h := &peers.Handler{Poller: poller, Reviews: mgr.GetClient(), TokenFile: pc.TokenFile, Wait: poller.PeerWait()}
 	return map[string]http.Handler{peers.Path: h}, nil
 }

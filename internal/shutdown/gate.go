@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -22,12 +23,25 @@ type Gate struct {
 	cfg       Config
 	endpoints Endpoints
 	stopping  atomic.Bool
+	// stopped is closed, once, when the stop begins.
+	stopped  chan struct{}
+	stopOnce sync.Once
 }
 
 // NewGate returns a Gate for cfg that learns from endpoints when the
 // replica is out of its Service.
 func NewGate(cfg Config, endpoints Endpoints) *Gate {
-	return &Gate{cfg: cfg, endpoints: endpoints}
+	return &Gate{cfg: cfg, endpoints: endpoints, stopped: make(chan struct{})}
+}
+
+// Stopping is closed when the replica's stop begins (SIGTERM), while it
+// still serves: parts that others rely on (the replicas' shared polling)
+// hand their work back then, not when the manager stops.
+func (g *Gate) Stopping() <-chan struct{} { return g.stopped }
+
+func (g *Gate) begin() {
+	g.stopping.Store(true)
+	g.stopOnce.Do(func() { close(g.stopped) })
 }
 
 // ReadyCheck fails from SIGTERM on, for the manager's readyz: the
@@ -46,6 +60,8 @@ func (g *Gate) ReadyCheck(*http.Request) error {
 // context. It returns start's error, at once if start ends on its own.
 func (g *Gate) Run(ctx context.Context, start func(context.Context) error) error {
 	if !g.cfg.Enabled() {
+		stop := context.AfterFunc(ctx, g.begin)
+		defer stop()
 		return start(ctx)
 	}
 	runCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
@@ -57,7 +73,7 @@ func (g *Gate) Run(ctx context.Context, start func(context.Context) error) error
 		return err
 	case <-ctx.Done():
 	}
-	g.stopping.Store(true)
+	g.begin()
 	logger := log.FromContext(ctx).WithName("shutdown").WithValues("service", g.cfg.Service, "podIP", g.cfg.PodIP)
 	logger.Info("stopping: not ready, serving until out of the Service's endpoints", "within", g.cfg.Total())
 

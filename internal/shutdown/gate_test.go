@@ -98,10 +98,22 @@ func TestServesUntilOutOfEndpoints(t *testing.T) {
 	if err := g.ReadyCheck(nil); err != nil {
 		t.Errorf("ready check before SIGTERM: %v", err)
 	}
+	select {
+	case <-g.Stopping():
+		t.Fatal("Stopping closed before SIGTERM")
+	default:
+	}
 	signal()
 	<-eps.waiting
 	if g.ReadyCheck(nil) == nil {
 		t.Error("ready check passes after SIGTERM")
+	}
+	// The parts others rely on hear of the stop now, while the replica
+	// still serves, not when the manager stops.
+	select {
+	case <-g.Stopping():
+	default:
+		t.Error("Stopping not closed while the replica waits to leave its endpoints")
 	}
 	if !r.serves() {
 		t.Error("the replica stopped serving while still an endpoint of its Service")
@@ -173,11 +185,13 @@ func TestDisabledStopsAtOnce(t *testing.T) {
 	r := newReplica(t)
 	eps := newWaitOut()
 	sigterm, signal := context.WithCancel(context.Background())
-	done := run(sigterm, NewGate(Config{}, eps), r)
+	g := NewGate(Config{}, eps)
+	done := run(sigterm, g, r)
 	signal()
 	if err := <-done; err != nil {
 		t.Errorf("Run: %v", err)
 	}
+	<-g.Stopping() // closed with the manager's context
 	if len(eps.waiting) != 0 {
 		t.Error("a replica with no Service waited for its endpoints")
 	}

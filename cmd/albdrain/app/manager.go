@@ -61,6 +61,7 @@ func NewManager(ctx context.Context, rc *rest.Config, cfg Config, opts Options) 
 	if err != nil {
 		return nil, fmt.Errorf("create manager: %w", err)
 	}
+	gate := shutdown.NewGate(cfg.Shutdown, shutdown.NewSliceWatch(cfg.Shutdown, mgr.GetConfig(), mgr.GetHTTPClient(), scheme, mgr.GetRESTMapper()))
 	if err := setupCerts(ctx, mgr, &cfg, opts.Process); err != nil {
 		return nil, fmt.Errorf("set up certificates: %w", err)
 	}
@@ -82,7 +83,7 @@ func NewManager(ctx context.Context, rc *rest.Config, cfg Config, opts Options) 
 	}
 	// One resolver answers the watcher and explain alike.
 	resolver := watcher.NewResolver(mgr.GetLogger(), cfg.Drain, finder, api)
-	if err := watcher.Setup(mgr, cfg.drainConfig(), watcher.Deps{ELBv2: api, Resolver: resolver, Metrics: m.Watcher}); err != nil {
+	if err := watcher.Setup(mgr, cfg.drainConfig(), watcher.Deps{ELBv2: api, Resolver: resolver, Metrics: m.Watcher, Stopping: gate.Stopping()}); err != nil {
 		return nil, fmt.Errorf("set up drain watcher: %w", err)
 	}
 	// Served beside the webhook, so the apiserver's service proxy reaches it
@@ -96,7 +97,6 @@ func NewManager(ctx context.Context, rc *rest.Config, cfg Config, opts Options) 
 	if err := mgr.AddReadyzCheck("webhook", mgr.GetWebhookServer().StartedChecker()); err != nil {
 		return nil, err
 	}
-	gate := shutdown.NewGate(cfg.Shutdown, shutdown.NewSliceWatch(cfg.Shutdown, mgr.GetConfig(), mgr.GetHTTPClient(), scheme, mgr.GetRESTMapper()))
 	if err := mgr.AddReadyzCheck("shutdown", gate.ReadyCheck); err != nil {
 		return nil, err
 	}

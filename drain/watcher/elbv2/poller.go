@@ -52,17 +52,22 @@ type Poller struct {
 	api      DescribeAPI
 	interval time.Duration
 	metrics  *metrics.Metrics
+
+	mu sync.Mutex
 	// owners, when set, names the replica that polls each target group for
 	// all replicas (share.go); nil polls every group here.
 	owners Owners
-
-	mu     sync.Mutex
-	groups map[string]*group
+	// callTimeout bounds one ELBv2 call, which a peer's answer may wait on.
+	callTimeout time.Duration
+	// left is set, and leaving closed, once the replica stops sharing.
+	left    bool
+	leaving chan struct{}
+	groups  map[string]*group
 }
 
 // NewPoller returns a poller that polls each watched target group every interval.
 func NewPoller(api DescribeAPI, interval time.Duration, m *metrics.Metrics) *Poller {
-	return &Poller{api: api, interval: interval, metrics: m, groups: map[string]*group{}}
+	return &Poller{api: api, interval: interval, metrics: m, groups: map[string]*group{}, leaving: make(chan struct{}), callTimeout: DefaultCallTimeout}
 }
 
 type group struct {
@@ -71,16 +76,23 @@ type group struct {
 	// The fields below are guarded by Poller.mu.
 	subs map[*subscription]struct{}
 	// remote are the targets other replicas asked this one to poll for
-	// them (share.go), with when each was added and when it lapses.
-	remote map[Target]remoteTarget
+	// them (share.go), with when each was added and who asked.
+	remote map[Target]*remoteTarget
 	// gen counts this group's completed polls; polled is closed and
-	// replaced when one completes, and last holds its answers.
-	gen    uint64
-	polled chan struct{}
-	last   map[Target]Report
+	// replaced when one completes, and last holds its answers. taken is
+	// the generation of the latest poll whose targets were chosen.
+	gen, taken uint64
+	polled     chan struct{}
+	last       map[Target]Report
 	// peerCancel, set while the loop reads the group from its owner, stops
 	// that read.
 	peerCancel context.CancelFunc
+	// reading is the owner the loop last read the group from, which is
+	// told when a target's last hold here ends.
+	reading Peer
+	// reask is set when peerCancel stopped the read for a new target,
+	// which the loop then asks the owner about at once.
+	reask bool
 }
 
 type subscription struct {
@@ -100,6 +112,12 @@ func (p *Poller) Subscribe(tgARN string, target Target) (reports <-chan Report, 
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	g := p.groupLocked(tgARN)
+	if g.peerCancel != nil && !g.watchesLocked(target) {
+		// The owner is asked about the new target at once, not after
+		// the poll the loop waits for, which does not name it.
+		g.reask = true
+		g.peerCancel()
+	}
 	g.subs[s] = struct{}{}
 	return s.ch, sync.OnceFunc(func() { p.unsubscribe(g, s) })
 }
@@ -110,7 +128,7 @@ func (p *Poller) groupLocked(tgARN string) *group {
 		return g
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	g := &group{arn: tgARN, cancel: cancel, subs: map[*subscription]struct{}{}, remote: map[Target]remoteTarget{}, polled: make(chan struct{})}
+	g := &group{arn: tgARN, cancel: cancel, subs: map[*subscription]struct{}{}, remote: map[Target]*remoteTarget{}, polled: make(chan struct{})}
 	p.groups[tgARN] = g
 	p.metrics.WatchGroup(tgARN)
 	go p.loop(ctx, g)
@@ -121,7 +139,21 @@ func (p *Poller) unsubscribe(g *group, s *subscription) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	delete(g.subs, s)
+	if g.reading != nil && !g.watchesLocked(s.target) {
+		go p.release(g.reading, g.arn, []Target{s.target})
+	}
 	p.endIfIdleLocked(g)
+}
+
+// watchesLocked reports whether a hold here still waits on t. Poller.mu
+// must be held.
+func (g *group) watchesLocked(t Target) bool {
+	for s := range g.subs {
+		if s.target == t {
+			return true
+		}
+	}
+	return false
 }
 
 // endIfIdleLocked ends g's loop once neither a hold here nor another
@@ -143,7 +175,7 @@ func (p *Poller) loop(ctx context.Context, g *group) {
 		// A group another replica polls is read from it, paced by its
 		// polls; any failure there falls back to this round's own poll,
 		// so sharing never leaves a hold without answers.
-		if peer := p.owner(g.arn); peer != nil && p.fromPeer(ctx, g, peer, &from) {
+		if p.fromPeer(ctx, g, &from) {
 			continue
 		}
 		p.poll(ctx, g)
@@ -208,15 +240,11 @@ func (p *Poller) pollSet(g *group) ([]*subscription, []Target) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	subs, targets := g.subscribedLocked(len(g.remote))
-	now := time.Now()
-	for t, r := range g.remote {
-		if now.After(r.lapses) {
-			delete(g.remote, t)
-			continue
-		}
-		targets = append(targets, t)
-	}
+	targets = append(targets, g.dropLapsedLocked(time.Now())...)
 	p.endIfIdleLocked(g)
+	if len(targets) > 0 {
+		g.taken = g.gen + 1
+	}
 	slices.SortFunc(targets, func(a, b Target) int {
 		return cmp.Or(cmp.Compare(a.ID, b.ID), cmp.Compare(a.Port, b.Port))
 	})

@@ -42,9 +42,12 @@ func (d *drainingELB) DescribeTargetHealth(_ context.Context, in *awselbv2.Descr
 // inProcess reaches another Poller directly, as the peers package does
 // over HTTPS; fail makes it fail instead.
 type inProcess struct {
-	id   string
-	p    *Poller
-	fail atomic.Bool
+	id     string
+	reader string
+	p      *Poller
+	fail   atomic.Bool
+	// deadline is the last Poll's.
+	deadline atomic.Value
 }
 
 func (i *inProcess) ID() string { return i.id }
@@ -53,7 +56,18 @@ func (i *inProcess) Poll(ctx context.Context, tgARN string, targets []Target, af
 	if i.fail.Load() {
 		return SharedPoll{}, errors.New("replica unreachable")
 	}
-	return i.p.Serve(ctx, tgARN, targets, after)
+	i.deadline.Store(deadlineOf(ctx))
+	return i.p.Serve(ctx, i.reader, tgARN, targets, after)
+}
+
+func (i *inProcess) Release(_ context.Context, tgARN string, targets []Target) error {
+	i.p.Release(i.reader, tgARN, targets)
+	return nil
+}
+
+func deadlineOf(ctx context.Context) time.Time {
+	d, _ := ctx.Deadline()
+	return d
 }
 
 // owners assigns every group to one peer (nil: this replica).
@@ -77,7 +91,7 @@ func TestSharedGroupIsPolledOnce(t *testing.T) {
 	owner := NewPoller(ownerELB, 10*time.Millisecond, metrics.New())
 	m := metrics.New()
 	reader := NewPoller(readerELB, 10*time.Millisecond, m)
-	reader.Share(owners{peer: &inProcess{id: "owner", p: owner}})
+	reader.Share(owners{peer: &inProcess{id: "owner", reader: "reader", p: owner}}, DefaultCallTimeout)
 
 	// The owner's own hold and the reader's hold wait on one group.
 	own, stopOwn := owner.Subscribe("arn:tg", Target{ID: "10.0.0.1", Port: 80})
@@ -110,7 +124,7 @@ func TestUnreachableOwnerFallsBackToOwnPoll(t *testing.T) {
 	reader := NewPoller(readerELB, 10*time.Millisecond, m)
 	peer := &inProcess{id: "owner", p: NewPoller(&drainingELB{}, 10*time.Millisecond, metrics.New())}
 	peer.fail.Store(true)
-	reader.Share(owners{peer: peer})
+	reader.Share(owners{peer: peer}, DefaultCallTimeout)
 	read, stop := reader.Subscribe("arn:tg", Target{ID: "10.0.0.2", Port: 80})
 	defer stop()
 	if r := nextReport(t, read); r.State != "draining" {
@@ -130,8 +144,8 @@ func TestReplicasThatDisagreeStillAnswer(t *testing.T) {
 	aELB, bELB := &drainingELB{}, &drainingELB{}
 	a := NewPoller(aELB, 10*time.Millisecond, metrics.New())
 	b := NewPoller(bELB, 10*time.Millisecond, metrics.New())
-	a.Share(owners{peer: &inProcess{id: "b", p: b}})
-	b.Share(owners{peer: &inProcess{id: "a", p: a}})
+	a.Share(owners{peer: &inProcess{id: "b", reader: "a", p: b}}, DefaultCallTimeout)
+	b.Share(owners{peer: &inProcess{id: "a", reader: "b", p: a}}, DefaultCallTimeout)
 	ra, stopA := a.Subscribe("arn:tg", Target{ID: "10.0.0.1", Port: 80})
 	defer stopA()
 	rb, stopB := b.Subscribe("arn:tg", Target{ID: "10.0.0.2", Port: 80})
@@ -153,7 +167,7 @@ func TestLapsedReaderEndsOwnersLoop(t *testing.T) {
 	owner := NewPoller(&drainingELB{}, 5*time.Millisecond, m)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	got, err := owner.Serve(ctx, "arn:tg", []Target{{ID: "10.0.0.2", Port: 80}}, 0)
+	got, err := owner.Serve(ctx, "reader", "arn:tg", []Target{{ID: "10.0.0.2", Port: 80}}, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/netip"
 	"os"
 	"slices"
 	"strings"
@@ -29,9 +30,10 @@ const maxRequestBytes = 128 << 10
 // would send the apiserver a review per group per interval.
 const reviewTTL = time.Minute
 
-// Server is the poller that serves other replicas.
+// Server is the poller that serves other replicas (elbv2.Poller).
 type Server interface {
-	Serve(ctx context.Context, tgARN string, targets []elbv2.Target, after uint64) (elbv2.SharedPoll, error)
+	Serve(ctx context.Context, reader, tgARN string, targets []elbv2.Target, after uint64) (elbv2.SharedPoll, error)
+	Release(reader, tgARN string, targets []elbv2.Target)
 }
 
 // Handler serves other replicas' poll requests, for callers that present a
@@ -79,11 +81,17 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	for i, t := range req.Targets {
 		targets[i] = elbv2.Target{ID: t.ID, Port: t.Port}
 	}
+	if req.Release {
+		h.Poller.Release(req.Reader, req.TargetGroupARN, targets)
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
 	ctx, cancel := context.WithTimeout(r.Context(), h.Wait)
 	defer cancel()
-	shared, err := h.Poller.Serve(ctx, req.TargetGroupARN, targets, req.After)
+	shared, err := h.Poller.Serve(ctx, req.Reader, req.TargetGroupARN, targets, req.After)
 	if err != nil {
-		http.Error(w, "no poll of the group in time: "+err.Error(), http.StatusServiceUnavailable)
+		// The reader polls for itself at once on any refusal.
+		http.Error(w, "no poll of the group: "+err.Error(), http.StatusServiceUnavailable)
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
@@ -91,6 +99,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (req pollRequest) validate() error {
+	if _, err := netip.ParseAddrPort(req.Reader); err != nil {
+		return fmt.Errorf("reader %q is not a replica's address", req.Reader)
+	}
 	if !strings.HasPrefix(req.TargetGroupARN, "arn:") {
 		return fmt.Errorf("targetGroupARN %q is not an ARN", req.TargetGroupARN)
 	}

@@ -13,6 +13,7 @@ import (
 
 	awselbv2 "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
 	"github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2/types"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	authnv1 "k8s.io/api/authentication/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -86,7 +87,7 @@ func TestReplicaReadsTheOwnersPoll(t *testing.T) {
 
 	readerAPI := &draining{}
 	reader := elbv2.NewPoller(readerAPI, 10*time.Millisecond, metrics.New())
-	reader.Share(fixedOwner{peer: peer{addr: addr, c: c}})
+	reader.Share(fixedOwner{peer: asker(c, addr)}, elbv2.DefaultCallTimeout)
 	reports, stop := reader.Subscribe("arn:aws:elasticloadbalancing:eu-west-1:1:targetgroup/a/1", elbv2.Target{ID: "10.0.0.9", Port: 8080})
 	defer stop()
 	for range 3 {
@@ -117,7 +118,7 @@ func TestStrangersAreRefused(t *testing.T) {
 	srv, ownerAPI := owner(t, rv)
 	for _, token := range []string{"pod-token", "garbage"} {
 		c, addr := clientOf(t, srv, token)
-		_, err := c.poll(context.Background(), addr, "arn:aws:elasticloadbalancing:eu-west-1:1:targetgroup/a/1", []elbv2.Target{{ID: "10.0.0.9", Port: 8080}}, 0)
+		_, err := asker(c, addr).Poll(context.Background(), "arn:aws:elasticloadbalancing:eu-west-1:1:targetgroup/a/1", []elbv2.Target{{ID: "10.0.0.9", Port: 8080}}, 0)
 		if err == nil {
 			t.Errorf("token %q: served, want refused", token)
 		}
@@ -145,7 +146,7 @@ func TestBadRequestsAreRefused(t *testing.T) {
 		"too many":     {"arn:x", many},
 		"empty target": {"arn:x", []elbv2.Target{{Port: 80}}},
 	} {
-		if _, err := c.poll(context.Background(), addr, tc.arn, tc.targets, 0); err == nil {
+		if _, err := asker(c, addr).Poll(context.Background(), tc.arn, tc.targets, 0); err == nil {
 			t.Errorf("%s: served, want refused", name)
 		}
 	}
@@ -187,6 +188,54 @@ func TestRingAgreesAndSpreads(t *testing.T) {
 	}
 }
 
+// asker is a reader at 10.0.0.2 asking the replica at addr.
+func asker(c *Client, addr netip.AddrPort) peer {
+	return peer{addr: addr, self: netip.MustParseAddrPort("10.0.0.2:8443"), c: c}
+}
+
 type fixedOwner struct{ peer elbv2.Peer }
 
 func (f fixedOwner) Owner(string) elbv2.Peer { return f.peer }
+
+// Over the wire: a reader's release ends the owner's polls of its target,
+// and an owner that leaves answers a waiting reader at once, which then
+// polls for itself.
+func TestReleaseAndLeaveOverTheWire(t *testing.T) {
+	rv := &reviews{users: map[string]string{"owner-token": self, "reader-token": self}}
+	ownerMetrics := metrics.New()
+	ownerPoller := elbv2.NewPoller(&draining{}, time.Hour, ownerMetrics)
+	srv := httptest.NewTLSServer(&Handler{Poller: ownerPoller, Reviews: rv, TokenFile: tokenFile(t, "owner-token"), Wait: time.Hour})
+	t.Cleanup(srv.Close)
+	c, addr := clientOf(t, srv, "reader-token")
+	readerAPI := &draining{}
+	reader := elbv2.NewPoller(readerAPI, time.Hour, metrics.New())
+	reader.Share(fixedOwner{peer: asker(c, addr)}, time.Hour)
+	const arn = "arn:aws:elasticloadbalancing:eu-west-1:1:targetgroup/a/1"
+	next := func(ch <-chan elbv2.Report) (r elbv2.Report) {
+		t.Helper()
+		eventually(t, "a report", func() bool {
+			select {
+			case r = <-ch:
+				return true
+			default:
+				return false
+			}
+		})
+		return r
+	}
+	watched := func() float64 { return testutil.ToFloat64(ownerMetrics.TargetGroupsWatched) }
+
+	reports, stop := reader.Subscribe(arn, elbv2.Target{ID: "10.0.0.9", Port: 8080})
+	next(reports)
+	stop()
+	eventually(t, "the owner stops polling the released group", func() bool { return watched() == 0 })
+
+	reports, stop = reader.Subscribe(arn, elbv2.Target{ID: "10.0.0.9", Port: 8080})
+	defer stop()
+	next(reports)
+	eventually(t, "the reader waits on the owner's next poll", func() bool { return watched() == 1 })
+	ownerPoller.Leave()
+	if r := next(reports); r.Err != nil || readerAPI.calls.Load() != 1 {
+		t.Errorf("after the owner left: report %+v and %d polls of the reader's own, want its own poll's answer", r, readerAPI.calls.Load())
+	}
+}

@@ -53,7 +53,7 @@ func (r *Ring) Owner(tgARN string) elbv2.Peer {
 	if best == r.Self {
 		return nil
 	}
-	return peer{addr: best, c: r.Client}
+	return peer{addr: best, self: r.Self, c: r.Client}
 }
 
 func weight(tgARN string, a netip.AddrPort) uint64 {

@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"sync"
@@ -12,6 +13,11 @@ import (
 
 	"github.com/albdrain/albdrain/certs/tlspolicy"
 )
+
+// peerDeadAfter is how long a replica's silence (no connection, no
+// handshake, no answer to a ping) takes to count as its death: far longer
+// than a call between two pods takes, far shorter than a poll interval.
+const peerDeadAfter = 2 * time.Second
 
 // NewHTTPClient returns the client replicas reach each other with: it
 // verifies a peer's certificate for serverName (the hold Service's name,
@@ -39,7 +45,15 @@ func NewHTTPClient(caFile, serverName string) *http.Client {
 		},
 	}
 	tlspolicy.Apply(cfg)
-	return &http.Client{Transport: &http.Transport{TLSClientConfig: cfg, ForceAttemptHTTP2: true, IdleConnTimeout: time.Minute, TLSHandshakeTimeout: 5 * time.Second}}
+	return &http.Client{Transport: &http.Transport{
+		TLSClientConfig: cfg, ForceAttemptHTTP2: true, IdleConnTimeout: time.Minute,
+		// A replica that died without closing its connections (its node
+		// failed) fails the reads waiting on it within seconds, so readers
+		// poll for themselves rather than wait out their bound.
+		DialContext:         (&net.Dialer{Timeout: peerDeadAfter}).DialContext,
+		TLSHandshakeTimeout: peerDeadAfter,
+		HTTP2:               &http.HTTP2Config{SendPingTimeout: peerDeadAfter, PingTimeout: peerDeadAfter},
+	}}
 }
 
 type caFileRoots struct {

@@ -23,9 +23,15 @@ const Path = "/v1/peers/poll"
 const maxTargets = 1000
 
 type pollRequest struct {
+	// Reader is the asking replica's peer address, which its release
+	// names again.
+	Reader         string       `json:"reader"`
 	TargetGroupARN string       `json:"targetGroupARN"`
 	Targets        []wireTarget `json:"targets"`
 	After          uint64       `json:"after"`
+	// Release drops the reader's asks about Targets instead: its holds on
+	// them ended.
+	Release bool `json:"release,omitempty"`
 }
 
 type wireTarget struct {
