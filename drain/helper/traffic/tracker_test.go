@@ -294,3 +294,27 @@ func TestTrackerFoldsClosedConnectionsPastItsBound(t *testing.T) {
 		t.Errorf("last traffic %v, want the reopened connection's", last)
 	}
 }
+
+// TestSilenceCountsFromTheFirstSample checks that an address whose latest
+// request came long before the hold began is not judged quiet by that old
+// silence: its node was still routing when the hold began, and must stay
+// silent for its quiet period after the first sample. On the rule that
+// counted silence from the latest request, the pod was quiet at once.
+func TestSilenceCountsFromTheFirstSample(t *testing.T) {
+	const pod, lb = "10.0.0.5:8080", "10.0.1.1:1"
+	p := Period{Gaps: 15, Min: time.Second, Max: 10 * time.Second}
+	tr := NewTracker(Filter{PodIP: netip.MustParseAddr("10.0.0.5"), Ports: []uint16{8080}})
+	// A kept-alive connection whose latest request is 40 s old.
+	idle := func() []Socket {
+		return []Socket{sock(pod, lb, stateEstablished, &Info{LastDataRecv: 40 * time.Second, BytesReceived: 900, Counters: true, DataSegsIn: 3})}
+	}
+	for _, tc := range []struct {
+		ms   int
+		want bool
+	}{{0, false}, {1000, false}, {9900, false}, {10000, true}} {
+		tr.Observe(at(tc.ms), idle())
+		if quiet, period := tr.Quiet(Hints{}, p, at(tc.ms)); quiet != tc.want || period != 10*time.Second {
+			t.Errorf("%d ms after the first sample: quiet %v with period %v, want %v with 10s", tc.ms, quiet, period, tc.want)
+		}
+	}
+}
