@@ -2,6 +2,7 @@ package traffic
 
 import (
 	"context"
+	"math"
 	"sync"
 	"time"
 
@@ -9,12 +10,17 @@ import (
 )
 
 // Period sizes the quiet period of one load-balancer address from the gaps
-// between its arrivals, within Min and Max: Gaps (k) of its mean gaps.
-// With n gaps of total length S seen, the period is kS/n; if the address
-// still sends, as a Poisson process at any rate, the chance that its next
-// gap lasts that long is exactly (1+k/n)^-n (the gap G and the n before it
-// are independent exponentials, and P(G >= cS) = (1+c)^-n), which tends to
-// e^-k as n grows. Gaps zero makes every period Min.
+// between its arrivals, within Min and Max, so that an address still
+// sending breaks it with a chance of e^-k (k = Gaps) whatever the number of
+// gaps seen. With n gaps of total length S, if the address sends as a
+// Poisson process at any rate, its next gap G and the n before it are
+// independent exponentials and P(G >= cS) = (1+c)^-n; the period cS with
+// c = e^(k/n) - 1 makes that e^-k. That is about kS/n, k mean gaps, once n
+// is well above k, and far longer when few gaps were seen: one gap of S
+// would allow a period of only kS at a chance of 1/(1+k) (1/16 for k = 15),
+// and an address sending once a minute, first seen 50 ms before its next
+// request, would be judged quiet after a second. Gaps zero makes every
+// period Min.
 type Period struct {
 	Gaps     int
 	Min, Max time.Duration
@@ -30,7 +36,7 @@ func (p Period) forGaps(n int, span time.Duration) time.Duration {
 	case n <= 0:
 		return hi
 	}
-	q := float64(span) * float64(p.Gaps) / float64(n)
+	q := float64(span) * math.Expm1(float64(p.Gaps)/float64(n))
 	if q >= float64(hi) {
 		return hi
 	}

@@ -389,7 +389,7 @@ func (t *Tracker) Describe(h Hints, p Period, now time.Time) string {
 			name = "flows"
 		}
 		parts = append(parts, fmt.Sprintf("%s: %d gaps in %v, silent %v of %v", name, s.Gaps, s.Span.Round(time.Millisecond),
-			now.Sub(s.Last).Round(time.Millisecond), s.Period.Round(time.Millisecond)))
+			now.Sub(later(s.Last, t.start)).Round(time.Millisecond), s.Period.Round(time.Millisecond)))
 	}
 	return strings.Join(parts, "; ")
 }
@@ -408,7 +408,18 @@ func (t *Tracker) Quiet(h Hints, p Period, now time.Time) (quiet bool, period ti
 	for _, s := range srcs {
 		q := p.forGaps(s.evidence(t.start))
 		period = max(period, q)
-		quiet = quiet && now.Sub(s.last) >= q
+		quiet = quiet && now.Sub(t.silentSince(s)) >= q
 	}
 	return quiet, period
+}
+
+// silentSince is when s's silence began as evidence that its node stopped
+// routing to the pod: its latest traffic, but never before the first
+// sample. Silence before the hold began says nothing of a deregistration
+// that had not yet happened: an address that sends once a minute, last 40 s
+// before the hold, is still routing when the hold begins, and counting
+// those 40 s would release the pod at once, before its node has applied
+// the deregistration.
+func (t *Tracker) silentSince(s *source) time.Time {
+	return later(s.last, t.start)
 }

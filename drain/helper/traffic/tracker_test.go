@@ -1,6 +1,7 @@
 package traffic
 
 import (
+	"math"
 	"net/netip"
 	"testing"
 	"time"
@@ -49,11 +50,12 @@ func TestPeriodForGaps(t *testing.T) {
 		Span time.Duration
 	}
 	want := map[in]time.Duration{
-		{0, 0}:                       20 * time.Second, // nothing known: the longest
-		{1, 5 * time.Second}:         20 * time.Second, // 5 gaps of 5 s, beyond the longest
-		{5, 2500 * time.Millisecond}: 2500 * time.Millisecond,
-		{50, 25 * time.Second}:       2500 * time.Millisecond,
-		{1000, time.Second}:          time.Second, // the shortest
+		{0, 0}:                       20 * time.Second,        // nothing known: the longest
+		{1, 5 * time.Second}:         20 * time.Second,        // 5 gaps of 5 s, beyond the longest
+		{5, 2500 * time.Millisecond}: 4296 * time.Millisecond, // 2.5 s × (e - 1): few gaps, widened
+		{50, 25 * time.Second}:       2629 * time.Millisecond, // near 5 mean gaps of 0.5 s
+		{1, 47 * time.Millisecond}:   6928 * time.Millisecond, // one short gap is no proof of a high rate
+		{1000, time.Second}:          time.Second,             // the shortest
 	}
 	got := map[in]time.Duration{}
 	for x := range want {
@@ -64,6 +66,16 @@ func TestPeriodForGaps(t *testing.T) {
 	}
 	if fixed := (Period{Min: 3 * time.Second, Max: time.Minute}).forGaps(1, time.Hour); fixed != 3*time.Second {
 		t.Errorf("without gaps the period is %v, want the minimum", fixed)
+	}
+	// Whatever the gaps seen, an address still sending breaks its period
+	// with the chance (1+q/S)^-n = e^-k: with few gaps as with many.
+	wide := Period{Gaps: 15, Min: time.Nanosecond, Max: 1000 * time.Hour}
+	for _, n := range []int{1, 2, 3, 5, 15, 50} {
+		span := time.Duration(n) * time.Second
+		q := wide.forGaps(n, span)
+		if chance := math.Pow(1+float64(q)/float64(span), -float64(n)); math.Abs(chance/math.Exp(-15)-1) > 1e-6 {
+			t.Errorf("%d gaps: period %v breaks with chance %g, want e^-15 = %g", n, q, chance, math.Exp(-15))
+		}
 	}
 }
 
@@ -292,5 +304,29 @@ func TestTrackerFoldsClosedConnectionsPastItsBound(t *testing.T) {
 	}
 	if last := tr.LastTraffic(Hints{}, at(300)); !last.Equal(at(300)) {
 		t.Errorf("last traffic %v, want the reopened connection's", last)
+	}
+}
+
+// TestSilenceCountsFromTheFirstSample checks that an address whose latest
+// request came long before the hold began is not judged quiet by that old
+// silence: its node was still routing when the hold began, and must stay
+// silent for its quiet period after the first sample. On the rule that
+// counted silence from the latest request, the pod was quiet at once.
+func TestSilenceCountsFromTheFirstSample(t *testing.T) {
+	const pod, lb = "10.0.0.5:8080", "10.0.1.1:1"
+	p := Period{Gaps: 15, Min: time.Second, Max: 10 * time.Second}
+	tr := NewTracker(Filter{PodIP: netip.MustParseAddr("10.0.0.5"), Ports: []uint16{8080}})
+	// A kept-alive connection whose latest request is 40 s old.
+	idle := func() []Socket {
+		return []Socket{sock(pod, lb, stateEstablished, &Info{LastDataRecv: 40 * time.Second, BytesReceived: 900, Counters: true, DataSegsIn: 3})}
+	}
+	for _, tc := range []struct {
+		ms   int
+		want bool
+	}{{0, false}, {1000, false}, {9900, false}, {10000, true}} {
+		tr.Observe(at(tc.ms), idle())
+		if quiet, period := tr.Quiet(Hints{}, p, at(tc.ms)); quiet != tc.want || period != 10*time.Second {
+			t.Errorf("%d ms after the first sample: quiet %v with period %v, want %v with 10s", tc.ms, quiet, period, tc.want)
+		}
 	}
 }

@@ -37,6 +37,8 @@ type rotationPod struct {
 	// helper began (the deletion answered), answered when the watcher
 	// answered the helper, end when the pod stopped serving.
 	start, asked, answered, end time.Time
+	// ended is the helper's log of its hold's end.
+	ended string
 	outcome                     contract.Outcome
 	stop                        albemu.Stop
 }
@@ -277,9 +279,17 @@ func (e *rotationEnv) rotate(ctx context.Context, spec runSpec) (_ *rotationRun,
 	for i := range pods {
 		evicted[netip.AddrPortFrom(fleetIP(i), appPort).String()] = true
 	}
+	var lost []albemu.RequestRecord
+	podOf := map[string]int{}
+	for i := range pods {
+		podOf[netip.AddrPortFrom(fleetIP(i), appPort).String()] = i
+	}
 	for _, req := range emu.Requests() {
 		if evicted[req.Target] && req.Status != 460 && (req.Status >= 500 || req.Err != "") {
 			r.failedEvicted++
+			if r.failedEvicted <= 20 {
+				lost = append(lost, req)
+			}
 		}
 	}
 	for i := range r.terminations {
@@ -289,6 +299,13 @@ func (e *rotationEnv) rotate(ctx context.Context, spec runSpec) (_ *rotationRun,
 			return nil, fmt.Errorf("%s: no ground truth for pod %d's target", spec.name, i)
 		}
 		t.stop = stop
+	}
+	for _, req := range lost {
+		i := podOf[req.Target]
+		t := r.terminations[i]
+		o.Progress("%s: failed request to pod %d from node %d, %v after its deletion, %v after its release (%s, status %d %s); node lags %v; helper:%s",
+			spec.name, i, req.Node, req.Time.Sub(t.start).Round(time.Millisecond), req.Time.Sub(t.end).Round(time.Millisecond),
+			t.outcome, req.Status, req.Err, t.stop.Lags, t.ended)
 	}
 	r.dth = make([][]time.Time, len(reps))
 	for _, c := range emu.Calls() {
@@ -345,6 +362,9 @@ func (e *rotationEnv) terminate(ctx context.Context, emu *albemu.Emulator, pod *
 			WatcherURL: holdURL, WatcherCA: e.caPEM,
 		}, helper.Options{Source: e.source, Log: slog.New(log), SampleInterval: 500 * time.Millisecond})
 		t.outcome, t.answered = end.Outcome, log.at()
+		log.mu.Lock()
+		t.ended = log.ended
+		log.mu.Unlock()
 	}
 	t.end = time.Now()
 	sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
@@ -370,6 +390,9 @@ func helperSpec() contract.Spec {
 type answerLog struct {
 	mu       sync.Mutex
 	answered time.Time
+	// ended is the helper's account of its hold's end: its outcome and
+	// what it judged of each load-balancer address.
+	ended string
 }
 
 func (l *answerLog) at() time.Time {
@@ -383,10 +406,18 @@ func (l *answerLog) Enabled(context.Context, slog.Level) bool { return true }
 
 // Handle implements slog.Handler.
 func (l *answerLog) Handle(_ context.Context, r slog.Record) error {
-	if r.Message == "watcher answered" {
-		l.mu.Lock()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	switch r.Message {
+	case "watcher answered":
 		l.answered = r.Time
-		l.mu.Unlock()
+	case "hold ended", "hold ended without a quiet period":
+		var b strings.Builder
+		r.Attrs(func(a slog.Attr) bool {
+			fmt.Fprintf(&b, " %s=%v", a.Key, a.Value)
+			return true
+		})
+		l.ended = b.String()
 	}
 	return nil
 }
