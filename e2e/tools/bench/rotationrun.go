@@ -38,9 +38,9 @@ type rotationPod struct {
 	// answered the helper, end when the pod stopped serving.
 	start, asked, answered, end time.Time
 	// ended is the helper's log of its hold's end.
-	ended string
-	outcome                     contract.Outcome
-	stop                        albemu.Stop
+	ended   string
+	outcome contract.Outcome
+	stop    albemu.Stop
 }
 
 // rotationRun is what one rotation run measured.
