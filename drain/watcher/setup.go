@@ -100,8 +100,14 @@ func Setup(mgr ctrl.Manager, cfg Config, d Deps) error {
 	if err := mgr.Add(srv); err != nil {
 		return err
 	}
+	// The warmer resolves through bindings only: through tags, every pod
+	// in no group would relist the account's target groups each round.
+	warmWith := d.Resolver
+	if e, ok := d.Resolver.(targetgroups.Either); ok {
+		warmWith = e.WithoutListing()
+	}
 	warmer := &targetgroups.Warmer{
-		Pods: mgr.GetClient(), Resolver: d.Resolver, Delays: delays, Settings: settings,
+		Pods: mgr.GetClient(), Resolver: warmWith, Delays: delays, Settings: settings,
 		Every: warmEvery, Pace: rate.NewLimiter(rate.Limit(cfg.APIRate*warmShare), 1),
 		Warm: func(n int) { m.TargetGroupsWarm.Set(float64(n)) },
 	}

@@ -33,3 +33,23 @@ func TestEitherFollowsTheCRD(t *testing.T) {
 		}
 	}
 }
+
+// TestWithoutListingSkipsTags: the warmer's resolver follows the bindings
+// once the CRD is served, and never falls back to listing tags.
+func TestWithoutListingSkipsTags(t *testing.T) {
+	served := false
+	e := Either{Use: func() bool { return served }, Bindings: fixed{{TargetGroupARN: "by-binding"}}, Tags: fixed{{TargetGroupARN: "by-tag"}}}.WithoutListing()
+	for _, tc := range []struct {
+		served bool
+		want   []lbc.Registration
+	}{{false, nil}, {true, []lbc.Registration{{TargetGroupARN: "by-binding"}}}} {
+		served = tc.served
+		got, err := e.Registrations(context.Background(), &corev1.Pod{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(tc.want, got); diff != "" {
+			t.Errorf("served=%v (-want +got):\n%s", tc.served, diff)
+		}
+	}
+}

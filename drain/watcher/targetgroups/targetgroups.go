@@ -33,3 +33,17 @@ func (e Either) Registrations(ctx context.Context, pod *corev1.Pod) ([]lbc.Regis
 	}
 	return e.Tags.Registrations(ctx, pod)
 }
+
+// WithoutListing is e without its tag lookups: it resolves through Bindings
+// while Use reports true and finds nothing otherwise. Tags relist the
+// account's target groups and their tags for a pod that matches none, which
+// a hold may pay for once but a caller asking about every pod on a schedule
+// (the Warmer) would pay on every round.
+func (e Either) WithoutListing() Resolver {
+	return Either{Use: e.Use, Bindings: e.Bindings, Tags: none{}}
+}
+
+// none resolves no pod.
+type none struct{}
+
+func (none) Registrations(context.Context, *corev1.Pod) ([]lbc.Registration, error) { return nil, nil }
