@@ -287,7 +287,9 @@ func (e *rotationEnv) rotate(ctx context.Context, spec runSpec) (_ *rotationRun,
 	for _, req := range emu.Requests() {
 		if evicted[req.Target] && req.Status != 460 && (req.Status >= 500 || req.Err != "") {
 			r.failedEvicted++
-			if r.failedEvicted <= 20 {
+			// With no hold every evicted pod loses requests: name only
+			// what a hold let through.
+			if spec.protected && r.failedEvicted <= 20 {
 				lost = append(lost, req)
 			}
 		}
