@@ -29,14 +29,7 @@ type Period struct {
 // forGaps is the quiet period after n gaps of total length span; Max when
 // there are none.
 func (p Period) forGaps(n int, span time.Duration) time.Duration {
-	hi := max(p.Max, p.Min)
-	switch {
-	case p.Gaps <= 0:
-		return p.Min
-	case n <= 0:
-		return hi
-	}
-	return p.bounded(float64(span) * math.Expm1(float64(p.Gaps)/float64(n)))
+	return p.sized(n, span, func(k, n float64) float64 { return math.Expm1(k / n) })
 }
 
 // forFlows is the quiet period of an NLB's new flows after n gaps of total
@@ -47,6 +40,12 @@ func (p Period) forGaps(n int, span time.Duration) time.Duration {
 // scenarios expect it released before it stops draining. Making NLB holds
 // as safe as ALB ones is left to do.
 func (p Period) forFlows(n int, span time.Duration) time.Duration {
+	return p.sized(n, span, func(k, n float64) float64 { return k / n })
+}
+
+// sized is span times widen(k, n), within Min and Max: Min without gaps
+// to size by (Gaps zero), Max with none seen.
+func (p Period) sized(n int, span time.Duration, widen func(k, n float64) float64) time.Duration {
 	hi := max(p.Max, p.Min)
 	switch {
 	case p.Gaps <= 0:
@@ -54,12 +53,7 @@ func (p Period) forFlows(n int, span time.Duration) time.Duration {
 	case n <= 0:
 		return hi
 	}
-	return p.bounded(float64(span) * float64(p.Gaps) / float64(n))
-}
-
-// bounded is a period of q within Min and Max.
-func (p Period) bounded(q float64) time.Duration {
-	hi := max(p.Max, p.Min)
+	q := float64(span) * widen(float64(p.Gaps), float64(n))
 	if q >= float64(hi) {
 		return hi
 	}
