@@ -3,8 +3,11 @@ package release
 import (
 	"context"
 	"debug/elf"
+	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -101,5 +104,22 @@ func TestImagesPerArchitecture(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestMakefileWarmsEveryArchitecture checks that make's release-cache,
+// which compiles the images' binaries before the tools tier's tests build
+// them, compiles them for the architectures the images are built for.
+func TestMakefileWarmsEveryArchitecture(t *testing.T) {
+	mk, err := os.ReadFile("../../../Makefile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`(?m)^RELEASE_ARCHES := (.*)$`).FindSubmatch(mk)
+	if m == nil {
+		t.Fatal("the Makefile sets no RELEASE_ARCHES")
+	}
+	if d := cmp.Diff(Arches, strings.Fields(string(m[1]))); d != "" {
+		t.Errorf("RELEASE_ARCHES (-release.Arches +Makefile):\n%s", d)
 	}
 }
