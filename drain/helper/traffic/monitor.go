@@ -26,26 +26,9 @@ type Period struct {
 	Min, Max time.Duration
 }
 
-// forGaps is the quiet period after n gaps of total length span; Max when
-// there are none.
-func (p Period) forGaps(n int, span time.Duration) time.Duration {
-	return p.sized(n, span, func(k, n float64) float64 { return math.Expm1(k / n) })
-}
-
-// forFlows is the quiet period of an NLB's new flows after n gaps of total
-// length span: k mean gaps, kS/n, which a source still opening flows breaks
-// with the chance (1+k/n)^-n, more than e^-k when few flows were seen. It
-// is kept for NLBs, whose established flows go on while draining: widened
-// as forGaps is, a target with few new flows held to its bound where the
-// scenarios expect it released before it stops draining. Making NLB holds
-// as safe as ALB ones is left to do.
-func (p Period) forFlows(n int, span time.Duration) time.Duration {
-	return p.sized(n, span, func(k, n float64) float64 { return k / n })
-}
-
-// sized is span times widen(k, n), within Min and Max: Min without gaps
-// to size by (Gaps zero), Max with none seen.
-func (p Period) sized(n int, span time.Duration, widen func(k, n float64) float64) time.Duration {
+// of is the quiet period after n gaps of total length span, within Min
+// and Max: Min without gaps to size by (Gaps zero), Max with none seen.
+func (p Period) of(n int, span time.Duration) time.Duration {
 	hi := max(p.Max, p.Min)
 	switch {
 	case p.Gaps <= 0:
@@ -53,7 +36,7 @@ func (p Period) sized(n int, span time.Duration, widen func(k, n float64) float6
 	case n <= 0:
 		return hi
 	}
-	q := float64(span) * widen(float64(p.Gaps), float64(n))
+	q := float64(span) * math.Expm1(float64(p.Gaps)/float64(n))
 	if q >= float64(hi) {
 		return hi
 	}

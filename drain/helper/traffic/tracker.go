@@ -373,7 +373,7 @@ func (t *Tracker) Sources(h Hints, p Period, now time.Time) []SourceState {
 	for _, a := range slices.SortedFunc(maps.Keys(srcs), netip.Addr.Compare) {
 		s := srcs[a]
 		n, span := s.evidence(t.start)
-		out = append(out, SourceState{Addr: a, Gaps: n, Span: span, Last: s.last, Period: periodOf(p, a, n, span)})
+		out = append(out, SourceState{Addr: a, Gaps: n, Span: span, Last: s.last, Period: p.of(n, span)})
 	}
 	return out
 }
@@ -401,30 +401,17 @@ func (t *Tracker) Describe(h Hints, p Period, now time.Time) string {
 func (t *Tracker) Quiet(h Hints, p Period, now time.Time) (quiet bool, period time.Duration) {
 	srcs := t.sources(h, now)
 	if len(srcs) == 0 {
-		q := p.forGaps(0, 0)
+		q := p.of(0, 0)
 		return now.Sub(t.start) >= q, q
 	}
 	quiet = true
-	for a, s := range srcs {
+	for _, s := range srcs {
 		n, span := s.evidence(t.start)
-		q := periodOf(p, a, n, span)
+		q := p.of(n, span)
 		period = max(period, q)
-		since := t.silentSince(s)
-		if !a.IsValid() {
-			since = s.last // an NLB's flows: see Period.forFlows
-		}
-		quiet = quiet && now.Sub(since) >= q
+		quiet = quiet && now.Sub(t.silentSince(s)) >= q
 	}
 	return quiet, period
-}
-
-// periodOf is the quiet period of the source at address a: an ALB node's
-// (forGaps), or for the zero address an NLB's flows (forFlows).
-func periodOf(p Period, a netip.Addr, n int, span time.Duration) time.Duration {
-	if !a.IsValid() {
-		return p.forFlows(n, span)
-	}
-	return p.forGaps(n, span)
 }
 
 // silentSince is when s's silence began as evidence that its node stopped

@@ -43,7 +43,7 @@ func TestFilter(t *testing.T) {
 	}
 }
 
-func TestPeriodForGaps(t *testing.T) {
+func TestPeriodOf(t *testing.T) {
 	p := Period{Gaps: 5, Min: time.Second, Max: 20 * time.Second}
 	type in struct {
 		N    int
@@ -59,12 +59,12 @@ func TestPeriodForGaps(t *testing.T) {
 	}
 	got := map[in]time.Duration{}
 	for x := range want {
-		got[x] = p.forGaps(x.N, x.Span).Round(time.Millisecond)
+		got[x] = p.of(x.N, x.Span).Round(time.Millisecond)
 	}
 	if d := cmp.Diff(want, got); d != "" {
-		t.Errorf("forGaps (-want +got):\n%s", d)
+		t.Errorf("of (-want +got):\n%s", d)
 	}
-	if fixed := (Period{Min: 3 * time.Second, Max: time.Minute}).forGaps(1, time.Hour); fixed != 3*time.Second {
+	if fixed := (Period{Min: 3 * time.Second, Max: time.Minute}).of(1, time.Hour); fixed != 3*time.Second {
 		t.Errorf("without gaps the period is %v, want the minimum", fixed)
 	}
 	// Whatever the gaps seen, an address still sending breaks its period
@@ -72,7 +72,7 @@ func TestPeriodForGaps(t *testing.T) {
 	wide := Period{Gaps: 15, Min: time.Nanosecond, Max: 1000 * time.Hour}
 	for _, n := range []int{1, 2, 3, 5, 15, 50} {
 		span := time.Duration(n) * time.Second
-		q := wide.forGaps(n, span)
+		q := wide.of(n, span)
 		if chance := math.Pow(1+float64(q)/float64(span), -float64(n)); math.Abs(chance/math.Exp(-15)-1) > 1e-6 {
 			t.Errorf("%d gaps: period %v breaks with chance %g, want e^-15 = %g", n, q, chance, math.Exp(-15))
 		}
@@ -326,6 +326,31 @@ func TestSilenceCountsFromTheFirstSample(t *testing.T) {
 	}{{0, false}, {1000, false}, {9900, false}, {10000, true}} {
 		tr.Observe(at(tc.ms), idle())
 		if quiet, period := tr.Quiet(Hints{}, p, at(tc.ms)); quiet != tc.want || period != 10*time.Second {
+			t.Errorf("%d ms after the first sample: quiet %v with period %v, want %v with 10s", tc.ms, quiet, period, tc.want)
+		}
+	}
+}
+
+// TestFewNewFlowsAreNoProof checks that an NLB's new flows need the proof
+// an ALB node's requests need: one new flow, 50 ms after the first sample,
+// says little of how often flows come, so a silence of a few seconds after
+// it is no sign that the load balancer has stopped opening them. On the
+// rule that gave flows k mean gaps (k·S/n), the pod was quiet after 0.75 s.
+func TestFewNewFlowsAreNoProof(t *testing.T) {
+	const pod, lb = "10.0.0.5:8080", "10.0.1.1:40000"
+	nlb := Hints{Flows: []uint16{8080}}
+	p := Period{Gaps: 15, Min: 100 * time.Millisecond, Max: 10 * time.Second}
+	tr := NewTracker(Filter{PodIP: netip.MustParseAddr("10.0.0.5"), Ports: []uint16{8080}})
+	established := sock(pod, "10.0.1.2:40000", stateEstablished, &Info{LastDataRecv: 5 * time.Millisecond, BytesReceived: 900, Counters: true, DataSegsIn: 3})
+	tr.Observe(at(0), []Socket{established})
+	flow := sock(pod, lb, stateEstablished, &Info{LastDataRecv: 0, BytesReceived: 100, Counters: true, DataSegsIn: 1})
+	tr.Observe(at(50), []Socket{established, flow})
+	for _, tc := range []struct {
+		ms   int
+		want bool
+	}{{1000, false}, {5000, false}, {10000, false}, {10050, true}} {
+		tr.Observe(at(tc.ms), []Socket{established})
+		if quiet, period := tr.Quiet(nlb, p, at(tc.ms)); quiet != tc.want || period != 10*time.Second {
 			t.Errorf("%d ms after the first sample: quiet %v with period %v, want %v with 10s", tc.ms, quiet, period, tc.want)
 		}
 	}
