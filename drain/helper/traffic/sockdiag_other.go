@@ -9,7 +9,10 @@ import (
 )
 
 // SockDiag is Linux's NETLINK_SOCK_DIAG, absent here.
-type SockDiag struct{}
+type SockDiag struct {
+	// Ports is Linux's SockDiag.Ports.
+	Ports []uint16
+}
 
 // Signal implements Source.
 func (SockDiag) Signal() string { return contract.SignalSockDiag }

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -75,7 +76,8 @@ func post(t *testing.T, c *http.Client, ip string, port uint16, size int) {
 
 func sample(t *testing.T, tr *Tracker) time.Time {
 	t.Helper()
-	socks, err := SockDiag{}.Sockets()
+	// As the helper samples: the kernel keeps the served ports' sockets.
+	socks, err := SockDiag{Ports: tr.filter.Ports}.Sockets()
 	if err != nil {
 		t.Skipf("sock_diag unavailable here: %v", err)
 	}
@@ -309,5 +311,78 @@ func TestAHealthCheckOpenAtTheFirstSampleIsNoEvidence(t *testing.T) {
 	got := evidenceOf(tr, hints, time.Now())
 	if _, ok := got[checkerIP]; ok || got[lb].Gaps != 2 {
 		t.Errorf("evidence %v: want only the load balancer's 2 gaps (its request before the watch, one after), none from the checker", got)
+	}
+}
+
+// TestSockDiagKeepsTheServedPorts: asked for some ports, sock_diag lists
+// the sockets on those ports exactly as the whole table shows them, tcp_info
+// included, and no other: the kernel filters, so a sample costs the served
+// ports' sockets however many others the namespace holds.
+func TestSockDiagKeepsTheServedPorts(t *testing.T) {
+	const ip, lb = "127.0.27.1", "127.0.27.2"
+	var ports []uint16
+	c := client(t, lb, true)
+	for range 4 {
+		p := pod(t, ip)
+		ports = append(ports, p)
+		get(t, c, ip, p, "/") // a kept-alive connection with data
+	}
+	post(t, c, ip, ports[1], 64<<10)
+	// The first, a middle and the last of three ports asked, and one not.
+	kept := []uint16{ports[0], ports[1], ports[3]}
+	all, err := SockDiag{}.Sockets()
+	if err != nil {
+		t.Skipf("sock_diag unavailable here: %v", err)
+	}
+	got, err := SockDiag{Ports: kept}.Sockets()
+	if err != nil {
+		t.Fatalf("filtered dump: %v", err)
+	}
+	type id struct {
+		local, remote netip.AddrPort
+		state         uint8
+	}
+	want := map[id]Socket{}
+	for _, s := range all {
+		if slices.Contains(kept, s.Local.Port()) {
+			want[id{s.Local, s.Remote, s.State}] = s
+		}
+	}
+	if len(want) < len(kept)*2 {
+		t.Fatalf("the whole table shows %d sockets on ports %v, want a listener and a connection on each", len(want), kept)
+	}
+	seen := map[id]bool{}
+	for _, s := range got {
+		k := id{s.Local, s.Remote, s.State}
+		seen[k] = true
+		w, ok := want[k]
+		if !ok {
+			t.Errorf("filtered dump lists %v -> %v (state %d), not on ports %v", s.Local, s.Remote, s.State, kept)
+			continue
+		}
+		if (w.Info == nil) != (s.Info == nil) {
+			t.Errorf("%v -> %v: tcp_info %+v, the whole table's %+v", s.Local, s.Remote, s.Info, w.Info)
+			continue
+		}
+		if w.Info == nil {
+			continue
+		}
+		// Idle connections: only the age of their last data moves.
+		wi, si := *w.Info, *s.Info
+		if d := si.LastDataRecv - wi.LastDataRecv; d < 0 || d > time.Second {
+			t.Errorf("%v -> %v: last data %v ago, the whole table's %v", s.Local, s.Remote, si.LastDataRecv, wi.LastDataRecv)
+		}
+		wi.LastDataRecv, si.LastDataRecv = 0, 0
+		if wi != si {
+			t.Errorf("%v -> %v: tcp_info %+v, the whole table's %+v", s.Local, s.Remote, si, wi)
+		}
+		if s.Local.Port() == ports[1] && s.State == stateEstablished && si.BytesReceived < 64<<10 {
+			t.Errorf("%v -> %v: %d bytes received, want the 64 KiB body", s.Local, s.Remote, si.BytesReceived)
+		}
+	}
+	for k := range want {
+		if !seen[k] {
+			t.Errorf("filtered dump misses %v -> %v (state %d)", k.local, k.remote, k.state)
+		}
 	}
 }

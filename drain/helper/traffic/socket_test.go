@@ -26,12 +26,18 @@ func TestProcNetSource(t *testing.T) {
 }
 
 func TestOpenPrefersSockDiag(t *testing.T) {
-	src, sdErr, _ := Open(t.TempDir())
+	src, sdErr, _ := Open(t.TempDir(), nil)
 	if sdErr != nil {
 		t.Skipf("sock_diag unavailable here: %v", sdErr)
 	}
 	if d := cmp.Diff(Source(SockDiag{}), src); d != "" {
 		t.Errorf("Open (-want +got):\n%s", d)
+	}
+	// Asked for the served ports, it has the kernel filter by them.
+	ports := []uint16{8080, 9090}
+	src, _, _ = Open(t.TempDir(), ports)
+	if d := cmp.Diff(Source(SockDiag{Ports: ports}), src); d != "" {
+		t.Errorf("Open with ports (-want +got):\n%s", d)
 	}
 	// sock_diag sees this test's own listener, with its tcp_info.
 	ln := listen(t, "127.0.26.1:0")
