@@ -213,10 +213,11 @@ func monitorTraffic(ctx context.Context, spec contract.Spec, env Env, opts Optio
 	for i, p := range spec.Ports {
 		ports[i] = uint16(p)
 	}
+	f := traffic.Filter{PodIP: env.PodIP, NodeIP: env.HostIP, Ports: ports}
 	src := opts.Source
 	if src == nil {
 		var sdErr, procErr error
-		src, sdErr, procErr = traffic.Open(opts.ProcRoot, ports)
+		src, sdErr, procErr = traffic.Open(opts.ProcRoot, f)
 		switch {
 		case src == nil:
 			opts.Log.Info("cannot read the socket tables; skipping the quiet period", "sockDiagErr", sdErr, "procErr", procErr)
@@ -225,7 +226,7 @@ func monitorTraffic(ctx context.Context, spec contract.Spec, env Env, opts Optio
 		}
 	}
 	period := traffic.Period{Gaps: spec.QuietGaps, Min: spec.QuietPeriod, Max: spec.QuietPeriodMax}
-	return traffic.Start(ctx, src, traffic.Filter{PodIP: env.PodIP, NodeIP: env.HostIP, Ports: ports}, opts.SampleInterval, period)
+	return traffic.Start(ctx, src, f, opts.SampleInterval, period)
 }
 
 // sleep waits for d or until ctx ends.

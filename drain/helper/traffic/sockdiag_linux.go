@@ -22,13 +22,15 @@ const dumpAttempts = 3
 // Inside the pod's network namespace this needs no privilege.
 type SockDiag struct {
 	// Ports, when set, has the kernel send only the sockets whose local
-	// port is one of them. A sample then costs the served ports' sockets,
-	// not the namespace's whole table: a pod's outbound calls, their
-	// TIME_WAITs or a sidecar's connections can number thousands, and
-	// copying and parsing them every sample delayed the helper's first
-	// sample and spread the next ones (on a loaded machine, past the new
-	// flows an NLB still sent while its nodes caught up).
+	// port is one of them, and whose local address is Addr when that is
+	// valid. A sample then costs the pod's served sockets, not the
+	// namespace's whole table: a pod's outbound calls, their TIME_WAITs
+	// or a sidecar's connections can number thousands, and copying and
+	// parsing them every sample delayed the helper's first sample and
+	// spread the next ones (on a loaded machine, past the new flows an NLB
+	// still sent while its nodes caught up).
 	Ports []uint16
+	Addr  netip.Addr
 }
 
 // Signal implements Source.
@@ -57,7 +59,7 @@ func (d SockDiag) dump(family uint8) ([]Socket, error) {
 		if len(d.Ports) == 0 {
 			socks, err = dumpAll(family)
 		} else {
-			socks, err = dumpPorts(family, d.Ports)
+			socks, err = dumpLocal(family, localFilter(d.Addr, d.Ports))
 		}
 		if !errors.Is(err, netlink.ErrDumpInterrupted) {
 			return socks, err
@@ -109,8 +111,8 @@ const (
 	inetDiagReqBytecode = 1 // INET_DIAG_REQ_BYTECODE, the request's filter
 	inetDiagInfo        = 2 // INET_DIAG_INFO, a response's tcp_info
 	bcJump              = 1 // INET_DIAG_BC_JMP
-	bcSourceGE          = 2 // INET_DIAG_BC_S_GE
-	bcSourceLE          = 3 // INET_DIAG_BC_S_LE
+	bcSourceCond        = 7 // INET_DIAG_BC_S_COND, with a struct inet_diag_hostcond
+	sizeofHostcond      = 8
 	allStates           = 0xfff
 	sizeofDiagReq       = 56 // struct inet_diag_req_v2
 	sizeofDiagMsg       = 72 // struct inet_diag_msg
@@ -124,33 +126,37 @@ const (
 	tcpiDataSegsIn    = 152
 )
 
-// portsFilter is the bytecode the kernel runs on each socket to keep those
-// whose local port is one of ports: for each port, "sport >= p and
-// sport <= p" (comparisons every kernel with sock_diag knows), and on a
-// match a jump to the end, which accepts. Every jump target lies on the
-// chain of "yes" branches, as the kernel's check of the bytecode demands.
-func portsFilter(ports []uint16) []byte {
-	const cond, jump = 16, 4 // a port's two comparisons; the jump after a match
+// localFilter is the bytecode the kernel runs on each socket to keep those
+// whose local port is one of ports and, if addr is valid, whose local
+// address is addr (an IPv4 one matches its IPv6-mapped form too): for each
+// port one condition on both, and on a match a jump to the end, which
+// accepts. Every jump target lies on the chain of "yes" branches, as the
+// kernel's check of the bytecode demands.
+func localFilter(addr netip.Addr, ports []uint16) []byte {
+	family, bits := uint8(unix.AF_UNSPEC), []byte(nil)
+	switch {
+	case addr.Is4():
+		family, bits = unix.AF_INET, addr.AsSlice()
+	case addr.Is6():
+		family, bits = unix.AF_INET6, addr.AsSlice()
+	}
+	cond := 4 + sizeofHostcond + len(bits) // the op and its host condition
+	const jump = 4
 	size := len(ports)*(cond+jump) - jump
 	bc := make([]byte, 0, size)
-	op := func(code uint8, yes uint8, no uint16) {
+	op := func(code, yes uint8, no int) {
 		bc = append(bc, code, yes)
-		bc = binary.NativeEndian.AppendUint16(bc, no)
+		bc = binary.NativeEndian.AppendUint16(bc, uint16(no))
 	}
 	for i, p := range ports {
-		// From this port's first comparison: a mismatch skips to the next
-		// port's, or past the end (rejected) after the last.
-		skip := cond + jump
-		if i == len(ports)-1 {
-			skip = cond + 4
-		}
-		op(bcSourceGE, 8, uint16(skip))
-		op(0, 0, p)
-		op(bcSourceLE, 8, uint16(skip-8))
-		op(0, 0, p)
+		// A mismatch skips to the next port's condition, or past the
+		// end (rejected) after the last.
+		op(bcSourceCond, uint8(cond), cond+jump)
+		bc = append(bc, family, uint8(8*len(bits)), 0, 0)
+		bc = binary.NativeEndian.AppendUint32(bc, uint32(p)) // the port, an int
+		bc = append(bc, bits...)
 		if i < len(ports)-1 {
-			rest := size - len(bc) // from this jump to the end
-			op(bcJump, jump, uint16(rest))
+			op(bcJump, jump, size-len(bc)) // from here to the end
 		}
 	}
 	return bc
@@ -174,10 +180,10 @@ func (r diagRequest) Serialize() []byte {
 	return append(b, r.bytecode...)
 }
 
-// dumpPorts dumps family's TCP sockets whose local port is in ports.
-func dumpPorts(family uint8, ports []uint16) ([]Socket, error) {
+// dumpLocal dumps family's TCP sockets that bytecode keeps.
+func dumpLocal(family uint8, bytecode []byte) ([]Socket, error) {
 	req := nl.NewNetlinkRequest(nl.SOCK_DIAG_BY_FAMILY, unix.NLM_F_DUMP)
-	req.AddData(diagRequest{family: family, bytecode: portsFilter(ports)})
+	req.AddData(diagRequest{family: family, bytecode: bytecode})
 	var out []Socket
 	var bad error
 	err := req.ExecuteIter(unix.NETLINK_INET_DIAG, nl.SOCK_DIAG_BY_FAMILY, func(msg []byte) bool {

@@ -4,14 +4,16 @@ package traffic
 
 import (
 	"errors"
+	"net/netip"
 
 	"github.com/albdrain/albdrain/internal/contract"
 )
 
 // SockDiag is Linux's NETLINK_SOCK_DIAG, absent here.
 type SockDiag struct {
-	// Ports is Linux's SockDiag.Ports.
+	// Ports and Addr are Linux's SockDiag filter.
 	Ports []uint16
+	Addr  netip.Addr
 }
 
 // Signal implements Source.

@@ -495,7 +495,7 @@ func newRotationEnv(ctx context.Context, o RotationOptions, m *managerSetup, cl 
 	}
 	// The helpers' ports differ, and one reading serves them all: the
 	// whole table.
-	src, sdErr, procErr := traffic.Open("/proc", nil)
+	src, sdErr, procErr := traffic.Open("/proc", traffic.Filter{})
 	if src == nil {
 		return nil, fmt.Errorf("no socket table for the helpers: sock_diag: %v; /proc: %v", sdErr, procErr)
 	}
