@@ -329,20 +329,18 @@ func TestSockDiagKeepsTheServedSockets(t *testing.T) {
 		get(t, c, ip, p, "/") // a kept-alive connection with data
 	}
 	post(t, c, ip, ports[1], 64<<10)
+	// A dual-stack listener: its IPv4 connections are IPv6 sockets, on
+	// the IPv4-mapped form of the pod's address.
+	dual := serve(t, ":0")
+	get(t, c, ip, dual, "/")
 	// Another pod serving one of the ports on its own address.
-	ln, err := net.Listen("tcp", net.JoinHostPort(other, strconv.Itoa(int(ports[1]))))
-	if err != nil {
-		t.Skipf("no second listener on port %d: %v", ports[1], err)
-	}
-	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok") }))
-	srv.Listener = ln
-	srv.Start()
-	t.Cleanup(srv.Close)
+	serve(t, net.JoinHostPort(other, strconv.Itoa(int(ports[1]))))
 	get(t, c, other, ports[1], "/")
 
-	// The first, a middle and the last of three ports asked, and one not.
-	kept := []uint16{ports[0], ports[1], ports[3]}
+	// The first, middle and last of the ports asked, and one not.
+	kept := []uint16{ports[0], ports[1], dual, ports[3]}
 	for _, addr := range []netip.Addr{netip.MustParseAddr(ip), {}} {
+		before := time.Now()
 		all, err := SockDiag{}.Sockets()
 		if err != nil {
 			t.Skipf("sock_diag unavailable here: %v", err)
@@ -351,7 +349,7 @@ func TestSockDiagKeepsTheServedSockets(t *testing.T) {
 		if err != nil {
 			t.Fatalf("dump filtered by %v %v: %v", addr, kept, err)
 		}
-		compareFiltered(t, all, got, func(s Socket) bool {
+		compareFiltered(t, all, got, time.Since(before), func(s Socket) bool {
 			return slices.Contains(kept, s.Local.Port()) && (!addr.IsValid() || s.Local.Addr() == addr)
 		})
 		wantOther := !addr.IsValid()
@@ -361,9 +359,24 @@ func TestSockDiagKeepsTheServedSockets(t *testing.T) {
 	}
 }
 
+// serve answers HTTP on addr and returns its port.
+func serve(t *testing.T, addr string) uint16 {
+	t.Helper()
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Skipf("cannot listen on %s: %v", addr, err)
+	}
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok") }))
+	srv.Listener = ln
+	srv.Start()
+	t.Cleanup(srv.Close)
+	return uint16(ln.Addr().(*net.TCPAddr).Port)
+}
+
 // compareFiltered checks that got lists the sockets of all that keep
-// accepts, as all shows them.
-func compareFiltered(t *testing.T, all, got []Socket, keep func(Socket) bool) {
+// accepts, as all shows them; apart is at least the time between the two
+// dumps.
+func compareFiltered(t *testing.T, all, got []Socket, apart time.Duration, keep func(Socket) bool) {
 	t.Helper()
 	type id struct {
 		local, remote netip.AddrPort
@@ -375,8 +388,8 @@ func compareFiltered(t *testing.T, all, got []Socket, keep func(Socket) bool) {
 			want[id{s.Local, s.Remote, s.State}] = s
 		}
 	}
-	if len(want) < 6 {
-		t.Fatalf("the whole table shows %d sockets to keep, want a listener and a connection on each of 3 ports", len(want))
+	if len(want) < 7 {
+		t.Fatalf("the whole table shows %d sockets to keep, want a connection on each of 4 ports and 3 listeners", len(want))
 	}
 	seen := map[id]bool{}
 	for _, s := range got {
@@ -394,9 +407,10 @@ func compareFiltered(t *testing.T, all, got []Socket, keep func(Socket) bool) {
 		if w.Info == nil {
 			continue
 		}
-		// Idle connections: only the age of their last data moves.
+		// Idle connections: only the age of their last data moves, by
+		// the time between the dumps.
 		wi, si := *w.Info, *s.Info
-		if d := si.LastDataRecv - wi.LastDataRecv; d < 0 || d > time.Second {
+		if d := si.LastDataRecv - wi.LastDataRecv; d < -kernelSlack || d > apart+kernelSlack {
 			t.Errorf("%v -> %v: last data %v ago, the whole table's %v", s.Local, s.Remote, si.LastDataRecv, wi.LastDataRecv)
 		}
 		wi.LastDataRecv, si.LastDataRecv = 0, 0
