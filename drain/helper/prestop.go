@@ -209,10 +209,15 @@ func wait(parent context.Context, spec contract.Spec, env Env, opts Options) con
 // monitorTraffic starts watching the pod's load-balancer traffic, saying in
 // the log how it is seen.
 func monitorTraffic(ctx context.Context, spec contract.Spec, env Env, opts Options) *traffic.Monitor {
+	ports := make([]uint16, len(spec.Ports))
+	for i, p := range spec.Ports {
+		ports[i] = uint16(p)
+	}
+	f := traffic.Filter{PodIP: env.PodIP, NodeIP: env.HostIP, Ports: ports}
 	src := opts.Source
 	if src == nil {
 		var sdErr, procErr error
-		src, sdErr, procErr = traffic.Open(opts.ProcRoot)
+		src, sdErr, procErr = traffic.Open(opts.ProcRoot, f)
 		switch {
 		case src == nil:
 			opts.Log.Info("cannot read the socket tables; skipping the quiet period", "sockDiagErr", sdErr, "procErr", procErr)
@@ -220,12 +225,8 @@ func monitorTraffic(ctx context.Context, spec contract.Spec, env Env, opts Optio
 			opts.Log.Info("sock_diag unavailable; sampling /proc/net/tcp, which sees new connections but not requests on kept-alive ones", "err", sdErr)
 		}
 	}
-	ports := make([]uint16, len(spec.Ports))
-	for i, p := range spec.Ports {
-		ports[i] = uint16(p)
-	}
 	period := traffic.Period{Gaps: spec.QuietGaps, Min: spec.QuietPeriod, Max: spec.QuietPeriodMax}
-	return traffic.Start(ctx, src, traffic.Filter{PodIP: env.PodIP, NodeIP: env.HostIP, Ports: ports}, opts.SampleInterval, period)
+	return traffic.Start(ctx, src, f, opts.SampleInterval, period)
 }
 
 // sleep waits for d or until ctx ends.

@@ -119,7 +119,7 @@ func (c *Config) BindFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.HoldMargin, "hold-margin", 30*time.Second, "added to a target group's deregistration delay to bound a hold")
 	fs.IntVar(&c.FallbackAfter, "fallback-after-failures", 3, "consecutive failed polls of a target group (after the SDK's own retries) that end a hold with the fixed-sleep fallback")
 	fs.StringVar(&c.ClusterName, "cluster-name", "", "value of the elbv2.k8s.aws/cluster tag on this cluster's target groups, for discovery by tags when the TargetGroupBinding CRD is absent")
-	fs.BoolVar(&c.Peers.Share, "share-polls", false, "poll each target group with holds from one replica for all replicas (found through Leases in the manager's namespace), so the Describe* budget pays once per group whatever the number of replicas; a replica that cannot read another's poll, or is stopping, polls for itself. Off by default: see the README's \"The ELBv2 budget\"")
+	fs.BoolVar(&c.Peers.Share, "share-polls", true, "poll each target group with holds from one replica for all replicas (found through Leases in the manager's namespace), so the Describe* budget pays once per group whatever the number of replicas; a replica that cannot read another's poll, or is stopping, polls for itself (see the README's \"The ELBv2 budget\")")
 	fs.StringVar(&c.Peers.TokenFile, "peer-token-file", "/var/run/secrets/albdrain/peer/token", "this replica's token for albdrain's audience, which it presents to the other replicas for --share-polls")
 	fs.DurationVar(&c.DiscoveryRefresh, "discovery-refresh", 5*time.Minute, "how long target-group tags, deregistration delays and settings (protocol, health check) are cached")
 }

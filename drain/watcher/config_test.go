@@ -29,7 +29,7 @@ func TestDefaults(t *testing.T) {
 		HoldMargin:         30 * time.Second,
 		FallbackAfter:      3,
 		DiscoveryRefresh:   5 * time.Minute,
-		Peers:              PeersConfig{TokenFile: "/var/run/secrets/albdrain/peer/token"},
+		Peers:              PeersConfig{Share: true, TokenFile: "/var/run/secrets/albdrain/peer/token"},
 	}
 	// A zero Config bound to flags, as a command line embeds it, gets the same.
 	var bound Config
@@ -67,7 +67,7 @@ func TestBindFlags(t *testing.T) {
 		"--fallback-after-failures=5",
 		"--cluster-name=prod",
 		"--discovery-refresh=1m",
-		"--share-polls=true",
+		"--share-polls=false",
 		"--peer-token-file=/token",
 	})
 	if err != nil {
@@ -92,7 +92,7 @@ func TestBindFlags(t *testing.T) {
 		FallbackAfter:      5,
 		ClusterName:        "prod",
 		DiscoveryRefresh:   time.Minute,
-		Peers:              PeersConfig{Share: true, TokenFile: "/token"},
+		Peers:              PeersConfig{TokenFile: "/token"},
 	}
 	if diff := cmp.Diff(want, c, cmpopts.EquateComparable(netip.AddrPort{})); diff != "" {
 		t.Errorf("parsed config (-want +got):\n%s", diff)

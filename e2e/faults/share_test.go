@@ -18,7 +18,7 @@ import (
 // rather than polling ELBv2 themselves, and every hold still ends on its
 // own evidence.
 func TestReplicasSharePolls(t *testing.T) {
-	// The chart leaves sharing off (see the README's ELBv2 budget).
+	// The chart turns sharing on; the flag says so here whatever the default.
 	startReplicas(t, 3, cluster.ReplicaOptions{Flags: map[string]string{"--share-polls": "true"}})
 	polls := app.InProcess().Metrics.Watcher.SharedPolls
 	readBefore := testutil.ToFloat64(polls.WithLabelValues("read"))

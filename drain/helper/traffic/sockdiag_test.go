@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -75,7 +76,8 @@ func post(t *testing.T, c *http.Client, ip string, port uint16, size int) {
 
 func sample(t *testing.T, tr *Tracker) time.Time {
 	t.Helper()
-	socks, err := SockDiag{}.Sockets()
+	// As the helper samples: the kernel keeps the served ports' sockets.
+	socks, err := SockDiag{Ports: tr.filter.Ports, Addr: tr.filter.PodIP}.Sockets()
 	if err != nil {
 		t.Skipf("sock_diag unavailable here: %v", err)
 	}
@@ -309,5 +311,119 @@ func TestAHealthCheckOpenAtTheFirstSampleIsNoEvidence(t *testing.T) {
 	got := evidenceOf(tr, hints, time.Now())
 	if _, ok := got[checkerIP]; ok || got[lb].Gaps != 2 {
 		t.Errorf("evidence %v: want only the load balancer's 2 gaps (its request before the watch, one after), none from the checker", got)
+	}
+}
+
+// TestSockDiagKeepsTheServedSockets: asked for a pod's address and ports,
+// sock_diag lists the sockets on those exactly as the whole table shows
+// them, tcp_info included, and no other (not another pod's on the same
+// port): the kernel filters, so a sample costs the pod's served sockets
+// however many others the namespace holds.
+func TestSockDiagKeepsTheServedSockets(t *testing.T) {
+	const ip, other, lb = "127.0.27.1", "127.0.27.3", "127.0.27.2"
+	var ports []uint16
+	c := client(t, lb, true)
+	for range 4 {
+		p := pod(t, ip)
+		ports = append(ports, p)
+		get(t, c, ip, p, "/") // a kept-alive connection with data
+	}
+	post(t, c, ip, ports[1], 64<<10)
+	// A dual-stack listener: its IPv4 connections are IPv6 sockets, on
+	// the IPv4-mapped form of the pod's address.
+	dual := serve(t, ":0")
+	get(t, c, ip, dual, "/")
+	// Another pod serving one of the ports on its own address.
+	serve(t, net.JoinHostPort(other, strconv.Itoa(int(ports[1]))))
+	get(t, c, other, ports[1], "/")
+
+	// The first, middle and last of the ports asked, and one not.
+	kept := []uint16{ports[0], ports[1], dual, ports[3]}
+	for _, addr := range []netip.Addr{netip.MustParseAddr(ip), {}} {
+		before := time.Now()
+		all, err := SockDiag{}.Sockets()
+		if err != nil {
+			t.Skipf("sock_diag unavailable here: %v", err)
+		}
+		got, err := SockDiag{Ports: kept, Addr: addr}.Sockets()
+		if err != nil {
+			t.Fatalf("dump filtered by %v %v: %v", addr, kept, err)
+		}
+		compareFiltered(t, all, got, time.Since(before), func(s Socket) bool {
+			return slices.Contains(kept, s.Local.Port()) && (!addr.IsValid() || s.Local.Addr() == addr)
+		})
+		wantOther := !addr.IsValid()
+		if hasOther := slices.ContainsFunc(got, func(s Socket) bool { return s.Local.Addr().String() == other }); hasOther != wantOther {
+			t.Errorf("dump filtered by %v %v: the other pod's sockets listed: %v, want %v", addr, kept, hasOther, wantOther)
+		}
+	}
+}
+
+// serve answers HTTP on addr and returns its port.
+func serve(t *testing.T, addr string) uint16 {
+	t.Helper()
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Skipf("cannot listen on %s: %v", addr, err)
+	}
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok") }))
+	srv.Listener = ln
+	srv.Start()
+	t.Cleanup(srv.Close)
+	return uint16(ln.Addr().(*net.TCPAddr).Port)
+}
+
+// compareFiltered checks that got lists the sockets of all that keep
+// accepts, as all shows them; apart is at least the time between the two
+// dumps.
+func compareFiltered(t *testing.T, all, got []Socket, apart time.Duration, keep func(Socket) bool) {
+	t.Helper()
+	type id struct {
+		local, remote netip.AddrPort
+		state         uint8
+	}
+	want := map[id]Socket{}
+	for _, s := range all {
+		if keep(s) {
+			want[id{s.Local, s.Remote, s.State}] = s
+		}
+	}
+	if len(want) < 7 {
+		t.Fatalf("the whole table shows %d sockets to keep, want a connection on each of 4 ports and 3 listeners", len(want))
+	}
+	seen := map[id]bool{}
+	for _, s := range got {
+		k := id{s.Local, s.Remote, s.State}
+		seen[k] = true
+		w, ok := want[k]
+		if !ok {
+			t.Errorf("filtered dump lists %v -> %v (state %d)", s.Local, s.Remote, s.State)
+			continue
+		}
+		if (w.Info == nil) != (s.Info == nil) {
+			t.Errorf("%v -> %v: tcp_info %+v, the whole table's %+v", s.Local, s.Remote, s.Info, w.Info)
+			continue
+		}
+		if w.Info == nil {
+			continue
+		}
+		// Idle connections: only the age of their last data moves, by
+		// the time between the dumps.
+		wi, si := *w.Info, *s.Info
+		if d := si.LastDataRecv - wi.LastDataRecv; d < -kernelSlack || d > apart+kernelSlack {
+			t.Errorf("%v -> %v: last data %v ago, the whole table's %v", s.Local, s.Remote, si.LastDataRecv, wi.LastDataRecv)
+		}
+		wi.LastDataRecv, si.LastDataRecv = 0, 0
+		if wi != si {
+			t.Errorf("%v -> %v: tcp_info %+v, the whole table's %+v", s.Local, s.Remote, si, wi)
+		}
+		if s.State == stateEstablished && si.BytesReceived == 0 {
+			t.Errorf("%v -> %v: no bytes received, want its request", s.Local, s.Remote)
+		}
+	}
+	for k := range want {
+		if !seen[k] {
+			t.Errorf("filtered dump misses %v -> %v (state %d)", k.local, k.remote, k.state)
+		}
 	}
 }

@@ -69,12 +69,18 @@ func (p ProcNet) Sockets() ([]Socket, error) {
 }
 
 // Open picks the best source that works here: sock_diag, else procRoot's
-// socket tables. err says why sock_diag is unusable, for the hold's log; both
-// failing leaves src nil.
-func Open(procRoot string) (src Source, sockDiagErr, procErr error) {
-	sd := SockDiag{}
-	if _, sockDiagErr = sd.Sockets(); sockDiagErr == nil {
-		return sd, nil, nil
+// socket tables. sock_diag is asked for the sockets f could accept only
+// (its ports on its pod IP), or for all where the kernel refuses the filter
+// or f has no ports. err says why sock_diag is unusable, for the hold's
+// log; both failing leaves src nil.
+func Open(procRoot string, f Filter) (src Source, sockDiagErr, procErr error) {
+	for _, sd := range []SockDiag{{Ports: f.Ports, Addr: f.PodIP}, {}} {
+		if _, sockDiagErr = sd.Sockets(); sockDiagErr == nil {
+			return sd, nil, nil
+		}
+		if len(f.Ports) == 0 {
+			break
+		}
 	}
 	pn := ProcNet{Root: procRoot}
 	if _, procErr = pn.Sockets(); procErr == nil {

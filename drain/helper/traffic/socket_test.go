@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 )
 
 func TestProcNetSource(t *testing.T) {
@@ -26,12 +27,18 @@ func TestProcNetSource(t *testing.T) {
 }
 
 func TestOpenPrefersSockDiag(t *testing.T) {
-	src, sdErr, _ := Open(t.TempDir())
+	src, sdErr, _ := Open(t.TempDir(), Filter{})
 	if sdErr != nil {
 		t.Skipf("sock_diag unavailable here: %v", sdErr)
 	}
-	if d := cmp.Diff(Source(SockDiag{}), src); d != "" {
+	if d := cmp.Diff(Source(SockDiag{}), src, cmpopts.EquateComparable(netip.Addr{})); d != "" {
 		t.Errorf("Open (-want +got):\n%s", d)
+	}
+	// Asked for a pod's served ports, it has the kernel filter by them.
+	f := Filter{PodIP: netip.MustParseAddr("127.0.26.2"), Ports: []uint16{8080, 9090}}
+	src, _, _ = Open(t.TempDir(), f)
+	if d := cmp.Diff(Source(SockDiag{Ports: f.Ports, Addr: f.PodIP}), src, cmpopts.EquateComparable(netip.Addr{})); d != "" {
+		t.Errorf("Open with ports (-want +got):\n%s", d)
 	}
 	// sock_diag sees this test's own listener, with its tcp_info.
 	ln := listen(t, "127.0.26.1:0")

@@ -493,7 +493,9 @@ func newRotationEnv(ctx context.Context, o RotationOptions, m *managerSetup, cl 
 	if err != nil {
 		return nil, err
 	}
-	src, sdErr, procErr := traffic.Open("/proc")
+	// The helpers' ports differ, and one reading serves them all: the
+	// whole table.
+	src, sdErr, procErr := traffic.Open("/proc", traffic.Filter{})
 	if src == nil {
 		return nil, fmt.Errorf("no socket table for the helpers: sock_diag: %v; /proc: %v", sdErr, procErr)
 	}
