@@ -34,13 +34,18 @@ func TestReplicasSharePolls(t *testing.T) {
 	checkNoFailures(t, res)
 	// Outcomes from this run's own events: the outcome counter is the
 	// process's, which a late end report of an earlier test's pod can move.
+	// A hold ends released or at its bound: a shared poll answers each
+	// hold as its own would. The bound is the quiet rule's, not sharing's:
+	// on a loaded machine a helper that samples late sees a node only by a
+	// few gaps and waits out the longest quiet period, which the bound cuts
+	// short. What sharing could break is an answer: a timeout or fallback.
 	ev := res.Albdrain.Events
-	if ev[contract.ReasonHoldReleased] != len(res.Terminations) {
-		t.Errorf("%d HoldReleased events for %d terminated pods (events %v)", ev[contract.ReasonHoldReleased], len(res.Terminations), ev)
+	if n := ev[contract.ReasonHoldReleased] + ev[contract.ReasonHoldBounded]; n != len(res.Terminations) {
+		t.Errorf("%d HoldReleased and HoldBounded events for %d terminated pods (events %v)", n, len(res.Terminations), ev)
 	}
-	for _, r := range []string{contract.ReasonHoldBounded, contract.ReasonHoldTimedOut, contract.ReasonHoldFellBack} {
+	for _, r := range []string{contract.ReasonHoldTimedOut, contract.ReasonHoldFellBack} {
 		if ev[r] != 0 {
-			t.Errorf("%d %s events: a hold ended on no evidence (events %v)", ev[r], r, ev)
+			t.Errorf("%d %s events: a hold had no answer (events %v)", ev[r], r, ev)
 		}
 	}
 	read := testutil.ToFloat64(polls.WithLabelValues("read")) - readBefore
