@@ -28,6 +28,15 @@ func Apply(pod *corev1.Pod, backends []lbc.Backend, o Options) (rec contract.Rec
 		return contract.Record{}, false, nil
 	}
 	prev := contract.ParseRecord(pod.Annotations)
+	if prev != nil && (prev.Mode != string(ov.mode) || prev.MaxHoldSeconds != int64(ov.maxHold.Seconds())) {
+		// A pass of another mode or length held this pod (its spec was
+		// copied from a live pod, or the options changed since): its holds
+		// are undone and this pass's put in their place. Kept, they would
+		// disagree with this pass's record, and the next pass, reading that
+		// record, would hold them again, over the old hold.
+		Remove(pod)
+		prev = nil
+	}
 	done := heldBefore(pod.Spec.Containers, prev, func(r *contract.Record) []string { return r.Containers })
 	doneSidecars := heldBefore(pod.Spec.InitContainers, prev, func(r *contract.Record) []string { return r.Sidecars })
 	userSleep := time.Duration(0)

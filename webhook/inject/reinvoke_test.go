@@ -227,3 +227,59 @@ func firstPass(t *testing.T, pod *corev1.Pod, opts func(*Options)) {
 		t.Fatalf("Apply = %v, %v", injected, err)
 	}
 }
+
+// TestApplyOverAnotherModesHold: a pod whose spec carries the hold of a pass
+// in another mode (copied from a live pod, or made before the options
+// changed) gets this pass's hold in its place, its own preStop kept, and a
+// second pass changes nothing. Before, the old hold was kept under the new
+// pass's record, and the next pass held the container again over it.
+func TestApplyOverAnotherModesHold(t *testing.T) {
+	sleepMode := func(o *Options) { o.Mode = contract.ModeSleep }
+	ownSleep := &corev1.LifecycleHandler{Sleep: &corev1.SleepAction{Seconds: 5}}
+	tests := []struct {
+		name        string
+		pod         func() *corev1.Pod
+		first, then func(*Options)
+		want        view
+	}{
+		{
+			name: "a sleep-mode hold under a wait pass: the helper, the pod's own sleep after it",
+			pod: func() *corev1.Pod {
+				c := container("app", port("http", 8080))
+				c.Lifecycle = &corev1.Lifecycle{PreStop: ownSleep}
+				return podWith(c)
+			},
+			first: sleepMode,
+			want: view{Injected: true, Managed: true, Inits: []string{"albdrain-init"}, Gates: []string{gate}, Grace: ptr.To[int64](360),
+				PreStops: map[string]*corev1.LifecycleHandler{"app": withArgs("--port=8080", `--then={"sleep":{"seconds":5}}`)}},
+		},
+		{
+			name: "a wait-mode hold under a sleep pass: the native sleep, no helper",
+			pod:  func() *corev1.Pod { return podWith(container("app", port("http", 8080))) },
+			then: sleepMode,
+			want: view{Injected: true, Managed: true, Gates: []string{gate}, Grace: ptr.To[int64](60),
+				PreStops: map[string]*corev1.LifecycleHandler{"app": {Sleep: &corev1.SleepAction{Seconds: 30}}}},
+		},
+		{
+			name: "a sidecar's sleep-mode hold under a wait pass",
+			pod: func() *corev1.Pod {
+				p := podWith(container("app", port("http", 8080)))
+				p.Spec.InitContainers = []corev1.Container{nativeSidecar("envoy", ownSleep)}
+				return p
+			},
+			first: sleepMode,
+			want: view{Injected: true, Managed: true, Inits: []string{"envoy", "albdrain-init"}, Gates: []string{gate}, Grace: ptr.To[int64](360), Sidecars: []string{"envoy"},
+				PreStops: map[string]*corev1.LifecycleHandler{
+					"app":   withArgs("--port=8080"),
+					"envoy": withArgs("--port=8080", `--then={"sleep":{"seconds":5}}`),
+				}},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			pod := tc.pod()
+			firstPass(t, pod, tc.first)
+			checkApply(t, pod, []lbc.Backend{tgbTarget}, tc.then, tc.want)
+		})
+	}
+}
