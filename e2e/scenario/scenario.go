@@ -69,14 +69,14 @@ const (
 	NLB Frontend = "nlb"
 )
 
-// nlbFlows shapes the clients through an NLB: each flow carries a few
-// requests and lives about a quarter of a second, so flows open steadily
-// (about 30 a second per pod) while others carry requests. The helper
-// judges an NLB's silence by the new flows it sees, sampling every 200 ms
-// (a flow shorter than that is often missed), and a few of them are no
-// proof of how often they come: a pod that saw only a handful is held to
-// its bound. So the scenario runs more clients, each sending less, at the
-// same total rate.
+// nlbWorkers and nlbRequestsPerFlow shape the clients through an NLB:
+// each flow carries a few requests and lives about a quarter of a second,
+// so flows open steadily (about 30 a second per pod) while others carry
+// requests. The helper judges an NLB's silence by the new flows it sees,
+// sampling every 200 ms (a flow shorter than that is often missed), and a
+// few of them are no proof of how often they come: a pod that saw only a
+// handful is held to its bound. So the scenario runs more clients, each
+// sending less, at the same total rate.
 const (
 	nlbWorkers         = 24
 	nlbRequestsPerFlow = 2
