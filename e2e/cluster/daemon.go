@@ -16,6 +16,7 @@ import (
 
 	"github.com/albdrain/albdrain/e2e/kubetest"
 	"github.com/albdrain/albdrain/e2e/ports"
+	"github.com/albdrain/albdrain/e2e/reaper"
 )
 
 // daemonStartTimeout bounds the wait for /healthz; the binaries start in a
@@ -79,13 +80,14 @@ func startDaemon(env *kubetest.Env, dir, name string, args func(kubeconfig, cert
 	// Stop it like a kubelet stops a static pod: SIGTERM, then SIGKILL.
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
 	cmd.WaitDelay = 10 * time.Second
-	if err := cmd.Start(); err != nil {
+	wait, err := reaper.Start(cmd)
+	if err != nil {
 		cancel()
 		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
 	d := &Daemon{name: name, cmd: cmd, cancel: cancel, done: make(chan struct{}), LogPath: logPath}
 	go func() {
-		d.waitErr = cmd.Wait()
+		d.waitErr = wait()
 		close(d.done)
 	}()
 	if err := d.waitHealthy(port); err != nil {

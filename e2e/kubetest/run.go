@@ -64,13 +64,23 @@ func Run(opts ...Option) (env *Env, stop func() error, err error) {
 			return nil, nil, err
 		}
 	}
+	release := func() {}
 	stop = func() error {
 		defer cleanup()
-		return te.Stop()
+		if err := te.Stop(); err != nil {
+			// They may be running still: the reaper kills them with
+			// this process.
+			return err
+		}
+		release()
+		return nil
 	}
 	cfg, err := te.Start()
 	if err != nil {
 		return nil, nil, errors.Join(fmt.Errorf("start kube-apiserver and etcd: %w", err), stop())
+	}
+	if release, err = guard(te); err != nil {
+		return nil, nil, errors.Join(err, stop())
 	}
 	c, err := client.New(cfg, client.Options{Scheme: scheme})
 	if err != nil {

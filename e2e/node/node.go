@@ -51,6 +51,8 @@ type Node struct {
 	// clusterDNS is the name server of pods' resolv.conf, when Services work.
 	clusterDNS string
 	undo       []func() error
+	// reaped release the undo steps' shell forms from the reaper.
+	reaped []func()
 }
 
 // Option changes what Start sets up.
@@ -107,11 +109,7 @@ func findAssets() (assets, error) {
 // CI run cannot pass by testing nothing. Stop runs at cleanup.
 func Start(t testing.TB, env *kubetest.Env, opts ...Option) *Node {
 	t.Helper()
-	var o options
-	for _, opt := range opts {
-		opt(&o)
-	}
-	n, err := start(env, o)
+	n, err := Run(env, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,7 +121,12 @@ func Start(t testing.TB, env *kubetest.Env, opts ...Option) *Node {
 	return n
 }
 
-func start(env *kubetest.Env, o options) (_ *Node, err error) {
+// Run brings up a node as Start does, outside a test; call Stop when done.
+func Run(env *kubetest.Env, opts ...Option) (_ *Node, err error) {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
 	if os.Geteuid() != 0 {
 		return nil, errors.New("the real node needs root (network and mount namespaces, cgroups)")
 	}
@@ -143,6 +146,9 @@ func start(env *kubetest.Env, o options) (_ *Node, err error) {
 			err = errors.Join(err, n.Stop())
 		}
 	}()
+	if err := n.onDeath(removeDirCommand(dir)); err != nil {
+		return nil, err
+	}
 	if err := shareDir(dir); err != nil {
 		return nil, err
 	}
@@ -157,8 +163,18 @@ func start(env *kubetest.Env, o options) (_ *Node, err error) {
 		return nil, err
 	}
 	n.undo = append(n.undo, n.Net.remove)
+	if err := n.onDeath(removeNetnsCommand(n.Net.Name, n.Net.hostLink)); err != nil {
+		return nil, err
+	}
 	n.Name = n.Net.Name
 	n.cgroupRoot = n.Net.Name
+	cgroupCmd, err := removeCgroupRootCommand(n.cgroupRoot)
+	if err != nil {
+		return nil, err
+	}
+	if err := n.onDeath(cgroupCmd); err != nil {
+		return nil, err
+	}
 	if err := makeCgroupRoot(n.cgroupRoot); err != nil {
 		return nil, err
 	}
@@ -308,7 +324,15 @@ func (n *Node) Stop() error {
 		errs = append(errs, n.undo[i]())
 	}
 	n.undo = nil
-	return errors.Join(errs...)
+	err := errors.Join(errs...)
+	if err == nil {
+		// Else the reaper tries again when the test process ends.
+		for _, release := range n.reaped {
+			release()
+		}
+		n.reaped = nil
+	}
+	return err
 }
 
 // logPath is where a daemon of the node logs.

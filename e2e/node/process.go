@@ -9,6 +9,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/albdrain/albdrain/e2e/reaper"
 )
 
 // process is one of the node's daemons, run in the node's network namespace
@@ -39,12 +41,13 @@ func (n *Node) startInNode(name string, setup []string, argv ...string) (*proces
 	cmd := exec.Command("nsenter", args...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	cmd.Env = append(os.Environ(), "PATH="+n.assets.containerdDir+":/usr/sbin:/usr/bin:/sbin:/bin")
-	if err := cmd.Start(); err != nil {
+	wait, err := reaper.Start(cmd)
+	if err != nil {
 		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
 	p := &process{name: name, cmd: cmd, done: make(chan struct{}), logPath: logPath}
 	go func() {
-		p.waitErr = cmd.Wait()
+		p.waitErr = wait()
 		close(p.done)
 	}()
 	return p, nil

@@ -7,6 +7,8 @@ import (
 	"os/exec"
 	"sync"
 	"testing"
+
+	"github.com/albdrain/albdrain/e2e/reaper"
 )
 
 // Router joins several nodes to the host as a cluster's network does: a
@@ -39,6 +41,8 @@ type Router struct {
 	mu      sync.Mutex
 	nodes   int
 	removed bool
+	// release takes remove's shell form back from the reaper.
+	release func()
 	// services is set once a node has published the cluster-wide parts of
 	// Services (the kubernetes Service's endpoint, the cluster DNS).
 	services bool
@@ -73,7 +77,12 @@ func (r *Router) Remove() error {
 		return nil
 	}
 	r.removed = true
-	return r.remove()
+	if err := r.remove(); err != nil {
+		// The reaper tries again when the test process ends.
+		return err
+	}
+	r.release()
+	return nil
 }
 
 func newRouter() (_ *Router, err error) {
@@ -98,6 +107,9 @@ func newRouter() (_ *Router, err error) {
 			err = errors.Join(err, r.remove())
 		}
 	}()
+	if r.release, err = reaper.OnDeath(removeNetnsCommand(r.Name, r.hostLink)); err != nil {
+		return nil, err
+	}
 	return r, runAll([][]string{
 		{"ip", "-n", r.Name, "link", "set", "lo", "up"},
 		{"ip", "link", "add", r.hostLink, "type", "veth", "peer", "name", "eth0", "netns", r.Name},

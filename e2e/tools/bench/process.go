@@ -14,6 +14,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/albdrain/albdrain/e2e/reaper"
 )
 
 // ManagerPackage is albdrain's manager binary.
@@ -63,13 +65,14 @@ func startManager(ctx context.Context, bin string, args, env []string, logPath, 
 	cmd := exec.Command(bin, args...)
 	cmd.Env = env
 	cmd.Stdout, cmd.Stderr = logFile, logFile
-	if err := cmd.Start(); err != nil {
+	wait, err := reaper.Start(cmd)
+	if err != nil {
 		logFile.Close()
 		return nil, err
 	}
 	p := &managerProcess{cmd: cmd, done: make(chan error, 1), metricsAddr: metricsAddr}
 	go func() {
-		p.done <- cmd.Wait()
+		p.done <- wait()
 		logFile.Close()
 	}()
 	ctx, cancel := context.WithTimeout(ctx, 90*time.Second)

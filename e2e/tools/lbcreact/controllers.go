@@ -17,6 +17,7 @@ import (
 	"github.com/albdrain/albdrain/e2e/albemu"
 	"github.com/albdrain/albdrain/e2e/fakelbc"
 	"github.com/albdrain/albdrain/e2e/ports"
+	"github.com/albdrain/albdrain/e2e/reaper"
 	"github.com/albdrain/albdrain/e2e/testcert"
 )
 
@@ -66,12 +67,13 @@ func Real(bin, dir string, kubeconfig []byte) Controller {
 			"AWS_ACCESS_KEY_ID=AKIDEMULATOR", "AWS_SECRET_ACCESS_KEY=emulator-secret",
 			"AWS_EC2_METADATA_DISABLED=true")
 		cmd.Stdout, cmd.Stderr = logf, logf
-		if err := cmd.Start(); err != nil {
+		wait, err := reaper.Start(cmd)
+		if err != nil {
 			logf.Close()
 			return nil, err
 		}
 		exited := make(chan error, 1)
-		go func() { exited <- cmd.Wait(); logf.Close() }()
+		go func() { exited <- wait(); logf.Close() }()
 		return func() error {
 			_ = cmd.Process.Signal(syscall.SIGTERM)
 			select {
