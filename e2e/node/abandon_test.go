@@ -1,14 +1,11 @@
 package node_test
 
 import (
-	"bufio"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -22,8 +19,8 @@ import (
 // ends does.
 const abandonEnv = "ALBDRAIN_NODE_ABANDON"
 
-// abandon prints the node's name and folder, then the IDs of this
-// process's children (etcd, the apiserver, the node's daemons, the reaper).
+// abandon starts a control plane and a node and abandons them, printing
+// the node's name and folder.
 func abandon() int {
 	env, _, err := kubetest.Run()
 	if err != nil {
@@ -35,12 +32,20 @@ func abandon() int {
 		fmt.Fprintln(os.Stderr, err)
 		return 2
 	}
-	fields := []string{n.Name, n.Dir}
-	for _, pid := range reaper.Children(os.Getpid()) {
-		fields = append(fields, strconv.Itoa(pid))
+	// What the test checks is gone must be there first.
+	roots, err := cgroupRoots(n.Name)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
 	}
-	fmt.Println(strings.Join(fields, " "))
-	select {}
+	for _, path := range append([]string{"/run/netns/" + n.Name, n.Dir}, roots...) {
+		if _, err := os.Stat(path); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 2
+		}
+	}
+	reaper.Abandoned(n.Name, n.Dir)
+	return 0
 }
 
 // TestKilledTestLeavesTheMachineAsFound kills a test process that runs a
@@ -48,57 +53,19 @@ func abandon() int {
 // that the machine is as before: no process of theirs, no namespace, host
 // link, mount, cgroup or folder of the node's.
 func TestKilledTestLeavesTheMachineAsFound(t *testing.T) {
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), abandonEnv+"=1")
-	cmd.Stderr = os.Stderr
-	out, err := cmd.StdoutPipe()
+	words, pids := reaper.Abandon(t, abandonEnv)
+	// etcd, the apiserver, containerd, the kubelet and the reaper.
+	if len(words) != 2 || len(pids) < 5 {
+		t.Fatalf("want the node's name and folder, and etcd, the apiserver, the node's daemons and the reaper; got %q, %v", words, pids)
+	}
+	name, dir := words[0], words[1]
+	// The reaper is among them: once it has exited, it has done its work.
+	reaper.AwaitExit(t, pids, 2*time.Minute)
+	roots, err := cgroupRoots(name)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	line, err := bufio.NewReader(out).ReadString('\n')
-	if err != nil {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		t.Fatalf("the node did not start: %v", err)
-	}
-	f := strings.Fields(line)
-	if len(f) < 2+4 {
-		t.Fatalf("want the node's name, folder, and etcd, the apiserver, the node's daemons and the reaper; got %q", line)
-	}
-	name, dir := f[0], f[1]
-	var pids []int
-	for _, s := range f[2:] {
-		pid, err := strconv.Atoi(s)
-		if err != nil {
-			t.Fatalf("printed %q", line)
-		}
-		pids = append(pids, pid)
-	}
-	paths := append([]string{"/run/netns/" + name, dir}, cgroupRoots(t, name)...)
-	for _, path := range paths {
-		if _, err := os.Stat(path); err != nil {
-			t.Fatalf("before the kill: %v", err)
-		}
-	}
-
-	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	_ = cmd.Wait()
-	// The reaper is among them: once all have exited, it has done its work.
-	for _, pid := range pids {
-		deadline := time.Now().Add(2 * time.Minute)
-		for reaper.Alive(pid) {
-			if time.Now().After(deadline) {
-				t.Fatalf("process %d outlived its test by two minutes", pid)
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-	}
-	for _, path := range paths {
+	for _, path := range append([]string{"/run/netns/" + name, dir}, roots...) {
 		if _, err := os.Stat(path); !os.IsNotExist(err) {
 			t.Errorf("%s is left (%v)", path, err)
 		}
@@ -121,13 +88,13 @@ func TestKilledTestLeavesTheMachineAsFound(t *testing.T) {
 }
 
 // cgroupRoots are where the node's cgroup root is in each hierarchy.
-func cgroupRoots(t *testing.T, name string) []string {
+func cgroupRoots(name string) ([]string, error) {
 	if _, err := os.Stat("/sys/fs/cgroup/cgroup.controllers"); err == nil {
-		return []string{filepath.Join("/sys/fs/cgroup", name)}
+		return []string{filepath.Join("/sys/fs/cgroup", name)}, nil
 	}
 	entries, err := os.ReadDir("/sys/fs/cgroup")
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	var out []string
 	for _, e := range entries {
@@ -135,5 +102,5 @@ func cgroupRoots(t *testing.T, name string) []string {
 			out = append(out, filepath.Join("/sys/fs/cgroup", e.Name(), name))
 		}
 	}
-	return out
+	return out, nil
 }

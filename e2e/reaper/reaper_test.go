@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -22,19 +23,21 @@ const victimEnv = "ALBDRAIN_REAPER_VICTIM"
 
 // TestMain runs the victim when asked to, before any test.
 func TestMain(m *testing.M) {
-	if log := os.Getenv(victimEnv); log != "" {
-		victim(log)
+	if os.Getenv(victimEnv) != "" {
+		victim()
 		return
 	}
 	os.Exit(m.Run())
 }
 
+// logEnv names the file the victim's commands append to.
+const logEnv = "ALBDRAIN_REAPER_LOG"
+
 // victim starts three sleepers: a process group leader with a child of its
 // own (as envtest starts etcd), a plain child (as the node's daemons run),
-// and one it releases. It registers three commands that append to log,
-// releasing the last. It prints the processes' IDs, the leader's child's
-// and the reaper's, then waits to be killed.
-func victim(log string) {
+// and one it releases. It registers three commands that append to the
+// log, releasing the last, and abandons them all.
+func victim() {
 	leader := exec.Command("/bin/sh", "-c", "sleep 600 & echo $!; wait")
 	leader.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	out, err := leader.StdoutPipe()
@@ -54,14 +57,13 @@ func victim(log string) {
 		}
 	}
 	for _, word := range []string{"first", "second", "released"} {
-		release, err := OnDeath("echo " + word + " >> " + Quote(log))
+		release, err := OnDeath("echo " + word + " >> " + Quote(os.Getenv(logEnv)))
 		must(err)
 		if word == "released" {
 			release()
 		}
 	}
-	fmt.Println(leader.Process.Pid, strings.TrimSpace(grandchild), plain.Process.Pid, released.Process.Pid, reaperPID)
-	select {}
+	Abandoned(strings.TrimSpace(grandchild), strconv.Itoa(released.Process.Pid))
 }
 
 func must(err error) {
@@ -71,63 +73,33 @@ func must(err error) {
 	}
 }
 
-// TestUndoesWhatTheDeadTestLeft kills a test process harder than go test's
-// timeout does (SIGKILL: no deferred code at all) and checks that what it
+// TestUndoesWhatTheDeadTestLeft checks that what a killed test process
 // guarded dies with it, the guarded group included, that its commands run
 // newest first, and that what it released lives on or does not run.
 func TestUndoesWhatTheDeadTestLeft(t *testing.T) {
 	// A quote in the path checks Quote.
 	log := filepath.Join(t.TempDir(), "it's run")
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), victimEnv+"="+log)
-	cmd.Stderr = os.Stderr
-	out, err := cmd.StdoutPipe()
+	t.Setenv(logEnv, log)
+	words, children := Abandon(t, victimEnv)
+	if len(words) != 2 {
+		t.Fatalf("victim printed %q", words)
+	}
+	grandchild, err := strconv.Atoi(words[0])
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := cmd.Start(); err != nil {
+	released, err := strconv.Atoi(words[1])
+	if err != nil {
 		t.Fatal(err)
 	}
-	line, err := bufio.NewReader(out).ReadString('\n')
-	if err != nil {
-		_ = cmd.Process.Kill()
-		t.Fatalf("victim: %v", err)
-	}
-	var pids []int
-	for _, f := range strings.Fields(line) {
-		pid, err := strconv.Atoi(f)
-		if err != nil {
-			t.Fatalf("victim printed %q", line)
-		}
-		pids = append(pids, pid)
-	}
-	if len(pids) != 5 {
-		t.Fatalf("victim printed %q", line)
-	}
-	released := pids[3]
 	t.Cleanup(func() { _ = syscall.Kill(released, syscall.SIGKILL) })
-	for _, pid := range pids {
-		if !Alive(pid) {
-			t.Fatalf("process %d is not running before the victim dies", pid)
-		}
+	i := slices.Index(children, released)
+	// The leader, the plain child, the released one and the reaper.
+	if i < 0 || len(children) != 4 {
+		t.Fatalf("victim's children: %v, of which %d released", children, released)
 	}
-
-	if err := cmd.Process.Kill(); err != nil {
-		t.Fatal(err)
-	}
-	_ = cmd.Wait()
-
-	names := []string{"group leader", "its child", "plain child", "reaper"}
-	for i, pid := range append(pids[:3:3], pids[4]) {
-		deadline := time.Now().Add(time.Minute)
-		for Alive(pid) {
-			if time.Now().After(deadline) {
-				t.Fatalf("the %s (%d) outlived the test process by a minute", names[i], pid)
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-	}
-	// The reaper has exited, so it has done all it does.
+	// The reaper is among them: once it has exited, it has done all it does.
+	AwaitExit(t, append(slices.Delete(children, i, i+1), grandchild), time.Minute)
 	if !Alive(released) {
 		t.Errorf("the released process (%d) was killed", released)
 	}
