@@ -51,8 +51,6 @@ var (
 	mu   sync.Mutex
 	pipe io.WriteCloser
 	last int
-	// reaperPID lets the package's test wait for the reaper's exit.
-	reaperPID int
 )
 
 // Guard has pid killed, with the process group it leads if any (envtest
@@ -115,7 +113,7 @@ func start() error {
 		return errors.Join(fmt.Errorf("reaper: start: %w", err), w.Close())
 	}
 	// Not waited for: it exits only after this process has.
-	pipe, reaperPID = w, cmd.Process.Pid
+	pipe = w
 	return nil
 }
 
