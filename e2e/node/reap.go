@@ -23,11 +23,14 @@ func (n *Node) onDeath(command string) error {
 }
 
 // removeDirCommand detaches every mount at or below dir, deepest first, as
-// unmountUnder does, then removes dir; --one-file-system keeps rm out of a
-// mount that would not come off.
+// unmountUnder does, then removes dir, but only once no mount is left
+// under it: rm would follow a bind mount that would not come off into
+// what it shows, and --one-file-system alone tells no bind mount from the
+// same file system.
 func removeDirCommand(dir string) string {
 	q := reaper.Quote(dir)
-	return fmt.Sprintf(`awk -v d=%s '$5 == d || index($5, d "/") == 1 { print $5 }' /proc/self/mountinfo | sort -r | xargs -r -n1 umount -l; rm -rf --one-file-system %s`, q, q)
+	mounts := fmt.Sprintf(`awk -v d=%s '$5 == d || index($5, d "/") == 1 { print $5 }' /proc/self/mountinfo`, q)
+	return fmt.Sprintf(`%s | sort -r | xargs -r -n1 umount -l; [ -z "$(%s)" ] && rm -rf --one-file-system %s`, mounts, mounts, q)
 }
 
 // removeNetnsCommand kills what still runs in the namespace (containerd's
