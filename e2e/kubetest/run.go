@@ -79,9 +79,11 @@ func Run(opts ...Option) (env *Env, stop func() error, err error) {
 	if err != nil {
 		return nil, nil, errors.Join(fmt.Errorf("start kube-apiserver and etcd: %w", err), stop())
 	}
-	if release, err = guard(te); err != nil {
+	guarded, err := guard(te)
+	if err != nil {
 		return nil, nil, errors.Join(err, stop())
 	}
+	release = guarded
 	c, err := client.New(cfg, client.Options{Scheme: scheme})
 	if err != nil {
 		return nil, nil, errors.Join(fmt.Errorf("client: %w", err), stop())
