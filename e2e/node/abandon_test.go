@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -33,7 +32,7 @@ func abandon() int {
 		return 2
 	}
 	// What the test checks is gone must be there first.
-	roots, err := cgroupRoots(n.Name)
+	roots, err := node.CgroupRoots(n.Name)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 2
@@ -61,7 +60,7 @@ func TestKilledTestLeavesTheMachineAsFound(t *testing.T) {
 	name, dir := words[0], words[1]
 	// The reaper is among them: once it has exited, it has done its work.
 	reaper.AwaitExit(t, pids, 2*time.Minute)
-	roots, err := cgroupRoots(name)
+	roots, err := node.CgroupRoots(name)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,22 +84,4 @@ func TestKilledTestLeavesTheMachineAsFound(t *testing.T) {
 	if suffix := strings.TrimPrefix(name, "albdrain-"); strings.Contains(string(links), suffix) {
 		t.Errorf("a host link of node %s is left", name)
 	}
-}
-
-// cgroupRoots are where the node's cgroup root is in each hierarchy.
-func cgroupRoots(name string) ([]string, error) {
-	if _, err := os.Stat("/sys/fs/cgroup/cgroup.controllers"); err == nil {
-		return []string{filepath.Join("/sys/fs/cgroup", name)}, nil
-	}
-	entries, err := os.ReadDir("/sys/fs/cgroup")
-	if err != nil {
-		return nil, err
-	}
-	var out []string
-	for _, e := range entries {
-		if e.IsDir() {
-			out = append(out, filepath.Join("/sys/fs/cgroup", e.Name(), name))
-		}
-	}
-	return out, nil
 }
